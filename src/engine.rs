@@ -1,0 +1,495 @@
+//! The decision engine: metrics + rules + time -> decision.
+//!
+//! Pure by design: no I/O, no clock, no gRPC, no storage. Every function
+//! takes the time it decides at, so the same inputs always give the same
+//! decision, and period-end runs, what-if simulations and tests can decide
+//! "as of" any moment.
+//!
+//! Promotion is immediate (the highest tier whose `qualify` holds, several
+//! rungs at once if need be). Demotion needs the current tier's `retain` to
+//! fail without a break for `grace_days`, and then drops at most `max_drop`
+//! tiers, to the highest tier whose `retain` still holds. A manual override
+//! either locks the tier or puts a floor under it until it lapses.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Datelike, Months, NaiveDate, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    money::Currency,
+    rules::{Condition, Metric, Rate, RuleSet, Window},
+    script::{Inputs, PurchaseInputs},
+};
+
+/// The numbers tier conditions look at, computed for one evaluation time.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metrics {
+    /// Status points earned in the window (returns and corrections netted).
+    pub qualifying_points: i64,
+    /// Spend in the window, minor units (returns netted).
+    pub purchase_volume_minor: i64,
+    /// Purchases in the window (fully returned ones not counted).
+    pub purchase_count: i64,
+    /// Net spend since the first event, minor units.
+    pub lifetime_value_minor: i64,
+    /// Redeemable points (visible to scripts; never a tier threshold).
+    pub points_balance: i64,
+}
+
+impl Metrics {
+    /// The value of one metric.
+    pub fn get(&self, metric: Metric) -> i64 {
+        match metric {
+            Metric::QualifyingPoints => self.qualifying_points,
+            Metric::PurchaseVolume => self.purchase_volume_minor,
+            Metric::PurchaseCount => self.purchase_count,
+            Metric::LifetimeValue => self.lifetime_value_minor,
+        }
+    }
+}
+
+/// A member as the engine sees it: metrics and descriptive attributes.
+#[derive(Debug, Clone, Copy)]
+pub struct Subject<'a> {
+    pub metrics: &'a Metrics,
+    pub attributes: &'a BTreeMap<String, String>,
+}
+
+impl<'a> Subject<'a> {
+    fn inputs(&self) -> Inputs<'a> {
+        Inputs {
+            qualifying_points: self.metrics.qualifying_points,
+            purchase_volume: self.metrics.purchase_volume_minor,
+            purchase_count: self.metrics.purchase_count,
+            lifetime_value: self.metrics.lifetime_value_minor,
+            points_balance: self.metrics.points_balance,
+            attributes: Some(self.attributes),
+            purchase: None,
+        }
+    }
+}
+
+/// How a manual override holds a member's tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OverrideMode {
+    /// The member may rise above the tier but not fall below it.
+    Floor,
+    /// The member stays in the tier whatever the metrics say.
+    Lock,
+}
+
+/// A tier placed by hand by customer service.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierOverride {
+    pub tier_id: String,
+    pub mode: OverrideMode,
+    /// When it lapses; `None` means until cleared.
+    pub until: Option<DateTime<Utc>>,
+    pub reason: String,
+}
+
+impl TierOverride {
+    fn in_force(&self, at: DateTime<Utc>) -> bool {
+        self.until.is_none_or(|until| at < until)
+    }
+}
+
+/// A member's standing on the ladder, as stored between evaluations.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TierState {
+    /// The current tier's id.
+    pub tier_id: String,
+    /// When the member entered it.
+    pub since: DateTime<Utc>,
+    /// Since when `retain` has failed without a break (the grace clock).
+    pub retain_failing_since: Option<DateTime<Utc>>,
+    /// A manual override, while one is set.
+    pub tier_override: Option<TierOverride>,
+}
+
+/// What kind of move a tier change is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    /// The first tier, on enrolment.
+    Initial,
+    Promotion,
+    Demotion,
+    /// Set by hand.
+    Manual,
+}
+
+/// A tier change decided by the engine (the store numbers and keeps it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub from_tier: String,
+    pub to_tier: String,
+    pub kind: ChangeKind,
+    pub at: DateTime<Utc>,
+    /// Which criterion was met or failed, in words.
+    pub reason: String,
+}
+
+/// The result of evaluating one member: the new state and, if the tier
+/// moved, the change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Evaluation {
+    pub state: TierState,
+    pub change: Option<Change>,
+}
+
+/// Start of the qualification window that ends at `at`. `enrolled_at`
+/// anchors the anniversary year.
+pub fn window_start(window: Window, at: DateTime<Utc>, enrolled_at: DateTime<Utc>) -> DateTime<Utc> {
+    match window {
+        Window::RollingMonths(months) => at
+            .checked_sub_months(Months::new(months))
+            .unwrap_or(DateTime::<Utc>::MIN_UTC),
+        Window::CalendarYear => start_of_day(NaiveDate::from_ymd_opt(at.year(), 1, 1)),
+        Window::AnniversaryYear => {
+            let this_year = anniversary_in(enrolled_at, at.year());
+            if this_year <= at {
+                this_year
+            } else {
+                anniversary_in(enrolled_at, at.year() - 1)
+            }
+        }
+    }
+}
+
+/// The enrolment anniversary in `year` (29 February falls on the 28th).
+fn anniversary_in(enrolled_at: DateTime<Utc>, year: i32) -> DateTime<Utc> {
+    let day = NaiveDate::from_ymd_opt(year, enrolled_at.month(), enrolled_at.day())
+        .or_else(|| NaiveDate::from_ymd_opt(year, enrolled_at.month(), 28));
+    start_of_day(day)
+}
+
+fn start_of_day(day: Option<NaiveDate>) -> DateTime<Utc> {
+    day.and_then(|d| d.and_hms_opt(0, 0, 0))
+        .map_or(DateTime::<Utc>::MIN_UTC, |t| t.and_utc())
+}
+
+/// Decides a member's tier at `at`.
+///
+/// Promotion wins over everything but a lock; demotion follows the grace
+/// period and soft landing of `rules.demotion` and never goes below a floor.
+pub fn evaluate(
+    rules: &RuleSet,
+    state: &TierState,
+    subject: Subject<'_>,
+    at: DateTime<Utc>,
+) -> Evaluation {
+    let mut next = state.clone();
+    if next.tier_override.as_ref().is_some_and(|o| !o.in_force(at)) {
+        next.tier_override = None;
+    }
+    let current = rules.tier_index(&state.tier_id).unwrap_or(0);
+    let floor = next.tier_override.as_ref().and_then(|o| {
+        let index = rules.tier_index(&o.tier_id).unwrap_or(0);
+        match o.mode {
+            OverrideMode::Lock => None,
+            OverrideMode::Floor => Some(index),
+        }
+    });
+    if let Some(lock) = next
+        .tier_override
+        .as_ref()
+        .filter(|o| o.mode == OverrideMode::Lock)
+    {
+        next.retain_failing_since = None;
+        let change = (lock.tier_id != state.tier_id).then(|| Change {
+            from_tier: state.tier_id.clone(),
+            to_tier: lock.tier_id.clone(),
+            kind: ChangeKind::Manual,
+            at,
+            reason: format!("locked by hand: {}", lock.reason),
+        });
+        next.tier_id.clone_from(&lock.tier_id);
+        return finish(next, change);
+    }
+
+    let (qualified, qualify_reason) = highest_qualified(rules, subject);
+    if qualified > current {
+        return finish(
+            moved(next, rules, qualified, at),
+            Some(Change {
+                from_tier: state.tier_id.clone(),
+                to_tier: rules.tiers[qualified].id.clone(),
+                kind: ChangeKind::Promotion,
+                at,
+                reason: qualify_reason,
+            }),
+        );
+    }
+    let (retained, retain_reason) = retains(rules, current, subject);
+    if retained {
+        next.retain_failing_since = None;
+        return finish(next, None);
+    }
+    let failing_since = *next.retain_failing_since.get_or_insert(at);
+    let grace = TimeDelta::days(i64::from(rules.demotion.grace_days));
+    if at - failing_since < grace {
+        return finish(next, None);
+    }
+    let lowest_allowed = current
+        .saturating_sub(rules.demotion.max_drop as usize)
+        .max(floor.unwrap_or(0));
+    let target = (0..current)
+        .rev()
+        .find(|&t| retains(rules, t, subject).0)
+        .unwrap_or(0)
+        .max(lowest_allowed);
+    if target >= current {
+        return finish(next, None);
+    }
+    let days = (at - failing_since).num_days();
+    let mut reason = format!(
+        "retain of {} failed for {days} days (grace {}): {retain_reason}",
+        state.tier_id, rules.demotion.grace_days
+    );
+    if target == lowest_allowed && lowest_allowed > 0 {
+        reason.push_str(&landing_note(rules, floor, target));
+    }
+    let mut next = moved(next, rules, target, at);
+    if !retains(rules, target, subject).0 {
+        // The grace clock starts again in the new tier.
+        next.retain_failing_since = Some(at);
+    }
+    finish(
+        next,
+        Some(Change {
+            from_tier: state.tier_id.clone(),
+            to_tier: rules.tiers[target].id.clone(),
+            kind: ChangeKind::Demotion,
+            at,
+            reason,
+        }),
+    )
+}
+
+fn landing_note(rules: &RuleSet, floor: Option<usize>, target: usize) -> String {
+    if floor == Some(target) {
+        format!("; held at the manual floor {}", rules.tiers[target].id)
+    } else {
+        format!("; soft landing (max_drop {})", rules.demotion.max_drop)
+    }
+}
+
+fn finish(state: TierState, change: Option<Change>) -> Evaluation {
+    Evaluation { state, change }
+}
+
+fn moved(mut state: TierState, rules: &RuleSet, tier: usize, at: DateTime<Utc>) -> TierState {
+    state.tier_id.clone_from(&rules.tiers[tier].id);
+    state.since = at;
+    state.retain_failing_since = None;
+    state
+}
+
+/// The highest tier whose `qualify` holds, with the reason in words.
+fn highest_qualified(rules: &RuleSet, subject: Subject<'_>) -> (usize, String) {
+    for (index, tier) in rules.tiers.iter().enumerate().rev() {
+        if let Some(condition) = &tier.qualify {
+            let (met, why) = explain(condition, subject, rules.currency);
+            if met {
+                return (index, format!("qualified for {}: {why}", tier.id));
+            }
+        }
+    }
+    (0, String::new())
+}
+
+/// Whether the member keeps tier `index`, with the reason in words.
+fn retains(rules: &RuleSet, index: usize, subject: Subject<'_>) -> (bool, String) {
+    match rules.tiers[index].retain_condition() {
+        None => (true, String::from("entry tier")),
+        Some(condition) => explain(condition, subject, rules.currency),
+    }
+}
+
+/// Evaluates a condition and says why it holds or fails.
+///
+/// A script that fails (a limit, a wrong result type) counts as not met and
+/// says so in the reason, so a broken script can never promote anyone.
+pub fn explain(condition: &Condition, subject: Subject<'_>, currency: Currency) -> (bool, String) {
+    match condition {
+        Condition::AtLeast { metric, threshold } => {
+            let value = subject.metrics.get(*metric);
+            let shown = |v: i64| show(*metric, v, currency);
+            let met = value >= *threshold;
+            let op = if met { ">=" } else { "<" };
+            (met, format!("{metric} {} {op} {}", shown(value), shown(*threshold)))
+        }
+        Condition::All(list) => combine(list, subject, currency, true),
+        Condition::Any(list) => combine(list, subject, currency, false),
+        Condition::Script(script) => match script.eval_condition(&subject.inputs()) {
+            Ok(met) => (met, format!("script `{}` is {met}", script.source().trim())),
+            Err(err) => {
+                tracing::warn!(error = %err, script = script.source(), "tier condition script failed");
+                (false, format!("script `{}` failed: {err}", script.source().trim()))
+            }
+        },
+    }
+}
+
+fn combine(list: &[Condition], subject: Subject<'_>, currency: Currency, all: bool) -> (bool, String) {
+    let results: Vec<(bool, String)> = list
+        .iter()
+        .map(|c| explain(c, subject, currency))
+        .collect();
+    let met = if all {
+        results.iter().all(|r| r.0)
+    } else {
+        results.iter().any(|r| r.0)
+    };
+    // Name what decided: the parts that agree with the outcome.
+    let decisive: Vec<&str> = results
+        .iter()
+        .filter(|r| r.0 == met)
+        .map(|r| r.1.as_str())
+        .collect();
+    let joiner = if met && !all { " or " } else { " and " };
+    (met, decisive.join(joiner))
+}
+
+fn show(metric: Metric, value: i64, currency: Currency) -> String {
+    if metric.is_money() {
+        currency.format_minor(value)
+    } else {
+        value.to_string()
+    }
+}
+
+/// A purchase as the earning rules see it.
+#[derive(Debug, Clone, Copy)]
+pub struct PurchaseFacts<'a> {
+    pub amount_minor: i64,
+    pub channel: &'a str,
+    pub store_id: &'a str,
+    pub tags: &'a [String],
+}
+
+/// Points earned by a purchase: spend x rate x channel multiplier x the
+/// largest tag multiplier, rounded down, plus the bonus script (which counts
+/// as 0 if it fails or is negative). Exact integer arithmetic throughout.
+pub fn points_for_purchase(rules: &RuleSet, purchase: PurchaseFacts<'_>, subject: Subject<'_>) -> i64 {
+    let earning = &rules.earning;
+    let channel = earning
+        .channel_multipliers
+        .get(purchase.channel)
+        .copied()
+        .unwrap_or(Rate::ONE);
+    let tag = purchase
+        .tags
+        .iter()
+        .filter_map(|t| earning.tag_multipliers.get(t))
+        .copied()
+        .max_by(|a, b| {
+            (i128::from(a.numerator) * i128::from(b.denominator))
+                .cmp(&(i128::from(b.numerator) * i128::from(a.denominator)))
+        })
+        .unwrap_or(Rate::ONE);
+    let numerator = i128::from(purchase.amount_minor)
+        * i128::from(earning.points_per_unit.numerator)
+        * i128::from(channel.numerator)
+        * i128::from(tag.numerator);
+    let denominator = i128::from(rules.currency.minor_per_major())
+        * i128::from(earning.points_per_unit.denominator)
+        * i128::from(channel.denominator)
+        * i128::from(tag.denominator);
+    let base = i64::try_from(numerator / denominator.max(1)).unwrap_or(i64::MAX);
+    base.saturating_add(bonus_points(rules, purchase, subject))
+}
+
+fn bonus_points(rules: &RuleSet, purchase: PurchaseFacts<'_>, subject: Subject<'_>) -> i64 {
+    let Some(script) = &rules.earning.bonus else {
+        return 0;
+    };
+    let inputs = Inputs {
+        purchase: Some(PurchaseInputs {
+            amount_minor: purchase.amount_minor,
+            channel: purchase.channel,
+            store_id: purchase.store_id,
+            tags: purchase.tags,
+        }),
+        ..subject.inputs()
+    };
+    match script.eval_points(&inputs) {
+        Ok(points) => points.max(0),
+        Err(err) => {
+            tracing::warn!(error = %err, "bonus script failed; no bonus awarded");
+            0
+        }
+    }
+}
+
+/// What a member still needs for the next tier up.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct NextTier {
+    pub tier_id: String,
+    /// "spend 120.00 more or earn 300 more points".
+    pub summary: String,
+    /// (metric, missing amount) for each threshold not yet reached.
+    pub shortfalls: Vec<(String, i64)>,
+}
+
+/// The next tier above `tier_id` and what is missing for it; `None` at the top.
+pub fn next_tier(rules: &RuleSet, tier_id: &str, subject: Subject<'_>) -> Option<NextTier> {
+    let current = rules.tier_index(tier_id).unwrap_or(0);
+    let tier = rules.tiers.get(current + 1)?;
+    let condition = tier.qualify.as_ref()?;
+    let mut shortfalls = Vec::new();
+    let summary = missing(condition, subject, rules.currency, &mut shortfalls)
+        .unwrap_or_else(|| String::from("qualifies at the next evaluation"));
+    Some(NextTier {
+        tier_id: tier.id.clone(),
+        summary,
+        shortfalls,
+    })
+}
+
+/// What is missing for `condition`, in words; `None` when it is met.
+fn missing(
+    condition: &Condition,
+    subject: Subject<'_>,
+    currency: Currency,
+    shortfalls: &mut Vec<(String, i64)>,
+) -> Option<String> {
+    match condition {
+        Condition::AtLeast { metric, threshold } => {
+            let gap = threshold.saturating_sub(subject.metrics.get(*metric));
+            (gap > 0).then(|| {
+                shortfalls.push((metric.name().to_owned(), gap));
+                match metric {
+                    Metric::QualifyingPoints => format!("earn {gap} more points"),
+                    Metric::PurchaseVolume => format!("spend {} more", currency.format_minor(gap)),
+                    Metric::PurchaseCount => format!("make {gap} more purchases"),
+                    Metric::LifetimeValue => {
+                        format!("reach {} more lifetime spend", currency.format_minor(gap))
+                    }
+                }
+            })
+        }
+        Condition::All(list) => {
+            let parts: Vec<String> = list
+                .iter()
+                .filter_map(|c| missing(c, subject, currency, shortfalls))
+                .collect();
+            (!parts.is_empty()).then(|| parts.join(" and "))
+        }
+        Condition::Any(list) => {
+            let parts: Option<Vec<String>> = list
+                .iter()
+                .map(|c| missing(c, subject, currency, shortfalls))
+                .collect();
+            parts.map(|p| p.join(" or "))
+        }
+        Condition::Script(script) => {
+            let (met, _) = explain(condition, subject, currency);
+            (!met).then(|| format!("meet `{}`", script.source().trim()))
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;

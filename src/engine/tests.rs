@@ -1,0 +1,220 @@
+//! Unit tests of the decision engine on a small three-tier ladder.
+
+use std::path::Path;
+
+use chrono::TimeZone;
+
+use super::*;
+use crate::rules;
+
+const RULES: &str = "\
+program: test
+version: t1
+currency: EUR
+window: rolling 12 months
+earning:
+  points_per_unit: 1
+  channel_multipliers: { web: 1.5 }
+  tag_multipliers: { double: 2, triple: 3 }
+  bonus: 'if amount >= 10000 { 7 } else { 0 }'
+tiers:
+  - id: bronze
+  - id: silver
+    qualify: { qualifying_points: 100 }
+    retain: { qualifying_points: 80 }
+  - id: gold
+    qualify: { any: [ { qualifying_points: 500 }, { purchase_volume: \"1000.00\" } ] }
+    retain: { qualifying_points: 400 }
+demotion:
+  grace_days: 30
+  max_drop: 1
+";
+
+fn ruleset() -> RuleSet {
+    rules::parse(Path::new("test.yaml"), RULES).expect("valid rules")
+}
+
+fn day(d: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).single().expect("valid date") + TimeDelta::days(i64::from(d))
+}
+
+fn state(tier: &str) -> TierState {
+    TierState {
+        tier_id: tier.to_owned(),
+        since: day(0),
+        retain_failing_since: None,
+        tier_override: None,
+    }
+}
+
+fn points(qp: i64) -> Metrics {
+    Metrics {
+        qualifying_points: qp,
+        ..Metrics::default()
+    }
+}
+
+fn eval(rules: &RuleSet, state: &TierState, metrics: &Metrics, at: DateTime<Utc>) -> Evaluation {
+    let attributes = BTreeMap::new();
+    evaluate(
+        rules,
+        state,
+        Subject {
+            metrics,
+            attributes: &attributes,
+        },
+        at,
+    )
+}
+
+#[test]
+fn promotion_is_immediate_and_may_skip_tiers() {
+    let rules = ruleset();
+    let result = eval(&rules, &state("bronze"), &points(600), day(1));
+    let change = result.change.expect("promoted");
+    assert_eq!((change.from_tier.as_str(), change.to_tier.as_str()), ("bronze", "gold"));
+    assert_eq!(change.kind, ChangeKind::Promotion);
+    assert!(change.reason.contains("qualifying_points 600 >= 500"), "{}", change.reason);
+    assert_eq!(result.state.since, day(1));
+}
+
+#[test]
+fn demotion_waits_for_the_grace_period_and_lands_softly() {
+    let rules = ruleset();
+    let low = points(10);
+    let first = eval(&rules, &state("gold"), &low, day(1));
+    assert_eq!(first.change, None);
+    assert_eq!(first.state.retain_failing_since, Some(day(1)));
+    let within = eval(&rules, &first.state, &low, day(30));
+    assert_eq!(within.change, None, "29 days is inside the grace period");
+    let after = eval(&rules, &within.state, &low, day(31));
+    let change = after.change.expect("demoted after 30 days");
+    assert_eq!(change.to_tier, "silver", "max_drop 1 lands one tier down");
+    assert_eq!(change.kind, ChangeKind::Demotion);
+    assert!(change.reason.contains("soft landing"), "{}", change.reason);
+    // Silver is not retained either: a new grace period starts at once.
+    assert_eq!(after.state.retain_failing_since, Some(day(31)));
+}
+
+#[test]
+fn recovering_resets_the_grace_clock() {
+    let rules = ruleset();
+    let failing = eval(&rules, &state("gold"), &points(10), day(1)).state;
+    let recovered = eval(&rules, &failing, &points(450), day(10)).state;
+    assert_eq!(recovered.retain_failing_since, None);
+    let again = eval(&rules, &recovered, &points(10), day(35));
+    assert_eq!(again.change, None, "the clock restarted on day 35");
+}
+
+#[test]
+fn retain_is_lower_than_qualify() {
+    let rules = ruleset();
+    let result = eval(&rules, &state("silver"), &points(90), day(100));
+    assert_eq!(result.change, None);
+    assert_eq!(result.state.retain_failing_since, None);
+}
+
+#[test]
+fn lock_and_floor_overrides() {
+    let rules = ruleset();
+    let mut locked = state("gold");
+    locked.tier_override = Some(TierOverride {
+        tier_id: "gold".into(),
+        mode: OverrideMode::Lock,
+        until: Some(day(50)),
+        reason: "vip".into(),
+    });
+    let held = eval(&rules, &locked, &points(0), day(45));
+    assert_eq!(held.change, None);
+    assert_eq!(held.state.tier_id, "gold");
+    // After the lock lapses the normal policy applies, grace period first.
+    let lapsed = eval(&rules, &held.state, &points(0), day(51));
+    assert_eq!(lapsed.state.tier_override, None);
+    assert_eq!(lapsed.change, None);
+
+    let mut floored = state("gold");
+    floored.tier_override = Some(TierOverride {
+        tier_id: "gold".into(),
+        mode: OverrideMode::Floor,
+        until: None,
+        reason: "complaint".into(),
+    });
+    floored.retain_failing_since = Some(day(0));
+    let kept = eval(&rules, &floored, &points(0), day(90));
+    assert_eq!(kept.change, None, "a floor holds");
+    let mut floored_silver = floored.clone();
+    floored_silver.tier_id = "silver".into();
+    floored_silver.tier_override = Some(TierOverride {
+        tier_id: "silver".into(),
+        ..floored.tier_override.clone().expect("set above")
+    });
+    let rose = eval(&rules, &floored_silver, &points(700), day(90));
+    assert_eq!(rose.change.map(|c| c.to_tier), Some("gold".into()), "a floor does not cap");
+}
+
+#[test]
+fn earning_multiplies_exactly() {
+    let rules = ruleset();
+    let metrics = Metrics::default();
+    let attributes = BTreeMap::new();
+    let subject = Subject {
+        metrics: &metrics,
+        attributes: &attributes,
+    };
+    let tags = vec!["double".to_owned(), "triple".to_owned()];
+    let facts = |amount_minor, channel, tags: &'static [String]| PurchaseFacts {
+        amount_minor,
+        channel,
+        store_id: "s1",
+        tags,
+    };
+    assert_eq!(points_for_purchase(&rules, facts(9_999, "pos", &[]), subject), 99);
+    assert_eq!(points_for_purchase(&rules, facts(12_345, "pos", &[]), subject), 130);
+    assert_eq!(points_for_purchase(&rules, facts(999, "web", &[]), subject), 14);
+    let leaked: &'static [String] = Box::leak(tags.into_boxed_slice());
+    // 50.00 x 1.5 (web) x 3 (largest tag) = 225.
+    assert_eq!(points_for_purchase(&rules, facts(5_000, "web", leaked), subject), 225);
+    // 100.00 earns 100 plus the scripted bonus of 7.
+    assert_eq!(points_for_purchase(&rules, facts(10_000, "pos", &[]), subject), 107);
+}
+
+#[test]
+fn next_tier_says_what_is_missing() {
+    let rules = ruleset();
+    let metrics = Metrics {
+        qualifying_points: 200,
+        purchase_volume_minor: 88_000,
+        ..Metrics::default()
+    };
+    let attributes = BTreeMap::new();
+    let subject = Subject {
+        metrics: &metrics,
+        attributes: &attributes,
+    };
+    let next = next_tier(&rules, "silver", subject).expect("gold is above");
+    assert_eq!(next.tier_id, "gold");
+    assert_eq!(next.summary, "earn 300 more points or spend 120.00 more");
+    assert_eq!(
+        next.shortfalls,
+        vec![("qualifying_points".into(), 300), ("purchase_volume".into(), 12_000)]
+    );
+    assert_eq!(next_tier(&rules, "gold", subject), None);
+}
+
+#[test]
+fn windows() {
+    let at = Utc.with_ymd_and_hms(2026, 3, 15, 10, 0, 0).single().expect("valid");
+    let enrolled = Utc.with_ymd_and_hms(2020, 6, 1, 9, 0, 0).single().expect("valid");
+    assert_eq!(
+        window_start(Window::RollingMonths(12), at, enrolled),
+        Utc.with_ymd_and_hms(2025, 3, 15, 10, 0, 0).single().expect("valid")
+    );
+    assert_eq!(
+        window_start(Window::CalendarYear, at, enrolled),
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid")
+    );
+    assert_eq!(
+        window_start(Window::AnniversaryYear, at, enrolled),
+        Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).single().expect("valid")
+    );
+}

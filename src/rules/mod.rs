@@ -1,0 +1,397 @@
+//! The tier rules: the YAML that marketing staff write, read into a
+//! validated, compiled [`RuleSet`].
+//!
+//! Loading happens once per rules version: values are checked while they are
+//! read (so every mistake carries `file:line:column`), rhai scripts are
+//! compiled, and the result is immutable. A file that fails to load never
+//! produces a `RuleSet`, so a bad file can never replace a good one.
+//!
+//! The format is documented with a worked example in `docs/rules.md`, and
+//! `rules/example.yaml` uses every feature.
+
+mod condition;
+mod values;
+
+use std::{
+    collections::{BTreeMap, HashSet},
+    fmt,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+pub use condition::{Condition, Metric};
+pub use values::{Rate, Window};
+
+use crate::{
+    money::Currency,
+    script::{Script, ScriptKind},
+};
+use values::{Count, CurrencyCode, LoadContext};
+
+/// A problem in a rules file, located where a person can find it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Diagnostic {
+    /// The file as it was named when loading.
+    pub file: PathBuf,
+    /// 1-based line (0 when the problem concerns the whole file).
+    pub line: usize,
+    /// 1-based column (0 when unknown).
+    pub column: usize,
+    /// What is wrong, and where it helps, what to write instead.
+    pub message: String,
+}
+
+impl fmt::Display for Diagnostic {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}: error: {}",
+            self.file.display(),
+            self.line,
+            self.column,
+            self.message
+        )
+    }
+}
+
+impl std::error::Error for Diagnostic {}
+
+/// One rung of the tier ladder.
+#[derive(Debug, Clone)]
+pub struct Tier {
+    /// Stable id stored with members and in history ("gold").
+    pub id: String,
+    /// Display name ("Gold").
+    pub name: String,
+    /// What it takes to enter the tier; `None` only for the entry tier.
+    pub qualify: Option<Condition>,
+    /// What it takes to stay; defaults to `qualify`.
+    pub retain: Option<Condition>,
+}
+
+impl Tier {
+    /// The condition checked to keep the tier: `retain`, else `qualify`.
+    /// `None` means the tier is always kept (the entry tier).
+    pub fn retain_condition(&self) -> Option<&Condition> {
+        self.retain.as_ref().or(self.qualify.as_ref())
+    }
+}
+
+/// How points are earned on purchases.
+#[derive(Debug, Clone)]
+pub struct Earning {
+    /// Points per major unit of currency spent.
+    pub points_per_unit: Rate,
+    /// Multiplier by purchase channel ("web": 1.5); 1 when absent.
+    pub channel_multipliers: BTreeMap<String, Rate>,
+    /// Multiplier by purchase tag; the largest matching one applies.
+    pub tag_multipliers: BTreeMap<String, Rate>,
+    /// Extra points computed by a rhai script, added after multipliers.
+    pub bonus: Option<Script>,
+}
+
+/// When a member falls from a tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Demotion {
+    /// Days `retain` must fail without a break before the member drops.
+    pub grace_days: u32,
+    /// Most tiers dropped in one evaluation (soft landing).
+    pub max_drop: u32,
+}
+
+/// A validated, compiled rules file: everything the engine needs to decide.
+#[derive(Debug, Clone)]
+pub struct RuleSet {
+    /// Program id ("acme-rewards").
+    pub program: String,
+    /// Version label, written into every decision it makes.
+    pub version: String,
+    /// The one currency the program accepts.
+    pub currency: Currency,
+    /// The qualification window.
+    pub window: Window,
+    /// Earning rates.
+    pub earning: Earning,
+    /// Months after earning at which points expire; `None`: never.
+    pub points_expiry_months: Option<u32>,
+    /// The ladder, entry tier first.
+    pub tiers: Vec<Tier>,
+    /// The demotion policy.
+    pub demotion: Demotion,
+}
+
+impl RuleSet {
+    /// Position of a tier on the ladder (0 = entry tier).
+    pub fn tier_index(&self, id: &str) -> Option<usize> {
+        self.tiers.iter().position(|t| t.id == id)
+    }
+
+    /// The entry tier everyone starts in.
+    pub fn entry_tier(&self) -> &Tier {
+        // `load` refuses a file without tiers.
+        &self.tiers[0]
+    }
+}
+
+// ----- the file as written -------------------------------------------------
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RulesFile {
+    program: String,
+    version: String,
+    currency: CurrencyCode,
+    window: Window,
+    earning: EarningFile,
+    #[serde(default)]
+    points_expiry: Option<ExpiryFile>,
+    tiers: Vec<TierFile>,
+    #[serde(default)]
+    demotion: DemotionFile,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EarningFile {
+    points_per_unit: Rate,
+    #[serde(default)]
+    channel_multipliers: BTreeMap<String, Rate>,
+    #[serde(default)]
+    tag_multipliers: BTreeMap<String, Rate>,
+    #[serde(default)]
+    bonus: Option<BonusScript>,
+}
+
+/// A bonus script, compiled while it is read.
+struct BonusScript(Script);
+
+impl<'de> Deserialize<'de> for BonusScript {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let source = String::deserialize(deserializer)?;
+        Script::compile(&source, ScriptKind::Bonus)
+            .map(BonusScript)
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ExpiryFile {
+    months: Count,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TierFile {
+    id: String,
+    #[serde(default)]
+    name: Option<String>,
+    #[serde(default)]
+    qualify: Option<Condition>,
+    #[serde(default)]
+    retain: Option<Condition>,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct DemotionFile {
+    #[serde(default)]
+    grace_days: Option<Count>,
+    #[serde(default)]
+    max_drop: Option<Count>,
+}
+
+/// Only the currency, read first so amounts know their decimals.
+#[derive(Deserialize)]
+struct Header {
+    currency: Option<String>,
+}
+
+// ----- loading ---------------------------------------------------------------
+
+/// Reads and validates a rules file from disk.
+///
+/// # Errors
+/// A [`Diagnostic`] naming the file, line and column of the first problem.
+pub fn load(path: &Path) -> Result<RuleSet, Diagnostic> {
+    let text = std::fs::read_to_string(path).map_err(|err| Diagnostic {
+        file: path.to_owned(),
+        line: 0,
+        column: 0,
+        message: format!("cannot read the rules file: {err}"),
+    })?;
+    parse(path, &text)
+}
+
+/// Validates rules held in memory; `file` names them in diagnostics.
+///
+/// # Errors
+/// A [`Diagnostic`] naming the file, line and column of the first problem.
+pub fn parse(file: &Path, text: &str) -> Result<RuleSet, Diagnostic> {
+    let currency = serde_yaml::from_str::<Header>(text)
+        .ok()
+        .and_then(|h| h.currency)
+        .and_then(|c| Currency::parse(&c).ok());
+    let parsed = {
+        let _context = LoadContext::enter(currency);
+        serde_yaml::from_str::<RulesFile>(text)
+    };
+    let raw = parsed.map_err(|err| yaml_diagnostic(file, &err))?;
+    compile(raw).map_err(|problem| problem.locate(file, text))
+}
+
+fn yaml_diagnostic(file: &Path, err: &serde_yaml::Error) -> Diagnostic {
+    let (line, column) = err
+        .location()
+        .map_or((0, 0), |loc| (loc.line(), loc.column()));
+    let mut message = err.to_string();
+    if let Some(cut) = message.rfind(" at line ") {
+        message.truncate(cut);
+    }
+    Diagnostic {
+        file: file.to_owned(),
+        line,
+        column,
+        message,
+    }
+}
+
+/// A problem found after parsing, with a text snippet to locate it by.
+struct Problem {
+    message: String,
+    /// Text whose first occurrence (after `after`) marks the spot.
+    anchor: String,
+    /// Find `anchor` after this many earlier occurrences.
+    occurrence: usize,
+}
+
+impl Problem {
+    fn at(anchor: impl Into<String>, occurrence: usize, message: impl Into<String>) -> Self {
+        Self {
+            message: message.into(),
+            anchor: anchor.into(),
+            occurrence,
+        }
+    }
+
+    fn locate(self, file: &Path, text: &str) -> Diagnostic {
+        let (line, column) = find_nth(text, &self.anchor, self.occurrence).unwrap_or((0, 0));
+        Diagnostic {
+            file: file.to_owned(),
+            line,
+            column,
+            message: self.message,
+        }
+    }
+}
+
+/// 1-based line and column of the `n`th (0-based) occurrence of `needle`.
+fn find_nth(text: &str, needle: &str, n: usize) -> Option<(usize, usize)> {
+    let offset = text.match_indices(needle).nth(n)?.0;
+    let before = &text[..offset];
+    let line = before.matches('\n').count() + 1;
+    let column = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
+    Some((line, column))
+}
+
+fn compile(raw: RulesFile) -> Result<RuleSet, Problem> {
+    let tiers = compile_tiers(raw.tiers)?;
+    let demotion = compile_demotion(&raw.demotion, tiers.len())?;
+    let points_expiry_months = match raw.points_expiry {
+        None => None,
+        Some(ExpiryFile { months: Count(m) }) => Some(
+            u32::try_from(m)
+                .ok()
+                .filter(|m| (1..=120).contains(m))
+                .ok_or_else(|| Problem::at("months:", 0, "points expire after 1 to 120 months"))?,
+        ),
+    };
+    Ok(RuleSet {
+        program: raw.program,
+        version: raw.version,
+        currency: raw.currency.0,
+        window: raw.window,
+        earning: Earning {
+            points_per_unit: raw.earning.points_per_unit,
+            channel_multipliers: raw.earning.channel_multipliers,
+            tag_multipliers: raw.earning.tag_multipliers,
+            bonus: raw.earning.bonus.map(|b| b.0),
+        },
+        points_expiry_months,
+        tiers,
+        demotion,
+    })
+}
+
+fn compile_tiers(raw: Vec<TierFile>) -> Result<Vec<Tier>, Problem> {
+    if raw.is_empty() {
+        return Err(Problem::at("tiers:", 0, "`tiers` needs at least the entry tier"));
+    }
+    let mut seen = HashSet::new();
+    let mut tiers = Vec::with_capacity(raw.len());
+    for (index, tier) in raw.into_iter().enumerate() {
+        let anchor = format!("id: {}", tier.id);
+        if tier.id.trim().is_empty() {
+            return Err(Problem::at("id:", index, "a tier id must not be empty"));
+        }
+        if !seen.insert(tier.id.clone()) {
+            let message = format!("duplicate tier id `{}`", tier.id);
+            return Err(Problem::at(anchor, 1, message));
+        }
+        if index == 0 && (tier.qualify.is_some() || tier.retain.is_some()) {
+            return Err(Problem::at(
+                anchor,
+                0,
+                format!(
+                    "`{}` is the entry tier, where every member starts: it takes no `qualify` or `retain`",
+                    tier.id
+                ),
+            ));
+        }
+        if index > 0 && tier.qualify.is_none() {
+            return Err(Problem::at(
+                anchor,
+                0,
+                format!(
+                    "tier `{}` needs a `qualify` condition: only the entry tier (the first) has none",
+                    tier.id
+                ),
+            ));
+        }
+        tiers.push(Tier {
+            name: tier.name.unwrap_or_else(|| tier.id.clone()),
+            id: tier.id,
+            qualify: tier.qualify,
+            retain: tier.retain,
+        });
+    }
+    Ok(tiers)
+}
+
+fn compile_demotion(raw: &DemotionFile, tier_count: usize) -> Result<Demotion, Problem> {
+    let grace_days = match raw.grace_days {
+        None => 0,
+        Some(Count(d)) => u32::try_from(d)
+            .ok()
+            .filter(|d| *d <= 3_660)
+            .ok_or_else(|| Problem::at("grace_days:", 0, "grace_days is 0 to 3660"))?,
+    };
+    let ladder = u32::try_from(tier_count).unwrap_or(u32::MAX);
+    let max_drop = match raw.max_drop {
+        None => ladder,
+        Some(Count(n)) => u32::try_from(n)
+            .ok()
+            .filter(|n| *n >= 1)
+            .ok_or_else(|| {
+                Problem::at("max_drop:", 0, "max_drop is at least 1 (tiers per evaluation)")
+            })?,
+    };
+    Ok(Demotion {
+        grace_days,
+        max_drop,
+    })
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,131 @@
+//! Unit tests of the rules parser: the shipped example loads, and each kind
+//! of mistake is reported at its own line and column.
+
+use super::*;
+
+const MINIMAL: &str = "\
+program: p
+version: v1
+currency: EUR
+window: rolling 12 months
+earning:
+  points_per_unit: 1
+tiers:
+  - id: bronze
+  - id: silver
+    qualify:
+      qualifying_points: 100
+";
+
+fn parse_text(text: &str) -> Result<RuleSet, Diagnostic> {
+    parse(Path::new("rules.yaml"), text)
+}
+
+#[test]
+fn the_example_rules_load() {
+    let rules = load(Path::new("rules/example.yaml")).expect("example is valid");
+    let ids: Vec<&str> = rules.tiers.iter().map(|t| t.id.as_str()).collect();
+    assert_eq!(ids, ["bronze", "silver", "gold", "platinum"]);
+    assert_eq!(rules.currency.code(), "EUR");
+    assert_eq!(rules.window, Window::RollingMonths(12));
+    assert_eq!(rules.points_expiry_months, Some(12));
+    assert_eq!(
+        rules.demotion,
+        Demotion {
+            grace_days: 30,
+            max_drop: 1
+        }
+    );
+    assert!(rules.earning.bonus.is_some());
+    assert!(matches!(
+        rules.tiers[3].qualify,
+        Some(Condition::Any(ref c)) if matches!(c[0], Condition::AtLeast { threshold: 1_000_000, .. })
+    ));
+}
+
+#[test]
+fn a_minimal_file_gets_defaults() {
+    let rules = parse_text(MINIMAL).expect("valid");
+    assert_eq!(rules.demotion.grace_days, 0);
+    assert_eq!(rules.demotion.max_drop, 2);
+    assert_eq!(rules.points_expiry_months, None);
+}
+
+#[track_caller]
+fn assert_error(text: &str, line: usize, column: usize, needle: &str) {
+    let diag = parse_text(text).expect_err("must be refused");
+    assert!(diag.message.contains(needle), "{diag}");
+    assert_eq!((diag.line, diag.column), (line, column), "{diag}");
+    assert!(diag.to_string().starts_with("rules.yaml:"), "{diag}");
+}
+
+#[test]
+fn unknown_keys_are_located() {
+    let text = MINIMAL.replace("window:", "windw: x\nwindow:");
+    assert_error(&text, 4, 1, "unknown field `windw`");
+}
+
+#[test]
+fn bad_values_are_located() {
+    assert_error(
+        &MINIMAL.replace("currency: EUR", "currency: EURO"),
+        3,
+        11,
+        "unknown currency",
+    );
+    assert_error(
+        &MINIMAL.replace("qualifying_points: 100", "qualifying_points: -100"),
+        11,
+        26,
+        "negative",
+    );
+    assert_error(
+        &MINIMAL.replace("qualifying_points: 100", "purchase_volume: \"12.345\""),
+        11,
+        24,
+        "decimals",
+    );
+    assert_error(
+        &MINIMAL.replace("rolling 12 months", "every other tuesday"),
+        4,
+        9,
+        "unknown window",
+    );
+}
+
+#[test]
+fn ladder_mistakes_are_located() {
+    let text = MINIMAL.replace("  - id: silver", "  - id: bronze");
+    assert_error(&text, 9, 5, "duplicate tier id `bronze`");
+    let text = format!("{MINIMAL}  - id: gold\n");
+    assert_error(&text, 12, 5, "tier `gold` needs a `qualify`");
+    let text = MINIMAL.replace("  - id: bronze\n", "  - id: bronze\n    qualify: {purchase_count: 1}\n");
+    assert_error(&text, 8, 5, "entry tier");
+}
+
+#[test]
+fn script_errors_name_the_script_line() {
+    let text = MINIMAL.replace(
+        "qualifying_points: 100",
+        "script: |\n          purchase_count > 1 &&\n          unknown_metric > 2",
+    );
+    let diag = parse_text(&text).expect_err("unknown variable");
+    assert!(diag.message.contains("script line 2"), "{diag}");
+    assert_eq!(diag.line, 11, "{diag}");
+}
+
+#[test]
+fn money_follows_the_currency_wherever_it_is_written() {
+    let text = MINIMAL
+        .replace("currency: EUR\n", "")
+        .replace("qualifying_points: 100", "purchase_volume: 1500")
+        + "currency: JPY\n";
+    let rules = parse_text(&text).expect("valid");
+    assert!(matches!(
+        rules.tiers[1].qualify,
+        Some(Condition::AtLeast {
+            threshold: 1500,
+            ..
+        })
+    ));
+}

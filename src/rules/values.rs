@@ -1,0 +1,245 @@
+//! Typed values of the rules file that validate while they are read, so that
+//! a wrong value is reported at its own line and column by serde_yaml.
+//!
+//! Money amounts need the program currency to know how many decimals are
+//! allowed. Since serde gives a value no access to its siblings, the loader
+//! reads the currency first and puts it in a thread-local [`LoadContext`] for
+//! the duration of the full parse.
+
+use std::{cell::Cell, fmt};
+
+use serde::de::{self, Deserializer, Visitor};
+
+use crate::money::{Currency, Decimal};
+
+
+thread_local! {
+    static CURRENCY: Cell<Option<Currency>> = const { Cell::new(None) };
+}
+
+/// Makes the program currency known to [`Money`] values while it lives.
+pub(crate) struct LoadContext(());
+
+impl LoadContext {
+    pub(crate) fn enter(currency: Option<Currency>) -> Self {
+        CURRENCY.with(|c| c.set(currency));
+        Self(())
+    }
+}
+
+impl Drop for LoadContext {
+    fn drop(&mut self) {
+        CURRENCY.with(|c| c.set(None));
+    }
+}
+
+fn context_currency() -> Currency {
+    // Without a valid currency the parse fails on the currency field anyway;
+    // two decimals (the default) keep the other messages meaningful meanwhile.
+    CURRENCY.with(Cell::get).unwrap_or_default()
+}
+
+/// Reads a scalar as text and converts it inside the visitor, so that a
+/// conversion error carries the scalar's own line and column (serde_yaml
+/// marks an error with the position of the value being visited).
+///
+/// YAML reads `1.5` as a float: the float is turned back into its shortest
+/// decimal text, which is what the author typed for any value a person
+/// writes. Negative numbers are refused: no threshold or rate is negative.
+struct Scalar<F> {
+    convert: F,
+    expecting: &'static str,
+}
+
+fn read_scalar<'de, D, T, F>(deserializer: D, expecting: &'static str, convert: F) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    F: FnOnce(&str) -> Result<T, String>,
+{
+    deserializer.deserialize_any(Scalar { convert, expecting })
+}
+
+fn negative<E: de::Error>(shown: impl fmt::Display) -> E {
+    E::custom(format!("{shown} is negative; thresholds and rates must be >= 0"))
+}
+
+impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for Scalar<F> {
+    type Value = T;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(self.expecting)
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<T, E> {
+        self.visit_str(&v.to_string())
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<T, E> {
+        if v < 0 {
+            return Err(negative(v));
+        }
+        self.visit_str(&v.to_string())
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<T, E> {
+        if v < 0.0 {
+            return Err(negative(v));
+        }
+        self.visit_str(&format!("{v}"))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<T, E> {
+        let text = v.trim();
+        if text.starts_with('-') {
+            return Err(negative(text));
+        }
+        (self.convert)(text).map_err(E::custom)
+    }
+}
+
+const AMOUNT: &str = "an amount such as 500 or \"500.00\"";
+
+/// An amount of money in the program currency, held in minor units.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Money(pub i64);
+
+impl<'de> serde::Deserialize<'de> for Money {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        read_scalar(deserializer, AMOUNT, |text| {
+            context_currency()
+                .parse_major(text)
+                .map(Money)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// A non-negative whole number (a count or a points threshold).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Count(pub i64);
+
+impl<'de> serde::Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        read_scalar(deserializer, "a whole number", |text| {
+            text.parse::<i64>()
+                .map(Count)
+                .map_err(|_| format!("{text:?} is not a whole number"))
+        })
+    }
+}
+
+/// An exact non-negative rate such as 1, 1.5 or 0.25: `numerator /
+/// denominator`, with the denominator a power of ten.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rate {
+    pub numerator: i64,
+    pub denominator: i64,
+}
+
+impl Rate {
+    /// The rate 1.
+    pub const ONE: Rate = Rate {
+        numerator: 1,
+        denominator: 1,
+    };
+
+    /// Most decimals a rate may have.
+    const MAX_DECIMALS: u32 = 4;
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let decimal = Decimal::parse(text).map_err(|e| e.to_string())?;
+        let numerator = decimal
+            .scale_to(Rate::MAX_DECIMALS)
+            .ok_or_else(|| format!("{text:?} has more than 4 decimals"))?
+            .ok_or_else(|| format!("{text:?} is too large"))?;
+        Ok(Rate {
+            numerator,
+            denominator: 10_i64.pow(Rate::MAX_DECIMALS),
+        })
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Rate {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        read_scalar(deserializer, "a rate such as 1 or 1.5", Rate::parse)
+    }
+}
+
+/// The ISO 4217 code of the program currency.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct CurrencyCode(pub Currency);
+
+impl<'de> serde::Deserialize<'de> for CurrencyCode {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        read_scalar(deserializer, "a currency code such as EUR", |text| {
+            Currency::parse(text)
+                .map(CurrencyCode)
+                .map_err(|e| e.to_string())
+        })
+    }
+}
+
+/// The period tier criteria look back over, measured from the evaluation
+/// time. Written in words: `rolling 12 months`, `calendar year`,
+/// `anniversary year`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Window {
+    /// The last N months up to the evaluation day (1 to 24).
+    RollingMonths(u32),
+    /// Since 1 January (UTC) of the evaluation year.
+    CalendarYear,
+    /// Since the member's last enrolment anniversary.
+    AnniversaryYear,
+}
+
+impl Window {
+    /// Longest rolling window accepted; day totals are kept this long.
+    pub const MAX_MONTHS: u32 = 24;
+
+    fn parse(text: &str) -> Result<Self, String> {
+        let words: Vec<&str> = text.split_whitespace().collect();
+        match words.as_slice() {
+            ["calendar", "year"] => Ok(Window::CalendarYear),
+            ["anniversary", "year"] => Ok(Window::AnniversaryYear),
+            ["rolling", n, "months" | "month"] => match n.parse::<u32>() {
+                Ok(m) if (1..=Self::MAX_MONTHS).contains(&m) => Ok(Window::RollingMonths(m)),
+                _ => Err(format!(
+                    "{n:?} months: a rolling window is 1 to {} months",
+                    Self::MAX_MONTHS
+                )),
+            },
+            _ => Err(format!(
+                "unknown window {text:?}: write `rolling 12 months`, `calendar year` or `anniversary year`"
+            )),
+        }
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Window {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        read_scalar(deserializer, "a window such as `rolling 12 months`", Window::parse)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_read_as_words() {
+        assert_eq!(Window::parse("rolling 12 months"), Ok(Window::RollingMonths(12)));
+        assert_eq!(Window::parse("calendar  year"), Ok(Window::CalendarYear));
+        assert_eq!(Window::parse("anniversary year"), Ok(Window::AnniversaryYear));
+        assert!(Window::parse("rolling 25 months").is_err());
+        assert!(Window::parse("fiscal year").is_err());
+    }
+
+    #[test]
+    fn rates_are_exact() {
+        let rate: Rate = serde_yaml::from_str("1.5").expect("a rate");
+        assert_eq!(rate.numerator * 2, rate.denominator * 3);
+        let rate: Rate = serde_yaml::from_str("\"0.25\"").expect("a rate");
+        assert_eq!(rate.numerator * 4, rate.denominator);
+        assert!(serde_yaml::from_str::<Rate>("-1").is_err());
+    }
+}

@@ -1,0 +1,287 @@
+//! The rhai sandbox that runs the small scripts marketing staff put in rules.
+//!
+//! One engine is built here, once, with every limit set explicitly (rhai's
+//! defaults leave operations and string/array/map sizes unlimited). Scripts
+//! see only what [`Inputs`] exposes: the member's metrics and attributes and,
+//! for bonus scripts, the purchase. Nothing here can reach files, the
+//! network or the clock: the crate is built with rhai's `no_time` and
+//! `no_module` features, `print`/`debug` go to `tracing`, and `eval` is
+//! disabled. Scripts are compiled once per rules load ([`Script::compile`])
+//! and evaluated many times; strict variables make a misspelt name a compile
+//! error instead of a silent `()` at run time.
+
+use std::{collections::BTreeMap, fmt, sync::LazyLock};
+
+use rhai::{Dynamic, Engine, Scope, AST};
+
+/// The limits every script runs under. A script that reaches one fails that
+/// evaluation with [`ScriptError::Run`]; the service stays up.
+#[derive(Debug, Clone, Copy)]
+pub struct ScriptLimits {
+    /// Operations per evaluation (a loop step, a call, an expression node).
+    pub max_operations: u64,
+    /// Depth of nested function calls.
+    pub max_call_levels: usize,
+    /// Depth of nested expressions, at top level and in functions.
+    pub max_expr_depth: usize,
+    /// Bytes in any string a script builds.
+    pub max_string_size: usize,
+    /// Elements in any array or map a script builds.
+    pub max_collection_size: usize,
+}
+
+/// The limits used by tierd: generous for threshold logic, tight enough that
+/// a runaway script costs well under a millisecond.
+pub const LIMITS: ScriptLimits = ScriptLimits {
+    max_operations: 50_000,
+    max_call_levels: 16,
+    max_expr_depth: 64,
+    max_string_size: 4_096,
+    max_collection_size: 1_024,
+};
+
+/// The names a condition script may read. Money metrics are in minor units.
+pub const MEMBER_VARIABLES: &[&str] = &[
+    "qualifying_points",
+    "purchase_volume",
+    "purchase_count",
+    "lifetime_value",
+    "points_balance",
+    "attributes",
+];
+
+/// The extra names a bonus script may read about the purchase.
+pub const PURCHASE_VARIABLES: &[&str] = &["amount", "channel", "store_id", "tags"];
+
+static ENGINE: LazyLock<Engine> = LazyLock::new(|| build_engine(&LIMITS));
+
+fn build_engine(limits: &ScriptLimits) -> Engine {
+    let mut engine = Engine::new();
+    engine.set_max_operations(limits.max_operations);
+    engine.set_max_call_levels(limits.max_call_levels);
+    engine.set_max_expr_depths(limits.max_expr_depth, limits.max_expr_depth);
+    engine.set_max_string_size(limits.max_string_size);
+    engine.set_max_array_size(limits.max_collection_size);
+    engine.set_max_map_size(limits.max_collection_size);
+    engine.set_max_functions(32);
+    engine.set_max_variables(64);
+    engine.set_strict_variables(true);
+    engine.disable_symbol("eval");
+    engine.on_print(|text| tracing::info!(target: "tierd::script", "{text}"));
+    engine.on_debug(|text, _, pos| tracing::debug!(target: "tierd::script", %pos, "{text}"));
+    engine
+}
+
+/// What a script may be asked to produce.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ScriptKind {
+    /// A tier condition: reads member variables, yields `true` or `false`.
+    Condition,
+    /// Bonus points for a purchase: reads member and purchase variables,
+    /// yields a whole number of points.
+    Bonus,
+}
+
+/// A compiled script with its source, ready to run many times.
+#[derive(Clone)]
+pub struct Script {
+    source: String,
+    kind: ScriptKind,
+    ast: AST,
+}
+
+impl fmt::Debug for Script {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Script")
+            .field("kind", &self.kind)
+            .field("source", &self.source)
+            .finish()
+    }
+}
+
+/// Why a script could not be compiled or run.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ScriptError {
+    /// The script does not compile; `line` and `column` are within the script.
+    #[error("script line {line}, column {column}: {message}")]
+    Compile {
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    /// The script failed while running (a limit, a type error, ...).
+    #[error("script failed: {0}")]
+    Run(String),
+}
+
+/// Everything a script can see. Built per evaluation by the engine.
+#[derive(Debug, Default, Clone)]
+pub struct Inputs<'a> {
+    pub qualifying_points: i64,
+    pub purchase_volume: i64,
+    pub purchase_count: i64,
+    pub lifetime_value: i64,
+    pub points_balance: i64,
+    pub attributes: Option<&'a BTreeMap<String, String>>,
+    pub purchase: Option<PurchaseInputs<'a>>,
+}
+
+/// The purchase a bonus script looks at.
+#[derive(Debug, Clone)]
+pub struct PurchaseInputs<'a> {
+    pub amount_minor: i64,
+    pub channel: &'a str,
+    pub store_id: &'a str,
+    pub tags: &'a [String],
+}
+
+impl Script {
+    /// Compiles `source` once; unknown variable names are compile errors.
+    ///
+    /// # Errors
+    /// [`ScriptError::Compile`] with the position inside the script.
+    pub fn compile(source: &str, kind: ScriptKind) -> Result<Self, ScriptError> {
+        let scope = template_scope(kind);
+        let ast = ENGINE
+            .compile_with_scope(&scope, source)
+            .map_err(|err| {
+                let pos = err.1;
+                ScriptError::Compile {
+                    line: pos.line().unwrap_or(1),
+                    column: pos.position().unwrap_or(1),
+                    message: err.0.to_string(),
+                }
+            })?;
+        Ok(Self {
+            source: source.to_owned(),
+            kind,
+            ast,
+        })
+    }
+
+    /// The script text as written.
+    pub fn source(&self) -> &str {
+        &self.source
+    }
+
+    /// Runs a condition script.
+    ///
+    /// # Errors
+    /// [`ScriptError::Run`] when a limit is hit or the result is not a bool.
+    pub fn eval_condition(&self, inputs: &Inputs<'_>) -> Result<bool, ScriptError> {
+        self.run::<bool>(inputs)
+    }
+
+    /// Runs a bonus script.
+    ///
+    /// # Errors
+    /// [`ScriptError::Run`] when a limit is hit or the result is not a number.
+    pub fn eval_points(&self, inputs: &Inputs<'_>) -> Result<i64, ScriptError> {
+        self.run::<i64>(inputs)
+    }
+
+    fn run<T: Clone + Send + Sync + 'static>(&self, inputs: &Inputs<'_>) -> Result<T, ScriptError> {
+        let mut scope = scope_for(inputs);
+        ENGINE
+            .eval_ast_with_scope::<T>(&mut scope, &self.ast)
+            .map_err(|err| ScriptError::Run(err.to_string()))
+    }
+}
+
+/// A scope naming every variable a script of `kind` may read, so strict
+/// variables accept exactly those at compile time.
+fn template_scope(kind: ScriptKind) -> Scope<'static> {
+    let purchase = (kind == ScriptKind::Bonus).then(|| PurchaseInputs {
+        amount_minor: 0,
+        channel: "",
+        store_id: "",
+        tags: &[],
+    });
+    scope_for(&Inputs {
+        purchase,
+        ..Inputs::default()
+    })
+}
+
+/// Plain variables rather than constants: rhai's optimizer would fold
+/// constants of the compile-time template scope into the AST.
+fn scope_for(inputs: &Inputs<'_>) -> Scope<'static> {
+    let mut scope = Scope::new();
+    scope.push("qualifying_points", inputs.qualifying_points);
+    scope.push("purchase_volume", inputs.purchase_volume);
+    scope.push("purchase_count", inputs.purchase_count);
+    scope.push("lifetime_value", inputs.lifetime_value);
+    scope.push("points_balance", inputs.points_balance);
+    let attributes: rhai::Map = inputs
+        .attributes
+        .into_iter()
+        .flatten()
+        .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+        .collect();
+    scope.push("attributes", attributes);
+    if let Some(purchase) = &inputs.purchase {
+        scope.push("amount", purchase.amount_minor);
+        scope.push("channel", purchase.channel.to_owned());
+        scope.push("store_id", purchase.store_id.to_owned());
+        let tags: rhai::Array = purchase.tags.iter().cloned().map(Dynamic::from).collect();
+        scope.push("tags", tags);
+    }
+    scope
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn conditions_read_metrics_and_attributes() {
+        let script = Script::compile(
+            r#"qualifying_points >= 100 && attributes.region == "north""#,
+            ScriptKind::Condition,
+        )
+        .expect("compiles");
+        let attrs = BTreeMap::from([("region".to_owned(), "north".to_owned())]);
+        let mut inputs = Inputs {
+            qualifying_points: 150,
+            attributes: Some(&attrs),
+            ..Inputs::default()
+        };
+        assert_eq!(script.eval_condition(&inputs), Ok(true));
+        inputs.qualifying_points = 50;
+        assert_eq!(script.eval_condition(&inputs), Ok(false));
+    }
+
+    #[test]
+    fn unknown_variables_do_not_compile() {
+        let err = Script::compile("qualifyng_points > 3", ScriptKind::Condition)
+            .expect_err("misspelt name");
+        assert!(matches!(err, ScriptError::Compile { line: 1, .. }), "{err}");
+        // Purchase variables exist only for bonus scripts.
+        assert!(Script::compile("amount > 3", ScriptKind::Condition).is_err());
+        assert!(Script::compile("if amount > 3 { 10 } else { 0 }", ScriptKind::Bonus).is_ok());
+    }
+
+    #[test]
+    fn runaway_scripts_hit_limits() {
+        let forever = Script::compile("loop { }", ScriptKind::Condition).expect("compiles");
+        assert!(matches!(
+            forever.eval_condition(&Inputs::default()),
+            Err(ScriptError::Run(_))
+        ));
+        let huge = Script::compile(
+            r#"let s = "x"; loop { s += s; }"#,
+            ScriptKind::Condition,
+        )
+        .expect("compiles");
+        assert!(huge.eval_condition(&Inputs::default()).is_err());
+        let deep = Script::compile("fn f(n) { f(n + 1) } f(0) > 0", ScriptKind::Condition)
+            .expect("compiles");
+        assert!(deep.eval_condition(&Inputs::default()).is_err());
+    }
+
+    #[test]
+    fn the_sandbox_has_no_floats_or_eval() {
+        assert!(Script::compile("purchase_volume * 1.5 > 3", ScriptKind::Condition).is_err());
+        assert!(Script::compile(r#"eval("1") > 0"#, ScriptKind::Condition).is_err());
+    }
+}
