@@ -85,6 +85,7 @@ pub struct TierOverride {
     pub tier_id: String,
     pub mode: OverrideMode,
     /// When it lapses; `None` means until cleared.
+    #[serde(with = "chrono::serde::ts_microseconds_option")]
     pub until: Option<DateTime<Utc>>,
     pub reason: String,
 }
@@ -101,8 +102,10 @@ pub struct TierState {
     /// The current tier's id.
     pub tier_id: String,
     /// When the member entered it.
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub since: DateTime<Utc>,
     /// Since when `retain` has failed without a break (the grace clock).
+    #[serde(with = "chrono::serde::ts_microseconds_option")]
     pub retain_failing_since: Option<DateTime<Utc>>,
     /// A manual override, while one is set.
     pub tier_override: Option<TierOverride>,
@@ -125,6 +128,7 @@ pub struct Change {
     pub from_tier: String,
     pub to_tier: String,
     pub kind: ChangeKind,
+    #[serde(with = "chrono::serde::ts_microseconds")]
     pub at: DateTime<Utc>,
     /// Which criterion was met or failed, in words.
     pub reason: String,
@@ -140,7 +144,11 @@ pub struct Evaluation {
 
 /// Start of the qualification window that ends at `at`. `enrolled_at`
 /// anchors the anniversary year.
-pub fn window_start(window: Window, at: DateTime<Utc>, enrolled_at: DateTime<Utc>) -> DateTime<Utc> {
+pub fn window_start(
+    window: Window,
+    at: DateTime<Utc>,
+    enrolled_at: DateTime<Utc>,
+) -> DateTime<Utc> {
     match window {
         Window::RollingMonths(months) => at
             .checked_sub_months(Months::new(months))
@@ -318,7 +326,10 @@ pub fn explain(condition: &Condition, subject: Subject<'_>, currency: Currency) 
             let shown = |v: i64| show(*metric, v, currency);
             let met = value >= *threshold;
             let op = if met { ">=" } else { "<" };
-            (met, format!("{metric} {} {op} {}", shown(value), shown(*threshold)))
+            (
+                met,
+                format!("{metric} {} {op} {}", shown(value), shown(*threshold)),
+            )
         }
         Condition::All(list) => combine(list, subject, currency, true),
         Condition::Any(list) => combine(list, subject, currency, false),
@@ -326,17 +337,22 @@ pub fn explain(condition: &Condition, subject: Subject<'_>, currency: Currency) 
             Ok(met) => (met, format!("script `{}` is {met}", script.source().trim())),
             Err(err) => {
                 tracing::warn!(error = %err, script = script.source(), "tier condition script failed");
-                (false, format!("script `{}` failed: {err}", script.source().trim()))
+                (
+                    false,
+                    format!("script `{}` failed: {err}", script.source().trim()),
+                )
             }
         },
     }
 }
 
-fn combine(list: &[Condition], subject: Subject<'_>, currency: Currency, all: bool) -> (bool, String) {
-    let results: Vec<(bool, String)> = list
-        .iter()
-        .map(|c| explain(c, subject, currency))
-        .collect();
+fn combine(
+    list: &[Condition],
+    subject: Subject<'_>,
+    currency: Currency,
+    all: bool,
+) -> (bool, String) {
+    let results: Vec<(bool, String)> = list.iter().map(|c| explain(c, subject, currency)).collect();
     let met = if all {
         results.iter().all(|r| r.0)
     } else {
@@ -372,7 +388,11 @@ pub struct PurchaseFacts<'a> {
 /// Points earned by a purchase: spend x rate x channel multiplier x the
 /// largest tag multiplier, rounded down, plus the bonus script (which counts
 /// as 0 if it fails or is negative). Exact integer arithmetic throughout.
-pub fn points_for_purchase(rules: &RuleSet, purchase: PurchaseFacts<'_>, subject: Subject<'_>) -> i64 {
+pub fn points_for_purchase(
+    rules: &RuleSet,
+    purchase: PurchaseFacts<'_>,
+    subject: Subject<'_>,
+) -> i64 {
     let earning = &rules.earning;
     let channel = earning
         .channel_multipliers

@@ -1,13 +1,30 @@
 //! # tierd: a rules-driven loyalty tier engine
 //!
+//! Point-of-sale and e-commerce backends send purchases, returns, point
+//! adjustments and redemptions over gRPC; tier rules written by marketing
+//! staff (YAML with rhai scripts) decide each member's tier; every state
+//! change is stored atomically and durably in sled.
+//!
 //! # Layout
 //! - [`money`]: amounts in minor units and ISO 4217 currencies, no floats.
 //! - [`rules`]: the YAML rules file, validated and compiled into a `RuleSet`.
 //! - [`script`]: the rhai sandbox for scripts inside rules.
 //! - [`engine`]: pure decisions: metrics + rules + time -> tier, points.
+//! - [`ledger`]: a member's state (day totals, points lots) and its records.
+//! - [`store`]: sled layout, atomic commits, group fsync.
+//! - [`program`]: commands in, validated, applied, committed durably.
+//! - [`grpc`]: thin tonic handlers, conversions, status mapping, `serve`.
+//! - [`config`]: defaults, config file, environment, flags.
+//! - [`cli`]: the `tierd` subcommands.
 #![forbid(unsafe_code)]
 
+pub mod cli;
+pub mod config;
 pub mod engine;
+pub mod grpc;
+pub mod ledger;
 pub mod money;
+pub mod program;
 pub mod rules;
 pub mod script;
+pub mod store;

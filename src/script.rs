@@ -12,7 +12,7 @@
 
 use std::{collections::BTreeMap, fmt, sync::LazyLock};
 
-use rhai::{Dynamic, Engine, Scope, AST};
+use rhai::{AST, Dynamic, Engine, Scope};
 
 /// The limits every script runs under. A script that reaches one fails that
 /// evaluation with [`ScriptError::Run`]; the service stays up.
@@ -142,16 +142,14 @@ impl Script {
     /// [`ScriptError::Compile`] with the position inside the script.
     pub fn compile(source: &str, kind: ScriptKind) -> Result<Self, ScriptError> {
         let scope = template_scope(kind);
-        let ast = ENGINE
-            .compile_with_scope(&scope, source)
-            .map_err(|err| {
-                let pos = err.1;
-                ScriptError::Compile {
-                    line: pos.line().unwrap_or(1),
-                    column: pos.position().unwrap_or(1),
-                    message: err.0.to_string(),
-                }
-            })?;
+        let ast = ENGINE.compile_with_scope(&scope, source).map_err(|err| {
+            let pos = err.1;
+            ScriptError::Compile {
+                line: pos.line().unwrap_or(1),
+                column: pos.position().unwrap_or(1),
+                message: err.0.to_string(),
+            }
+        })?;
         Ok(Self {
             source: source.to_owned(),
             kind,
@@ -191,7 +189,7 @@ impl Script {
 /// A scope naming every variable a script of `kind` may read, so strict
 /// variables accept exactly those at compile time.
 fn template_scope(kind: ScriptKind) -> Scope<'static> {
-    let purchase = (kind == ScriptKind::Bonus).then(|| PurchaseInputs {
+    let purchase = (kind == ScriptKind::Bonus).then_some(PurchaseInputs {
         amount_minor: 0,
         channel: "",
         store_id: "",
@@ -268,11 +266,8 @@ mod tests {
             forever.eval_condition(&Inputs::default()),
             Err(ScriptError::Run(_))
         ));
-        let huge = Script::compile(
-            r#"let s = "x"; loop { s += s; }"#,
-            ScriptKind::Condition,
-        )
-        .expect("compiles");
+        let huge = Script::compile(r#"let s = "x"; loop { s += s; }"#, ScriptKind::Condition)
+            .expect("compiles");
         assert!(huge.eval_condition(&Inputs::default()).is_err());
         let deep = Script::compile("fn f(n) { f(n + 1) } f(0) > 0", ScriptKind::Condition)
             .expect("compiles");

@@ -35,7 +35,10 @@ fn ruleset() -> RuleSet {
 }
 
 fn day(d: u32) -> DateTime<Utc> {
-    Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0).single().expect("valid date") + TimeDelta::days(i64::from(d))
+    Utc.with_ymd_and_hms(2026, 1, 1, 12, 0, 0)
+        .single()
+        .expect("valid date")
+        + TimeDelta::days(i64::from(d))
 }
 
 fn state(tier: &str) -> TierState {
@@ -72,9 +75,16 @@ fn promotion_is_immediate_and_may_skip_tiers() {
     let rules = ruleset();
     let result = eval(&rules, &state("bronze"), &points(600), day(1));
     let change = result.change.expect("promoted");
-    assert_eq!((change.from_tier.as_str(), change.to_tier.as_str()), ("bronze", "gold"));
+    assert_eq!(
+        (change.from_tier.as_str(), change.to_tier.as_str()),
+        ("bronze", "gold")
+    );
     assert_eq!(change.kind, ChangeKind::Promotion);
-    assert!(change.reason.contains("qualifying_points 600 >= 500"), "{}", change.reason);
+    assert!(
+        change.reason.contains("qualifying_points 600 >= 500"),
+        "{}",
+        change.reason
+    );
     assert_eq!(result.state.since, day(1));
 }
 
@@ -149,7 +159,11 @@ fn lock_and_floor_overrides() {
         ..floored.tier_override.clone().expect("set above")
     });
     let rose = eval(&rules, &floored_silver, &points(700), day(90));
-    assert_eq!(rose.change.map(|c| c.to_tier), Some("gold".into()), "a floor does not cap");
+    assert_eq!(
+        rose.change.map(|c| c.to_tier),
+        Some("gold".into()),
+        "a floor does not cap"
+    );
 }
 
 #[test]
@@ -168,14 +182,29 @@ fn earning_multiplies_exactly() {
         store_id: "s1",
         tags,
     };
-    assert_eq!(points_for_purchase(&rules, facts(9_999, "pos", &[]), subject), 99);
-    assert_eq!(points_for_purchase(&rules, facts(12_345, "pos", &[]), subject), 130);
-    assert_eq!(points_for_purchase(&rules, facts(999, "web", &[]), subject), 14);
+    assert_eq!(
+        points_for_purchase(&rules, facts(9_999, "pos", &[]), subject),
+        99
+    );
+    assert_eq!(
+        points_for_purchase(&rules, facts(12_345, "pos", &[]), subject),
+        130
+    );
+    assert_eq!(
+        points_for_purchase(&rules, facts(999, "web", &[]), subject),
+        14
+    );
     let leaked: &'static [String] = Box::leak(tags.into_boxed_slice());
     // 50.00 x 1.5 (web) x 3 (largest tag) = 225.
-    assert_eq!(points_for_purchase(&rules, facts(5_000, "web", leaked), subject), 225);
+    assert_eq!(
+        points_for_purchase(&rules, facts(5_000, "web", leaked), subject),
+        225
+    );
     // 100.00 earns 100 plus the scripted bonus of 7.
-    assert_eq!(points_for_purchase(&rules, facts(10_000, "pos", &[]), subject), 107);
+    assert_eq!(
+        points_for_purchase(&rules, facts(10_000, "pos", &[]), subject),
+        107
+    );
 }
 
 #[test]
@@ -196,25 +225,40 @@ fn next_tier_says_what_is_missing() {
     assert_eq!(next.summary, "earn 300 more points or spend 120.00 more");
     assert_eq!(
         next.shortfalls,
-        vec![("qualifying_points".into(), 300), ("purchase_volume".into(), 12_000)]
+        vec![
+            ("qualifying_points".into(), 300),
+            ("purchase_volume".into(), 12_000)
+        ]
     );
     assert_eq!(next_tier(&rules, "gold", subject), None);
 }
 
 #[test]
 fn windows() {
-    let at = Utc.with_ymd_and_hms(2026, 3, 15, 10, 0, 0).single().expect("valid");
-    let enrolled = Utc.with_ymd_and_hms(2020, 6, 1, 9, 0, 0).single().expect("valid");
+    let at = Utc
+        .with_ymd_and_hms(2026, 3, 15, 10, 0, 0)
+        .single()
+        .expect("valid");
+    let enrolled = Utc
+        .with_ymd_and_hms(2020, 6, 1, 9, 0, 0)
+        .single()
+        .expect("valid");
     assert_eq!(
         window_start(Window::RollingMonths(12), at, enrolled),
-        Utc.with_ymd_and_hms(2025, 3, 15, 10, 0, 0).single().expect("valid")
+        Utc.with_ymd_and_hms(2025, 3, 15, 10, 0, 0)
+            .single()
+            .expect("valid")
     );
     assert_eq!(
         window_start(Window::CalendarYear, at, enrolled),
-        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0).single().expect("valid")
+        Utc.with_ymd_and_hms(2026, 1, 1, 0, 0, 0)
+            .single()
+            .expect("valid")
     );
     assert_eq!(
         window_start(Window::AnniversaryYear, at, enrolled),
-        Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0).single().expect("valid")
+        Utc.with_ymd_and_hms(2025, 6, 1, 0, 0, 0)
+            .single()
+            .expect("valid")
     );
 }

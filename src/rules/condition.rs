@@ -133,8 +133,8 @@ impl<'de> Visitor<'de> for ConditionVisitor {
             "any" => Condition::Any(non_empty(map.next_value()?, "any")?),
             "script" => {
                 let source: String = map.next_value()?;
-                let script = Script::compile(&source, ScriptKind::Condition)
-                    .map_err(de::Error::custom)?;
+                let script =
+                    Script::compile(&source, ScriptKind::Condition).map_err(de::Error::custom)?;
                 Condition::Script(script)
             }
             name => {

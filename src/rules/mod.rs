@@ -326,7 +326,11 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Problem> {
 
 fn compile_tiers(raw: Vec<TierFile>) -> Result<Vec<Tier>, Problem> {
     if raw.is_empty() {
-        return Err(Problem::at("tiers:", 0, "`tiers` needs at least the entry tier"));
+        return Err(Problem::at(
+            "tiers:",
+            0,
+            "`tiers` needs at least the entry tier",
+        ));
     }
     let mut seen = HashSet::new();
     let mut tiers = Vec::with_capacity(raw.len());
@@ -380,12 +384,13 @@ fn compile_demotion(raw: &DemotionFile, tier_count: usize) -> Result<Demotion, P
     let ladder = u32::try_from(tier_count).unwrap_or(u32::MAX);
     let max_drop = match raw.max_drop {
         None => ladder,
-        Some(Count(n)) => u32::try_from(n)
-            .ok()
-            .filter(|n| *n >= 1)
-            .ok_or_else(|| {
-                Problem::at("max_drop:", 0, "max_drop is at least 1 (tiers per evaluation)")
-            })?,
+        Some(Count(n)) => u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
+            Problem::at(
+                "max_drop:",
+                0,
+                "max_drop is at least 1 (tiers per evaluation)",
+            )
+        })?,
     };
     Ok(Demotion {
         grace_days,

@@ -99,7 +99,10 @@ fn ladder_mistakes_are_located() {
     assert_error(&text, 9, 5, "duplicate tier id `bronze`");
     let text = format!("{MINIMAL}  - id: gold\n");
     assert_error(&text, 12, 5, "tier `gold` needs a `qualify`");
-    let text = MINIMAL.replace("  - id: bronze\n", "  - id: bronze\n    qualify: {purchase_count: 1}\n");
+    let text = MINIMAL.replace(
+        "  - id: bronze\n",
+        "  - id: bronze\n    qualify: {purchase_count: 1}\n",
+    );
     assert_error(&text, 8, 5, "entry tier");
 }
 

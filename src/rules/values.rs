@@ -12,7 +12,6 @@ use serde::de::{self, Deserializer, Visitor};
 
 use crate::money::{Currency, Decimal};
 
-
 thread_local! {
     static CURRENCY: Cell<Option<Currency>> = const { Cell::new(None) };
 }
@@ -51,7 +50,11 @@ struct Scalar<F> {
     expecting: &'static str,
 }
 
-fn read_scalar<'de, D, T, F>(deserializer: D, expecting: &'static str, convert: F) -> Result<T, D::Error>
+fn read_scalar<'de, D, T, F>(
+    deserializer: D,
+    expecting: &'static str,
+    convert: F,
+) -> Result<T, D::Error>
 where
     D: Deserializer<'de>,
     F: FnOnce(&str) -> Result<T, String>,
@@ -60,7 +63,9 @@ where
 }
 
 fn negative<E: de::Error>(shown: impl fmt::Display) -> E {
-    E::custom(format!("{shown} is negative; thresholds and rates must be >= 0"))
+    E::custom(format!(
+        "{shown} is negative; thresholds and rates must be >= 0"
+    ))
 }
 
 impl<T, F: FnOnce(&str) -> Result<T, String>> Visitor<'_> for Scalar<F> {
@@ -217,7 +222,11 @@ impl Window {
 
 impl<'de> serde::Deserialize<'de> for Window {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        read_scalar(deserializer, "a window such as `rolling 12 months`", Window::parse)
+        read_scalar(
+            deserializer,
+            "a window such as `rolling 12 months`",
+            Window::parse,
+        )
     }
 }
 
@@ -227,9 +236,15 @@ mod tests {
 
     #[test]
     fn windows_read_as_words() {
-        assert_eq!(Window::parse("rolling 12 months"), Ok(Window::RollingMonths(12)));
+        assert_eq!(
+            Window::parse("rolling 12 months"),
+            Ok(Window::RollingMonths(12))
+        );
         assert_eq!(Window::parse("calendar  year"), Ok(Window::CalendarYear));
-        assert_eq!(Window::parse("anniversary year"), Ok(Window::AnniversaryYear));
+        assert_eq!(
+            Window::parse("anniversary year"),
+            Ok(Window::AnniversaryYear)
+        );
         assert!(Window::parse("rolling 25 months").is_err());
         assert!(Window::parse("fiscal year").is_err());
     }

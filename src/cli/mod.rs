@@ -1,0 +1,166 @@
+//! The `tierd` command line: `serve` and `rules check`.
+//!
+//! Flags may also come from `TIERD_*` environment variables and, for
+//! `serve`, from a YAML config file (`--config`); see [`crate::config`].
+
+use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+
+use anyhow::Context as _;
+use clap::{Parser, Subcommand};
+
+use crate::{
+    config::{self, Config, ConfigFile},
+    grpc,
+    program::{self, Program},
+    rules,
+    store::Store,
+};
+
+/// tierd: a rules-driven loyalty tier engine.
+#[derive(Debug, Parser)]
+#[command(version, about)]
+pub struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// Run the gRPC service.
+    Serve(ServeArgs),
+    /// Work with rules files.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+}
+
+#[derive(Debug, clap::Args)]
+struct ServeArgs {
+    /// YAML config file with `listen`, `data` and `rules` keys.
+    #[arg(long, env = "TIERD_CONFIG")]
+    config: Option<PathBuf>,
+    /// Address to listen on [default: 127.0.0.1:50051].
+    #[arg(long, env = "TIERD_LISTEN")]
+    listen: Option<SocketAddr>,
+    /// sled data directory [default: ./data].
+    #[arg(long, env = "TIERD_DATA")]
+    data: Option<PathBuf>,
+    /// Rules file, or a directory with one rules file [default: ./rules].
+    #[arg(long, env = "TIERD_RULES")]
+    rules: Option<PathBuf>,
+}
+
+#[derive(Debug, Subcommand)]
+enum RulesCommand {
+    /// Validate rules files; prints `file:line:column: error: ...` per problem.
+    Check {
+        /// Rules files or directories [default: ./rules].
+        paths: Vec<PathBuf>,
+    },
+}
+
+impl Cli {
+    /// Runs the chosen subcommand.
+    ///
+    /// # Errors
+    /// Whatever stops the command, with context for the person reading it.
+    pub fn run(self) -> anyhow::Result<ExitCode> {
+        match self.command {
+            Command::Serve(args) => serve(args),
+            Command::Rules(RulesCommand::Check { paths }) => Ok(check(paths)),
+        }
+    }
+}
+
+fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
+    let file = match &args.config {
+        Some(path) => ConfigFile::read(path)?,
+        None => ConfigFile::default(),
+    };
+    let config = Config::resolve(args.listen, args.data, args.rules, file);
+    let rules_path = config::rules_file(&config.rules)?;
+    let rules = match rules::load(&rules_path) {
+        Ok(rules) => rules,
+        Err(diagnostic) => {
+            eprintln!("{diagnostic}");
+            eprintln!("tierd: not started: the rules file is invalid");
+            return Ok(ExitCode::FAILURE);
+        }
+    };
+    let store = Store::open(&config.data)
+        .with_context(|| format!("opening the data directory {}", config.data.display()))?;
+    let program = Arc::new(Program::new(
+        store,
+        Arc::new(rules),
+        program::system_clock(),
+    ));
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let listener = tokio::net::TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("listening on {}", config.listen))?;
+        tracing::info!(data = %config.data.display(), rules = %rules_path.display(), "tierd starting");
+        grpc::serve(listener, program, shutdown_signal()).await?;
+        tracing::info!("tierd stopped");
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Completes on Ctrl-C (SIGINT) or SIGTERM.
+async fn shutdown_signal() {
+    let interrupt = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        match signal(SignalKind::terminate()) {
+            Ok(mut terminate) => {
+                tokio::select! {
+                    _ = interrupt => {},
+                    _ = terminate.recv() => {},
+                }
+            }
+            Err(_) => {
+                let _ = interrupt.await;
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = interrupt.await;
+    }
+}
+
+fn check(paths: Vec<PathBuf>) -> ExitCode {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(config::DEFAULT_RULES)]
+    } else {
+        paths
+    };
+    let mut failed = false;
+    for path in paths {
+        let result = config::rules_file(&path)
+            .map_err(|e| e.to_string())
+            .and_then(|file| {
+                rules::load(&file)
+                    .map(|r| (file, r))
+                    .map_err(|d| d.to_string())
+            });
+        match result {
+            Ok((file, rules)) => println!(
+                "{}: ok: program {} version {}, {} tiers",
+                file.display(),
+                rules.program,
+                rules.version,
+                rules.tiers.len()
+            ),
+            Err(message) => {
+                failed = true;
+                println!("{message}");
+            }
+        }
+    }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
+}

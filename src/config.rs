@@ -1,0 +1,165 @@
+//! Service configuration: built-in defaults, overridden by a YAML config
+//! file, overridden by environment variables, overridden by flags.
+//!
+//! Flags and environment variables are declared together on the clap
+//! arguments (clap reads `TIERD_*` when a flag is absent); the file fills in
+//! what neither gave; the defaults run a local service with no setup.
+
+use std::{
+    net::SocketAddr,
+    path::{Path, PathBuf},
+};
+
+use serde::Deserialize;
+
+/// Where the service listens by default: loopback only.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
+/// The default data directory (sled).
+pub const DEFAULT_DATA: &str = "data";
+/// The default rules location: a directory holding one rules file.
+pub const DEFAULT_RULES: &str = "rules";
+
+/// The settings `tierd serve` runs with, all resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Config {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// sled data directory (created if missing).
+    pub data: PathBuf,
+    /// A rules file, or a directory with exactly one `*.yaml` rules file.
+    pub rules: PathBuf,
+}
+
+/// The optional config file; every key may be left out.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    pub listen: Option<SocketAddr>,
+    pub data: Option<PathBuf>,
+    pub rules: Option<PathBuf>,
+}
+
+/// Why the configuration could not be resolved.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: serde_yaml::Error,
+    },
+    #[error("rules directory {0} holds no *.yaml rules file")]
+    NoRulesFile(PathBuf),
+    #[error("rules directory {dir} holds several rules files ({files}); name one with --rules")]
+    SeveralRulesFiles { dir: PathBuf, files: String },
+    #[error("cannot list rules directory {path}: {source}")]
+    ListRules {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+impl ConfigFile {
+    /// Reads a config file.
+    ///
+    /// # Errors
+    /// When the file cannot be read or is not valid config YAML.
+    pub fn read(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        serde_yaml::from_str(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+}
+
+impl Config {
+    /// Resolves flags-or-environment over the file over the defaults.
+    pub fn resolve(
+        listen: Option<SocketAddr>,
+        data: Option<PathBuf>,
+        rules: Option<PathBuf>,
+        file: ConfigFile,
+    ) -> Self {
+        let default_listen = DEFAULT_LISTEN
+            .parse()
+            .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 50051)));
+        Self {
+            listen: listen.or(file.listen).unwrap_or(default_listen),
+            data: data.or(file.data).unwrap_or_else(|| DEFAULT_DATA.into()),
+            rules: rules.or(file.rules).unwrap_or_else(|| DEFAULT_RULES.into()),
+        }
+    }
+}
+
+/// The rules file a path names: the file itself, or the one `*.yaml` file
+/// (other than `*.test.yaml`) in a directory.
+///
+/// # Errors
+/// When a directory holds none or several rules files.
+pub fn rules_file(path: &Path) -> Result<PathBuf, ConfigError> {
+    if !path.is_dir() {
+        return Ok(path.to_owned());
+    }
+    let list_error = |source| ConfigError::ListRules {
+        path: path.to_owned(),
+        source,
+    };
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(path).map_err(list_error)? {
+        let file = entry.map_err(list_error)?.path();
+        let name = file
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or_default();
+        if name.ends_with(".yaml") && !name.ends_with(".test.yaml") {
+            files.push(file);
+        }
+    }
+    files.sort();
+    match files.len() {
+        0 => Err(ConfigError::NoRulesFile(path.to_owned())),
+        1 => Ok(files.remove(0)),
+        _ => Err(ConfigError::SeveralRulesFiles {
+            dir: path.to_owned(),
+            files: files
+                .iter()
+                .map(|f| f.display().to_string())
+                .collect::<Vec<_>>()
+                .join(", "),
+        }),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn flags_beat_the_file_which_beats_defaults() {
+        let file = ConfigFile {
+            listen: Some("0.0.0.0:9000".parse().expect("valid")),
+            data: Some("/var/lib/tierd".into()),
+            rules: None,
+        };
+        let config = Config::resolve(None, Some("/tmp/d".into()), None, file);
+        assert_eq!(config.listen.port(), 9000);
+        assert_eq!(config.data, PathBuf::from("/tmp/d"));
+        assert_eq!(config.rules, PathBuf::from(DEFAULT_RULES));
+    }
+
+    #[test]
+    fn the_rules_directory_names_its_one_file() {
+        assert_eq!(
+            rules_file(Path::new("rules")).expect("one rules file"),
+            PathBuf::from("rules/example.yaml")
+        );
+    }
+}

@@ -1,0 +1,233 @@
+//! Every conversion between the generated protobuf types and the domain, in
+//! one place. Requests become commands (checking what protobuf itself cannot,
+//! such as a valid timestamp or a known enum value); outcomes become replies.
+
+use chrono::{DateTime, Utc};
+use prost_types::Timestamp;
+
+use super::pb;
+use crate::{
+    engine::{ChangeKind, OverrideMode, TierOverride},
+    ledger::{HistoryEntry, MemberView},
+    program::{
+        Adjustment, OverrideCommand, ProgramError, Purchase, Recorded, Redemption, Return, Upsert,
+    },
+};
+
+fn invalid(field: &'static str, message: &str) -> ProgramError {
+    ProgramError::InvalidArgument {
+        field,
+        message: message.to_owned(),
+    }
+}
+
+/// A protobuf timestamp as a UTC time; `None` stays `None`.
+///
+/// # Errors
+/// `InvalidArgument` naming `field` when the timestamp is out of range.
+pub fn time_from(
+    field: &'static str,
+    ts: Option<Timestamp>,
+) -> Result<Option<DateTime<Utc>>, ProgramError> {
+    ts.map(|ts| {
+        u32::try_from(ts.nanos)
+            .ok()
+            .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos))
+            .ok_or_else(|| invalid(field, "not a valid timestamp"))
+    })
+    .transpose()
+}
+
+/// A UTC time as a protobuf timestamp.
+pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
+    Timestamp {
+        seconds: at.timestamp(),
+        // Always below 2 * 10^9 by chrono's contract.
+        nanos: i32::try_from(at.timestamp_subsec_nanos()).unwrap_or(0),
+    }
+}
+
+impl TryFrom<pb::RecordPurchaseRequest> for Purchase {
+    type Error = ProgramError;
+
+    fn try_from(r: pb::RecordPurchaseRequest) -> Result<Self, ProgramError> {
+        Ok(Purchase {
+            occurred_at: time_from("occurred_at", r.occurred_at)?,
+            member_id: r.member_id,
+            transaction_id: r.transaction_id,
+            amount_minor: r.amount_minor,
+            currency: r.currency,
+            channel: r.channel,
+            store_id: r.store_id,
+            tags: r.tags,
+        })
+    }
+}
+
+impl TryFrom<pb::RecordReturnRequest> for Return {
+    type Error = ProgramError;
+
+    fn try_from(r: pb::RecordReturnRequest) -> Result<Self, ProgramError> {
+        Ok(Return {
+            occurred_at: time_from("occurred_at", r.occurred_at)?,
+            member_id: r.member_id,
+            transaction_id: r.transaction_id,
+            original_transaction_id: r.original_transaction_id,
+            amount_minor: r.amount_minor,
+            currency: r.currency,
+        })
+    }
+}
+
+impl From<pb::AdjustPointsRequest> for Adjustment {
+    fn from(r: pb::AdjustPointsRequest) -> Self {
+        Adjustment {
+            member_id: r.member_id,
+            transaction_id: r.transaction_id,
+            points: r.points,
+            reason: r.reason,
+        }
+    }
+}
+
+impl From<pb::RedeemPointsRequest> for Redemption {
+    fn from(r: pb::RedeemPointsRequest) -> Self {
+        Redemption {
+            member_id: r.member_id,
+            transaction_id: r.transaction_id,
+            points: r.points,
+        }
+    }
+}
+
+impl TryFrom<pb::SetTierOverrideRequest> for OverrideCommand {
+    type Error = ProgramError;
+
+    fn try_from(r: pb::SetTierOverrideRequest) -> Result<Self, ProgramError> {
+        let mode = match pb::OverrideMode::try_from(r.mode) {
+            Ok(pb::OverrideMode::Floor) => Some(OverrideMode::Floor),
+            Ok(pb::OverrideMode::Lock) => Some(OverrideMode::Lock),
+            Ok(pb::OverrideMode::Clear) => None,
+            Ok(pb::OverrideMode::Unspecified) | Err(_) => {
+                return Err(invalid("mode", "must be FLOOR, LOCK or CLEAR"));
+            }
+        };
+        Ok(OverrideCommand {
+            until: time_from("until", r.until)?,
+            member_id: r.member_id,
+            tier_id: r.tier_id,
+            mode,
+            reason: r.reason,
+        })
+    }
+}
+
+impl TryFrom<pb::UpsertMemberRequest> for Upsert {
+    type Error = ProgramError;
+
+    fn try_from(r: pb::UpsertMemberRequest) -> Result<Self, ProgramError> {
+        Ok(Upsert {
+            enrolled_at: time_from("enrolled_at", r.enrolled_at)?,
+            member_id: r.member_id,
+            attributes: r.attributes.into_iter().collect(),
+        })
+    }
+}
+
+impl From<ChangeKind> for pb::TierChangeKind {
+    fn from(kind: ChangeKind) -> Self {
+        match kind {
+            ChangeKind::Initial => pb::TierChangeKind::Initial,
+            ChangeKind::Promotion => pb::TierChangeKind::Promotion,
+            ChangeKind::Demotion => pb::TierChangeKind::Demotion,
+            ChangeKind::Manual => pb::TierChangeKind::Manual,
+        }
+    }
+}
+
+impl From<HistoryEntry> for pb::TierChange {
+    fn from(entry: HistoryEntry) -> Self {
+        pb::TierChange {
+            member_id: entry.member_id,
+            from_tier: entry.change.from_tier,
+            to_tier: entry.change.to_tier,
+            kind: pb::TierChangeKind::from(entry.change.kind).into(),
+            at: Some(timestamp(entry.change.at)),
+            reason: entry.change.reason,
+            rules_version: entry.rules_version,
+            seq: entry.seq,
+        }
+    }
+}
+
+impl From<TierOverride> for pb::TierOverride {
+    fn from(o: TierOverride) -> Self {
+        let mode = match o.mode {
+            OverrideMode::Floor => pb::OverrideMode::Floor,
+            OverrideMode::Lock => pb::OverrideMode::Lock,
+        };
+        pb::TierOverride {
+            tier_id: o.tier_id,
+            mode: mode.into(),
+            until: o.until.map(timestamp),
+            reason: o.reason,
+        }
+    }
+}
+
+impl From<MemberView> for pb::Member {
+    fn from(m: MemberView) -> Self {
+        pb::Member {
+            member_id: m.member_id,
+            tier_id: m.tier_id,
+            tier_since: Some(timestamp(m.tier_since)),
+            points_balance: m.metrics.points_balance,
+            qualifying_points: m.metrics.qualifying_points,
+            purchase_volume_minor: m.metrics.purchase_volume_minor,
+            purchase_count: m.metrics.purchase_count,
+            lifetime_value_minor: m.metrics.lifetime_value_minor,
+            next_tier: m.next_tier.map(|n| pb::NextTier {
+                tier_id: n.tier_id,
+                summary: n.summary,
+                shortfalls: n
+                    .shortfalls
+                    .into_iter()
+                    .map(|(metric, missing)| pb::Shortfall { metric, missing })
+                    .collect(),
+            }),
+            rules_version: m.rules_version,
+            currency: m.currency,
+            attributes: m.attributes.into_iter().collect(),
+            enrolled_at: Some(timestamp(m.enrolled_at)),
+            tier_override: m.tier_override.map(Into::into),
+        }
+    }
+}
+
+/// The parts of a write outcome every reply carries: the member, the points,
+/// the tier change a client should show (the last one that is not the
+/// INITIAL placement of a new member) and the duplicate flag.
+pub struct Reply {
+    pub member: Option<pb::Member>,
+    pub points: i64,
+    pub tier_change: Option<pb::TierChange>,
+    pub duplicate: bool,
+}
+
+impl From<Recorded> for Reply {
+    fn from(recorded: Recorded) -> Self {
+        let outcome = recorded.outcome;
+        let tier_change = outcome
+            .tier_changes
+            .into_iter()
+            .rev()
+            .find(|e| e.change.kind != ChangeKind::Initial)
+            .map(Into::into);
+        Reply {
+            member: Some(outcome.member.into()),
+            points: outcome.points,
+            tier_change,
+            duplicate: recorded.duplicate,
+        }
+    }
+}

@@ -1,0 +1,285 @@
+//! The gRPC face of tierd: thin handlers over [`Program`].
+//!
+//! Each handler decodes the request into a domain command
+//! ([`convert`]), calls the program, and encodes the reply. Errors become a
+//! `tonic::Status` in exactly one place ([`status_of`]), which never leaks
+//! internals: storage failures are logged and answered as `INTERNAL`.
+//!
+//! [`serve`] runs the `loyalty.v1.Loyalty` service together with the
+//! standard health service and server reflection, until `shutdown`
+//! completes; in-flight requests finish before it returns.
+
+pub mod convert;
+
+use std::{future::Future, net::SocketAddr, sync::Arc};
+
+use tokio::net::TcpListener;
+use tonic::{Request, Response, Status, transport::server::TcpIncoming};
+
+use crate::program::{Program, ProgramError};
+use convert::{Reply, time_from};
+
+/// The generated protobuf types, client and server.
+#[allow(clippy::all, missing_docs)]
+pub mod pb {
+    tonic::include_proto!("loyalty.v1");
+
+    /// The encoded descriptors of `loyalty.proto`, served by reflection.
+    pub const FILE_DESCRIPTOR_SET: &[u8] =
+        tonic::include_file_descriptor_set!("loyalty_descriptor");
+}
+
+use pb::loyalty_server::{Loyalty, LoyaltyServer};
+
+/// The one mapping from domain errors to gRPC statuses.
+pub fn status_of(err: ProgramError) -> Status {
+    match err {
+        ProgramError::InvalidArgument { .. } => Status::invalid_argument(err.to_string()),
+        ProgramError::NotFound(message) => Status::not_found(message),
+        ProgramError::AlreadyExists(message) => Status::already_exists(message),
+        ProgramError::FailedPrecondition(message) => Status::failed_precondition(message),
+        ProgramError::Store(inner) => {
+            tracing::error!(error = %inner, "storage failure");
+            Status::internal("storage failure; the request was not recorded")
+        }
+    }
+}
+
+/// Largest page of history one call returns.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// The `loyalty.v1.Loyalty` service.
+pub struct LoyaltyApi {
+    program: Arc<Program>,
+}
+
+impl LoyaltyApi {
+    /// Serves `program`.
+    pub fn new(program: Arc<Program>) -> Self {
+        Self { program }
+    }
+}
+
+type Answer<T> = Result<Response<T>, Status>;
+
+#[tonic::async_trait]
+impl Loyalty for LoyaltyApi {
+    async fn record_purchase(
+        &self,
+        request: Request<pb::RecordPurchaseRequest>,
+    ) -> Answer<pb::RecordPurchaseResponse> {
+        let command = request.into_inner().try_into().map_err(status_of)?;
+        let reply = Reply::from(
+            self.program
+                .record_purchase(command)
+                .await
+                .map_err(status_of)?,
+        );
+        Ok(Response::new(pb::RecordPurchaseResponse {
+            member: reply.member,
+            points_earned: reply.points,
+            tier_change: reply.tier_change,
+            duplicate: reply.duplicate,
+        }))
+    }
+
+    async fn record_return(
+        &self,
+        request: Request<pb::RecordReturnRequest>,
+    ) -> Answer<pb::RecordReturnResponse> {
+        let command = request.into_inner().try_into().map_err(status_of)?;
+        let reply = Reply::from(
+            self.program
+                .record_return(command)
+                .await
+                .map_err(status_of)?,
+        );
+        Ok(Response::new(pb::RecordReturnResponse {
+            member: reply.member,
+            points_reversed: reply.points,
+            duplicate: reply.duplicate,
+            tier_change: reply.tier_change,
+        }))
+    }
+
+    async fn adjust_points(
+        &self,
+        request: Request<pb::AdjustPointsRequest>,
+    ) -> Answer<pb::AdjustPointsResponse> {
+        let command = request.into_inner().into();
+        let reply = Reply::from(
+            self.program
+                .adjust_points(command)
+                .await
+                .map_err(status_of)?,
+        );
+        Ok(Response::new(pb::AdjustPointsResponse {
+            member: reply.member,
+            duplicate: reply.duplicate,
+            tier_change: reply.tier_change,
+        }))
+    }
+
+    async fn redeem_points(
+        &self,
+        request: Request<pb::RedeemPointsRequest>,
+    ) -> Answer<pb::RedeemPointsResponse> {
+        let command = request.into_inner().into();
+        let reply = Reply::from(
+            self.program
+                .redeem_points(command)
+                .await
+                .map_err(status_of)?,
+        );
+        Ok(Response::new(pb::RedeemPointsResponse {
+            member: reply.member,
+            duplicate: reply.duplicate,
+        }))
+    }
+
+    async fn get_member(&self, request: Request<pb::GetMemberRequest>) -> Answer<pb::Member> {
+        let member = self
+            .program
+            .member(&request.into_inner().member_id)
+            .map_err(status_of)?;
+        Ok(Response::new(member.into()))
+    }
+
+    async fn get_tier_history(
+        &self,
+        request: Request<pb::GetTierHistoryRequest>,
+    ) -> Answer<pb::GetTierHistoryResponse> {
+        let request = request.into_inner();
+        let page_size = match request.page_size {
+            0 => DEFAULT_PAGE_SIZE,
+            n if n <= MAX_PAGE_SIZE => n,
+            n => {
+                return Err(Status::invalid_argument(format!(
+                    "page_size: {n} is above {MAX_PAGE_SIZE}"
+                )));
+            }
+        };
+        let after = match request.page_token.as_str() {
+            "" => 0,
+            token => token.parse::<u64>().map_err(|_| {
+                Status::invalid_argument("page_token: not a token from a previous response")
+            })?,
+        };
+        let (entries, more) = self
+            .program
+            .history(&request.member_id, after, page_size as usize)
+            .map_err(status_of)?;
+        let next_page_token = match entries.last() {
+            Some(last) if more => last.seq.to_string(),
+            _ => String::new(),
+        };
+        Ok(Response::new(pb::GetTierHistoryResponse {
+            entries: entries.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }))
+    }
+
+    async fn evaluate_tiers(
+        &self,
+        request: Request<pb::EvaluateTiersRequest>,
+    ) -> Answer<pb::EvaluateTiersResponse> {
+        let request = request.into_inner();
+        let as_of = time_from("as_of", request.as_of).map_err(status_of)?;
+        let report = self
+            .program
+            .evaluate_tiers(as_of, &request.member_ids, request.dry_run)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(pb::EvaluateTiersResponse {
+            evaluated: report.evaluated,
+            promoted: report.promoted,
+            demoted: report.demoted,
+            unchanged: report.unchanged,
+            points_expired: report.points_expired,
+            changes: report.changes.into_iter().map(Into::into).collect(),
+            changes_truncated: report.changes_truncated,
+        }))
+    }
+
+    async fn set_tier_override(
+        &self,
+        request: Request<pb::SetTierOverrideRequest>,
+    ) -> Answer<pb::SetTierOverrideResponse> {
+        let command = request.into_inner().try_into().map_err(status_of)?;
+        let recorded = self
+            .program
+            .set_override(command)
+            .await
+            .map_err(status_of)?;
+        let manual = recorded
+            .outcome
+            .tier_changes
+            .first()
+            .cloned()
+            .map(Into::into);
+        Ok(Response::new(pb::SetTierOverrideResponse {
+            member: Some(recorded.outcome.member.into()),
+            tier_change: manual,
+        }))
+    }
+
+    async fn upsert_member(&self, request: Request<pb::UpsertMemberRequest>) -> Answer<pb::Member> {
+        let command = request.into_inner().try_into().map_err(status_of)?;
+        let member = self
+            .program
+            .upsert_member(command)
+            .await
+            .map_err(status_of)?;
+        Ok(Response::new(member.into()))
+    }
+}
+
+/// Why the server could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error("reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
+    #[error("transport: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    #[error("listener: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves the loyalty service, health and reflection on `listener` until
+/// `shutdown` completes. Health turns NOT_SERVING as shutdown begins, then
+/// in-flight requests are drained before this returns.
+///
+/// # Errors
+/// When reflection cannot be built or the transport fails.
+pub async fn serve(
+    listener: TcpListener,
+    program: Arc<Program>,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ServeError> {
+    let address: SocketAddr = listener.local_addr()?;
+    let (health, health_service) = tonic_health::server::health_reporter();
+    health.set_serving::<LoyaltyServer<LoyaltyApi>>().await;
+    let reflection_v1 = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1()?;
+    let reflection_v1alpha = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
+        .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+        .build_v1alpha()?;
+    tracing::info!(%address, rules_version = %program.rules().version, "serving loyalty.v1.Loyalty");
+    let shutdown = async move {
+        shutdown.await;
+        tracing::info!("shutting down: draining in-flight requests");
+        health.set_not_serving::<LoyaltyServer<LoyaltyApi>>().await;
+    };
+    tonic::transport::Server::builder()
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .add_service(LoyaltyServer::new(LoyaltyApi::new(program)))
+        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .await?;
+    Ok(())
+}

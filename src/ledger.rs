@@ -1,0 +1,469 @@
+//! A member's domain state and the invariants that keep it exact.
+//!
+//! Pure data and arithmetic, no I/O. Two structures keep every request's
+//! work bounded by the qualification window, never by a member's history:
+//!
+//! - **Day totals**: spend, purchases and qualifying points per UTC day,
+//!   summed over the window when metrics are needed. Days older than
+//!   [`DAY_RETENTION`] are dropped (their spend stays in lifetime value).
+//! - **Points lots**: one lot per earning, kept in expiry order, so that
+//!   expiry and redemption (oldest first) touch only the lots they consume.
+//!
+//! Invariant: `points_balance = sum(lots.remaining) - points_debt`, where
+//! the debt is what returns and corrections took back beyond the lots
+//! (repaid first by the next earning). Redemption never creates debt.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chrono::{DateTime, Datelike, Months, TimeDelta, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    engine::{Change, Metrics, NextTier, TierOverride, TierState},
+    rules::Window,
+};
+
+/// How long day totals are kept: the longest window plus a month of slack
+/// for evaluations a little in the past.
+pub const DAY_RETENTION: TimeDelta = TimeDelta::days(31 * (Window::MAX_MONTHS as i64 + 1));
+
+/// Totals of one UTC day.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DayTotals {
+    pub spend_minor: i64,
+    pub purchases: i64,
+    pub qualifying_points: i64,
+}
+
+/// Points earned together, expiring together.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PointsLot {
+    /// The transaction that earned them.
+    pub source: String,
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    pub earned_at: DateTime<Utc>,
+    #[serde(with = "chrono::serde::ts_microseconds_option")]
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Points not yet redeemed, expired or taken back.
+    pub remaining: i64,
+}
+
+/// Everything tierd keeps about one member.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberState {
+    pub member_id: String,
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    pub enrolled_at: DateTime<Utc>,
+    pub attributes: BTreeMap<String, String>,
+    pub tier: TierState,
+    /// Day number (days since 0001-01-01) -> totals of that day.
+    pub days: BTreeMap<i32, DayTotals>,
+    pub lifetime_value_minor: i64,
+    /// In expiry order (never-expiring lots last).
+    pub lots: VecDeque<PointsLot>,
+    /// Points owed after returns took back more than the lots held.
+    pub points_debt: i64,
+    /// Points that expired unredeemed (breakage), all time.
+    pub points_expired: i64,
+    /// Points redeemed, all time.
+    pub points_redeemed: i64,
+}
+
+/// A redemption asked for more than the balance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("insufficient points: the balance is {balance}")]
+pub struct InsufficientPoints {
+    pub balance: i64,
+}
+
+fn day_number(at: DateTime<Utc>) -> i32 {
+    at.date_naive().num_days_from_ce()
+}
+
+impl MemberState {
+    /// A new member in `entry_tier`, enrolled at `at`.
+    pub fn new(member_id: &str, entry_tier: &str, at: DateTime<Utc>) -> Self {
+        Self {
+            member_id: member_id.to_owned(),
+            enrolled_at: at,
+            attributes: BTreeMap::new(),
+            tier: TierState {
+                tier_id: entry_tier.to_owned(),
+                since: at,
+                retain_failing_since: None,
+                tier_override: None,
+            },
+            days: BTreeMap::new(),
+            lifetime_value_minor: 0,
+            lots: VecDeque::new(),
+            points_debt: 0,
+            points_expired: 0,
+            points_redeemed: 0,
+        }
+    }
+
+    /// Metrics over `[window_start, as_of]`, with the balance as of `as_of`.
+    pub fn metrics(&self, window_start: DateTime<Utc>, as_of: DateTime<Utc>) -> Metrics {
+        let range = day_number(window_start)..=day_number(as_of);
+        let mut metrics = Metrics {
+            lifetime_value_minor: self.lifetime_value_minor,
+            points_balance: self.points_balance(as_of),
+            ..Metrics::default()
+        };
+        for totals in self.days.range(range).map(|(_, t)| t) {
+            metrics.purchase_volume_minor += totals.spend_minor;
+            metrics.purchase_count += totals.purchases;
+            metrics.qualifying_points += totals.qualifying_points;
+        }
+        metrics
+    }
+
+    /// Redeemable points as of `as_of` (lots expired by then excluded).
+    pub fn points_balance(&self, as_of: DateTime<Utc>) -> i64 {
+        let live: i64 = self
+            .lots
+            .iter()
+            .filter(|lot| lot.expires_at.is_none_or(|e| e > as_of))
+            .map(|lot| lot.remaining)
+            .sum();
+        live - self.points_debt
+    }
+
+    fn day(&mut self, at: DateTime<Utc>) -> &mut DayTotals {
+        self.days.entry(day_number(at)).or_default()
+    }
+
+    /// Records a purchase that earned `points` (status and redeemable).
+    pub fn record_purchase(
+        &mut self,
+        source: &str,
+        amount_minor: i64,
+        points: i64,
+        occurred_at: DateTime<Utc>,
+        expiry_months: Option<u32>,
+    ) {
+        let day = self.day(occurred_at);
+        day.spend_minor += amount_minor;
+        day.purchases += 1;
+        day.qualifying_points += points;
+        self.lifetime_value_minor += amount_minor;
+        self.earn(source, points, occurred_at, expiry_months);
+    }
+
+    /// Takes back part of a purchase: its spend on the purchase's day, and
+    /// `points` from that purchase's lot first, then oldest first, then as
+    /// debt. `fully_returned` removes the purchase from the count.
+    pub fn record_return(
+        &mut self,
+        original: &str,
+        original_at: DateTime<Utc>,
+        amount_minor: i64,
+        points: i64,
+        fully_returned: bool,
+    ) {
+        let day = self.day(original_at);
+        day.spend_minor -= amount_minor;
+        day.qualifying_points -= points;
+        if fully_returned {
+            day.purchases -= 1;
+        }
+        self.lifetime_value_minor -= amount_minor;
+        let mut owed = points;
+        if let Some(lot) = self.lots.iter_mut().find(|lot| lot.source == original) {
+            let taken = owed.min(lot.remaining);
+            lot.remaining -= taken;
+            owed -= taken;
+        }
+        owed -= self.take_oldest_first(owed);
+        self.points_debt += owed;
+        self.drop_empty_lots();
+    }
+
+    /// A staff adjustment at `at`: positive points are earned (and expire
+    /// like any others), negative ones are taken back; both count toward
+    /// qualifying points on that day.
+    pub fn adjust(
+        &mut self,
+        source: &str,
+        points: i64,
+        at: DateTime<Utc>,
+        expiry_months: Option<u32>,
+    ) {
+        self.day(at).qualifying_points += points;
+        if points >= 0 {
+            self.earn(source, points, at, expiry_months);
+        } else {
+            let owed = -points;
+            let taken = self.take_oldest_first(owed);
+            self.points_debt += owed - taken;
+            self.drop_empty_lots();
+        }
+    }
+
+    /// Spends `points` of the balance as of `at`, oldest lots first.
+    ///
+    /// # Errors
+    /// [`InsufficientPoints`] when the balance is smaller; nothing changes.
+    pub fn redeem(&mut self, points: i64, at: DateTime<Utc>) -> Result<(), InsufficientPoints> {
+        self.expire(at);
+        let balance = self.points_balance(at);
+        if points > balance {
+            return Err(InsufficientPoints { balance });
+        }
+        let taken = self.take_oldest_first(points);
+        debug_assert_eq!(taken, points);
+        self.points_redeemed += points;
+        self.drop_empty_lots();
+        Ok(())
+    }
+
+    /// Expires every lot whose time has come by `as_of`; returns the points
+    /// that lapsed.
+    pub fn expire(&mut self, as_of: DateTime<Utc>) -> i64 {
+        let mut expired = 0;
+        while let Some(lot) = self.lots.front() {
+            match lot.expires_at {
+                Some(at) if at <= as_of => {
+                    expired += lot.remaining;
+                    self.lots.pop_front();
+                }
+                _ => break,
+            }
+        }
+        self.points_expired += expired;
+        expired
+    }
+
+    /// Drops day totals too old for any window ending at or after `now`.
+    pub fn prune_days(&mut self, now: DateTime<Utc>) {
+        let keep_from = day_number(now - DAY_RETENTION);
+        self.days = self.days.split_off(&keep_from);
+    }
+
+    fn earn(
+        &mut self,
+        source: &str,
+        points: i64,
+        earned_at: DateTime<Utc>,
+        expiry_months: Option<u32>,
+    ) {
+        let repaid = points.min(self.points_debt);
+        self.points_debt -= repaid;
+        let remaining = points - repaid;
+        if remaining <= 0 {
+            return;
+        }
+        let expires_at = expiry_months.and_then(|m| earned_at.checked_add_months(Months::new(m)));
+        let lot = PointsLot {
+            source: source.to_owned(),
+            earned_at,
+            expires_at,
+            remaining,
+        };
+        // Keep expiry order; a late-synced purchase may expire before others.
+        let position = self
+            .lots
+            .iter()
+            .position(|l| expires_before(expires_at, l.expires_at))
+            .unwrap_or(self.lots.len());
+        self.lots.insert(position, lot);
+    }
+
+    /// Takes up to `points` from the lots, oldest expiry first; returns what
+    /// was taken.
+    fn take_oldest_first(&mut self, points: i64) -> i64 {
+        let mut left = points;
+        for lot in self.lots.iter_mut() {
+            if left <= 0 {
+                break;
+            }
+            let taken = left.min(lot.remaining);
+            lot.remaining -= taken;
+            left -= taken;
+        }
+        points - left
+    }
+
+    fn drop_empty_lots(&mut self) {
+        self.lots.retain(|lot| lot.remaining > 0);
+    }
+}
+
+/// True when expiry `a` comes strictly before `b` (`None` = never).
+fn expires_before(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
+    match (a, b) {
+        (Some(a), Some(b)) => a < b,
+        (Some(_), None) => true,
+        (None, _) => false,
+    }
+}
+
+// ----- records kept next to the state ---------------------------------------
+
+/// A member as answered to a client at one moment.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberView {
+    pub member_id: String,
+    pub tier_id: String,
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    pub tier_since: DateTime<Utc>,
+    pub metrics: Metrics,
+    pub next_tier: Option<NextTier>,
+    pub rules_version: String,
+    pub currency: String,
+    pub attributes: BTreeMap<String, String>,
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    pub enrolled_at: DateTime<Utc>,
+    pub tier_override: Option<TierOverride>,
+}
+
+/// A tier change as kept in the history: numbered and attributed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Global, gap-free, increasing (0 for a change that was not written).
+    pub seq: u64,
+    pub member_id: String,
+    pub change: Change,
+    /// The rules version that decided it.
+    pub rules_version: String,
+}
+
+/// What a write request produced: kept with its transaction id so that a
+/// retry gets exactly the same answer.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Outcome {
+    pub member: MemberView,
+    /// Points earned (purchase), taken back (return) or moved (adjust,
+    /// redeem), as the request kind defines.
+    pub points: i64,
+    /// The tier changes the request caused, in order.
+    pub tier_changes: Vec<HistoryEntry>,
+}
+
+/// What is tracked of a purchase so that returns can refer to it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseTrack {
+    pub amount_minor: i64,
+    pub points: i64,
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    pub occurred_at: DateTime<Utc>,
+    pub returned_minor: i64,
+    pub points_reversed: i64,
+}
+
+impl PurchaseTrack {
+    /// Spend not yet returned.
+    pub fn returnable_minor(&self) -> i64 {
+        self.amount_minor - self.returned_minor
+    }
+
+    /// Points to take back when `amount_minor` more is returned: computed on
+    /// the running total, so partial returns round consistently and a full
+    /// return takes back exactly what was earned.
+    pub fn points_for_return(&self, amount_minor: i64) -> i64 {
+        let after = self.returned_minor + amount_minor;
+        let total =
+            i128::from(self.points) * i128::from(after) / i128::from(self.amount_minor.max(1));
+        i64::try_from(total).unwrap_or(self.points) - self.points_reversed
+    }
+}
+
+/// The idempotency record of one transaction id.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TxnRecord {
+    pub member_id: String,
+    /// The request's canonical encoding: a retry must match it exactly.
+    pub fingerprint: Vec<u8>,
+    pub outcome: Outcome,
+    /// Set for purchases.
+    pub purchase: Option<PurchaseTrack>,
+}
+
+#[cfg(test)]
+mod tests {
+    use chrono::TimeZone;
+
+    use super::*;
+
+    fn at(month: u32, day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, month, day, 12, 0, 0)
+            .single()
+            .expect("valid date")
+    }
+
+    fn member() -> MemberState {
+        MemberState::new("m1", "bronze", at(1, 1))
+    }
+
+    #[test]
+    fn metrics_count_only_the_window() {
+        let mut m = member();
+        m.record_purchase("t1", 10_000, 100, at(1, 10), None);
+        m.record_purchase("t2", 5_000, 50, at(3, 10), None);
+        let metrics = m.metrics(at(2, 1), at(6, 1));
+        assert_eq!(metrics.purchase_volume_minor, 5_000);
+        assert_eq!(metrics.purchase_count, 1);
+        assert_eq!(metrics.qualifying_points, 50);
+        assert_eq!(metrics.lifetime_value_minor, 15_000);
+        assert_eq!(metrics.points_balance, 150);
+    }
+
+    #[test]
+    fn redemption_is_oldest_first_and_bounded() {
+        let mut m = member();
+        m.record_purchase("t1", 10_000, 100, at(1, 10), Some(12));
+        m.record_purchase("t2", 5_000, 50, at(2, 10), Some(12));
+        assert_eq!(m.redeem(120, at(3, 1)), Ok(()));
+        assert_eq!(m.lots.len(), 1);
+        assert_eq!(m.lots[0].source, "t2");
+        assert_eq!(m.lots[0].remaining, 30);
+        assert_eq!(
+            m.redeem(31, at(3, 1)),
+            Err(InsufficientPoints { balance: 30 })
+        );
+        assert_eq!(m.points_balance(at(3, 1)), 30);
+        // Redeeming never lowers status points.
+        assert_eq!(m.metrics(at(1, 1), at(3, 1)).qualifying_points, 150);
+    }
+
+    #[test]
+    fn returns_take_back_from_their_own_lot_then_run_into_debt() {
+        let mut m = member();
+        m.record_purchase("t1", 10_000, 100, at(1, 10), None);
+        m.record_purchase("t2", 10_000, 100, at(1, 11), None);
+        m.redeem(150, at(1, 12)).expect("enough points");
+        // t1's lot is empty, t2 has 50 left: the return of t1 takes 50 from
+        // t2 and owes 50.
+        m.record_return("t1", at(1, 10), 10_000, 100, true);
+        assert_eq!(m.points_balance(at(1, 12)), -50);
+        assert_eq!(m.points_debt, 50);
+        assert_eq!(m.lifetime_value_minor, 10_000);
+        assert_eq!(m.metrics(at(1, 1), at(1, 12)).purchase_count, 1);
+        // The next earning repays the debt first.
+        m.record_purchase("t3", 8_000, 80, at(1, 13), None);
+        assert_eq!(m.points_debt, 0);
+        assert_eq!(m.points_balance(at(1, 13)), 30);
+    }
+
+    #[test]
+    fn points_expire_in_order() {
+        let mut m = member();
+        m.record_purchase("late", 1_000, 10, at(3, 1), Some(1));
+        m.record_purchase("early", 1_000, 20, at(1, 1), Some(1));
+        assert_eq!(m.lots[0].source, "early");
+        assert_eq!(m.points_balance(at(2, 15)), 10);
+        assert_eq!(m.expire(at(2, 15)), 20);
+        assert_eq!(m.expire(at(4, 15)), 10);
+        assert_eq!(m.points_expired, 30);
+        assert!(m.lots.is_empty());
+    }
+
+    #[test]
+    fn old_days_are_pruned_but_lifetime_value_stays() {
+        let mut m = member();
+        m.record_purchase("t1", 1_000, 10, at(1, 1), None);
+        m.prune_days(at(1, 1) + TimeDelta::days(3 * 365));
+        assert!(m.days.is_empty());
+        assert_eq!(m.lifetime_value_minor, 1_000);
+    }
+}

@@ -1,0 +1,953 @@
+//! The loyalty program: commands in, decisions made, state durable.
+//!
+//! This is where the pieces meet: a command is validated, the member is read
+//! under the store's single-writer lock, the ledger applies the event, the
+//! engine decides the tier, and one atomic commit stores the member, the
+//! idempotency record and the history entries. Only after the commit is on
+//! disk ([`Store::sync`]) does the caller get its answer.
+//!
+//! Idempotency: every write carries a transaction id. Its record keeps the
+//! request's fingerprint and the outcome; a retry with the same payload gets
+//! the stored outcome back (marked duplicate) and changes nothing, and a
+//! different payload under a used id is refused.
+//!
+//! Concurrency: writes are serialized by the single-writer lock, which is
+//! held only for in-memory work and a sled batch (microseconds), never
+//! while waiting for the disk, so concurrent requests share one fsync.
+
+use std::{collections::BTreeMap, sync::Arc};
+
+use chrono::{DateTime, TimeDelta, Utc};
+use serde::Serialize;
+
+use crate::{
+    engine::{self, Change, ChangeKind, OverrideMode, PurchaseFacts, Subject, TierOverride},
+    ledger::{HistoryEntry, MemberState, MemberView, Outcome, PurchaseTrack, TxnRecord},
+    rules::RuleSet,
+    store::{Commit, Store, StoreError, Writer},
+};
+
+/// Where the time comes from: the system clock in production, a fixed or
+/// stepped one in tests.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// Limits on what clients may send. Defaults documented on each field.
+#[derive(Debug, Clone, Copy)]
+pub struct InputLimits {
+    /// Longest member or transaction id, in bytes (128).
+    pub max_id_bytes: usize,
+    /// Largest amount or points in one request (10^12).
+    pub max_amount: i64,
+    /// How far in the future `occurred_at` may lie (5 minutes).
+    pub max_clock_skew: TimeDelta,
+    /// Tags per purchase (32), attributes per member (64).
+    pub max_tags: usize,
+    pub max_attributes: usize,
+    /// Longest tag, channel, store id, attribute key or value, reason (1024).
+    pub max_text_bytes: usize,
+}
+
+/// The limits tierd enforces.
+pub const LIMITS: InputLimits = InputLimits {
+    max_id_bytes: 128,
+    max_amount: 1_000_000_000_000,
+    max_clock_skew: TimeDelta::minutes(5),
+    max_tags: 32,
+    max_attributes: 64,
+    max_text_bytes: 1024,
+};
+
+/// Most tier changes an [`EvaluationReport`] lists.
+pub const MAX_REPORTED_CHANGES: usize = 1000;
+
+/// Why a command was refused. Each variant maps to one gRPC status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    /// The request is malformed; `field` names what is wrong.
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        field: &'static str,
+        message: String,
+    },
+    #[error("{0}")]
+    NotFound(String),
+    /// A transaction id reused with a different payload.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// Well-formed, but the member's state does not allow it.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+fn invalid(field: &'static str, message: impl Into<String>) -> ProgramError {
+    ProgramError::InvalidArgument {
+        field,
+        message: message.into(),
+    }
+}
+
+/// A purchase from a till or web shop.
+#[derive(Debug, Clone, Serialize)]
+pub struct Purchase {
+    pub member_id: String,
+    pub transaction_id: String,
+    pub amount_minor: i64,
+    pub currency: String,
+    pub occurred_at: Option<DateTime<Utc>>,
+    pub channel: String,
+    pub store_id: String,
+    pub tags: Vec<String>,
+}
+
+/// A (partial) return of an earlier purchase.
+#[derive(Debug, Clone, Serialize)]
+pub struct Return {
+    pub member_id: String,
+    pub transaction_id: String,
+    pub original_transaction_id: String,
+    pub amount_minor: i64,
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// Empty, or the program currency.
+    pub currency: String,
+}
+
+/// A staff adjustment of points.
+#[derive(Debug, Clone, Serialize)]
+pub struct Adjustment {
+    pub member_id: String,
+    pub transaction_id: String,
+    pub points: i64,
+    pub reason: String,
+}
+
+/// A redemption of points.
+#[derive(Debug, Clone, Serialize)]
+pub struct Redemption {
+    pub member_id: String,
+    pub transaction_id: String,
+    pub points: i64,
+}
+
+/// A manual tier placement; `mode: None` clears the override in force.
+#[derive(Debug, Clone)]
+pub struct OverrideCommand {
+    pub member_id: String,
+    pub tier_id: String,
+    pub mode: Option<OverrideMode>,
+    pub until: Option<DateTime<Utc>>,
+    pub reason: String,
+}
+
+/// Creation or update of a member's descriptive attributes.
+#[derive(Debug, Clone)]
+pub struct Upsert {
+    pub member_id: String,
+    /// Merged in; an empty value removes the key.
+    pub attributes: BTreeMap<String, String>,
+    pub enrolled_at: Option<DateTime<Utc>>,
+}
+
+/// What a write produced, and whether it was a retry.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    pub outcome: Outcome,
+    pub duplicate: bool,
+}
+
+/// The result of an evaluation sweep.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct EvaluationReport {
+    pub evaluated: u64,
+    pub promoted: u64,
+    pub demoted: u64,
+    pub unchanged: u64,
+    pub points_expired: i64,
+    /// At most [`MAX_REPORTED_CHANGES`].
+    pub changes: Vec<HistoryEntry>,
+    pub changes_truncated: bool,
+}
+
+/// The running program: rules, store and clock.
+pub struct Program {
+    store: Store,
+    rules: Arc<RuleSet>,
+    clock: Clock,
+}
+
+/// A write's effect before it is numbered and stored.
+struct Applied {
+    member: MemberState,
+    points: i64,
+    changes: Vec<Change>,
+    purchase: Option<PurchaseTrack>,
+    other_txns: Vec<(String, TxnRecord)>,
+}
+
+impl Program {
+    /// A program over an opened store.
+    pub fn new(store: Store, rules: Arc<RuleSet>, clock: Clock) -> Self {
+        Self {
+            store,
+            rules,
+            clock,
+        }
+    }
+
+    /// The rules in force.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        Arc::clone(&self.rules)
+    }
+
+    /// Records a purchase; creates the member on its first purchase.
+    ///
+    /// # Errors
+    /// Invalid fields, a reused transaction id, or a storage failure.
+    pub async fn record_purchase(&self, cmd: Purchase) -> Result<Recorded, ProgramError> {
+        let rules = self.rules();
+        let now = (self.clock)();
+        validate_id("member_id", &cmd.member_id)?;
+        validate_id("transaction_id", &cmd.transaction_id)?;
+        validate_amount("amount_minor", cmd.amount_minor)?;
+        validate_currency(&rules, &cmd.currency, false)?;
+        let occurred_at = validate_occurred_at(cmd.occurred_at, now)?;
+        validate_text("channel", &cmd.channel)?;
+        validate_text("store_id", &cmd.store_id)?;
+        if cmd.tags.len() > LIMITS.max_tags {
+            return Err(invalid("tags", format!("at most {} tags", LIMITS.max_tags)));
+        }
+        for tag in &cmd.tags {
+            validate_text("tags", tag)?;
+        }
+        let fingerprint = fingerprint("purchase", &cmd);
+        self.write(
+            &cmd.transaction_id,
+            &cmd.member_id,
+            fingerprint,
+            |w, existing| {
+                let (mut member, mut changes) =
+                    member_or_new(&rules, existing, &cmd.member_id, occurred_at.min(now));
+                member.expire(now);
+                let metrics = member.metrics(window_start(&rules, &member, now), now);
+                let facts = PurchaseFacts {
+                    amount_minor: cmd.amount_minor,
+                    channel: &cmd.channel,
+                    store_id: &cmd.store_id,
+                    tags: &cmd.tags,
+                };
+                let subject = Subject {
+                    metrics: &metrics,
+                    attributes: &member.attributes,
+                };
+                let points = engine::points_for_purchase(&rules, facts, subject);
+                member.record_purchase(
+                    &cmd.transaction_id,
+                    cmd.amount_minor,
+                    points,
+                    occurred_at,
+                    rules.points_expiry_months,
+                );
+                changes.extend(evaluate_member(&rules, &mut member, now));
+                let _ = w;
+                Ok(Applied {
+                    member,
+                    points,
+                    changes,
+                    purchase: Some(PurchaseTrack {
+                        amount_minor: cmd.amount_minor,
+                        points,
+                        occurred_at,
+                        returned_minor: 0,
+                        points_reversed: 0,
+                    }),
+                    other_txns: Vec::new(),
+                })
+            },
+        )
+        .await
+    }
+
+    /// Records a return against an earlier purchase of the same member.
+    ///
+    /// # Errors
+    /// Invalid fields, an unknown original (`NotFound`), an amount above
+    /// what remains unreturned, a reused transaction id, or a storage failure.
+    pub async fn record_return(&self, cmd: Return) -> Result<Recorded, ProgramError> {
+        let rules = self.rules();
+        let now = (self.clock)();
+        validate_id("member_id", &cmd.member_id)?;
+        validate_id("transaction_id", &cmd.transaction_id)?;
+        validate_id("original_transaction_id", &cmd.original_transaction_id)?;
+        validate_amount("amount_minor", cmd.amount_minor)?;
+        validate_currency(&rules, &cmd.currency, true)?;
+        validate_occurred_at(cmd.occurred_at, now)?;
+        let fingerprint = fingerprint("return", &cmd);
+        self.write(
+            &cmd.transaction_id,
+            &cmd.member_id,
+            fingerprint,
+            |w, existing| {
+                let not_found = || {
+                    ProgramError::NotFound(format!(
+                        "original_transaction_id: no purchase {:?} of member {:?}",
+                        cmd.original_transaction_id, cmd.member_id
+                    ))
+                };
+                let mut original = w.txn(&cmd.original_transaction_id)?.ok_or_else(not_found)?;
+                let mut track = original
+                    .purchase
+                    .filter(|_| original.member_id == cmd.member_id)
+                    .ok_or_else(not_found)?;
+                let mut member = existing.ok_or_else(not_found)?;
+                if cmd.amount_minor > track.returnable_minor() {
+                    return Err(invalid(
+                        "amount_minor",
+                        format!(
+                            "{} exceeds what is left unreturned of {:?}: {}",
+                            cmd.amount_minor,
+                            cmd.original_transaction_id,
+                            track.returnable_minor()
+                        ),
+                    ));
+                }
+                let points = track.points_for_return(cmd.amount_minor);
+                let fully = cmd.amount_minor == track.returnable_minor();
+                member.expire(now);
+                member.record_return(
+                    &cmd.original_transaction_id,
+                    track.occurred_at,
+                    cmd.amount_minor,
+                    points,
+                    fully,
+                );
+                track.returned_minor += cmd.amount_minor;
+                track.points_reversed += points;
+                original.purchase = Some(track);
+                let changes = evaluate_member(&rules, &mut member, now)
+                    .into_iter()
+                    .collect();
+                Ok(Applied {
+                    member,
+                    points,
+                    changes,
+                    purchase: None,
+                    other_txns: vec![(cmd.original_transaction_id.clone(), original)],
+                })
+            },
+        )
+        .await
+    }
+
+    /// Adjusts points by hand (goodwill or correction).
+    ///
+    /// # Errors
+    /// Invalid fields, an unknown member, a reused transaction id, or a
+    /// storage failure.
+    pub async fn adjust_points(&self, cmd: Adjustment) -> Result<Recorded, ProgramError> {
+        let rules = self.rules();
+        let now = (self.clock)();
+        validate_id("member_id", &cmd.member_id)?;
+        validate_id("transaction_id", &cmd.transaction_id)?;
+        if cmd.points == 0 {
+            return Err(invalid("points", "must not be 0"));
+        }
+        validate_amount("points", cmd.points.saturating_abs())?;
+        if cmd.reason.trim().is_empty() {
+            return Err(invalid(
+                "reason",
+                "required: say why the points are adjusted",
+            ));
+        }
+        validate_text("reason", &cmd.reason)?;
+        let fingerprint = fingerprint("adjust", &cmd);
+        self.write(&cmd.transaction_id, &cmd.member_id, fingerprint, |_, existing| {
+            let mut member = existing.ok_or_else(|| unknown_member(&cmd.member_id))?;
+            member.expire(now);
+            member.adjust(&cmd.transaction_id, cmd.points, now, rules.points_expiry_months);
+            let changes = evaluate_member(&rules, &mut member, now).into_iter().collect();
+            tracing::info!(member_id = %cmd.member_id, points = cmd.points, reason = %cmd.reason, "points adjusted");
+            Ok(Applied {
+                member,
+                points: cmd.points,
+                changes,
+                purchase: None,
+                other_txns: Vec::new(),
+            })
+        })
+        .await
+    }
+
+    /// Redeems points, oldest first; never below zero.
+    ///
+    /// # Errors
+    /// Invalid fields, an unknown member, a balance too small
+    /// (`FailedPrecondition`), a reused transaction id, or a storage failure.
+    pub async fn redeem_points(&self, cmd: Redemption) -> Result<Recorded, ProgramError> {
+        let rules = self.rules();
+        let now = (self.clock)();
+        validate_id("member_id", &cmd.member_id)?;
+        validate_id("transaction_id", &cmd.transaction_id)?;
+        if cmd.points <= 0 {
+            return Err(invalid("points", "must be greater than 0"));
+        }
+        validate_amount("points", cmd.points)?;
+        let fingerprint = fingerprint("redeem", &cmd);
+        self.write(
+            &cmd.transaction_id,
+            &cmd.member_id,
+            fingerprint,
+            |_, existing| {
+                let mut member = existing.ok_or_else(|| unknown_member(&cmd.member_id))?;
+                member.redeem(cmd.points, now).map_err(|e| {
+                    ProgramError::FailedPrecondition(format!(
+                        "points: cannot redeem {} points, the balance is {}",
+                        cmd.points, e.balance
+                    ))
+                })?;
+                let changes = evaluate_member(&rules, &mut member, now)
+                    .into_iter()
+                    .collect();
+                Ok(Applied {
+                    member,
+                    points: cmd.points,
+                    changes,
+                    purchase: None,
+                    other_txns: Vec::new(),
+                })
+            },
+        )
+        .await
+    }
+
+    /// The shared write path: idempotency check, apply, number, commit,
+    /// then wait for the disk.
+    async fn write<F>(
+        &self,
+        transaction_id: &str,
+        member_id: &str,
+        fingerprint: Vec<u8>,
+        apply: F,
+    ) -> Result<Recorded, ProgramError>
+    where
+        F: FnOnce(&Writer<'_>, Option<MemberState>) -> Result<Applied, ProgramError>,
+    {
+        let recorded = self.write_locked(transaction_id, member_id, fingerprint, apply)?;
+        // Also for duplicates: the original may have been committed by a
+        // request that is itself still waiting for the disk.
+        self.store.sync().await?;
+        Ok(recorded)
+    }
+
+    fn write_locked<F>(
+        &self,
+        transaction_id: &str,
+        member_id: &str,
+        fingerprint: Vec<u8>,
+        apply: F,
+    ) -> Result<Recorded, ProgramError>
+    where
+        F: FnOnce(&Writer<'_>, Option<MemberState>) -> Result<Applied, ProgramError>,
+    {
+        let mut writer = self.store.writer();
+        if let Some(record) = writer.txn(transaction_id)? {
+            if record.fingerprint == fingerprint && record.member_id == member_id {
+                return Ok(Recorded {
+                    outcome: record.outcome,
+                    duplicate: true,
+                });
+            }
+            return Err(ProgramError::AlreadyExists(format!(
+                "transaction_id: {transaction_id:?} was already recorded with a different request"
+            )));
+        }
+        let existing = writer.member(member_id)?;
+        let applied = apply(&writer, existing)?;
+        let mut member = applied.member;
+        member.prune_days((self.clock)());
+        let history = self.number(&writer, &member.member_id, applied.changes);
+        let outcome = Outcome {
+            member: self.view(&member, (self.clock)()),
+            points: applied.points,
+            tier_changes: history.clone(),
+        };
+        let mut txns = applied.other_txns;
+        txns.push((
+            transaction_id.to_owned(),
+            TxnRecord {
+                member_id: member_id.to_owned(),
+                fingerprint,
+                outcome: outcome.clone(),
+                purchase: applied.purchase,
+            },
+        ));
+        writer.commit(&Commit {
+            members: vec![member],
+            txns,
+            history,
+        })?;
+        tracing::info!(
+            member_id,
+            transaction_id,
+            rules_version = %self.rules.version,
+            points = outcome.points,
+            tier = %outcome.member.tier_id,
+            "recorded"
+        );
+        Ok(Recorded {
+            outcome,
+            duplicate: false,
+        })
+    }
+
+    /// Gives changes their seqs, in order, from the writer's counter.
+    fn number(
+        &self,
+        writer: &Writer<'_>,
+        member_id: &str,
+        changes: Vec<Change>,
+    ) -> Vec<HistoryEntry> {
+        changes
+            .into_iter()
+            .zip(writer.next_seq()..)
+            .map(|(change, seq)| HistoryEntry {
+                seq,
+                member_id: member_id.to_owned(),
+                change,
+                rules_version: self.rules.version.clone(),
+            })
+            .collect()
+    }
+
+    /// The member as answered to clients at `at`.
+    fn view(&self, member: &MemberState, at: DateTime<Utc>) -> MemberView {
+        let metrics = member.metrics(window_start(&self.rules, member, at), at);
+        let subject = Subject {
+            metrics: &metrics,
+            attributes: &member.attributes,
+        };
+        MemberView {
+            member_id: member.member_id.clone(),
+            tier_id: member.tier.tier_id.clone(),
+            tier_since: member.tier.since,
+            next_tier: engine::next_tier(&self.rules, &member.tier.tier_id, subject),
+            metrics,
+            rules_version: self.rules.version.clone(),
+            currency: self.rules.currency.code().to_owned(),
+            attributes: member.attributes.clone(),
+            enrolled_at: member.enrolled_at,
+            tier_override: member.tier.tier_override.clone(),
+        }
+    }
+
+    /// A member as of now.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown member, or a storage failure.
+    pub fn member(&self, member_id: &str) -> Result<MemberView, ProgramError> {
+        validate_id("member_id", member_id)?;
+        let member = self
+            .store
+            .member(member_id)?
+            .ok_or_else(|| unknown_member(member_id))?;
+        Ok(self.view(&member, (self.clock)()))
+    }
+
+    /// A page of a member's tier history after seq `after`.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown member, or a storage failure.
+    pub fn history(
+        &self,
+        member_id: &str,
+        after: u64,
+        page_size: usize,
+    ) -> Result<(Vec<HistoryEntry>, bool), ProgramError> {
+        validate_id("member_id", member_id)?;
+        if self.store.member(member_id)?.is_none() {
+            return Err(unknown_member(member_id));
+        }
+        Ok(self.store.history(member_id, after, page_size)?)
+    }
+
+    /// Sets or clears a manual tier override; always recorded as MANUAL.
+    ///
+    /// # Errors
+    /// Invalid fields (unknown tier, past `until`, no reason), an unknown
+    /// member, or a storage failure.
+    pub async fn set_override(&self, cmd: OverrideCommand) -> Result<Recorded, ProgramError> {
+        let now = (self.clock)();
+        validate_id("member_id", &cmd.member_id)?;
+        if cmd.reason.trim().is_empty() {
+            return Err(invalid(
+                "reason",
+                "required: say why the tier is set by hand",
+            ));
+        }
+        validate_text("reason", &cmd.reason)?;
+        if cmd.mode.is_some() && self.rules.tier_index(&cmd.tier_id).is_none() {
+            let known: Vec<&str> = self.rules.tiers.iter().map(|t| t.id.as_str()).collect();
+            return Err(invalid(
+                "tier_id",
+                format!(
+                    "unknown tier {:?}; the tiers are {}",
+                    cmd.tier_id,
+                    known.join(", ")
+                ),
+            ));
+        }
+        if cmd.until.is_some_and(|until| until <= now) {
+            return Err(invalid("until", "must lie in the future"));
+        }
+        let recorded = {
+            let mut writer = self.store.writer();
+            let mut member = writer
+                .member(&cmd.member_id)?
+                .ok_or_else(|| unknown_member(&cmd.member_id))?;
+            let change = apply_override(&self.rules, &mut member, &cmd, now);
+            let mut changes = vec![change];
+            changes.extend(evaluate_member(&self.rules, &mut member, now));
+            let history = self.number(&writer, &cmd.member_id, changes);
+            let outcome = Outcome {
+                member: self.view(&member, now),
+                points: 0,
+                tier_changes: history.clone(),
+            };
+            writer.commit(&Commit {
+                members: vec![member],
+                txns: Vec::new(),
+                history,
+            })?;
+            Recorded {
+                outcome,
+                duplicate: false,
+            }
+        };
+        self.store.sync().await?;
+        Ok(recorded)
+    }
+
+    /// Creates a member or merges its attributes.
+    ///
+    /// # Errors
+    /// Invalid fields, or a storage failure.
+    pub async fn upsert_member(&self, cmd: Upsert) -> Result<MemberView, ProgramError> {
+        let now = (self.clock)();
+        validate_id("member_id", &cmd.member_id)?;
+        validate_attributes(&cmd.attributes)?;
+        if let Some(at) = cmd.enrolled_at {
+            validate_occurred_at(Some(at), now)
+                .map_err(|_| invalid("enrolled_at", "must not lie in the future"))?;
+        }
+        let view = {
+            let mut writer = self.store.writer();
+            let existing = writer.member(&cmd.member_id)?;
+            let (mut member, mut changes) = member_or_new(
+                &self.rules,
+                existing,
+                &cmd.member_id,
+                cmd.enrolled_at.unwrap_or(now),
+            );
+            if let Some(at) = cmd.enrolled_at {
+                member.enrolled_at = at;
+            }
+            for (key, value) in &cmd.attributes {
+                if value.is_empty() {
+                    member.attributes.remove(key);
+                } else {
+                    member.attributes.insert(key.clone(), value.clone());
+                }
+            }
+            if member.attributes.len() > LIMITS.max_attributes {
+                return Err(invalid(
+                    "attributes",
+                    format!("a member has at most {} attributes", LIMITS.max_attributes),
+                ));
+            }
+            changes.extend(evaluate_member(&self.rules, &mut member, now));
+            let history = self.number(&writer, &cmd.member_id, changes);
+            let view = self.view(&member, now);
+            writer.commit(&Commit {
+                members: vec![member],
+                txns: Vec::new(),
+                history,
+            })?;
+            view
+        };
+        self.store.sync().await?;
+        Ok(view)
+    }
+
+    /// Applies expiries, demotions and promotions as of `as_of` to the
+    /// listed members (all when empty). A dry run writes nothing.
+    ///
+    /// # Errors
+    /// An invalid or unknown listed member, or a storage failure.
+    pub async fn evaluate_tiers(
+        &self,
+        as_of: Option<DateTime<Utc>>,
+        member_ids: &[String],
+        dry_run: bool,
+    ) -> Result<EvaluationReport, ProgramError> {
+        let as_of = as_of.unwrap_or_else(|| (self.clock)());
+        for id in member_ids {
+            validate_id("member_ids", id)?;
+            if self.store.member(id)?.is_none() {
+                return Err(unknown_member(id));
+            }
+        }
+        let ids: Box<dyn Iterator<Item = Result<String, StoreError>>> = if member_ids.is_empty() {
+            Box::new(self.store.member_ids())
+        } else {
+            Box::new(member_ids.iter().cloned().map(Ok))
+        };
+        let mut report = EvaluationReport::default();
+        for id in ids {
+            self.evaluate_one(&id?, as_of, dry_run, &mut report)?;
+        }
+        if !dry_run {
+            self.store.sync().await?;
+        }
+        Ok(report)
+    }
+
+    fn evaluate_one(
+        &self,
+        member_id: &str,
+        as_of: DateTime<Utc>,
+        dry_run: bool,
+        report: &mut EvaluationReport,
+    ) -> Result<(), ProgramError> {
+        // One member at a time under the lock, so live traffic interleaves.
+        let mut writer = self.store.writer();
+        let Some(mut member) = writer.member(member_id)? else {
+            return Ok(());
+        };
+        let before = member.clone();
+        let expired = member.expire(as_of);
+        let change = evaluate_member(&self.rules, &mut member, as_of);
+        report.evaluated += 1;
+        report.points_expired += expired;
+        match change.as_ref().map(|c| c.kind) {
+            Some(ChangeKind::Promotion) => report.promoted += 1,
+            Some(ChangeKind::Demotion) => report.demoted += 1,
+            _ => report.unchanged += 1,
+        }
+        let mut history = self.number(&writer, member_id, change.into_iter().collect());
+        if dry_run {
+            history.iter_mut().for_each(|entry| entry.seq = 0);
+        } else if member != before {
+            writer.commit(&Commit {
+                members: vec![member],
+                txns: Vec::new(),
+                history: history.clone(),
+            })?;
+        }
+        for entry in history {
+            if report.changes.len() < MAX_REPORTED_CHANGES {
+                report.changes.push(entry);
+            } else {
+                report.changes_truncated = true;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn unknown_member(member_id: &str) -> ProgramError {
+    ProgramError::NotFound(format!("member_id: no member {member_id:?}"))
+}
+
+/// The stored member, or a new one in the entry tier with its INITIAL entry.
+fn member_or_new(
+    rules: &RuleSet,
+    existing: Option<MemberState>,
+    member_id: &str,
+    enrolled_at: DateTime<Utc>,
+) -> (MemberState, Vec<Change>) {
+    if let Some(member) = existing {
+        return (member, Vec::new());
+    }
+    let entry = &rules.entry_tier().id;
+    let member = MemberState::new(member_id, entry, enrolled_at);
+    let initial = Change {
+        from_tier: String::new(),
+        to_tier: entry.clone(),
+        kind: ChangeKind::Initial,
+        at: enrolled_at,
+        reason: String::from("enrolled"),
+    };
+    (member, vec![initial])
+}
+
+fn window_start(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> DateTime<Utc> {
+    engine::window_start(rules.window, at, member.enrolled_at)
+}
+
+/// Runs the engine on a member at `at` and stores the new tier state.
+fn evaluate_member(rules: &RuleSet, member: &mut MemberState, at: DateTime<Utc>) -> Option<Change> {
+    let metrics = member.metrics(window_start(rules, member, at), at);
+    let subject = Subject {
+        metrics: &metrics,
+        attributes: &member.attributes,
+    };
+    let evaluation = engine::evaluate(rules, &member.tier, subject, at);
+    member.tier = evaluation.state;
+    evaluation.change
+}
+
+/// Puts the override on the member and returns its MANUAL change.
+fn apply_override(
+    rules: &RuleSet,
+    member: &mut MemberState,
+    cmd: &OverrideCommand,
+    now: DateTime<Utc>,
+) -> Change {
+    let from = member.tier.tier_id.clone();
+    let (to, reason) = match cmd.mode {
+        None => {
+            member.tier.tier_override = None;
+            (from.clone(), format!("override cleared: {}", cmd.reason))
+        }
+        Some(mode) => {
+            let current = rules.tier_index(&from).unwrap_or(0);
+            let target = rules.tier_index(&cmd.tier_id).unwrap_or(0);
+            let to = match mode {
+                OverrideMode::Lock => target,
+                OverrideMode::Floor => current.max(target),
+            };
+            member.tier.tier_override = Some(TierOverride {
+                tier_id: cmd.tier_id.clone(),
+                mode,
+                until: cmd.until,
+                reason: cmd.reason.clone(),
+            });
+            let word = match mode {
+                OverrideMode::Lock => "locked at",
+                OverrideMode::Floor => "floor set at",
+            };
+            (
+                rules.tiers[to].id.clone(),
+                format!("{word} {}: {}", cmd.tier_id, cmd.reason),
+            )
+        }
+    };
+    if to != from {
+        member.tier.tier_id.clone_from(&to);
+        member.tier.since = now;
+    }
+    member.tier.retain_failing_since = None;
+    Change {
+        from_tier: from,
+        to_tier: to,
+        kind: ChangeKind::Manual,
+        at: now,
+        reason,
+    }
+}
+
+fn fingerprint<T: Serialize>(kind: &str, command: &T) -> Vec<u8> {
+    let mut bytes = kind.as_bytes().to_vec();
+    bytes.push(0);
+    // Our own plain command structs always serialize.
+    bytes.extend(postcard::to_stdvec(command).unwrap_or_default());
+    bytes
+}
+
+fn validate_id(field: &'static str, id: &str) -> Result<(), ProgramError> {
+    if id.is_empty() {
+        return Err(invalid(field, "required"));
+    }
+    if id.len() > LIMITS.max_id_bytes {
+        return Err(invalid(
+            field,
+            format!(
+                "{} bytes is longer than the {} allowed",
+                id.len(),
+                LIMITS.max_id_bytes
+            ),
+        ));
+    }
+    if id.chars().any(char::is_control) {
+        return Err(invalid(field, "must not contain control characters"));
+    }
+    Ok(())
+}
+
+fn validate_text(field: &'static str, text: &str) -> Result<(), ProgramError> {
+    if text.len() > LIMITS.max_text_bytes {
+        return Err(invalid(
+            field,
+            format!("longer than {} bytes", LIMITS.max_text_bytes),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_amount(field: &'static str, amount: i64) -> Result<(), ProgramError> {
+    if amount <= 0 {
+        return Err(invalid(
+            field,
+            format!("must be greater than 0, got {amount}"),
+        ));
+    }
+    if amount > LIMITS.max_amount {
+        return Err(invalid(
+            field,
+            format!("{amount} is above the limit of {}", LIMITS.max_amount),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_currency(rules: &RuleSet, currency: &str, optional: bool) -> Result<(), ProgramError> {
+    if optional && currency.is_empty() {
+        return Ok(());
+    }
+    if currency != rules.currency.code() {
+        return Err(invalid(
+            "currency",
+            format!(
+                "{currency:?} is not the program currency {}",
+                rules.currency
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn validate_occurred_at(
+    at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Result<DateTime<Utc>, ProgramError> {
+    let at = at.ok_or_else(|| invalid("occurred_at", "required"))?;
+    if at > now + LIMITS.max_clock_skew {
+        return Err(invalid(
+            "occurred_at",
+            format!("{at} lies more than 5 minutes in the future (server time {now})"),
+        ));
+    }
+    Ok(at)
+}
+
+fn validate_attributes(attributes: &BTreeMap<String, String>) -> Result<(), ProgramError> {
+    if attributes.len() > LIMITS.max_attributes {
+        return Err(invalid(
+            "attributes",
+            format!("at most {} attributes", LIMITS.max_attributes),
+        ));
+    }
+    for (key, value) in attributes {
+        if key.is_empty() {
+            return Err(invalid("attributes", "an attribute key must not be empty"));
+        }
+        validate_text("attributes", key)?;
+        validate_text("attributes", value)?;
+    }
+    Ok(())
+}
