@@ -227,10 +227,11 @@ impl Program {
         }
         let fingerprint = fingerprint("purchase", &cmd);
         self.write(
+            now,
             &cmd.transaction_id,
             &cmd.member_id,
             fingerprint,
-            |w, existing| {
+            |_, existing| {
                 let (mut member, mut changes) =
                     member_or_new(&rules, existing, &cmd.member_id, occurred_at.min(now));
                 member.expire(now);
@@ -254,7 +255,6 @@ impl Program {
                     rules.points_expiry_months,
                 );
                 changes.extend(evaluate_member(&rules, &mut member, now));
-                let _ = w;
                 Ok(Applied {
                     member,
                     points,
@@ -289,6 +289,7 @@ impl Program {
         validate_occurred_at(cmd.occurred_at, now)?;
         let fingerprint = fingerprint("return", &cmd);
         self.write(
+            now,
             &cmd.transaction_id,
             &cmd.member_id,
             fingerprint,
@@ -366,7 +367,7 @@ impl Program {
         }
         validate_text("reason", &cmd.reason)?;
         let fingerprint = fingerprint("adjust", &cmd);
-        self.write(&cmd.transaction_id, &cmd.member_id, fingerprint, |_, existing| {
+        self.write(now, &cmd.transaction_id, &cmd.member_id, fingerprint, |_, existing| {
             let mut member = existing.ok_or_else(|| unknown_member(&cmd.member_id))?;
             member.expire(now);
             member.adjust(&cmd.transaction_id, cmd.points, now, rules.points_expiry_months);
@@ -399,6 +400,7 @@ impl Program {
         validate_amount("points", cmd.points)?;
         let fingerprint = fingerprint("redeem", &cmd);
         self.write(
+            now,
             &cmd.transaction_id,
             &cmd.member_id,
             fingerprint,
@@ -429,6 +431,7 @@ impl Program {
     /// then wait for the disk.
     async fn write<F>(
         &self,
+        now: DateTime<Utc>,
         transaction_id: &str,
         member_id: &str,
         fingerprint: Vec<u8>,
@@ -437,7 +440,7 @@ impl Program {
     where
         F: FnOnce(&Writer<'_>, Option<MemberState>) -> Result<Applied, ProgramError>,
     {
-        let recorded = self.write_locked(transaction_id, member_id, fingerprint, apply)?;
+        let recorded = self.write_locked(now, transaction_id, member_id, fingerprint, apply)?;
         // Also for duplicates: the original may have been committed by a
         // request that is itself still waiting for the disk.
         self.store.sync().await?;
@@ -446,6 +449,7 @@ impl Program {
 
     fn write_locked<F>(
         &self,
+        now: DateTime<Utc>,
         transaction_id: &str,
         member_id: &str,
         fingerprint: Vec<u8>,
@@ -469,10 +473,10 @@ impl Program {
         let existing = writer.member(member_id)?;
         let applied = apply(&writer, existing)?;
         let mut member = applied.member;
-        member.prune_days((self.clock)());
+        member.prune_days(now);
         let history = self.number(&writer, &member.member_id, applied.changes);
         let outcome = Outcome {
-            member: self.view(&member, (self.clock)()),
+            member: self.view(&member, now),
             points: applied.points,
             tier_changes: history.clone(),
         };

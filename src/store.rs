@@ -82,8 +82,26 @@ pub struct Commit {
 pub struct Store {
     tree: sled::Tree,
     next_seq: Mutex<u64>,
-    flush_requests: mpsc::Sender<oneshot::Sender<Result<(), String>>>,
-    _db: sled::Db,
+    flusher: Flusher,
+}
+
+type FlushWaiter = oneshot::Sender<Result<(), String>>;
+
+/// The group-commit thread and the way to reach it. Dropping it stops the
+/// thread and waits for it, so the data directory is released when the
+/// store is dropped (a restarted server can open it at once).
+struct Flusher {
+    requests: Option<mpsc::Sender<FlushWaiter>>,
+    thread: Option<thread::JoinHandle<()>>,
+}
+
+impl Drop for Flusher {
+    fn drop(&mut self) {
+        self.requests.take();
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }
 
 /// The single-writer lock: whoever holds it reads, decides and commits
@@ -151,12 +169,11 @@ impl Store {
             None => 1,
         };
         let data_file = File::open(dir.join("db"))?;
-        let flush_requests = spawn_flusher(db.clone(), data_file)?;
+        let flusher = spawn_flusher(db, data_file)?;
         Ok(Self {
             tree,
             next_seq: Mutex::new(next_seq),
-            flush_requests,
-            _db: db,
+            flusher,
         })
     }
 
@@ -245,7 +262,10 @@ impl Store {
     /// When the flush or fsync failed, or the flusher has stopped.
     pub async fn sync(&self) -> Result<(), StoreError> {
         let (done, wait) = oneshot::channel();
-        self.flush_requests
+        self.flusher
+            .requests
+            .as_ref()
+            .ok_or(StoreError::FlusherStopped)?
             .send(done)
             .map_err(|_| StoreError::FlusherStopped)?;
         match wait.await {
@@ -333,13 +353,11 @@ fn check_format(tree: &sled::Tree) -> Result<(), StoreError> {
 }
 
 /// Starts the group-commit thread: it takes every waiting flush request,
-/// flushes sled and fsyncs the data file once, and answers them all.
-fn spawn_flusher(
-    db: sled::Db,
-    data_file: File,
-) -> Result<mpsc::Sender<oneshot::Sender<Result<(), String>>>, StoreError> {
-    let (requests, inbox) = mpsc::channel::<oneshot::Sender<Result<(), String>>>();
-    thread::Builder::new()
+/// flushes sled and fsyncs the data file once, and answers them all. It owns
+/// the last handle of the database, which it flushes and closes on exit.
+fn spawn_flusher(db: sled::Db, data_file: File) -> Result<Flusher, StoreError> {
+    let (requests, inbox) = mpsc::channel::<FlushWaiter>();
+    let thread = thread::Builder::new()
         .name("tierd-flusher".into())
         .spawn(move || {
             while let Ok(first) = inbox.recv() {
@@ -357,6 +375,12 @@ fn spawn_flusher(
                     let _ = waiter.send(result.clone());
                 }
             }
+            if let Err(err) = db.flush() {
+                tracing::error!(error = %err, "final flush failed");
+            }
         })?;
-    Ok(requests)
+    Ok(Flusher {
+        requests: Some(requests),
+        thread: Some(thread),
+    })
 }

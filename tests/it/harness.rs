@@ -1,0 +1,235 @@
+//! Starting, stopping and talking to a real tierd server.
+
+use std::{
+    path::{Path, PathBuf},
+    sync::{Arc, Mutex},
+};
+
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
+use tempfile::TempDir;
+use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
+use tonic::transport::Channel;
+
+use tierd::{
+    grpc::{self, convert::timestamp, pb},
+    program::{Clock, Program},
+    rules,
+    store::Store,
+};
+
+pub use pb::loyalty_client::LoyaltyClient;
+
+/// The rules shipped in `rules/example.yaml`.
+pub fn example_rules() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("rules/example.yaml")
+}
+
+/// A clock the test moves by hand; starts at 2026-03-02 10:00 UTC.
+#[derive(Clone)]
+pub struct TestClock(Arc<Mutex<DateTime<Utc>>>);
+
+impl TestClock {
+    fn new() -> Self {
+        let start = Utc
+            .with_ymd_and_hms(2026, 3, 2, 10, 0, 0)
+            .single()
+            .expect("valid date");
+        Self(Arc::new(Mutex::new(start)))
+    }
+
+    pub fn now(&self) -> DateTime<Utc> {
+        *self.0.lock().expect("clock lock")
+    }
+
+    pub fn advance(&self, by: TimeDelta) {
+        *self.0.lock().expect("clock lock") += by;
+    }
+
+    fn as_clock(&self) -> Clock {
+        let inner = Arc::clone(&self.0);
+        Arc::new(move || *inner.lock().expect("clock lock"))
+    }
+}
+
+/// A running server with its data directory and a connected client.
+pub struct TestServer {
+    pub client: LoyaltyClient<Channel>,
+    pub channel: Channel,
+    pub clock: TestClock,
+    dir: Arc<TempDir>,
+    rules: PathBuf,
+    stop: Option<oneshot::Sender<()>>,
+    task: Option<JoinHandle<()>>,
+}
+
+impl TestServer {
+    /// A server on the example rules.
+    pub async fn start() -> Self {
+        Self::start_with(
+            example_rules(),
+            Arc::new(TempDir::new().expect("temp dir")),
+            TestClock::new(),
+        )
+        .await
+    }
+
+    /// A server on rules given as YAML text.
+    pub async fn with_rules(yaml: &str) -> Self {
+        let dir = Arc::new(TempDir::new().expect("temp dir"));
+        let rules = dir.path().join("rules.yaml");
+        std::fs::write(&rules, yaml).expect("write rules");
+        Self::start_with(rules, dir, TestClock::new()).await
+    }
+
+    async fn start_with(rules_path: PathBuf, dir: Arc<TempDir>, clock: TestClock) -> Self {
+        let rules = rules::load(&rules_path).expect("valid rules");
+        let store = Store::open(&dir.path().join("data")).expect("open store");
+        let program = Arc::new(Program::new(store, Arc::new(rules), clock.as_clock()));
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+        let address = listener.local_addr().expect("address");
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(async move {
+            grpc::serve(listener, program, async {
+                let _ = stopped.await;
+            })
+            .await
+            .expect("server runs");
+        });
+        let channel = Channel::from_shared(format!("http://{address}"))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect");
+        Self {
+            client: LoyaltyClient::new(channel.clone()),
+            channel,
+            clock,
+            dir,
+            rules: rules_path,
+            stop: Some(stop),
+            task: Some(task),
+        }
+    }
+
+    /// Stops the server (draining requests) and starts a new one on the same
+    /// data directory and rules, with the clock where it was.
+    pub async fn restart(mut self) -> Self {
+        self.shutdown().await;
+        let dir = Arc::clone(&self.dir);
+        Self::start_with(self.rules.clone(), dir, self.clock.clone()).await
+    }
+
+    async fn shutdown(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(task) = self.task.take() {
+            task.await.expect("server task ends cleanly");
+        }
+    }
+
+    /// A purchase request at the current test time.
+    pub fn purchase(
+        &self,
+        member: &str,
+        txn: &str,
+        amount_minor: i64,
+    ) -> pb::RecordPurchaseRequest {
+        pb::RecordPurchaseRequest {
+            member_id: member.into(),
+            transaction_id: txn.into(),
+            amount_minor,
+            currency: "EUR".into(),
+            occurred_at: Some(timestamp(self.clock.now())),
+            channel: "pos".into(),
+            store_id: "store-1".into(),
+            tags: vec![],
+        }
+    }
+
+    /// Records a purchase and returns the response.
+    pub async fn buy(
+        &mut self,
+        member: &str,
+        txn: &str,
+        amount_minor: i64,
+    ) -> pb::RecordPurchaseResponse {
+        let request = self.purchase(member, txn, amount_minor);
+        self.client
+            .record_purchase(request)
+            .await
+            .expect("purchase accepted")
+            .into_inner()
+    }
+
+    /// A return request at the current test time.
+    pub fn refund(
+        &self,
+        member: &str,
+        txn: &str,
+        original: &str,
+        amount_minor: i64,
+    ) -> pb::RecordReturnRequest {
+        pb::RecordReturnRequest {
+            member_id: member.into(),
+            transaction_id: txn.into(),
+            original_transaction_id: original.into(),
+            amount_minor,
+            occurred_at: Some(timestamp(self.clock.now())),
+            currency: String::new(),
+        }
+    }
+
+    pub async fn member(&mut self, member: &str) -> pb::Member {
+        self.client
+            .get_member(pb::GetMemberRequest {
+                member_id: member.into(),
+            })
+            .await
+            .expect("member exists")
+            .into_inner()
+    }
+
+    pub async fn history(&mut self, member: &str) -> Vec<pb::TierChange> {
+        self.client
+            .get_tier_history(pb::GetTierHistoryRequest {
+                member_id: member.into(),
+                page_size: 0,
+                page_token: String::new(),
+            })
+            .await
+            .expect("history")
+            .into_inner()
+            .entries
+    }
+
+    /// Runs EvaluateTiers for everyone at `now + days`.
+    pub async fn evaluate_in_days(&mut self, days: i64) -> pb::EvaluateTiersResponse {
+        let as_of = self.clock.now() + TimeDelta::days(days);
+        self.client
+            .evaluate_tiers(pb::EvaluateTiersRequest {
+                as_of: Some(timestamp(as_of)),
+                member_ids: vec![],
+                dry_run: false,
+            })
+            .await
+            .expect("evaluation")
+            .into_inner()
+    }
+}
+
+impl Drop for TestServer {
+    fn drop(&mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+    }
+}
+
+/// The `(from, to, kind)` of history entries, for compact assertions.
+pub fn moves(history: &[pb::TierChange]) -> Vec<(String, String, pb::TierChangeKind)> {
+    history
+        .iter()
+        .map(|c| (c.from_tier.clone(), c.to_tier.clone(), c.kind()))
+        .collect()
+}

@@ -1,0 +1,12 @@
+//! Integration tests: the real server on an ephemeral port, a temporary sled
+//! directory, a real tonic client over TCP. One binary, so the suite links
+//! once; each test gets its own server and data directory.
+
+mod harness;
+
+mod bad_input;
+mod ingestion;
+mod overrides;
+mod restart;
+mod service;
+mod tiers;
