@@ -247,6 +247,11 @@ mod tests {
         assert_eq!(script.eval_condition(&inputs), Ok(true));
         inputs.qualifying_points = 50;
         assert_eq!(script.eval_condition(&inputs), Ok(false));
+        // A missing attribute compares unequal instead of failing.
+        let empty = BTreeMap::new();
+        inputs.qualifying_points = 150;
+        inputs.attributes = Some(&empty);
+        assert_eq!(script.eval_condition(&inputs), Ok(false));
     }
 
     #[test]
