@@ -9,6 +9,9 @@
 //! - **Points lots**: one lot per earning, kept in expiry order, so that
 //!   expiry and redemption (oldest first) touch only the lots they consume.
 //!
+//! Sums saturate rather than overflow: no input can make them panic, and
+//! no real program comes near `i64::MAX` cents.
+//!
 //! Invariant: `points_balance = sum(lots.remaining) - points_debt`, where
 //! the debt is what returns and corrections took back beyond the lots
 //! (repaid first by the next earning). Redemption never creates debt.
@@ -111,22 +114,25 @@ impl MemberState {
             ..Metrics::default()
         };
         for totals in self.days.range(range).map(|(_, t)| t) {
-            metrics.purchase_volume_minor += totals.spend_minor;
-            metrics.purchase_count += totals.purchases;
-            metrics.qualifying_points += totals.qualifying_points;
+            metrics.purchase_volume_minor = metrics
+                .purchase_volume_minor
+                .saturating_add(totals.spend_minor);
+            metrics.purchase_count = metrics.purchase_count.saturating_add(totals.purchases);
+            metrics.qualifying_points = metrics
+                .qualifying_points
+                .saturating_add(totals.qualifying_points);
         }
         metrics
     }
 
     /// Redeemable points as of `as_of` (lots expired by then excluded).
     pub fn points_balance(&self, as_of: DateTime<Utc>) -> i64 {
-        let live: i64 = self
+        let live = self
             .lots
             .iter()
             .filter(|lot| lot.expires_at.is_none_or(|e| e > as_of))
-            .map(|lot| lot.remaining)
-            .sum();
-        live - self.points_debt
+            .fold(0_i64, |sum, lot| sum.saturating_add(lot.remaining));
+        live.saturating_sub(self.points_debt)
     }
 
     fn day(&mut self, at: DateTime<Utc>) -> &mut DayTotals {
@@ -143,10 +149,10 @@ impl MemberState {
         expiry_months: Option<u32>,
     ) {
         let day = self.day(occurred_at);
-        day.spend_minor += amount_minor;
-        day.purchases += 1;
-        day.qualifying_points += points;
-        self.lifetime_value_minor += amount_minor;
+        day.spend_minor = day.spend_minor.saturating_add(amount_minor);
+        day.purchases = day.purchases.saturating_add(1);
+        day.qualifying_points = day.qualifying_points.saturating_add(points);
+        self.lifetime_value_minor = self.lifetime_value_minor.saturating_add(amount_minor);
         self.earn(source, points, occurred_at, expiry_months);
     }
 
@@ -189,7 +195,8 @@ impl MemberState {
         at: DateTime<Utc>,
         expiry_months: Option<u32>,
     ) {
-        self.day(at).qualifying_points += points;
+        let day = self.day(at);
+        day.qualifying_points = day.qualifying_points.saturating_add(points);
         if points >= 0 {
             self.earn(source, points, at, expiry_months);
         } else {

@@ -1,19 +1,19 @@
 //! The loyalty program: commands in, decisions made, state durable.
 //!
 //! This is where the pieces meet: a command is validated, the member is read
-//! under the store's single-writer lock, the ledger applies the event, the
+//! on the store's single writer thread, the ledger applies the event, the
 //! engine decides the tier, and one atomic commit stores the member, the
 //! idempotency record and the history entries. Only after the commit is on
-//! disk ([`Store::sync`]) does the caller get its answer.
+//! disk ([`Store::write`] returns) does the caller get its answer.
 //!
 //! Idempotency: every write carries a transaction id. Its record keeps the
 //! request's fingerprint and the outcome; a retry with the same payload gets
 //! the stored outcome back (marked duplicate) and changes nothing, and a
 //! different payload under a used id is refused.
 //!
-//! Concurrency: writes are serialized by the single-writer lock, which is
-//! held only for in-memory work and a sled batch (microseconds), never
-//! while waiting for the disk, so concurrent requests share one fsync.
+//! Concurrency: every write runs as a job on the store's single writer
+//! thread (in-memory work and a sled batch: microseconds); concurrent
+//! requests share one fsync per round, and async workers never block.
 
 use std::{collections::BTreeMap, sync::Arc};
 
@@ -225,51 +225,50 @@ impl Program {
         for tag in &cmd.tags {
             validate_text("tags", tag)?;
         }
-        let fingerprint = fingerprint("purchase", &cmd);
-        self.write(
+        let key = WriteKey::new(
             now,
             &cmd.transaction_id,
             &cmd.member_id,
-            fingerprint,
-            |_, existing| {
-                let (mut member, mut changes) =
-                    member_or_new(&rules, existing, &cmd.member_id, occurred_at.min(now));
-                member.expire(now);
-                let metrics = member.metrics(window_start(&rules, &member, now), now);
-                let facts = PurchaseFacts {
+            fingerprint("purchase", &cmd),
+        );
+        self.write(key, move |rules, _, existing| {
+            let (mut member, mut changes) =
+                member_or_new(rules, existing, &cmd.member_id, occurred_at.min(now));
+            member.expire(now);
+            let metrics = member.metrics(window_start(rules, &member, now), now);
+            let facts = PurchaseFacts {
+                amount_minor: cmd.amount_minor,
+                channel: &cmd.channel,
+                store_id: &cmd.store_id,
+                tags: &cmd.tags,
+            };
+            let subject = Subject {
+                metrics: &metrics,
+                attributes: &member.attributes,
+            };
+            let points = engine::points_for_purchase(rules, facts, subject);
+            member.record_purchase(
+                &cmd.transaction_id,
+                cmd.amount_minor,
+                points,
+                occurred_at,
+                rules.points_expiry_months,
+            );
+            changes.extend(evaluate_member(rules, &mut member, now));
+            Ok(Applied {
+                member,
+                points,
+                changes,
+                purchase: Some(PurchaseTrack {
                     amount_minor: cmd.amount_minor,
-                    channel: &cmd.channel,
-                    store_id: &cmd.store_id,
-                    tags: &cmd.tags,
-                };
-                let subject = Subject {
-                    metrics: &metrics,
-                    attributes: &member.attributes,
-                };
-                let points = engine::points_for_purchase(&rules, facts, subject);
-                member.record_purchase(
-                    &cmd.transaction_id,
-                    cmd.amount_minor,
                     points,
                     occurred_at,
-                    rules.points_expiry_months,
-                );
-                changes.extend(evaluate_member(&rules, &mut member, now));
-                Ok(Applied {
-                    member,
-                    points,
-                    changes,
-                    purchase: Some(PurchaseTrack {
-                        amount_minor: cmd.amount_minor,
-                        points,
-                        occurred_at,
-                        returned_minor: 0,
-                        points_reversed: 0,
-                    }),
-                    other_txns: Vec::new(),
-                })
-            },
-        )
+                    returned_minor: 0,
+                    points_reversed: 0,
+                }),
+                other_txns: Vec::new(),
+            })
+        })
         .await
     }
 
@@ -287,61 +286,62 @@ impl Program {
         validate_amount("amount_minor", cmd.amount_minor)?;
         validate_currency(&rules, &cmd.currency, true)?;
         validate_occurred_at(cmd.occurred_at, now)?;
-        let fingerprint = fingerprint("return", &cmd);
-        self.write(
+        let key = WriteKey::new(
             now,
             &cmd.transaction_id,
             &cmd.member_id,
-            fingerprint,
-            |w, existing| {
-                let not_found = || {
-                    ProgramError::NotFound(format!(
-                        "original_transaction_id: no purchase {:?} of member {:?}",
-                        cmd.original_transaction_id, cmd.member_id
-                    ))
-                };
-                let mut original = w.txn(&cmd.original_transaction_id)?.ok_or_else(not_found)?;
-                let mut track = original
-                    .purchase
-                    .filter(|_| original.member_id == cmd.member_id)
-                    .ok_or_else(not_found)?;
-                let mut member = existing.ok_or_else(not_found)?;
-                if cmd.amount_minor > track.returnable_minor() {
-                    return Err(invalid(
-                        "amount_minor",
-                        format!(
-                            "{} exceeds what is left unreturned of {:?}: {}",
-                            cmd.amount_minor,
-                            cmd.original_transaction_id,
-                            track.returnable_minor()
-                        ),
-                    ));
-                }
-                let points = track.points_for_return(cmd.amount_minor);
-                let fully = cmd.amount_minor == track.returnable_minor();
-                member.expire(now);
-                member.record_return(
-                    &cmd.original_transaction_id,
-                    track.occurred_at,
-                    cmd.amount_minor,
-                    points,
-                    fully,
-                );
-                track.returned_minor += cmd.amount_minor;
-                track.points_reversed += points;
-                original.purchase = Some(track);
-                let changes = evaluate_member(&rules, &mut member, now)
-                    .into_iter()
-                    .collect();
-                Ok(Applied {
-                    member,
-                    points,
-                    changes,
-                    purchase: None,
-                    other_txns: vec![(cmd.original_transaction_id.clone(), original)],
-                })
-            },
-        )
+            fingerprint("return", &cmd),
+        );
+        self.write(key, move |rules, writer, existing| {
+            let not_found = || {
+                ProgramError::NotFound(format!(
+                    "original_transaction_id: no purchase {:?} of member {:?}",
+                    cmd.original_transaction_id, cmd.member_id
+                ))
+            };
+            let mut original = writer
+                .txn(&cmd.original_transaction_id)?
+                .ok_or_else(not_found)?;
+            let mut track = original
+                .purchase
+                .filter(|_| original.member_id == cmd.member_id)
+                .ok_or_else(not_found)?;
+            let mut member = existing.ok_or_else(not_found)?;
+            if cmd.amount_minor > track.returnable_minor() {
+                return Err(invalid(
+                    "amount_minor",
+                    format!(
+                        "{} exceeds what is left unreturned of {:?}: {}",
+                        cmd.amount_minor,
+                        cmd.original_transaction_id,
+                        track.returnable_minor()
+                    ),
+                ));
+            }
+            let points = track.points_for_return(cmd.amount_minor);
+            let fully = cmd.amount_minor == track.returnable_minor();
+            member.expire(now);
+            member.record_return(
+                &cmd.original_transaction_id,
+                track.occurred_at,
+                cmd.amount_minor,
+                points,
+                fully,
+            );
+            track.returned_minor += cmd.amount_minor;
+            track.points_reversed += points;
+            original.purchase = Some(track);
+            let changes = evaluate_member(rules, &mut member, now)
+                .into_iter()
+                .collect();
+            Ok(Applied {
+                member,
+                points,
+                changes,
+                purchase: None,
+                other_txns: vec![(cmd.original_transaction_id.clone(), original)],
+            })
+        })
         .await
     }
 
@@ -351,7 +351,6 @@ impl Program {
     /// Invalid fields, an unknown member, a reused transaction id, or a
     /// storage failure.
     pub async fn adjust_points(&self, cmd: Adjustment) -> Result<Recorded, ProgramError> {
-        let rules = self.rules();
         let now = (self.clock)();
         validate_id("member_id", &cmd.member_id)?;
         validate_id("transaction_id", &cmd.transaction_id)?;
@@ -366,12 +365,17 @@ impl Program {
             ));
         }
         validate_text("reason", &cmd.reason)?;
-        let fingerprint = fingerprint("adjust", &cmd);
-        self.write(now, &cmd.transaction_id, &cmd.member_id, fingerprint, |_, existing| {
+        let key = WriteKey::new(
+            now,
+            &cmd.transaction_id,
+            &cmd.member_id,
+            fingerprint("adjust", &cmd),
+        );
+        self.write(key, move |rules, _, existing| {
             let mut member = existing.ok_or_else(|| unknown_member(&cmd.member_id))?;
             member.expire(now);
             member.adjust(&cmd.transaction_id, cmd.points, now, rules.points_expiry_months);
-            let changes = evaluate_member(&rules, &mut member, now).into_iter().collect();
+            let changes = evaluate_member(rules, &mut member, now).into_iter().collect();
             tracing::info!(member_id = %cmd.member_id, points = cmd.points, reason = %cmd.reason, "points adjusted");
             Ok(Applied {
                 member,
@@ -390,7 +394,6 @@ impl Program {
     /// Invalid fields, an unknown member, a balance too small
     /// (`FailedPrecondition`), a reused transaction id, or a storage failure.
     pub async fn redeem_points(&self, cmd: Redemption) -> Result<Recorded, ProgramError> {
-        let rules = self.rules();
         let now = (self.clock)();
         validate_id("member_id", &cmd.member_id)?;
         validate_id("transaction_id", &cmd.transaction_id)?;
@@ -398,155 +401,60 @@ impl Program {
             return Err(invalid("points", "must be greater than 0"));
         }
         validate_amount("points", cmd.points)?;
-        let fingerprint = fingerprint("redeem", &cmd);
-        self.write(
+        let key = WriteKey::new(
             now,
             &cmd.transaction_id,
             &cmd.member_id,
-            fingerprint,
-            |_, existing| {
-                let mut member = existing.ok_or_else(|| unknown_member(&cmd.member_id))?;
-                member.redeem(cmd.points, now).map_err(|e| {
-                    ProgramError::FailedPrecondition(format!(
-                        "points: cannot redeem {} points, the balance is {}",
-                        cmd.points, e.balance
-                    ))
-                })?;
-                let changes = evaluate_member(&rules, &mut member, now)
-                    .into_iter()
-                    .collect();
-                Ok(Applied {
-                    member,
-                    points: cmd.points,
-                    changes,
-                    purchase: None,
-                    other_txns: Vec::new(),
-                })
-            },
-        )
+            fingerprint("redeem", &cmd),
+        );
+        self.write(key, move |rules, _, existing| {
+            let mut member = existing.ok_or_else(|| unknown_member(&cmd.member_id))?;
+            member.redeem(cmd.points, now).map_err(|e| {
+                ProgramError::FailedPrecondition(format!(
+                    "points: cannot redeem {} points, the balance is {}",
+                    cmd.points, e.balance
+                ))
+            })?;
+            let changes = evaluate_member(rules, &mut member, now)
+                .into_iter()
+                .collect();
+            Ok(Applied {
+                member,
+                points: cmd.points,
+                changes,
+                purchase: None,
+                other_txns: Vec::new(),
+            })
+        })
         .await
     }
 
-    /// The shared write path: idempotency check, apply, number, commit,
-    /// then wait for the disk.
-    async fn write<F>(
-        &self,
-        now: DateTime<Utc>,
-        transaction_id: &str,
-        member_id: &str,
-        fingerprint: Vec<u8>,
-        apply: F,
-    ) -> Result<Recorded, ProgramError>
+    /// The shared path of idempotent writes: on the writer thread, check the
+    /// transaction id, apply, number, commit; answered once durable (also a
+    /// duplicate, whose original may have been committed in the same round).
+    async fn write<F>(&self, key: WriteKey, apply: F) -> Result<Recorded, ProgramError>
     where
-        F: FnOnce(&Writer<'_>, Option<MemberState>) -> Result<Applied, ProgramError>,
+        F: FnOnce(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError>
+            + Send
+            + 'static,
     {
-        let recorded = self.write_locked(now, transaction_id, member_id, fingerprint, apply)?;
-        // Also for duplicates: the original may have been committed by a
-        // request that is itself still waiting for the disk.
-        self.store.sync().await?;
-        Ok(recorded)
+        let rules = self.rules();
+        self.store
+            .write(move |writer| record(&rules, writer, key, apply))
+            .await?
     }
 
-    fn write_locked<F>(
-        &self,
-        now: DateTime<Utc>,
-        transaction_id: &str,
-        member_id: &str,
-        fingerprint: Vec<u8>,
-        apply: F,
-    ) -> Result<Recorded, ProgramError>
+    /// Runs a change of one member's state on the writer thread, answered
+    /// once durable. Used by the writes that carry no transaction id.
+    async fn change_member<T, F>(&self, change: F) -> Result<T, ProgramError>
     where
-        F: FnOnce(&Writer<'_>, Option<MemberState>) -> Result<Applied, ProgramError>,
+        T: Send + 'static,
+        F: FnOnce(&RuleSet, &mut Writer) -> Result<T, ProgramError> + Send + 'static,
     {
-        let mut writer = self.store.writer();
-        if let Some(record) = writer.txn(transaction_id)? {
-            if record.fingerprint == fingerprint && record.member_id == member_id {
-                return Ok(Recorded {
-                    outcome: record.outcome,
-                    duplicate: true,
-                });
-            }
-            return Err(ProgramError::AlreadyExists(format!(
-                "transaction_id: {transaction_id:?} was already recorded with a different request"
-            )));
-        }
-        let existing = writer.member(member_id)?;
-        let applied = apply(&writer, existing)?;
-        let mut member = applied.member;
-        member.prune_days(now);
-        let history = self.number(&writer, &member.member_id, applied.changes);
-        let outcome = Outcome {
-            member: self.view(&member, now),
-            points: applied.points,
-            tier_changes: history.clone(),
-        };
-        let mut txns = applied.other_txns;
-        txns.push((
-            transaction_id.to_owned(),
-            TxnRecord {
-                member_id: member_id.to_owned(),
-                fingerprint,
-                outcome: outcome.clone(),
-                purchase: applied.purchase,
-            },
-        ));
-        writer.commit(&Commit {
-            members: vec![member],
-            txns,
-            history,
-        })?;
-        tracing::info!(
-            member_id,
-            transaction_id,
-            rules_version = %self.rules.version,
-            points = outcome.points,
-            tier = %outcome.member.tier_id,
-            "recorded"
-        );
-        Ok(Recorded {
-            outcome,
-            duplicate: false,
-        })
-    }
-
-    /// Gives changes their seqs, in order, from the writer's counter.
-    fn number(
-        &self,
-        writer: &Writer<'_>,
-        member_id: &str,
-        changes: Vec<Change>,
-    ) -> Vec<HistoryEntry> {
-        changes
-            .into_iter()
-            .zip(writer.next_seq()..)
-            .map(|(change, seq)| HistoryEntry {
-                seq,
-                member_id: member_id.to_owned(),
-                change,
-                rules_version: self.rules.version.clone(),
-            })
-            .collect()
-    }
-
-    /// The member as answered to clients at `at`.
-    fn view(&self, member: &MemberState, at: DateTime<Utc>) -> MemberView {
-        let metrics = member.metrics(window_start(&self.rules, member, at), at);
-        let subject = Subject {
-            metrics: &metrics,
-            attributes: &member.attributes,
-        };
-        MemberView {
-            member_id: member.member_id.clone(),
-            tier_id: member.tier.tier_id.clone(),
-            tier_since: member.tier.since,
-            next_tier: engine::next_tier(&self.rules, &member.tier.tier_id, subject),
-            metrics,
-            rules_version: self.rules.version.clone(),
-            currency: self.rules.currency.code().to_owned(),
-            attributes: member.attributes.clone(),
-            enrolled_at: member.enrolled_at,
-            tier_override: member.tier.tier_override.clone(),
-        }
+        let rules = self.rules();
+        self.store
+            .write(move |writer| change(&rules, writer))
+            .await?
     }
 
     /// A member as of now.
@@ -559,7 +467,7 @@ impl Program {
             .store
             .member(member_id)?
             .ok_or_else(|| unknown_member(member_id))?;
-        Ok(self.view(&member, (self.clock)()))
+        Ok(view(&self.rules, &member, (self.clock)()))
     }
 
     /// A page of a member's tier history after seq `after`.
@@ -608,17 +516,15 @@ impl Program {
         if cmd.until.is_some_and(|until| until <= now) {
             return Err(invalid("until", "must lie in the future"));
         }
-        let recorded = {
-            let mut writer = self.store.writer();
+        self.change_member(move |rules, writer| {
             let mut member = writer
                 .member(&cmd.member_id)?
                 .ok_or_else(|| unknown_member(&cmd.member_id))?;
-            let change = apply_override(&self.rules, &mut member, &cmd, now);
-            let mut changes = vec![change];
-            changes.extend(evaluate_member(&self.rules, &mut member, now));
-            let history = self.number(&writer, &cmd.member_id, changes);
+            let mut changes = vec![apply_override(rules, &mut member, &cmd, now)];
+            changes.extend(evaluate_member(rules, &mut member, now));
+            let history = number(rules, writer, &cmd.member_id, changes);
             let outcome = Outcome {
-                member: self.view(&member, now),
+                member: view(rules, &member, now),
                 points: 0,
                 tier_changes: history.clone(),
             };
@@ -627,13 +533,12 @@ impl Program {
                 txns: Vec::new(),
                 history,
             })?;
-            Recorded {
+            Ok(Recorded {
                 outcome,
                 duplicate: false,
-            }
-        };
-        self.store.sync().await?;
-        Ok(recorded)
+            })
+        })
+        .await
     }
 
     /// Creates a member or merges its attributes.
@@ -648,23 +553,17 @@ impl Program {
             validate_occurred_at(Some(at), now)
                 .map_err(|_| invalid("enrolled_at", "must not lie in the future"))?;
         }
-        let view = {
-            let mut writer = self.store.writer();
+        self.change_member(move |rules, writer| {
             let existing = writer.member(&cmd.member_id)?;
-            let (mut member, mut changes) = member_or_new(
-                &self.rules,
-                existing,
-                &cmd.member_id,
-                cmd.enrolled_at.unwrap_or(now),
-            );
-            if let Some(at) = cmd.enrolled_at {
-                member.enrolled_at = at;
-            }
-            for (key, value) in &cmd.attributes {
+            let enrolled_at = cmd.enrolled_at.unwrap_or(now);
+            let (mut member, mut changes) =
+                member_or_new(rules, existing, &cmd.member_id, enrolled_at);
+            member.enrolled_at = cmd.enrolled_at.unwrap_or(member.enrolled_at);
+            for (key, value) in cmd.attributes {
                 if value.is_empty() {
-                    member.attributes.remove(key);
+                    member.attributes.remove(&key);
                 } else {
-                    member.attributes.insert(key.clone(), value.clone());
+                    member.attributes.insert(key, value);
                 }
             }
             if member.attributes.len() > LIMITS.max_attributes {
@@ -673,18 +572,17 @@ impl Program {
                     format!("a member has at most {} attributes", LIMITS.max_attributes),
                 ));
             }
-            changes.extend(evaluate_member(&self.rules, &mut member, now));
-            let history = self.number(&writer, &cmd.member_id, changes);
-            let view = self.view(&member, now);
+            changes.extend(evaluate_member(rules, &mut member, now));
+            let history = number(rules, writer, &cmd.member_id, changes);
+            let answer = view(rules, &member, now);
             writer.commit(&Commit {
                 members: vec![member],
                 txns: Vec::new(),
                 history,
             })?;
-            view
-        };
-        self.store.sync().await?;
-        Ok(view)
+            Ok(answer)
+        })
+        .await
     }
 
     /// Applies expiries, demotions and promotions as of `as_of` to the
@@ -705,36 +603,156 @@ impl Program {
                 return Err(unknown_member(id));
             }
         }
-        let ids: Box<dyn Iterator<Item = Result<String, StoreError>>> = if member_ids.is_empty() {
-            Box::new(self.store.member_ids())
+        let ids: Vec<String> = if member_ids.is_empty() {
+            self.store.member_ids().collect::<Result<_, _>>()?
         } else {
-            Box::new(member_ids.iter().cloned().map(Ok))
+            member_ids.to_vec()
         };
         let mut report = EvaluationReport::default();
-        for id in ids {
-            self.evaluate_one(&id?, as_of, dry_run, &mut report)?;
-        }
-        if !dry_run {
-            self.store.sync().await?;
+        // Chunks keep each writer job short, so live traffic interleaves.
+        for chunk in ids.chunks(EVALUATION_CHUNK) {
+            let chunk = chunk.to_vec();
+            let mut partial = self
+                .store
+                .write({
+                    let rules = self.rules();
+                    move |writer| evaluate_chunk(&rules, writer, &chunk, as_of, dry_run)
+                })
+                .await??;
+            report.merge(&mut partial);
         }
         Ok(report)
     }
+}
 
-    fn evaluate_one(
-        &self,
+/// Members evaluated per writer job in a sweep.
+const EVALUATION_CHUNK: usize = 256;
+
+impl EvaluationReport {
+    fn merge(&mut self, other: &mut EvaluationReport) {
+        self.evaluated += other.evaluated;
+        self.promoted += other.promoted;
+        self.demoted += other.demoted;
+        self.unchanged += other.unchanged;
+        self.points_expired += other.points_expired;
+        self.changes_truncated |= other.changes_truncated;
+        for entry in other.changes.drain(..) {
+            if self.changes.len() < MAX_REPORTED_CHANGES {
+                self.changes.push(entry);
+            } else {
+                self.changes_truncated = true;
+            }
+        }
+    }
+}
+
+/// What identifies an idempotent write: its time, ids and fingerprint.
+struct WriteKey {
+    now: DateTime<Utc>,
+    transaction_id: String,
+    member_id: String,
+    fingerprint: Vec<u8>,
+}
+
+impl WriteKey {
+    fn new(
+        now: DateTime<Utc>,
+        transaction_id: &str,
         member_id: &str,
-        as_of: DateTime<Utc>,
-        dry_run: bool,
-        report: &mut EvaluationReport,
-    ) -> Result<(), ProgramError> {
-        // One member at a time under the lock, so live traffic interleaves.
-        let mut writer = self.store.writer();
+        fingerprint: Vec<u8>,
+    ) -> Self {
+        Self {
+            now,
+            transaction_id: transaction_id.to_owned(),
+            member_id: member_id.to_owned(),
+            fingerprint,
+        }
+    }
+}
+
+/// On the writer thread: answers a retry from its record, refuses a reused
+/// id, or applies the write and commits it with its idempotency record.
+fn record<F>(
+    rules: &RuleSet,
+    writer: &mut Writer,
+    key: WriteKey,
+    apply: F,
+) -> Result<Recorded, ProgramError>
+where
+    F: FnOnce(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError>,
+{
+    let WriteKey {
+        now,
+        transaction_id,
+        member_id,
+        fingerprint,
+    } = key;
+    if let Some(record) = writer.txn(&transaction_id)? {
+        if record.fingerprint == fingerprint && record.member_id == member_id {
+            return Ok(Recorded {
+                outcome: record.outcome,
+                duplicate: true,
+            });
+        }
+        return Err(ProgramError::AlreadyExists(format!(
+            "transaction_id: {transaction_id:?} was already recorded with a different request"
+        )));
+    }
+    let existing = writer.member(&member_id)?;
+    let applied = apply(rules, writer, existing)?;
+    let mut member = applied.member;
+    member.prune_days(now);
+    let history = number(rules, writer, &member_id, applied.changes);
+    let outcome = Outcome {
+        member: view(rules, &member, now),
+        points: applied.points,
+        tier_changes: history.clone(),
+    };
+    let mut txns = applied.other_txns;
+    txns.push((
+        transaction_id.clone(),
+        TxnRecord {
+            member_id: member_id.clone(),
+            fingerprint,
+            outcome: outcome.clone(),
+            purchase: applied.purchase,
+        },
+    ));
+    writer.commit(&Commit {
+        members: vec![member],
+        txns,
+        history,
+    })?;
+    tracing::info!(
+        member_id,
+        transaction_id,
+        rules_version = %rules.version,
+        points = outcome.points,
+        tier = %outcome.member.tier_id,
+        "recorded"
+    );
+    Ok(Recorded {
+        outcome,
+        duplicate: false,
+    })
+}
+
+/// On the writer thread: evaluates some members as of `as_of`.
+fn evaluate_chunk(
+    rules: &RuleSet,
+    writer: &mut Writer,
+    member_ids: &[String],
+    as_of: DateTime<Utc>,
+    dry_run: bool,
+) -> Result<EvaluationReport, ProgramError> {
+    let mut report = EvaluationReport::default();
+    for member_id in member_ids {
         let Some(mut member) = writer.member(member_id)? else {
-            return Ok(());
+            continue;
         };
         let before = member.clone();
         let expired = member.expire(as_of);
-        let change = evaluate_member(&self.rules, &mut member, as_of);
+        let change = evaluate_member(rules, &mut member, as_of);
         report.evaluated += 1;
         report.points_expired += expired;
         match change.as_ref().map(|c| c.kind) {
@@ -742,7 +760,7 @@ impl Program {
             Some(ChangeKind::Demotion) => report.demoted += 1,
             _ => report.unchanged += 1,
         }
-        let mut history = self.number(&writer, member_id, change.into_iter().collect());
+        let mut history = number(rules, writer, member_id, change.into_iter().collect());
         if dry_run {
             history.iter_mut().for_each(|entry| entry.seq = 0);
         } else if member != before {
@@ -752,14 +770,51 @@ impl Program {
                 history: history.clone(),
             })?;
         }
-        for entry in history {
-            if report.changes.len() < MAX_REPORTED_CHANGES {
-                report.changes.push(entry);
-            } else {
-                report.changes_truncated = true;
-            }
-        }
-        Ok(())
+        report.merge(&mut EvaluationReport {
+            changes: history,
+            ..EvaluationReport::default()
+        });
+    }
+    Ok(report)
+}
+
+/// Gives changes their seqs, in order, from the writer's counter.
+fn number(
+    rules: &RuleSet,
+    writer: &Writer,
+    member_id: &str,
+    changes: Vec<Change>,
+) -> Vec<HistoryEntry> {
+    changes
+        .into_iter()
+        .zip(writer.next_seq()..)
+        .map(|(change, seq)| HistoryEntry {
+            seq,
+            member_id: member_id.to_owned(),
+            change,
+            rules_version: rules.version.clone(),
+        })
+        .collect()
+}
+
+/// The member as answered to clients at `at`.
+fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberView {
+    let metrics = member.metrics(window_start(rules, member, at), at);
+    let subject = Subject {
+        metrics: &metrics,
+        attributes: &member.attributes,
+    };
+    MemberView {
+        member_id: member.member_id.clone(),
+        tier_id: member.tier.tier_id.clone(),
+        tier_since: member.tier.since,
+        next_tier: engine::next_tier(rules, &member.tier.tier_id, subject),
+        metrics,
+        rules_version: rules.version.clone(),
+        currency: rules.currency.code().to_owned(),
+        attributes: member.attributes.clone(),
+        enrolled_at: member.enrolled_at,
+        tier_override: member.tier.tier_override.clone(),
     }
 }
 
