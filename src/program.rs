@@ -190,6 +190,19 @@ struct Applied {
     other_txns: Vec<(String, TxnRecord)>,
 }
 
+impl Applied {
+    /// An effect on the member alone (no purchase tracked, no other record).
+    fn on_member(member: MemberState, points: i64, changes: Option<Change>) -> Self {
+        Self {
+            member,
+            points,
+            changes: changes.into_iter().collect(),
+            purchase: None,
+            other_txns: Vec::new(),
+        }
+    }
+}
+
 impl Program {
     /// A program over an opened store.
     pub fn new(store: Store, rules: Arc<RuleSet>, clock: Clock) -> Self {
@@ -212,8 +225,7 @@ impl Program {
     pub async fn record_purchase(&self, cmd: Purchase) -> Result<Recorded, ProgramError> {
         let rules = self.rules();
         let now = (self.clock)();
-        validate_id("member_id", &cmd.member_id)?;
-        validate_id("transaction_id", &cmd.transaction_id)?;
+        let key = WriteKey::of(now, &cmd)?;
         validate_amount("amount_minor", cmd.amount_minor)?;
         validate_currency(&rules, &cmd.currency, false)?;
         let occurred_at = validate_occurred_at(cmd.occurred_at, now)?;
@@ -225,12 +237,6 @@ impl Program {
         for tag in &cmd.tags {
             validate_text("tags", tag)?;
         }
-        let key = WriteKey::new(
-            now,
-            &cmd.transaction_id,
-            &cmd.member_id,
-            fingerprint("purchase", &cmd),
-        );
         self.write(key, move |rules, _, existing| {
             let (mut member, mut changes) =
                 member_or_new(rules, existing, &cmd.member_id, occurred_at.min(now));
@@ -280,18 +286,11 @@ impl Program {
     pub async fn record_return(&self, cmd: Return) -> Result<Recorded, ProgramError> {
         let rules = self.rules();
         let now = (self.clock)();
-        validate_id("member_id", &cmd.member_id)?;
-        validate_id("transaction_id", &cmd.transaction_id)?;
+        let key = WriteKey::of(now, &cmd)?;
         validate_id("original_transaction_id", &cmd.original_transaction_id)?;
         validate_amount("amount_minor", cmd.amount_minor)?;
         validate_currency(&rules, &cmd.currency, true)?;
         validate_occurred_at(cmd.occurred_at, now)?;
-        let key = WriteKey::new(
-            now,
-            &cmd.transaction_id,
-            &cmd.member_id,
-            fingerprint("return", &cmd),
-        );
         self.write(key, move |rules, writer, existing| {
             let not_found = || {
                 ProgramError::NotFound(format!(
@@ -331,16 +330,12 @@ impl Program {
             track.returned_minor += cmd.amount_minor;
             track.points_reversed += points;
             original.purchase = Some(track);
-            let changes = evaluate_member(rules, &mut member, now)
-                .into_iter()
-                .collect();
-            Ok(Applied {
-                member,
-                points,
-                changes,
-                purchase: None,
-                other_txns: vec![(cmd.original_transaction_id.clone(), original)],
-            })
+            let change = evaluate_member(rules, &mut member, now);
+            let mut applied = Applied::on_member(member, points, change);
+            applied
+                .other_txns
+                .push((cmd.original_transaction_id.clone(), original));
+            Ok(applied)
         })
         .await
     }
@@ -352,8 +347,7 @@ impl Program {
     /// storage failure.
     pub async fn adjust_points(&self, cmd: Adjustment) -> Result<Recorded, ProgramError> {
         let now = (self.clock)();
-        validate_id("member_id", &cmd.member_id)?;
-        validate_id("transaction_id", &cmd.transaction_id)?;
+        let key = WriteKey::of(now, &cmd)?;
         if cmd.points == 0 {
             return Err(invalid("points", "must not be 0"));
         }
@@ -365,25 +359,13 @@ impl Program {
             ));
         }
         validate_text("reason", &cmd.reason)?;
-        let key = WriteKey::new(
-            now,
-            &cmd.transaction_id,
-            &cmd.member_id,
-            fingerprint("adjust", &cmd),
-        );
         self.write(key, move |rules, _, existing| {
             let mut member = existing.ok_or_else(|| unknown_member(&cmd.member_id))?;
             member.expire(now);
             member.adjust(&cmd.transaction_id, cmd.points, now, rules.points_expiry_months);
-            let changes = evaluate_member(rules, &mut member, now).into_iter().collect();
+            let change = evaluate_member(rules, &mut member, now);
             tracing::info!(member_id = %cmd.member_id, points = cmd.points, reason = %cmd.reason, "points adjusted");
-            Ok(Applied {
-                member,
-                points: cmd.points,
-                changes,
-                purchase: None,
-                other_txns: Vec::new(),
-            })
+            Ok(Applied::on_member(member, cmd.points, change))
         })
         .await
     }
@@ -395,18 +377,11 @@ impl Program {
     /// (`FailedPrecondition`), a reused transaction id, or a storage failure.
     pub async fn redeem_points(&self, cmd: Redemption) -> Result<Recorded, ProgramError> {
         let now = (self.clock)();
-        validate_id("member_id", &cmd.member_id)?;
-        validate_id("transaction_id", &cmd.transaction_id)?;
+        let key = WriteKey::of(now, &cmd)?;
         if cmd.points <= 0 {
             return Err(invalid("points", "must be greater than 0"));
         }
         validate_amount("points", cmd.points)?;
-        let key = WriteKey::new(
-            now,
-            &cmd.transaction_id,
-            &cmd.member_id,
-            fingerprint("redeem", &cmd),
-        );
         self.write(key, move |rules, _, existing| {
             let mut member = existing.ok_or_else(|| unknown_member(&cmd.member_id))?;
             member.redeem(cmd.points, now).map_err(|e| {
@@ -415,16 +390,8 @@ impl Program {
                     cmd.points, e.balance
                 ))
             })?;
-            let changes = evaluate_member(rules, &mut member, now)
-                .into_iter()
-                .collect();
-            Ok(Applied {
-                member,
-                points: cmd.points,
-                changes,
-                purchase: None,
-                other_txns: Vec::new(),
-            })
+            let change = evaluate_member(rules, &mut member, now);
+            Ok(Applied::on_member(member, cmd.points, change))
         })
         .await
     }
@@ -654,19 +621,47 @@ struct WriteKey {
     fingerprint: Vec<u8>,
 }
 
-impl WriteKey {
-    fn new(
-        now: DateTime<Utc>,
-        transaction_id: &str,
-        member_id: &str,
-        fingerprint: Vec<u8>,
-    ) -> Self {
-        Self {
-            now,
-            transaction_id: transaction_id.to_owned(),
-            member_id: member_id.to_owned(),
-            fingerprint,
+/// A command that carries a transaction id: what makes it idempotent.
+trait Keyed: Serialize {
+    /// Distinguishes kinds in the fingerprint, so a purchase and a return
+    /// with the same fields never look alike.
+    const KIND: &'static str;
+    fn member_id(&self) -> &str;
+    fn transaction_id(&self) -> &str;
+}
+
+macro_rules! keyed {
+    ($($command:ty => $kind:literal),* $(,)?) => {$(
+        impl Keyed for $command {
+            const KIND: &'static str = $kind;
+            fn member_id(&self) -> &str {
+                &self.member_id
+            }
+            fn transaction_id(&self) -> &str {
+                &self.transaction_id
+            }
         }
+    )*};
+}
+
+keyed!(Purchase => "purchase", Return => "return", Adjustment => "adjust", Redemption => "redeem");
+
+impl WriteKey {
+    /// Checks the command's ids and takes its fingerprint: the request's
+    /// canonical encoding, which a retry must match exactly.
+    fn of<C: Keyed>(now: DateTime<Utc>, command: &C) -> Result<Self, ProgramError> {
+        validate_id("member_id", command.member_id())?;
+        validate_id("transaction_id", command.transaction_id())?;
+        let mut fingerprint = C::KIND.as_bytes().to_vec();
+        fingerprint.push(0);
+        // Our own plain command structs always serialize.
+        fingerprint.extend(postcard::to_stdvec(command).unwrap_or_default());
+        Ok(Self {
+            now,
+            transaction_id: command.transaction_id().to_owned(),
+            member_id: command.member_id().to_owned(),
+            fingerprint,
+        })
     }
 }
 
@@ -908,14 +903,6 @@ fn apply_override(
         at: now,
         reason,
     }
-}
-
-fn fingerprint<T: Serialize>(kind: &str, command: &T) -> Vec<u8> {
-    let mut bytes = kind.as_bytes().to_vec();
-    bytes.push(0);
-    // Our own plain command structs always serialize.
-    bytes.extend(postcard::to_stdvec(command).unwrap_or_default());
-    bytes
 }
 
 fn validate_id(field: &'static str, id: &str) -> Result<(), ProgramError> {
