@@ -8,6 +8,8 @@
 //!   [`DAY_RETENTION`] are dropped (their spend stays in lifetime value).
 //! - **Points lots**: one lot per earning, kept in expiry order, so that
 //!   expiry and redemption (oldest first) touch only the lots they consume.
+//!   Lots live only until they expire; points that never expire share one
+//!   lot. Either way their number is bounded by the expiry period.
 //!
 //! Sums saturate rather than overflow: no input can make them panic, and
 //! no real program comes near `i64::MAX` cents.
@@ -261,6 +263,14 @@ impl MemberState {
             return;
         }
         let expires_at = expiry_months.and_then(|m| earned_at.checked_add_months(Months::new(m)));
+        if expires_at.is_none() {
+            // Points that never expire are interchangeable: one lot holds
+            // them all, so the lots never grow with a member's history.
+            if let Some(forever) = self.lots.back_mut().filter(|l| l.expires_at.is_none()) {
+                forever.remaining = forever.remaining.saturating_add(remaining);
+                return;
+            }
+        }
         let lot = PointsLot {
             source: source.to_owned(),
             earned_at,
@@ -463,6 +473,18 @@ mod tests {
         assert_eq!(m.expire(at(4, 15)), 10);
         assert_eq!(m.points_expired, 30);
         assert!(m.lots.is_empty());
+    }
+
+    #[test]
+    fn points_that_never_expire_share_one_lot() {
+        let mut m = member();
+        for i in 0..100 {
+            m.record_purchase(&format!("t{i}"), 1_000, 10, at(1, 1), None);
+        }
+        assert_eq!(m.lots.len(), 1);
+        assert_eq!(m.points_balance(at(12, 1)), 1_000);
+        m.record_return("t5", at(1, 1), 1_000, 10, true);
+        assert_eq!(m.points_balance(at(12, 1)), 990);
     }
 
     #[test]

@@ -99,11 +99,26 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         tracing::info!(data = %config.data.display(), rules = %rules_path.display(), "tierd starting");
-        grpc::serve(listener, program, shutdown_signal()).await?;
+        let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
+        let server = grpc::serve(listener, program, async {
+            shutdown_signal().await;
+            let _ = stopping.send(());
+        });
+        tokio::select! {
+            served = server => served?,
+            _ = async {
+                let _ = stop_requested.await;
+                tokio::time::sleep(SHUTDOWN_GRACE).await;
+            } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still in flight after the grace period; stopping anyway"),
+        }
+        // Dropping the program finished the queued writes and flushed them.
         tracing::info!("tierd stopped");
         anyhow::Ok(ExitCode::SUCCESS)
     })
 }
+
+/// How long in-flight requests get to finish after SIGTERM or Ctrl-C.
+const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
 /// Completes on Ctrl-C (SIGINT) or SIGTERM.
 async fn shutdown_signal() {

@@ -84,3 +84,93 @@ fn rules_check_passes_the_example_and_fails_a_broken_file() {
         "{stdout}"
     );
 }
+
+/// A `tierd serve` process with its address, read from its start-up log.
+struct Served {
+    child: std::process::Child,
+    address: String,
+}
+
+fn serve(data: &std::path::Path) -> Served {
+    use std::io::BufRead as _;
+    let mut child = tierd()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .arg("--rules")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tierd starts");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let rest = line.split("address=").nth(1)?;
+            Some(rest.split_whitespace().next()?.to_owned())
+        })
+        .expect("the start-up log names the address");
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Served { child, address }
+}
+
+fn terminate(mut served: Served) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args(["-TERM", &served.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    served.child.wait().expect("tierd exits")
+}
+
+// Multi-threaded: `terminate` blocks its thread while the client's
+// connection task must still run.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigterm_stops_the_service_cleanly_and_nothing_answered_is_lost() {
+    use tierd::grpc::{convert::timestamp, pb};
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("data");
+    let served = serve(&data);
+    let mut client =
+        pb::loyalty_client::LoyaltyClient::connect(format!("http://{}", served.address))
+            .await
+            .expect("connect");
+    for i in 0..20 {
+        client
+            .record_purchase(pb::RecordPurchaseRequest {
+                member_id: "kim".into(),
+                transaction_id: format!("t{i}"),
+                amount_minor: 2_500,
+                currency: "EUR".into(),
+                occurred_at: Some(timestamp(chrono::Utc::now())),
+                channel: "pos".into(),
+                store_id: String::new(),
+                tags: vec![],
+            })
+            .await
+            .expect("recorded");
+    }
+    drop(client);
+    let status = terminate(served);
+    assert!(status.success(), "exit status {status:?}");
+
+    let served = serve(&data);
+    let mut client =
+        pb::loyalty_client::LoyaltyClient::connect(format!("http://{}", served.address))
+            .await
+            .expect("connect");
+    let member = client
+        .get_member(pb::GetMemberRequest {
+            member_id: "kim".into(),
+        })
+        .await
+        .expect("member survived")
+        .into_inner();
+    assert_eq!(member.purchase_count, 20);
+    assert_eq!(member.lifetime_value_minor, 50_000);
+    assert_eq!(member.tier_id, "silver");
+    drop(client);
+    assert!(terminate(served).success());
+}
