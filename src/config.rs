@@ -34,8 +34,11 @@ pub struct Config {
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ConfigFile {
+    /// Overrides the default listen address.
     pub listen: Option<SocketAddr>,
+    /// Overrides the default data directory.
     pub data: Option<PathBuf>,
+    /// Overrides the default rules location.
     pub rules: Option<PathBuf>,
 }
 
@@ -43,22 +46,38 @@ pub struct ConfigFile {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
+    /// The config file could not be read.
     Read {
+        /// The file named by `--config`.
         path: PathBuf,
+        /// Why reading failed.
         source: std::io::Error,
     },
     #[error("config file {path}: {source}")]
+    /// The config file is not valid config YAML.
     Parse {
+        /// The file named by `--config`.
         path: PathBuf,
+        /// What is wrong, with its line and column.
         source: serde_yaml::Error,
     },
     #[error("rules directory {0} holds no *.yaml rules file")]
+    /// A rules directory without a rules file.
     NoRulesFile(PathBuf),
+    /// A rules directory with more than one rules file.
     #[error("rules directory {dir} holds several rules files ({files}); name one with --rules")]
-    SeveralRulesFiles { dir: PathBuf, files: String },
+    SeveralRulesFiles {
+        /// The directory.
+        dir: PathBuf,
+        /// The candidates, comma-separated.
+        files: String,
+    },
     #[error("cannot list rules directory {path}: {source}")]
+    /// A rules directory that could not be listed.
     ListRules {
+        /// The directory.
         path: PathBuf,
+        /// Why listing failed.
         source: std::io::Error,
     },
 }

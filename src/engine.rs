@@ -52,7 +52,9 @@ impl Metrics {
 /// A member as the engine sees it: metrics and descriptive attributes.
 #[derive(Debug, Clone, Copy)]
 pub struct Subject<'a> {
+    /// The metrics as of the evaluation time.
     pub metrics: &'a Metrics,
+    /// Descriptive attributes, readable by scripts.
     pub attributes: &'a BTreeMap<String, String>,
 }
 
@@ -82,11 +84,14 @@ pub enum OverrideMode {
 /// A tier placed by hand by customer service.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TierOverride {
+    /// The tier placed.
     pub tier_id: String,
+    /// Floor or lock.
     pub mode: OverrideMode,
     /// When it lapses; `None` means until cleared.
     #[serde(with = "chrono::serde::ts_microseconds_option")]
     pub until: Option<DateTime<Utc>>,
+    /// Why customer service set it, as they wrote it.
     pub reason: String,
 }
 
@@ -116,7 +121,9 @@ pub struct TierState {
 pub enum ChangeKind {
     /// The first tier, on enrolment.
     Initial,
+    /// Up, because a higher tier's `qualify` holds.
     Promotion,
+    /// Down, after `retain` failed for the grace period.
     Demotion,
     /// Set by hand.
     Manual,
@@ -125,10 +132,14 @@ pub enum ChangeKind {
 /// A tier change decided by the engine (the store numbers and keeps it).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Change {
+    /// The tier before (empty for the initial placement).
     pub from_tier: String,
+    /// The tier after.
     pub to_tier: String,
+    /// What kind of move.
     pub kind: ChangeKind,
     #[serde(with = "chrono::serde::ts_microseconds")]
+    /// When it was decided (the evaluation time).
     pub at: DateTime<Utc>,
     /// Which criterion was met or failed, in words.
     pub reason: String,
@@ -138,7 +149,9 @@ pub struct Change {
 /// moved, the change.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Evaluation {
+    /// The member's tier state after the evaluation.
     pub state: TierState,
+    /// The move, if the tier changed.
     pub change: Option<Change>,
 }
 
@@ -379,9 +392,13 @@ fn show(metric: Metric, value: i64, currency: Currency) -> String {
 /// A purchase as the earning rules see it.
 #[derive(Debug, Clone, Copy)]
 pub struct PurchaseFacts<'a> {
+    /// Amount paid, minor units.
     pub amount_minor: i64,
+    /// Channel the till sent ("pos", "web", ...).
     pub channel: &'a str,
+    /// Store the till sent.
     pub store_id: &'a str,
+    /// Purchase tags.
     pub tags: &'a [String],
 }
 
@@ -446,6 +463,7 @@ fn bonus_points(rules: &RuleSet, purchase: PurchaseFacts<'_>, subject: Subject<'
 /// What a member still needs for the next tier up.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct NextTier {
+    /// The next tier's id.
     pub tier_id: String,
     /// "spend 120.00 more or earn 300 more points".
     pub summary: String,

@@ -35,8 +35,11 @@ pub const DAY_RETENTION: TimeDelta = TimeDelta::days(31 * (Window::MAX_MONTHS as
 /// Totals of one UTC day.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayTotals {
+    /// Spend that day, minor units (returns netted).
     pub spend_minor: i64,
+    /// Purchases that day (fully returned ones not counted).
     pub purchases: i64,
+    /// Status points earned that day (returns and corrections netted).
     pub qualifying_points: i64,
 }
 
@@ -46,8 +49,10 @@ pub struct PointsLot {
     /// The transaction that earned them.
     pub source: String,
     #[serde(with = "chrono::serde::ts_microseconds")]
+    /// When the points were earned.
     pub earned_at: DateTime<Utc>,
     #[serde(with = "chrono::serde::ts_microseconds_option")]
+    /// When they lapse; `None`: never.
     pub expires_at: Option<DateTime<Utc>>,
     /// Points not yet redeemed, expired or taken back.
     pub remaining: i64,
@@ -56,13 +61,18 @@ pub struct PointsLot {
 /// Everything tierd keeps about one member.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberState {
+    /// The id the till sends.
     pub member_id: String,
     #[serde(with = "chrono::serde::ts_microseconds")]
+    /// When the member joined (anchors the anniversary year).
     pub enrolled_at: DateTime<Utc>,
+    /// Descriptive attributes set with `UpsertMember`.
     pub attributes: BTreeMap<String, String>,
+    /// Standing on the ladder.
     pub tier: TierState,
     /// Day number (days since 0001-01-01) -> totals of that day.
     pub days: BTreeMap<i32, DayTotals>,
+    /// Net spend since the first event, minor units.
     pub lifetime_value_minor: i64,
     /// In expiry order (never-expiring lots last).
     pub lots: VecDeque<PointsLot>,
@@ -78,6 +88,7 @@ pub struct MemberState {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("insufficient points: the balance is {balance}")]
 pub struct InsufficientPoints {
+    /// The balance at the time of the request.
     pub balance: i64,
 }
 
@@ -320,17 +331,27 @@ fn expires_before(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
 /// A member as answered to a client at one moment.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct MemberView {
+    /// The member's id.
     pub member_id: String,
+    /// The current tier.
     pub tier_id: String,
     #[serde(with = "chrono::serde::ts_microseconds")]
+    /// When the member entered it.
     pub tier_since: DateTime<Utc>,
+    /// Metrics as of the answer's time.
     pub metrics: Metrics,
+    /// What the next tier needs; `None` at the top.
     pub next_tier: Option<NextTier>,
+    /// The rules version that answered.
     pub rules_version: String,
+    /// The program currency.
     pub currency: String,
+    /// Descriptive attributes.
     pub attributes: BTreeMap<String, String>,
     #[serde(with = "chrono::serde::ts_microseconds")]
+    /// When the member joined.
     pub enrolled_at: DateTime<Utc>,
+    /// The manual override in force, if any.
     pub tier_override: Option<TierOverride>,
 }
 
@@ -339,7 +360,9 @@ pub struct MemberView {
 pub struct HistoryEntry {
     /// Global, gap-free, increasing (0 for a change that was not written).
     pub seq: u64,
+    /// Whose tier changed.
     pub member_id: String,
+    /// The move itself.
     pub change: Change,
     /// The rules version that decided it.
     pub rules_version: String,
@@ -349,6 +372,7 @@ pub struct HistoryEntry {
 /// retry gets exactly the same answer.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Outcome {
+    /// The member right after the write.
     pub member: MemberView,
     /// Points earned (purchase), taken back (return) or moved (adjust,
     /// redeem), as the request kind defines.
@@ -360,11 +384,16 @@ pub struct Outcome {
 /// What is tracked of a purchase so that returns can refer to it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PurchaseTrack {
+    /// Amount paid, minor units.
     pub amount_minor: i64,
+    /// Points the purchase earned.
     pub points: i64,
     #[serde(with = "chrono::serde::ts_microseconds")]
+    /// When the purchase happened (its spend counts on that day).
     pub occurred_at: DateTime<Utc>,
+    /// Amount returned so far, minor units.
     pub returned_minor: i64,
+    /// Points taken back so far.
     pub points_reversed: i64,
 }
 
@@ -388,9 +417,11 @@ impl PurchaseTrack {
 /// The idempotency record of one transaction id.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct TxnRecord {
+    /// The member the transaction belongs to.
     pub member_id: String,
     /// The request's canonical encoding: a retry must match it exactly.
     pub fingerprint: Vec<u8>,
+    /// The answer given, returned again to a retry.
     pub outcome: Outcome,
     /// Set for purchases.
     pub purchase: Option<PurchaseTrack>,

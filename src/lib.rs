@@ -17,6 +17,7 @@
 //! - [`config`]: defaults, config file, environment, flags.
 //! - [`cli`]: the `tierd` subcommands.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 pub mod cli;
 pub mod config;

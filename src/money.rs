@@ -51,16 +51,23 @@ const KNOWN_CODES: &[&str] = &[
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum MoneyError {
     #[error("unknown currency code {0:?} (expected an ISO 4217 code such as EUR or USD)")]
+    /// A code outside the built-in ISO 4217 table.
     UnknownCurrency(String),
     #[error("{0:?} is not an amount (expected digits with an optional decimal point, e.g. 500.00)")]
+    /// Text that is not a plain decimal.
     NotAnAmount(String),
     #[error("{value:?} has more than {exponent} decimals, which {currency} does not have")]
+    /// More decimals than the currency's minor unit.
     TooPrecise {
+        /// The text as written.
         value: String,
+        /// Decimals the currency allows.
         exponent: u32,
+        /// The currency code.
         currency: String,
     },
     #[error("{0:?} is too large")]
+    /// A value beyond `i64` minor units.
     Overflow(String),
 }
 

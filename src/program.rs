@@ -47,6 +47,7 @@ pub struct InputLimits {
     pub max_clock_skew: TimeDelta,
     /// Tags per purchase (32), attributes per member (64).
     pub max_tags: usize,
+    /// Attributes per member (64).
     pub max_attributes: usize,
     /// Longest tag, channel, store id, attribute key or value, reason (1024).
     pub max_text_bytes: usize,
@@ -71,10 +72,13 @@ pub enum ProgramError {
     /// The request is malformed; `field` names what is wrong.
     #[error("{field}: {message}")]
     InvalidArgument {
+        /// The request field at fault, as named in the proto.
         field: &'static str,
+        /// What is wrong with it.
         message: String,
     },
     #[error("{0}")]
+    /// A member or original transaction that does not exist.
     NotFound(String),
     /// A transaction id reused with a different payload.
     #[error("{0}")]
@@ -83,6 +87,7 @@ pub enum ProgramError {
     #[error("{0}")]
     FailedPrecondition(String),
     #[error(transparent)]
+    /// A storage failure: the request was not recorded.
     Store(#[from] StoreError),
 }
 
@@ -96,23 +101,36 @@ fn invalid(field: &'static str, message: impl Into<String>) -> ProgramError {
 /// A purchase from a till or web shop.
 #[derive(Debug, Clone, Serialize)]
 pub struct Purchase {
+    /// The member buying; created on a first purchase.
     pub member_id: String,
+    /// The idempotency key.
     pub transaction_id: String,
+    /// Amount paid, minor units, > 0.
     pub amount_minor: i64,
+    /// Must be the program currency.
     pub currency: String,
+    /// When the purchase happened; required.
     pub occurred_at: Option<DateTime<Utc>>,
+    /// Channel ("pos", "web", "app").
     pub channel: String,
+    /// Store id.
     pub store_id: String,
+    /// Purchase tags.
     pub tags: Vec<String>,
 }
 
 /// A (partial) return of an earlier purchase.
 #[derive(Debug, Clone, Serialize)]
 pub struct Return {
+    /// The member returning goods.
     pub member_id: String,
+    /// The return's own idempotency key.
     pub transaction_id: String,
+    /// The purchase being returned.
     pub original_transaction_id: String,
+    /// Amount refunded, minor units.
     pub amount_minor: i64,
+    /// When the return happened; required.
     pub occurred_at: Option<DateTime<Utc>>,
     /// Empty, or the program currency.
     pub currency: String,
@@ -121,56 +139,78 @@ pub struct Return {
 /// A staff adjustment of points.
 #[derive(Debug, Clone, Serialize)]
 pub struct Adjustment {
+    /// The member adjusted.
     pub member_id: String,
+    /// The idempotency key.
     pub transaction_id: String,
+    /// Signed, non-zero.
     pub points: i64,
+    /// Why, required.
     pub reason: String,
 }
 
 /// A redemption of points.
 #[derive(Debug, Clone, Serialize)]
 pub struct Redemption {
+    /// The member redeeming.
     pub member_id: String,
+    /// The idempotency key.
     pub transaction_id: String,
+    /// Points to spend, > 0.
     pub points: i64,
 }
 
 /// A manual tier placement; `mode: None` clears the override in force.
 #[derive(Debug, Clone)]
 pub struct OverrideCommand {
+    /// The member placed.
     pub member_id: String,
+    /// The tier, for a floor or lock.
     pub tier_id: String,
+    /// Floor, lock, or `None` to clear.
     pub mode: Option<OverrideMode>,
+    /// When it lapses; `None`: until cleared.
     pub until: Option<DateTime<Utc>>,
+    /// Why, required.
     pub reason: String,
 }
 
 /// Creation or update of a member's descriptive attributes.
 #[derive(Debug, Clone)]
 pub struct Upsert {
+    /// The member created or updated.
     pub member_id: String,
     /// Merged in; an empty value removes the key.
     pub attributes: BTreeMap<String, String>,
+    /// Enrolment time; kept when `None`.
     pub enrolled_at: Option<DateTime<Utc>>,
 }
 
 /// What a write produced, and whether it was a retry.
 #[derive(Debug, Clone)]
 pub struct Recorded {
+    /// The result (the original one for a retry).
     pub outcome: Outcome,
+    /// True when the transaction id had been recorded before.
     pub duplicate: bool,
 }
 
 /// The result of an evaluation sweep.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct EvaluationReport {
+    /// Members evaluated.
     pub evaluated: u64,
+    /// Members promoted.
     pub promoted: u64,
+    /// Members demoted.
     pub demoted: u64,
+    /// Members whose tier stayed.
     pub unchanged: u64,
+    /// Points that expired (breakage).
     pub points_expired: i64,
     /// At most [`MAX_REPORTED_CHANGES`].
     pub changes: Vec<HistoryEntry>,
+    /// True when more changes happened than `changes` lists.
     pub changes_truncated: bool,
 }
 

@@ -105,8 +105,11 @@ pub enum ScriptError {
     /// The script does not compile; `line` and `column` are within the script.
     #[error("script line {line}, column {column}: {message}")]
     Compile {
+        /// 1-based line within the script.
         line: usize,
+        /// 1-based column within the script.
         column: usize,
+        /// What rhai reported.
         message: String,
     },
     /// The script failed while running (a limit, a type error, ...).
@@ -117,21 +120,32 @@ pub enum ScriptError {
 /// Everything a script can see. Built per evaluation by the engine.
 #[derive(Debug, Default, Clone)]
 pub struct Inputs<'a> {
+    /// `qualifying_points` in scripts.
     pub qualifying_points: i64,
+    /// `purchase_volume` in scripts, minor units.
     pub purchase_volume: i64,
+    /// `purchase_count` in scripts.
     pub purchase_count: i64,
+    /// `lifetime_value` in scripts, minor units.
     pub lifetime_value: i64,
+    /// `points_balance` in scripts.
     pub points_balance: i64,
+    /// `attributes` in scripts (a map of strings).
     pub attributes: Option<&'a BTreeMap<String, String>>,
+    /// The purchase, for bonus scripts only.
     pub purchase: Option<PurchaseInputs<'a>>,
 }
 
 /// The purchase a bonus script looks at.
 #[derive(Debug, Clone)]
 pub struct PurchaseInputs<'a> {
+    /// `amount` in scripts, minor units.
     pub amount_minor: i64,
+    /// `channel` in scripts.
     pub channel: &'a str,
+    /// `store_id` in scripts.
     pub store_id: &'a str,
+    /// `tags` in scripts (an array of strings).
     pub tags: &'a [String],
 }
 

@@ -63,25 +63,43 @@ const NEXT_SEQ_KEY: &[u8] = b"meta/next_seq";
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("sled: {0}")]
+    /// sled failed.
     Sled(#[from] sled::Error),
     #[error("i/o on the data directory: {0}")]
+    /// The file system failed.
     Io(#[from] std::io::Error),
+    /// A stored value this build cannot decode.
     #[error("undecodable record at key {key:?}: {reason}")]
-    Corrupt { key: String, reason: String },
+    Corrupt {
+        /// The key whose value is unreadable.
+        key: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The data directory was written by another format version.
     #[error(
         "the data directory has format version {found}, but this tierd reads version {supported}"
     )]
-    FormatVersion { found: u32, supported: u32 },
+    FormatVersion {
+        /// The directory's version.
+        found: u32,
+        /// This build's version.
+        supported: u32,
+    },
     #[error("the writer thread has stopped")]
+    /// The writer thread is gone (shutting down, or a job panicked).
     WriterStopped,
     #[error("making the commit durable failed: {0}")]
+    /// The commit was made but the flush failed.
     Durability(String),
 }
 
 /// Everything one request writes, committed together by [`Writer::commit`].
 #[derive(Debug, Default)]
 pub struct Commit {
+    /// Member states to store.
     pub members: Vec<MemberState>,
+    /// Idempotency records to store, by transaction id.
     pub txns: Vec<(String, TxnRecord)>,
     /// Entries numbered from [`Writer::next_seq`] on, in order.
     pub history: Vec<HistoryEntry>,

@@ -208,9 +208,13 @@ impl From<MemberView> for pb::Member {
 /// the tier change a client should show (the last one that is not the
 /// INITIAL placement of a new member) and the duplicate flag.
 pub struct Reply {
+    /// The member after the write.
     pub member: Option<pb::Member>,
+    /// Points earned, taken back or moved.
     pub points: i64,
+    /// The tier change to show, if any.
     pub tier_change: Option<pb::TierChange>,
+    /// True when this was a retry of a recorded request.
     pub duplicate: bool,
 }
 

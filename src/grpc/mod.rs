@@ -239,10 +239,13 @@ impl Loyalty for LoyaltyApi {
 #[derive(Debug, thiserror::Error)]
 pub enum ServeError {
     #[error("reflection: {0}")]
+    /// The reflection service could not be built.
     Reflection(#[from] tonic_reflection::server::Error),
     #[error("transport: {0}")]
+    /// The transport failed.
     Transport(#[from] tonic::transport::Error),
     #[error("listener: {0}")]
+    /// The listener failed.
     Io(#[from] std::io::Error),
 }
 

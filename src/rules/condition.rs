@@ -72,7 +72,12 @@ impl fmt::Display for Metric {
 #[derive(Debug, Clone)]
 pub enum Condition {
     /// `metric >= threshold` (money in minor units).
-    AtLeast { metric: Metric, threshold: i64 },
+    AtLeast {
+        /// The metric compared.
+        metric: Metric,
+        /// The least value that meets the condition.
+        threshold: i64,
+    },
     /// Every condition holds.
     All(Vec<Condition>),
     /// At least one condition holds.

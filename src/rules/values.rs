@@ -137,7 +137,9 @@ impl<'de> serde::Deserialize<'de> for Count {
 /// denominator`, with the denominator a power of ten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rate {
+    /// Rate x denominator.
     pub numerator: i64,
+    /// A power of ten.
     pub denominator: i64,
 }
 
