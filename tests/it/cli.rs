@@ -1,13 +1,9 @@
 //! The `tierd` binary: a bad rules file stops `serve` at start-up with
 //! file:line:column, and `rules check` reports the same.
 
-use std::process::Command;
+use crate::process::{serve, terminate, tierd};
 
 use tempfile::TempDir;
-
-fn tierd() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_tierd"))
-}
 
 const BROKEN: &str = "\
 program: p
@@ -83,46 +79,6 @@ fn rules_check_passes_the_example_and_fails_a_broken_file() {
         stdout.contains(":3:11: error: currency: unknown currency code"),
         "{stdout}"
     );
-}
-
-/// A `tierd serve` process with its address, read from its start-up log.
-struct Served {
-    child: std::process::Child,
-    address: String,
-}
-
-fn serve(data: &std::path::Path) -> Served {
-    use std::io::BufRead as _;
-    let mut child = tierd()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
-        .arg("--rules")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .expect("tierd starts");
-    let stderr = child.stderr.take().expect("stderr piped");
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let address = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| {
-            let rest = line.split("address=").nth(1)?;
-            Some(rest.split_whitespace().next()?.to_owned())
-        })
-        .expect("the start-up log names the address");
-    // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Served { child, address }
-}
-
-fn terminate(mut served: Served) -> std::process::ExitStatus {
-    let status = Command::new("kill")
-        .args(["-TERM", &served.child.id().to_string()])
-        .status()
-        .expect("kill runs");
-    assert!(status.success());
-    served.child.wait().expect("tierd exits")
 }
 
 // Multi-threaded: `terminate` blocks its thread while the client's

@@ -3,9 +3,11 @@
 //! once; each test gets its own server and data directory.
 
 mod harness;
+mod process;
 
 mod bad_input;
 mod cli;
+mod crash;
 mod ingestion;
 mod overrides;
 mod restart;

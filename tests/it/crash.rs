@@ -1,0 +1,347 @@
+//! Crash safety: kill -9 at a random moment under concurrent load, restart
+//! on the same data directory, retry every request whose answer was not
+//! seen, and check that nothing answered was lost and nothing counted twice.
+//!
+//! `TIERD_CRASH_LOOPS` sets the number of kill points (default 3; a longer
+//! soak: `TIERD_CRASH_LOOPS=200 cargo test --release --test it crash`),
+//! `TIERD_CRASH_SEED` replays a run (the seed is printed).
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    time::{Duration, SystemTime, UNIX_EPOCH},
+};
+
+use tempfile::TempDir;
+use tonic::{Code, transport::Channel};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::process::{Served, crash, serve, terminate};
+use tierd::grpc::{
+    convert::timestamp,
+    pb::{self, loyalty_client::LoyaltyClient},
+};
+
+const MEMBERS: usize = 6;
+
+/// A tiny xorshift generator: reproducible from its seed, no dependency.
+#[derive(Clone)]
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        self.0
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+}
+
+/// One request as sent, so that a retry resends exactly the same payload.
+#[derive(Clone, Debug)]
+enum Sent {
+    Purchase(pb::RecordPurchaseRequest),
+    Return(pb::RecordReturnRequest),
+    Redeem(pb::RedeemPointsRequest),
+}
+
+/// What the server answered, reduced to what the ledger must add up to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Answer {
+    /// Recorded: spend change and points change it caused.
+    Recorded {
+        spend: i64,
+        points: i64,
+        duplicate: bool,
+    },
+    /// Refused with FAILED_PRECONDITION (a redemption above the balance).
+    Refused,
+}
+
+/// Sends one request; `None` when the answer was lost (the server died).
+async fn send(client: &mut LoyaltyClient<Channel>, request: &Sent) -> Option<Answer> {
+    let answer = match request.clone() {
+        Sent::Purchase(r) => client.record_purchase(r.clone()).await.map(|a| {
+            let a = a.into_inner();
+            Answer::Recorded {
+                spend: r.amount_minor,
+                points: a.points_earned,
+                duplicate: a.duplicate,
+            }
+        }),
+        Sent::Return(r) => client.record_return(r.clone()).await.map(|a| {
+            let a = a.into_inner();
+            Answer::Recorded {
+                spend: -r.amount_minor,
+                points: -a.points_reversed,
+                duplicate: a.duplicate,
+            }
+        }),
+        Sent::Redeem(r) => client
+            .redeem_points(r.clone())
+            .await
+            .map(|a| Answer::Recorded {
+                spend: 0,
+                points: -r.points,
+                duplicate: a.into_inner().duplicate,
+            }),
+    };
+    match answer {
+        Ok(answer) => Some(answer),
+        Err(status) if status.code() == Code::FailedPrecondition => Some(Answer::Refused),
+        Err(status) => {
+            assert!(
+                matches!(
+                    status.code(),
+                    Code::Unavailable | Code::Unknown | Code::Cancelled | Code::Internal
+                ),
+                "only a dead server may leave a request unanswered: {status:?}"
+            );
+            None
+        }
+    }
+}
+
+/// Everything the client knows about one member's requests.
+#[derive(Default)]
+struct Book {
+    answered: Vec<(Sent, Answer)>,
+    unanswered: Vec<Sent>,
+    /// Purchases answered and not yet returned: (transaction id, amount).
+    returnable: Vec<(String, i64)>,
+}
+
+/// One member's stream of requests, in order, until the server dies.
+async fn drive_member(
+    mut client: LoyaltyClient<Channel>,
+    member: String,
+    mut rng: Rng,
+    cycle: u32,
+) -> Book {
+    let mut book = Book::default();
+    for step in 0.. {
+        let txn = format!("{member}-c{cycle}-s{step}");
+        // A member exists from its first purchase: start with one.
+        let dice = if step == 0 { 0 } else { rng.below(10) };
+        let request = match dice {
+            0..=5 => Sent::Purchase(pb::RecordPurchaseRequest {
+                member_id: member.clone(),
+                transaction_id: txn,
+                amount_minor: 500 + i64::try_from(rng.below(30_000)).unwrap_or(0),
+                currency: "EUR".into(),
+                occurred_at: Some(timestamp(chrono::Utc::now())),
+                channel: if rng.below(2) == 0 { "pos" } else { "web" }.into(),
+                store_id: "s1".into(),
+                tags: vec![],
+            }),
+            6 | 7 if !book.returnable.is_empty() => {
+                let index = usize::try_from(rng.below(book.returnable.len() as u64)).unwrap_or(0);
+                let (original, amount) = book.returnable.swap_remove(index);
+                Sent::Return(pb::RecordReturnRequest {
+                    member_id: member.clone(),
+                    transaction_id: txn,
+                    original_transaction_id: original,
+                    amount_minor: (amount / 3).max(1),
+                    occurred_at: Some(timestamp(chrono::Utc::now())),
+                    currency: String::new(),
+                })
+            }
+            _ => Sent::Redeem(pb::RedeemPointsRequest {
+                member_id: member.clone(),
+                transaction_id: txn,
+                points: 1 + i64::try_from(rng.below(150)).unwrap_or(0),
+            }),
+        };
+        match send(&mut client, &request).await {
+            Some(answer) => {
+                if let (Sent::Purchase(p), Answer::Recorded { .. }) = (&request, answer) {
+                    book.returnable
+                        .push((p.transaction_id.clone(), p.amount_minor));
+                }
+                book.answered.push((request, answer));
+            }
+            None => {
+                book.unanswered.push(request);
+                return book;
+            }
+        }
+    }
+    book
+}
+
+/// Expected totals of one member, built from the answers.
+#[derive(Default, Debug, PartialEq, Eq)]
+struct Totals {
+    lifetime_value: i64,
+    points: i64,
+    transactions: BTreeSet<String>,
+}
+
+fn transaction_id(sent: &Sent) -> &str {
+    match sent {
+        Sent::Purchase(r) => &r.transaction_id,
+        Sent::Return(r) => &r.transaction_id,
+        Sent::Redeem(r) => &r.transaction_id,
+    }
+}
+
+async fn connect(served: &Served) -> Channel {
+    Channel::from_shared(format!("http://{}", served.address))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+fn seed() -> u64 {
+    std::env::var("TIERD_CRASH_SEED")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or_else(|| {
+            SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(88_172_645_463_325_252, |d| d.as_nanos() as u64)
+                | 1
+        })
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
+    let loops: u32 = std::env::var("TIERD_CRASH_LOOPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(3);
+    let seed = seed();
+    println!("crash test: {loops} kill points, TIERD_CRASH_SEED={seed}");
+    let mut rng = Rng(seed);
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("data");
+    let members: Vec<String> = (0..MEMBERS).map(|m| format!("crash-member-{m}")).collect();
+    let mut expected: BTreeMap<String, Totals> = BTreeMap::new();
+
+    for cycle in 0..loops {
+        let served = serve(&data);
+        let channel = connect(&served).await;
+        let workers: Vec<_> = members
+            .iter()
+            .map(|member| {
+                let worker_rng = Rng(rng.next() | 1);
+                tokio::spawn(drive_member(
+                    LoyaltyClient::new(channel.clone()),
+                    member.clone(),
+                    worker_rng,
+                    cycle,
+                ))
+            })
+            .collect();
+        // Kill at a random moment between 50 and 450 ms into the load.
+        tokio::time::sleep(Duration::from_millis(50 + rng.below(400))).await;
+        let killer = tokio::task::spawn_blocking(move || crash(served));
+        let mut books = Vec::new();
+        for (member, worker) in members.iter().zip(workers) {
+            books.push((member.clone(), worker.await.expect("worker")));
+        }
+        killer.await.expect("killed");
+
+        let served = serve(&data);
+        let channel = connect(&served).await;
+        let mut client = LoyaltyClient::new(channel.clone());
+        let health = HealthClient::new(channel.clone())
+            .check(HealthCheckRequest {
+                service: "loyalty.v1.Loyalty".into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner();
+        assert_eq!(health.status(), ServingStatus::Serving);
+
+        for (member, book) in &mut books {
+            // Retry what was never answered: now it must be.
+            for request in std::mem::take(&mut book.unanswered) {
+                let answer = send(&mut client, &request)
+                    .await
+                    .expect("answered after restart");
+                book.answered.push((request, answer));
+            }
+            // Every answered request, sent again, is a duplicate with the same effect.
+            let totals = expected.entry(member.clone()).or_default();
+            // A refused redemption recorded nothing and stays refused as far
+            // as the books go; resending it could now succeed, so it is not.
+            for (request, answer) in &book.answered {
+                let Answer::Recorded { spend, points, .. } = *answer else {
+                    continue;
+                };
+                let again = send(&mut client, request).await.expect("answered");
+                let Answer::Recorded {
+                    spend: spend_again,
+                    points: points_again,
+                    duplicate,
+                } = again
+                else {
+                    panic!("{request:?} was recorded, then refused");
+                };
+                assert!(
+                    duplicate,
+                    "{request:?} was recorded, so a resend is a duplicate"
+                );
+                assert_eq!((spend, points), (spend_again, points_again), "{request:?}");
+                assert!(
+                    totals
+                        .transactions
+                        .insert(transaction_id(request).to_owned()),
+                    "{request:?} counted twice"
+                );
+                totals.lifetime_value += spend;
+                totals.points += points;
+            }
+        }
+
+        let mut seqs = BTreeSet::new();
+        for (member, totals) in &expected {
+            let state = client
+                .get_member(pb::GetMemberRequest {
+                    member_id: member.clone(),
+                })
+                .await
+                .expect("member")
+                .into_inner();
+            assert_eq!(
+                state.lifetime_value_minor, totals.lifetime_value,
+                "{member}: LTV = net spend"
+            );
+            assert_eq!(
+                state.points_balance, totals.points,
+                "{member}: balance = sum of its ledger"
+            );
+            let mut token = String::new();
+            loop {
+                let page = client
+                    .get_tier_history(pb::GetTierHistoryRequest {
+                        member_id: member.clone(),
+                        page_size: 1000,
+                        page_token: token,
+                    })
+                    .await
+                    .expect("history")
+                    .into_inner();
+                seqs.extend(page.entries.iter().map(|e| e.seq));
+                if page.next_page_token.is_empty() {
+                    break;
+                }
+                token = page.next_page_token;
+            }
+        }
+        let gap_free: BTreeSet<u64> = (1..=seqs.len() as u64).collect();
+        assert_eq!(seqs, gap_free, "history seqs are 1..=n without gaps");
+        drop(client);
+        let status = tokio::task::spawn_blocking(move || terminate(served))
+            .await
+            .expect("stopped");
+        assert!(status.success());
+    }
+}

@@ -1,0 +1,69 @@
+//! Running the real `tierd` binary: start it on a data directory, read its
+//! address from the start-up log, stop it politely or kill it.
+
+use std::process::Command;
+
+/// The `tierd` binary that cargo built for these tests.
+pub fn tierd() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_tierd"))
+}
+
+/// A `tierd serve` process with its address, read from its start-up log.
+pub struct Served {
+    pub child: std::process::Child,
+    /// `host:port` the server listens on.
+    pub address: String,
+}
+
+/// A server left running by a failing test would outlive it: kill it.
+impl Drop for Served {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// Starts `tierd serve` on `data` with the shipped rules, on a free port.
+pub fn serve(data: &std::path::Path) -> Served {
+    use std::io::BufRead as _;
+    let mut child = tierd()
+        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg(data)
+        .arg("--rules")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("tierd starts");
+    let stderr = child.stderr.take().expect("stderr piped");
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let rest = line.split("address=").nth(1)?;
+            Some(rest.split_whitespace().next()?.to_owned())
+        })
+        .expect("the start-up log names the address");
+    // Keep draining the log so the server never blocks on a full pipe.
+    std::thread::spawn(move || lines.for_each(drop));
+    Served { child, address }
+}
+
+/// Sends SIGTERM and waits for the exit status.
+pub fn terminate(served: Served) -> std::process::ExitStatus {
+    signal(served, "TERM")
+}
+
+/// Sends SIGKILL and waits: a crash at whatever moment this is.
+pub fn crash(served: Served) {
+    signal(served, "KILL");
+}
+
+fn signal(mut served: Served, name: &str) -> std::process::ExitStatus {
+    let status = Command::new("kill")
+        .args([format!("-{name}"), served.child.id().to_string()])
+        .status()
+        .expect("kill runs");
+    assert!(status.success());
+    served.child.wait().expect("tierd exits")
+}
