@@ -262,3 +262,89 @@ fn windows() {
             .expect("valid")
     );
 }
+
+mod properties {
+    //! Properties over random members: the ladder is monotone and the
+    //! engine deterministic.
+
+    use proptest::prelude::*;
+
+    use super::*;
+
+    fn example() -> RuleSet {
+        rules::load(Path::new("rules/example.yaml")).expect("example rules")
+    }
+
+    fn metrics() -> impl Strategy<Value = Metrics> {
+        (0..5_000_i64, 0..2_000_000_i64, 0..40_i64, 0..3_000_000_i64).prop_map(
+            |(qp, pv, pc, ltv)| Metrics {
+                qualifying_points: qp,
+                purchase_volume_minor: pv,
+                purchase_count: pc,
+                lifetime_value_minor: ltv,
+                points_balance: qp,
+            },
+        )
+    }
+
+    fn attributes() -> impl Strategy<Value = BTreeMap<String, String>> {
+        prop_oneof![Just("flagship"), Just("north"), Just("")]
+            .prop_map(|region| BTreeMap::from([("region".to_owned(), region.to_owned())]))
+    }
+
+    /// The tier a member qualifies for: where the entry tier promotes to.
+    fn qualified(
+        rules: &RuleSet,
+        metrics: &Metrics,
+        attributes: &BTreeMap<String, String>,
+    ) -> usize {
+        let result = evaluate(
+            rules,
+            &state("bronze"),
+            Subject {
+                metrics,
+                attributes,
+            },
+            day(1),
+        );
+        rules
+            .tier_index(&result.state.tier_id)
+            .expect("a tier of the ladder")
+    }
+
+    proptest! {
+        #[test]
+        fn more_spend_or_points_never_lowers_the_qualified_tier(
+            base in metrics(),
+            extra in metrics(),
+            attributes in attributes(),
+        ) {
+            let rules = example();
+            let more = Metrics {
+                qualifying_points: base.qualifying_points + extra.qualifying_points,
+                purchase_volume_minor: base.purchase_volume_minor + extra.purchase_volume_minor,
+                purchase_count: base.purchase_count + extra.purchase_count,
+                lifetime_value_minor: base.lifetime_value_minor + extra.lifetime_value_minor,
+                points_balance: base.points_balance + extra.points_balance,
+            };
+            prop_assert!(qualified(&rules, &more, &attributes) >= qualified(&rules, &base, &attributes));
+        }
+
+        #[test]
+        fn evaluation_is_deterministic(
+            metrics in metrics(),
+            attributes in attributes(),
+            tier in 0..4_usize,
+            failing_days in proptest::option::of(0..90_u32),
+            at_day in 0..400_u32,
+        ) {
+            let rules = example();
+            let mut member = state(&rules.tiers[tier].id);
+            member.retain_failing_since = failing_days.map(|d| day(0) + TimeDelta::days(i64::from(d)));
+            let subject = Subject { metrics: &metrics, attributes: &attributes };
+            let first = evaluate(&rules, &member, subject, day(at_day));
+            let second = evaluate(&rules, &member, subject, day(at_day));
+            prop_assert_eq!(first, second);
+        }
+    }
+}
