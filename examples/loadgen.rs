@@ -193,7 +193,12 @@ async fn main() {
     let program = Arc::new(Program::new(store, Arc::new(rules), system_clock()));
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let tierd_address = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(grpc::serve(listener, program, std::future::pending()));
+    tokio::spawn(grpc::serve(
+        listener,
+        program,
+        grpc::ServeLimits::default(),
+        std::future::pending(),
+    ));
 
     println!("RecordPurchase, {concurrency} in flight, {seconds} s each, {members} members");
     let baseline = drive(noop_address, concurrency, seconds, members, "noop").await;

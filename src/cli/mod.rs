@@ -100,7 +100,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .with_context(|| format!("listening on {}", config.listen))?;
         tracing::info!(data = %config.data.display(), rules = %rules_path.display(), "tierd starting");
         let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
-        let server = grpc::serve(listener, program, async {
+        let server = grpc::serve(listener, program, grpc::ServeLimits::default(), async {
             shutdown_signal().await;
             let _ = stopping.send(());
         });

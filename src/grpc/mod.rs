@@ -13,7 +13,10 @@ pub mod convert;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
 
-use tokio::net::TcpListener;
+use tokio::{
+    net::TcpListener,
+    sync::{OwnedSemaphorePermit, Semaphore},
+};
 use tonic::{Request, Response, Status, transport::server::TcpIncoming};
 
 use crate::program::{Program, ProgramError};
@@ -49,15 +52,53 @@ pub fn status_of(err: ProgramError) -> Status {
 pub const MAX_PAGE_SIZE: u32 = 1000;
 const DEFAULT_PAGE_SIZE: u32 = 100;
 
+/// Limits that protect the service from more work than it can do.
+#[derive(Debug, Clone, Copy)]
+pub struct ServeLimits {
+    /// Loyalty requests handled at once, across all connections (1024). One
+    /// more is refused at once with `RESOURCE_EXHAUSTED` (load shedding)
+    /// rather than queued without bound; clients retry with backoff.
+    /// Health and reflection are never shed.
+    pub max_in_flight: usize,
+    /// Largest request message, in bytes (64 KiB; the largest valid request
+    /// is far smaller). Larger ones are refused unread with `OUT_OF_RANGE`
+    /// (tonic 0.14.5's code for it).
+    pub max_request_bytes: usize,
+}
+
+impl Default for ServeLimits {
+    fn default() -> Self {
+        Self {
+            max_in_flight: 1024,
+            max_request_bytes: 64 * 1024,
+        }
+    }
+}
+
 /// The `loyalty.v1.Loyalty` service.
 pub struct LoyaltyApi {
     program: Arc<Program>,
+    in_flight: Arc<Semaphore>,
 }
 
 impl LoyaltyApi {
-    /// Serves `program`.
-    pub fn new(program: Arc<Program>) -> Self {
-        Self { program }
+    /// Serves `program`, admitting at most `max_in_flight` requests at once.
+    pub fn new(program: Arc<Program>, max_in_flight: usize) -> Self {
+        Self {
+            program,
+            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+        }
+    }
+
+    /// A place among the requests in flight, or `RESOURCE_EXHAUSTED` now.
+    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
+        Arc::clone(&self.in_flight)
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted(
+                    "tierd is at its limit of requests in flight; retry with backoff",
+                )
+            })
     }
 }
 
@@ -69,6 +110,7 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::RecordPurchaseRequest>,
     ) -> Answer<pb::RecordPurchaseResponse> {
+        let _admitted = self.admit()?;
         let command = request.into_inner().try_into().map_err(status_of)?;
         let reply = Reply::from(
             self.program
@@ -88,6 +130,7 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::RecordReturnRequest>,
     ) -> Answer<pb::RecordReturnResponse> {
+        let _admitted = self.admit()?;
         let command = request.into_inner().try_into().map_err(status_of)?;
         let reply = Reply::from(
             self.program
@@ -107,6 +150,7 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::AdjustPointsRequest>,
     ) -> Answer<pb::AdjustPointsResponse> {
+        let _admitted = self.admit()?;
         let command = request.into_inner().into();
         let reply = Reply::from(
             self.program
@@ -125,6 +169,7 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::RedeemPointsRequest>,
     ) -> Answer<pb::RedeemPointsResponse> {
+        let _admitted = self.admit()?;
         let command = request.into_inner().into();
         let reply = Reply::from(
             self.program
@@ -139,6 +184,7 @@ impl Loyalty for LoyaltyApi {
     }
 
     async fn get_member(&self, request: Request<pb::GetMemberRequest>) -> Answer<pb::Member> {
+        let _admitted = self.admit()?;
         let member = self
             .program
             .member(&request.into_inner().member_id)
@@ -150,6 +196,7 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::GetTierHistoryRequest>,
     ) -> Answer<pb::GetTierHistoryResponse> {
+        let _admitted = self.admit()?;
         let request = request.into_inner();
         let page_size = match request.page_size {
             0 => DEFAULT_PAGE_SIZE,
@@ -184,6 +231,7 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::EvaluateTiersRequest>,
     ) -> Answer<pb::EvaluateTiersResponse> {
+        let _admitted = self.admit()?;
         let request = request.into_inner();
         let as_of = time_from("as_of", request.as_of).map_err(status_of)?;
         let report = self
@@ -206,6 +254,7 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::SetTierOverrideRequest>,
     ) -> Answer<pb::SetTierOverrideResponse> {
+        let _admitted = self.admit()?;
         let command = request.into_inner().try_into().map_err(status_of)?;
         let recorded = self
             .program
@@ -225,6 +274,7 @@ impl Loyalty for LoyaltyApi {
     }
 
     async fn upsert_member(&self, request: Request<pb::UpsertMemberRequest>) -> Answer<pb::Member> {
+        let _admitted = self.admit()?;
         let command = request.into_inner().try_into().map_err(status_of)?;
         let member = self
             .program
@@ -250,14 +300,18 @@ pub enum ServeError {
 }
 
 /// Serves the loyalty service, health and reflection on `listener` until
-/// `shutdown` completes. Health turns NOT_SERVING as shutdown begins, then
-/// in-flight requests are drained before this returns.
+/// `shutdown` completes, within `limits`. Client deadlines (`grpc-timeout`)
+/// are honoured: a request past its deadline is abandoned; a write it had
+/// already committed stays, and the client's retry gets it as a duplicate.
+/// Health turns NOT_SERVING as shutdown begins, then in-flight requests are
+/// drained before this returns.
 ///
 /// # Errors
 /// When reflection cannot be built or the transport fails.
 pub async fn serve(
     listener: TcpListener,
     program: Arc<Program>,
+    limits: ServeLimits,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let address: SocketAddr = listener.local_addr()?;
@@ -281,7 +335,10 @@ pub async fn serve(
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(LoyaltyServer::new(LoyaltyApi::new(program)))
+        .add_service(
+            LoyaltyServer::new(LoyaltyApi::new(program, limits.max_in_flight))
+                .max_decoding_message_size(limits.max_request_bytes),
+        )
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await?;
     Ok(())

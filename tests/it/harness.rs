@@ -11,7 +11,7 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 
 use tierd::{
-    grpc::{self, convert::timestamp, pb},
+    grpc::{self, ServeLimits, convert::timestamp, pb},
     program::{Clock, Program},
     rules,
     store::Store,
@@ -58,6 +58,7 @@ pub struct TestServer {
     pub clock: TestClock,
     dir: Arc<TempDir>,
     rules: PathBuf,
+    limits: ServeLimits,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -65,12 +66,7 @@ pub struct TestServer {
 impl TestServer {
     /// A server on the example rules.
     pub async fn start() -> Self {
-        Self::start_with(
-            example_rules(),
-            Arc::new(TempDir::new().expect("temp dir")),
-            TestClock::new(),
-        )
-        .await
+        Self::with_limits(ServeLimits::default()).await
     }
 
     /// A server on rules given as YAML text.
@@ -78,10 +74,21 @@ impl TestServer {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
         let rules = dir.path().join("rules.yaml");
         std::fs::write(&rules, yaml).expect("write rules");
-        Self::start_with(rules, dir, TestClock::new()).await
+        Self::start_with(rules, dir, TestClock::new(), ServeLimits::default()).await
     }
 
-    async fn start_with(rules_path: PathBuf, dir: Arc<TempDir>, clock: TestClock) -> Self {
+    /// A server on the example rules with other limits.
+    pub async fn with_limits(limits: ServeLimits) -> Self {
+        let dir = Arc::new(TempDir::new().expect("temp dir"));
+        Self::start_with(example_rules(), dir, TestClock::new(), limits).await
+    }
+
+    async fn start_with(
+        rules_path: PathBuf,
+        dir: Arc<TempDir>,
+        clock: TestClock,
+        limits: ServeLimits,
+    ) -> Self {
         let rules = rules::load(&rules_path).expect("valid rules");
         let store = Store::open(&dir.path().join("data")).expect("open store");
         let program = Arc::new(Program::new(store, Arc::new(rules), clock.as_clock()));
@@ -89,7 +96,7 @@ impl TestServer {
         let address = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(async move {
-            grpc::serve(listener, program, async {
+            grpc::serve(listener, program, limits, async {
                 let _ = stopped.await;
             })
             .await
@@ -106,6 +113,7 @@ impl TestServer {
             clock,
             dir,
             rules: rules_path,
+            limits,
             stop: Some(stop),
             task: Some(task),
         }
@@ -116,7 +124,7 @@ impl TestServer {
     pub async fn restart(mut self) -> Self {
         self.shutdown().await;
         let dir = Arc::clone(&self.dir);
-        Self::start_with(self.rules.clone(), dir, self.clock.clone()).await
+        Self::start_with(self.rules.clone(), dir, self.clock.clone(), self.limits).await
     }
 
     async fn shutdown(&mut self) {

@@ -9,6 +9,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod ingestion;
+mod limits;
 mod overrides;
 mod restart;
 mod service;
