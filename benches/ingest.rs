@@ -32,6 +32,7 @@ fn purchase(n: u64) -> Purchase {
         channel: "pos".into(),
         store_id: "store-1".into(),
         tags: vec![],
+        actor: "bench".into(),
     }
 }
 

@@ -196,7 +196,7 @@ async fn main() {
     tokio::spawn(grpc::serve(
         listener,
         program,
-        grpc::ServeLimits::default(),
+        grpc::ServeOptions::default(),
         std::future::pending(),
     ));
 

@@ -12,6 +12,8 @@ use std::{
 
 use serde::Deserialize;
 
+use crate::grpc::auth::{ApiKey, BadKey, Keyring};
+
 /// Where the service listens by default: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
 /// The default data directory (sled).
@@ -20,7 +22,7 @@ pub const DEFAULT_DATA: &str = "data";
 pub const DEFAULT_RULES: &str = "rules";
 
 /// The settings `tierd serve` runs with, all resolved.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
@@ -28,6 +30,8 @@ pub struct Config {
     pub data: PathBuf,
     /// A rules file, or a directory with exactly one `*.yaml` rules file.
     pub rules: PathBuf,
+    /// Who may call what; open (everyone is admin) when no keys are set.
+    pub keyring: Keyring,
 }
 
 /// The optional config file; every key may be left out.
@@ -40,6 +44,9 @@ pub struct ConfigFile {
     pub data: Option<PathBuf>,
     /// Overrides the default rules location.
     pub rules: Option<PathBuf>,
+    /// API keys (name, role, sha256); only the config file sets them.
+    #[serde(default)]
+    pub api_keys: Vec<ApiKey>,
 }
 
 /// Why the configuration could not be resolved.
@@ -72,6 +79,15 @@ pub enum ConfigError {
         /// The candidates, comma-separated.
         files: String,
     },
+    /// An API key entry that cannot be used.
+    #[error("config file: {0}")]
+    Key(#[from] BadKey),
+    /// No keys, and an address other than loopback: refused.
+    #[error(
+        "refusing to listen on {0} without api keys: anyone who can reach it could change points; \
+         add api_keys to the config file (see `tierd keys new`) or listen on 127.0.0.1"
+    )]
+    OpenOnNetwork(SocketAddr),
     #[error("cannot list rules directory {path}: {source}")]
     /// A rules directory that could not be listed.
     ListRules {
@@ -101,20 +117,30 @@ impl ConfigFile {
 
 impl Config {
     /// Resolves flags-or-environment over the file over the defaults.
+    ///
+    /// # Errors
+    /// A malformed key hash, or no keys on an address other than loopback
+    /// (safe default: an open service only where nobody else can reach it).
     pub fn resolve(
         listen: Option<SocketAddr>,
         data: Option<PathBuf>,
         rules: Option<PathBuf>,
         file: ConfigFile,
-    ) -> Self {
+    ) -> Result<Self, ConfigError> {
         let default_listen = DEFAULT_LISTEN
             .parse()
             .unwrap_or(SocketAddr::from(([127, 0, 0, 1], 50051)));
-        Self {
-            listen: listen.or(file.listen).unwrap_or(default_listen),
+        let listen = listen.or(file.listen).unwrap_or(default_listen);
+        let keyring = Keyring::new(&file.api_keys)?;
+        if keyring.is_open() && !listen.ip().is_loopback() {
+            return Err(ConfigError::OpenOnNetwork(listen));
+        }
+        Ok(Self {
+            listen,
             data: data.or(file.data).unwrap_or_else(|| DEFAULT_DATA.into()),
             rules: rules.or(file.rules).unwrap_or_else(|| DEFAULT_RULES.into()),
-        }
+            keyring,
+        })
     }
 }
 
@@ -164,14 +190,28 @@ mod tests {
     #[test]
     fn flags_beat_the_file_which_beats_defaults() {
         let file = ConfigFile {
-            listen: Some("0.0.0.0:9000".parse().expect("valid")),
+            listen: Some("127.0.0.1:9000".parse().expect("valid")),
             data: Some("/var/lib/tierd".into()),
-            rules: None,
+            ..ConfigFile::default()
         };
-        let config = Config::resolve(None, Some("/tmp/d".into()), None, file);
+        let config = Config::resolve(None, Some("/tmp/d".into()), None, file).expect("valid");
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.data, PathBuf::from("/tmp/d"));
         assert_eq!(config.rules, PathBuf::from(DEFAULT_RULES));
+    }
+
+    #[test]
+    fn without_keys_only_loopback_is_allowed() {
+        let public = Some("0.0.0.0:50051".parse().expect("valid"));
+        let refused = Config::resolve(public, None, None, ConfigFile::default());
+        assert!(matches!(refused, Err(ConfigError::OpenOnNetwork(_))));
+        let file: ConfigFile = serde_yaml::from_str(&format!(
+            "api_keys:\n  - {{ name: till, role: pos, sha256: {} }}\n",
+            "ab".repeat(32)
+        ))
+        .expect("valid config");
+        let config = Config::resolve(public, None, None, file).expect("keys make it safe");
+        assert!(!config.keyring.is_open());
     }
 
     #[test]

@@ -425,6 +425,8 @@ pub struct TxnRecord {
     pub outcome: Outcome,
     /// Set for purchases.
     pub purchase: Option<PurchaseTrack>,
+    /// The API key name that sent the request (audit trail).
+    pub actor: String,
 }
 
 #[cfg(test)]

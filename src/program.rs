@@ -117,6 +117,10 @@ pub struct Purchase {
     pub store_id: String,
     /// Purchase tags.
     pub tags: Vec<String>,
+    /// The API key name that sent it, kept for the audit trail; not part
+    /// of the fingerprint, so a retry through another key still matches.
+    #[serde(skip)]
+    pub actor: String,
 }
 
 /// A (partial) return of an earlier purchase.
@@ -134,6 +138,10 @@ pub struct Return {
     pub occurred_at: Option<DateTime<Utc>>,
     /// Empty, or the program currency.
     pub currency: String,
+    /// The API key name that sent it, kept for the audit trail; not part
+    /// of the fingerprint, so a retry through another key still matches.
+    #[serde(skip)]
+    pub actor: String,
 }
 
 /// A staff adjustment of points.
@@ -147,6 +155,10 @@ pub struct Adjustment {
     pub points: i64,
     /// Why, required.
     pub reason: String,
+    /// The API key name that sent it, kept for the audit trail; not part
+    /// of the fingerprint, so a retry through another key still matches.
+    #[serde(skip)]
+    pub actor: String,
 }
 
 /// A redemption of points.
@@ -158,6 +170,10 @@ pub struct Redemption {
     pub transaction_id: String,
     /// Points to spend, > 0.
     pub points: i64,
+    /// The API key name that sent it, kept for the audit trail; not part
+    /// of the fingerprint, so a retry through another key still matches.
+    #[serde(skip)]
+    pub actor: String,
 }
 
 /// A manual tier placement; `mode: None` clears the override in force.
@@ -658,6 +674,7 @@ struct WriteKey {
     now: DateTime<Utc>,
     transaction_id: String,
     member_id: String,
+    actor: String,
     fingerprint: Vec<u8>,
 }
 
@@ -668,6 +685,7 @@ trait Keyed: Serialize {
     const KIND: &'static str;
     fn member_id(&self) -> &str;
     fn transaction_id(&self) -> &str;
+    fn actor(&self) -> &str;
 }
 
 macro_rules! keyed {
@@ -679,6 +697,9 @@ macro_rules! keyed {
             }
             fn transaction_id(&self) -> &str {
                 &self.transaction_id
+            }
+            fn actor(&self) -> &str {
+                &self.actor
             }
         }
     )*};
@@ -700,6 +721,7 @@ impl WriteKey {
             now,
             transaction_id: command.transaction_id().to_owned(),
             member_id: command.member_id().to_owned(),
+            actor: command.actor().to_owned(),
             fingerprint,
         })
     }
@@ -720,6 +742,7 @@ where
         now,
         transaction_id,
         member_id,
+        actor,
         fingerprint,
     } = key;
     if let Some(record) = writer.txn(&transaction_id)? {
@@ -751,6 +774,7 @@ where
             fingerprint,
             outcome: outcome.clone(),
             purchase: applied.purchase,
+            actor: actor.clone(),
         },
     ));
     writer.commit(&Commit {
@@ -761,6 +785,7 @@ where
     tracing::info!(
         member_id,
         transaction_id,
+        actor,
         rules_version = %rules.version,
         points = outcome.points,
         tier = %outcome.member.tier_id,

@@ -31,6 +31,22 @@ enum Command {
     /// Work with rules files.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Manage API keys.
+    #[command(subcommand)]
+    Keys(KeysCommand),
+}
+
+#[derive(Debug, Subcommand)]
+enum KeysCommand {
+    /// Make a new random key; prints it once, and the line for the config file.
+    New {
+        /// Who will hold it ("till-042").
+        #[arg(long)]
+        name: String,
+        /// pos, marketing, reporting or admin.
+        #[arg(long)]
+        role: String,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -67,6 +83,7 @@ impl Cli {
         match self.command {
             Command::Serve(args) => serve(args),
             Command::Rules(RulesCommand::Check { paths }) => Ok(check(paths)),
+            Command::Keys(KeysCommand::New { name, role }) => new_key(&name, &role),
         }
     }
 }
@@ -76,7 +93,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(path) => ConfigFile::read(path)?,
         None => ConfigFile::default(),
     };
-    let config = Config::resolve(args.listen, args.data, args.rules, file);
+    let config = Config::resolve(args.listen, args.data, args.rules, file)?;
     let rules_path = config::rules_file(&config.rules)?;
     let rules = match rules::load(&rules_path) {
         Ok(rules) => rules,
@@ -99,8 +116,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             .await
             .with_context(|| format!("listening on {}", config.listen))?;
         tracing::info!(data = %config.data.display(), rules = %rules_path.display(), "tierd starting");
+        if config.keyring.is_open() {
+            tracing::warn!(
+                listen = %config.listen,
+                "no api keys configured: every caller acts as admin; allowed only because the address is loopback"
+            );
+        }
+        let options = grpc::ServeOptions {
+            limits: grpc::ServeLimits::default(),
+            keyring: config.keyring.clone(),
+        };
         let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
-        let server = grpc::serve(listener, program, grpc::ServeLimits::default(), async {
+        let server = grpc::serve(listener, program, options, async {
             shutdown_signal().await;
             let _ = stopping.send(());
         });
@@ -142,6 +169,22 @@ async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+fn new_key(name: &str, role: &str) -> anyhow::Result<ExitCode> {
+    let role_ok = ["pos", "marketing", "reporting", "admin"].contains(&role);
+    anyhow::ensure!(
+        role_ok,
+        "--role must be pos, marketing, reporting or admin, not {role:?}"
+    );
+    let key = grpc::auth::new_key().map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
+    println!("key (give it to {name}; it is not stored anywhere): {key}");
+    println!("config file line, under api_keys:");
+    println!(
+        "  - {{ name: {name}, role: {role}, sha256: {} }}",
+        grpc::auth::hash_key(&key)
+    );
+    Ok(ExitCode::SUCCESS)
 }
 
 fn check(paths: Vec<PathBuf>) -> ExitCode {

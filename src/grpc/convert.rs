@@ -60,6 +60,7 @@ impl TryFrom<pb::RecordPurchaseRequest> for Purchase {
             channel: r.channel,
             store_id: r.store_id,
             tags: r.tags,
+            actor: String::new(),
         })
     }
 }
@@ -75,6 +76,7 @@ impl TryFrom<pb::RecordReturnRequest> for Return {
             original_transaction_id: r.original_transaction_id,
             amount_minor: r.amount_minor,
             currency: r.currency,
+            actor: String::new(),
         })
     }
 }
@@ -86,6 +88,7 @@ impl From<pb::AdjustPointsRequest> for Adjustment {
             transaction_id: r.transaction_id,
             points: r.points,
             reason: r.reason,
+            actor: String::new(),
         }
     }
 }
@@ -96,6 +99,7 @@ impl From<pb::RedeemPointsRequest> for Redemption {
             member_id: r.member_id,
             transaction_id: r.transaction_id,
             points: r.points,
+            actor: String::new(),
         }
     }
 }

@@ -9,6 +9,7 @@
 //! standard health service and server reflection, until `shutdown`
 //! completes; in-flight requests finish before it returns.
 
+pub mod auth;
 pub mod convert;
 
 use std::{future::Future, net::SocketAddr, sync::Arc};
@@ -19,7 +20,8 @@ use tokio::{
 };
 use tonic::{Request, Response, Status, transport::server::TcpIncoming};
 
-use crate::program::{Program, ProgramError};
+use crate::program::{Adjustment, Program, ProgramError, Purchase, Redemption, Return};
+use auth::{Action, Caller, Keyring};
 use convert::{Reply, time_from};
 
 /// The generated protobuf types, client and server.
@@ -75,30 +77,55 @@ impl Default for ServeLimits {
     }
 }
 
+/// How the service is exposed: its limits and who may call it.
+#[derive(Debug, Clone, Default)]
+pub struct ServeOptions {
+    /// Load and size limits.
+    pub limits: ServeLimits,
+    /// API keys; an empty keyring lets everyone in as admin.
+    pub keyring: Keyring,
+}
+
 /// The `loyalty.v1.Loyalty` service.
 pub struct LoyaltyApi {
     program: Arc<Program>,
     in_flight: Arc<Semaphore>,
+    keyring: Keyring,
+}
+
+/// A request let in: who sent it, and its place among those in flight
+/// (given back when this is dropped).
+struct Admitted {
+    caller: Caller,
+    _place: OwnedSemaphorePermit,
 }
 
 impl LoyaltyApi {
-    /// Serves `program`, admitting at most `max_in_flight` requests at once.
-    pub fn new(program: Arc<Program>, max_in_flight: usize) -> Self {
+    /// Serves `program` under `options`.
+    pub fn new(program: Arc<Program>, options: &ServeOptions) -> Self {
         Self {
             program,
-            in_flight: Arc::new(Semaphore::new(max_in_flight)),
+            in_flight: Arc::new(Semaphore::new(options.limits.max_in_flight)),
+            keyring: options.keyring.clone(),
         }
     }
 
-    /// A place among the requests in flight, or `RESOURCE_EXHAUSTED` now.
-    fn admit(&self) -> Result<OwnedSemaphorePermit, Status> {
-        Arc::clone(&self.in_flight)
+    /// Checks the caller's key and role for `action`, then takes a place
+    /// among the requests in flight, or refuses at once with
+    /// `RESOURCE_EXHAUSTED` (load shedding).
+    fn admit<T>(&self, request: &Request<T>, action: Action) -> Result<Admitted, Status> {
+        let caller = self.keyring.authorize(request.metadata(), action)?;
+        let place = Arc::clone(&self.in_flight)
             .try_acquire_owned()
             .map_err(|_| {
                 Status::resource_exhausted(
                     "tierd is at its limit of requests in flight; retry with backoff",
                 )
-            })
+            })?;
+        Ok(Admitted {
+            caller,
+            _place: place,
+        })
     }
 }
 
@@ -110,8 +137,9 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::RecordPurchaseRequest>,
     ) -> Answer<pb::RecordPurchaseResponse> {
-        let _admitted = self.admit()?;
-        let command = request.into_inner().try_into().map_err(status_of)?;
+        let admitted = self.admit(&request, Action::RecordEvents)?;
+        let mut command: Purchase = request.into_inner().try_into().map_err(status_of)?;
+        command.actor = admitted.caller.name.clone();
         let reply = Reply::from(
             self.program
                 .record_purchase(command)
@@ -130,8 +158,9 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::RecordReturnRequest>,
     ) -> Answer<pb::RecordReturnResponse> {
-        let _admitted = self.admit()?;
-        let command = request.into_inner().try_into().map_err(status_of)?;
+        let admitted = self.admit(&request, Action::RecordEvents)?;
+        let mut command: Return = request.into_inner().try_into().map_err(status_of)?;
+        command.actor = admitted.caller.name.clone();
         let reply = Reply::from(
             self.program
                 .record_return(command)
@@ -150,8 +179,9 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::AdjustPointsRequest>,
     ) -> Answer<pb::AdjustPointsResponse> {
-        let _admitted = self.admit()?;
-        let command = request.into_inner().into();
+        let admitted = self.admit(&request, Action::Adjust)?;
+        let mut command = Adjustment::from(request.into_inner());
+        command.actor = admitted.caller.name.clone();
         let reply = Reply::from(
             self.program
                 .adjust_points(command)
@@ -169,8 +199,9 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::RedeemPointsRequest>,
     ) -> Answer<pb::RedeemPointsResponse> {
-        let _admitted = self.admit()?;
-        let command = request.into_inner().into();
+        let admitted = self.admit(&request, Action::RecordEvents)?;
+        let mut command = Redemption::from(request.into_inner());
+        command.actor = admitted.caller.name.clone();
         let reply = Reply::from(
             self.program
                 .redeem_points(command)
@@ -184,7 +215,7 @@ impl Loyalty for LoyaltyApi {
     }
 
     async fn get_member(&self, request: Request<pb::GetMemberRequest>) -> Answer<pb::Member> {
-        let _admitted = self.admit()?;
+        let _admitted = self.admit(&request, Action::Read)?;
         let member = self
             .program
             .member(&request.into_inner().member_id)
@@ -196,7 +227,7 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::GetTierHistoryRequest>,
     ) -> Answer<pb::GetTierHistoryResponse> {
-        let _admitted = self.admit()?;
+        let _admitted = self.admit(&request, Action::Read)?;
         let request = request.into_inner();
         let page_size = match request.page_size {
             0 => DEFAULT_PAGE_SIZE,
@@ -231,7 +262,12 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::EvaluateTiersRequest>,
     ) -> Answer<pb::EvaluateTiersResponse> {
-        let _admitted = self.admit()?;
+        let writes = if request.get_ref().dry_run {
+            Action::Read
+        } else {
+            Action::Sweep
+        };
+        let _admitted = self.admit(&request, writes)?;
         let request = request.into_inner();
         let as_of = time_from("as_of", request.as_of).map_err(status_of)?;
         let report = self
@@ -254,7 +290,7 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::SetTierOverrideRequest>,
     ) -> Answer<pb::SetTierOverrideResponse> {
-        let _admitted = self.admit()?;
+        let _admitted = self.admit(&request, Action::Adjust)?;
         let command = request.into_inner().try_into().map_err(status_of)?;
         let recorded = self
             .program
@@ -274,7 +310,7 @@ impl Loyalty for LoyaltyApi {
     }
 
     async fn upsert_member(&self, request: Request<pb::UpsertMemberRequest>) -> Answer<pb::Member> {
-        let _admitted = self.admit()?;
+        let _admitted = self.admit(&request, Action::RecordEvents)?;
         let command = request.into_inner().try_into().map_err(status_of)?;
         let member = self
             .program
@@ -300,7 +336,7 @@ pub enum ServeError {
 }
 
 /// Serves the loyalty service, health and reflection on `listener` until
-/// `shutdown` completes, within `limits`. Client deadlines (`grpc-timeout`)
+/// `shutdown` completes, under `options`. Client deadlines (`grpc-timeout`)
 /// are honoured: a request past its deadline is abandoned; a write it had
 /// already committed stays, and the client's retry gets it as a duplicate.
 /// Health turns NOT_SERVING as shutdown begins, then in-flight requests are
@@ -311,7 +347,7 @@ pub enum ServeError {
 pub async fn serve(
     listener: TcpListener,
     program: Arc<Program>,
-    limits: ServeLimits,
+    options: ServeOptions,
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let address: SocketAddr = listener.local_addr()?;
@@ -336,8 +372,8 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
-            LoyaltyServer::new(LoyaltyApi::new(program, limits.max_in_flight))
-                .max_decoding_message_size(limits.max_request_bytes),
+            LoyaltyServer::new(LoyaltyApi::new(program, &options))
+                .max_decoding_message_size(options.limits.max_request_bytes),
         )
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await?;

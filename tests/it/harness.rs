@@ -11,7 +11,7 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::Channel;
 
 use tierd::{
-    grpc::{self, ServeLimits, convert::timestamp, pb},
+    grpc::{self, ServeOptions, convert::timestamp, pb},
     program::{Clock, Program},
     rules,
     store::Store,
@@ -58,7 +58,7 @@ pub struct TestServer {
     pub clock: TestClock,
     dir: Arc<TempDir>,
     rules: PathBuf,
-    limits: ServeLimits,
+    options: ServeOptions,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -66,7 +66,7 @@ pub struct TestServer {
 impl TestServer {
     /// A server on the example rules.
     pub async fn start() -> Self {
-        Self::with_limits(ServeLimits::default()).await
+        Self::with_options(ServeOptions::default()).await
     }
 
     /// A server on rules given as YAML text.
@@ -74,20 +74,20 @@ impl TestServer {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
         let rules = dir.path().join("rules.yaml");
         std::fs::write(&rules, yaml).expect("write rules");
-        Self::start_with(rules, dir, TestClock::new(), ServeLimits::default()).await
+        Self::start_with(rules, dir, TestClock::new(), ServeOptions::default()).await
     }
 
-    /// A server on the example rules with other limits.
-    pub async fn with_limits(limits: ServeLimits) -> Self {
+    /// A server on the example rules with other limits or keys.
+    pub async fn with_options(options: ServeOptions) -> Self {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
-        Self::start_with(example_rules(), dir, TestClock::new(), limits).await
+        Self::start_with(example_rules(), dir, TestClock::new(), options).await
     }
 
     async fn start_with(
         rules_path: PathBuf,
         dir: Arc<TempDir>,
         clock: TestClock,
-        limits: ServeLimits,
+        options: ServeOptions,
     ) -> Self {
         let rules = rules::load(&rules_path).expect("valid rules");
         let store = Store::open(&dir.path().join("data")).expect("open store");
@@ -95,8 +95,10 @@ impl TestServer {
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();
+        let options_for_server = options.clone();
         let task = tokio::spawn(async move {
-            grpc::serve(listener, program, limits, async {
+            let options = options_for_server;
+            grpc::serve(listener, program, options, async {
                 let _ = stopped.await;
             })
             .await
@@ -113,10 +115,17 @@ impl TestServer {
             clock,
             dir,
             rules: rules_path,
-            limits,
+            options,
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// Stops the server and hands back its directory (sled data in
+    /// `data/`), released and kept alive for inspection.
+    pub async fn stop(mut self) -> Arc<TempDir> {
+        self.shutdown().await;
+        Arc::clone(&self.dir)
     }
 
     /// Stops the server (draining requests) and starts a new one on the same
@@ -124,7 +133,13 @@ impl TestServer {
     pub async fn restart(mut self) -> Self {
         self.shutdown().await;
         let dir = Arc::clone(&self.dir);
-        Self::start_with(self.rules.clone(), dir, self.clock.clone(), self.limits).await
+        Self::start_with(
+            self.rules.clone(),
+            dir,
+            self.clock.clone(),
+            self.options.clone(),
+        )
+        .await
     }
 
     async fn shutdown(&mut self) {

@@ -8,7 +8,7 @@ use tonic_health::pb::{
 };
 
 use crate::harness::TestServer;
-use tierd::grpc::{ServeLimits, pb};
+use tierd::grpc::{ServeLimits, ServeOptions, pb};
 
 #[tokio::test]
 async fn an_oversized_request_is_refused_before_it_is_read() {
@@ -34,9 +34,12 @@ async fn an_oversized_request_is_refused_before_it_is_read() {
 
 #[tokio::test]
 async fn beyond_the_in_flight_limit_requests_are_shed_and_health_still_answers() {
-    let mut server = TestServer::with_limits(ServeLimits {
-        max_in_flight: 0,
-        ..ServeLimits::default()
+    let mut server = TestServer::with_options(ServeOptions {
+        limits: ServeLimits {
+            max_in_flight: 0,
+            ..ServeLimits::default()
+        },
+        ..ServeOptions::default()
     })
     .await;
     let request = server.purchase("m", "t1", 1_000);

@@ -5,6 +5,7 @@
 mod harness;
 mod process;
 
+mod access;
 mod bad_input;
 mod cli;
 mod crash;

@@ -40,7 +40,7 @@ pub fn serve(data: &std::path::Path) -> Served {
         .by_ref()
         .map_while(Result::ok)
         .find_map(|line| {
-            let rest = line.split("address=").nth(1)?;
+            let rest = line.split("serving loyalty.v1.Loyalty address=").nth(1)?;
             Some(rest.split_whitespace().next()?.to_owned())
         })
         .expect("the start-up log names the address");

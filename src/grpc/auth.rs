@@ -1,0 +1,240 @@
+//! Who may call what: API keys with roles.
+//!
+//! Clients send `authorization: Bearer <key>`. The config file holds only
+//! each key's SHA-256 (keys are 256 random bits, so a fast hash is enough:
+//! nothing can be guessed from it), with a name and a role. A missing or
+//! unknown key gets `UNAUTHENTICATED`; a known key whose role does not allow
+//! the call gets `PERMISSION_DENIED`. Health and reflection are open, so
+//! probes and standard tools work.
+//!
+//! With no keys configured the keyring is *open*: every caller acts as
+//! `admin`. `tierd serve` allows that only on a loopback address.
+
+use std::{collections::HashMap, fmt};
+
+use serde::Deserialize;
+use sha2::{Digest, Sha256};
+use tonic::{Status, metadata::MetadataMap};
+
+/// What a key may do.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Role {
+    /// Tills and web shops: record events, read members.
+    Pos,
+    /// Marketing staff: rules work and read-only queries.
+    Marketing,
+    /// Reporting tools: read-only queries.
+    Reporting,
+    /// Everything, including adjustments, overrides and sweeps.
+    Admin,
+}
+
+/// What a call does, as far as permissions go.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Action {
+    /// Purchases, returns, redemptions, member upserts.
+    RecordEvents,
+    /// GetMember, GetTierHistory, dry-run evaluations.
+    Read,
+    /// Point adjustments and manual tier overrides.
+    Adjust,
+    /// Evaluations that write (demotions, expiries).
+    Sweep,
+}
+
+impl Role {
+    /// Whether this role may perform `action`.
+    pub fn allows(self, action: Action) -> bool {
+        match self {
+            Role::Admin => true,
+            Role::Pos => matches!(action, Action::RecordEvents | Action::Read),
+            Role::Marketing | Role::Reporting => action == Action::Read,
+        }
+    }
+}
+
+/// One configured key: its name (for the audit trail), role and hash.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ApiKey {
+    /// Who holds it ("till-042", "crm-export").
+    pub name: String,
+    /// What it may do.
+    pub role: Role,
+    /// Lower-case hex SHA-256 of the key.
+    pub sha256: String,
+}
+
+/// The caller a request was authenticated as.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Caller {
+    /// The key's name (`anonymous` on an open keyring).
+    pub name: String,
+    /// The key's role.
+    pub role: Role,
+}
+
+/// The configured keys, by hash.
+#[derive(Clone, Default)]
+pub struct Keyring {
+    keys: HashMap<[u8; 32], Caller>,
+}
+
+impl fmt::Debug for Keyring {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Keyring")
+            .field("keys", &self.keys.len())
+            .finish()
+    }
+}
+
+/// A configured key that cannot be used.
+#[derive(Debug, thiserror::Error)]
+#[error("api key {name:?}: sha256 must be 64 hex digits")]
+pub struct BadKey {
+    /// The key's name.
+    pub name: String,
+}
+
+/// The SHA-256 of a key, as it goes in the config file.
+pub fn hash_key(key: &str) -> String {
+    Sha256::digest(key.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A new random key: 32 bytes from the OS, hex-encoded.
+///
+/// # Errors
+/// When the OS has no randomness to give.
+pub fn new_key() -> Result<String, getrandom::Error> {
+    let mut bytes = [0_u8; 32];
+    getrandom::fill(&mut bytes)?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+fn parse_hash(hex: &str) -> Option<[u8; 32]> {
+    if hex.len() != 64 {
+        return None;
+    }
+    let mut hash = [0_u8; 32];
+    for (i, byte) in hash.iter_mut().enumerate() {
+        *byte = u8::from_str_radix(hex.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(hash)
+}
+
+impl Keyring {
+    /// A keyring of `keys`; empty means open.
+    ///
+    /// # Errors
+    /// [`BadKey`] for a hash that is not 64 hex digits.
+    pub fn new(keys: &[ApiKey]) -> Result<Self, BadKey> {
+        let mut ring = HashMap::new();
+        for key in keys {
+            let hash = parse_hash(&key.sha256.to_ascii_lowercase()).ok_or_else(|| BadKey {
+                name: key.name.clone(),
+            })?;
+            ring.insert(
+                hash,
+                Caller {
+                    name: key.name.clone(),
+                    role: key.role,
+                },
+            );
+        }
+        Ok(Self { keys: ring })
+    }
+
+    /// True when no keys are configured: everyone acts as admin.
+    pub fn is_open(&self) -> bool {
+        self.keys.is_empty()
+    }
+
+    /// The caller behind a request's `authorization` header, if it may
+    /// perform `action`.
+    ///
+    /// # Errors
+    /// `UNAUTHENTICATED` without a known key, `PERMISSION_DENIED` when the
+    /// key's role does not allow `action`.
+    pub fn authorize(&self, metadata: &MetadataMap, action: Action) -> Result<Caller, Status> {
+        if self.is_open() {
+            return Ok(Caller {
+                name: "anonymous".into(),
+                role: Role::Admin,
+            });
+        }
+        let key = metadata
+            .get("authorization")
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .ok_or_else(|| Status::unauthenticated("send `authorization: Bearer <api key>`"))?;
+        let hash: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
+        let caller = self
+            .keys
+            .get(&hash)
+            .ok_or_else(|| Status::unauthenticated("unknown api key"))?;
+        if !caller.role.allows(action) {
+            return Err(Status::permission_denied(format!(
+                "api key {:?} ({:?}) may not {action:?}",
+                caller.name, caller.role
+            )));
+        }
+        Ok(caller.clone())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn roles_allow_what_the_docs_say() {
+        use Action::*;
+        assert!(Role::Pos.allows(RecordEvents) && Role::Pos.allows(Read));
+        assert!(!Role::Pos.allows(Adjust) && !Role::Pos.allows(Sweep));
+        assert!(Role::Reporting.allows(Read) && !Role::Reporting.allows(RecordEvents));
+        assert!(Role::Marketing.allows(Read) && !Role::Marketing.allows(Sweep));
+        assert!(
+            [RecordEvents, Read, Adjust, Sweep]
+                .into_iter()
+                .all(|a| Role::Admin.allows(a))
+        );
+    }
+
+    #[test]
+    fn keys_are_checked_by_hash() {
+        let key = new_key().expect("randomness");
+        let ring = Keyring::new(&[ApiKey {
+            name: "till-1".into(),
+            role: Role::Pos,
+            sha256: hash_key(&key),
+        }])
+        .expect("valid hash");
+        let mut metadata = MetadataMap::new();
+        let header = format!("Bearer {key}").parse().expect("ascii");
+        metadata.insert("authorization", header);
+        let caller = ring
+            .authorize(&metadata, Action::RecordEvents)
+            .expect("allowed");
+        assert_eq!(caller.name, "till-1");
+        let denied = ring
+            .authorize(&metadata, Action::Adjust)
+            .expect_err("pos may not adjust");
+        assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+        let missing = ring
+            .authorize(&MetadataMap::new(), Action::Read)
+            .expect_err("no key");
+        assert_eq!(missing.code(), tonic::Code::Unauthenticated);
+        assert!(
+            Keyring::new(&[ApiKey {
+                name: "bad".into(),
+                role: Role::Pos,
+                sha256: "abc".into(),
+            }])
+            .is_err()
+        );
+    }
+}
