@@ -85,6 +85,10 @@ impl Loyalty for NoOp {
     async fn upsert_member(&self, _: Request<pb::UpsertMemberRequest>) -> Answer<pb::Member> {
         Ok(Response::new(Default::default()))
     }
+    type BackupStream = tokio_stream::Empty<Result<pb::BackupChunk, Status>>;
+    async fn backup(&self, _: Request<pb::BackupRequest>) -> Answer<Self::BackupStream> {
+        Ok(Response::new(tokio_stream::empty()))
+    }
 }
 
 struct Figures {

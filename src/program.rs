@@ -608,6 +608,14 @@ impl Program {
         .await
     }
 
+    /// A consistent backup of all data (see [`Writer::snapshot`]).
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn backup(&self) -> Result<Vec<u8>, ProgramError> {
+        Ok(self.store.write(|writer| writer.snapshot()).await??)
+    }
+
     /// Applies expiries, demotions and promotions as of `as_of` to the
     /// listed members (all when empty). A dry run writes nothing.
     ///

@@ -12,6 +12,10 @@
 //! | `h/{seq, u64 BE}`                    | [`HistoryEntry`]            |
 //! | `i/{member_id} 0xFF {seq, u64 BE}`   | empty (per-member index)    |
 //!
+//! A backup ([`Writer::snapshot`], [`restore`]) is `TIERDBK1`, the data
+//! format (u32 BE), every key/value pair length-prefixed (u32 BE), and a
+//! SHA-256 of all of it.
+//!
 //! Ids are UTF-8, which never contains the byte 0xFF, so the index key is
 //! unambiguous and sorts a member's entries by seq. Values are one format
 //! version byte followed by the record in `postcard` encoding.
@@ -45,6 +49,7 @@
 use std::{fs::File, path::Path, thread};
 
 use serde::{Serialize, de::DeserializeOwned};
+use sha2::Digest as _;
 use tokio::sync::oneshot;
 
 use crate::ledger::{HistoryEntry, MemberState, TxnRecord};
@@ -319,7 +324,54 @@ impl Store {
     }
 }
 
+/// The first bytes of every backup file.
+const BACKUP_MAGIC: &[u8; 8] = b"TIERDBK1";
+
+/// A backup file that cannot be restored.
+#[derive(Debug, thiserror::Error)]
+pub enum BackupError {
+    /// Not a tierd backup, cut short, or altered.
+    #[error("not a complete tierd backup: {0}")]
+    Damaged(&'static str),
+    /// Made by a tierd with another data format.
+    #[error("the backup has data format {found}; this tierd restores format {supported}")]
+    Format {
+        /// The backup's format.
+        found: u32,
+        /// This build's format.
+        supported: u32,
+    },
+    /// Restoring into a directory that already holds data.
+    #[error("{0} already holds tierd data; restore into a new directory")]
+    NotEmpty(String),
+    /// The store failed while restoring.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
 impl Writer {
+    /// A consistent snapshot of every record, as a backup file: the magic,
+    /// the data format, length-prefixed key/value pairs, and a SHA-256 of
+    /// all that. Taken on the writer thread, so no write interleaves.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn snapshot(&self) -> Result<Vec<u8>, StoreError> {
+        let mut file = BACKUP_MAGIC.to_vec();
+        file.extend(FORMAT_VERSION.to_be_bytes());
+        for item in self.tree.iter() {
+            let (key, value) = item?;
+            for part in [&key, &value] {
+                // Keys and values are far below 4 GiB.
+                file.extend(u32::try_from(part.len()).unwrap_or(u32::MAX).to_be_bytes());
+                file.extend(part.iter());
+            }
+        }
+        let digest = sha2::Sha256::digest(&file);
+        file.extend(digest);
+        Ok(file)
+    }
+
     /// The seq the next history entry gets.
     pub fn next_seq(&self) -> u64 {
         self.next_seq
@@ -374,6 +426,81 @@ impl Writer {
         let key = txn_key(transaction_id);
         self.tree.get(&key)?.map(|b| decode(&key, &b)).transpose()
     }
+}
+
+/// Writes a backup into a new data directory, checking it whole first.
+///
+/// # Errors
+/// A damaged or foreign backup, a directory that already has data, or a
+/// storage failure. Nothing is written unless the whole backup checks out.
+pub fn restore(backup: &[u8], dir: &Path) -> Result<usize, BackupError> {
+    let records = parse_backup(backup)?;
+    let db = sled::Config::new()
+        .path(dir)
+        .open()
+        .map_err(StoreError::from)?;
+    let tree = db.open_tree("tierd").map_err(StoreError::from)?;
+    if !tree.is_empty() {
+        return Err(BackupError::NotEmpty(dir.display().to_string()));
+    }
+    let mut batch = sled::Batch::default();
+    for (key, value) in &records {
+        batch.insert(*key, *value);
+    }
+    tree.apply_batch(batch).map_err(StoreError::from)?;
+    db.flush().map_err(StoreError::from)?;
+    File::open(dir.join("db"))
+        .and_then(|f| f.sync_all())
+        .map_err(StoreError::from)?;
+    Ok(records.len())
+}
+
+/// A key and its value, borrowed from a backup file.
+type Record<'a> = (&'a [u8], &'a [u8]);
+
+fn parse_backup(backup: &[u8]) -> Result<Vec<Record<'_>>, BackupError> {
+    let body_len = backup
+        .len()
+        .checked_sub(32)
+        .ok_or(BackupError::Damaged("too short"))?;
+    let (body, digest) = backup.split_at(body_len);
+    if sha2::Sha256::digest(body).as_slice() != digest {
+        return Err(BackupError::Damaged("checksum mismatch"));
+    }
+    let rest = body
+        .strip_prefix(BACKUP_MAGIC.as_slice())
+        .ok_or(BackupError::Damaged("no tierd backup header"))?;
+    let (version, mut rest) = rest
+        .split_at_checked(4)
+        .ok_or(BackupError::Damaged("no format"))?;
+    let found = u32::from_be_bytes(
+        version
+            .try_into()
+            .map_err(|_| BackupError::Damaged("no format"))?,
+    );
+    if found != FORMAT_VERSION {
+        return Err(BackupError::Format {
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    let mut records = Vec::new();
+    while !rest.is_empty() {
+        let key = take_part(&mut rest)?;
+        let value = take_part(&mut rest)?;
+        records.push((key, value));
+    }
+    Ok(records)
+}
+
+/// Takes one length-prefixed part off the front of `rest`.
+fn take_part<'a>(rest: &mut &'a [u8]) -> Result<&'a [u8], BackupError> {
+    let cut = || BackupError::Damaged("cut short");
+    let (len, tail) = rest.split_at_checked(4).ok_or_else(cut)?;
+    let len = u32::from_be_bytes(len.try_into().map_err(|_| cut())?);
+    let (part, tail) = tail.split_at_checked(len as usize).ok_or_else(cut)?;
+    *rest = tail;
+    Ok(part)
 }
 
 fn check_format(tree: &sled::Tree) -> Result<(), StoreError> {
@@ -461,4 +588,53 @@ fn make_durable(db: &sled::Db, data_file: &File) -> Result<(), StoreError> {
     db.flush()?;
     data_file.sync_data()?;
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_data_format_is_refused_clearly() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        {
+            let db = sled::Config::new().path(dir.path()).open().expect("sled");
+            let tree = db.open_tree("tierd").expect("tree");
+            tree.insert(FORMAT_KEY, 99_u32.to_be_bytes().to_vec())
+                .expect("insert");
+            db.flush().expect("flush");
+        }
+        let err = Store::open(dir.path()).err().expect("refused");
+        assert!(
+            matches!(
+                err,
+                StoreError::FormatVersion {
+                    found: 99,
+                    supported: 1
+                }
+            ),
+            "{err}"
+        );
+    }
+
+    #[test]
+    fn a_damaged_backup_is_refused_before_anything_is_written() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let mut backup = BACKUP_MAGIC.to_vec();
+        backup.extend(FORMAT_VERSION.to_be_bytes());
+        backup.extend(3_u32.to_be_bytes());
+        backup.extend(b"key");
+        backup.extend(sha2::Sha256::digest(&backup));
+        assert!(matches!(
+            restore(&backup, dir.path()),
+            Err(BackupError::Damaged("cut short"))
+        ));
+        let last = backup.len() - 1;
+        backup[last] ^= 1;
+        assert!(matches!(
+            restore(&backup, dir.path()),
+            Err(BackupError::Damaged("checksum mismatch"))
+        ));
+        assert!(!dir.path().join("db").exists(), "nothing written");
+    }
 }

@@ -41,6 +41,8 @@ pub enum Action {
     Adjust,
     /// Evaluations that write (demotions, expiries).
     Sweep,
+    /// Taking a backup of all data.
+    Backup,
 }
 
 impl Role {

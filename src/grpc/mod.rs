@@ -50,6 +50,9 @@ pub fn status_of(err: ProgramError) -> Status {
     }
 }
 
+/// Size of the pieces a backup is streamed in.
+const BACKUP_CHUNK_BYTES: usize = 1 << 20;
+
 /// Largest page of history one call returns.
 pub const MAX_PAGE_SIZE: u32 = 1000;
 const DEFAULT_PAGE_SIZE: u32 = 100;
@@ -307,6 +310,22 @@ impl Loyalty for LoyaltyApi {
             member: Some(recorded.outcome.member.into()),
             tier_change: manual,
         }))
+    }
+
+    type BackupStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::BackupChunk, Status>>>;
+
+    async fn backup(&self, request: Request<pb::BackupRequest>) -> Answer<Self::BackupStream> {
+        let _admitted = self.admit(&request, Action::Backup)?;
+        let snapshot = self.program.backup().await.map_err(status_of)?;
+        let chunks: Vec<_> = snapshot
+            .chunks(BACKUP_CHUNK_BYTES)
+            .map(|data| {
+                Ok(pb::BackupChunk {
+                    data: data.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Response::new(tokio_stream::iter(chunks)))
     }
 
     async fn upsert_member(&self, request: Request<pb::UpsertMemberRequest>) -> Answer<pb::Member> {

@@ -6,6 +6,7 @@ mod harness;
 mod process;
 
 mod access;
+mod backup;
 mod bad_input;
 mod cli;
 mod crash;

@@ -1,0 +1,83 @@
+//! Backup and restore: a snapshot of a running service, restored by the
+//! `tierd restore` command into a new directory, holds every member and
+//! every history entry.
+
+use tokio_stream::StreamExt as _;
+
+use crate::{harness::TestServer, process::tierd};
+use tierd::{grpc::pb, store::Store};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_backup_of_a_running_service_restores_every_member_and_history_entry() {
+    let mut server = TestServer::start().await;
+    server.buy("ann", "p1", 60_000).await;
+    server.buy("ben", "p2", 1_000_000).await;
+    server
+        .client
+        .record_return(server.refund("ben", "r1", "p2", 1_000))
+        .await
+        .expect("return");
+    let mut chunks = server
+        .client
+        .backup(pb::BackupRequest {})
+        .await
+        .expect("backup")
+        .into_inner();
+    let mut backup = Vec::new();
+    while let Some(chunk) = chunks.next().await {
+        backup.extend(chunk.expect("chunk").data);
+    }
+    let original = server.stop().await;
+    let work = tempfile::TempDir::new().expect("temp dir");
+    let file = work.path().join("tierd.backup");
+    std::fs::write(&file, &backup).expect("write backup");
+    let restored_dir = work.path().join("restored");
+    let restore = || {
+        tierd()
+            .args(["restore", "--in"])
+            .arg(&file)
+            .arg("--data")
+            .arg(&restored_dir)
+            .output()
+            .expect("tierd runs")
+    };
+    let output = restore();
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+
+    let before = Store::open(&original.path().join("data")).expect("original");
+    let after = Store::open(&restored_dir).expect("restored");
+    let ids: Vec<String> = before.member_ids().collect::<Result<_, _>>().expect("ids");
+    assert_eq!(ids, ["ann", "ben"]);
+    assert_eq!(
+        after
+            .member_ids()
+            .collect::<Result<Vec<_>, _>>()
+            .expect("ids"),
+        ids
+    );
+    for id in &ids {
+        assert_eq!(
+            after.member(id).expect("read"),
+            before.member(id).expect("read"),
+            "{id}"
+        );
+        assert_eq!(
+            after.history(id, 0, 100).expect("read"),
+            before.history(id, 0, 100).expect("read")
+        );
+    }
+    assert_eq!(
+        after.txn("r1").expect("read"),
+        before.txn("r1").expect("read")
+    );
+    // Restoring over existing data is refused.
+    drop((before, after));
+    let again = restore();
+    assert!(!again.status.success());
+    let stderr = String::from_utf8_lossy(&again.stderr);
+    assert!(stderr.contains("already holds tierd data"), "{stderr}");
+}
