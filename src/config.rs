@@ -32,6 +32,8 @@ pub struct Config {
     pub rules: PathBuf,
     /// Who may call what; open (everyone is admin) when no keys are set.
     pub keyring: Keyring,
+    /// TLS files; plaintext when `None`.
+    pub tls: Option<TlsFiles>,
 }
 
 /// The optional config file; every key may be left out.
@@ -47,6 +49,22 @@ pub struct ConfigFile {
     /// API keys (name, role, sha256); only the config file sets them.
     #[serde(default)]
     pub api_keys: Vec<ApiKey>,
+    /// TLS certificate and key files.
+    #[serde(default)]
+    pub tls: Option<TlsFiles>,
+}
+
+/// Where the TLS material lives (PEM files).
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TlsFiles {
+    /// The server certificate chain.
+    pub cert: PathBuf,
+    /// The server private key.
+    pub key: PathBuf,
+    /// A CA whose signed client certificates are required (mutual TLS).
+    #[serde(default)]
+    pub client_ca: Option<PathBuf>,
 }
 
 /// Why the configuration could not be resolved.
@@ -125,6 +143,7 @@ impl Config {
         listen: Option<SocketAddr>,
         data: Option<PathBuf>,
         rules: Option<PathBuf>,
+        tls: Option<TlsFiles>,
         file: ConfigFile,
     ) -> Result<Self, ConfigError> {
         let default_listen = DEFAULT_LISTEN
@@ -140,6 +159,7 @@ impl Config {
             data: data.or(file.data).unwrap_or_else(|| DEFAULT_DATA.into()),
             rules: rules.or(file.rules).unwrap_or_else(|| DEFAULT_RULES.into()),
             keyring,
+            tls: tls.or(file.tls),
         })
     }
 }
@@ -194,7 +214,7 @@ mod tests {
             data: Some("/var/lib/tierd".into()),
             ..ConfigFile::default()
         };
-        let config = Config::resolve(None, Some("/tmp/d".into()), None, file).expect("valid");
+        let config = Config::resolve(None, Some("/tmp/d".into()), None, None, file).expect("valid");
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.data, PathBuf::from("/tmp/d"));
         assert_eq!(config.rules, PathBuf::from(DEFAULT_RULES));
@@ -203,14 +223,14 @@ mod tests {
     #[test]
     fn without_keys_only_loopback_is_allowed() {
         let public = Some("0.0.0.0:50051".parse().expect("valid"));
-        let refused = Config::resolve(public, None, None, ConfigFile::default());
+        let refused = Config::resolve(public, None, None, None, ConfigFile::default());
         assert!(matches!(refused, Err(ConfigError::OpenOnNetwork(_))));
         let file: ConfigFile = serde_yaml::from_str(&format!(
             "api_keys:\n  - {{ name: till, role: pos, sha256: {} }}\n",
             "ab".repeat(32)
         ))
         .expect("valid config");
-        let config = Config::resolve(public, None, None, file).expect("keys make it safe");
+        let config = Config::resolve(public, None, None, None, file).expect("keys make it safe");
         assert!(!config.keyring.is_open());
     }
 

@@ -91,6 +91,15 @@ struct ServeArgs {
     /// Rules file, or a directory with one rules file [default: ./rules].
     #[arg(long, env = "TIERD_RULES")]
     rules: Option<PathBuf>,
+    /// TLS certificate chain (PEM); with --tls-key, serves TLS.
+    #[arg(long, env = "TIERD_TLS_CERT", requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// TLS private key (PEM).
+    #[arg(long, env = "TIERD_TLS_KEY", requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// CA (PEM) that client certificates must be signed by (mutual TLS).
+    #[arg(long, env = "TIERD_TLS_CLIENT_CA", requires = "tls_cert")]
+    tls_client_ca: Option<PathBuf>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -123,7 +132,16 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(path) => ConfigFile::read(path)?,
         None => ConfigFile::default(),
     };
-    let config = Config::resolve(args.listen, args.data, args.rules, file)?;
+    let tls = args
+        .tls_cert
+        .zip(args.tls_key)
+        .map(|(cert, key)| config::TlsFiles {
+            cert,
+            key,
+            client_ca: args.tls_client_ca,
+        });
+    let config = Config::resolve(args.listen, args.data, args.rules, tls, file)?;
+    let tls = config.tls.as_ref().map(read_tls).transpose()?;
     let rules_path = config::rules_file(&config.rules)?;
     let rules = match rules::load(&rules_path) {
         Ok(rules) => rules,
@@ -155,6 +173,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         let options = grpc::ServeOptions {
             limits: grpc::ServeLimits::default(),
             keyring: config.keyring.clone(),
+            tls,
         };
         let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
         let server = grpc::serve(listener, program, options, async {
@@ -199,6 +218,16 @@ async fn shutdown_signal() {
     {
         let _ = interrupt.await;
     }
+}
+
+fn read_tls(files: &config::TlsFiles) -> anyhow::Result<grpc::TlsPem> {
+    let read =
+        |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
+    Ok(grpc::TlsPem {
+        cert: read(&files.cert)?,
+        key: read(&files.key)?,
+        client_ca: files.client_ca.as_ref().map(read).transpose()?,
+    })
 }
 
 fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {

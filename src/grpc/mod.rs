@@ -18,7 +18,10 @@ use tokio::{
     net::TcpListener,
     sync::{OwnedSemaphorePermit, Semaphore},
 };
-use tonic::{Request, Response, Status, transport::server::TcpIncoming};
+use tonic::{
+    Request, Response, Status,
+    transport::{Certificate, Identity, ServerTlsConfig, server::TcpIncoming},
+};
 
 use crate::program::{Adjustment, Program, ProgramError, Purchase, Redemption, Return};
 use auth::{Action, Caller, Keyring};
@@ -80,13 +83,46 @@ impl Default for ServeLimits {
     }
 }
 
-/// How the service is exposed: its limits and who may call it.
+/// How the service is exposed: its limits, who may call it, and TLS.
 #[derive(Debug, Clone, Default)]
 pub struct ServeOptions {
     /// Load and size limits.
     pub limits: ServeLimits,
     /// API keys; an empty keyring lets everyone in as admin.
     pub keyring: Keyring,
+    /// TLS (rustls); `None` serves plaintext.
+    pub tls: Option<TlsPem>,
+}
+
+/// The PEM material TLS needs.
+#[derive(Clone)]
+pub struct TlsPem {
+    /// The server's certificate chain.
+    pub cert: Vec<u8>,
+    /// The server's private key.
+    pub key: Vec<u8>,
+    /// When set, clients must present a certificate signed by this CA
+    /// (mutual TLS).
+    pub client_ca: Option<Vec<u8>>,
+}
+
+impl std::fmt::Debug for TlsPem {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        // Never print the key.
+        f.debug_struct("TlsPem")
+            .field("mutual", &self.client_ca.is_some())
+            .finish_non_exhaustive()
+    }
+}
+
+impl TlsPem {
+    fn server_config(&self) -> ServerTlsConfig {
+        let config = ServerTlsConfig::new().identity(Identity::from_pem(&self.cert, &self.key));
+        match &self.client_ca {
+            Some(ca) => config.client_ca_root(Certificate::from_pem(ca)),
+            None => config,
+        }
+    }
 }
 
 /// The `loyalty.v1.Loyalty` service.
@@ -386,7 +422,11 @@ pub async fn serve(
         tracing::info!("shutting down: draining in-flight requests");
         health.set_not_serving::<LoyaltyServer<LoyaltyApi>>().await;
     };
-    tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder();
+    if let Some(tls) = &options.tls {
+        builder = builder.tls_config(tls.server_config())?;
+    }
+    builder
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

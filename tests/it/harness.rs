@@ -8,7 +8,7 @@ use std::{
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::transport::Channel;
+use tonic::transport::{Channel, ClientTlsConfig};
 
 use tierd::{
     grpc::{self, ServeOptions, convert::timestamp, pb},
@@ -56,9 +56,12 @@ pub struct TestServer {
     pub client: LoyaltyClient<Channel>,
     pub channel: Channel,
     pub clock: TestClock,
+    /// Where the server listens.
+    pub address: std::net::SocketAddr,
     dir: Arc<TempDir>,
     rules: PathBuf,
     options: ServeOptions,
+    client_tls: Option<ClientTlsConfig>,
     stop: Option<oneshot::Sender<()>>,
     task: Option<JoinHandle<()>>,
 }
@@ -74,13 +77,19 @@ impl TestServer {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
         let rules = dir.path().join("rules.yaml");
         std::fs::write(&rules, yaml).expect("write rules");
-        Self::start_with(rules, dir, TestClock::new(), ServeOptions::default()).await
+        Self::start_with(rules, dir, TestClock::new(), ServeOptions::default(), None).await
     }
 
     /// A server on the example rules with other limits or keys.
     pub async fn with_options(options: ServeOptions) -> Self {
+        Self::with_tls(options, None).await
+    }
+
+    /// A server with TLS in `options`, and a client connecting with
+    /// `client_tls` (over https) or plaintext when `None`.
+    pub async fn with_tls(options: ServeOptions, client_tls: Option<ClientTlsConfig>) -> Self {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
-        Self::start_with(example_rules(), dir, TestClock::new(), options).await
+        Self::start_with(example_rules(), dir, TestClock::new(), options, client_tls).await
     }
 
     async fn start_with(
@@ -88,6 +97,7 @@ impl TestServer {
         dir: Arc<TempDir>,
         clock: TestClock,
         options: ServeOptions,
+        client_tls: Option<ClientTlsConfig>,
     ) -> Self {
         let rules = rules::load(&rules_path).expect("valid rules");
         let store = Store::open(&dir.path().join("data")).expect("open store");
@@ -104,18 +114,23 @@ impl TestServer {
             .await
             .expect("server runs");
         });
-        let channel = Channel::from_shared(format!("http://{address}"))
-            .expect("uri")
-            .connect()
-            .await
-            .expect("connect");
+        let endpoint = match &client_tls {
+            Some(tls) => Channel::from_shared(format!("https://{address}"))
+                .expect("uri")
+                .tls_config(tls.clone())
+                .expect("client tls"),
+            None => Channel::from_shared(format!("http://{address}")).expect("uri"),
+        };
+        let channel = endpoint.connect().await.expect("connect");
         Self {
             client: LoyaltyClient::new(channel.clone()),
             channel,
             clock,
+            address,
             dir,
             rules: rules_path,
             options,
+            client_tls,
             stop: Some(stop),
             task: Some(task),
         }
@@ -138,6 +153,7 @@ impl TestServer {
             dir,
             self.clock.clone(),
             self.options.clone(),
+            self.client_tls.clone(),
         )
         .await
     }

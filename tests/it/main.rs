@@ -16,3 +16,4 @@ mod overrides;
 mod restart;
 mod service;
 mod tiers;
+mod tls;
