@@ -1,7 +1,7 @@
 //! The `tierd` binary: a bad rules file stops `serve` at start-up with
 //! file:line:column, and `rules check` reports the same.
 
-use crate::process::{serve, terminate, tierd};
+use crate::process::{serve, stop_with, terminate, tierd};
 
 use tempfile::TempDir;
 
@@ -81,10 +81,19 @@ fn rules_check_passes_the_example_and_fails_a_broken_file() {
     );
 }
 
-// Multi-threaded: `terminate` blocks its thread while the client's
-// connection task must still run.
+// Multi-threaded: stopping blocks its thread while the client's connection
+// task must still run.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_stops_the_service_cleanly_and_nothing_answered_is_lost() {
+    stops_cleanly_on("TERM").await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigint_stops_the_service_cleanly_and_nothing_answered_is_lost() {
+    stops_cleanly_on("INT").await;
+}
+
+async fn stops_cleanly_on(signal: &str) {
     use tierd::grpc::{convert::timestamp, pb};
     let dir = TempDir::new().expect("temp dir");
     let data = dir.path().join("data");
@@ -109,8 +118,8 @@ async fn sigterm_stops_the_service_cleanly_and_nothing_answered_is_lost() {
             .expect("recorded");
     }
     drop(client);
-    let status = terminate(served);
-    assert!(status.success(), "exit status {status:?}");
+    let status = stop_with(served, signal);
+    assert!(status.success(), "exit status {status:?} after SIG{signal}");
 
     let served = serve(&data);
     let mut client =

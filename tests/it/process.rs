@@ -51,15 +51,16 @@ pub fn serve(data: &std::path::Path) -> Served {
 
 /// Sends SIGTERM and waits for the exit status.
 pub fn terminate(served: Served) -> std::process::ExitStatus {
-    signal(served, "TERM")
+    stop_with(served, "TERM")
 }
 
 /// Sends SIGKILL and waits: a crash at whatever moment this is.
 pub fn crash(served: Served) {
-    signal(served, "KILL");
+    stop_with(served, "KILL");
 }
 
-fn signal(mut served: Served, name: &str) -> std::process::ExitStatus {
+/// Sends the signal `name` (TERM, INT, KILL) and waits for the exit status.
+pub fn stop_with(mut served: Served, name: &str) -> std::process::ExitStatus {
     let status = Command::new("kill")
         .args([format!("-{name}"), served.child.id().to_string()])
         .status()
