@@ -31,6 +31,21 @@ async fn a_backup_of_a_running_service_restores_every_member_and_history_entry()
     let work = tempfile::TempDir::new().expect("temp dir");
     let file = work.path().join("tierd.backup");
     std::fs::write(&file, &backup).expect("write backup");
+    // Offline, `tierd backup --data` of the stopped service writes the same bytes.
+    let offline = work.path().join("offline.backup");
+    let made = tierd()
+        .args(["backup", "--out"])
+        .arg(&offline)
+        .arg("--data")
+        .arg(original.path().join("data"))
+        .output()
+        .expect("tierd runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    assert_eq!(std::fs::read(&offline).expect("offline backup"), backup);
     let restored_dir = work.path().join("restored");
     let restore = || {
         tierd()

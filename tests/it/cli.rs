@@ -139,3 +139,21 @@ async fn stops_cleanly_on(signal: &str) {
     drop(client);
     assert!(terminate(served).success());
 }
+
+#[test]
+fn without_api_keys_serve_refuses_an_address_beyond_loopback() {
+    let dir = TempDir::new().expect("temp dir");
+    let output = tierd()
+        .args(["serve", "--listen", "0.0.0.0:0", "--data"])
+        .arg(dir.path().join("data"))
+        .arg("--rules")
+        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
+        .output()
+        .expect("tierd runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without api keys"),
+        "{stderr}"
+    );
+}
