@@ -13,6 +13,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let mut config = tonic_prost_build::Config::new();
     config.protoc_executable(protoc_bin_vendored::protoc_bin_path()?);
     tonic_prost_build::configure()
+        // Unimplemented methods answer UNIMPLEMENTED, so a stand-in server
+        // (the load generator's no-op baseline) implements only what it needs.
+        .generate_default_stubs(true)
         .file_descriptor_set_path(out_dir.join("loyalty_descriptor.bin"))
         .compile_with_config(config, &["proto/loyalty/v1/loyalty.proto"], &["proto"])?;
     Ok(())

@@ -30,7 +30,8 @@ use tierd::{
     store::Store,
 };
 
-/// The baseline: answers every call at once with an empty reply.
+/// The baseline: answers a purchase at once with an empty reply (the other
+/// methods are the generated UNIMPLEMENTED stubs).
 struct NoOp;
 
 type Answer<T> = Result<Response<T>, Status>;
@@ -42,52 +43,6 @@ impl Loyalty for NoOp {
         _: Request<pb::RecordPurchaseRequest>,
     ) -> Answer<pb::RecordPurchaseResponse> {
         Ok(Response::new(Default::default()))
-    }
-    async fn record_return(
-        &self,
-        _: Request<pb::RecordReturnRequest>,
-    ) -> Answer<pb::RecordReturnResponse> {
-        Ok(Response::new(Default::default()))
-    }
-    async fn adjust_points(
-        &self,
-        _: Request<pb::AdjustPointsRequest>,
-    ) -> Answer<pb::AdjustPointsResponse> {
-        Ok(Response::new(Default::default()))
-    }
-    async fn redeem_points(
-        &self,
-        _: Request<pb::RedeemPointsRequest>,
-    ) -> Answer<pb::RedeemPointsResponse> {
-        Ok(Response::new(Default::default()))
-    }
-    async fn get_member(&self, _: Request<pb::GetMemberRequest>) -> Answer<pb::Member> {
-        Ok(Response::new(Default::default()))
-    }
-    async fn get_tier_history(
-        &self,
-        _: Request<pb::GetTierHistoryRequest>,
-    ) -> Answer<pb::GetTierHistoryResponse> {
-        Ok(Response::new(Default::default()))
-    }
-    async fn evaluate_tiers(
-        &self,
-        _: Request<pb::EvaluateTiersRequest>,
-    ) -> Answer<pb::EvaluateTiersResponse> {
-        Ok(Response::new(Default::default()))
-    }
-    async fn set_tier_override(
-        &self,
-        _: Request<pb::SetTierOverrideRequest>,
-    ) -> Answer<pb::SetTierOverrideResponse> {
-        Ok(Response::new(Default::default()))
-    }
-    async fn upsert_member(&self, _: Request<pb::UpsertMemberRequest>) -> Answer<pb::Member> {
-        Ok(Response::new(Default::default()))
-    }
-    type BackupStream = tokio_stream::Empty<Result<pb::BackupChunk, Status>>;
-    async fn backup(&self, _: Request<pb::BackupRequest>) -> Answer<Self::BackupStream> {
-        Ok(Response::new(tokio_stream::empty()))
     }
 }
 

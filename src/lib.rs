@@ -11,19 +11,23 @@
 //! - [`script`]: the rhai sandbox for scripts inside rules.
 //! - [`engine`]: pure decisions: metrics + rules + time -> tier, points.
 //! - [`ledger`]: a member's state (day totals, points lots) and its records.
+//! - [`live_rules`]: the rules in force, reloads, versions.
 //! - [`store`]: sled layout, atomic commits, group fsync.
 //! - [`program`]: commands in, validated, applied, committed durably.
 //! - [`grpc`]: thin tonic handlers, conversions, status mapping, `serve`.
 //! - [`config`]: defaults, config file, environment, flags.
+//! - [`digest`]: the SHA-256 helper for content hashes.
 //! - [`cli`]: the `tierd` subcommands.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
 pub mod cli;
 pub mod config;
+pub mod digest;
 pub mod engine;
 pub mod grpc;
 pub mod ledger;
+pub mod live_rules;
 pub mod money;
 pub mod program;
 pub mod rules;

@@ -15,7 +15,7 @@
 //! thread (in-memory work and a sled batch: microseconds); concurrent
 //! requests share one fsync per round, and async workers never block.
 
-use std::{collections::BTreeMap, sync::Arc};
+use std::{collections::BTreeMap, path::PathBuf, sync::Arc};
 
 use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
@@ -23,8 +23,9 @@ use serde::Serialize;
 use crate::{
     engine::{self, Change, ChangeKind, OverrideMode, PurchaseFacts, Subject, TierOverride},
     ledger::{HistoryEntry, MemberState, MemberView, Outcome, PurchaseTrack, TxnRecord},
+    live_rules::{LiveRules, ReloadError, ReloadFailure},
     rules::RuleSet,
-    store::{Commit, Store, StoreError, Writer},
+    store::{Commit, RulesVersion, Store, StoreError, Writer},
 };
 
 /// Where the time comes from: the system clock in production, a fixed or
@@ -233,7 +234,7 @@ pub struct EvaluationReport {
 /// The running program: rules, store and clock.
 pub struct Program {
     store: Store,
-    rules: Arc<RuleSet>,
+    rules: LiveRules,
     clock: Clock,
 }
 
@@ -260,18 +261,65 @@ impl Applied {
 }
 
 impl Program {
-    /// A program over an opened store.
+    /// A program over an opened store, with rules given in memory.
     pub fn new(store: Store, rules: Arc<RuleSet>, clock: Clock) -> Self {
+        let now = clock();
         Self {
             store,
-            rules,
+            rules: LiveRules::new(rules, None, now),
             clock,
         }
     }
 
-    /// The rules in force.
+    /// The same program, reloading its rules from `file` on request.
+    pub fn with_rules_file(self, file: PathBuf) -> Self {
+        let now = (self.clock)();
+        Self {
+            rules: LiveRules::new(self.rules.current(), Some(file), now),
+            ..self
+        }
+    }
+
+    /// The rules in force: hold the `Arc` for a whole request, so that it
+    /// runs under one version even if a reload happens meanwhile.
     pub fn rules(&self) -> Arc<RuleSet> {
-        Arc::clone(&self.rules)
+        self.rules.current()
+    }
+
+    /// Records the running rules version as live (at start-up).
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn go_live(&self) -> Result<RulesVersion, ProgramError> {
+        Ok(self.rules.go_live(&self.store).await?)
+    }
+
+    /// Re-reads the rules file; see [`LiveRules::reload`].
+    ///
+    /// # Errors
+    /// `FailedPrecondition` with the diagnostics when the file is invalid
+    /// (the running rules stay), or a storage failure.
+    pub async fn reload_rules(&self) -> Result<(RulesVersion, bool), ProgramError> {
+        self.rules
+            .reload(&self.store, (self.clock)())
+            .await
+            .map_err(|err| match err {
+                ReloadError::Store(inner) => ProgramError::Store(inner),
+                other => ProgramError::FailedPrecondition(other.to_string()),
+            })
+    }
+
+    /// The version in force and the last failed reload, if any.
+    pub fn rules_status(&self) -> (RulesVersion, Option<ReloadFailure>) {
+        (self.rules.active(), self.rules.last_failure())
+    }
+
+    /// Every rules version that went live, oldest first.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn rules_versions(&self) -> Result<Vec<RulesVersion>, ProgramError> {
+        Ok(self.store.rules_versions()?)
     }
 
     /// Records a purchase; creates the member on its first purchase.
@@ -490,7 +538,7 @@ impl Program {
             .store
             .member(member_id)?
             .ok_or_else(|| unknown_member(member_id))?;
-        Ok(view(&self.rules, &member, (self.clock)()))
+        Ok(view(&self.rules(), &member, (self.clock)()))
     }
 
     /// A page of a member's tier history after seq `after`.
@@ -525,8 +573,9 @@ impl Program {
             ));
         }
         validate_text("reason", &cmd.reason)?;
-        if cmd.mode.is_some() && self.rules.tier_index(&cmd.tier_id).is_none() {
-            let known: Vec<&str> = self.rules.tiers.iter().map(|t| t.id.as_str()).collect();
+        let rules = self.rules();
+        if cmd.mode.is_some() && rules.tier_index(&cmd.tier_id).is_none() {
+            let known: Vec<&str> = rules.tiers.iter().map(|t| t.id.as_str()).collect();
             return Err(invalid(
                 "tier_id",
                 format!(

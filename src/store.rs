@@ -11,6 +11,7 @@
 //! | `t/{transaction_id}`                 | [`TxnRecord`]               |
 //! | `h/{seq, u64 BE}`                    | [`HistoryEntry`]            |
 //! | `i/{member_id} 0xFF {seq, u64 BE}`   | empty (per-member index)    |
+//! | `r/{n, u64 BE}`                      | [`RulesVersion`], n-th live |
 //!
 //! A backup ([`Writer::snapshot`], [`restore`]) is `TIERDBK1`, the data
 //! format (u32 BE), every key/value pair length-prefixed (u32 BE), and a
@@ -324,6 +325,43 @@ impl Store {
     }
 }
 
+/// A rules version as it went live: kept for ever, so that every tier
+/// change can be traced to the exact text that decided it.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Deserialize, Serialize)]
+pub struct RulesVersion {
+    /// The file's `version` label.
+    pub version: String,
+    /// SHA-256 of the text.
+    pub content_hash: String,
+    /// The program id.
+    pub program: String,
+    /// When it went live.
+    #[serde(with = "chrono::serde::ts_microseconds")]
+    pub activated_at: chrono::DateTime<chrono::Utc>,
+    /// The file's text.
+    pub text: String,
+}
+
+fn rules_key(index: u64) -> Vec<u8> {
+    [b"r/".as_slice(), &index.to_be_bytes()].concat()
+}
+
+impl Store {
+    /// Every rules version that went live, oldest first.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
+        self.tree
+            .scan_prefix(b"r/")
+            .map(|item| {
+                let (key, value) = item?;
+                decode(&key, &value)
+            })
+            .collect()
+    }
+}
+
 /// The first bytes of every backup file.
 const BACKUP_MAGIC: &[u8; 8] = b"TIERDBK1";
 
@@ -370,6 +408,25 @@ impl Writer {
         let digest = sha2::Sha256::digest(&file);
         file.extend(digest);
         Ok(file)
+    }
+
+    /// Records that a rules version went live.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn record_rules_version(&mut self, version: &RulesVersion) -> Result<(), StoreError> {
+        let last = self
+            .tree
+            .scan_prefix(b"r/")
+            .keys()
+            .next_back()
+            .transpose()?;
+        let next = last
+            .and_then(|key| <[u8; 8]>::try_from(&key[2..]).ok())
+            .map_or(0, |n| u64::from_be_bytes(n) + 1);
+        self.tree.insert(rules_key(next), encode(version))?;
+        self.dirty = true;
+        Ok(())
     }
 
     /// The seq the next history entry gets.

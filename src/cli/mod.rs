@@ -153,11 +153,10 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
     };
     let store = Store::open(&config.data)
         .with_context(|| format!("opening the data directory {}", config.data.display()))?;
-    let program = Arc::new(Program::new(
-        store,
-        Arc::new(rules),
-        program::system_clock(),
-    ));
+    let program = Arc::new(
+        Program::new(store, Arc::new(rules), program::system_clock())
+            .with_rules_file(rules_path.clone()),
+    );
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
         let listener = tokio::net::TcpListener::bind(config.listen)
@@ -175,6 +174,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             keyring: config.keyring.clone(),
             tls,
         };
+        tokio::spawn(reload_on_sighup(Arc::clone(&program)));
         let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
         let server = grpc::serve(listener, program, options, async {
             shutdown_signal().await;
@@ -191,6 +191,29 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         tracing::info!("tierd stopped");
         anyhow::Ok(ExitCode::SUCCESS)
     })
+}
+
+/// Reloads the rules on every SIGHUP; a bad file is logged and changes
+/// nothing.
+async fn reload_on_sighup(program: Arc<Program>) {
+    #[cfg(unix)]
+    {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP; reload with the ReloadRules RPC");
+            return;
+        };
+        while hangups.recv().await.is_some() {
+            match program.reload_rules().await {
+                Ok((version, changed)) => {
+                    tracing::info!(rules_version = %version.version, changed, "SIGHUP: rules reloaded")
+                }
+                Err(err) => tracing::warn!(error = %err, "SIGHUP: rules not reloaded"),
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    drop(program);
 }
 
 /// How long in-flight requests get to finish after SIGTERM or Ctrl-C.

@@ -43,6 +43,8 @@ pub enum Action {
     Sweep,
     /// Taking a backup of all data.
     Backup,
+    /// Putting rules in force (reload).
+    ChangeRules,
 }
 
 impl Role {
@@ -51,7 +53,8 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Pos => matches!(action, Action::RecordEvents | Action::Read),
-            Role::Marketing | Role::Reporting => action == Action::Read,
+            Role::Marketing => matches!(action, Action::Read | Action::ChangeRules),
+            Role::Reporting => action == Action::Read,
         }
     }
 }
@@ -101,10 +104,7 @@ pub struct BadKey {
 
 /// The SHA-256 of a key, as it goes in the config file.
 pub fn hash_key(key: &str) -> String {
-    Sha256::digest(key.as_bytes())
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
+    crate::digest::sha256_hex(key.as_bytes())
 }
 
 /// A new random key: 32 bytes from the OS, hex-encoded.
@@ -199,6 +199,8 @@ mod tests {
         assert!(!Role::Pos.allows(Adjust) && !Role::Pos.allows(Sweep));
         assert!(Role::Reporting.allows(Read) && !Role::Reporting.allows(RecordEvents));
         assert!(Role::Marketing.allows(Read) && !Role::Marketing.allows(Sweep));
+        assert!(Role::Marketing.allows(ChangeRules) && !Role::Pos.allows(ChangeRules));
+        assert!(!Role::Reporting.allows(ChangeRules));
         assert!(
             [RecordEvents, Read, Adjust, Sweep]
                 .into_iter()

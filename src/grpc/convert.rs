@@ -9,9 +9,11 @@ use super::pb;
 use crate::{
     engine::{ChangeKind, OverrideMode, TierOverride},
     ledger::{HistoryEntry, MemberView},
+    live_rules::ReloadFailure,
     program::{
         Adjustment, OverrideCommand, ProgramError, Purchase, Recorded, Redemption, Return, Upsert,
     },
+    store::RulesVersion,
 };
 
 fn invalid(field: &'static str, message: &str) -> ProgramError {
@@ -236,6 +238,27 @@ impl From<Recorded> for Reply {
             points: outcome.points,
             tier_change,
             duplicate: recorded.duplicate,
+        }
+    }
+}
+
+impl From<RulesVersion> for pb::RulesVersion {
+    fn from(v: RulesVersion) -> Self {
+        pb::RulesVersion {
+            version: v.version,
+            content_hash: v.content_hash,
+            program: v.program,
+            activated_at: Some(timestamp(v.activated_at)),
+            text: v.text,
+        }
+    }
+}
+
+impl From<ReloadFailure> for pb::ReloadFailure {
+    fn from(f: ReloadFailure) -> Self {
+        pb::ReloadFailure {
+            at: Some(timestamp(f.at)),
+            diagnostics: f.diagnostics,
         }
     }
 }

@@ -348,9 +348,45 @@ impl Loyalty for LoyaltyApi {
         }))
     }
 
-    type BackupStream = tokio_stream::Iter<std::vec::IntoIter<Result<pb::BackupChunk, Status>>>;
+    async fn get_rules(
+        &self,
+        request: Request<pb::GetRulesRequest>,
+    ) -> Answer<pb::GetRulesResponse> {
+        let _admitted = self.admit(&request, Action::Read)?;
+        let (active, last_failure) = self.program.rules_status();
+        Ok(Response::new(pb::GetRulesResponse {
+            active: Some(active.into()),
+            last_failure: last_failure.map(Into::into),
+        }))
+    }
 
-    async fn backup(&self, request: Request<pb::BackupRequest>) -> Answer<Self::BackupStream> {
+    async fn reload_rules(
+        &self,
+        request: Request<pb::ReloadRulesRequest>,
+    ) -> Answer<pb::ReloadRulesResponse> {
+        let _admitted = self.admit(&request, Action::ChangeRules)?;
+        let (active, changed) = self.program.reload_rules().await.map_err(status_of)?;
+        Ok(Response::new(pb::ReloadRulesResponse {
+            active: Some(active.into()),
+            changed,
+        }))
+    }
+
+    async fn list_rules_versions(
+        &self,
+        request: Request<pb::ListRulesVersionsRequest>,
+    ) -> Answer<pb::ListRulesVersionsResponse> {
+        let _admitted = self.admit(&request, Action::Read)?;
+        let versions = self.program.rules_versions().map_err(status_of)?;
+        Ok(Response::new(pb::ListRulesVersionsResponse {
+            versions: versions.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn backup(
+        &self,
+        request: Request<pb::BackupRequest>,
+    ) -> Answer<tonic::codegen::BoxStream<pb::BackupChunk>> {
         let _admitted = self.admit(&request, Action::Backup)?;
         let snapshot = self.program.backup().await.map_err(status_of)?;
         let chunks: Vec<_> = snapshot
@@ -361,7 +397,7 @@ impl Loyalty for LoyaltyApi {
                 })
             })
             .collect();
-        Ok(Response::new(tokio_stream::iter(chunks)))
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
     }
 
     async fn upsert_member(&self, request: Request<pb::UpsertMemberRequest>) -> Answer<pb::Member> {
@@ -385,6 +421,9 @@ pub enum ServeError {
     #[error("transport: {0}")]
     /// The transport failed.
     Transport(#[from] tonic::transport::Error),
+    /// The running rules could not be recorded.
+    #[error("recording the rules version: {0}")]
+    Rules(String),
     #[error("listener: {0}")]
     /// The listener failed.
     Io(#[from] std::io::Error),
@@ -406,6 +445,10 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) -> Result<(), ServeError> {
     let address: SocketAddr = listener.local_addr()?;
+    program
+        .go_live()
+        .await
+        .map_err(|err| ServeError::Rules(err.to_string()))?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LoyaltyServer<LoyaltyApi>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()

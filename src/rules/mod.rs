@@ -119,6 +119,10 @@ pub struct RuleSet {
     pub tiers: Vec<Tier>,
     /// The demotion policy.
     pub demotion: Demotion,
+    /// The file's text, kept with every version that goes live.
+    pub source: String,
+    /// SHA-256 of `source`, hex: identifies a version whatever its label.
+    pub content_hash: String,
 }
 
 impl RuleSet {
@@ -238,7 +242,10 @@ pub fn parse(file: &Path, text: &str) -> Result<RuleSet, Diagnostic> {
         serde_yaml::from_str::<RulesFile>(text)
     };
     let raw = parsed.map_err(|err| yaml_diagnostic(file, &err))?;
-    compile(raw).map_err(|problem| problem.locate(file, text))
+    let mut rules = compile(raw).map_err(|problem| problem.locate(file, text))?;
+    rules.source = text.to_owned();
+    rules.content_hash = crate::digest::sha256_hex(text.as_bytes());
+    Ok(rules)
 }
 
 fn yaml_diagnostic(file: &Path, err: &serde_yaml::Error) -> Diagnostic {
@@ -321,6 +328,8 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Problem> {
         points_expiry_months,
         tiers,
         demotion,
+        source: String::new(),
+        content_hash: String::new(),
     })
 }
 

@@ -1,7 +1,7 @@
 //! The `tierd` binary: a bad rules file stops `serve` at start-up with
 //! file:line:column, and `rules check` reports the same.
 
-use crate::process::{serve, stop_with, terminate, tierd};
+use crate::process::{send_signal, serve, serve_rules, stop_with, terminate, tierd};
 
 use tempfile::TempDir;
 
@@ -156,4 +156,45 @@ fn without_api_keys_serve_refuses_an_address_beyond_loopback() {
         stderr.contains("refusing to listen on 0.0.0.0:0 without api keys"),
         "{stderr}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_rules_file() {
+    use tierd::grpc::pb;
+    let dir = TempDir::new().expect("temp dir");
+    let rules = dir.path().join("rules.yaml");
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/example.yaml"))
+            .expect("example rules");
+    std::fs::write(&rules, &example).expect("write rules");
+    let served = serve_rules(&dir.path().join("data"), &rules);
+    let mut client =
+        pb::loyalty_client::LoyaltyClient::connect(format!("http://{}", served.address))
+            .await
+            .expect("connect");
+    std::fs::write(
+        &rules,
+        example.replace("version: \"2026.1\"", "version: \"2026.2\""),
+    )
+    .expect("edit");
+    send_signal(&served, "HUP");
+    // The signal is handled asynchronously: look a bounded number of times.
+    let mut version = String::new();
+    for _ in 0..100 {
+        let active = client
+            .get_rules(pb::GetRulesRequest {})
+            .await
+            .expect("rules")
+            .into_inner()
+            .active
+            .expect("active");
+        version = active.version;
+        if version == "2026.2" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    assert_eq!(version, "2026.2");
+    drop(client);
+    assert!(terminate(served).success());
 }

@@ -101,7 +101,10 @@ impl TestServer {
     ) -> Self {
         let rules = rules::load(&rules_path).expect("valid rules");
         let store = Store::open(&dir.path().join("data")).expect("open store");
-        let program = Arc::new(Program::new(store, Arc::new(rules), clock.as_clock()));
+        let program = Arc::new(
+            Program::new(store, Arc::new(rules), clock.as_clock())
+                .with_rules_file(rules_path.clone()),
+        );
         let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
         let address = listener.local_addr().expect("address");
         let (stop, stopped) = oneshot::channel::<()>();
@@ -134,6 +137,11 @@ impl TestServer {
             stop: Some(stop),
             task: Some(task),
         }
+    }
+
+    /// The rules file the server loaded (and reloads).
+    pub fn rules_path(&self) -> &Path {
+        &self.rules
     }
 
     /// Stops the server and hands back its directory (sled data in

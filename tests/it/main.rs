@@ -14,6 +14,7 @@ mod ingestion;
 mod limits;
 mod overrides;
 mod restart;
+mod rules_reload;
 mod service;
 mod tiers;
 mod tls;

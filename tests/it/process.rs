@@ -25,12 +25,20 @@ impl Drop for Served {
 
 /// Starts `tierd serve` on `data` with the shipped rules, on a free port.
 pub fn serve(data: &std::path::Path) -> Served {
+    serve_rules(
+        data,
+        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")),
+    )
+}
+
+/// Starts `tierd serve` on `data` with the given rules, on a free port.
+pub fn serve_rules(data: &std::path::Path, rules: &std::path::Path) -> Served {
     use std::io::BufRead as _;
     let mut child = tierd()
         .args(["serve", "--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .arg("--rules")
-        .arg(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
+        .arg(rules)
         .stderr(std::process::Stdio::piped())
         .spawn()
         .expect("tierd starts");
@@ -59,12 +67,17 @@ pub fn crash(served: Served) {
     stop_with(served, "KILL");
 }
 
-/// Sends the signal `name` (TERM, INT, KILL) and waits for the exit status.
-pub fn stop_with(mut served: Served, name: &str) -> std::process::ExitStatus {
+/// Sends the signal `name` (e.g. HUP) and leaves the process running.
+pub fn send_signal(served: &Served, name: &str) {
     let status = Command::new("kill")
         .args([format!("-{name}"), served.child.id().to_string()])
         .status()
         .expect("kill runs");
     assert!(status.success());
+}
+
+/// Sends the signal `name` (TERM, INT, KILL) and waits for the exit status.
+pub fn stop_with(mut served: Served, name: &str) -> std::process::ExitStatus {
+    send_signal(&served, name);
     served.child.wait().expect("tierd exits")
 }

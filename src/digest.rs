@@ -1,0 +1,12 @@
+//! Content hashes: one SHA-256 helper shared by everything that names data
+//! by its content (rules versions, API key hashes, backups).
+
+use sha2::{Digest, Sha256};
+
+/// Lower-case hex SHA-256 of `bytes`.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    Sha256::digest(bytes)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}

@@ -1,0 +1,123 @@
+//! Reloading rules without a restart: a good file goes live at once and is
+//! recorded; a bad one never replaces the running rules.
+
+use tonic::Code;
+
+use crate::harness::TestServer;
+use tierd::grpc::pb;
+
+const V1: &str = "\
+program: reload
+version: v1
+currency: EUR
+window: rolling 12 months
+earning:
+  points_per_unit: 1
+tiers:
+  - id: member
+  - id: plus
+    qualify: { qualifying_points: 100 }
+";
+
+async fn reload(server: &mut TestServer) -> Result<pb::ReloadRulesResponse, tonic::Status> {
+    server
+        .client
+        .reload_rules(pb::ReloadRulesRequest {})
+        .await
+        .map(tonic::Response::into_inner)
+}
+
+async fn rules(server: &mut TestServer) -> pb::GetRulesResponse {
+    server
+        .client
+        .get_rules(pb::GetRulesRequest {})
+        .await
+        .expect("rules")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn a_valid_change_goes_live_at_once_and_is_recorded() {
+    let mut server = TestServer::with_rules(V1).await;
+    let before = server.buy("m", "t1", 6_000).await;
+    assert_eq!(
+        before.member.expect("member").tier_id,
+        "member",
+        "60 points < 100"
+    );
+
+    let unchanged = reload(&mut server).await.expect("same file");
+    assert!(!unchanged.changed);
+
+    let v2 = V1
+        .replace("version: v1", "version: v2")
+        .replace("qualifying_points: 100", "qualifying_points: 50");
+    std::fs::write(server.rules_path(), &v2).expect("edit rules");
+    let reloaded = reload(&mut server).await.expect("valid file");
+    assert!(reloaded.changed);
+    assert_eq!(reloaded.active.expect("active").version, "v2");
+
+    let after = server.buy("m", "t2", 100).await;
+    let change = after.tier_change.expect("promoted under v2");
+    assert_eq!(
+        (change.to_tier.as_str(), change.rules_version.as_str()),
+        ("plus", "v2")
+    );
+
+    let active = rules(&mut server).await.active.expect("active");
+    assert_eq!(active.version, "v2");
+    assert_eq!(active.text, v2);
+    let versions = server
+        .client
+        .list_rules_versions(pb::ListRulesVersionsRequest {})
+        .await
+        .expect("versions")
+        .into_inner()
+        .versions;
+    let labels: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(labels, ["v1", "v2"]);
+    assert_ne!(versions[0].content_hash, versions[1].content_hash);
+    assert_eq!(versions[0].text, V1);
+}
+
+#[tokio::test]
+async fn a_bad_file_never_replaces_the_running_rules() {
+    let mut server = TestServer::with_rules(V1).await;
+    let broken = V1
+        .replace("version: v1", "version: v2")
+        .replace("qualifying_points: 100", "qualifying_pints: 50");
+    std::fs::write(server.rules_path(), broken).expect("edit rules");
+    let status = reload(&mut server).await.expect_err("invalid file");
+    assert_eq!(status.code(), Code::FailedPrecondition);
+    assert!(status.message().contains("rules.yaml:10:"), "{status:?}");
+    assert!(
+        status
+            .message()
+            .contains("did you mean `qualifying_points`"),
+        "{status:?}"
+    );
+    assert!(
+        status.message().contains("running rules stay version v1"),
+        "{status:?}"
+    );
+
+    let state = rules(&mut server).await;
+    assert_eq!(state.active.expect("active").version, "v1");
+    let failure = state.last_failure.expect("the failed attempt is reported");
+    assert!(
+        failure.diagnostics.contains("qualifying_pints"),
+        "{failure:?}"
+    );
+
+    let bought = server.buy("m", "t1", 10_000).await;
+    assert_eq!(bought.tier_change.expect("promoted").rules_version, "v1");
+
+    // The next good reload clears the failure.
+    std::fs::write(
+        server.rules_path(),
+        V1.replace("version: v1", "version: v3"),
+    )
+    .expect("fix rules");
+    reload(&mut server).await.expect("fixed");
+    assert_eq!(rules(&mut server).await.last_failure, None);
+}
