@@ -1,7 +1,10 @@
-//! The `tierd` command line: `serve` and `rules check`.
+//! The `tierd` command line: `serve`, `rules check`, `keys new`, `backup`,
+//! `restore`.
 //!
 //! Flags may also come from `TIERD_*` environment variables and, for
 //! `serve`, from a YAML config file (`--config`); see [`crate::config`].
+
+mod watch;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
@@ -97,6 +100,9 @@ struct ServeArgs {
     /// TLS private key (PEM).
     #[arg(long, env = "TIERD_TLS_KEY", requires = "tls_cert")]
     tls_key: Option<PathBuf>,
+    /// Do not watch the rules file (reload only on SIGHUP or ReloadRules).
+    #[arg(long, env = "TIERD_NO_WATCH")]
+    no_watch: bool,
     /// CA (PEM) that client certificates must be signed by (mutual TLS).
     #[arg(long, env = "TIERD_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
@@ -132,6 +138,7 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Some(path) => ConfigFile::read(path)?,
         None => ConfigFile::default(),
     };
+    let no_watch = args.no_watch;
     let tls = args
         .tls_cert
         .zip(args.tls_key)
@@ -175,6 +182,9 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             tls,
         };
         tokio::spawn(reload_on_sighup(Arc::clone(&program)));
+        if !no_watch {
+            tokio::spawn(watch::reload_on_change(Arc::clone(&program), rules_path.clone()));
+        }
         let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
         let server = grpc::serve(listener, program, options, async {
             shutdown_signal().await;

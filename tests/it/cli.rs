@@ -1,7 +1,7 @@
 //! The `tierd` binary: a bad rules file stops `serve` at start-up with
 //! file:line:column, and `rules check` reports the same.
 
-use crate::process::{send_signal, serve, serve_rules, stop_with, terminate, tierd};
+use crate::process::{send_signal, serve, serve_with, stop_with, terminate, tierd};
 
 use tempfile::TempDir;
 
@@ -158,8 +158,15 @@ fn without_api_keys_serve_refuses_an_address_beyond_loopback() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sighup_reloads_the_rules_file() {
+/// Edits the rules file of a running binary, optionally signals it, and
+/// waits (a bounded number of looks) for the new version to be in force.
+async fn edited_rules_go_live(signal: Option<&str>) {
+    // With a signal, the watcher is off: the signal alone must do it.
+    let flags: &[&str] = if signal.is_some() {
+        &["--no-watch"]
+    } else {
+        &[]
+    };
     use tierd::grpc::pb;
     let dir = TempDir::new().expect("temp dir");
     let rules = dir.path().join("rules.yaml");
@@ -167,7 +174,7 @@ async fn sighup_reloads_the_rules_file() {
         std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/example.yaml"))
             .expect("example rules");
     std::fs::write(&rules, &example).expect("write rules");
-    let served = serve_rules(&dir.path().join("data"), &rules);
+    let served = serve_with(&dir.path().join("data"), &rules, flags);
     let mut client =
         pb::loyalty_client::LoyaltyClient::connect(format!("http://{}", served.address))
             .await
@@ -177,10 +184,12 @@ async fn sighup_reloads_the_rules_file() {
         example.replace("version: \"2026.1\"", "version: \"2026.2\""),
     )
     .expect("edit");
-    send_signal(&served, "HUP");
-    // The signal is handled asynchronously: look a bounded number of times.
+    if let Some(signal) = signal {
+        send_signal(&served, signal);
+    }
+    // The reload happens asynchronously: look a bounded number of times.
     let mut version = String::new();
-    for _ in 0..100 {
+    for _ in 0..150 {
         let active = client
             .get_rules(pb::GetRulesRequest {})
             .await
@@ -197,4 +206,14 @@ async fn sighup_reloads_the_rules_file() {
     assert_eq!(version, "2026.2");
     drop(client);
     assert!(terminate(served).success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sighup_reloads_the_rules_file() {
+    edited_rules_go_live(Some("HUP")).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_edited_rules_file_is_picked_up_by_the_watcher() {
+    edited_rules_go_live(None).await;
 }

@@ -33,9 +33,16 @@ pub fn serve(data: &std::path::Path) -> Served {
 
 /// Starts `tierd serve` on `data` with the given rules, on a free port.
 pub fn serve_rules(data: &std::path::Path, rules: &std::path::Path) -> Served {
+    serve_with(data, rules, &[])
+}
+
+/// Starts `tierd serve` with more flags.
+pub fn serve_with(data: &std::path::Path, rules: &std::path::Path, flags: &[&str]) -> Served {
     use std::io::BufRead as _;
     let mut child = tierd()
-        .args(["serve", "--listen", "127.0.0.1:0", "--data"])
+        .arg("serve")
+        .args(flags)
+        .args(["--listen", "127.0.0.1:0", "--data"])
         .arg(data)
         .arg("--rules")
         .arg(rules)
