@@ -10,7 +10,14 @@
 //! and evaluated many times; strict variables make a misspelt name a compile
 //! error instead of a silent `()` at run time.
 
-use std::{collections::BTreeMap, fmt, sync::LazyLock};
+use std::{
+    collections::BTreeMap,
+    fmt,
+    sync::{
+        LazyLock,
+        atomic::{AtomicU64, Ordering},
+    },
+};
 
 use rhai::{AST, Dynamic, Engine, Scope};
 
@@ -54,6 +61,17 @@ pub const MEMBER_VARIABLES: &[&str] = &[
 pub const PURCHASE_VARIABLES: &[&str] = &["amount", "channel", "store_id", "tags"];
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(|| build_engine(&LIMITS));
+
+/// Script runs that failed (a limit hit, a wrong result type) since the
+/// process started.
+static FAILURES: AtomicU64 = AtomicU64::new(0);
+
+/// How many script runs have failed in this process: a failing script
+/// never stops the service (the condition counts as not met, the bonus as
+/// zero), so this counter is how operators notice one.
+pub fn failures() -> u64 {
+    FAILURES.load(Ordering::Relaxed)
+}
 
 fn build_engine(limits: &ScriptLimits) -> Engine {
     let mut engine = Engine::new();
@@ -196,7 +214,10 @@ impl Script {
         let mut scope = scope_for(inputs);
         ENGINE
             .eval_ast_with_scope::<T>(&mut scope, &self.ast)
-            .map_err(|err| ScriptError::Run(err.to_string()))
+            .map_err(|err| {
+                FAILURES.fetch_add(1, Ordering::Relaxed);
+                ScriptError::Run(err.to_string())
+            })
     }
 }
 
@@ -281,10 +302,12 @@ mod tests {
     #[test]
     fn runaway_scripts_hit_limits() {
         let forever = Script::compile("loop { }", ScriptKind::Condition).expect("compiles");
+        let failed_before = failures();
         assert!(matches!(
             forever.eval_condition(&Inputs::default()),
             Err(ScriptError::Run(_))
         ));
+        assert!(failures() > failed_before, "the failure is counted");
         let huge = Script::compile(r#"let s = "x"; loop { s += s; }"#, ScriptKind::Condition)
             .expect("compiles");
         assert!(huge.eval_condition(&Inputs::default()).is_err());

@@ -357,6 +357,7 @@ impl Loyalty for LoyaltyApi {
         Ok(Response::new(pb::GetRulesResponse {
             active: Some(active.into()),
             last_failure: last_failure.map(Into::into),
+            script_failures: crate::script::failures(),
         }))
     }
 

@@ -121,3 +121,21 @@ async fn a_bad_file_never_replaces_the_running_rules() {
     reload(&mut server).await.expect("fixed");
     assert_eq!(rules(&mut server).await.last_failure, None);
 }
+
+/// A script that runs away fails its evaluation only: the purchase is
+/// recorded, the member keeps its tier, the service stays up and the
+/// failure is counted.
+#[tokio::test]
+async fn a_runaway_script_fails_its_evaluation_and_nothing_else() {
+    let runaway = V1.replace(
+        "qualify: { qualifying_points: 100 }",
+        "qualify: { script: 'let n = 0; loop { n += 1; } n > 0' }",
+    );
+    let mut server = TestServer::with_rules(&runaway).await;
+    let before = rules(&mut server).await.script_failures;
+    let bought = server.buy("m", "t1", 50_000).await;
+    assert_eq!(bought.points_earned, 500, "the purchase is recorded");
+    assert_eq!(bought.tier_change, None, "a failed condition is not met");
+    assert_eq!(server.member("m").await.tier_id, "member");
+    assert!(rules(&mut server).await.script_failures > before);
+}
