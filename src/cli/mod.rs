@@ -110,10 +110,14 @@ struct ServeArgs {
 
 #[derive(Debug, Subcommand)]
 enum RulesCommand {
-    /// Validate rules files; prints `file:line:column: error: ...` per problem.
+    /// Validate rules files; prints `file:line:column: error|warning: ...`
+    /// per problem and exits non-zero on any error.
     Check {
         /// Rules files or directories [default: ./rules].
         paths: Vec<PathBuf>,
+        /// `text` for people, `json` for editors and CI.
+        #[arg(long, value_enum, default_value = "text")]
+        format: Format,
     },
 }
 
@@ -125,7 +129,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Serve(args) => serve(args),
-            Command::Rules(RulesCommand::Check { paths }) => Ok(check(paths)),
+            Command::Rules(RulesCommand::Check { paths, format }) => Ok(check(paths, format)),
             Command::Keys(KeysCommand::New { name, role }) => new_key(&name, &role),
             Command::Backup(args) => backup(args),
             Command::Restore { input, data } => restore(&input, &data),
@@ -338,35 +342,62 @@ fn new_key(name: &str, role: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn check(paths: Vec<PathBuf>) -> ExitCode {
+/// How `rules check` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum Format {
+    Text,
+    Json,
+}
+
+fn check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
     let paths = if paths.is_empty() {
         vec![PathBuf::from(config::DEFAULT_RULES)]
     } else {
         paths
     };
-    let mut failed = false;
+    let mut diagnostics = Vec::new();
+    let mut summaries = Vec::new();
     for path in paths {
-        let result = config::rules_file(&path)
-            .map_err(|e| e.to_string())
-            .and_then(|file| {
-                rules::load(&file)
-                    .map(|r| (file, r))
-                    .map_err(|d| d.to_string())
-            });
-        match result {
-            Ok((file, rules)) => println!(
-                "{}: ok: program {} version {}, {} tiers",
-                file.display(),
-                rules.program,
-                rules.version,
-                rules.tiers.len()
-            ),
-            Err(message) => {
-                failed = true;
-                println!("{message}");
+        let file = match config::rules_file(&path) {
+            Ok(file) => file,
+            Err(err) => {
+                diagnostics.push(rules::Diagnostic {
+                    file: path,
+                    line: 0,
+                    column: 0,
+                    severity: rules::Severity::Error,
+                    message: err.to_string(),
+                });
+                continue;
             }
+        };
+        match rules::load(&file) {
+            Ok(rules) => {
+                diagnostics.extend(rules::lint(&rules, &file));
+                summaries.push(format!(
+                    "{}: ok: program {} version {}, {} tiers",
+                    file.display(),
+                    rules.program,
+                    rules.version,
+                    rules.tiers.len()
+                ));
+            }
+            Err(diagnostic) => diagnostics.push(diagnostic),
         }
     }
+    match format {
+        Format::Text => {
+            diagnostics.iter().for_each(|d| println!("{d}"));
+            summaries.iter().for_each(|s| println!("{s}"));
+        }
+        Format::Json => match serde_json::to_string_pretty(&diagnostics) {
+            Ok(json) => println!("{json}"),
+            Err(err) => eprintln!("tierd: cannot encode the diagnostics: {err}"),
+        },
+    }
+    let failed = diagnostics
+        .iter()
+        .any(|d| d.severity == rules::Severity::Error);
     if failed {
         ExitCode::FAILURE
     } else {

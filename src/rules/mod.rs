@@ -10,6 +10,7 @@
 //! `rules/example.yaml` uses every feature.
 
 mod condition;
+mod lint;
 mod values;
 
 use std::{
@@ -21,6 +22,7 @@ use std::{
 use serde::Deserialize;
 
 pub use condition::{Condition, Metric};
+pub use lint::lint;
 pub use values::{Rate, Window};
 
 use crate::{
@@ -29,8 +31,19 @@ use crate::{
 };
 use values::{Count, CurrencyCode, LoadContext};
 
+/// How bad a problem is: an error stops a file from going live, a warning
+/// does not.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The file cannot be used.
+    Error,
+    /// Valid, but probably not what was meant.
+    Warning,
+}
+
 /// A problem in a rules file, located where a person can find it.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Diagnostic {
     /// The file as it was named when loading.
     pub file: PathBuf,
@@ -38,15 +51,21 @@ pub struct Diagnostic {
     pub line: usize,
     /// 1-based column (0 when unknown).
     pub column: usize,
+    /// Error or warning.
+    pub severity: Severity,
     /// What is wrong, and where it helps, what to write instead.
     pub message: String,
 }
 
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let severity = match self.severity {
+            Severity::Error => "error",
+            Severity::Warning => "warning",
+        };
         write!(
             f,
-            "{}:{}:{}: error: {}",
+            "{}:{}:{}: {severity}: {}",
             self.file.display(),
             self.line,
             self.column,
@@ -223,6 +242,7 @@ pub fn load(path: &Path) -> Result<RuleSet, Diagnostic> {
         file: path.to_owned(),
         line: 0,
         column: 0,
+        severity: Severity::Error,
         message: format!("cannot read the rules file: {err}"),
     })?;
     parse(path, &text)
@@ -260,6 +280,7 @@ fn yaml_diagnostic(file: &Path, err: &serde_yaml::Error) -> Diagnostic {
         file: file.to_owned(),
         line,
         column,
+        severity: Severity::Error,
         message,
     }
 }
@@ -288,6 +309,7 @@ impl Problem {
             file: file.to_owned(),
             line,
             column,
+            severity: Severity::Error,
             message: self.message,
         }
     }

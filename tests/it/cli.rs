@@ -217,3 +217,58 @@ async fn sighup_reloads_the_rules_file() {
 async fn an_edited_rules_file_is_picked_up_by_the_watcher() {
     edited_rules_go_live(None).await;
 }
+
+#[test]
+fn rules_check_warns_without_failing_and_speaks_json() {
+    let dir = TempDir::new().expect("temp dir");
+    let rules = dir.path().join("ladder.yaml");
+    let example =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/rules/example.yaml"))
+            .expect("example rules");
+    // Gold now lets members in with fewer points than it takes to stay.
+    std::fs::write(
+        &rules,
+        example.replace("qualifying_points: 1500", "qualifying_points: 300"),
+    )
+    .expect("write");
+    let text = tierd()
+        .args(["rules", "check"])
+        .arg(&rules)
+        .output()
+        .expect("tierd runs");
+    assert!(text.status.success(), "warnings do not fail the check");
+    let stdout = String::from_utf8_lossy(&text.stdout);
+    assert!(
+        stdout.contains(":49:5: warning: retain is stricter than qualify: gold keeps qualifying_points at 1200, above the 300"),
+        "{stdout}"
+    );
+
+    let json = tierd()
+        .args(["rules", "check", "--format", "json"])
+        .arg(&rules)
+        .output()
+        .expect("tierd runs");
+    let diagnostics: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(diagnostics[0]["severity"], "warning");
+    assert!(
+        diagnostics[0]["line"].as_u64().is_some_and(|l| l > 0),
+        "{diagnostics}"
+    );
+
+    std::fs::write(&rules, BROKEN).expect("write");
+    let json = tierd()
+        .args(["rules", "check", "--format", "json"])
+        .arg(&rules)
+        .output()
+        .expect("tierd runs");
+    assert!(!json.status.success());
+    let diagnostics: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    assert_eq!(diagnostics[0]["severity"], "error");
+    assert_eq!(
+        (
+            diagnostics[0]["line"].as_u64(),
+            diagnostics[0]["column"].as_u64()
+        ),
+        (Some(11), Some(7))
+    );
+}

@@ -1,0 +1,126 @@
+//! Warnings about rules that are valid but probably not what was meant:
+//! a ladder whose thresholds do not rise, or a `retain` bar above the
+//! `qualify` bar of the same tier. They never stop a file from going live.
+
+use std::{collections::BTreeMap, path::Path};
+
+use super::{Condition, Diagnostic, Metric, RuleSet, Severity, find_nth};
+
+/// The least value of each metric that a condition certainly requires:
+/// thresholds, and thresholds under `all`. `any` and scripts require no
+/// single metric, so they add nothing.
+fn requirements(condition: &Condition, out: &mut BTreeMap<&'static str, (Metric, i64)>) {
+    match condition {
+        Condition::AtLeast { metric, threshold } => {
+            let entry = out.entry(metric.name()).or_insert((*metric, *threshold));
+            entry.1 = entry.1.max(*threshold);
+        }
+        Condition::All(list) => list.iter().for_each(|c| requirements(c, out)),
+        Condition::Any(_) | Condition::Script(_) => {}
+    }
+}
+
+fn required(condition: Option<&Condition>) -> BTreeMap<&'static str, (Metric, i64)> {
+    let mut out = BTreeMap::new();
+    if let Some(condition) = condition {
+        requirements(condition, &mut out);
+    }
+    out
+}
+
+fn shown(rules: &RuleSet, metric: Metric, value: i64) -> String {
+    if metric.is_money() {
+        rules.currency.format_minor(value)
+    } else {
+        value.to_string()
+    }
+}
+
+/// Warnings for a valid rules set, located at the tier they concern.
+pub fn lint(rules: &RuleSet, file: &Path) -> Vec<Diagnostic> {
+    let at_tier = |id: &str, message: String| {
+        let (line, column) = find_nth(&rules.source, &format!("id: {id}"), 0).unwrap_or((0, 0));
+        Diagnostic {
+            file: file.to_owned(),
+            line,
+            column,
+            severity: Severity::Warning,
+            message,
+        }
+    };
+    let mut warnings = Vec::new();
+    for pair in rules.tiers.windows(2).skip(1) {
+        let (lower, upper) = (&pair[0], &pair[1]);
+        let below = required(lower.qualify.as_ref());
+        for (name, (metric, threshold)) in required(upper.qualify.as_ref()) {
+            if let Some((_, lower_threshold)) = below.get(name).filter(|(_, t)| *t >= threshold) {
+                warnings.push(at_tier(
+                    &upper.id,
+                    format!(
+                        "thresholds do not rise: {} qualifies at {name} {}, not above {}'s {}",
+                        upper.id,
+                        shown(rules, metric, threshold),
+                        lower.id,
+                        shown(rules, metric, *lower_threshold)
+                    ),
+                ));
+            }
+        }
+    }
+    for tier in &rules.tiers {
+        let qualify = required(tier.qualify.as_ref());
+        for (name, (metric, retain)) in required(tier.retain.as_ref()) {
+            if let Some((_, qualify_at)) = qualify.get(name).filter(|(_, q)| retain > *q) {
+                warnings.push(at_tier(
+                    &tier.id,
+                    format!(
+                        "retain is stricter than qualify: {} keeps {name} at {}, above the {} it takes to get in",
+                        tier.id,
+                        shown(rules, metric, retain),
+                        shown(rules, metric, *qualify_at)
+                    ),
+                ));
+            }
+        }
+    }
+    warnings
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const LADDER: &str = "\
+program: p
+version: v1
+currency: EUR
+window: rolling 12 months
+earning:
+  points_per_unit: 1
+tiers:
+  - id: bronze
+  - id: silver
+    qualify: { purchase_volume: \"500.00\" }
+    retain: { purchase_volume: \"600.00\" }
+  - id: gold
+    qualify: { all: [ { purchase_volume: \"400.00\" }, { purchase_count: 3 } ] }
+";
+
+    #[test]
+    fn warns_about_a_ladder_that_does_not_rise_and_a_strict_retain() {
+        let file = Path::new("ladder.yaml");
+        let rules = super::super::parse(file, LADDER).expect("valid");
+        let warnings = lint(&rules, file);
+        let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        assert_eq!(text.len(), 2, "{text:#?}");
+        assert!(text.iter().any(|w| w.starts_with("ladder.yaml:12:5: warning: thresholds do not rise: gold qualifies at purchase_volume 400.00, not above silver's 500.00")), "{text:#?}");
+        assert!(text.iter().any(|w| w.starts_with("ladder.yaml:9:5: warning: retain is stricter than qualify")), "{text:#?}");
+    }
+
+    #[test]
+    fn the_example_rules_have_no_warnings() {
+        let file = Path::new("rules/example.yaml");
+        let rules = super::super::load(file).expect("valid");
+        assert_eq!(lint(&rules, file), Vec::new());
+    }
+}
