@@ -119,6 +119,11 @@ enum RulesCommand {
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
     },
+    /// Run the test cases kept next to rules files (`x.test.yaml`).
+    Test {
+        /// Rules files or directories [default: ./rules].
+        paths: Vec<PathBuf>,
+    },
 }
 
 impl Cli {
@@ -130,6 +135,7 @@ impl Cli {
         match self.command {
             Command::Serve(args) => serve(args),
             Command::Rules(RulesCommand::Check { paths, format }) => Ok(check(paths, format)),
+            Command::Rules(RulesCommand::Test { paths }) => test_rules(paths),
             Command::Keys(KeysCommand::New { name, role }) => new_key(&name, &role),
             Command::Backup(args) => backup(args),
             Command::Restore { input, data } => restore(&input, &data),
@@ -340,6 +346,40 @@ fn new_key(name: &str, role: &str) -> anyhow::Result<ExitCode> {
         grpc::auth::hash_key(&key)
     );
     Ok(ExitCode::SUCCESS)
+}
+
+fn test_rules(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    let paths = if paths.is_empty() {
+        vec![PathBuf::from(config::DEFAULT_RULES)]
+    } else {
+        paths
+    };
+    let (mut passed, mut failed) = (0, 0);
+    for path in paths {
+        let file = config::rules_file(&path)?;
+        let rules = rules::load(&file).map_err(|d| anyhow::anyhow!("{d}"))?;
+        let cases = rules::cases_file(&file);
+        let results = rules::run_cases(&rules, &cases).map_err(|d| anyhow::anyhow!("{d}"))?;
+        println!("{} (rules version {}):", cases.display(), rules.version);
+        for result in results {
+            match result.failure {
+                None => {
+                    passed += 1;
+                    println!("  ok    {}", result.name);
+                }
+                Some(why) => {
+                    failed += 1;
+                    println!("  FAIL  {}: {why}", result.name);
+                }
+            }
+        }
+    }
+    println!("{passed} passed, {failed} failed");
+    Ok(if failed == 0 {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }
 
 /// How `rules check` prints.

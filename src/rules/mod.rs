@@ -9,6 +9,7 @@
 //! The format is documented with a worked example in `docs/rules.md`, and
 //! `rules/example.yaml` uses every feature.
 
+mod cases;
 mod condition;
 mod lint;
 mod values;
@@ -21,6 +22,7 @@ use std::{
 
 use serde::Deserialize;
 
+pub use cases::{CaseResult, cases_file, run_cases};
 pub use condition::{Condition, Metric};
 pub use lint::lint;
 pub use values::{Rate, Window};

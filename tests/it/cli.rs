@@ -272,3 +272,41 @@ fn rules_check_warns_without_failing_and_speaks_json() {
         (Some(11), Some(7))
     );
 }
+
+#[test]
+fn rules_test_runs_the_cases_shipped_with_the_rules() {
+    let shipped = tierd()
+        .args([
+            "rules",
+            "test",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/rules"),
+        ])
+        .output()
+        .expect("tierd runs");
+    let stdout = String::from_utf8_lossy(&shipped.stdout);
+    assert!(shipped.status.success(), "{stdout}");
+    assert!(stdout.contains("11 passed, 0 failed"), "{stdout}");
+
+    let dir = TempDir::new().expect("temp dir");
+    std::fs::copy(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/rules/example.yaml"),
+        dir.path().join("p.yaml"),
+    )
+    .expect("copy rules");
+    std::fs::write(
+        dir.path().join("p.test.yaml"),
+        "tests:\n  - name: wishful\n    metrics: { qualifying_points: 10 }\n    expect_tier: gold\n",
+    )
+    .expect("write cases");
+    let failing = tierd()
+        .args(["rules", "test"])
+        .arg(dir.path())
+        .output()
+        .expect("tierd runs");
+    let stdout = String::from_utf8_lossy(&failing.stdout);
+    assert!(!failing.status.success());
+    assert!(
+        stdout.contains("FAIL  wishful: expected tier gold, got bronze"),
+        "{stdout}"
+    );
+}
