@@ -348,12 +348,17 @@ fn new_key(name: &str, role: &str) -> anyhow::Result<ExitCode> {
     Ok(ExitCode::SUCCESS)
 }
 
-fn test_rules(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
-    let paths = if paths.is_empty() {
+/// The paths given, or the default rules directory.
+fn or_default_rules(paths: Vec<PathBuf>) -> Vec<PathBuf> {
+    if paths.is_empty() {
         vec![PathBuf::from(config::DEFAULT_RULES)]
     } else {
         paths
-    };
+    }
+}
+
+fn test_rules(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
+    let paths = or_default_rules(paths);
     let (mut passed, mut failed) = (0, 0);
     for path in paths {
         let file = config::rules_file(&path)?;
@@ -390,11 +395,7 @@ enum Format {
 }
 
 fn check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
-    let paths = if paths.is_empty() {
-        vec![PathBuf::from(config::DEFAULT_RULES)]
-    } else {
-        paths
-    };
+    let paths = or_default_rules(paths);
     let mut diagnostics = Vec::new();
     let mut summaries = Vec::new();
     for path in paths {
