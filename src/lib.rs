@@ -14,6 +14,7 @@
 //! - [`live_rules`]: the rules in force, reloads, versions.
 //! - [`store`]: sled layout, atomic commits, group fsync.
 //! - [`program`]: commands in, validated, applied, committed durably.
+//! - [`simulate`]: what-if: candidate rules over the stored members.
 //! - [`grpc`]: thin tonic handlers, conversions, status mapping, `serve`.
 //! - [`config`]: defaults, config file, environment, flags.
 //! - [`digest`]: the SHA-256 helper for content hashes.
@@ -32,4 +33,5 @@ pub mod money;
 pub mod program;
 pub mod rules;
 pub mod script;
+pub mod simulate;
 pub mod store;

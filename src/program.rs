@@ -25,6 +25,7 @@ use crate::{
     ledger::{HistoryEntry, MemberState, MemberView, Outcome, PurchaseTrack, TxnRecord},
     live_rules::{LiveRules, ReloadError, ReloadFailure},
     rules::RuleSet,
+    simulate::Simulation,
     store::{Commit, RulesVersion, Store, StoreError, Writer},
 };
 
@@ -655,6 +656,25 @@ impl Program {
             Ok(answer)
         })
         .await
+    }
+
+    /// How `candidate` rules would place every stored member as of
+    /// `as_of` (default now). Reads only: nothing is written.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn simulate(
+        &self,
+        candidate: &RuleSet,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Simulation, ProgramError> {
+        let mut simulation = Simulation::new(candidate, as_of.unwrap_or_else(|| (self.clock)()));
+        for id in self.store.member_ids() {
+            if let Some(member) = self.store.member(&id?)? {
+                simulation.add(candidate, &member);
+            }
+        }
+        Ok(simulation)
     }
 
     /// A consistent backup of all data (see [`Writer::snapshot`]).

@@ -10,6 +10,7 @@ use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
+use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
     config::{self, Config, ConfigFile},
@@ -40,6 +41,22 @@ enum Command {
     /// Write a consistent backup of a data directory, or of a running
     /// service (with --server).
     Backup(BackupArgs),
+    /// What-if: how candidate rules would place the stored members (reads
+    /// only; run it on a stopped service's data or a restored backup).
+    Simulate {
+        /// The candidate rules file.
+        #[arg(long)]
+        rules: PathBuf,
+        /// Evaluate as of this time (RFC 3339) [default: now].
+        #[arg(long)]
+        as_of: Option<chrono::DateTime<chrono::Utc>>,
+        /// The data directory [default: ./data].
+        #[arg(long, env = "TIERD_DATA")]
+        data: Option<PathBuf>,
+        /// `table`, `csv` or `json`.
+        #[arg(long, value_enum, default_value = "table")]
+        format: SimulationFormat,
+    },
     /// Restore a backup into a new data directory.
     Restore {
         /// The backup file.
@@ -138,6 +155,12 @@ impl Cli {
             Command::Rules(RulesCommand::Test { paths }) => test_rules(paths),
             Command::Keys(KeysCommand::New { name, role }) => new_key(&name, &role),
             Command::Backup(args) => backup(args),
+            Command::Simulate {
+                rules,
+                as_of,
+                data,
+                format,
+            } => simulate(&rules, as_of, data, format),
             Command::Restore { input, data } => restore(&input, &data),
         }
     }
@@ -191,13 +214,18 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             keyring: config.keyring.clone(),
             tls,
         };
-        tokio::spawn(reload_on_sighup(Arc::clone(&program)));
+        let Signals {
+            terminate,
+            interrupt,
+            hangup,
+        } = Signals::register().context("registering signal handlers")?;
+        tokio::spawn(reload_on_sighup(Arc::clone(&program), hangup));
         if !no_watch {
             tokio::spawn(watch::reload_on_change(Arc::clone(&program), rules_path.clone()));
         }
         let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
         let server = grpc::serve(listener, program, options, async {
-            shutdown_signal().await;
+            shutdown_on(terminate, interrupt).await;
             let _ = stopping.send(());
         });
         tokio::select! {
@@ -215,51 +243,44 @@ fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
 
 /// Reloads the rules on every SIGHUP; a bad file is logged and changes
 /// nothing.
-async fn reload_on_sighup(program: Arc<Program>) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        let Ok(mut hangups) = signal(SignalKind::hangup()) else {
-            tracing::warn!("cannot listen for SIGHUP; reload with the ReloadRules RPC");
-            return;
-        };
-        while hangups.recv().await.is_some() {
-            match program.reload_rules().await {
-                Ok((version, changed)) => {
-                    tracing::info!(rules_version = %version.version, changed, "SIGHUP: rules reloaded")
-                }
-                Err(err) => tracing::warn!(error = %err, "SIGHUP: rules not reloaded"),
+async fn reload_on_sighup(program: Arc<Program>, mut hangups: Signal) {
+    while hangups.recv().await.is_some() {
+        match program.reload_rules().await {
+            Ok((version, changed)) => {
+                tracing::info!(rules_version = %version.version, changed, "SIGHUP: rules reloaded")
             }
+            Err(err) => tracing::warn!(error = %err, "SIGHUP: rules not reloaded"),
         }
     }
-    #[cfg(not(unix))]
-    drop(program);
 }
 
 /// How long in-flight requests get to finish after SIGTERM or Ctrl-C.
 const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
 
-/// Completes on Ctrl-C (SIGINT) or SIGTERM.
-async fn shutdown_signal() {
-    let interrupt = tokio::signal::ctrl_c();
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{SignalKind, signal};
-        match signal(SignalKind::terminate()) {
-            Ok(mut terminate) => {
-                tokio::select! {
-                    _ = interrupt => {},
-                    _ = terminate.recv() => {},
-                }
-            }
-            Err(_) => {
-                let _ = interrupt.await;
-            }
-        }
+/// The signals `serve` acts on, registered before it starts serving, so
+/// that none can arrive while its default action (ending the process at
+/// once) still applies.
+struct Signals {
+    terminate: Signal,
+    interrupt: Signal,
+    hangup: Signal,
+}
+
+impl Signals {
+    fn register() -> std::io::Result<Self> {
+        Ok(Self {
+            terminate: signal(SignalKind::terminate())?,
+            interrupt: signal(SignalKind::interrupt())?,
+            hangup: signal(SignalKind::hangup())?,
+        })
     }
-    #[cfg(not(unix))]
-    {
-        let _ = interrupt.await;
+}
+
+/// Completes on SIGTERM or SIGINT (Ctrl-C).
+async fn shutdown_on(mut terminate: Signal, mut interrupt: Signal) {
+    tokio::select! {
+        _ = terminate.recv() => {},
+        _ = interrupt.recv() => {},
     }
 }
 
@@ -385,6 +406,39 @@ fn test_rules(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// How `simulate` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+enum SimulationFormat {
+    Table,
+    Csv,
+    Json,
+}
+
+fn simulate(
+    candidate: &std::path::Path,
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    data: Option<PathBuf>,
+    format: SimulationFormat,
+) -> anyhow::Result<ExitCode> {
+    let candidate = rules::load(candidate).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let data = data.unwrap_or_else(|| config::DEFAULT_DATA.into());
+    let store = Store::open(&data).with_context(|| {
+        format!(
+            "opening {} (a running service holds it: simulate on a backup restored elsewhere)",
+            data.display()
+        )
+    })?;
+    let program = Program::new(store, Arc::new(candidate.clone()), program::system_clock());
+    let simulation = program.simulate(&candidate, as_of)?;
+    let tiers: Vec<String> = candidate.tiers.iter().map(|t| t.id.clone()).collect();
+    match format {
+        SimulationFormat::Table => print!("{}", simulation.to_table(&tiers)),
+        SimulationFormat::Csv => print!("{}", simulation.to_csv()),
+        SimulationFormat::Json => println!("{}", serde_json::to_string_pretty(&simulation)?),
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// How `rules check` prints.

@@ -137,7 +137,8 @@ async fn stops_cleanly_on(signal: &str) {
     assert_eq!(member.lifetime_value_minor, 50_000);
     assert_eq!(member.tier_id, "silver");
     drop(client);
-    assert!(terminate(served).success());
+    let status = terminate(served);
+    assert!(status.success(), "exit status {status:?} after SIGTERM");
 }
 
 #[test]

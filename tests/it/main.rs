@@ -16,5 +16,6 @@ mod overrides;
 mod restart;
 mod rules_reload;
 mod service;
+mod simulate;
 mod tiers;
 mod tls;

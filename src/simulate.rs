@@ -1,0 +1,260 @@
+//! What-if: how candidate rules would place the members stored today.
+//!
+//! Each member is evaluated under the candidate rules as of a time, exactly
+//! as an `EvaluateTiers` run would right after the candidate went live
+//! (promotions at once; demotions only as the candidate's grace period and
+//! soft landing allow), on a copy: nothing is written. The result is the
+//! migration matrix (current tier -> tier under the candidate) with a few
+//! member ids per cell, and per tier the members and points before and
+//! after. Every count is an integer and the totals add up exactly.
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+
+use crate::{
+    engine::{self, Subject},
+    ledger::MemberState,
+    rules::RuleSet,
+};
+
+/// Member ids kept per moved cell of the matrix.
+pub const SAMPLES_PER_CELL: usize = 5;
+
+/// One cell of the migration matrix.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Cell {
+    /// Members that move from the row's tier to the column's.
+    pub members: u64,
+    /// Up to [`SAMPLES_PER_CELL`] of them (for moved cells only).
+    pub sample: Vec<String>,
+}
+
+/// Members and outstanding points of one tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct TierTotals {
+    /// Members in the tier.
+    pub members: u64,
+    /// Redeemable points they hold.
+    pub points: i64,
+}
+
+/// The outcome of a simulation.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Simulation {
+    /// The candidate's version label.
+    pub candidate_version: String,
+    /// When the candidate was evaluated as of.
+    pub as_of: DateTime<Utc>,
+    /// Members evaluated.
+    pub members: u64,
+    /// (current tier, candidate tier) -> cell; in JSON a list of
+    /// `{from, to, members, sample}`.
+    #[serde(serialize_with = "cells")]
+    pub matrix: BTreeMap<(String, String), Cell>,
+    /// Per tier, today.
+    pub before: BTreeMap<String, TierTotals>,
+    /// Per tier, under the candidate.
+    pub after: BTreeMap<String, TierTotals>,
+}
+
+impl Simulation {
+    /// An empty simulation of `candidate` as of `as_of`.
+    pub fn new(candidate: &RuleSet, as_of: DateTime<Utc>) -> Self {
+        Self {
+            candidate_version: candidate.version.clone(),
+            as_of,
+            ..Self::default()
+        }
+    }
+
+    /// Adds one stored member (its state is copied, never changed).
+    pub fn add(&mut self, candidate: &RuleSet, member: &MemberState) {
+        let mut copy = member.clone();
+        copy.expire(self.as_of);
+        let start = engine::window_start(candidate.window, self.as_of, copy.enrolled_at);
+        let metrics = copy.metrics(start, self.as_of);
+        let subject = Subject {
+            metrics: &metrics,
+            attributes: &copy.attributes,
+        };
+        let decided = engine::evaluate(candidate, &copy.tier, subject, self.as_of);
+        let from = member.tier.tier_id.clone();
+        let to = decided.state.tier_id;
+        let points = metrics.points_balance;
+        self.members += 1;
+        add_to(&mut self.before, &from, member.points_balance(self.as_of));
+        add_to(&mut self.after, &to, points);
+        let cell = self.matrix.entry((from.clone(), to.clone())).or_default();
+        cell.members += 1;
+        if from != to && cell.sample.len() < SAMPLES_PER_CELL {
+            cell.sample.push(member.member_id.clone());
+        }
+    }
+
+    /// Members whose tier would change.
+    pub fn moved(&self) -> u64 {
+        self.matrix
+            .iter()
+            .filter(|((from, to), _)| from != to)
+            .map(|(_, cell)| cell.members)
+            .sum()
+    }
+
+    /// `part` of the members as a percentage with one decimal, computed in
+    /// integers ("12.5%").
+    pub fn share(&self, part: u64) -> String {
+        let tenths = (u128::from(part) * 1000 + u128::from(self.members) / 2)
+            / u128::from(self.members.max(1));
+        format!("{}.{}%", tenths / 10, tenths % 10)
+    }
+
+    /// A table for the terminal.
+    pub fn to_table(&self, tiers: &[String]) -> String {
+        let mut out = format!(
+            "candidate {} as of {}: {} members, {} would change tier\n\nmigration (rows: today, columns: candidate)\n",
+            self.candidate_version,
+            self.as_of.to_rfc3339(),
+            self.members,
+            self.moved()
+        );
+        out.push_str(&format!("{:<12}", ""));
+        tiers.iter().for_each(|t| out.push_str(&format!("{t:>12}")));
+        out.push('\n');
+        for from in tiers {
+            out.push_str(&format!("{from:<12}"));
+            for to in tiers {
+                let n = self
+                    .matrix
+                    .get(&(from.clone(), to.clone()))
+                    .map_or(0, |c| c.members);
+                out.push_str(&format!("{n:>12}"));
+            }
+            out.push('\n');
+        }
+        out.push_str("\ntier          members today   share   points today | members after   share   points after\n");
+        for tier in tiers {
+            let before = self.before.get(tier).copied().unwrap_or_default();
+            let after = self.after.get(tier).copied().unwrap_or_default();
+            out.push_str(&format!(
+                "{tier:<12}{:>15}{:>8}{:>15} |{:>14}{:>8}{:>15}\n",
+                before.members,
+                self.share(before.members),
+                before.points,
+                after.members,
+                self.share(after.members),
+                after.points
+            ));
+        }
+        let moved: Vec<String> = self
+            .matrix
+            .iter()
+            .filter(|((from, to), _)| from != to)
+            .map(|((from, to), cell)| {
+                format!(
+                    "{from} -> {to}: {} (e.g. {})",
+                    cell.members,
+                    cell.sample.join(", ")
+                )
+            })
+            .collect();
+        if !moved.is_empty() {
+            out.push_str("\nmoves\n");
+            moved.iter().for_each(|m| out.push_str(&format!("  {m}\n")));
+        }
+        out
+    }
+
+    /// The matrix as CSV: `from,to,members,sample`.
+    pub fn to_csv(&self) -> String {
+        let mut out = String::from("from,to,members,sample\n");
+        for ((from, to), cell) in &self.matrix {
+            out.push_str(&format!(
+                "{from},{to},{},{}\n",
+                cell.members,
+                cell.sample.join(" ")
+            ));
+        }
+        out
+    }
+}
+
+fn cells<S: serde::Serializer>(
+    matrix: &BTreeMap<(String, String), Cell>,
+    serializer: S,
+) -> Result<S::Ok, S::Error> {
+    #[derive(Serialize)]
+    struct Row<'a> {
+        from: &'a str,
+        to: &'a str,
+        members: u64,
+        sample: &'a [String],
+    }
+    serializer.collect_seq(matrix.iter().map(|((from, to), cell)| Row {
+        from,
+        to,
+        members: cell.members,
+        sample: &cell.sample,
+    }))
+}
+
+fn add_to(totals: &mut BTreeMap<String, TierTotals>, tier: &str, points: i64) {
+    let entry = totals.entry(tier.to_owned()).or_default();
+    entry.members += 1;
+    entry.points = entry.points.saturating_add(points);
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use chrono::TimeZone;
+
+    use super::*;
+
+    #[test]
+    fn moves_and_totals_add_up() {
+        let rules = crate::rules::load(Path::new("rules/example.yaml")).expect("example");
+        let mut cheaper = rules.clone();
+        cheaper.version = "cheap".into();
+        if let Some(crate::rules::Condition::Any(list)) = cheaper.tiers[1].qualify.as_mut() {
+            list[0] = crate::rules::Condition::AtLeast {
+                metric: crate::rules::Metric::QualifyingPoints,
+                threshold: 100,
+            };
+        }
+        let at = Utc
+            .with_ymd_and_hms(2026, 6, 1, 0, 0, 0)
+            .single()
+            .expect("valid");
+        let mut simulation = Simulation::new(&cheaper, at);
+        for (i, points) in [50, 150, 150, 900].into_iter().enumerate() {
+            let mut member = MemberState::new(&format!("m{i}"), "bronze", at);
+            member.record_purchase("t", 100, points, at, None);
+            simulation.add(&cheaper, &member);
+        }
+        assert_eq!(simulation.members, 4);
+        assert_eq!(simulation.moved(), 3);
+        let cell = &simulation.matrix[&("bronze".to_owned(), "silver".to_owned())];
+        assert_eq!(cell.members, 3);
+        assert_eq!(cell.sample, ["m1", "m2", "m3"]);
+        assert_eq!(
+            simulation.after["silver"],
+            TierTotals {
+                members: 3,
+                points: 1_200
+            }
+        );
+        assert_eq!(simulation.before["bronze"].points, 1_250);
+        assert_eq!(simulation.share(3), "75.0%");
+        assert!(
+            simulation
+                .to_table(&["bronze".into(), "silver".into()])
+                .contains("3 would change tier")
+        );
+        assert!(simulation.to_csv().contains("bronze,silver,3,m1 m2 m3"));
+        let json = serde_json::to_value(&simulation).expect("json");
+        assert_eq!(json["matrix"][1]["to"], "silver");
+    }
+}

@@ -1,0 +1,92 @@
+//! What-if simulation over the stored members: the right migrations, and
+//! provably read-only (the data is byte-identical before and after).
+
+use crate::{harness::TestServer, process::tierd};
+
+fn backup_bytes(data: &std::path::Path, out: &std::path::Path) -> Vec<u8> {
+    let made = tierd()
+        .args(["backup", "--out"])
+        .arg(out)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("tierd runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    std::fs::read(out).expect("backup")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_reports_migrations_and_writes_nothing() {
+    let mut server = TestServer::start().await;
+    server.buy("ann", "p1", 30_000).await; // 325 points: bronze
+    server.buy("ben", "p2", 60_000).await; // 625 points: silver
+    server.buy("cid", "p3", 10_000).await; // 100 points: bronze
+    let dir = server.stop().await;
+    let data = dir.path().join("data");
+    let work = tempfile::TempDir::new().expect("temp dir");
+    let candidate = work.path().join("candidate.yaml");
+    let example = std::fs::read_to_string(crate::harness::example_rules()).expect("example");
+    std::fs::write(
+        &candidate,
+        example
+            .replace("version: \"2026.1\"", "version: \"2027.1\"")
+            .replace("qualifying_points: 500", "qualifying_points: 300"),
+    )
+    .expect("write candidate");
+
+    let before = backup_bytes(&data, &work.path().join("before"));
+    let output = tierd()
+        .args([
+            "simulate",
+            "--format",
+            "json",
+            "--as-of",
+            "2026-03-02T12:00:00Z",
+            "--rules",
+        ])
+        .arg(&candidate)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("tierd runs");
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    let after = backup_bytes(&data, &work.path().join("after"));
+    assert_eq!(before, after, "simulate must not write");
+
+    let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
+    assert_eq!(report["candidate_version"], "2027.1");
+    assert_eq!(report["members"], 3);
+    let moved: Vec<&serde_json::Value> = report["matrix"]
+        .as_array()
+        .expect("cells")
+        .iter()
+        .filter(|c| c["from"] != c["to"])
+        .collect();
+    assert_eq!(moved.len(), 1);
+    assert_eq!(
+        (moved[0]["from"].as_str(), moved[0]["to"].as_str()),
+        (Some("bronze"), Some("silver"))
+    );
+    assert_eq!(moved[0]["sample"], serde_json::json!(["ann"]));
+    assert_eq!(report["after"]["silver"]["members"], 2);
+    assert_eq!(report["after"]["silver"]["points"], 325 + 625);
+
+    let table = tierd()
+        .args(["simulate", "--as-of", "2026-03-02T12:00:00Z", "--rules"])
+        .arg(&candidate)
+        .arg("--data")
+        .arg(&data)
+        .output()
+        .expect("tierd runs");
+    let text = String::from_utf8_lossy(&table.stdout);
+    assert!(text.contains("3 members, 1 would change tier"), "{text}");
+    assert!(text.contains("bronze -> silver: 1 (e.g. ann)"), "{text}");
+}
