@@ -45,6 +45,8 @@ pub enum Action {
     Backup,
     /// Putting rules in force (reload).
     ChangeRules,
+    /// Simulating candidate rules over all members.
+    Simulate,
 }
 
 impl Role {
@@ -53,7 +55,10 @@ impl Role {
         match self {
             Role::Admin => true,
             Role::Pos => matches!(action, Action::RecordEvents | Action::Read),
-            Role::Marketing => matches!(action, Action::Read | Action::ChangeRules),
+            Role::Marketing => matches!(
+                action,
+                Action::Read | Action::ChangeRules | Action::Simulate
+            ),
             Role::Reporting => action == Action::Read,
         }
     }

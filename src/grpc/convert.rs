@@ -13,6 +13,7 @@ use crate::{
     program::{
         Adjustment, OverrideCommand, ProgramError, Purchase, Recorded, Redemption, Return, Upsert,
     },
+    simulate::Simulation,
     store::RulesVersion,
 };
 
@@ -260,5 +261,40 @@ impl From<ReloadFailure> for pb::ReloadFailure {
             at: Some(timestamp(f.at)),
             diagnostics: f.diagnostics,
         }
+    }
+}
+
+/// A simulation as the reply shows it, tiers in ladder order.
+pub fn simulation_reply(simulation: Simulation, tiers: &[String]) -> pb::SimulateRulesResponse {
+    let moved = simulation.moved();
+    let summaries = tiers
+        .iter()
+        .map(|tier| {
+            let before = simulation.before.get(tier).copied().unwrap_or_default();
+            let after = simulation.after.get(tier).copied().unwrap_or_default();
+            pb::TierSummary {
+                tier_id: tier.clone(),
+                members_before: before.members,
+                points_before: before.points,
+                members_after: after.members,
+                points_after: after.points,
+            }
+        })
+        .collect();
+    pb::SimulateRulesResponse {
+        candidate_version: simulation.candidate_version,
+        members: simulation.members,
+        moved,
+        cells: simulation
+            .matrix
+            .into_iter()
+            .map(|((from_tier, to_tier), cell)| pb::MigrationCell {
+                from_tier,
+                to_tier,
+                members: cell.members,
+                sample: cell.sample,
+            })
+            .collect(),
+        tiers: summaries,
     }
 }

@@ -373,6 +373,25 @@ impl Loyalty for LoyaltyApi {
         }))
     }
 
+    async fn simulate_rules(
+        &self,
+        request: Request<pb::SimulateRulesRequest>,
+    ) -> Answer<pb::SimulateRulesResponse> {
+        let _admitted = self.admit(&request, Action::Simulate)?;
+        let request = request.into_inner();
+        let as_of = time_from("as_of", request.as_of).map_err(status_of)?;
+        let candidate = crate::rules::parse(std::path::Path::new("candidate"), &request.rules_text)
+            .map_err(|d| Status::invalid_argument(format!("rules_text: {d}")))?;
+        let tiers: Vec<String> = candidate.tiers.iter().map(|t| t.id.clone()).collect();
+        // Reading every member is long work: keep it off the async workers.
+        let program = Arc::clone(&self.program);
+        let simulation = tokio::task::spawn_blocking(move || program.simulate(&candidate, as_of))
+            .await
+            .map_err(|_| Status::internal("the simulation failed"))?
+            .map_err(status_of)?;
+        Ok(Response::new(convert::simulation_reply(simulation, &tiers)))
+    }
+
     async fn list_rules_versions(
         &self,
         request: Request<pb::ListRulesVersionsRequest>,

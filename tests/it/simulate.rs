@@ -90,3 +90,53 @@ async fn simulate_reports_migrations_and_writes_nothing() {
     assert!(text.contains("3 members, 1 would change tier"), "{text}");
     assert!(text.contains("bronze -> silver: 1 (e.g. ann)"), "{text}");
 }
+
+#[tokio::test]
+async fn the_simulate_rules_call_answers_from_the_running_service() {
+    let mut server = TestServer::start().await;
+    server.buy("ann", "p1", 30_000).await; // 325 points: bronze
+    server.buy("ben", "p2", 60_000).await; // 625 points: silver
+    let example = std::fs::read_to_string(crate::harness::example_rules()).expect("example");
+    let candidate = example.replace("qualifying_points: 500", "qualifying_points: 300");
+    let request = tierd::grpc::pb::SimulateRulesRequest {
+        rules_text: candidate,
+        as_of: None,
+    };
+    let report = server
+        .client
+        .simulate_rules(request)
+        .await
+        .expect("simulated")
+        .into_inner();
+    assert_eq!((report.members, report.moved), (2, 1));
+    let silver = report
+        .tiers
+        .iter()
+        .find(|t| t.tier_id == "silver")
+        .expect("silver");
+    assert_eq!((silver.members_before, silver.members_after), (1, 2));
+    assert_eq!(silver.points_after, 325 + 625);
+    let moved = report
+        .cells
+        .iter()
+        .find(|c| c.from_tier != c.to_tier)
+        .expect("a move");
+    assert_eq!(moved.sample, ["ann"]);
+    // Nothing changed for real.
+    assert_eq!(server.member("ann").await.tier_id, "bronze");
+
+    let broken = tierd::grpc::pb::SimulateRulesRequest {
+        rules_text: "program: x\n".into(),
+        as_of: None,
+    };
+    let status = server
+        .client
+        .simulate_rules(broken)
+        .await
+        .expect_err("invalid candidate");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().starts_with("rules_text: candidate:"),
+        "{status:?}"
+    );
+}
