@@ -15,6 +15,7 @@
 //! - [`store`]: sled layout, atomic commits, group fsync.
 //! - [`program`]: commands in, validated, applied, committed durably.
 //! - [`simulate`]: what-if: candidate rules over the stored members.
+//! - [`seed`]: realistic synthetic members for benchmarks and demos.
 //! - [`grpc`]: thin tonic handlers, conversions, status mapping, `serve`.
 //! - [`config`]: defaults, config file, environment, flags.
 //! - [`digest`]: the SHA-256 helper for content hashes.
@@ -33,5 +34,6 @@ pub mod money;
 pub mod program;
 pub mod rules;
 pub mod script;
+pub mod seed;
 pub mod simulate;
 pub mod store;

@@ -26,7 +26,7 @@ use crate::{
     live_rules::{LiveRules, ReloadError, ReloadFailure},
     rules::RuleSet,
     simulate::Simulation,
-    store::{Commit, RulesVersion, Store, StoreError, Writer},
+    store::{Commit, RawMember, RulesVersion, Store, StoreError, Writer},
 };
 
 /// Where the time comes from: the system clock in production, a fixed or
@@ -659,22 +659,64 @@ impl Program {
     }
 
     /// How `candidate` rules would place every stored member as of
-    /// `as_of` (default now). Reads only: nothing is written.
+    /// `as_of` (default now). Reads only: nothing is written. One thread
+    /// walks the store; the members are decoded and evaluated on all cores.
     ///
     /// # Errors
-    /// On a storage failure.
+    /// On a storage failure or an undecodable record.
     pub fn simulate(
         &self,
         candidate: &RuleSet,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<Simulation, ProgramError> {
-        let mut simulation = Simulation::new(candidate, as_of.unwrap_or_else(|| (self.clock)()));
-        for id in self.store.member_ids() {
-            if let Some(member) = self.store.member(&id?)? {
-                simulation.add(candidate, &member);
+        let as_of = as_of.unwrap_or_else(|| (self.clock)());
+        let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let outcome = std::thread::scope(|scope| {
+            let mut queues = Vec::with_capacity(workers);
+            let mut handles = Vec::with_capacity(workers);
+            for _ in 0..workers {
+                let (queue, batches) = std::sync::mpsc::sync_channel::<Vec<RawMember>>(4);
+                queues.push(queue);
+                handles.push(scope.spawn(move || -> Result<Simulation, StoreError> {
+                    let mut part = Simulation::new(candidate, as_of);
+                    for batch in batches {
+                        for raw in batch {
+                            part.add(candidate, &raw.decode()?);
+                        }
+                    }
+                    Ok(part)
+                }));
             }
-        }
-        Ok(simulation)
+            let mut batch = Vec::with_capacity(SIMULATION_BATCH);
+            let mut next = 0;
+            let mut walked = Ok(());
+            for raw in self.store.raw_members() {
+                match raw {
+                    Ok(raw) => batch.push(raw),
+                    Err(err) => {
+                        walked = Err(err);
+                        break;
+                    }
+                }
+                if batch.len() == SIMULATION_BATCH {
+                    // A worker that stopped has an error to report below.
+                    let _ = queues[next % workers].send(std::mem::take(&mut batch));
+                    next += 1;
+                }
+            }
+            let _ = queues[next % workers].send(batch);
+            drop(queues);
+            let mut total = Simulation::new(candidate, as_of);
+            for handle in handles {
+                // A worker panic is a bug, not bad input: let it surface as one.
+                let part = handle
+                    .join()
+                    .unwrap_or_else(|panic| std::panic::resume_unwind(panic))?;
+                total.merge(part);
+            }
+            walked.map(|()| total)
+        });
+        Ok(outcome?)
     }
 
     /// A consistent backup of all data (see [`Writer::snapshot`]).
@@ -724,6 +766,9 @@ impl Program {
         Ok(report)
     }
 }
+
+/// Members handed to a simulation worker at a time.
+const SIMULATION_BATCH: usize = 1024;
 
 /// Members evaluated per writer job in a sweep.
 const EVALUATION_CHUNK: usize = 256;

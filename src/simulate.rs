@@ -93,6 +93,28 @@ impl Simulation {
         }
     }
 
+    /// Adds the members counted in `other` (a simulation of the same
+    /// candidate over other members); samples stay capped.
+    pub fn merge(&mut self, other: Simulation) {
+        self.members += other.members;
+        for (key, cell) in other.matrix {
+            let mine = self.matrix.entry(key).or_default();
+            mine.members += cell.members;
+            let room = SAMPLES_PER_CELL.saturating_sub(mine.sample.len());
+            mine.sample.extend(cell.sample.into_iter().take(room));
+        }
+        for (mine, theirs) in [
+            (&mut self.before, other.before),
+            (&mut self.after, other.after),
+        ] {
+            for (tier, totals) in theirs {
+                let entry = mine.entry(tier).or_default();
+                entry.members += totals.members;
+                entry.points = entry.points.saturating_add(totals.points);
+            }
+        }
+    }
+
     /// Members whose tier would change.
     pub fn moved(&self) -> u64 {
         self.matrix

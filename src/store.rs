@@ -100,6 +100,22 @@ pub enum StoreError {
     Durability(String),
 }
 
+/// A member record as stored, decoded only when needed.
+pub struct RawMember {
+    key: sled::IVec,
+    value: sled::IVec,
+}
+
+impl RawMember {
+    /// The member's state.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an undecodable record.
+    pub fn decode(&self) -> Result<MemberState, StoreError> {
+        decode(&self.key, &self.value)
+    }
+}
+
 /// Everything one request writes, committed together by [`Writer::commit`].
 #[derive(Debug, Default)]
 pub struct Commit {
@@ -279,6 +295,15 @@ impl Store {
             entries.push(entry);
         }
         Ok((entries, false))
+    }
+
+    /// Every member's stored record, undecoded, in key order: for whole-store
+    /// reads that decode on several threads ([`RawMember::decode`]).
+    pub fn raw_members(&self) -> impl Iterator<Item = Result<RawMember, StoreError>> + '_ {
+        self.tree.scan_prefix(b"m/").map(|item| {
+            item.map(|(key, value)| RawMember { key, value })
+                .map_err(StoreError::from)
+        })
     }
 
     /// Every member id, in key order.
