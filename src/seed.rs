@@ -21,19 +21,28 @@ const BATCH: usize = 5_000;
 
 const REGIONS: [&str; 5] = ["north", "south", "east", "west", "flagship"];
 
-/// A small xorshift generator: reproducible, no dependency.
-struct Rng(u64);
+/// A small xorshift generator: reproducible from its seed, no dependency.
+/// Good for test data and load; not for anything secret.
+#[derive(Debug, Clone)]
+pub struct Rng(u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    /// A generator from `seed` (any value; zero is made odd).
+    pub fn new(seed: u64) -> Self {
+        Self(seed | 1)
+    }
+
+    /// The next pseudo-random number.
+    pub fn next_u64(&mut self) -> u64 {
         self.0 ^= self.0 << 13;
         self.0 ^= self.0 >> 7;
         self.0 ^= self.0 << 17;
         self.0
     }
 
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
+    /// A number in `0..n` (0 when `n` is 0).
+    pub fn below(&mut self, n: u64) -> u64 {
+        self.next_u64() % n.max(1)
     }
 }
 
@@ -98,7 +107,7 @@ pub async fn seed(
     seed: u64,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
-    let mut rng = Rng(seed | 1);
+    let mut rng = Rng::new(seed);
     let mut written = 0;
     while written < count {
         let batch: Vec<MemberState> = (written..count.min(written + BATCH as u64))

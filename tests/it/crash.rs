@@ -22,25 +22,9 @@ use tierd::grpc::{
     convert::timestamp,
     pb::{self, loyalty_client::LoyaltyClient},
 };
+use tierd::seed::Rng;
 
 const MEMBERS: usize = 6;
-
-/// A tiny xorshift generator: reproducible from its seed, no dependency.
-#[derive(Clone)]
-struct Rng(u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 ^= self.0 << 13;
-        self.0 ^= self.0 >> 7;
-        self.0 ^= self.0 << 17;
-        self.0
-    }
-
-    fn below(&mut self, n: u64) -> u64 {
-        self.next() % n.max(1)
-    }
-}
 
 /// One request as sent, so that a retry resends exactly the same payload.
 #[derive(Clone, Debug)]
@@ -218,7 +202,7 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
         .unwrap_or(3);
     let seed = seed();
     println!("crash test: {loops} kill points, TIERD_CRASH_SEED={seed}");
-    let mut rng = Rng(seed);
+    let mut rng = Rng::new(seed);
     let dir = TempDir::new().expect("temp dir");
     let data = dir.path().join("data");
     let members: Vec<String> = (0..MEMBERS).map(|m| format!("crash-member-{m}")).collect();
@@ -230,7 +214,7 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
         let workers: Vec<_> = members
             .iter()
             .map(|member| {
-                let worker_rng = Rng(rng.next() | 1);
+                let worker_rng = Rng::new(rng.next_u64());
                 tokio::spawn(drive_member(
                     LoyaltyClient::new(channel.clone()),
                     member.clone(),
