@@ -292,7 +292,14 @@ impl Program {
     /// # Errors
     /// On a storage failure.
     pub async fn go_live(&self) -> Result<RulesVersion, ProgramError> {
-        Ok(self.rules.go_live(&self.store).await?)
+        Ok(self.rules.go_live(&self.store, (self.clock)()).await?)
+    }
+
+    /// The rules in force at `now`, after putting a staged version live if
+    /// its time has come.
+    async fn rules_at(&self, now: DateTime<Utc>) -> Result<Arc<RuleSet>, ProgramError> {
+        self.rules.activate_due(&self.store, now).await?;
+        Ok(self.rules.current())
     }
 
     /// Re-reads the rules file; see [`LiveRules::reload`].
@@ -310,9 +317,14 @@ impl Program {
             })
     }
 
-    /// The version in force and the last failed reload, if any.
-    pub fn rules_status(&self) -> (RulesVersion, Option<ReloadFailure>) {
-        (self.rules.active(), self.rules.last_failure())
+    /// The version in force, the staged one if any, and the last failed
+    /// reload, if any.
+    pub fn rules_status(&self) -> (RulesVersion, Option<RulesVersion>, Option<ReloadFailure>) {
+        (
+            self.rules.active(),
+            self.rules.scheduled(),
+            self.rules.last_failure(),
+        )
     }
 
     /// Every rules version that went live, oldest first.
@@ -328,8 +340,8 @@ impl Program {
     /// # Errors
     /// Invalid fields, a reused transaction id, or a storage failure.
     pub async fn record_purchase(&self, cmd: Purchase) -> Result<Recorded, ProgramError> {
-        let rules = self.rules();
         let now = (self.clock)();
+        let rules = self.rules_at(now).await?;
         let key = WriteKey::of(now, &cmd)?;
         validate_amount("amount_minor", cmd.amount_minor)?;
         validate_currency(&rules, &cmd.currency, false)?;
@@ -389,8 +401,8 @@ impl Program {
     /// Invalid fields, an unknown original (`NotFound`), an amount above
     /// what remains unreturned, a reused transaction id, or a storage failure.
     pub async fn record_return(&self, cmd: Return) -> Result<Recorded, ProgramError> {
-        let rules = self.rules();
         let now = (self.clock)();
+        let rules = self.rules_at(now).await?;
         let key = WriteKey::of(now, &cmd)?;
         validate_id("original_transaction_id", &cmd.original_transaction_id)?;
         validate_amount("amount_minor", cmd.amount_minor)?;
@@ -510,7 +522,7 @@ impl Program {
             + Send
             + 'static,
     {
-        let rules = self.rules();
+        let rules = self.rules_at(key.now).await?;
         self.store
             .write(move |writer| record(&rules, writer, key, apply))
             .await?
@@ -518,12 +530,12 @@ impl Program {
 
     /// Runs a change of one member's state on the writer thread, answered
     /// once durable. Used by the writes that carry no transaction id.
-    async fn change_member<T, F>(&self, change: F) -> Result<T, ProgramError>
+    async fn change_member<T, F>(&self, now: DateTime<Utc>, change: F) -> Result<T, ProgramError>
     where
         T: Send + 'static,
         F: FnOnce(&RuleSet, &mut Writer) -> Result<T, ProgramError> + Send + 'static,
     {
-        let rules = self.rules();
+        let rules = self.rules_at(now).await?;
         self.store
             .write(move |writer| change(&rules, writer))
             .await?
@@ -574,7 +586,7 @@ impl Program {
             ));
         }
         validate_text("reason", &cmd.reason)?;
-        let rules = self.rules();
+        let rules = self.rules_at(now).await?;
         if cmd.mode.is_some() && rules.tier_index(&cmd.tier_id).is_none() {
             let known: Vec<&str> = rules.tiers.iter().map(|t| t.id.as_str()).collect();
             return Err(invalid(
@@ -589,7 +601,7 @@ impl Program {
         if cmd.until.is_some_and(|until| until <= now) {
             return Err(invalid("until", "must lie in the future"));
         }
-        self.change_member(move |rules, writer| {
+        self.change_member(now, move |rules, writer| {
             let mut member = writer
                 .member(&cmd.member_id)?
                 .ok_or_else(|| unknown_member(&cmd.member_id))?;
@@ -626,7 +638,7 @@ impl Program {
             validate_occurred_at(Some(at), now)
                 .map_err(|_| invalid("enrolled_at", "must not lie in the future"))?;
         }
-        self.change_member(move |rules, writer| {
+        self.change_member(now, move |rules, writer| {
             let existing = writer.member(&cmd.member_id)?;
             let enrolled_at = cmd.enrolled_at.unwrap_or(now);
             let (mut member, mut changes) =

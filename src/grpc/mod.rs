@@ -353,9 +353,10 @@ impl Loyalty for LoyaltyApi {
         request: Request<pb::GetRulesRequest>,
     ) -> Answer<pb::GetRulesResponse> {
         let _admitted = self.admit(&request, Action::Read)?;
-        let (active, last_failure) = self.program.rules_status();
+        let (active, scheduled, last_failure) = self.program.rules_status();
         Ok(Response::new(pb::GetRulesResponse {
             active: Some(active.into()),
+            scheduled: scheduled.map(Into::into),
             last_failure: last_failure.map(Into::into),
             script_failures: crate::script::failures(),
         }))
@@ -367,9 +368,11 @@ impl Loyalty for LoyaltyApi {
     ) -> Answer<pb::ReloadRulesResponse> {
         let _admitted = self.admit(&request, Action::ChangeRules)?;
         let (active, changed) = self.program.reload_rules().await.map_err(status_of)?;
+        let (_, scheduled, _) = self.program.rules_status();
         Ok(Response::new(pb::ReloadRulesResponse {
             active: Some(active.into()),
             changed,
+            scheduled: scheduled.map(Into::into),
         }))
     }
 

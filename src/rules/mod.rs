@@ -144,6 +144,9 @@ pub struct RuleSet {
     pub source: String,
     /// SHA-256 of `source`, hex: identifies a version whatever its label.
     pub content_hash: String,
+    /// When a reloaded file goes live by itself (staged ahead, e.g. for the
+    /// programme's new year); `None`: as soon as it is loaded.
+    pub effective_from: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 impl RuleSet {
@@ -166,6 +169,8 @@ impl RuleSet {
 struct RulesFile {
     program: String,
     version: String,
+    #[serde(default)]
+    effective_from: Option<chrono::DateTime<chrono::Utc>>,
     currency: CurrencyCode,
     window: Window,
     earning: EarningFile,
@@ -354,6 +359,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Problem> {
         demotion,
         source: String::new(),
         content_hash: String::new(),
+        effective_from: raw.effective_from,
     })
 }
 

@@ -27,6 +27,16 @@ async fn reload(server: &mut TestServer) -> Result<pb::ReloadRulesResponse, toni
         .map(tonic::Response::into_inner)
 }
 
+async fn versions(server: &mut TestServer) -> Vec<pb::RulesVersion> {
+    server
+        .client
+        .list_rules_versions(pb::ListRulesVersionsRequest {})
+        .await
+        .expect("versions")
+        .into_inner()
+        .versions
+}
+
 async fn rules(server: &mut TestServer) -> pb::GetRulesResponse {
     server
         .client
@@ -67,13 +77,7 @@ async fn a_valid_change_goes_live_at_once_and_is_recorded() {
     let active = rules(&mut server).await.active.expect("active");
     assert_eq!(active.version, "v2");
     assert_eq!(active.text, v2);
-    let versions = server
-        .client
-        .list_rules_versions(pb::ListRulesVersionsRequest {})
-        .await
-        .expect("versions")
-        .into_inner()
-        .versions;
+    let versions = versions(&mut server).await;
     let labels: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
     assert_eq!(labels, ["v1", "v2"]);
     assert_ne!(versions[0].content_hash, versions[1].content_hash);
@@ -138,4 +142,81 @@ async fn a_runaway_script_fails_its_evaluation_and_nothing_else() {
     assert_eq!(bought.tier_change, None, "a failed condition is not met");
     assert_eq!(server.member("m").await.tier_id, "member");
     assert!(rules(&mut server).await.script_failures > before);
+}
+
+/// A version with `effective_from` ahead is staged: shown, not used, and
+/// live by itself from that moment, without anyone reloading again.
+#[tokio::test]
+async fn a_staged_version_goes_live_by_itself_at_its_time() {
+    let mut server = TestServer::with_rules(V1).await;
+    let start = server.clock.now();
+    let go_live = (start + chrono::TimeDelta::days(10)).to_rfc3339();
+    let staged = V1
+        .replace(
+            "version: v1",
+            &format!("version: v2\neffective_from: {go_live}"),
+        )
+        .replace("qualifying_points: 100", "qualifying_points: 50");
+    std::fs::write(server.rules_path(), &staged).expect("stage rules");
+    let reloaded = reload(&mut server).await.expect("valid file");
+    assert!(!reloaded.changed, "staged, not live");
+    assert_eq!(reloaded.scheduled.expect("scheduled").version, "v2");
+    let state = rules(&mut server).await;
+    assert_eq!(state.active.expect("active").version, "v1");
+    let scheduled = state.scheduled.expect("scheduled");
+    assert_eq!(
+        scheduled.activated_at.map(|t| t.seconds),
+        Some((start + chrono::TimeDelta::days(10)).timestamp())
+    );
+
+    let before = server.buy("m", "t1", 6_000).await; // 60 points
+    assert_eq!(
+        before.member.expect("member").tier_id,
+        "member",
+        "v1: 60 < 100"
+    );
+
+    server.clock.advance(chrono::TimeDelta::days(11));
+    let after = server.buy("m", "t2", 100).await;
+    let change = after.tier_change.expect("promoted under v2");
+    assert_eq!(change.rules_version, "v2");
+    let state = rules(&mut server).await;
+    assert_eq!(state.active.expect("active").version, "v2");
+    assert_eq!(state.scheduled, None);
+    let versions = versions(&mut server).await;
+    assert_eq!(
+        versions
+            .iter()
+            .map(|v| v.version.as_str())
+            .collect::<Vec<_>>(),
+        ["v1", "v2"]
+    );
+
+    // A restart before the time would run v1 and keep v2 staged; after it,
+    // the staged file is simply the running version.
+    let mut server = server.restart().await;
+    assert_eq!(
+        rules(&mut server).await.active.expect("active").version,
+        "v2"
+    );
+}
+
+#[tokio::test]
+async fn a_restart_before_the_staged_time_keeps_running_the_live_version() {
+    let mut server = TestServer::with_rules(V1).await;
+    let go_live = (server.clock.now() + chrono::TimeDelta::days(10)).to_rfc3339();
+    let staged = V1.replace(
+        "version: v1",
+        &format!("version: v2\neffective_from: {go_live}"),
+    );
+    std::fs::write(server.rules_path(), &staged).expect("stage rules");
+    reload(&mut server).await.expect("staged");
+    let mut server = server.restart().await;
+    let state = rules(&mut server).await;
+    assert_eq!(
+        state.active.expect("active").version,
+        "v1",
+        "the file is staged, v1 stays live"
+    );
+    assert_eq!(state.scheduled.expect("still staged").version, "v2");
 }
