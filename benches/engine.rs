@@ -64,6 +64,8 @@ fn benches(c: &mut Criterion) {
         channel: "pos",
         store_id: "s1",
         tags: &tags,
+        occurred_at: at,
+        tier_id: "silver",
     };
     c.bench_function("earning/points_with_bonus_script", |b| {
         b.iter(|| engine::points_for_purchase(black_box(&rules), purchase, subject))

@@ -400,10 +400,15 @@ pub struct PurchaseFacts<'a> {
     pub store_id: &'a str,
     /// Purchase tags.
     pub tags: &'a [String],
+    /// When the purchase happened (campaigns are time-boxed).
+    pub occurred_at: DateTime<Utc>,
+    /// The member's tier before the purchase (campaigns may target tiers).
+    pub tier_id: &'a str,
 }
 
 /// Points earned by a purchase: spend x rate x channel multiplier x the
-/// largest tag multiplier, rounded down, plus the bonus script (which counts
+/// largest tag multiplier x the largest active campaign multiplier,
+/// rounded down, plus the bonus script (which counts
 /// as 0 if it fails or is negative). Exact integer arithmetic throughout.
 pub fn points_for_purchase(
     rules: &RuleSet,
@@ -416,26 +421,50 @@ pub fn points_for_purchase(
         .get(purchase.channel)
         .copied()
         .unwrap_or(Rate::ONE);
-    let tag = purchase
-        .tags
+    let tag = largest(
+        purchase
+            .tags
+            .iter()
+            .filter_map(|t| earning.tag_multipliers.get(t))
+            .copied(),
+    );
+    let campaign = largest(
+        rules
+            .campaigns
+            .iter()
+            .filter(|c| {
+                c.applies(
+                    purchase.occurred_at,
+                    purchase.channel,
+                    purchase.tags,
+                    purchase.tier_id,
+                )
+            })
+            .map(|c| c.multiplier),
+    );
+    let rates = [earning.points_per_unit, channel, tag, campaign];
+    let numerator = rates
         .iter()
-        .filter_map(|t| earning.tag_multipliers.get(t))
-        .copied()
+        .fold(i128::from(purchase.amount_minor), |n, r| {
+            n * i128::from(r.numerator)
+        });
+    let denominator = rates
+        .iter()
+        .fold(i128::from(rules.currency.minor_per_major()), |d, r| {
+            d * i128::from(r.denominator)
+        });
+    let base = i64::try_from(numerator / denominator.max(1)).unwrap_or(i64::MAX);
+    base.saturating_add(bonus_points(rules, purchase, subject))
+}
+
+/// The largest of some rates, compared exactly; 1 when there are none.
+fn largest(rates: impl Iterator<Item = Rate>) -> Rate {
+    rates
         .max_by(|a, b| {
             (i128::from(a.numerator) * i128::from(b.denominator))
                 .cmp(&(i128::from(b.numerator) * i128::from(a.denominator)))
         })
-        .unwrap_or(Rate::ONE);
-    let numerator = i128::from(purchase.amount_minor)
-        * i128::from(earning.points_per_unit.numerator)
-        * i128::from(channel.numerator)
-        * i128::from(tag.numerator);
-    let denominator = i128::from(rules.currency.minor_per_major())
-        * i128::from(earning.points_per_unit.denominator)
-        * i128::from(channel.denominator)
-        * i128::from(tag.denominator);
-    let base = i64::try_from(numerator / denominator.max(1)).unwrap_or(i64::MAX);
-    base.saturating_add(bonus_points(rules, purchase, subject))
+        .unwrap_or(Rate::ONE)
 }
 
 fn bonus_points(rules: &RuleSet, purchase: PurchaseFacts<'_>, subject: Subject<'_>) -> i64 {

@@ -364,6 +364,8 @@ impl Program {
                 channel: &cmd.channel,
                 store_id: &cmd.store_id,
                 tags: &cmd.tags,
+                occurred_at,
+                tier_id: &member.tier.tier_id,
             };
             let subject = Subject {
                 metrics: &metrics,

@@ -74,6 +74,8 @@ fn member(rules: &RuleSet, rng: &mut Rng, index: u64, now: DateTime<Utc>) -> Mem
             channel,
             store_id: "store-1",
             tags: &[],
+            occurred_at: at,
+            tier_id: &member.tier.tier_id,
         };
         let points = engine::points_for_purchase(rules, facts, subject);
         member.record_purchase(

@@ -181,6 +181,8 @@ fn earning_multiplies_exactly() {
         channel,
         store_id: "s1",
         tags,
+        occurred_at: day(0),
+        tier_id: "bronze",
     };
     assert_eq!(
         points_for_purchase(&rules, facts(9_999, "pos", &[]), subject),

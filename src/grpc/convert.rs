@@ -13,6 +13,7 @@ use crate::{
     program::{
         Adjustment, OverrideCommand, ProgramError, Purchase, Recorded, Redemption, Return, Upsert,
     },
+    rules::Campaign,
     simulate::Simulation,
     store::RulesVersion,
 };
@@ -296,5 +297,19 @@ pub fn simulation_reply(simulation: Simulation, tiers: &[String]) -> pb::Simulat
             })
             .collect(),
         tiers: summaries,
+    }
+}
+
+impl From<&Campaign> for pb::Campaign {
+    fn from(c: &Campaign) -> Self {
+        pb::Campaign {
+            name: c.name.clone(),
+            from: Some(timestamp(c.from)),
+            until: Some(timestamp(c.until)),
+            multiplier: c.multiplier.to_decimal_string(),
+            channels: c.channels.clone(),
+            tags: c.tags.clone(),
+            tiers: c.tiers.clone(),
+        }
     }
 }

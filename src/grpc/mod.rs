@@ -357,6 +357,13 @@ impl Loyalty for LoyaltyApi {
         Ok(Response::new(pb::GetRulesResponse {
             active: Some(active.into()),
             scheduled: scheduled.map(Into::into),
+            campaigns: self
+                .program
+                .rules()
+                .campaigns
+                .iter()
+                .map(Into::into)
+                .collect(),
             last_failure: last_failure.map(Into::into),
             script_failures: crate::script::failures(),
         }))

@@ -16,7 +16,8 @@
 //!
 //! Each case gives a member's metrics (money in major units, as in rules)
 //! and attributes, and expects the tier a member with those metrics
-//! qualifies for and/or the points a purchase earns. Cases run through the
+//! qualifies for and/or the points a purchase earns (made by a member in
+//! that tier, at `at` if given, so campaigns can be tested). Cases run through the
 //! same engine as the service.
 
 use std::{collections::BTreeMap, path::Path};
@@ -71,6 +72,9 @@ struct MetricsSpec {
 #[serde(deny_unknown_fields)]
 struct PurchaseSpec {
     amount: Money,
+    /// When it happens (campaigns are time-boxed); default: long ago.
+    #[serde(default)]
+    at: Option<DateTime<Utc>>,
     #[serde(default)]
     channel: String,
     #[serde(default)]
@@ -142,11 +146,14 @@ fn run(rules: &RuleSet, case: &Case) -> CaseResult {
         match &case.purchase {
             None => problems.push("expect_points needs a purchase".to_owned()),
             Some(purchase) => {
+                let tier = qualified_tier(rules, subject);
                 let facts = PurchaseFacts {
                     amount_minor: purchase.amount.0,
                     channel: &purchase.channel,
                     store_id: &purchase.store_id,
                     tags: &purchase.tags,
+                    occurred_at: purchase.at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+                    tier_id: &tier,
                 };
                 let points = engine::points_for_purchase(rules, facts, subject);
                 if points != expected.0 {

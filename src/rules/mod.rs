@@ -112,6 +112,46 @@ pub struct Earning {
     pub bonus: Option<Script>,
 }
 
+/// A time-boxed bonus: purchases in `[from, until)` that match every filter
+/// given earn `multiplier` times the points (the largest active campaign
+/// applies, on top of channel and tag multipliers).
+#[derive(Debug, Clone)]
+pub struct Campaign {
+    /// Shown to people ("Black Friday double points").
+    pub name: String,
+    /// First moment of the campaign.
+    pub from: chrono::DateTime<chrono::Utc>,
+    /// First moment after it.
+    pub until: chrono::DateTime<chrono::Utc>,
+    /// The points multiplier.
+    pub multiplier: Rate,
+    /// Only purchases through these channels; empty: any.
+    pub channels: Vec<String>,
+    /// Only purchases with one of these tags; empty: any.
+    pub tags: Vec<String>,
+    /// Only members in these tiers; empty: any.
+    pub tiers: Vec<String>,
+}
+
+impl Campaign {
+    /// Whether a purchase at `at` through `channel` with `tags` by a member
+    /// in `tier` gets this campaign.
+    pub fn applies(
+        &self,
+        at: chrono::DateTime<chrono::Utc>,
+        channel: &str,
+        tags: &[String],
+        tier: &str,
+    ) -> bool {
+        let allowed =
+            |list: &[String], value: &str| list.is_empty() || list.iter().any(|v| v == value);
+        (self.from..self.until).contains(&at)
+            && allowed(&self.channels, channel)
+            && allowed(&self.tiers, tier)
+            && (self.tags.is_empty() || tags.iter().any(|t| self.tags.contains(t)))
+    }
+}
+
 /// When a member falls from a tier.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Demotion {
@@ -144,6 +184,8 @@ pub struct RuleSet {
     pub source: String,
     /// SHA-256 of `source`, hex: identifies a version whatever its label.
     pub content_hash: String,
+    /// Time-boxed bonus campaigns.
+    pub campaigns: Vec<Campaign>,
     /// When a reloaded file goes live by itself (staged ahead, e.g. for the
     /// programme's new year); `None`: as soon as it is loaded.
     pub effective_from: Option<chrono::DateTime<chrono::Utc>>,
@@ -179,6 +221,23 @@ struct RulesFile {
     tiers: Vec<TierFile>,
     #[serde(default)]
     demotion: DemotionFile,
+    #[serde(default)]
+    campaigns: Vec<CampaignFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct CampaignFile {
+    name: String,
+    from: chrono::DateTime<chrono::Utc>,
+    until: chrono::DateTime<chrono::Utc>,
+    multiplier: Rate,
+    #[serde(default)]
+    channels: Vec<String>,
+    #[serde(default)]
+    tags: Vec<String>,
+    #[serde(default)]
+    tiers: Vec<String>,
 }
 
 #[derive(Deserialize)]
@@ -333,6 +392,7 @@ fn find_nth(text: &str, needle: &str, n: usize) -> Option<(usize, usize)> {
 
 fn compile(raw: RulesFile) -> Result<RuleSet, Problem> {
     let tiers = compile_tiers(raw.tiers)?;
+    let campaigns = compile_campaigns(raw.campaigns, &tiers)?;
     let demotion = compile_demotion(&raw.demotion, tiers.len())?;
     let points_expiry_months = match raw.points_expiry {
         None => None,
@@ -359,8 +419,42 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Problem> {
         demotion,
         source: String::new(),
         content_hash: String::new(),
+        campaigns,
         effective_from: raw.effective_from,
     })
+}
+
+fn compile_campaigns(raw: Vec<CampaignFile>, tiers: &[Tier]) -> Result<Vec<Campaign>, Problem> {
+    let known: Vec<&str> = tiers.iter().map(|t| t.id.as_str()).collect();
+    raw.into_iter()
+        .map(|c| {
+            let anchor = format!("name: {}", c.name);
+            if c.until <= c.from {
+                return Err(Problem::at(
+                    anchor,
+                    0,
+                    format!("campaign `{}` ends before it starts", c.name),
+                ));
+            }
+            if let Some(unknown) = c.tiers.iter().find(|t| !known.contains(&t.as_str())) {
+                let message = format!(
+                    "campaign `{}` names tier `{unknown}`, which the ladder does not have{}",
+                    c.name,
+                    condition::did_you_mean(unknown, &known)
+                );
+                return Err(Problem::at(anchor, 0, message));
+            }
+            Ok(Campaign {
+                name: c.name,
+                from: c.from,
+                until: c.until,
+                multiplier: c.multiplier,
+                channels: c.channels,
+                tags: c.tags,
+                tiers: c.tiers,
+            })
+        })
+        .collect()
 }
 
 fn compile_tiers(raw: Vec<TierFile>) -> Result<Vec<Tier>, Problem> {

@@ -132,3 +132,26 @@ fn money_follows_the_currency_wherever_it_is_written() {
         })
     ));
 }
+
+#[test]
+fn campaigns_are_checked() {
+    let campaign = |tiers: &str, until: &str| {
+        format!(
+            "{MINIMAL}campaigns:\n  - name: promo\n    from: 2026-01-01T00:00:00Z\n    until: {until}\n    multiplier: 2\n    tiers: [{tiers}]\n"
+        )
+    };
+    let rules = parse_text(&campaign("silver", "2026-02-01T00:00:00Z")).expect("valid");
+    assert_eq!(rules.campaigns.len(), 1);
+    assert_error(
+        &campaign("silvr", "2026-02-01T00:00:00Z"),
+        13,
+        5,
+        "names tier `silvr`, which the ladder does not have; did you mean `silver`?",
+    );
+    assert_error(
+        &campaign("silver", "2025-12-01T00:00:00Z"),
+        13,
+        5,
+        "ends before it starts",
+    );
+}

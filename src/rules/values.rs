@@ -153,6 +153,18 @@ impl Rate {
     /// Most decimals a rate may have.
     const MAX_DECIMALS: u32 = 4;
 
+    /// The rate as people write it: "2", "1.5", "0.25".
+    pub fn to_decimal_string(self) -> String {
+        let whole = self.numerator / self.denominator.max(1);
+        let fraction = self.numerator % self.denominator.max(1);
+        if fraction == 0 {
+            return whole.to_string();
+        }
+        let width = self.denominator.max(1).to_string().len() - 1;
+        let digits = format!("{fraction:0width$}");
+        format!("{whole}.{}", digits.trim_end_matches('0'))
+    }
+
     fn parse(text: &str) -> Result<Self, String> {
         let decimal = Decimal::parse(text).map_err(|e| e.to_string())?;
         let numerator = decimal
@@ -257,6 +269,9 @@ mod tests {
         assert_eq!(rate.numerator * 2, rate.denominator * 3);
         let rate: Rate = serde_yaml::from_str("\"0.25\"").expect("a rate");
         assert_eq!(rate.numerator * 4, rate.denominator);
+        assert_eq!(rate.to_decimal_string(), "0.25");
+        let two: Rate = serde_yaml::from_str("2").expect("a rate");
+        assert_eq!(two.to_decimal_string(), "2");
         assert!(serde_yaml::from_str::<Rate>("-1").is_err());
     }
 }

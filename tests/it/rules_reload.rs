@@ -220,3 +220,23 @@ async fn a_restart_before_the_staged_time_keeps_running_the_live_version() {
     );
     assert_eq!(state.scheduled.expect("still staged").version, "v2");
 }
+
+#[tokio::test]
+async fn an_active_campaign_multiplies_points_and_is_shown() {
+    let campaign = format!(
+        "{V1}campaigns:\n  - name: spring double\n    from: 2026-03-01T00:00:00Z\n    until: 2026-03-08T00:00:00Z\n    multiplier: 2\n    channels: [pos]\n"
+    );
+    let mut server = TestServer::with_rules(&campaign).await;
+    let during = server.buy("m", "t1", 1_000).await;
+    assert_eq!(during.points_earned, 20, "10.00 at the till, doubled");
+    server.clock.advance(chrono::TimeDelta::days(7));
+    let after = server.buy("m", "t2", 1_000).await;
+    assert_eq!(after.points_earned, 10, "the campaign is over");
+    let shown = rules(&mut server).await.campaigns;
+    assert_eq!(shown.len(), 1);
+    assert_eq!(
+        (shown[0].name.as_str(), shown[0].multiplier.as_str()),
+        ("spring double", "2")
+    );
+    assert_eq!(shown[0].channels, ["pos"]);
+}
