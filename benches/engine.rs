@@ -46,6 +46,7 @@ fn benches(c: &mut Criterion) {
         purchase_count: 4,
         lifetime_value_minor: 250_000,
         points_balance: 700,
+        activity_count: 2,
     };
     let attributes = BTreeMap::from([("region".to_owned(), "north".to_owned())]);
     let subject = Subject {

@@ -35,6 +35,8 @@ pub struct Metrics {
     pub lifetime_value_minor: i64,
     /// Redeemable points (visible to scripts; never a tier threshold).
     pub points_balance: i64,
+    /// Activities in the window (engagement).
+    pub activity_count: i64,
 }
 
 impl Metrics {
@@ -45,6 +47,7 @@ impl Metrics {
             Metric::PurchaseVolume => self.purchase_volume_minor,
             Metric::PurchaseCount => self.purchase_count,
             Metric::LifetimeValue => self.lifetime_value_minor,
+            Metric::ActivityCount => self.activity_count,
         }
     }
 }
@@ -66,6 +69,7 @@ impl<'a> Subject<'a> {
             purchase_count: self.metrics.purchase_count,
             lifetime_value: self.metrics.lifetime_value_minor,
             points_balance: self.metrics.points_balance,
+            activity_count: self.metrics.activity_count,
             attributes: Some(self.attributes),
             purchase: None,
         }
@@ -534,6 +538,7 @@ fn missing(
                     Metric::LifetimeValue => {
                         format!("reach {} more lifetime spend", currency.format_minor(gap))
                     }
+                    Metric::ActivityCount => format!("take part in {gap} more activities"),
                 }
             })
         }

@@ -33,7 +33,7 @@ use crate::{
 pub const DAY_RETENTION: TimeDelta = TimeDelta::days(31 * (Window::MAX_MONTHS as i64 + 1));
 
 /// Totals of one UTC day.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct DayTotals {
     /// Spend that day, minor units (returns netted).
     pub spend_minor: i64,
@@ -41,6 +41,10 @@ pub struct DayTotals {
     pub purchases: i64,
     /// Status points earned that day (returns and corrections netted).
     pub qualifying_points: i64,
+    /// Activities that day.
+    pub activities: i64,
+    /// Activities that day by kind, for the per-day and per-month caps.
+    pub activity_kinds: BTreeMap<String, i64>,
 }
 
 /// Points earned together, expiring together.
@@ -134,6 +138,7 @@ impl MemberState {
             metrics.qualifying_points = metrics
                 .qualifying_points
                 .saturating_add(totals.qualifying_points);
+            metrics.activity_count = metrics.activity_count.saturating_add(totals.activities);
         }
         metrics
     }
@@ -252,6 +257,36 @@ impl MemberState {
         }
         self.points_expired += expired;
         expired
+    }
+
+    /// Activities of `kind` already recorded on `at`'s day and in its
+    /// calendar month.
+    pub fn activities_of(&self, kind: &str, at: DateTime<Utc>) -> (i64, i64) {
+        let day = day_number(at);
+        let first = day_number(at.with_day(1).unwrap_or(at));
+        let of_kind = |t: &DayTotals| t.activity_kinds.get(kind).copied().unwrap_or(0);
+        let today = self.days.get(&day).map_or(0, of_kind);
+        let month = self.days.range(first..=day).map(|(_, t)| of_kind(t)).sum();
+        (today, month)
+    }
+
+    /// Records an activity on `at`'s day, earning `points` (status and
+    /// redeemable; 0 when a cap was reached: it still counts as engagement).
+    pub fn record_activity(
+        &mut self,
+        source: &str,
+        kind: &str,
+        points: i64,
+        at: DateTime<Utc>,
+        expiry_months: Option<u32>,
+    ) {
+        let day = self.day(at);
+        day.activities = day.activities.saturating_add(1);
+        *day.activity_kinds.entry(kind.to_owned()).or_default() += 1;
+        day.qualifying_points = day.qualifying_points.saturating_add(points);
+        if points > 0 {
+            self.earn(source, points, at, expiry_months);
+        }
     }
 
     /// Drops day totals too old for any window ending at or after `now`.
@@ -379,6 +414,8 @@ pub struct Outcome {
     pub points: i64,
     /// The tier changes the request caused, in order.
     pub tier_changes: Vec<HistoryEntry>,
+    /// True when a cap held an activity's points back.
+    pub capped: bool,
 }
 
 /// What is tracked of a purchase so that returns can refer to it.

@@ -146,6 +146,24 @@ pub struct Return {
     pub actor: String,
 }
 
+/// An activity that is not a purchase.
+#[derive(Debug, Clone, Serialize)]
+pub struct ActivityEvent {
+    /// The member; created if new.
+    pub member_id: String,
+    /// The idempotency key.
+    pub transaction_id: String,
+    /// A kind the rules list under `activities`.
+    pub kind: String,
+    /// When it happened; required.
+    pub occurred_at: Option<DateTime<Utc>>,
+    /// Free details, part of the fingerprint.
+    pub attributes: BTreeMap<String, String>,
+    /// The API key name that sent it (audit trail; not fingerprinted).
+    #[serde(skip)]
+    pub actor: String,
+}
+
 /// A staff adjustment of points.
 #[derive(Debug, Clone, Serialize)]
 pub struct Adjustment {
@@ -246,6 +264,7 @@ struct Applied {
     changes: Vec<Change>,
     purchase: Option<PurchaseTrack>,
     other_txns: Vec<(String, TxnRecord)>,
+    capped: bool,
 }
 
 impl Applied {
@@ -257,6 +276,7 @@ impl Applied {
             changes: changes.into_iter().collect(),
             purchase: None,
             other_txns: Vec::new(),
+            capped: false,
         }
     }
 }
@@ -392,7 +412,56 @@ impl Program {
                     points_reversed: 0,
                 }),
                 other_txns: Vec::new(),
+                capped: false,
             })
+        })
+        .await
+    }
+
+    /// Records an activity: points by its kind within the caps (0 when a
+    /// cap is reached: `points` of the outcome is 0), engagement always.
+    ///
+    /// # Errors
+    /// Invalid fields or an unknown kind, a reused transaction id, or a
+    /// storage failure.
+    pub async fn record_activity(&self, cmd: ActivityEvent) -> Result<Recorded, ProgramError> {
+        let now = (self.clock)();
+        let rules = self.rules_at(now).await?;
+        let key = WriteKey::of(now, &cmd)?;
+        let occurred_at = validate_occurred_at(cmd.occurred_at, now)?;
+        validate_attributes(&cmd.attributes)?;
+        let Some(activity) = rules.activities.get(&cmd.kind).cloned() else {
+            let known: Vec<&str> = rules.activities.keys().map(String::as_str).collect();
+            return Err(invalid(
+                "kind",
+                format!(
+                    "unknown activity {:?}; the rules know {}{}",
+                    cmd.kind,
+                    known.join(", "),
+                    crate::rules::did_you_mean(&cmd.kind, &known)
+                ),
+            ));
+        };
+        self.write(key, move |rules, _, existing| {
+            let (mut member, mut changes) =
+                member_or_new(rules, existing, &cmd.member_id, occurred_at.min(now));
+            member.expire(now);
+            let (today, month) = member.activities_of(&cmd.kind, occurred_at);
+            let capped = activity.max_per_day.is_some_and(|cap| today >= cap)
+                || activity.max_per_month.is_some_and(|cap| month >= cap);
+            let points = if capped { 0 } else { activity.points };
+            member.record_activity(
+                &cmd.transaction_id,
+                &cmd.kind,
+                points,
+                occurred_at,
+                rules.points_expiry_months,
+            );
+            changes.extend(evaluate_member(rules, &mut member, now));
+            let mut applied = Applied::on_member(member, points, None);
+            applied.changes = changes;
+            applied.capped = capped;
+            Ok(applied)
         })
         .await
     }
@@ -614,6 +683,7 @@ impl Program {
                 member: view(rules, &member, now),
                 points: 0,
                 tier_changes: history.clone(),
+                capped: false,
             };
             writer.commit(&Commit {
                 members: vec![member],
@@ -841,7 +911,13 @@ macro_rules! keyed {
     )*};
 }
 
-keyed!(Purchase => "purchase", Return => "return", Adjustment => "adjust", Redemption => "redeem");
+keyed!(
+    Purchase => "purchase",
+    Return => "return",
+    Adjustment => "adjust",
+    Redemption => "redeem",
+    ActivityEvent => "activity",
+);
 
 impl WriteKey {
     /// Checks the command's ids and takes its fingerprint: the request's
@@ -901,6 +977,7 @@ where
         member: view(rules, &member, now),
         points: applied.points,
         tier_changes: history.clone(),
+        capped: applied.capped,
     };
     let mut txns = applied.other_txns;
     txns.push((

@@ -54,6 +54,7 @@ pub const MEMBER_VARIABLES: &[&str] = &[
     "purchase_count",
     "lifetime_value",
     "points_balance",
+    "activity_count",
     "attributes",
 ];
 
@@ -148,6 +149,8 @@ pub struct Inputs<'a> {
     pub lifetime_value: i64,
     /// `points_balance` in scripts.
     pub points_balance: i64,
+    /// `activity_count` in scripts.
+    pub activity_count: i64,
     /// `attributes` in scripts (a map of strings).
     pub attributes: Option<&'a BTreeMap<String, String>>,
     /// The purchase, for bonus scripts only.
@@ -245,6 +248,7 @@ fn scope_for(inputs: &Inputs<'_>) -> Scope<'static> {
     scope.push("purchase_count", inputs.purchase_count);
     scope.push("lifetime_value", inputs.lifetime_value);
     scope.push("points_balance", inputs.points_balance);
+    scope.push("activity_count", inputs.activity_count);
     let attributes: rhai::Map = inputs
         .attributes
         .into_iter()

@@ -56,7 +56,7 @@ use tokio::sync::oneshot;
 use crate::ledger::{HistoryEntry, MemberState, TxnRecord};
 
 /// The data format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// Value encoding version (the first byte of every value).
 const VALUE_VERSION: u8 = 1;
@@ -692,7 +692,7 @@ mod tests {
                 err,
                 StoreError::FormatVersion {
                     found: 99,
-                    supported: 1
+                    supported: 2
                 }
             ),
             "{err}"

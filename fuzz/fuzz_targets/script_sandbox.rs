@@ -20,6 +20,7 @@ fuzz_target!(|data: &[u8]| {
         purchase_count: 3,
         lifetime_value: 99_999,
         points_balance: 100,
+        activity_count: 4,
         attributes: Some(&attributes),
         purchase: Some(PurchaseInputs {
             amount_minor: 12_345,

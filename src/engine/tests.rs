@@ -285,6 +285,7 @@ mod properties {
                 purchase_count: pc,
                 lifetime_value_minor: ltv,
                 points_balance: qp,
+                activity_count: pc,
             },
         )
     }
@@ -328,6 +329,7 @@ mod properties {
                 purchase_count: base.purchase_count + extra.purchase_count,
                 lifetime_value_minor: base.lifetime_value_minor + extra.lifetime_value_minor,
                 points_balance: base.points_balance + extra.points_balance,
+                activity_count: base.activity_count + extra.activity_count,
             };
             prop_assert!(qualified(&rules, &more, &attributes) >= qualified(&rules, &base, &attributes));
         }

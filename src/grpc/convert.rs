@@ -11,7 +11,8 @@ use crate::{
     ledger::{HistoryEntry, MemberView},
     live_rules::ReloadFailure,
     program::{
-        Adjustment, OverrideCommand, ProgramError, Purchase, Recorded, Redemption, Return, Upsert,
+        ActivityEvent, Adjustment, OverrideCommand, ProgramError, Purchase, Recorded, Redemption,
+        Return, Upsert,
     },
     rules::Campaign,
     simulate::Simulation,
@@ -64,6 +65,21 @@ impl TryFrom<pb::RecordPurchaseRequest> for Purchase {
             channel: r.channel,
             store_id: r.store_id,
             tags: r.tags,
+            actor: String::new(),
+        })
+    }
+}
+
+impl TryFrom<pb::RecordActivityRequest> for ActivityEvent {
+    type Error = ProgramError;
+
+    fn try_from(r: pb::RecordActivityRequest) -> Result<Self, ProgramError> {
+        Ok(ActivityEvent {
+            occurred_at: time_from("occurred_at", r.occurred_at)?,
+            member_id: r.member_id,
+            transaction_id: r.transaction_id,
+            kind: r.kind,
+            attributes: r.attributes.into_iter().collect(),
             actor: String::new(),
         })
     }
@@ -193,6 +209,7 @@ impl From<MemberView> for pb::Member {
             qualifying_points: m.metrics.qualifying_points,
             purchase_volume_minor: m.metrics.purchase_volume_minor,
             purchase_count: m.metrics.purchase_count,
+            activity_count: m.metrics.activity_count,
             lifetime_value_minor: m.metrics.lifetime_value_minor,
             next_tier: m.next_tier.map(|n| pb::NextTier {
                 tier_id: n.tier_id,
@@ -224,6 +241,8 @@ pub struct Reply {
     pub tier_change: Option<pb::TierChange>,
     /// True when this was a retry of a recorded request.
     pub duplicate: bool,
+    /// True when a cap held an activity's points back.
+    pub capped: bool,
 }
 
 impl From<Recorded> for Reply {
@@ -240,6 +259,7 @@ impl From<Recorded> for Reply {
             points: outcome.points,
             tier_change,
             duplicate: recorded.duplicate,
+            capped: outcome.capped,
         }
     }
 }

@@ -23,7 +23,9 @@ use tonic::{
     transport::{Certificate, Identity, ServerTlsConfig, server::TcpIncoming},
 };
 
-use crate::program::{Adjustment, Program, ProgramError, Purchase, Redemption, Return};
+use crate::program::{
+    ActivityEvent, Adjustment, Program, ProgramError, Purchase, Redemption, Return,
+};
 use auth::{Action, Caller, Keyring};
 use convert::{Reply, time_from};
 
@@ -190,6 +192,28 @@ impl Loyalty for LoyaltyApi {
             points_earned: reply.points,
             tier_change: reply.tier_change,
             duplicate: reply.duplicate,
+        }))
+    }
+
+    async fn record_activity(
+        &self,
+        request: Request<pb::RecordActivityRequest>,
+    ) -> Answer<pb::RecordActivityResponse> {
+        let admitted = self.admit(&request, Action::RecordEvents)?;
+        let mut command: ActivityEvent = request.into_inner().try_into().map_err(status_of)?;
+        command.actor = admitted.caller.name.clone();
+        let reply = Reply::from(
+            self.program
+                .record_activity(command)
+                .await
+                .map_err(status_of)?,
+        );
+        Ok(Response::new(pb::RecordActivityResponse {
+            member: reply.member,
+            points_earned: reply.points,
+            capped: reply.capped,
+            duplicate: reply.duplicate,
+            tier_change: reply.tier_change,
         }))
     }
 

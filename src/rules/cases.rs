@@ -66,6 +66,8 @@ struct MetricsSpec {
     lifetime_value: Option<Money>,
     #[serde(default)]
     points_balance: Option<Count>,
+    #[serde(default)]
+    activity_count: Option<Count>,
 }
 
 #[derive(Deserialize)]
@@ -130,6 +132,7 @@ fn run(rules: &RuleSet, case: &Case) -> CaseResult {
         purchase_count: spec.purchase_count.map_or(0, |c| c.0),
         lifetime_value_minor: spec.lifetime_value.map_or(0, |m| m.0),
         points_balance: spec.points_balance.map_or(0, |c| c.0),
+        activity_count: spec.activity_count.map_or(0, |c| c.0),
     };
     let subject = Subject {
         metrics: &metrics,

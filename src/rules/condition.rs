@@ -31,15 +31,18 @@ pub enum Metric {
     PurchaseCount,
     /// Net spend since the first event, minor units.
     LifetimeValue,
+    /// Activities (reviews, referrals, visits...) in the window: engagement.
+    ActivityCount,
 }
 
 impl Metric {
     /// Every metric, in the order the docs list them.
-    pub const ALL: [Metric; 4] = [
+    pub const ALL: [Metric; 5] = [
         Metric::QualifyingPoints,
         Metric::PurchaseVolume,
         Metric::PurchaseCount,
         Metric::LifetimeValue,
+        Metric::ActivityCount,
     ];
 
     /// The name used in rules files and scripts.
@@ -49,6 +52,7 @@ impl Metric {
             Metric::PurchaseVolume => "purchase_volume",
             Metric::PurchaseCount => "purchase_count",
             Metric::LifetimeValue => "lifetime_value",
+            Metric::ActivityCount => "activity_count",
         }
     }
 
@@ -97,8 +101,8 @@ fn condition_keys() -> Vec<&'static str> {
         .collect()
 }
 
-/// "did you mean `x`?" for a key close to a known one.
-pub(crate) fn did_you_mean(unknown: &str, known: &[&str]) -> String {
+/// "; did you mean `x`?" for a name close to a known one, else nothing.
+pub fn did_you_mean(unknown: &str, known: &[&str]) -> String {
     known
         .iter()
         .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))

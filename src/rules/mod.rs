@@ -23,7 +23,7 @@ use std::{
 use serde::Deserialize;
 
 pub use cases::{CaseResult, cases_file, run_cases};
-pub use condition::{Condition, Metric};
+pub use condition::{Condition, Metric, did_you_mean};
 pub use lint::lint;
 pub use values::{Rate, Window};
 
@@ -112,6 +112,17 @@ pub struct Earning {
     pub bonus: Option<Script>,
 }
 
+/// How one kind of activity (a review, a referral, a store visit) earns.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Activity {
+    /// Points per activity (0: engagement only).
+    pub points: i64,
+    /// Activities of this kind that earn per member per UTC day.
+    pub max_per_day: Option<i64>,
+    /// Activities of this kind that earn per member per calendar month.
+    pub max_per_month: Option<i64>,
+}
+
 /// A time-boxed bonus: purchases in `[from, until)` that match every filter
 /// given earn `multiplier` times the points (the largest active campaign
 /// applies, on top of channel and tag multipliers).
@@ -186,6 +197,8 @@ pub struct RuleSet {
     pub content_hash: String,
     /// Time-boxed bonus campaigns.
     pub campaigns: Vec<Campaign>,
+    /// Earning per activity kind; an activity of another kind is refused.
+    pub activities: BTreeMap<String, Activity>,
     /// When a reloaded file goes live by itself (staged ahead, e.g. for the
     /// programme's new year); `None`: as soon as it is loaded.
     pub effective_from: Option<chrono::DateTime<chrono::Utc>>,
@@ -223,6 +236,18 @@ struct RulesFile {
     demotion: DemotionFile,
     #[serde(default)]
     campaigns: Vec<CampaignFile>,
+    #[serde(default)]
+    activities: BTreeMap<String, ActivityFile>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivityFile {
+    points: Count,
+    #[serde(default)]
+    max_per_day: Option<Count>,
+    #[serde(default)]
+    max_per_month: Option<Count>,
 }
 
 #[derive(Deserialize)]
@@ -420,6 +445,18 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Problem> {
         source: String::new(),
         content_hash: String::new(),
         campaigns,
+        activities: raw
+            .activities
+            .into_iter()
+            .map(|(kind, a)| {
+                let activity = Activity {
+                    points: a.points.0,
+                    max_per_day: a.max_per_day.map(|c| c.0),
+                    max_per_month: a.max_per_month.map(|c| c.0),
+                };
+                (kind, activity)
+            })
+            .collect(),
         effective_from: raw.effective_from,
     })
 }

@@ -223,3 +223,104 @@ async fn adjustments_need_a_reason_and_move_both_counters() {
     assert_eq!(member.points_balance, 400);
     assert_eq!(member.tier_id, "silver", "never demoted silently");
 }
+
+fn activity(server: &TestServer, member: &str, txn: &str, kind: &str) -> pb::RecordActivityRequest {
+    pb::RecordActivityRequest {
+        member_id: member.into(),
+        transaction_id: txn.into(),
+        kind: kind.into(),
+        occurred_at: Some(tierd::grpc::convert::timestamp(server.clock.now())),
+        attributes: Default::default(),
+    }
+}
+
+#[tokio::test]
+async fn activities_earn_within_their_caps_and_count_as_engagement() {
+    let mut server = TestServer::start().await;
+    let first = server
+        .client
+        .record_activity(activity(&server, "ola", "a1", "review"))
+        .await
+        .expect("recorded")
+        .into_inner();
+    assert_eq!((first.points_earned, first.capped), (50, false));
+    let second = server
+        .client
+        .record_activity(activity(&server, "ola", "a2", "review"))
+        .await
+        .expect("recorded")
+        .into_inner();
+    assert_eq!(
+        (second.points_earned, second.capped),
+        (0, true),
+        "one review a day earns"
+    );
+    let retry = server
+        .client
+        .record_activity(activity(&server, "ola", "a2", "review"))
+        .await
+        .expect("answered")
+        .into_inner();
+    assert!(retry.duplicate && retry.capped);
+    server
+        .client
+        .record_activity(activity(&server, "ola", "a3", "referral"))
+        .await
+        .expect("recorded");
+    let member = server.member("ola").await;
+    assert_eq!(member.points_balance, 250);
+    assert_eq!(member.activity_count, 3, "capped activities still count");
+
+    let status = server
+        .client
+        .record_activity(activity(&server, "ola", "a4", "revew"))
+        .await
+        .expect_err("unknown kind");
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
+    assert!(
+        status.message().contains("did you mean `review`"),
+        "{status:?}"
+    );
+}
+
+const ENGAGEMENT: &str = "\
+program: engaged
+version: e1
+currency: EUR
+window: rolling 12 months
+earning:
+  points_per_unit: 1
+activities:
+  email_click: { points: 0 }
+tiers:
+  - id: member
+  - id: engaged
+    qualify: { activity_count: 3 }
+";
+
+#[tokio::test]
+async fn engagement_can_promote() {
+    let mut server = TestServer::with_rules(ENGAGEMENT).await;
+    for i in 0..2 {
+        let reply = server
+            .client
+            .record_activity(activity(&server, "em", &format!("c{i}"), "email_click"))
+            .await
+            .expect("recorded")
+            .into_inner();
+        assert_eq!(reply.tier_change, None);
+    }
+    let third = server
+        .client
+        .record_activity(activity(&server, "em", "c2", "email_click"))
+        .await
+        .expect("recorded")
+        .into_inner();
+    let change = third.tier_change.expect("promoted by engagement");
+    assert_eq!(change.to_tier, "engaged");
+    assert!(
+        change.reason.contains("activity_count 3 >= 3"),
+        "{}",
+        change.reason
+    );
+}
