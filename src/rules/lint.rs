@@ -1,6 +1,7 @@
 //! Warnings about rules that are valid but probably not what was meant:
-//! a ladder whose thresholds do not rise, or a `retain` bar above the
-//! `qualify` bar of the same tier. They never stop a file from going live.
+//! a ladder whose thresholds do not rise, a `retain` bar above the
+//! `qualify` bar of the same tier, a tier nobody can stay in because a
+//! higher tier asks for no more. They never stop a file from going live.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -83,7 +84,43 @@ pub fn lint(rules: &RuleSet, file: &Path) -> Vec<Diagnostic> {
             }
         }
     }
+    for (index, tier) in rules.tiers.iter().enumerate().skip(1) {
+        if let Some(above) = rules.tiers[index + 1..]
+            .iter()
+            .find(|above| implied_by(above, tier))
+        {
+            warnings.push(at_tier(
+                &tier.id,
+                format!(
+                    "no member can stay in {}: whoever meets its qualify also meets {}'s, and promotion goes to the highest tier",
+                    tier.id, above.id
+                ),
+            ));
+        }
+    }
     warnings
+}
+
+/// True when everyone who meets `lower`'s `qualify` also meets `upper`'s:
+/// `upper` is plain thresholds (`all` of them, no `any` or script) and each
+/// of them is required by `lower` at least as high.
+fn implied_by(upper: &super::Tier, lower: &super::Tier) -> bool {
+    fn plain(condition: &Condition) -> bool {
+        match condition {
+            Condition::AtLeast { .. } => true,
+            Condition::All(list) => list.iter().all(plain),
+            Condition::Any(_) | Condition::Script(_) => false,
+        }
+    }
+    let Some(upper_qualify) = upper.qualify.as_ref().filter(|c| plain(c)) else {
+        return false;
+    };
+    let needs = required(Some(upper_qualify));
+    let has = required(lower.qualify.as_ref());
+    !needs.is_empty()
+        && needs
+            .iter()
+            .all(|(name, (_, threshold))| has.get(name).is_some_and(|(_, t)| t >= threshold))
 }
 
 #[cfg(test)]
@@ -113,6 +150,18 @@ tiers:
         let warnings = lint(&rules, file);
         let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
         assert_eq!(text.len(), 2, "{text:#?}");
+        let unreachable = LADDER.replace(
+            "purchase_volume: \"400.00\" }, { purchase_count: 3 }",
+            "purchase_volume: \"400.00\" }",
+        );
+        let rules = super::super::parse(file, &unreachable).expect("valid");
+        let text: Vec<String> = lint(&rules, file).iter().map(ToString::to_string).collect();
+        assert!(
+            text.iter().any(|w| w.contains(
+                "no member can stay in silver: whoever meets its qualify also meets gold's"
+            )),
+            "{text:#?}"
+        );
         assert!(text.iter().any(|w| w.starts_with("ladder.yaml:12:5: warning: thresholds do not rise: gold qualifies at purchase_volume 400.00, not above silver's 500.00")), "{text:#?}");
         assert!(text.iter().any(|w| w.starts_with("ladder.yaml:9:5: warning: retain is stricter than qualify")), "{text:#?}");
     }
