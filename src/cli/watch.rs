@@ -23,8 +23,13 @@ pub async fn reload_on_change(program: Arc<Program>, file: PathBuf) {
     let watched = name.clone();
     let mut watcher = match notify::recommended_watcher(
         move |event: notify::Result<notify::Event>| {
-            let touches_rules =
-                event.is_ok_and(|e| e.paths.iter().any(|p| p.file_name() == watched.as_deref()));
+            // The rules file, or a `.rhai` script beside it.
+            let touches_rules = event.is_ok_and(|e| {
+                e.paths.iter().any(|p| {
+                    p.file_name() == watched.as_deref()
+                        || p.extension().is_some_and(|x| x == "rhai")
+                })
+            });
             if touches_rules {
                 let _ = changed.send(());
             }

@@ -90,7 +90,7 @@ pub enum Condition {
     Script(Script),
 }
 
-const COMBINATORS: [&str; 3] = ["all", "any", "script"];
+const COMBINATORS: [&str; 4] = ["all", "any", "script", "script_file"];
 
 /// The keys a condition may have, for error messages.
 fn condition_keys() -> Vec<&'static str> {
@@ -140,6 +140,12 @@ impl<'de> Visitor<'de> for ConditionVisitor {
         let condition = match key.as_str() {
             "all" => Condition::All(non_empty(map.next_value()?, "all")?),
             "any" => Condition::Any(non_empty(map.next_value()?, "any")?),
+            "script_file" => {
+                let name: String = map.next_value()?;
+                let script = super::values::load_script_file(&name, ScriptKind::Condition)
+                    .map_err(de::Error::custom)?;
+                Condition::Script(script)
+            }
             "script" => {
                 let source: String = map.next_value()?;
                 let script =

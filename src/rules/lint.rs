@@ -84,6 +84,7 @@ pub fn lint(rules: &RuleSet, file: &Path) -> Vec<Diagnostic> {
             }
         }
     }
+    warnings.extend(unused_scripts(rules, file));
     for (index, tier) in rules.tiers.iter().enumerate().skip(1) {
         if let Some(above) = rules.tiers[index + 1..]
             .iter()
@@ -99,6 +100,41 @@ pub fn lint(rules: &RuleSet, file: &Path) -> Vec<Diagnostic> {
         }
     }
     warnings
+}
+
+/// `.rhai` files next to the rules that no rule uses.
+fn unused_scripts(rules: &RuleSet, file: &Path) -> Vec<Diagnostic> {
+    let dir = file
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut unused: Vec<_> = entries
+        .filter_map(Result::ok)
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|e| e == "rhai"))
+        .filter(|p| !rules.script_files.iter().any(|used| same_file(used, p)))
+        .collect();
+    unused.sort();
+    unused
+        .into_iter()
+        .map(|path| Diagnostic {
+            file: path,
+            line: 0,
+            column: 0,
+            severity: Severity::Warning,
+            message: "unused script: no rule in this directory refers to it".into(),
+        })
+        .collect()
+}
+
+fn same_file(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// True when everyone who meets `lower`'s `qualify` also meets `upper`'s:

@@ -197,6 +197,8 @@ pub struct RuleSet {
     pub content_hash: String,
     /// Time-boxed bonus campaigns.
     pub campaigns: Vec<Campaign>,
+    /// The `.rhai` files the rules use (part of the content hash).
+    pub script_files: Vec<PathBuf>,
     /// Earning per activity kind; an activity of another kind is refused.
     pub activities: BTreeMap<String, Activity>,
     /// When a reloaded file goes live by itself (staged ahead, e.g. for the
@@ -275,6 +277,20 @@ struct EarningFile {
     tag_multipliers: BTreeMap<String, Rate>,
     #[serde(default)]
     bonus: Option<BonusScript>,
+    #[serde(default)]
+    bonus_file: Option<BonusFile>,
+}
+
+/// A bonus script in its own `.rhai` file next to the rules.
+struct BonusFile(Script);
+
+impl<'de> Deserialize<'de> for BonusFile {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(deserializer)?;
+        values::load_script_file(&name, ScriptKind::Bonus)
+            .map(BonusFile)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// A bonus script, compiled while it is read.
@@ -348,14 +364,24 @@ pub fn parse(file: &Path, text: &str) -> Result<RuleSet, Diagnostic> {
         .ok()
         .and_then(|h| h.currency)
         .and_then(|c| Currency::parse(&c).ok());
-    let parsed = {
-        let _context = LoadContext::enter(currency);
-        serde_yaml::from_str::<RulesFile>(text)
-    };
-    let raw = parsed.map_err(|err| yaml_diagnostic(file, &err))?;
+    let context =
+        LoadContext::enter(currency).with_script_dir(file.parent().map(Path::to_path_buf));
+    let parsed = serde_yaml::from_str::<RulesFile>(text);
+    let raw = parsed.map_err(|err| {
+        context
+            .take_script_error()
+            .unwrap_or_else(|| yaml_diagnostic(file, &err))
+    })?;
     let mut rules = compile(raw).map_err(|problem| problem.locate(file, text))?;
+    // The version is the YAML and every script file it uses.
+    let scripts = context.script_files();
+    let mut hashed = text.to_owned();
+    for (path, script) in &scripts {
+        hashed.push_str(&format!("\0{}\0{script}", path.display()));
+    }
     rules.source = text.to_owned();
-    rules.content_hash = crate::digest::sha256_hex(text.as_bytes());
+    rules.content_hash = crate::digest::sha256_hex(hashed.as_bytes());
+    rules.script_files = scripts.into_iter().map(|(path, _)| path).collect();
     Ok(rules)
 }
 
@@ -437,7 +463,11 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Problem> {
             points_per_unit: raw.earning.points_per_unit,
             channel_multipliers: raw.earning.channel_multipliers,
             tag_multipliers: raw.earning.tag_multipliers,
-            bonus: raw.earning.bonus.map(|b| b.0),
+            bonus: raw
+                .earning
+                .bonus
+                .map(|b| b.0)
+                .or(raw.earning.bonus_file.map(|b| b.0)),
         },
         points_expiry_months,
         tiers,
@@ -445,6 +475,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Problem> {
         source: String::new(),
         content_hash: String::new(),
         campaigns,
+        script_files: Vec::new(),
         activities: raw
             .activities
             .into_iter()

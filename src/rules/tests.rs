@@ -155,3 +155,64 @@ fn campaigns_are_checked() {
         "ends before it starts",
     );
 }
+
+#[test]
+fn scripts_can_live_in_rhai_files_next_to_the_rules() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let rules_path = dir.path().join("program.yaml");
+    let text = MINIMAL
+        .replace("qualifying_points: 100", "script_file: silver.rhai")
+        .replace(
+            "  points_per_unit: 1\n",
+            "  points_per_unit: 1\n  bonus_file: bonus.rhai\n",
+        );
+    std::fs::write(&rules_path, &text).expect("write rules");
+    std::fs::write(
+        dir.path().join("silver.rhai"),
+        "// silver\nqualifying_points >= 100\n",
+    )
+    .expect("write");
+    std::fs::write(
+        dir.path().join("bonus.rhai"),
+        "if amount > 100 { 5 } else { 0 }",
+    )
+    .expect("write");
+    std::fs::write(dir.path().join("old.rhai"), "1 > 0").expect("write");
+    let rules = load(&rules_path).expect("valid");
+    assert!(matches!(rules.tiers[1].qualify, Some(Condition::Script(_))));
+    assert!(rules.earning.bonus.is_some());
+    let warnings: Vec<String> = lint(&rules, &rules_path)
+        .iter()
+        .map(ToString::to_string)
+        .collect();
+    assert!(
+        warnings
+            .iter()
+            .any(|w| w.contains("old.rhai:0:0: warning: unused script")),
+        "{warnings:#?}"
+    );
+    let first_hash = rules.content_hash.clone();
+    std::fs::write(
+        dir.path().join("silver.rhai"),
+        "// silver\nqualifying_points >= 200\n",
+    )
+    .expect("edit");
+    assert_ne!(
+        load(&rules_path).expect("valid").content_hash,
+        first_hash,
+        "a script edit is a new version"
+    );
+
+    std::fs::write(
+        dir.path().join("silver.rhai"),
+        "// silver\n\nqualifyng_points >= 100\n",
+    )
+    .expect("break");
+    let diagnostic = load(&rules_path).expect_err("bad script");
+    assert_eq!(
+        diagnostic.file,
+        dir.path().join("silver.rhai"),
+        "{diagnostic}"
+    );
+    assert_eq!(diagnostic.line, 3, "{diagnostic}");
+}

@@ -6,17 +6,32 @@
 //! reads the currency first and puts it in a thread-local [`LoadContext`] for
 //! the duration of the full parse.
 
-use std::{cell::Cell, fmt};
+use std::{
+    cell::{Cell, RefCell},
+    fmt,
+    path::PathBuf,
+};
 
 use serde::de::{self, Deserializer, Visitor};
 
-use crate::money::{Currency, Decimal};
+use super::{Diagnostic, Severity};
+use crate::{
+    money::{Currency, Decimal},
+    script::{Script, ScriptError, ScriptKind},
+};
 
 thread_local! {
     static CURRENCY: Cell<Option<Currency>> = const { Cell::new(None) };
+    /// Where `script_file` / `bonus_file` names are looked up.
+    static SCRIPT_DIR: RefCell<Option<PathBuf>> = const { RefCell::new(None) };
+    /// The `.rhai` files read so far, with their text.
+    static SCRIPT_FILES: RefCell<Vec<(PathBuf, String)>> = const { RefCell::new(Vec::new()) };
+    /// A compile error inside a `.rhai` file, located in that file.
+    static SCRIPT_ERROR: RefCell<Option<Diagnostic>> = const { RefCell::new(None) };
 }
 
-/// Makes the program currency known to [`Money`] values while it lives.
+/// Makes the program currency (and the directory of `.rhai` files) known
+/// to the values being read while it lives.
 pub(crate) struct LoadContext(());
 
 impl LoadContext {
@@ -24,11 +39,61 @@ impl LoadContext {
         CURRENCY.with(|c| c.set(currency));
         Self(())
     }
+
+    pub(crate) fn with_script_dir(self, dir: Option<PathBuf>) -> Self {
+        SCRIPT_DIR.with(|d| *d.borrow_mut() = dir);
+        self
+    }
+
+    /// The `.rhai` files read during this load.
+    pub(crate) fn script_files(&self) -> Vec<(PathBuf, String)> {
+        SCRIPT_FILES.with(|f| f.borrow().clone())
+    }
+
+    /// The located error of a `.rhai` file that did not compile, if any.
+    pub(crate) fn take_script_error(&self) -> Option<Diagnostic> {
+        SCRIPT_ERROR.with(|e| e.borrow_mut().take())
+    }
+}
+
+/// Reads and compiles a `.rhai` file named in the rules; a compile error
+/// is also kept, located in the script file itself.
+pub(crate) fn load_script_file(name: &str, kind: ScriptKind) -> Result<Script, String> {
+    let dir = SCRIPT_DIR
+        .with(|d| d.borrow().clone())
+        .unwrap_or_else(|| PathBuf::from("."));
+    let path = dir.join(name);
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| format!("cannot read script {}: {e}", path.display()))?;
+    SCRIPT_FILES.with(|f| f.borrow_mut().push((path.clone(), text.clone())));
+    Script::compile(&text, kind).map_err(|err| {
+        let message = err.to_string();
+        if let ScriptError::Compile {
+            line,
+            column,
+            message: inner,
+        } = err
+        {
+            SCRIPT_ERROR.with(|e| {
+                *e.borrow_mut() = Some(Diagnostic {
+                    file: path.clone(),
+                    line,
+                    column,
+                    severity: Severity::Error,
+                    message: inner,
+                })
+            });
+        }
+        format!("in {name}: {message}")
+    })
 }
 
 impl Drop for LoadContext {
     fn drop(&mut self) {
         CURRENCY.with(|c| c.set(None));
+        SCRIPT_DIR.with(|d| *d.borrow_mut() = None);
+        SCRIPT_FILES.with(|f| f.borrow_mut().clear());
+        SCRIPT_ERROR.with(|e| *e.borrow_mut() = None);
     }
 }
 
