@@ -72,6 +72,7 @@ impl<'a> Subject<'a> {
             activity_count: self.metrics.activity_count,
             attributes: Some(self.attributes),
             purchase: None,
+            activity: None,
         }
     }
 }
@@ -491,6 +492,27 @@ fn bonus_points(rules: &RuleSet, purchase: PurchaseFacts<'_>, subject: Subject<'
             0
         }
     }
+}
+
+/// Points an activity earns before caps: its fixed points plus its script
+/// (which counts as 0 if it fails or is negative).
+pub fn points_for_activity(
+    activity: &crate::rules::Activity,
+    kind: &str,
+    details: &BTreeMap<String, String>,
+    subject: Subject<'_>,
+) -> i64 {
+    let extra = activity.script.as_ref().map_or(0, |script| {
+        let inputs = Inputs {
+            activity: Some((kind, details)),
+            ..subject.inputs()
+        };
+        script.eval_points(&inputs).unwrap_or_else(|err| {
+            tracing::warn!(error = %err, kind, "activity script failed; no extra points");
+            0
+        })
+    });
+    activity.points.saturating_add(extra.max(0))
 }
 
 /// What a member still needs for the next tier up.

@@ -449,7 +449,14 @@ impl Program {
             let (today, month) = member.activities_of(&cmd.kind, occurred_at);
             let capped = activity.max_per_day.is_some_and(|cap| today >= cap)
                 || activity.max_per_month.is_some_and(|cap| month >= cap);
-            let points = if capped { 0 } else { activity.points };
+            let metrics = member.metrics(window_start(rules, &member, now), now);
+            let subject = Subject {
+                metrics: &metrics,
+                attributes: &member.attributes,
+            };
+            let earned =
+                engine::points_for_activity(&activity, &cmd.kind, &cmd.attributes, subject);
+            let points = if capped { 0 } else { earned };
             member.record_activity(
                 &cmd.transaction_id,
                 &cmd.kind,

@@ -99,6 +99,9 @@ pub enum ScriptKind {
     /// Bonus points for a purchase: reads member and purchase variables,
     /// yields a whole number of points.
     Bonus,
+    /// Extra points for an activity: reads member variables, `kind` and
+    /// `details` (the activity's attributes), yields a whole number.
+    Activity,
 }
 
 /// A compiled script with its source, ready to run many times.
@@ -155,6 +158,8 @@ pub struct Inputs<'a> {
     pub attributes: Option<&'a BTreeMap<String, String>>,
     /// The purchase, for bonus scripts only.
     pub purchase: Option<PurchaseInputs<'a>>,
+    /// The activity, for activity scripts only: its kind and details.
+    pub activity: Option<(&'a str, &'a BTreeMap<String, String>)>,
 }
 
 /// The purchase a bonus script looks at.
@@ -233,8 +238,11 @@ fn template_scope(kind: ScriptKind) -> Scope<'static> {
         store_id: "",
         tags: &[],
     });
+    let no_details = BTreeMap::new();
+    let activity = (kind == ScriptKind::Activity).then_some(("", &no_details));
     scope_for(&Inputs {
         purchase,
+        activity,
         ..Inputs::default()
     })
 }
@@ -262,6 +270,14 @@ fn scope_for(inputs: &Inputs<'_>) -> Scope<'static> {
         scope.push("store_id", purchase.store_id.to_owned());
         let tags: rhai::Array = purchase.tags.iter().cloned().map(Dynamic::from).collect();
         scope.push("tags", tags);
+    }
+    if let Some((kind, details)) = inputs.activity {
+        scope.push("kind", kind.to_owned());
+        let details: rhai::Map = details
+            .iter()
+            .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
+            .collect();
+        scope.push("details", details);
     }
     scope
 }

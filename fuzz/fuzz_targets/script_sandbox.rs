@@ -28,6 +28,7 @@ fuzz_target!(|data: &[u8]| {
             store_id: "s1",
             tags: &tags,
         }),
+        activity: None,
     };
     if let Ok(script) = Script::compile(source, ScriptKind::Condition) {
         let _ = script.eval_condition(&Inputs { purchase: None, ..inputs.clone() });

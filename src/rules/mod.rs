@@ -113,10 +113,13 @@ pub struct Earning {
 }
 
 /// How one kind of activity (a review, a referral, a store visit) earns.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub struct Activity {
     /// Points per activity (0: engagement only).
     pub points: i64,
+    /// Extra points from a script reading the member and the activity's
+    /// `kind` and `details`.
+    pub script: Option<Script>,
     /// Activities of this kind that earn per member per UTC day.
     pub max_per_day: Option<i64>,
     /// Activities of this kind that earn per member per calendar month.
@@ -247,6 +250,8 @@ struct RulesFile {
 struct ActivityFile {
     points: Count,
     #[serde(default)]
+    script: Option<ActivityScript>,
+    #[serde(default)]
     max_per_day: Option<Count>,
     #[serde(default)]
     max_per_month: Option<Count>,
@@ -279,6 +284,18 @@ struct EarningFile {
     bonus: Option<BonusScript>,
     #[serde(default)]
     bonus_file: Option<BonusFile>,
+}
+
+/// An activity script, compiled while it is read.
+struct ActivityScript(Script);
+
+impl<'de> Deserialize<'de> for ActivityScript {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let source = String::deserialize(deserializer)?;
+        Script::compile(&source, ScriptKind::Activity)
+            .map(ActivityScript)
+            .map_err(serde::de::Error::custom)
+    }
 }
 
 /// A bonus script in its own `.rhai` file next to the rules.
@@ -482,6 +499,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Problem> {
             .map(|(kind, a)| {
                 let activity = Activity {
                     points: a.points.0,
+                    script: a.script.map(|s| s.0),
                     max_per_day: a.max_per_day.map(|c| c.0),
                     max_per_month: a.max_per_month.map(|c| c.0),
                 };
