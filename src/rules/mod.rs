@@ -291,10 +291,7 @@ struct ActivityScript(Script);
 
 impl<'de> Deserialize<'de> for ActivityScript {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let source = String::deserialize(deserializer)?;
-        Script::compile(&source, ScriptKind::Activity)
-            .map(ActivityScript)
-            .map_err(serde::de::Error::custom)
+        read_script(deserializer, ScriptKind::Activity, false).map(ActivityScript)
     }
 }
 
@@ -303,11 +300,24 @@ struct BonusFile(Script);
 
 impl<'de> Deserialize<'de> for BonusFile {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let name = String::deserialize(deserializer)?;
-        values::load_script_file(&name, ScriptKind::Bonus)
-            .map(BonusFile)
-            .map_err(serde::de::Error::custom)
+        read_script(deserializer, ScriptKind::Bonus, true).map(BonusFile)
     }
+}
+
+/// Reads a script while the rules are read: inline text, or (`in_file`) the
+/// name of a `.rhai` file next to the rules; compiled for `kind`.
+fn read_script<'de, D: serde::Deserializer<'de>>(
+    deserializer: D,
+    kind: ScriptKind,
+    in_file: bool,
+) -> Result<Script, D::Error> {
+    let text = String::deserialize(deserializer)?;
+    let compiled = if in_file {
+        values::load_script_file(&text, kind)
+    } else {
+        Script::compile(&text, kind).map_err(|e| e.to_string())
+    };
+    compiled.map_err(serde::de::Error::custom)
 }
 
 /// A bonus script, compiled while it is read.
@@ -315,10 +325,7 @@ struct BonusScript(Script);
 
 impl<'de> Deserialize<'de> for BonusScript {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        let source = String::deserialize(deserializer)?;
-        Script::compile(&source, ScriptKind::Bonus)
-            .map(BonusScript)
-            .map_err(serde::de::Error::custom)
+        read_script(deserializer, ScriptKind::Bonus, false).map(BonusScript)
     }
 }
 

@@ -88,3 +88,20 @@ pub fn stop_with(mut served: Served, name: &str) -> std::process::ExitStatus {
     send_signal(&served, name);
     served.child.wait().expect("tierd exits")
 }
+
+/// Runs `tierd backup --data DATA --out OUT` and returns the backup bytes.
+pub fn backup_bytes(data: &std::path::Path, out: &std::path::Path) -> Vec<u8> {
+    let made = tierd()
+        .args(["backup", "--out"])
+        .arg(out)
+        .arg("--data")
+        .arg(data)
+        .output()
+        .expect("tierd runs");
+    assert!(
+        made.status.success(),
+        "{}",
+        String::from_utf8_lossy(&made.stderr)
+    );
+    std::fs::read(out).expect("backup")
+}

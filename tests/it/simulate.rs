@@ -1,23 +1,10 @@
 //! What-if simulation over the stored members: the right migrations, and
 //! provably read-only (the data is byte-identical before and after).
 
-use crate::{harness::TestServer, process::tierd};
-
-fn backup_bytes(data: &std::path::Path, out: &std::path::Path) -> Vec<u8> {
-    let made = tierd()
-        .args(["backup", "--out"])
-        .arg(out)
-        .arg("--data")
-        .arg(data)
-        .output()
-        .expect("tierd runs");
-    assert!(
-        made.status.success(),
-        "{}",
-        String::from_utf8_lossy(&made.stderr)
-    );
-    std::fs::read(out).expect("backup")
-}
+use crate::{
+    harness::TestServer,
+    process::{backup_bytes, tierd},
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn simulate_reports_migrations_and_writes_nothing() {
