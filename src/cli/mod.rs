@@ -477,7 +477,7 @@ fn check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
                     rules.tiers.len()
                 ));
             }
-            Err(diagnostic) => diagnostics.push(diagnostic),
+            Err(rejected) => diagnostics.extend(rejected.diagnostics),
         }
     }
     match format {

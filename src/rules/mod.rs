@@ -12,6 +12,7 @@
 mod cases;
 mod condition;
 mod lint;
+mod recovery;
 mod values;
 
 use std::{
@@ -364,17 +365,48 @@ struct Header {
 
 // ----- loading ---------------------------------------------------------------
 
+/// Every problem that keeps a rules file from loading, in the file's order,
+/// so that one run of `tierd rules check` shows them all.
+///
+/// Values are checked first; how the pieces fit together (the ladder,
+/// campaigns naming tiers) is checked once every value is sound, since a
+/// ladder missing a broken tier would only produce misleading errors.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rejected {
+    /// At least one, each with file, line and column.
+    pub diagnostics: Vec<Diagnostic>,
+}
+
+impl Rejected {
+    fn one(diagnostic: Diagnostic) -> Self {
+        Self {
+            diagnostics: vec![diagnostic],
+        }
+    }
+}
+
+impl fmt::Display for Rejected {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let lines: Vec<String> = self.diagnostics.iter().map(ToString::to_string).collect();
+        f.write_str(&lines.join("\n"))
+    }
+}
+
+impl std::error::Error for Rejected {}
+
 /// Reads and validates a rules file from disk.
 ///
 /// # Errors
-/// A [`Diagnostic`] naming the file, line and column of the first problem.
-pub fn load(path: &Path) -> Result<RuleSet, Diagnostic> {
-    let text = std::fs::read_to_string(path).map_err(|err| Diagnostic {
-        file: path.to_owned(),
-        line: 0,
-        column: 0,
-        severity: Severity::Error,
-        message: format!("cannot read the rules file: {err}"),
+/// [`Rejected`] with every problem found, each at its file, line and column.
+pub fn load(path: &Path) -> Result<RuleSet, Rejected> {
+    let text = std::fs::read_to_string(path).map_err(|err| {
+        Rejected::one(Diagnostic {
+            file: path.to_owned(),
+            line: 0,
+            column: 0,
+            severity: Severity::Error,
+            message: format!("cannot read the rules file: {err}"),
+        })
     })?;
     parse(path, &text)
 }
@@ -382,21 +414,27 @@ pub fn load(path: &Path) -> Result<RuleSet, Diagnostic> {
 /// Validates rules held in memory; `file` names them in diagnostics.
 ///
 /// # Errors
-/// A [`Diagnostic`] naming the file, line and column of the first problem.
-pub fn parse(file: &Path, text: &str) -> Result<RuleSet, Diagnostic> {
+/// [`Rejected`] with every problem found, each at its file, line and column.
+pub fn parse(file: &Path, text: &str) -> Result<RuleSet, Rejected> {
     let currency = serde_yaml::from_str::<Header>(text)
         .ok()
         .and_then(|h| h.currency)
         .and_then(|c| Currency::parse(&c).ok());
     let context =
         LoadContext::enter(currency).with_script_dir(file.parent().map(Path::to_path_buf));
-    let parsed = serde_yaml::from_str::<RulesFile>(text);
-    let raw = parsed.map_err(|err| {
-        context
-            .take_script_error()
-            .unwrap_or_else(|| yaml_diagnostic(file, &err))
+    let raw = recovery::read_reporting_all(
+        text,
+        |text| serde_yaml::from_str::<RulesFile>(text),
+        |err| {
+            context
+                .take_script_error()
+                .unwrap_or_else(|| yaml_diagnostic(file, err))
+        },
+    )
+    .map_err(|diagnostics| Rejected { diagnostics })?;
+    let mut rules = compile(raw).map_err(|problems| Rejected {
+        diagnostics: problems.into_iter().map(|p| p.locate(file, text)).collect(),
     })?;
-    let mut rules = compile(raw).map_err(|problem| problem.locate(file, text))?;
     // The version is the YAML and every script file it uses.
     let scripts = context.script_files();
     let mut hashed = text.to_owned();
@@ -417,6 +455,7 @@ fn yaml_diagnostic(file: &Path, err: &serde_yaml::Error) -> Diagnostic {
     if let Some(cut) = message.rfind(" at line ") {
         message.truncate(cut);
     }
+    message.push_str(&suggest_field(&message));
     Diagnostic {
         file: file.to_owned(),
         line,
@@ -424,6 +463,19 @@ fn yaml_diagnostic(file: &Path, err: &serde_yaml::Error) -> Diagnostic {
         severity: Severity::Error,
         message,
     }
+}
+
+/// "; did you mean `x`?" for serde's "unknown field `y`, expected one of
+/// `x`, `z`" (or "expected `x` or `z`").
+fn suggest_field(message: &str) -> String {
+    let Some(rest) = message.split("unknown field `").nth(1) else {
+        return String::new();
+    };
+    let Some((unknown, expected)) = rest.split_once('`') else {
+        return String::new();
+    };
+    let known: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    did_you_mean(unknown, &known)
 }
 
 /// A problem found after parsing, with a text snippet to locate it by.
@@ -465,19 +517,29 @@ fn find_nth(text: &str, needle: &str, n: usize) -> Option<(usize, usize)> {
     Some((line, column))
 }
 
-fn compile(raw: RulesFile) -> Result<RuleSet, Problem> {
-    let tiers = compile_tiers(raw.tiers)?;
-    let campaigns = compile_campaigns(raw.campaigns, &tiers)?;
-    let demotion = compile_demotion(&raw.demotion, tiers.len())?;
-    let points_expiry_months = match raw.points_expiry {
-        None => None,
-        Some(ExpiryFile { months: Count(m) }) => Some(
-            u32::try_from(m)
-                .ok()
-                .filter(|m| (1..=120).contains(m))
-                .ok_or_else(|| Problem::at("months:", 0, "points expire after 1 to 120 months"))?,
-        ),
-    };
+/// Turns the file as read into rules, collecting every problem of how its
+/// pieces fit together rather than stopping at the first.
+fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
+    let mut problems = Vec::new();
+    let tiers = compile_tiers(raw.tiers, &mut problems);
+    let campaigns = compile_campaigns(raw.campaigns, &tiers, &mut problems);
+    let demotion = compile_demotion(&raw.demotion, tiers.len(), &mut problems);
+    let points_expiry_months = raw
+        .points_expiry
+        .and_then(|ExpiryFile { months: Count(m) }| {
+            let months = u32::try_from(m).ok().filter(|m| (1..=120).contains(m));
+            if months.is_none() {
+                problems.push(Problem::at(
+                    "months:",
+                    0,
+                    "points expire after 1 to 120 months",
+                ));
+            }
+            months
+        });
+    if !problems.is_empty() {
+        return Err(problems);
+    }
     Ok(RuleSet {
         program: raw.program,
         version: raw.version,
@@ -517,42 +579,43 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Problem> {
     })
 }
 
-fn compile_campaigns(raw: Vec<CampaignFile>, tiers: &[Tier]) -> Result<Vec<Campaign>, Problem> {
+fn compile_campaigns(
+    raw: Vec<CampaignFile>,
+    tiers: &[Tier],
+    problems: &mut Vec<Problem>,
+) -> Vec<Campaign> {
     let known: Vec<&str> = tiers.iter().map(|t| t.id.as_str()).collect();
-    raw.into_iter()
-        .map(|c| {
-            let anchor = format!("name: {}", c.name);
-            if c.until <= c.from {
-                return Err(Problem::at(
-                    anchor,
-                    0,
-                    format!("campaign `{}` ends before it starts", c.name),
-                ));
-            }
-            if let Some(unknown) = c.tiers.iter().find(|t| !known.contains(&t.as_str())) {
-                let message = format!(
-                    "campaign `{}` names tier `{unknown}`, which the ladder does not have{}",
-                    c.name,
-                    condition::did_you_mean(unknown, &known)
-                );
-                return Err(Problem::at(anchor, 0, message));
-            }
-            Ok(Campaign {
-                name: c.name,
-                from: c.from,
-                until: c.until,
-                multiplier: c.multiplier,
-                channels: c.channels,
-                tags: c.tags,
-                tiers: c.tiers,
-            })
-        })
-        .collect()
+    let mut campaigns = Vec::with_capacity(raw.len());
+    for c in raw {
+        let anchor = format!("name: {}", c.name);
+        if c.until <= c.from {
+            let message = format!("campaign `{}` ends before it starts", c.name);
+            problems.push(Problem::at(anchor.clone(), 0, message));
+        }
+        for unknown in c.tiers.iter().filter(|t| !known.contains(&t.as_str())) {
+            let message = format!(
+                "campaign `{}` names tier `{unknown}`, which the ladder does not have{}",
+                c.name,
+                condition::did_you_mean(unknown, &known)
+            );
+            problems.push(Problem::at(anchor.clone(), 0, message));
+        }
+        campaigns.push(Campaign {
+            name: c.name,
+            from: c.from,
+            until: c.until,
+            multiplier: c.multiplier,
+            channels: c.channels,
+            tags: c.tags,
+            tiers: c.tiers,
+        });
+    }
+    campaigns
 }
 
-fn compile_tiers(raw: Vec<TierFile>) -> Result<Vec<Tier>, Problem> {
+fn compile_tiers(raw: Vec<TierFile>, problems: &mut Vec<Problem>) -> Vec<Tier> {
     if raw.is_empty() {
-        return Err(Problem::at(
+        problems.push(Problem::at(
             "tiers:",
             0,
             "`tiers` needs at least the entry tier",
@@ -563,15 +626,14 @@ fn compile_tiers(raw: Vec<TierFile>) -> Result<Vec<Tier>, Problem> {
     for (index, tier) in raw.into_iter().enumerate() {
         let anchor = format!("id: {}", tier.id);
         if tier.id.trim().is_empty() {
-            return Err(Problem::at("id:", index, "a tier id must not be empty"));
-        }
-        if !seen.insert(tier.id.clone()) {
+            problems.push(Problem::at("id:", index, "a tier id must not be empty"));
+        } else if !seen.insert(tier.id.clone()) {
             let message = format!("duplicate tier id `{}`", tier.id);
-            return Err(Problem::at(anchor, 1, message));
+            problems.push(Problem::at(anchor.clone(), 1, message));
         }
         if index == 0 && (tier.qualify.is_some() || tier.retain.is_some()) {
-            return Err(Problem::at(
-                anchor,
+            problems.push(Problem::at(
+                anchor.clone(),
                 0,
                 format!(
                     "`{}` is the entry tier, where every member starts: it takes no `qualify` or `retain`",
@@ -580,7 +642,7 @@ fn compile_tiers(raw: Vec<TierFile>) -> Result<Vec<Tier>, Problem> {
             ));
         }
         if index > 0 && tier.qualify.is_none() {
-            return Err(Problem::at(
+            problems.push(Problem::at(
                 anchor,
                 0,
                 format!(
@@ -596,32 +658,35 @@ fn compile_tiers(raw: Vec<TierFile>) -> Result<Vec<Tier>, Problem> {
             retain: tier.retain,
         });
     }
-    Ok(tiers)
+    tiers
 }
 
-fn compile_demotion(raw: &DemotionFile, tier_count: usize) -> Result<Demotion, Problem> {
-    let grace_days = match raw.grace_days {
-        None => 0,
-        Some(Count(d)) => u32::try_from(d)
-            .ok()
-            .filter(|d| *d <= 3_660)
-            .ok_or_else(|| Problem::at("grace_days:", 0, "grace_days is 0 to 3660"))?,
-    };
+fn compile_demotion(
+    raw: &DemotionFile,
+    tier_count: usize,
+    problems: &mut Vec<Problem>,
+) -> Demotion {
+    let grace_days = raw.grace_days.map_or(Some(0), |Count(d)| {
+        u32::try_from(d).ok().filter(|d| *d <= 3_660)
+    });
+    if grace_days.is_none() {
+        problems.push(Problem::at("grace_days:", 0, "grace_days is 0 to 3660"));
+    }
     let ladder = u32::try_from(tier_count).unwrap_or(u32::MAX);
-    let max_drop = match raw.max_drop {
-        None => ladder,
-        Some(Count(n)) => u32::try_from(n).ok().filter(|n| *n >= 1).ok_or_else(|| {
-            Problem::at(
-                "max_drop:",
-                0,
-                "max_drop is at least 1 (tiers per evaluation)",
-            )
-        })?,
-    };
-    Ok(Demotion {
-        grace_days,
-        max_drop,
-    })
+    let max_drop = raw.max_drop.map_or(Some(ladder), |Count(n)| {
+        u32::try_from(n).ok().filter(|n| *n >= 1)
+    });
+    if max_drop.is_none() {
+        problems.push(Problem::at(
+            "max_drop:",
+            0,
+            "max_drop is at least 1 (tiers per evaluation)",
+        ));
+    }
+    Demotion {
+        grace_days: grace_days.unwrap_or(0),
+        max_drop: max_drop.unwrap_or(ladder),
+    }
 }
 
 #[cfg(test)]

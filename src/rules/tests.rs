@@ -17,7 +17,7 @@ tiers:
       qualifying_points: 100
 ";
 
-fn parse_text(text: &str) -> Result<RuleSet, Diagnostic> {
+fn parse_text(text: &str) -> Result<RuleSet, Rejected> {
     parse(Path::new("rules.yaml"), text)
 }
 
@@ -53,7 +53,10 @@ fn a_minimal_file_gets_defaults() {
 
 #[track_caller]
 fn assert_error(text: &str, line: usize, column: usize, needle: &str) {
-    let diag = parse_text(text).expect_err("must be refused");
+    let rejected = parse_text(text).expect_err("must be refused");
+    let [diag] = rejected.diagnostics.as_slice() else {
+        panic!("expected one problem, got:\n{rejected}");
+    };
     assert!(diag.message.contains(needle), "{diag}");
     assert_eq!((diag.line, diag.column), (line, column), "{diag}");
     assert!(diag.to_string().starts_with("rules.yaml:"), "{diag}");
@@ -63,6 +66,11 @@ fn assert_error(text: &str, line: usize, column: usize, needle: &str) {
 fn unknown_keys_are_located() {
     let text = MINIMAL.replace("window:", "windw: x\nwindow:");
     assert_error(&text, 4, 1, "unknown field `windw`");
+    let text = MINIMAL.replace(
+        "    qualify:",
+        "    qualfy: {purchase_count: 1}\n    qualify:",
+    );
+    assert_error(&text, 10, 5, "did you mean `qualify`?");
 }
 
 #[test]
@@ -112,7 +120,8 @@ fn script_errors_name_the_script_line() {
         "qualifying_points: 100",
         "script: |\n          purchase_count > 1 &&\n          unknown_metric > 2",
     );
-    let diag = parse_text(&text).expect_err("unknown variable");
+    let rejected = parse_text(&text).expect_err("unknown variable");
+    let diag = &rejected.diagnostics[0];
     assert!(diag.message.contains("script line 2"), "{diag}");
     assert_eq!(diag.line, 11, "{diag}");
 }
@@ -208,11 +217,98 @@ fn scripts_can_live_in_rhai_files_next_to_the_rules() {
         "// silver\n\nqualifyng_points >= 100\n",
     )
     .expect("break");
-    let diagnostic = load(&rules_path).expect_err("bad script");
+    let rejected = load(&rules_path).expect_err("bad script");
+    let diagnostic = &rejected.diagnostics[0];
     assert_eq!(
         diagnostic.file,
         dir.path().join("silver.rhai"),
         "{diagnostic}"
     );
     assert_eq!(diagnostic.line, 3, "{diagnostic}");
+}
+
+/// Each problem as `line:column: message`.
+fn problems(text: &str) -> Vec<String> {
+    parse_text(text)
+        .expect_err("must be refused")
+        .diagnostics
+        .iter()
+        .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+        .collect()
+}
+
+#[test]
+fn every_value_mistake_is_reported_in_one_run() {
+    let text = MINIMAL
+        .replace("currency: EUR", "currency: EURO")
+        .replace("window: rolling 12 months", "windw: rolling 12 months")
+        .replace("points_per_unit: 1", "points_per_unit: -1")
+        + "  - id: gold\n    qualify:\n      any:\n        - purchase_volum: 100\n        - purchase_count: 2\n";
+    let found = problems(&text);
+    let places: Vec<&str> = found
+        .iter()
+        .map(|p| &p[..p.find(": ").unwrap_or(0)])
+        .collect();
+    assert_eq!(places, ["3:11", "4:1", "6:20", "15:11"], "{found:#?}");
+    assert!(found[0].contains("unknown currency"), "{found:#?}");
+    assert!(found[1].contains("did you mean `window`?"), "{found:#?}");
+    assert!(found[2].contains("negative"), "{found:#?}");
+    assert!(
+        found[3].contains("did you mean `purchase_volume`?"),
+        "{found:#?}"
+    );
+}
+
+#[test]
+fn every_ladder_mistake_is_reported_in_one_run() {
+    let text = MINIMAL.replace("  - id: silver", "  - id: bronze")
+        + "  - id: gold\ndemotion:\n  max_drop: 0\n";
+    let found = problems(&text);
+    assert_eq!(found.len(), 3, "{found:#?}");
+    assert!(
+        found[0].starts_with("9:5: duplicate tier id `bronze`"),
+        "{found:#?}"
+    );
+    assert!(
+        found[1].contains("tier `gold` needs a `qualify`"),
+        "{found:#?}"
+    );
+    assert!(found[2].contains("max_drop is at least 1"), "{found:#?}");
+}
+
+#[test]
+fn one_mistake_anywhere_in_the_example_is_reported_once() {
+    let example = std::fs::read_to_string("rules/example.yaml").expect("example");
+    let lines: Vec<&str> = example.lines().collect();
+    let mut checked = 0;
+    for (index, line) in lines.iter().enumerate() {
+        let Some(colon) = line.find(": ") else {
+            continue;
+        };
+        if line.trim_start().starts_with('#') {
+            continue;
+        }
+        for broken in [
+            format!("{}x{}", &line[..colon], &line[colon..]),
+            format!("{}: [oops", &line[..colon]),
+            format!("{}: -5", &line[..colon]),
+            format!("{}: {{}}", &line[..colon]),
+        ] {
+            let mut text: Vec<&str> = lines.clone();
+            text[index] = &broken;
+            let text = text.join("\n");
+            let Err(rejected) = parse(Path::new("rules/example.yaml"), &text) else {
+                continue;
+            };
+            checked += 1;
+            assert_eq!(
+                rejected.diagnostics.len(),
+                1,
+                "line {}: `{broken}`:\n{rejected}",
+                index + 1
+            );
+        }
+    }
+    eprintln!("{checked} corruptions refused, each with one problem");
+    assert!(checked > 100, "only {checked} corruptions were refused");
 }

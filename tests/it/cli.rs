@@ -1,5 +1,5 @@
 //! The `tierd` binary: a bad rules file stops `serve` at start-up with
-//! file:line:column, and `rules check` reports the same.
+//! file:line:column, and `rules check` reports every problem of a file.
 
 use crate::process::{send_signal, serve, serve_with, stop_with, terminate, tierd};
 
@@ -79,6 +79,11 @@ fn rules_check_passes_the_example_and_fails_a_broken_file() {
         stdout.contains(":3:11: error: currency: unknown currency code"),
         "{stdout}"
     );
+    assert!(
+        stdout.contains(":11:7: error: tiers[1].qualify: unknown condition `purchase_volum`"),
+        "every problem in one run: {stdout}"
+    );
+    assert_eq!(stdout.lines().count(), 2, "nothing invented: {stdout}");
 }
 
 // Multi-threaded: stopping blocks its thread while the client's connection
@@ -249,34 +254,43 @@ fn rules_check_warns_without_failing_and_speaks_json() {
     );
     assert!(stdout.contains(&expected), "{stdout}");
 
-    let json = tierd()
-        .args(["rules", "check", "--format", "json"])
-        .arg(&rules)
-        .output()
-        .expect("tierd runs");
-    let diagnostics: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
+    let (passed, diagnostics) = check_json(&rules);
+    assert!(passed, "warnings do not fail the check");
     assert_eq!(diagnostics[0]["severity"], "warning");
     assert!(
         diagnostics[0]["line"].as_u64().is_some_and(|l| l > 0),
         "{diagnostics}"
     );
 
-    std::fs::write(&rules, BROKEN).expect("write");
+    std::fs::write(&rules, BROKEN.replace("EUR", "EURO")).expect("write");
+    let (passed, diagnostics) = check_json(&rules);
+    assert!(!passed);
+    let places: Vec<(u64, u64, &str)> = diagnostics
+        .as_array()
+        .expect("a list of diagnostics")
+        .iter()
+        .map(|d| {
+            let number = |name: &str| d[name].as_u64().unwrap_or(0);
+            let severity = d["severity"].as_str().unwrap_or("");
+            (number("line"), number("column"), severity)
+        })
+        .collect();
+    assert_eq!(
+        places,
+        [(3, 11, "error"), (11, 7, "error")],
+        "{diagnostics}"
+    );
+}
+
+/// `tierd rules check --format json FILE`: whether it passed, and what it printed.
+fn check_json(rules: &std::path::Path) -> (bool, serde_json::Value) {
     let json = tierd()
         .args(["rules", "check", "--format", "json"])
-        .arg(&rules)
+        .arg(rules)
         .output()
         .expect("tierd runs");
-    assert!(!json.status.success());
-    let diagnostics: serde_json::Value = serde_json::from_slice(&json.stdout).expect("json");
-    assert_eq!(diagnostics[0]["severity"], "error");
-    assert_eq!(
-        (
-            diagnostics[0]["line"].as_u64(),
-            diagnostics[0]["column"].as_u64()
-        ),
-        (Some(11), Some(7))
-    );
+    let diagnostics = serde_json::from_slice(&json.stdout).expect("json");
+    (json.status.success(), diagnostics)
 }
 
 #[test]
