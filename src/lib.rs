@@ -11,6 +11,8 @@
 //! - [`script`]: the rhai sandbox for scripts inside rules.
 //! - [`engine`]: pure decisions: metrics + rules + time -> tier, points.
 //! - [`ledger`]: a member's state (day totals, points lots) and its records.
+//! - [`events`]: what each event does to a member (pure; shared by the
+//!   service and `rules test`).
 //! - [`live_rules`]: the rules in force, reloads, versions.
 //! - [`store`]: sled layout, atomic commits, group fsync.
 //! - [`program`]: commands in, validated, applied, committed durably.
@@ -27,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod digest;
 pub mod engine;
+pub mod events;
 pub mod grpc;
 pub mod ledger;
 pub mod live_rules;

@@ -21,7 +21,8 @@ use chrono::{DateTime, TimeDelta, Utc};
 use serde::Serialize;
 
 use crate::{
-    engine::{self, Change, ChangeKind, OverrideMode, PurchaseFacts, Subject, TierOverride},
+    engine::{self, Change, ChangeKind, OverrideMode, Subject, TierOverride},
+    events,
     ledger::{HistoryEntry, MemberState, MemberView, Outcome, PurchaseTrack, TxnRecord},
     live_rules::{LiveRules, ReloadError, ReloadFailure},
     rules::RuleSet,
@@ -376,44 +377,21 @@ impl Program {
         }
         self.write(key, move |rules, _, existing| {
             let (mut member, mut changes) =
-                member_or_new(rules, existing, &cmd.member_id, occurred_at.min(now));
-            member.expire(now);
-            let metrics = member.metrics(window_start(rules, &member, now), now);
-            let facts = PurchaseFacts {
+                events::member_or_new(rules, existing, &cmd.member_id, occurred_at.min(now));
+            let purchase = events::Purchase {
+                transaction_id: &cmd.transaction_id,
                 amount_minor: cmd.amount_minor,
                 channel: &cmd.channel,
                 store_id: &cmd.store_id,
                 tags: &cmd.tags,
                 occurred_at,
-                tier_id: &member.tier.tier_id,
             };
-            let subject = Subject {
-                metrics: &metrics,
-                attributes: &member.attributes,
-            };
-            let points = engine::points_for_purchase(rules, facts, subject);
-            member.record_purchase(
-                &cmd.transaction_id,
-                cmd.amount_minor,
-                points,
-                occurred_at,
-                rules.points_expiry_months,
-            );
-            changes.extend(evaluate_member(rules, &mut member, now));
-            Ok(Applied {
-                member,
-                points,
-                changes,
-                purchase: Some(PurchaseTrack {
-                    amount_minor: cmd.amount_minor,
-                    points,
-                    occurred_at,
-                    returned_minor: 0,
-                    points_reversed: 0,
-                }),
-                other_txns: Vec::new(),
-                capped: false,
-            })
+            let (track, change) = events::purchase(rules, &mut member, &purchase, now);
+            changes.extend(change);
+            let mut applied = Applied::on_member(member, track.points, None);
+            applied.changes = changes;
+            applied.purchase = Some(track);
+            Ok(applied)
         })
         .await
     }
@@ -444,30 +422,18 @@ impl Program {
         };
         self.write(key, move |rules, _, existing| {
             let (mut member, mut changes) =
-                member_or_new(rules, existing, &cmd.member_id, occurred_at.min(now));
-            member.expire(now);
-            let (today, month) = member.activities_of(&cmd.kind, occurred_at);
-            let capped = activity.max_per_day.is_some_and(|cap| today >= cap)
-                || activity.max_per_month.is_some_and(|cap| month >= cap);
-            let metrics = member.metrics(window_start(rules, &member, now), now);
-            let subject = Subject {
-                metrics: &metrics,
-                attributes: &member.attributes,
-            };
-            let earned =
-                engine::points_for_activity(&activity, &cmd.kind, &cmd.attributes, subject);
-            let points = if capped { 0 } else { earned };
-            member.record_activity(
-                &cmd.transaction_id,
-                &cmd.kind,
-                points,
+                events::member_or_new(rules, existing, &cmd.member_id, occurred_at.min(now));
+            let facts = events::ActivityFacts {
+                transaction_id: &cmd.transaction_id,
+                kind: &cmd.kind,
+                details: &cmd.attributes,
                 occurred_at,
-                rules.points_expiry_months,
-            );
-            changes.extend(evaluate_member(rules, &mut member, now));
-            let mut applied = Applied::on_member(member, points, None);
+            };
+            let outcome = events::activity(rules, &mut member, &activity, &facts, now);
+            changes.extend(outcome.change);
+            let mut applied = Applied::on_member(member, outcome.points, None);
             applied.changes = changes;
-            applied.capped = capped;
+            applied.capped = outcome.capped;
             Ok(applied)
         })
         .await
@@ -501,31 +467,24 @@ impl Program {
                 .filter(|_| original.member_id == cmd.member_id)
                 .ok_or_else(not_found)?;
             let mut member = existing.ok_or_else(not_found)?;
-            if cmd.amount_minor > track.returnable_minor() {
-                return Err(invalid(
+            let (points, change) = events::return_purchase(
+                rules,
+                &mut member,
+                &cmd.original_transaction_id,
+                &mut track,
+                cmd.amount_minor,
+                now,
+            )
+            .map_err(|too_large| {
+                invalid(
                     "amount_minor",
                     format!(
                         "{} exceeds what is left unreturned of {:?}: {}",
-                        cmd.amount_minor,
-                        cmd.original_transaction_id,
-                        track.returnable_minor()
+                        cmd.amount_minor, cmd.original_transaction_id, too_large.returnable_minor
                     ),
-                ));
-            }
-            let points = track.points_for_return(cmd.amount_minor);
-            let fully = cmd.amount_minor == track.returnable_minor();
-            member.expire(now);
-            member.record_return(
-                &cmd.original_transaction_id,
-                track.occurred_at,
-                cmd.amount_minor,
-                points,
-                fully,
-            );
-            track.returned_minor += cmd.amount_minor;
-            track.points_reversed += points;
+                )
+            })?;
             original.purchase = Some(track);
-            let change = evaluate_member(rules, &mut member, now);
             let mut applied = Applied::on_member(member, points, change);
             applied
                 .other_txns
@@ -556,9 +515,7 @@ impl Program {
         validate_text("reason", &cmd.reason)?;
         self.write(key, move |rules, _, existing| {
             let mut member = existing.ok_or_else(|| unknown_member(&cmd.member_id))?;
-            member.expire(now);
-            member.adjust(&cmd.transaction_id, cmd.points, now, rules.points_expiry_months);
-            let change = evaluate_member(rules, &mut member, now);
+            let change = events::adjust(rules, &mut member, &cmd.transaction_id, cmd.points, now);
             tracing::info!(member_id = %cmd.member_id, points = cmd.points, reason = %cmd.reason, "points adjusted");
             Ok(Applied::on_member(member, cmd.points, change))
         })
@@ -579,13 +536,12 @@ impl Program {
         validate_amount("points", cmd.points)?;
         self.write(key, move |rules, _, existing| {
             let mut member = existing.ok_or_else(|| unknown_member(&cmd.member_id))?;
-            member.redeem(cmd.points, now).map_err(|e| {
+            let change = events::redeem(rules, &mut member, cmd.points, now).map_err(|e| {
                 ProgramError::FailedPrecondition(format!(
                     "points: cannot redeem {} points, the balance is {}",
                     cmd.points, e.balance
                 ))
             })?;
-            let change = evaluate_member(rules, &mut member, now);
             Ok(Applied::on_member(member, cmd.points, change))
         })
         .await
@@ -684,7 +640,7 @@ impl Program {
                 .member(&cmd.member_id)?
                 .ok_or_else(|| unknown_member(&cmd.member_id))?;
             let mut changes = vec![apply_override(rules, &mut member, &cmd, now)];
-            changes.extend(evaluate_member(rules, &mut member, now));
+            changes.extend(events::evaluate(rules, &mut member, now));
             let history = number(rules, writer, &cmd.member_id, changes);
             let outcome = Outcome {
                 member: view(rules, &member, now),
@@ -721,7 +677,7 @@ impl Program {
             let existing = writer.member(&cmd.member_id)?;
             let enrolled_at = cmd.enrolled_at.unwrap_or(now);
             let (mut member, mut changes) =
-                member_or_new(rules, existing, &cmd.member_id, enrolled_at);
+                events::member_or_new(rules, existing, &cmd.member_id, enrolled_at);
             member.enrolled_at = cmd.enrolled_at.unwrap_or(member.enrolled_at);
             for (key, value) in cmd.attributes {
                 if value.is_empty() {
@@ -736,7 +692,7 @@ impl Program {
                     format!("a member has at most {} attributes", LIMITS.max_attributes),
                 ));
             }
-            changes.extend(evaluate_member(rules, &mut member, now));
+            changes.extend(events::evaluate(rules, &mut member, now));
             let history = number(rules, writer, &cmd.member_id, changes);
             let answer = view(rules, &member, now);
             writer.commit(&Commit {
@@ -1031,8 +987,7 @@ fn evaluate_chunk(
             continue;
         };
         let before = member.clone();
-        let expired = member.expire(as_of);
-        let change = evaluate_member(rules, &mut member, as_of);
+        let (expired, change) = events::sweep(rules, &mut member, as_of);
         report.evaluated += 1;
         report.points_expired += expired;
         match change.as_ref().map(|c| c.kind) {
@@ -1079,7 +1034,7 @@ fn number(
 
 /// The member as answered to clients at `at`.
 fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberView {
-    let metrics = member.metrics(window_start(rules, member, at), at);
+    let metrics = events::metrics(rules, member, at);
     let subject = Subject {
         metrics: &metrics,
         attributes: &member.attributes,
@@ -1100,44 +1055,6 @@ fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberView 
 
 fn unknown_member(member_id: &str) -> ProgramError {
     ProgramError::NotFound(format!("member_id: no member {member_id:?}"))
-}
-
-/// The stored member, or a new one in the entry tier with its INITIAL entry.
-fn member_or_new(
-    rules: &RuleSet,
-    existing: Option<MemberState>,
-    member_id: &str,
-    enrolled_at: DateTime<Utc>,
-) -> (MemberState, Vec<Change>) {
-    if let Some(member) = existing {
-        return (member, Vec::new());
-    }
-    let entry = &rules.entry_tier().id;
-    let member = MemberState::new(member_id, entry, enrolled_at);
-    let initial = Change {
-        from_tier: String::new(),
-        to_tier: entry.clone(),
-        kind: ChangeKind::Initial,
-        at: enrolled_at,
-        reason: String::from("enrolled"),
-    };
-    (member, vec![initial])
-}
-
-fn window_start(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> DateTime<Utc> {
-    engine::window_start(rules.window, at, member.enrolled_at)
-}
-
-/// Runs the engine on a member at `at` and stores the new tier state.
-fn evaluate_member(rules: &RuleSet, member: &mut MemberState, at: DateTime<Utc>) -> Option<Change> {
-    let metrics = member.metrics(window_start(rules, member, at), at);
-    let subject = Subject {
-        metrics: &metrics,
-        attributes: &member.attributes,
-    };
-    let evaluation = engine::evaluate(rules, &member.tier, subject, at);
-    member.tier = evaluation.state;
-    evaluation.change
 }
 
 /// Puts the override on the member and returns its MANUAL change.
