@@ -12,13 +12,24 @@
 //!   - name: 200.00 at the till earns the bonus
 //!     purchase: { amount: "200.00", channel: pos }
 //!     expect_points: 225
+//!   - name: a big return drops her back after the grace period
+//!     events:
+//!       - at: 2026-03-02
+//!         purchase: { amount: "450.00", channel: pos }
+//!         expect_tier: silver
+//!       - at: 2026-03-10
+//!         return: { amount: "300.00" }
+//!       - at: 2026-04-10
+//!         expect_tier: bronze
 //! ```
 //!
-//! Each case gives a member's metrics (money in major units, as in rules)
-//! and attributes, and expects the tier a member with those metrics
-//! qualifies for and/or the points a purchase earns (made by a member in
-//! that tier, at `at` if given, so campaigns can be tested). Cases run through the
-//! same engine as the service.
+//! A case either gives a member's metrics (money in major units, as in
+//! rules) and attributes, and expects the tier a member with those metrics
+//! qualifies for and/or the points a purchase earns; or it plays a member's
+//! dated `events` (purchases, returns, activities, adjustments, redemptions,
+//! and steps where nothing happens but time passes) through the same code
+//! as the service ([`crate::events`]), checking the tier, the points each
+//! event moved and the balance after any step.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -27,9 +38,13 @@ use serde::Deserialize;
 
 use super::{
     Diagnostic, RuleSet, Severity,
-    values::{Count, LoadContext, Money},
+    values::{self, Count, LoadContext, Money},
 };
-use crate::engine::{self, Metrics, PurchaseFacts, Subject, TierState};
+use crate::{
+    engine::{self, Metrics, PurchaseFacts, Subject, TierState},
+    events,
+    ledger::{MemberState, PurchaseTrack},
+};
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -51,9 +66,79 @@ struct Case {
     expect_tier: Option<String>,
     #[serde(default)]
     expect_points: Option<Count>,
+    #[serde(default)]
+    expect_balance: Option<i64>,
+    #[serde(default)]
+    events: Vec<Step>,
 }
 
-#[derive(Deserialize, Default)]
+/// One dated step of a member's story: at most one event, then what the
+/// member should look like.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Step {
+    at: Moment,
+    #[serde(default)]
+    purchase: Option<PurchaseSpec>,
+    #[serde(default, rename = "return")]
+    return_of: Option<ReturnSpec>,
+    #[serde(default)]
+    activity: Option<ActivitySpec>,
+    #[serde(default)]
+    adjust: Option<i64>,
+    #[serde(default)]
+    redeem: Option<Count>,
+    /// The tier after the step.
+    #[serde(default)]
+    expect_tier: Option<String>,
+    /// Points the step's event moved (negative for returns, redemptions).
+    #[serde(default)]
+    expect_points: Option<i64>,
+    /// The points balance after the step.
+    #[serde(default)]
+    expect_balance: Option<i64>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnSpec {
+    amount: Money,
+    /// The `id` of the purchase returned; default: the latest purchase.
+    #[serde(default)]
+    of: Option<String>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ActivitySpec {
+    kind: String,
+    #[serde(default)]
+    details: BTreeMap<String, String>,
+}
+
+/// A date (`2026-03-02`, midnight UTC) or a moment (`2026-03-02T10:00:00Z`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+struct Moment(DateTime<Utc>);
+
+impl<'de> Deserialize<'de> for Moment {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        values::read_scalar(deserializer, "a date such as 2026-03-02", |text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|at| Moment(at.with_timezone(&Utc)))
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                        .map(|day| Moment(day.and_time(chrono::NaiveTime::MIN).and_utc()))
+                })
+                .map_err(|_| {
+                    format!(
+                        "{text:?} is not a date (2026-03-02) or a moment (2026-03-02T10:00:00Z)"
+                    )
+                })
+        })
+    }
+}
+
+#[derive(Deserialize, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 struct MetricsSpec {
     #[serde(default)]
@@ -74,9 +159,13 @@ struct MetricsSpec {
 #[serde(deny_unknown_fields)]
 struct PurchaseSpec {
     amount: Money,
-    /// When it happens (campaigns are time-boxed); default: long ago.
+    /// When it happened (campaigns are time-boxed); default: long ago, or
+    /// in a step, the step's `at` (an earlier `at` is a late-synced purchase).
     #[serde(default)]
-    at: Option<DateTime<Utc>>,
+    at: Option<Moment>,
+    /// Names the purchase for a later `return: { of: ... }`.
+    #[serde(default)]
+    id: Option<String>,
     #[serde(default)]
     channel: String,
     #[serde(default)]
@@ -117,14 +206,25 @@ pub fn run_cases(rules: &RuleSet, file: &Path) -> Result<Vec<CaseResult>, Diagno
         let _context = LoadContext::enter(Some(rules.currency));
         serde_yaml::from_str::<CasesFile>(&text)
     };
-    let cases = parsed.map_err(|err| {
-        let (line, column) = err.location().map_or((0, 0), |l| (l.line(), l.column()));
-        diagnostic(line, column, err.to_string())
-    })?;
+    let cases = parsed.map_err(|err| super::yaml_diagnostic(file, &err))?;
     Ok(cases.tests.iter().map(|case| run(rules, case)).collect())
 }
 
 fn run(rules: &RuleSet, case: &Case) -> CaseResult {
+    let problems = if case.events.is_empty() {
+        run_metrics(rules, case)
+    } else {
+        run_events(rules, case)
+    };
+    CaseResult {
+        name: case.name.clone(),
+        failure: (!problems.is_empty()).then(|| problems.join("; ")),
+    }
+}
+
+/// A case on given metrics: the tier they qualify for, the points of one
+/// purchase.
+fn run_metrics(rules: &RuleSet, case: &Case) -> Vec<String> {
     let spec = &case.metrics;
     let metrics = Metrics {
         qualifying_points: spec.qualifying_points.map_or(0, |c| c.0),
@@ -155,7 +255,7 @@ fn run(rules: &RuleSet, case: &Case) -> CaseResult {
                     channel: &purchase.channel,
                     store_id: &purchase.store_id,
                     tags: &purchase.tags,
-                    occurred_at: purchase.at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH),
+                    occurred_at: purchase.at.map_or(DateTime::<Utc>::UNIX_EPOCH, |at| at.0),
                     tier_id: &tier,
                 };
                 let points = engine::points_for_purchase(rules, facts, subject);
@@ -165,12 +265,228 @@ fn run(rules: &RuleSet, case: &Case) -> CaseResult {
             }
         }
     }
+    if case.expect_balance.is_some() {
+        problems.push("expect_balance needs events".to_owned());
+    }
     if case.expect_tier.is_none() && case.expect_points.is_none() {
         problems.push("the case expects nothing: add expect_tier or expect_points".to_owned());
     }
-    CaseResult {
-        name: case.name.clone(),
-        failure: (!problems.is_empty()).then(|| problems.join("; ")),
+    problems
+}
+
+/// A case told as dated events: each step is applied to one member the way
+/// the service would (received at its `at`), then its expectations are
+/// checked; the case's own `expect_tier` / `expect_balance` apply after the
+/// last step.
+fn run_events(rules: &RuleSet, case: &Case) -> Vec<String> {
+    let mut problems = Vec::new();
+    if case.metrics != MetricsSpec::default() || case.purchase.is_some() {
+        problems.push("give `events` or `metrics`/`purchase`, not both".to_owned());
+    }
+    if case.expect_points.is_some() {
+        problems.push("with events, put expect_points on the event it belongs to".to_owned());
+    }
+    let mut story = Story::default();
+    let mut last_at = None;
+    for (index, step) in case.events.iter().enumerate() {
+        let label = format!(
+            "event {} ({})",
+            index + 1,
+            step.at.0.format("%Y-%m-%d %H:%M")
+        );
+        if last_at.is_some_and(|last| step.at < last) {
+            problems.push(format!("{label}: events must be in date order"));
+            return problems;
+        }
+        last_at = Some(step.at);
+        let member = story
+            .member
+            .get_or_insert_with(|| enrol(rules, case, step.at.0));
+        match story.purchases.apply(rules, member, step, index) {
+            Ok(points) => {
+                let expected = Expected {
+                    tier: step.expect_tier.as_deref(),
+                    points: step.expect_points,
+                    balance: step.expect_balance,
+                };
+                problems.extend(
+                    expected
+                        .differences(member, points, step.at.0)
+                        .into_iter()
+                        .map(|d| format!("{label}: {d}")),
+                );
+            }
+            Err(why) => {
+                problems.push(format!("{label}: {why}"));
+                return problems;
+            }
+        }
+    }
+    let (Some(member), Some(at)) = (story.member.as_ref(), last_at) else {
+        return problems;
+    };
+    let expected = Expected {
+        tier: case.expect_tier.as_deref(),
+        points: None,
+        balance: case.expect_balance,
+    };
+    problems.extend(
+        expected
+            .differences(member, 0, at.0)
+            .into_iter()
+            .map(|d| format!("at the end: {d}")),
+    );
+    if case.events.iter().all(Step::expects_nothing) && expected.is_empty() {
+        problems.push(
+            "the case expects nothing: add expect_tier, expect_points or expect_balance".to_owned(),
+        );
+    }
+    problems
+}
+
+impl Step {
+    fn expects_nothing(&self) -> bool {
+        self.expect_tier.is_none() && self.expect_points.is_none() && self.expect_balance.is_none()
+    }
+}
+
+/// What a step or case expects of the member.
+struct Expected<'a> {
+    tier: Option<&'a str>,
+    points: Option<i64>,
+    balance: Option<i64>,
+}
+
+impl Expected<'_> {
+    fn is_empty(&self) -> bool {
+        self.tier.is_none() && self.points.is_none() && self.balance.is_none()
+    }
+
+    /// What differs from the member after an event that moved `points`.
+    fn differences(&self, member: &MemberState, points: i64, at: DateTime<Utc>) -> Vec<String> {
+        let mut differences = Vec::new();
+        if let Some(tier) = self.tier.filter(|t| *t != member.tier.tier_id) {
+            differences.push(format!("expected tier {tier}, got {}", member.tier.tier_id));
+        }
+        if let Some(expected) = self.points.filter(|p| *p != points) {
+            differences.push(format!("expected {expected} points, got {points}"));
+        }
+        let balance = member.points_balance(at);
+        if let Some(expected) = self.balance.filter(|b| *b != balance) {
+            differences.push(format!("expected a balance of {expected}, got {balance}"));
+        }
+        differences
+    }
+}
+
+/// The member a case follows, and the purchases a return may name.
+#[derive(Default)]
+struct Story {
+    member: Option<MemberState>,
+    purchases: Purchases,
+}
+
+/// The member of a case, enrolled at its first step with its attributes.
+fn enrol(rules: &RuleSet, case: &Case, at: DateTime<Utc>) -> MemberState {
+    let (mut member, _) = events::member_or_new(rules, None, "test-member", at);
+    member.attributes.clone_from(&case.attributes);
+    member
+}
+
+/// The purchases of a case so far, by id, for returns to name.
+#[derive(Default)]
+struct Purchases(Vec<(String, PurchaseTrack)>);
+
+impl Purchases {
+    /// Applies the step's event (or, with none, the periodic sweep);
+    /// returns the points it moved.
+    fn apply(
+        &mut self,
+        rules: &RuleSet,
+        member: &mut MemberState,
+        step: &Step,
+        index: usize,
+    ) -> Result<i64, String> {
+        let now = step.at.0;
+        let transaction_id = format!("event-{}", index + 1);
+        let given = [
+            step.purchase.is_some(),
+            step.return_of.is_some(),
+            step.activity.is_some(),
+            step.adjust.is_some(),
+            step.redeem.is_some(),
+        ];
+        if given.iter().filter(|g| **g).count() > 1 {
+            return Err("one event per step: purchase, return, activity, adjust or redeem".into());
+        }
+        if let Some(purchase) = &step.purchase {
+            let facts = events::Purchase {
+                transaction_id: &transaction_id,
+                amount_minor: purchase.amount.0,
+                channel: &purchase.channel,
+                store_id: &purchase.store_id,
+                tags: &purchase.tags,
+                occurred_at: purchase.at.map_or(now, |at| at.0.min(now)),
+            };
+            let (track, _) = events::purchase(rules, member, &facts, now);
+            let points = track.points;
+            let id = purchase
+                .id
+                .clone()
+                .unwrap_or_else(|| transaction_id.clone());
+            self.0.push((id, track));
+            return Ok(points);
+        }
+        if let Some(spec) = &step.return_of {
+            let found = match &spec.of {
+                Some(id) => self.0.iter_mut().rev().find(|(p, _)| p == id),
+                None => self.0.last_mut(),
+            };
+            let Some((id, track)) = found else {
+                return Err(match &spec.of {
+                    Some(id) => format!("no purchase with id {id} before this return"),
+                    None => "a return needs a purchase before it".to_owned(),
+                });
+            };
+            let (points, _) = events::return_purchase(rules, member, id, track, spec.amount.0, now)
+                .map_err(|e| {
+                    let left = rules.currency.format_minor(e.returnable_minor);
+                    format!("only {left} is left to return")
+                })?;
+            return Ok(-points);
+        }
+        if let Some(spec) = &step.activity {
+            let Some(activity) = rules.activities.get(&spec.kind) else {
+                let known: Vec<&str> = rules.activities.keys().map(String::as_str).collect();
+                return Err(format!(
+                    "the rules have no activity `{}`{}",
+                    spec.kind,
+                    super::did_you_mean(&spec.kind, &known)
+                ));
+            };
+            let facts = events::ActivityFacts {
+                transaction_id: &transaction_id,
+                kind: &spec.kind,
+                details: &spec.details,
+                occurred_at: now,
+            };
+            return Ok(events::activity(rules, member, activity, &facts, now).points);
+        }
+        if let Some(points) = step.adjust {
+            events::adjust(rules, member, &transaction_id, points, now);
+            return Ok(points);
+        }
+        if let Some(Count(points)) = step.redeem {
+            events::redeem(rules, member, points, now).map_err(|e| {
+                format!(
+                    "cannot redeem {points} points, the balance is {}",
+                    e.balance
+                )
+            })?;
+            return Ok(-points);
+        }
+        events::sweep(rules, member, now);
+        Ok(0)
     }
 }
 
@@ -184,4 +500,132 @@ fn qualified_tier(rules: &RuleSet, subject: Subject<'_>) -> String {
         tier_override: None,
     };
     engine::evaluate(rules, &entry, subject, at).state.tier_id
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+
+    /// Runs `cases` (the text of a cases file) against the example rules;
+    /// each case's failure, `None` for a pass.
+    fn outcomes(cases: &str) -> Vec<Option<String>> {
+        let rules = super::super::load(Path::new("rules/example.yaml")).expect("example rules");
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let file = dir.path().join("example.test.yaml");
+        std::fs::write(&file, cases).expect("write cases");
+        run_cases(&rules, &file)
+            .expect("cases parse")
+            .into_iter()
+            .map(|r| r.failure)
+            .collect()
+    }
+
+    #[test]
+    fn a_story_reports_each_difference_at_its_event() {
+        let found = outcomes(
+            "tests:
+  - name: wrong on purpose
+    events:
+      - at: 2026-03-02T10:30:00Z
+        purchase: { amount: \"450.00\", channel: pos }
+        expect_tier: gold
+        expect_points: 10
+      - at: 2026-03-03
+        expect_balance: 475
+    expect_tier: platinum
+",
+        );
+        assert_eq!(
+            found,
+            [Some(
+                "event 1 (2026-03-02 10:30): expected tier gold, got silver; \
+                 event 1 (2026-03-02 10:30): expected 10 points, got 475; \
+                 at the end: expected tier platinum, got silver"
+                    .to_owned()
+            )]
+        );
+    }
+
+    #[test]
+    fn returns_name_their_purchase_and_late_purchases_count_on_their_day() {
+        let found = outcomes(
+            "tests:
+  - name: a partial return of the first of two purchases
+    events:
+      - at: 2026-03-01
+        purchase: { amount: \"100.00\", channel: pos, id: shoes }
+      - at: 2026-03-02
+        purchase: { amount: \"40.00\", channel: web }
+        expect_points: 60
+      - at: 2026-03-05
+        return: { amount: \"50.00\", of: shoes }
+        expect_points: -50
+        expect_balance: 110
+  - name: a purchase synced late still counts
+    events:
+      - at: 2026-03-10
+        purchase: { amount: \"10.00\", channel: pos, at: 2026-03-01 }
+        expect_balance: 10
+",
+        );
+        assert_eq!(found, [None, None]);
+    }
+
+    #[test]
+    fn impossible_steps_stop_the_story_with_a_reason() {
+        let case = |steps: &str| format!("tests:\n  - name: c\n    events:\n{steps}");
+        let cases = [
+            (
+                "      - { at: 2026-03-01, return: { amount: \"1.00\" } }\n",
+                "event 1 (2026-03-01 00:00): a return needs a purchase before it",
+            ),
+            (
+                "      - { at: 2026-03-02, expect_tier: bronze }\n      - { at: 2026-03-01, expect_tier: bronze }\n",
+                "event 2 (2026-03-01 00:00): events must be in date order",
+            ),
+            (
+                "      - { at: 2026-03-01, redeem: 5, adjust: 5 }\n",
+                "one event per step",
+            ),
+            (
+                "      - { at: 2026-03-01, activity: { kind: reveiw } }\n",
+                "the rules have no activity `reveiw`; did you mean `review`?",
+            ),
+            (
+                "      - { at: 2026-03-01, adjust: 20 }\n      - { at: 2026-03-02, redeem: 30 }\n",
+                "event 2 (2026-03-02 00:00): cannot redeem 30 points, the balance is 20",
+            ),
+            (
+                "      - { at: 2026-03-01, purchase: { amount: \"10.00\" } }\n      - { at: 2026-03-02, return: { amount: \"10.01\" } }\n",
+                "only 10.00 is left to return",
+            ),
+            (
+                "      - { at: 2026-03-01, adjust: 20 }\n",
+                "the case expects nothing",
+            ),
+        ];
+        for (steps, expected) in cases {
+            let found = outcomes(&case(steps));
+            let failure = found[0].clone().unwrap_or_default();
+            assert!(failure.contains(expected), "{steps}: {failure}");
+        }
+    }
+
+    #[test]
+    fn a_bad_date_is_located_in_the_cases_file() {
+        let rules = super::super::load(Path::new("rules/example.yaml")).expect("example rules");
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let file = dir.path().join("x.test.yaml");
+        let text = "tests:\n  - name: c\n    events:\n      - at: 2026-13-01\n        expect_tier: bronze\n";
+        std::fs::write(&file, text).expect("write");
+        let diagnostic = run_cases(&rules, &file).expect_err("bad date");
+        assert_eq!(
+            (diagnostic.line, diagnostic.column),
+            (4, 13),
+            "{diagnostic}"
+        );
+        assert!(diagnostic.message.contains("is not a date"), "{diagnostic}");
+    }
 }

@@ -447,6 +447,8 @@ pub fn parse(file: &Path, text: &str) -> Result<RuleSet, Rejected> {
     Ok(rules)
 }
 
+/// A serde_yaml error as a diagnostic at its line and column, with a "did
+/// you mean" for a misspelt key.
 fn yaml_diagnostic(file: &Path, err: &serde_yaml::Error) -> Diagnostic {
     let (line, column) = err
         .location()

@@ -115,7 +115,7 @@ struct Scalar<F> {
     expecting: &'static str,
 }
 
-fn read_scalar<'de, D, T, F>(
+pub(super) fn read_scalar<'de, D, T, F>(
     deserializer: D,
     expecting: &'static str,
     convert: F,
