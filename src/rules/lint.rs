@@ -1,7 +1,9 @@
 //! Warnings about rules that are valid but probably not what was meant:
 //! a ladder whose thresholds do not rise, a `retain` bar above the
 //! `qualify` bar of the same tier, a tier nobody can stay in because a
-//! higher tier asks for no more. They never stop a file from going live.
+//! higher tier asks for no more, a tier nobody can reach because it counts
+//! activities the rules never record. They never stop a file from going
+//! live.
 
 use std::{collections::BTreeMap, path::Path};
 
@@ -97,6 +99,23 @@ pub fn lint(rules: &RuleSet, file: &Path) -> Vec<Diagnostic> {
                     tier.id, above.id
                 ),
             ));
+        }
+    }
+    if rules.activities.is_empty() {
+        for tier in &rules.tiers {
+            let needs = required(tier.qualify.as_ref());
+            if let Some((_, count)) = needs
+                .get(Metric::ActivityCount.name())
+                .filter(|(_, n)| *n > 0)
+            {
+                warnings.push(at_tier(
+                    &tier.id,
+                    format!(
+                        "no member can reach {}: it needs activity_count {count}, but the rules define no `activities` to count",
+                        tier.id
+                    ),
+                ));
+            }
         }
     }
     warnings
@@ -200,6 +219,30 @@ tiers:
         );
         assert!(text.iter().any(|w| w.starts_with("ladder.yaml:12:5: warning: thresholds do not rise: gold qualifies at purchase_volume 400.00, not above silver's 500.00")), "{text:#?}");
         assert!(text.iter().any(|w| w.starts_with("ladder.yaml:9:5: warning: retain is stricter than qualify")), "{text:#?}");
+    }
+
+    #[test]
+    fn warns_about_engagement_that_nothing_records() {
+        let file = Path::new("ladder.yaml");
+        let text = LADDER.replace(
+            "{ purchase_count: 3 }",
+            "{ purchase_count: 3 }, { activity_count: 2 }",
+        );
+        let rules = super::super::parse(file, &text).expect("valid");
+        let warnings: Vec<String> = lint(&rules, file).iter().map(ToString::to_string).collect();
+        assert!(
+            warnings.iter().any(|w| w.starts_with(
+                "ladder.yaml:12:5: warning: no member can reach gold: it needs activity_count 2"
+            )),
+            "{warnings:#?}"
+        );
+        let with_activities = format!("{text}activities:\n  review: {{ points: 10 }}\n");
+        let rules = super::super::parse(file, &with_activities).expect("valid");
+        let warnings: Vec<String> = lint(&rules, file).iter().map(ToString::to_string).collect();
+        assert!(
+            !warnings.iter().any(|w| w.contains("no member can reach")),
+            "{warnings:#?}"
+        );
     }
 
     #[test]
