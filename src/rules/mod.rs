@@ -306,19 +306,41 @@ impl<'de> Deserialize<'de> for BonusFile {
 }
 
 /// Reads a script while the rules are read: inline text, or (`in_file`) the
-/// name of a `.rhai` file next to the rules; compiled for `kind`.
+/// name of a `.rhai` file next to the rules; compiled for `kind`. Compiled
+/// inside the visitor, so that an error is marked at the script's own
+/// line in the YAML.
 fn read_script<'de, D: serde::Deserializer<'de>>(
     deserializer: D,
     kind: ScriptKind,
     in_file: bool,
 ) -> Result<Script, D::Error> {
-    let text = String::deserialize(deserializer)?;
-    let compiled = if in_file {
-        values::load_script_file(&text, kind)
-    } else {
-        Script::compile(&text, kind).map_err(|e| e.to_string())
-    };
-    compiled.map_err(serde::de::Error::custom)
+    deserializer.deserialize_str(ScriptText { kind, in_file })
+}
+
+struct ScriptText {
+    kind: ScriptKind,
+    in_file: bool,
+}
+
+impl serde::de::Visitor<'_> for ScriptText {
+    type Value = Script;
+
+    fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        f.write_str(if self.in_file {
+            "the name of a .rhai file"
+        } else {
+            "a rhai script"
+        })
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Script, E> {
+        let compiled = if self.in_file {
+            values::load_script_file(text, self.kind)
+        } else {
+            Script::compile(text, self.kind).map_err(|e| e.to_string())
+        };
+        compiled.map_err(E::custom)
+    }
 }
 
 /// A bonus script, compiled while it is read.

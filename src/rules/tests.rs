@@ -127,6 +127,15 @@ fn script_errors_name_the_script_line() {
 }
 
 #[test]
+fn earning_script_errors_are_located_at_the_script() {
+    let text = MINIMAL.replace(
+        "  points_per_unit: 1\n",
+        "  points_per_unit: 1\n  bonus: 'if chanel == \"pos\" { 5 } else { 0 }'\n",
+    );
+    assert_error(&text, 7, 10, "Undefined variable: chanel");
+}
+
+#[test]
 fn money_follows_the_currency_wherever_it_is_written() {
     let text = MINIMAL
         .replace("currency: EUR\n", "")
