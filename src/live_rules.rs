@@ -30,8 +30,10 @@ use crate::{
 pub struct ReloadFailure {
     /// When it was tried.
     pub at: DateTime<Utc>,
-    /// What was wrong, as `file:line:column: error: ...`.
+    /// What was wrong, as `file:line:column: error: ...`, one per line.
     pub diagnostics: String,
+    /// The same problems, one by one.
+    pub problems: Vec<rules::Diagnostic>,
 }
 
 /// Why a reload changed nothing.
@@ -203,12 +205,13 @@ impl LiveRules {
         let file = self.file.as_ref().ok_or(ReloadError::NoFile)?;
         let candidate = match rules::load(file) {
             Ok(rules) => rules,
-            Err(diagnostic) => {
-                let diagnostics = diagnostic.to_string();
+            Err(rejected) => {
+                let diagnostics = rejected.to_string();
                 tracing::warn!(%diagnostics, rules_version = %self.current().version, "rules reload refused");
                 *lock(&self.last_failure) = Some(ReloadFailure {
                     at: now,
                     diagnostics: diagnostics.clone(),
+                    problems: rejected.diagnostics,
                 });
                 return Err(ReloadError::Invalid {
                     diagnostics,

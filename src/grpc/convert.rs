@@ -14,7 +14,7 @@ use crate::{
         ActivityEvent, Adjustment, OverrideCommand, ProgramError, Purchase, Recorded, Redemption,
         Return, Upsert,
     },
-    rules::Campaign,
+    rules::{Campaign, Diagnostic},
     simulate::Simulation,
     store::RulesVersion,
 };
@@ -281,6 +281,19 @@ impl From<ReloadFailure> for pb::ReloadFailure {
         pb::ReloadFailure {
             at: Some(timestamp(f.at)),
             diagnostics: f.diagnostics,
+            problems: f.problems.into_iter().map(Into::into).collect(),
+        }
+    }
+}
+
+impl From<Diagnostic> for pb::RulesDiagnostic {
+    fn from(d: Diagnostic) -> Self {
+        pb::RulesDiagnostic {
+            file: d.file.display().to_string(),
+            line: u32::try_from(d.line).unwrap_or(u32::MAX),
+            column: u32::try_from(d.column).unwrap_or(u32::MAX),
+            severity: d.severity.as_str().to_owned(),
+            message: d.message,
         }
     }
 }

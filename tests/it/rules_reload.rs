@@ -89,6 +89,7 @@ async fn a_bad_file_never_replaces_the_running_rules() {
     let mut server = TestServer::with_rules(V1).await;
     let broken = V1
         .replace("version: v1", "version: v2")
+        .replace("currency: EUR", "currency: EURO")
         .replace("qualifying_points: 100", "qualifying_pints: 50");
     std::fs::write(server.rules_path(), broken).expect("edit rules");
     let status = reload(&mut server).await.expect_err("invalid file");
@@ -111,6 +112,19 @@ async fn a_bad_file_never_replaces_the_running_rules() {
     assert!(
         failure.diagnostics.contains("qualifying_pints"),
         "{failure:?}"
+    );
+    let problems: Vec<(u32, &str, bool)> = failure
+        .problems
+        .iter()
+        .map(|p| {
+            let named = p.file.ends_with("rules.yaml");
+            (p.line, p.severity.as_str(), named)
+        })
+        .collect();
+    assert_eq!(
+        problems,
+        [(3, "error", true), (10, "error", true)],
+        "every problem, one by one: {failure:?}"
     );
 
     let bought = server.buy("m", "t1", 10_000).await;
