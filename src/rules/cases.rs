@@ -37,7 +37,7 @@ use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
 use super::{
-    Diagnostic, RuleSet, Severity,
+    Diagnostic, Rejected, RuleSet, Severity, recovery,
     values::{self, Count, LoadContext, Money},
 };
 use crate::{
@@ -191,22 +191,25 @@ pub fn cases_file(rules_file: &Path) -> std::path::PathBuf {
 /// Runs the cases in `file` against `rules`.
 ///
 /// # Errors
-/// A [`Diagnostic`] when the cases file cannot be read or parsed.
-pub fn run_cases(rules: &RuleSet, file: &Path) -> Result<Vec<CaseResult>, Diagnostic> {
-    let diagnostic = |line, column, message: String| Diagnostic {
-        file: file.to_owned(),
-        line,
-        column,
-        severity: Severity::Error,
-        message,
-    };
-    let text = std::fs::read_to_string(file)
-        .map_err(|err| diagnostic(0, 0, format!("cannot read the test cases: {err}")))?;
-    let parsed = {
-        let _context = LoadContext::enter(Some(rules.currency));
-        serde_yaml::from_str::<CasesFile>(&text)
-    };
-    let cases = parsed.map_err(|err| super::yaml_diagnostic(file, &err))?;
+/// [`Rejected`] with every problem of the cases file when it cannot be read
+/// or parsed.
+pub fn run_cases(rules: &RuleSet, file: &Path) -> Result<Vec<CaseResult>, Rejected> {
+    let text = std::fs::read_to_string(file).map_err(|err| {
+        Rejected::one(Diagnostic {
+            file: file.to_owned(),
+            line: 0,
+            column: 0,
+            severity: Severity::Error,
+            message: format!("cannot read the test cases: {err}"),
+        })
+    })?;
+    let _context = LoadContext::enter(Some(rules.currency));
+    let cases = recovery::read_reporting_all(
+        &text,
+        |text| serde_yaml::from_str::<CasesFile>(text),
+        |err| super::yaml_diagnostic(file, err),
+    )
+    .map_err(|diagnostics| Rejected { diagnostics })?;
     Ok(cases.tests.iter().map(|case| run(rules, case)).collect())
 }
 
@@ -614,18 +617,28 @@ mod tests {
     }
 
     #[test]
-    fn a_bad_date_is_located_in_the_cases_file() {
+    fn every_mistake_of_a_cases_file_is_located() {
         let rules = super::super::load(Path::new("rules/example.yaml")).expect("example rules");
         let dir = tempfile::TempDir::new().expect("temp dir");
         let file = dir.path().join("x.test.yaml");
-        let text = "tests:\n  - name: c\n    events:\n      - at: 2026-13-01\n        expect_tier: bronze\n";
+        let text = "tests:\n  - name: c\n    events:\n      - at: 2026-13-01\n        expect_tier: bronze\n      - expect_teir: bronze\n";
         std::fs::write(&file, text).expect("write");
-        let diagnostic = run_cases(&rules, &file).expect_err("bad date");
-        assert_eq!(
-            (diagnostic.line, diagnostic.column),
-            (4, 13),
-            "{diagnostic}"
+        let rejected = run_cases(&rules, &file).expect_err("bad date");
+        let places: Vec<(usize, usize)> = rejected
+            .diagnostics
+            .iter()
+            .map(|d| (d.line, d.column))
+            .collect();
+        assert_eq!(places, [(4, 13), (6, 9)], "{rejected}");
+        assert!(
+            rejected.diagnostics[0].message.contains("is not a date"),
+            "{rejected}"
         );
-        assert!(diagnostic.message.contains("is not a date"), "{diagnostic}");
+        assert!(
+            rejected.diagnostics[1]
+                .message
+                .contains("did you mean `expect_tier`?"),
+            "{rejected}"
+        );
     }
 }

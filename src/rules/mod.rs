@@ -407,7 +407,7 @@ pub struct Rejected {
 }
 
 impl Rejected {
-    fn one(diagnostic: Diagnostic) -> Self {
+    pub(crate) fn one(diagnostic: Diagnostic) -> Self {
         Self {
             diagnostics: vec![diagnostic],
         }
