@@ -12,6 +12,12 @@
 //! blanked is a follow-on, never reported: the entry holding it is blanked
 //! in turn.
 //!
+//! Two limits, both shown on the next run once the rest is fixed: text
+//! that is not YAML at all (an unclosed quote, a tab as indentation) stops
+//! at that first problem, since there are no entries to go on with; and a
+//! required key that is missing from a map in which another key was
+//! blanked is taken for a follow-on.
+//!
 //! Where entries are comes from a second, span-keeping YAML parser
 //! (saphyr-parser): serde_yaml reports where an error is, but not where the
 //! entries around it begin and end.
