@@ -32,6 +32,10 @@ use super::Diagnostic;
 /// and a bound on the work a pathological one can cause.
 const MAX_ROUNDS: usize = 200;
 
+/// Deepest nesting outlined; serde_yaml refuses deeper documents anyway
+/// (at 128), and the walk is recursive, so this bounds its stack.
+const MAX_DEPTH: usize = 256;
+
 /// Reads `text` with `read`; when it fails, reports the error, blanks the
 /// entry at fault and reads again. `report` turns an error into the
 /// diagnostic shown (it may know better where the problem is, e.g. inside a
@@ -124,7 +128,7 @@ impl Outline {
                 Event::StreamStart | Event::DocumentStart(_) | Event::DocumentEnd => cursor.skip(),
                 Event::StreamEnd => break,
                 _ => {
-                    outline.node(&mut cursor)?;
+                    outline.node(&mut cursor, 0)?;
                 }
             }
         }
@@ -144,13 +148,22 @@ impl Outline {
     }
 
     /// Reads one node, recording the entries inside it; returns its range.
-    fn node(&mut self, cursor: &mut Cursor<'_>) -> Option<Range<usize>> {
+    /// `None` past [`MAX_DEPTH`].
+    fn node(&mut self, cursor: &mut Cursor<'_>, depth: usize) -> Option<Range<usize>> {
         let (event, span) = cursor.take()?;
         let start = self.at(&span, false);
         let flow = !span.is_empty();
+        let nested = Nesting {
+            start,
+            flow,
+            depth: depth + 1,
+        };
+        if nested.depth > MAX_DEPTH {
+            return None;
+        }
         match event {
-            Event::MappingStart(..) => self.collection(cursor, start, flow, true),
-            Event::SequenceStart(..) => self.collection(cursor, start, flow, false),
+            Event::MappingStart(..) => self.collection(cursor, nested, true),
+            Event::SequenceStart(..) => self.collection(cursor, nested, false),
             _ => Some(start..self.at(&span, true)),
         }
     }
@@ -158,10 +171,10 @@ impl Outline {
     fn collection(
         &mut self,
         cursor: &mut Cursor<'_>,
-        start: usize,
-        flow: bool,
+        nesting: Nesting,
         is_map: bool,
     ) -> Option<Range<usize>> {
+        let Nesting { start, flow, depth } = nesting;
         let first_child = self.entries.len();
         loop {
             if let Some((Event::MappingEnd | Event::SequenceEnd, span)) = cursor.peek() {
@@ -180,11 +193,11 @@ impl Outline {
                     Some((Event::Scalar(text, ..), _)) => text.to_string(),
                     _ => String::new(),
                 };
-                Some((self.node(cursor)?, text))
+                Some((self.node(cursor, depth)?, text))
             } else {
                 None
             };
-            let value = self.node(cursor)?;
+            let value = self.node(cursor, depth)?;
             let begin = match &key {
                 Some((range, _)) => range.start,
                 None if flow => value.start,
@@ -330,6 +343,14 @@ fn missing_field(message: &str) -> Option<&str> {
     rest.split('`').next()
 }
 
+/// Where a collection starts, how it is written, how deep it sits.
+#[derive(Clone, Copy)]
+struct Nesting {
+    start: usize,
+    flow: bool,
+    depth: usize,
+}
+
 /// The parsed events, walked once.
 struct Cursor<'input> {
     events: Vec<(Event<'input>, Span)>,
@@ -439,6 +460,19 @@ limits:
         let found = problems("name: n\nitems:\n  - id: a\n");
         assert_eq!(found.len(), 1, "{found:#?}");
         assert!(found[0].2.contains("missing field `size`"), "{found:#?}");
+    }
+
+    #[test]
+    fn deep_nesting_is_refused_without_exhausting_the_stack() {
+        // Block lists nest without a limit in the outline parser.
+        let deep = format!("name: n\nitems: []\nlimits:\n  {}x\n", "- ".repeat(30_000));
+        let found = std::thread::Builder::new()
+            .stack_size(1024 * 1024)
+            .spawn(move || problems(&deep))
+            .expect("thread")
+            .join()
+            .expect("no stack overflow");
+        assert_eq!(found.len(), 1, "{found:#?}");
     }
 
     #[test]
