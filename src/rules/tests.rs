@@ -136,6 +136,16 @@ fn earning_script_errors_are_located_at_the_script() {
 }
 
 #[test]
+fn deeply_nested_brackets_are_refused_before_parsing() {
+    let deep = format!(
+        "{MINIMAL}campaigns: {}{}\n",
+        "[".repeat(30_000),
+        "]".repeat(30_000)
+    );
+    assert_error(&deep, 12, 76, "brackets nest deeper than 64 levels");
+}
+
+#[test]
 fn money_follows_the_currency_wherever_it_is_written() {
     let text = MINIMAL
         .replace("currency: EUR\n", "")
