@@ -270,7 +270,11 @@ struct Applied {
 
 impl Applied {
     /// An effect on the member alone (no purchase tracked, no other record).
-    fn on_member(member: MemberState, points: i64, changes: Option<Change>) -> Self {
+    fn on_member(
+        member: MemberState,
+        points: i64,
+        changes: impl IntoIterator<Item = Change>,
+    ) -> Self {
         Self {
             member,
             points,
@@ -388,10 +392,10 @@ impl Program {
             };
             let (track, change) = events::purchase(rules, &mut member, &purchase, now);
             changes.extend(change);
-            let mut applied = Applied::on_member(member, track.points, None);
-            applied.changes = changes;
-            applied.purchase = Some(track);
-            Ok(applied)
+            Ok(Applied {
+                purchase: Some(track),
+                ..Applied::on_member(member, track.points, changes)
+            })
         })
         .await
     }
@@ -431,10 +435,10 @@ impl Program {
             };
             let outcome = events::activity(rules, &mut member, &activity, &facts, now);
             changes.extend(outcome.change);
-            let mut applied = Applied::on_member(member, outcome.points, None);
-            applied.changes = changes;
-            applied.capped = outcome.capped;
-            Ok(applied)
+            Ok(Applied {
+                capped: outcome.capped,
+                ..Applied::on_member(member, outcome.points, changes)
+            })
         })
         .await
     }
@@ -485,11 +489,10 @@ impl Program {
                 )
             })?;
             original.purchase = Some(track);
-            let mut applied = Applied::on_member(member, points, change);
-            applied
-                .other_txns
-                .push((cmd.original_transaction_id.clone(), original));
-            Ok(applied)
+            Ok(Applied {
+                other_txns: vec![(cmd.original_transaction_id.clone(), original)],
+                ..Applied::on_member(member, points, change)
+            })
         })
         .await
     }

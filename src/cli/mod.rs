@@ -456,13 +456,12 @@ fn check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
         let file = match config::rules_file(&path) {
             Ok(file) => file,
             Err(err) => {
-                diagnostics.push(rules::Diagnostic {
-                    file: path,
-                    line: 0,
-                    column: 0,
-                    severity: rules::Severity::Error,
-                    message: err.to_string(),
-                });
+                let severity = rules::Severity::Error;
+                diagnostics.push(rules::Diagnostic::about_file(
+                    path,
+                    severity,
+                    err.to_string(),
+                ));
                 continue;
             }
         };

@@ -195,13 +195,8 @@ pub fn cases_file(rules_file: &Path) -> std::path::PathBuf {
 /// or parsed.
 pub fn run_cases(rules: &RuleSet, file: &Path) -> Result<Vec<CaseResult>, Rejected> {
     let text = std::fs::read_to_string(file).map_err(|err| {
-        Rejected::one(Diagnostic {
-            file: file.to_owned(),
-            line: 0,
-            column: 0,
-            severity: Severity::Error,
-            message: format!("cannot read the test cases: {err}"),
-        })
+        let message = format!("cannot read the test cases: {err}");
+        Rejected::one(Diagnostic::about_file(file, Severity::Error, message))
     })?;
     let _context = LoadContext::enter(Some(rules.currency));
     let cases = recovery::read_reporting_all(
@@ -423,57 +418,13 @@ impl Purchases {
             return Err("one event per step: purchase, return, activity, adjust or redeem".into());
         }
         if let Some(purchase) = &step.purchase {
-            let facts = events::Purchase {
-                transaction_id: &transaction_id,
-                amount_minor: purchase.amount.0,
-                channel: &purchase.channel,
-                store_id: &purchase.store_id,
-                tags: &purchase.tags,
-                occurred_at: purchase.at.map_or(now, |at| at.0.min(now)),
-            };
-            let (track, _) = events::purchase(rules, member, &facts, now);
-            let points = track.points;
-            let id = purchase
-                .id
-                .clone()
-                .unwrap_or_else(|| transaction_id.clone());
-            self.0.push((id, track));
-            return Ok(points);
+            return Ok(self.purchase(rules, member, purchase, transaction_id, now));
         }
         if let Some(spec) = &step.return_of {
-            let found = match &spec.of {
-                Some(id) => self.0.iter_mut().rev().find(|(p, _)| p == id),
-                None => self.0.last_mut(),
-            };
-            let Some((id, track)) = found else {
-                return Err(match &spec.of {
-                    Some(id) => format!("no purchase with id {id} before this return"),
-                    None => "a return needs a purchase before it".to_owned(),
-                });
-            };
-            let (points, _) = events::return_purchase(rules, member, id, track, spec.amount.0, now)
-                .map_err(|e| {
-                    let left = rules.currency.format_minor(e.returnable_minor);
-                    format!("only {left} is left to return")
-                })?;
-            return Ok(-points);
+            return self.return_of(rules, member, spec, now);
         }
         if let Some(spec) = &step.activity {
-            let Some(activity) = rules.activities.get(&spec.kind) else {
-                let known: Vec<&str> = rules.activities.keys().map(String::as_str).collect();
-                return Err(format!(
-                    "the rules have no activity `{}`{}",
-                    spec.kind,
-                    super::did_you_mean(&spec.kind, &known)
-                ));
-            };
-            let facts = events::ActivityFacts {
-                transaction_id: &transaction_id,
-                kind: &spec.kind,
-                details: &spec.details,
-                occurred_at: now,
-            };
-            return Ok(events::activity(rules, member, activity, &facts, now).points);
+            return activity(rules, member, spec, &transaction_id, now);
         }
         if let Some(points) = step.adjust {
             events::adjust(rules, member, &transaction_id, points, now);
@@ -491,6 +442,83 @@ impl Purchases {
         events::sweep(rules, member, now);
         Ok(0)
     }
+
+    /// Records the purchase (under its `id`, else its transaction id);
+    /// returns the points it earned.
+    fn purchase(
+        &mut self,
+        rules: &RuleSet,
+        member: &mut MemberState,
+        purchase: &PurchaseSpec,
+        transaction_id: String,
+        now: DateTime<Utc>,
+    ) -> i64 {
+        let facts = events::Purchase {
+            transaction_id: &transaction_id,
+            amount_minor: purchase.amount.0,
+            channel: &purchase.channel,
+            store_id: &purchase.store_id,
+            tags: &purchase.tags,
+            occurred_at: purchase.at.map_or(now, |at| at.0.min(now)),
+        };
+        let (track, _) = events::purchase(rules, member, &facts, now);
+        let points = track.points;
+        let id = purchase.id.clone().unwrap_or(transaction_id);
+        self.0.push((id, track));
+        points
+    }
+
+    /// Takes back part of the purchase named by `of` (else the latest);
+    /// returns the points taken back, negative.
+    fn return_of(
+        &mut self,
+        rules: &RuleSet,
+        member: &mut MemberState,
+        spec: &ReturnSpec,
+        now: DateTime<Utc>,
+    ) -> Result<i64, String> {
+        let found = match &spec.of {
+            Some(id) => self.0.iter_mut().rev().find(|(p, _)| p == id),
+            None => self.0.last_mut(),
+        };
+        let Some((id, track)) = found else {
+            return Err(match &spec.of {
+                Some(id) => format!("no purchase with id {id} before this return"),
+                None => "a return needs a purchase before it".to_owned(),
+            });
+        };
+        let (points, _) = events::return_purchase(rules, member, id, track, spec.amount.0, now)
+            .map_err(|e| {
+                let left = rules.currency.format_minor(e.returnable_minor);
+                format!("only {left} is left to return")
+            })?;
+        Ok(-points)
+    }
+}
+
+/// Records an activity of a kind the rules know; returns the points earned.
+fn activity(
+    rules: &RuleSet,
+    member: &mut MemberState,
+    spec: &ActivitySpec,
+    transaction_id: &str,
+    now: DateTime<Utc>,
+) -> Result<i64, String> {
+    let Some(activity) = rules.activities.get(&spec.kind) else {
+        let known: Vec<&str> = rules.activities.keys().map(String::as_str).collect();
+        return Err(format!(
+            "the rules have no activity `{}`{}",
+            spec.kind,
+            super::did_you_mean(&spec.kind, &known)
+        ));
+    };
+    let facts = events::ActivityFacts {
+        transaction_id,
+        kind: &spec.kind,
+        details: &spec.details,
+        occurred_at: now,
+    };
+    Ok(events::activity(rules, member, activity, &facts, now).points)
 }
 
 /// The tier a member with these metrics qualifies for, from the entry tier.

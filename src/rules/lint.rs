@@ -139,12 +139,9 @@ fn unused_scripts(rules: &RuleSet, file: &Path) -> Vec<Diagnostic> {
     unused.sort();
     unused
         .into_iter()
-        .map(|path| Diagnostic {
-            file: path,
-            line: 0,
-            column: 0,
-            severity: Severity::Warning,
-            message: "unused script: no rule in this directory refers to it".into(),
+        .map(|path| {
+            let message = "unused script: no rule in this directory refers to it";
+            Diagnostic::about_file(path, Severity::Warning, message)
         })
         .collect()
 }
@@ -198,19 +195,22 @@ tiers:
     qualify: { all: [ { purchase_volume: \"400.00\" }, { purchase_count: 3 } ] }
 ";
 
+    /// The warnings for `text`, read as `ladder.yaml`, as printed.
+    fn warnings(text: &str) -> Vec<String> {
+        let file = Path::new("ladder.yaml");
+        let rules = super::super::parse(file, text).expect("valid");
+        lint(&rules, file).iter().map(ToString::to_string).collect()
+    }
+
     #[test]
     fn warns_about_a_ladder_that_does_not_rise_and_a_strict_retain() {
-        let file = Path::new("ladder.yaml");
-        let rules = super::super::parse(file, LADDER).expect("valid");
-        let warnings = lint(&rules, file);
-        let text: Vec<String> = warnings.iter().map(ToString::to_string).collect();
+        let text = warnings(LADDER);
         assert_eq!(text.len(), 2, "{text:#?}");
         let unreachable = LADDER.replace(
             "purchase_volume: \"400.00\" }, { purchase_count: 3 }",
             "purchase_volume: \"400.00\" }",
         );
-        let rules = super::super::parse(file, &unreachable).expect("valid");
-        let text: Vec<String> = lint(&rules, file).iter().map(ToString::to_string).collect();
+        let text = warnings(&unreachable);
         assert!(
             text.iter().any(|w| w.contains(
                 "no member can stay in silver: whoever meets its qualify also meets gold's"
@@ -223,25 +223,22 @@ tiers:
 
     #[test]
     fn warns_about_engagement_that_nothing_records() {
-        let file = Path::new("ladder.yaml");
         let text = LADDER.replace(
             "{ purchase_count: 3 }",
             "{ purchase_count: 3 }, { activity_count: 2 }",
         );
-        let rules = super::super::parse(file, &text).expect("valid");
-        let warnings: Vec<String> = lint(&rules, file).iter().map(ToString::to_string).collect();
+        let found = warnings(&text);
         assert!(
-            warnings.iter().any(|w| w.starts_with(
+            found.iter().any(|w| w.starts_with(
                 "ladder.yaml:12:5: warning: no member can reach gold: it needs activity_count 2"
             )),
-            "{warnings:#?}"
+            "{found:#?}"
         );
         let with_activities = format!("{text}activities:\n  review: {{ points: 10 }}\n");
-        let rules = super::super::parse(file, &with_activities).expect("valid");
-        let warnings: Vec<String> = lint(&rules, file).iter().map(ToString::to_string).collect();
+        let found = warnings(&with_activities);
         assert!(
-            !warnings.iter().any(|w| w.contains("no member can reach")),
-            "{warnings:#?}"
+            !found.iter().any(|w| w.contains("no member can reach")),
+            "{found:#?}"
         );
     }
 

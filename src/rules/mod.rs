@@ -70,6 +70,24 @@ impl Severity {
     }
 }
 
+impl Diagnostic {
+    /// A problem with a file as a whole (it cannot be read, no rule uses
+    /// it): no line or column to point at.
+    pub fn about_file(
+        file: impl Into<PathBuf>,
+        severity: Severity,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            file: file.into(),
+            line: 0,
+            column: 0,
+            severity,
+            message: message.into(),
+        }
+    }
+}
+
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         write!(
@@ -429,13 +447,8 @@ impl std::error::Error for Rejected {}
 /// [`Rejected`] with every problem found, each at its file, line and column.
 pub fn load(path: &Path) -> Result<RuleSet, Rejected> {
     let text = std::fs::read_to_string(path).map_err(|err| {
-        Rejected::one(Diagnostic {
-            file: path.to_owned(),
-            line: 0,
-            column: 0,
-            severity: Severity::Error,
-            message: format!("cannot read the rules file: {err}"),
-        })
+        let message = format!("cannot read the rules file: {err}");
+        Rejected::one(Diagnostic::about_file(path, Severity::Error, message))
     })?;
     parse(path, &text)
 }

@@ -56,7 +56,7 @@ pub(super) fn read_reporting_all<T>(
         // Not even valid YAML: nothing to go on from.
         return Err(vec![report(&error)]);
     };
-    let mut patched: Vec<char> = text.chars().collect();
+    let mut patched = outline.chars.clone();
     let mut blanked = vec![false; outline.entries.len()];
     let mut found = Vec::new();
     for _ in 0..MAX_ROUNDS {
@@ -90,6 +90,8 @@ struct Entry {
     key: Option<(Range<usize>, String)>,
     /// The map or list holding the entry.
     parent: Range<usize>,
+    /// The entry whose value is that map or list (`None` at the top).
+    holder: Option<usize>,
 }
 
 /// Where every entry of a YAML document is.
@@ -147,9 +149,9 @@ impl Outline {
             .unwrap_or(self.chars.len())
     }
 
-    /// Reads one node, recording the entries inside it; returns its range.
-    /// `None` past [`MAX_DEPTH`].
-    fn node(&mut self, cursor: &mut Cursor<'_>, depth: usize) -> Option<Range<usize>> {
+    /// Reads one node, recording the entries inside it; returns its range
+    /// and, for a map or list, its own entries. `None` past [`MAX_DEPTH`].
+    fn node(&mut self, cursor: &mut Cursor<'_>, depth: usize) -> Option<Node> {
         let (event, span) = cursor.take()?;
         let start = self.at(&span, false);
         let flow = !span.is_empty();
@@ -164,7 +166,7 @@ impl Outline {
         match event {
             Event::MappingStart(..) => self.collection(cursor, nested, true),
             Event::SequenceStart(..) => self.collection(cursor, nested, false),
-            _ => Some(start..self.at(&span, true)),
+            _ => Some((start..self.at(&span, true), Vec::new())),
         }
     }
 
@@ -173,31 +175,29 @@ impl Outline {
         cursor: &mut Cursor<'_>,
         nesting: Nesting,
         is_map: bool,
-    ) -> Option<Range<usize>> {
+    ) -> Option<Node> {
         let Nesting { start, flow, depth } = nesting;
-        let first_child = self.entries.len();
+        let mut children: Vec<usize> = Vec::new();
         loop {
             if let Some((Event::MappingEnd | Event::SequenceEnd, span)) = cursor.peek() {
                 let end = self.at(span, true);
                 cursor.skip();
-                let parent = start..end.max(start);
-                for entry in &mut self.entries[first_child..] {
-                    if entry.parent == (0..0) {
-                        entry.parent = parent.clone();
-                    }
+                let range = start..end.max(start);
+                for &child in &children {
+                    self.entries[child].parent = range.clone();
                 }
-                return Some(parent);
+                return Some((range, children));
             }
             let key = if is_map {
                 let text = match cursor.peek() {
                     Some((Event::Scalar(text, ..), _)) => text.to_string(),
                     _ => String::new(),
                 };
-                Some((self.node(cursor, depth)?, text))
+                Some((self.node(cursor, depth)?.0, text))
             } else {
                 None
             };
-            let value = self.node(cursor, depth)?;
+            let (value, inside) = self.node(cursor, depth)?;
             let begin = match &key {
                 Some((range, _)) => range.start,
                 None if flow => value.start,
@@ -208,11 +208,17 @@ impl Outline {
             } else {
                 value.end
             };
+            let index = self.entries.len();
             self.entries.push(Entry {
                 span: begin..end.max(begin),
                 key,
-                parent: 0..0,
+                parent: start..start,
+                holder: None,
             });
+            for child in inside {
+                self.entries[child].holder = Some(index);
+            }
+            children.push(index);
         }
     }
 
@@ -294,14 +300,7 @@ impl Outline {
             let parent = &self.entries[target].parent;
             let siblings_left = (0..self.entries.len())
                 .any(|i| i != target && !blanked[i] && self.entries[i].parent == *parent);
-            let holder = (0..self.entries.len())
-                .filter(|&i| !blanked[i])
-                .filter(|&i| {
-                    let span = &self.entries[i].span;
-                    span.start <= parent.start && parent.end <= span.end && i != target
-                })
-                .min_by_key(|&i| self.entries[i].span.len());
-            match holder {
+            match self.entries[target].holder {
                 Some(holder) if !siblings_left => {
                     blanked[target] = true;
                     target = holder;
@@ -342,6 +341,10 @@ fn missing_field(message: &str) -> Option<&str> {
     let rest = message.split("missing field `").nth(1)?;
     rest.split('`').next()
 }
+
+/// A node's range, and the entries of the map or list it is (none for a
+/// scalar).
+type Node = (Range<usize>, Vec<usize>);
 
 /// Where a collection starts, how it is written, how deep it sits.
 #[derive(Clone, Copy)]
