@@ -30,10 +30,8 @@ use crate::{
 pub struct ReloadFailure {
     /// When it was tried.
     pub at: DateTime<Utc>,
-    /// What was wrong, as `file:line:column: error: ...`, one per line.
-    pub diagnostics: String,
-    /// The same problems, one by one.
-    pub problems: Vec<rules::Diagnostic>,
+    /// Every problem of the file, each at its line and column.
+    pub rejected: rules::Rejected,
 }
 
 /// Why a reload changed nothing.
@@ -208,11 +206,7 @@ impl LiveRules {
             Err(rejected) => {
                 let diagnostics = rejected.to_string();
                 tracing::warn!(%diagnostics, rules_version = %self.current().version, "rules reload refused");
-                *lock(&self.last_failure) = Some(ReloadFailure {
-                    at: now,
-                    diagnostics: diagnostics.clone(),
-                    problems: rejected.diagnostics,
-                });
+                *lock(&self.last_failure) = Some(ReloadFailure { at: now, rejected });
                 return Err(ReloadError::Invalid {
                     diagnostics,
                     running: self.current().version.clone(),

@@ -280,8 +280,8 @@ impl From<ReloadFailure> for pb::ReloadFailure {
     fn from(f: ReloadFailure) -> Self {
         pb::ReloadFailure {
             at: Some(timestamp(f.at)),
-            diagnostics: f.diagnostics,
-            problems: f.problems.into_iter().map(Into::into).collect(),
+            diagnostics: f.rejected.to_string(),
+            problems: f.rejected.diagnostics.into_iter().map(Into::into).collect(),
         }
     }
 }
