@@ -12,7 +12,10 @@ use chrono::{TimeZone, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use tierd::{
-    engine::{self, Metrics, PurchaseFacts, Subject, TierState},
+    domain::{
+        decide::{self, Metrics, Subject, TierState},
+        earn::{self, PurchaseFacts},
+    },
     rules,
 };
 
@@ -54,7 +57,7 @@ fn benches(c: &mut Criterion) {
         attributes: &attributes,
     };
     c.bench_function("engine/evaluate_example", |b| {
-        b.iter(|| engine::evaluate(black_box(&rules), black_box(&state), subject, at))
+        b.iter(|| decide::evaluate(black_box(&rules), black_box(&state), subject, at))
     });
     c.bench_function("baseline/hand_written_thresholds", |b| {
         b.iter(|| hand_written(black_box(&metrics)))
@@ -69,12 +72,12 @@ fn benches(c: &mut Criterion) {
         tier_id: "silver",
     };
     c.bench_function("earning/points_with_bonus_script", |b| {
-        b.iter(|| engine::points_for_purchase(black_box(&rules), purchase, subject))
+        b.iter(|| earn::points_for_purchase(black_box(&rules), purchase, subject))
     });
     let mut plain = rules.clone();
     plain.earning.bonus = None;
     c.bench_function("earning/points_without_script", |b| {
-        b.iter(|| engine::points_for_purchase(black_box(&plain), purchase, subject))
+        b.iter(|| earn::points_for_purchase(black_box(&plain), purchase, subject))
     });
 }
 

@@ -15,25 +15,28 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::future::join_all;
 
 use tierd::{
-    program::{Program, Purchase, system_clock},
+    app::{Program, command::Purchase, system_clock},
+    grpc::{convert::timestamp, pb},
     rules,
     store::Store,
 };
 
 const IN_FLIGHT: u64 = 64;
 
+/// The `n`th purchase, validated as the server would.
 fn purchase(n: u64) -> Purchase {
-    Purchase {
+    pb::RecordPurchaseRequest {
         member_id: format!("member-{}", n % 5_000),
         transaction_id: format!("txn-{n}"),
         amount_minor: 1_000 + i64::try_from(n % 40_000).unwrap_or(0),
         currency: "EUR".into(),
-        occurred_at: Some(Utc::now()),
+        occurred_at: Some(timestamp(Utc::now())),
         channel: "pos".into(),
         store_id: "store-1".into(),
         tags: vec![],
-        actor: "bench".into(),
     }
+    .try_into()
+    .expect("a valid purchase")
 }
 
 fn bench_program(c: &mut Criterion) {
@@ -57,7 +60,7 @@ fn bench_program(c: &mut Criterion) {
                     let program = Arc::clone(&program);
                     async move {
                         program
-                            .record_purchase(purchase(n))
+                            .record_purchase(purchase(n), "bench")
                             .await
                             .expect("recorded")
                     }

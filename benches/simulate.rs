@@ -2,8 +2,7 @@
 //! store raw.
 //!
 //! `simulate/candidate_over_N` evaluates every seeded member under a
-//! candidate version of the example rules (decode, expire on a copy,
-//! metrics, engine, matrix); `baseline/raw_sled_scan_N` only walks the same
+//! candidate version of the example rules (decode, sweep a copy, matrix); `baseline/raw_sled_scan_N` only walks the same
 //! keys and values. N is `TIERD_SIM_MEMBERS` (default 100000; the issue's
 //! target is 1,000,000 in at most 10 s on 2 cores).
 
@@ -13,9 +12,10 @@ use chrono::Utc;
 use criterion::{Criterion, criterion_group, criterion_main};
 
 use tierd::{
-    program::{Program, system_clock},
-    rules, seed,
+    app::{Program, system_clock},
+    rules,
     store::Store,
+    tools::seed,
 };
 
 fn bench(c: &mut Criterion) {
@@ -33,7 +33,7 @@ fn bench(c: &mut Criterion) {
     let text = rules
         .source
         .replace("qualifying_points: 500", "qualifying_points: 400");
-    let candidate = rules::parse(Path::new("candidate.yaml"), &text).expect("candidate");
+    let candidate = rules::load(&rules::Candidate::new("candidate.yaml", text)).expect("candidate");
     let program = Program::new(store, Arc::new(rules), system_clock());
     let mut group = c.benchmark_group("simulate");
     group.sample_size(10);

@@ -20,12 +20,12 @@ use tokio::net::TcpListener;
 use tonic::{Request, Response, Status, transport::Channel};
 
 use tierd::{
+    app::{Program, system_clock},
     grpc::{
         self,
         convert::timestamp,
         pb::{self, loyalty_client::LoyaltyClient, loyalty_server::Loyalty},
     },
-    program::{Program, system_clock},
     rules,
     store::Store,
 };

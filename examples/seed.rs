@@ -5,7 +5,7 @@
 
 use std::{path::Path, time::Instant};
 
-use tierd::{rules, seed, store::Store};
+use tierd::{rules, store::Store, tools::seed};
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {

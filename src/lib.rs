@@ -6,37 +6,52 @@
 //! change is stored atomically and durably in sled.
 //!
 //! # Layout
-//! - [`money`]: amounts in minor units and ISO 4217 currencies, no floats.
-//! - [`rules`]: the YAML rules file, validated and compiled into a `RuleSet`.
-//! - [`script`]: the rhai sandbox for scripts inside rules.
-//! - [`engine`]: pure decisions: metrics + rules + time -> tier, points.
-//! - [`ledger`]: a member's state (day totals, points lots) and its records.
-//! - [`events`]: what each event does to a member (pure; shared by the
-//!   service and `rules test`).
-//! - [`live_rules`]: the rules in force, reloads, versions.
-//! - [`store`]: sled layout, atomic commits, group fsync.
-//! - [`program`]: commands in, validated, applied, committed durably.
-//! - [`simulate`]: what-if: candidate rules over the stored members.
-//! - [`seed`]: realistic synthetic members for benchmarks and demos.
-//! - [`grpc`]: thin tonic handlers, conversions, status mapping, `serve`.
-//! - [`config`]: defaults, config file, environment, flags.
-//! - [`digest`]: the SHA-256 helper for content hashes.
-//! - [`cli`]: the `tierd` subcommands.
+//! The modules form layers. **A module may use only the layers below it**
+//! (never above, never sideways into a higher one); a test
+//! (`tests/it/layers.rs`) reads the sources and fails on any `crate::`
+//! path that points upward. From the bottom:
+//!
+//! 1. Foundations, which know nothing of tierd's other modules:
+//!    [`money`] (amounts in minor units, ISO 4217), [`digest`] (SHA-256),
+//!    [`script`] (the rhai sandbox).
+//! 2. [`rules`]: the rules model, reading it from YAML with diagnostics,
+//!    lint, the sources it comes from.
+//! 3. [`domain`]: pure loyalty logic: member state, the tier decision,
+//!    earning, one function per event kind. No tokio, sled, tonic or
+//!    postcard.
+//! 4. [`store`]: sled layout, the stored record types and their codec,
+//!    the writer thread (rounds, fsync), backups, format migrations.
+//! 5. [`tools`]: simulate, the rules test runner, seeding, the parallel
+//!    member scan; they apply events through [`domain::apply`] only.
+//! 6. [`app`]: the service: validated commands, the idempotent write
+//!    protocol, sweeps, the rules in force. Orchestration only.
+//! 7. [`grpc`]: thin handlers, proto conversions, status mapping, auth.
+//! 8. [`config`] and [`cli`]: configuration and the `tierd` subcommands.
+//!
+//! `money` sits below `rules` rather than inside `domain` because the
+//! rules file reads amounts: with money in the domain, rules and domain
+//! would depend on each other.
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
-pub mod cli;
-pub mod config;
-pub mod digest;
-pub mod engine;
-pub mod events;
-pub mod grpc;
-pub mod ledger;
-pub mod live_rules;
 pub mod money;
-pub mod program;
-pub mod rules;
+
+pub mod digest;
+
 pub mod script;
-pub mod seed;
-pub mod simulate;
+
+pub mod rules;
+
+pub mod domain;
+
 pub mod store;
+
+pub mod tools;
+
+pub mod app;
+
+pub mod grpc;
+
+pub mod config;
+
+pub mod cli;

@@ -47,20 +47,6 @@ pub const LIMITS: ScriptLimits = ScriptLimits {
     max_collection_size: 1_024,
 };
 
-/// The names a condition script may read. Money metrics are in minor units.
-pub const MEMBER_VARIABLES: &[&str] = &[
-    "qualifying_points",
-    "purchase_volume",
-    "purchase_count",
-    "lifetime_value",
-    "points_balance",
-    "activity_count",
-    "attributes",
-];
-
-/// The extra names a bonus script may read about the purchase.
-pub const PURCHASE_VARIABLES: &[&str] = &["amount", "channel", "store_id", "tags"];
-
 static ENGINE: LazyLock<Engine> = LazyLock::new(|| build_engine(&LIMITS));
 
 /// Script runs that failed (a limit hit, a wrong result type) since the
@@ -94,7 +80,8 @@ fn build_engine(limits: &ScriptLimits) -> Engine {
 /// What a script may be asked to produce.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ScriptKind {
-    /// A tier condition: reads member variables, yields `true` or `false`.
+    /// A tier condition: reads member variables (all but
+    /// `points_balance`), yields `true` or `false`.
     Condition,
     /// Bonus points for a purchase: reads member and purchase variables,
     /// yields a whole number of points.
@@ -184,10 +171,21 @@ impl Script {
         let scope = template_scope(kind);
         let ast = ENGINE.compile_with_scope(&scope, source).map_err(|err| {
             let pos = err.1;
+            let message = match *err.0 {
+                rhai::ParseErrorType::VariableUndefined(name)
+                    if kind == ScriptKind::Condition && name == BALANCE =>
+                {
+                    String::from(
+                        "a tier condition cannot read `points_balance`: redeeming points must never \
+                         cost a member their tier; use `qualifying_points` (status points) instead",
+                    )
+                }
+                other => other.to_string(),
+            };
             ScriptError::Compile {
                 line: pos.line().unwrap_or(1),
                 column: pos.position().unwrap_or(1),
-                message: err.0.to_string(),
+                message,
             }
         })?;
         Ok(Self {
@@ -240,12 +238,21 @@ fn template_scope(kind: ScriptKind) -> Scope<'static> {
     });
     let no_details = BTreeMap::new();
     let activity = (kind == ScriptKind::Activity).then_some(("", &no_details));
-    scope_for(&Inputs {
+    let mut scope = scope_for(&Inputs {
         purchase,
         activity,
         ..Inputs::default()
-    })
+    });
+    if kind == ScriptKind::Condition {
+        // Strict variables then refuse the name at compile time.
+        let _unreadable = scope.remove::<i64>(BALANCE);
+    }
+    scope
 }
+
+/// The redeemable balance: earning scripts may read it, tier conditions
+/// may not (see [`Script::compile`]).
+const BALANCE: &str = "points_balance";
 
 /// Plain variables rather than constants: rhai's optimizer would fold
 /// constants of the compile-time template scope into the AST.
@@ -334,6 +341,18 @@ mod tests {
         let deep = Script::compile("fn f(n) { f(n + 1) } f(0) > 0", ScriptKind::Condition)
             .expect("compiles");
         assert!(deep.eval_condition(&Inputs::default()).is_err());
+    }
+
+    #[test]
+    fn tier_conditions_cannot_read_the_redeemable_balance() {
+        let err =
+            Script::compile("points_balance >= 100", ScriptKind::Condition).expect_err("refused");
+        assert!(
+            err.to_string().contains("cannot read `points_balance`"),
+            "{err}"
+        );
+        assert!(Script::compile("points_balance >= 100", ScriptKind::Bonus).is_ok());
+        assert!(Script::compile("qualifying_points >= 100", ScriptKind::Condition).is_ok());
     }
 
     #[test]

@@ -9,7 +9,7 @@ use libfuzzer_sys::fuzz_target;
 use prost::Message as _;
 use tierd::{
     grpc::pb,
-    program::{Program, Purchase, system_clock},
+    app::{Program, command::Purchase, system_clock},
     rules,
     store::Store,
 };
@@ -40,5 +40,5 @@ fuzz_target!(|data: &[u8]| {
         return;
     };
     let harness = &*HARNESS;
-    let _ = harness.runtime.block_on(harness.program.record_purchase(purchase));
+    let _ = harness.runtime.block_on(harness.program.record_purchase(purchase, "fuzz"));
 });

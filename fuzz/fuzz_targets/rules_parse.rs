@@ -6,6 +6,6 @@ use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     if let Ok(text) = std::str::from_utf8(data) {
-        let _ = tierd::rules::parse(std::path::Path::new("fuzz.yaml"), text);
+        let _ = tierd::rules::load(&tierd::rules::Candidate::new("fuzz.yaml", text));
     }
 });

@@ -1,23 +1,22 @@
-//! The `tierd` command line: `serve`, `rules check`, `keys new`, `backup`,
-//! `restore`.
+//! The `tierd` command line: `serve`, `rules check`, `rules test`,
+//! `simulate`, `keys new`, `backup`, `restore`.
 //!
 //! Flags may also come from `TIERD_*` environment variables and, for
 //! `serve`, from a YAML config file (`--config`); see [`crate::config`].
 
+mod serve;
 mod watch;
 
 use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
-use tokio::signal::unix::{Signal, SignalKind, signal};
 
 use crate::{
-    config::{self, Config, ConfigFile},
-    grpc,
-    program::{self, Program},
-    rules,
+    app::{Program, system_clock},
+    config, grpc, rules,
     store::Store,
+    tools::rules_test,
 };
 
 /// tierd: a rules-driven loyalty tier engine.
@@ -150,7 +149,7 @@ impl Cli {
     /// Whatever stops the command, with context for the person reading it.
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
-            Command::Serve(args) => serve(args),
+            Command::Serve(args) => serve::serve(args),
             Command::Rules(RulesCommand::Check { paths, format }) => Ok(check(paths, format)),
             Command::Rules(RulesCommand::Test { paths }) => test_rules(paths),
             Command::Keys(KeysCommand::New { name, role }) => new_key(&name, &role),
@@ -166,139 +165,11 @@ impl Cli {
     }
 }
 
-fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
-    let file = match &args.config {
-        Some(path) => ConfigFile::read(path)?,
-        None => ConfigFile::default(),
-    };
-    let no_watch = args.no_watch;
-    let tls = args
-        .tls_cert
-        .zip(args.tls_key)
-        .map(|(cert, key)| config::TlsFiles {
-            cert,
-            key,
-            client_ca: args.tls_client_ca,
-        });
-    let config = Config::resolve(args.listen, args.data, args.rules, tls, file)?;
-    let tls = config.tls.as_ref().map(read_tls).transpose()?;
-    let rules_path = config::rules_file(&config.rules)?;
-    let rules = match rules::load(&rules_path) {
-        Ok(rules) => rules,
-        Err(diagnostic) => {
-            eprintln!("{diagnostic}");
-            eprintln!("tierd: not started: the rules file is invalid");
-            return Ok(ExitCode::FAILURE);
-        }
-    };
-    let store = Store::open(&config.data)
-        .with_context(|| format!("opening the data directory {}", config.data.display()))?;
-    let program = Arc::new(
-        Program::new(store, Arc::new(rules), program::system_clock())
-            .with_rules_file(rules_path.clone()),
-    );
-    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    runtime.block_on(async {
-        let listener = tokio::net::TcpListener::bind(config.listen)
-            .await
-            .with_context(|| format!("listening on {}", config.listen))?;
-        tracing::info!(data = %config.data.display(), rules = %rules_path.display(), "tierd starting");
-        if config.keyring.is_open() {
-            tracing::warn!(
-                listen = %config.listen,
-                "no api keys configured: every caller acts as admin; allowed only because the address is loopback"
-            );
-        }
-        let options = grpc::ServeOptions {
-            limits: grpc::ServeLimits::default(),
-            keyring: config.keyring.clone(),
-            tls,
-        };
-        let Signals {
-            terminate,
-            interrupt,
-            hangup,
-        } = Signals::register().context("registering signal handlers")?;
-        tokio::spawn(reload_on_sighup(Arc::clone(&program), hangup));
-        if !no_watch {
-            tokio::spawn(watch::reload_on_change(Arc::clone(&program), rules_path.clone()));
-        }
-        let (stopping, stop_requested) = tokio::sync::oneshot::channel::<()>();
-        let server = grpc::serve(listener, program, options, async {
-            shutdown_on(terminate, interrupt).await;
-            let _ = stopping.send(());
-        });
-        tokio::select! {
-            served = server => served?,
-            _ = async {
-                let _ = stop_requested.await;
-                tokio::time::sleep(SHUTDOWN_GRACE).await;
-            } => tracing::warn!(grace = ?SHUTDOWN_GRACE, "requests still in flight after the grace period; stopping anyway"),
-        }
-        // Dropping the program finished the queued writes and flushed them.
-        tracing::info!("tierd stopped");
-        anyhow::Ok(ExitCode::SUCCESS)
-    })
-}
-
-/// Reloads the rules on every SIGHUP; a bad file is logged and changes
-/// nothing.
-async fn reload_on_sighup(program: Arc<Program>, mut hangups: Signal) {
-    while hangups.recv().await.is_some() {
-        match program.reload_rules().await {
-            Ok((version, changed)) => {
-                tracing::info!(rules_version = %version.version, changed, "SIGHUP: rules reloaded")
-            }
-            Err(err) => tracing::warn!(error = %err, "SIGHUP: rules not reloaded"),
-        }
-    }
-}
-
-/// How long in-flight requests get to finish after SIGTERM or Ctrl-C.
-const SHUTDOWN_GRACE: std::time::Duration = std::time::Duration::from_secs(10);
-
-/// The signals `serve` acts on, registered before it starts serving, so
-/// that none can arrive while its default action (ending the process at
-/// once) still applies.
-struct Signals {
-    terminate: Signal,
-    interrupt: Signal,
-    hangup: Signal,
-}
-
-impl Signals {
-    fn register() -> std::io::Result<Self> {
-        Ok(Self {
-            terminate: signal(SignalKind::terminate())?,
-            interrupt: signal(SignalKind::interrupt())?,
-            hangup: signal(SignalKind::hangup())?,
-        })
-    }
-}
-
-/// Completes on SIGTERM or SIGINT (Ctrl-C).
-async fn shutdown_on(mut terminate: Signal, mut interrupt: Signal) {
-    tokio::select! {
-        _ = terminate.recv() => {},
-        _ = interrupt.recv() => {},
-    }
-}
-
-fn read_tls(files: &config::TlsFiles) -> anyhow::Result<grpc::TlsPem> {
-    let read =
-        |path: &PathBuf| std::fs::read(path).with_context(|| format!("reading {}", path.display()));
-    Ok(grpc::TlsPem {
-        cert: read(&files.cert)?,
-        key: read(&files.key)?,
-        client_ca: files.client_ca.as_ref().map(read).transpose()?,
-    })
-}
-
 fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-    let snapshot = runtime.block_on(async {
+    let written = runtime.block_on(async {
         match &args.server {
-            Some(server) => backup_from_server(server, args.key.as_deref()).await,
+            Some(server) => backup_from_server(server, args.key.as_deref(), &args.out).await,
             None => {
                 let data = args
                     .data
@@ -310,21 +181,23 @@ fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
                         data.display()
                     )
                 })?;
-                Ok(store.write(|writer| writer.snapshot()).await??)
+                let out = std::fs::File::create(&args.out)
+                    .with_context(|| format!("writing {}", args.out.display()))?;
+                Ok(store.write(move |writer| writer.snapshot(out)).await??)
             }
         }
     })?;
-    std::fs::write(&args.out, &snapshot)
-        .with_context(|| format!("writing {}", args.out.display()))?;
-    println!(
-        "backup written: {} ({} bytes)",
-        args.out.display(),
-        snapshot.len()
-    );
+    println!("backup written: {} ({written} bytes)", args.out.display());
     Ok(ExitCode::SUCCESS)
 }
 
-async fn backup_from_server(server: &str, key: Option<&str>) -> anyhow::Result<Vec<u8>> {
+/// Streams the backup of a running service into `out`; returns its size.
+async fn backup_from_server(
+    server: &str,
+    key: Option<&str>,
+    out: &std::path::Path,
+) -> anyhow::Result<u64> {
+    use std::io::Write as _;
     use tokio_stream::StreamExt as _;
     let mut client = grpc::pb::loyalty_client::LoyaltyClient::connect(server.to_owned())
         .await
@@ -339,16 +212,21 @@ async fn backup_from_server(server: &str, key: Option<&str>) -> anyhow::Result<V
         );
     }
     let mut stream = client.backup(request).await?.into_inner();
-    let mut snapshot = Vec::new();
+    let mut file = std::io::BufWriter::new(
+        std::fs::File::create(out).with_context(|| format!("writing {}", out.display()))?,
+    );
+    let mut written = 0;
     while let Some(chunk) = stream.next().await {
-        snapshot.extend(chunk?.data);
+        let data = chunk?.data;
+        file.write_all(&data)?;
+        written += data.len() as u64;
     }
-    Ok(snapshot)
+    file.flush()?;
+    Ok(written)
 }
 
 fn restore(input: &std::path::Path, data: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let backup = std::fs::read(input).with_context(|| format!("reading {}", input.display()))?;
-    let records = crate::store::restore(&backup, data)?;
+    let records = crate::store::restore(input, data)?;
     println!("restored {records} records into {}", data.display());
     Ok(ExitCode::SUCCESS)
 }
@@ -384,8 +262,8 @@ fn test_rules(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
     for path in paths {
         let file = config::rules_file(&path)?;
         let rules = rules::load(&file).map_err(|d| anyhow::anyhow!("{d}"))?;
-        let cases = rules::cases_file(&file);
-        let results = rules::run_cases(&rules, &cases).map_err(|d| anyhow::anyhow!("{d}"))?;
+        let cases = rules_test::cases_file(&file);
+        let results = rules_test::run_cases(&rules, &cases).map_err(|d| anyhow::anyhow!("{d}"))?;
         println!("{} (rules version {}):", cases.display(), rules.version);
         for result in results {
             match result.failure {
@@ -430,7 +308,7 @@ fn simulate(
             data.display()
         )
     })?;
-    let program = Program::new(store, Arc::new(candidate.clone()), program::system_clock());
+    let program = Program::new(store, Arc::new(candidate.clone()), system_clock());
     let simulation = program.simulate(&candidate, as_of)?;
     let tiers: Vec<String> = candidate.tiers.iter().map(|t| t.id.clone()).collect();
     match format {

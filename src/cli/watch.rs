@@ -4,23 +4,24 @@
 //! save by writing a new file and renaming it over the old one. Events come
 //! in bursts while a file is written, so a reload waits until the file has
 //! been quiet for [`SETTLE`]. A file that fails validation is logged and
-//! changes nothing (see [`crate::live_rules`]).
+//! changes nothing (see [`crate::app::live_rules`]).
 
 use std::{path::PathBuf, sync::Arc, time::Duration};
 
 use notify::{RecursiveMode, Watcher as _};
+use tokio_util::sync::CancellationToken;
 
-use crate::program::Program;
+use crate::app::Program;
 
 /// How long the file must be quiet before it is read.
 pub const SETTLE: Duration = Duration::from_millis(200);
 
 /// Watches `file` and reloads `program`'s rules after each change, until
-/// the program is dropped. Logs and gives up if the platform cannot watch.
-pub async fn reload_on_change(program: Arc<Program>, file: PathBuf) {
+/// `stop` is cancelled; then the watcher is dropped (its thread ends) and
+/// this returns. Logs and gives up if the platform cannot watch.
+pub async fn reload_on_change(program: Arc<Program>, file: PathBuf, stop: CancellationToken) {
     let (changed, mut changes) = tokio::sync::mpsc::unbounded_channel();
-    let name = file.file_name().map(ToOwned::to_owned);
-    let watched = name.clone();
+    let watched = file.file_name().map(ToOwned::to_owned);
     let mut watcher = match notify::recommended_watcher(
         move |event: notify::Result<notify::Event>| {
             // The rules file, or a `.rhai` script beside it.
@@ -50,7 +51,11 @@ pub async fn reload_on_change(program: Arc<Program>, file: PathBuf) {
         return;
     }
     tracing::info!(file = %file.display(), "watching the rules file for changes");
-    while changes.recv().await.is_some() {
+    loop {
+        tokio::select! {
+            () = stop.cancelled() => break,
+            change = changes.recv() => if change.is_none() { break },
+        }
         // Let the burst of events of one save settle.
         while tokio::time::timeout(SETTLE, changes.recv())
             .await
@@ -64,4 +69,5 @@ pub async fn reload_on_change(program: Arc<Program>, file: PathBuf) {
             Err(err) => tracing::warn!(error = %err, "rules file changed but was not reloaded"),
         }
     }
+    tracing::debug!("rules watcher stopped");
 }

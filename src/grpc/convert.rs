@@ -1,30 +1,32 @@
-//! Every conversion between the generated protobuf types and the domain, in
-//! one place. Requests become commands (checking what protobuf itself cannot,
-//! such as a valid timestamp or a known enum value); outcomes become replies.
+//! Every conversion between the generated protobuf types and the service,
+//! in one place. Requests become validated commands (checking what
+//! protobuf itself cannot: a valid timestamp, a known enum value, and every
+//! limit of [`crate::app::input`]); results become replies.
 
 use chrono::{DateTime, Utc};
 use prost_types::Timestamp;
 
 use super::pb;
 use crate::{
-    engine::{ChangeKind, OverrideMode, TierOverride},
-    ledger::{HistoryEntry, MemberView},
-    live_rules::ReloadFailure,
-    program::{
-        ActivityEvent, Adjustment, OverrideCommand, ProgramError, Purchase, Recorded, Redemption,
-        Return, Upsert,
+    app::{
+        EvaluationReport, Program, ProgramError, Recorded,
+        command::{
+            ActivityEvent, Adjustment, OverrideCommand, Purchase, Redemption, Return, Upsert,
+        },
+        input::{
+            Amount, Attributes, MemberId, Reason, SignedPoints, Tags, Text, TransactionId,
+            required_time,
+        },
+        live_rules::ReloadFailure,
     },
-    rules::{Campaign, Diagnostic},
-    simulate::Simulation,
-    store::RulesVersion,
+    domain::{
+        decide::{ChangeKind, HistoryEntry, OverrideMode, TierOverride},
+        view::MemberView,
+    },
+    money::Currency,
+    rules::{Campaign, Diagnostic, RulesVersion},
+    tools::simulate::Simulation,
 };
-
-fn invalid(field: &'static str, message: &str) -> ProgramError {
-    ProgramError::InvalidArgument {
-        field,
-        message: message.to_owned(),
-    }
-}
 
 /// A protobuf timestamp as a UTC time; `None` stays `None`.
 ///
@@ -38,7 +40,7 @@ pub fn time_from(
         u32::try_from(ts.nanos)
             .ok()
             .and_then(|nanos| DateTime::from_timestamp(ts.seconds, nanos))
-            .ok_or_else(|| invalid(field, "not a valid timestamp"))
+            .ok_or_else(|| ProgramError::invalid(field, "not a valid timestamp"))
     })
     .transpose()
 }
@@ -52,20 +54,125 @@ pub fn timestamp(at: DateTime<Utc>) -> Timestamp {
     }
 }
 
+/// A required timestamp field.
+fn required(field: &'static str, ts: Option<Timestamp>) -> Result<DateTime<Utc>, ProgramError> {
+    required_time(field, time_from(field, ts)?)
+}
+
+/// An ISO 4217 currency code.
+fn currency(code: &str) -> Result<Currency, ProgramError> {
+    Currency::parse(code).map_err(|_| {
+        ProgramError::invalid(
+            "currency",
+            format!("{code:?} is not an ISO 4217 currency code"),
+        )
+    })
+}
+
+/// An ISO 4217 currency code, or `None` when none is given.
+fn optional_currency(code: &str) -> Result<Option<Currency>, ProgramError> {
+    (!code.is_empty()).then(|| currency(code)).transpose()
+}
+
+/// The member id of a read request.
+///
+/// # Errors
+/// `InvalidArgument` naming `member_id`.
+pub fn member_id(id: String) -> Result<MemberId, ProgramError> {
+    MemberId::parse("member_id", id)
+}
+
+/// The member ids of an evaluation request.
+///
+/// # Errors
+/// `InvalidArgument` naming `member_ids`.
+pub fn member_ids(ids: Vec<String>) -> Result<Vec<MemberId>, ProgramError> {
+    ids.into_iter()
+        .map(|id| MemberId::parse("member_ids", id))
+        .collect()
+}
+
+/// A page of history: entries after seq `after`, at most `size`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// The last seq of the previous page (0: from the start).
+    pub after: u64,
+    /// Entries per page.
+    pub size: usize,
+}
+
+/// The page a history request asks for: `page_size` 0 means `default`,
+/// more than `max` is refused; `page_token` is empty or a token from a
+/// previous response.
+///
+/// # Errors
+/// `InvalidArgument` naming `page_size` or `page_token`.
+pub fn history_page(
+    page_size: u32,
+    page_token: &str,
+    max: u32,
+    default: u32,
+) -> Result<Page, ProgramError> {
+    let size = match page_size {
+        0 => default,
+        n if n <= max => n,
+        n => {
+            return Err(ProgramError::invalid(
+                "page_size",
+                format!("{n} is above {max}"),
+            ));
+        }
+    };
+    let after = match page_token {
+        "" => 0,
+        token => token.parse::<u64>().map_err(|_| {
+            ProgramError::invalid("page_token", "not a token from a previous response")
+        })?,
+    };
+    Ok(Page {
+        after,
+        size: size as usize,
+    })
+}
+
+impl From<(Vec<HistoryEntry>, bool)> for pb::GetTierHistoryResponse {
+    fn from((entries, more): (Vec<HistoryEntry>, bool)) -> Self {
+        let next_page_token = match entries.last() {
+            Some(last) if more => last.seq.to_string(),
+            _ => String::new(),
+        };
+        Self {
+            entries: entries.into_iter().map(Into::into).collect(),
+            next_page_token,
+        }
+    }
+}
+
+/// The rules in force, the staged and the failed versions, the campaigns.
+pub fn rules_status(program: &Program) -> pb::GetRulesResponse {
+    let (active, scheduled, last_failure) = program.rules_status();
+    pb::GetRulesResponse {
+        active: Some(active.into()),
+        scheduled: scheduled.map(Into::into),
+        campaigns: program.rules().campaigns.iter().map(Into::into).collect(),
+        last_failure: last_failure.map(Into::into),
+        script_failures: crate::script::failures(),
+    }
+}
+
 impl TryFrom<pb::RecordPurchaseRequest> for Purchase {
     type Error = ProgramError;
 
     fn try_from(r: pb::RecordPurchaseRequest) -> Result<Self, ProgramError> {
         Ok(Purchase {
-            occurred_at: time_from("occurred_at", r.occurred_at)?,
-            member_id: r.member_id,
-            transaction_id: r.transaction_id,
-            amount_minor: r.amount_minor,
-            currency: r.currency,
-            channel: r.channel,
-            store_id: r.store_id,
-            tags: r.tags,
-            actor: String::new(),
+            member_id: MemberId::parse("member_id", r.member_id)?,
+            transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
+            amount: Amount::parse("amount_minor", r.amount_minor)?,
+            currency: currency(&r.currency)?,
+            occurred_at: required("occurred_at", r.occurred_at)?,
+            channel: Text::parse("channel", r.channel)?,
+            store_id: Text::parse("store_id", r.store_id)?,
+            tags: Tags::parse(r.tags)?,
         })
     }
 }
@@ -75,12 +182,11 @@ impl TryFrom<pb::RecordActivityRequest> for ActivityEvent {
 
     fn try_from(r: pb::RecordActivityRequest) -> Result<Self, ProgramError> {
         Ok(ActivityEvent {
-            occurred_at: time_from("occurred_at", r.occurred_at)?,
-            member_id: r.member_id,
-            transaction_id: r.transaction_id,
-            kind: r.kind,
-            attributes: r.attributes.into_iter().collect(),
-            actor: String::new(),
+            member_id: MemberId::parse("member_id", r.member_id)?,
+            transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
+            occurred_at: required("occurred_at", r.occurred_at)?,
+            details: Attributes::parse("attributes", r.attributes.into_iter().collect())?,
+            kind: Text::parse("kind", r.kind)?,
         })
     }
 }
@@ -90,37 +196,41 @@ impl TryFrom<pb::RecordReturnRequest> for Return {
 
     fn try_from(r: pb::RecordReturnRequest) -> Result<Self, ProgramError> {
         Ok(Return {
-            occurred_at: time_from("occurred_at", r.occurred_at)?,
-            member_id: r.member_id,
-            transaction_id: r.transaction_id,
-            original_transaction_id: r.original_transaction_id,
-            amount_minor: r.amount_minor,
-            currency: r.currency,
-            actor: String::new(),
+            member_id: MemberId::parse("member_id", r.member_id)?,
+            transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
+            original_transaction_id: TransactionId::parse(
+                "original_transaction_id",
+                r.original_transaction_id,
+            )?,
+            amount: Amount::parse("amount_minor", r.amount_minor)?,
+            currency: optional_currency(&r.currency)?,
+            occurred_at: required("occurred_at", r.occurred_at)?,
         })
     }
 }
 
-impl From<pb::AdjustPointsRequest> for Adjustment {
-    fn from(r: pb::AdjustPointsRequest) -> Self {
-        Adjustment {
-            member_id: r.member_id,
-            transaction_id: r.transaction_id,
-            points: r.points,
-            reason: r.reason,
-            actor: String::new(),
-        }
+impl TryFrom<pb::AdjustPointsRequest> for Adjustment {
+    type Error = ProgramError;
+
+    fn try_from(r: pb::AdjustPointsRequest) -> Result<Self, ProgramError> {
+        Ok(Adjustment {
+            member_id: MemberId::parse("member_id", r.member_id)?,
+            transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
+            points: SignedPoints::parse("points", r.points)?,
+            reason: Reason::parse(r.reason, "say why the points are adjusted")?,
+        })
     }
 }
 
-impl From<pb::RedeemPointsRequest> for Redemption {
-    fn from(r: pb::RedeemPointsRequest) -> Self {
-        Redemption {
-            member_id: r.member_id,
-            transaction_id: r.transaction_id,
-            points: r.points,
-            actor: String::new(),
-        }
+impl TryFrom<pb::RedeemPointsRequest> for Redemption {
+    type Error = ProgramError;
+
+    fn try_from(r: pb::RedeemPointsRequest) -> Result<Self, ProgramError> {
+        Ok(Redemption {
+            member_id: MemberId::parse("member_id", r.member_id)?,
+            transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
+            points: Amount::parse("points", r.points)?,
+        })
     }
 }
 
@@ -128,20 +238,25 @@ impl TryFrom<pb::SetTierOverrideRequest> for OverrideCommand {
     type Error = ProgramError;
 
     fn try_from(r: pb::SetTierOverrideRequest) -> Result<Self, ProgramError> {
+        let member_id = MemberId::parse("member_id", r.member_id)?;
+        let reason = Reason::parse(r.reason, "say why the tier is set by hand")?;
         let mode = match pb::OverrideMode::try_from(r.mode) {
             Ok(pb::OverrideMode::Floor) => Some(OverrideMode::Floor),
             Ok(pb::OverrideMode::Lock) => Some(OverrideMode::Lock),
             Ok(pb::OverrideMode::Clear) => None,
             Ok(pb::OverrideMode::Unspecified) | Err(_) => {
-                return Err(invalid("mode", "must be FLOOR, LOCK or CLEAR"));
+                return Err(ProgramError::invalid(
+                    "mode",
+                    "must be FLOOR, LOCK or CLEAR",
+                ));
             }
         };
+        let tier_id = Text::parse("tier_id", r.tier_id)?;
         Ok(OverrideCommand {
+            member_id,
+            placement: mode.map(|mode| (tier_id, mode)),
             until: time_from("until", r.until)?,
-            member_id: r.member_id,
-            tier_id: r.tier_id,
-            mode,
-            reason: r.reason,
+            reason,
         })
     }
 }
@@ -151,9 +266,9 @@ impl TryFrom<pb::UpsertMemberRequest> for Upsert {
 
     fn try_from(r: pb::UpsertMemberRequest) -> Result<Self, ProgramError> {
         Ok(Upsert {
+            member_id: MemberId::parse("member_id", r.member_id)?,
+            attributes: Attributes::parse("attributes", r.attributes.into_iter().collect())?,
             enrolled_at: time_from("enrolled_at", r.enrolled_at)?,
-            member_id: r.member_id,
-            attributes: r.attributes.into_iter().collect(),
         })
     }
 }
@@ -229,37 +344,95 @@ impl From<MemberView> for pb::Member {
     }
 }
 
-/// The parts of a write outcome every reply carries: the member, the points,
-/// the tier change a client should show (the last one that is not the
-/// INITIAL placement of a new member) and the duplicate flag.
-pub struct Reply {
-    /// The member after the write.
-    pub member: Option<pb::Member>,
-    /// Points earned, taken back or moved.
-    pub points: i64,
-    /// The tier change to show, if any.
-    pub tier_change: Option<pb::TierChange>,
-    /// True when this was a retry of a recorded request.
-    pub duplicate: bool,
-    /// True when a cap held an activity's points back.
-    pub capped: bool,
+/// The tier change a client should show for a write: the last one that is
+/// not the INITIAL placement of a new member.
+fn shown_change(recorded: &Recorded) -> Option<pb::TierChange> {
+    recorded
+        .outcome
+        .tier_changes
+        .iter()
+        .rev()
+        .find(|e| e.change.kind != ChangeKind::Initial)
+        .cloned()
+        .map(Into::into)
 }
 
-impl From<Recorded> for Reply {
-    fn from(recorded: Recorded) -> Self {
-        let outcome = recorded.outcome;
-        let tier_change = outcome
-            .tier_changes
-            .into_iter()
-            .rev()
-            .find(|e| e.change.kind != ChangeKind::Initial)
-            .map(Into::into);
-        Reply {
-            member: Some(outcome.member.into()),
-            points: outcome.points,
-            tier_change,
-            duplicate: recorded.duplicate,
-            capped: outcome.capped,
+fn member_of(recorded: &Recorded) -> Option<pb::Member> {
+    Some(recorded.outcome.member.clone().into())
+}
+
+impl From<Recorded> for pb::RecordPurchaseResponse {
+    fn from(r: Recorded) -> Self {
+        Self {
+            member: member_of(&r),
+            points_earned: r.outcome.points,
+            tier_change: shown_change(&r),
+            duplicate: r.duplicate,
+        }
+    }
+}
+
+impl From<Recorded> for pb::RecordActivityResponse {
+    fn from(r: Recorded) -> Self {
+        Self {
+            member: member_of(&r),
+            points_earned: r.outcome.points,
+            capped: r.outcome.capped,
+            duplicate: r.duplicate,
+            tier_change: shown_change(&r),
+        }
+    }
+}
+
+impl From<Recorded> for pb::RecordReturnResponse {
+    fn from(r: Recorded) -> Self {
+        Self {
+            member: member_of(&r),
+            points_reversed: r.outcome.points,
+            duplicate: r.duplicate,
+            tier_change: shown_change(&r),
+        }
+    }
+}
+
+impl From<Recorded> for pb::AdjustPointsResponse {
+    fn from(r: Recorded) -> Self {
+        Self {
+            member: member_of(&r),
+            duplicate: r.duplicate,
+            tier_change: shown_change(&r),
+        }
+    }
+}
+
+impl From<Recorded> for pb::RedeemPointsResponse {
+    fn from(r: Recorded) -> Self {
+        Self {
+            member: member_of(&r),
+            duplicate: r.duplicate,
+        }
+    }
+}
+
+impl From<Recorded> for pb::SetTierOverrideResponse {
+    fn from(r: Recorded) -> Self {
+        Self {
+            member: member_of(&r),
+            tier_change: r.outcome.tier_changes.first().cloned().map(Into::into),
+        }
+    }
+}
+
+impl From<EvaluationReport> for pb::EvaluateTiersResponse {
+    fn from(report: EvaluationReport) -> Self {
+        Self {
+            evaluated: report.evaluated,
+            promoted: report.promoted,
+            demoted: report.demoted,
+            unchanged: report.unchanged,
+            points_expired: report.points_expired,
+            changes: report.changes.into_iter().map(Into::into).collect(),
+            changes_truncated: report.changes_truncated,
         }
     }
 }

@@ -198,7 +198,7 @@ tiers:
     /// The warnings for `text`, read as `ladder.yaml`, as printed.
     fn warnings(text: &str) -> Vec<String> {
         let file = Path::new("ladder.yaml");
-        let rules = super::super::parse(file, text).expect("valid");
+        let rules = super::super::load(&super::super::Candidate::new(file, text)).expect("valid");
         lint(&rules, file).iter().map(ToString::to_string).collect()
     }
 

@@ -9,11 +9,12 @@
 //! The format is documented with a worked example in `docs/rules.md`, and
 //! `rules/example.yaml` uses every feature.
 
-mod cases;
 mod condition;
 mod lint;
 mod recovery;
+mod source;
 mod values;
+mod version;
 
 use std::{
     collections::{BTreeMap, HashSet},
@@ -23,16 +24,17 @@ use std::{
 
 use serde::Deserialize;
 
-pub use cases::{CaseResult, cases_file, run_cases};
 pub use condition::{Condition, Metric, did_you_mean};
 pub use lint::lint;
-pub use values::{Rate, Window};
+pub use source::{Candidate, RulesSource};
+pub use values::{Count, Moment, Money, Rate, Window};
+pub use version::RulesVersion;
 
 use crate::{
     money::Currency,
     script::{Script, ScriptKind},
 };
-use values::{Count, CurrencyCode, LoadContext};
+use values::{CurrencyCode, LoadContext};
 
 /// How bad a problem is: an error stops a file from going live, a warning
 /// does not.
@@ -425,7 +427,8 @@ pub struct Rejected {
 }
 
 impl Rejected {
-    pub(crate) fn one(diagnostic: Diagnostic) -> Self {
+    /// A rejection for one problem.
+    pub fn one(diagnostic: Diagnostic) -> Self {
         Self {
             diagnostics: vec![diagnostic],
         }
@@ -441,24 +444,15 @@ impl fmt::Display for Rejected {
 
 impl std::error::Error for Rejected {}
 
-/// Reads and validates a rules file from disk.
+/// Reads and validates rules from `source` (a file, a stored version, a
+/// candidate text): the one way a [`RuleSet`] comes to exist.
 ///
 /// # Errors
 /// [`Rejected`] with every problem found, each at its file, line and column.
-pub fn load(path: &Path) -> Result<RuleSet, Rejected> {
-    let text = std::fs::read_to_string(path).map_err(|err| {
-        let message = format!("cannot read the rules file: {err}");
-        Rejected::one(Diagnostic::about_file(path, Severity::Error, message))
-    })?;
-    parse(path, &text)
-}
-
-/// Validates rules held in memory; `file` names them in diagnostics.
-///
-/// # Errors
-/// [`Rejected`] with every problem found, each at its file, line and column.
-pub fn parse(file: &Path, text: &str) -> Result<RuleSet, Rejected> {
-    if let Some((line, column)) = too_deep(text) {
+pub fn load<S: RulesSource + ?Sized>(source: &S) -> Result<RuleSet, Rejected> {
+    let file = &source.name();
+    let text = source.read()?;
+    if let Some((line, column)) = too_deep(&text) {
         return Err(Rejected::one(Diagnostic {
             file: file.to_owned(),
             line,
@@ -467,14 +461,13 @@ pub fn parse(file: &Path, text: &str) -> Result<RuleSet, Rejected> {
             message: format!("brackets nest deeper than {MAX_NESTING} levels"),
         }));
     }
-    let currency = serde_yaml::from_str::<Header>(text)
+    let currency = serde_yaml::from_str::<Header>(&text)
         .ok()
         .and_then(|h| h.currency)
         .and_then(|c| Currency::parse(&c).ok());
-    let context =
-        LoadContext::enter(currency).with_script_dir(file.parent().map(Path::to_path_buf));
+    let context = LoadContext::enter(currency).with_script_dir(source.script_dir());
     let raw = recovery::read_reporting_all(
-        text,
+        &text,
         |text| serde_yaml::from_str::<RulesFile>(text),
         |err| {
             context
@@ -484,18 +477,41 @@ pub fn parse(file: &Path, text: &str) -> Result<RuleSet, Rejected> {
     )
     .map_err(|diagnostics| Rejected { diagnostics })?;
     let mut rules = compile(raw).map_err(|problems| Rejected {
-        diagnostics: problems.into_iter().map(|p| p.locate(file, text)).collect(),
+        diagnostics: problems
+            .into_iter()
+            .map(|p| p.locate(file, &text))
+            .collect(),
     })?;
     // The version is the YAML and every script file it uses.
     let scripts = context.script_files();
-    let mut hashed = text.to_owned();
+    let mut hashed = text.clone();
     for (path, script) in &scripts {
         hashed.push_str(&format!("\0{}\0{script}", path.display()));
     }
-    rules.source = text.to_owned();
     rules.content_hash = crate::digest::sha256_hex(hashed.as_bytes());
+    rules.source = text;
     rules.script_files = scripts.into_iter().map(|(path, _)| path).collect();
     Ok(rules)
+}
+
+/// Reads another YAML document that goes with the rules (the test cases
+/// kept beside them), with the same care: money in the program currency,
+/// and every problem located and reported in one run.
+///
+/// # Errors
+/// [`Rejected`] with every problem found.
+pub fn read_document<T: serde::de::DeserializeOwned>(
+    file: &Path,
+    text: &str,
+    currency: Currency,
+) -> Result<T, Rejected> {
+    let _context = LoadContext::enter(Some(currency));
+    recovery::read_reporting_all(
+        text,
+        |text| serde_yaml::from_str::<T>(text),
+        |err| yaml_diagnostic(file, err),
+    )
+    .map_err(|diagnostics| Rejected { diagnostics })
 }
 
 /// Deepest `[` / `{` nesting a rules file may have: far beyond any real

@@ -18,7 +18,7 @@ tiers:
 ";
 
 fn parse_text(text: &str) -> Result<RuleSet, Rejected> {
-    parse(Path::new("rules.yaml"), text)
+    load(&Candidate::new("rules.yaml", text))
 }
 
 #[test]
@@ -316,7 +316,7 @@ fn one_mistake_anywhere_in_the_example_is_reported_once() {
             let mut text: Vec<&str> = lines.clone();
             text[index] = &broken;
             let text = text.join("\n");
-            let Err(rejected) = parse(Path::new("rules/example.yaml"), &text) else {
+            let Err(rejected) = load(&Candidate::new("rules/example.yaml", text.as_str())) else {
                 continue;
             };
             checked += 1;

@@ -9,8 +9,10 @@
 use std::{
     cell::{Cell, RefCell},
     fmt,
-    path::PathBuf,
+    path::{Path, PathBuf},
 };
+
+use chrono::{DateTime, Utc};
 
 use serde::de::{self, Deserializer, Visitor};
 
@@ -59,9 +61,16 @@ impl LoadContext {
 /// Reads and compiles a `.rhai` file named in the rules; a compile error
 /// is also kept, located in the script file itself.
 pub(crate) fn load_script_file(name: &str, kind: ScriptKind) -> Result<Script, String> {
-    let dir = SCRIPT_DIR
-        .with(|d| d.borrow().clone())
-        .unwrap_or_else(|| PathBuf::from("."));
+    let Some(dir) = SCRIPT_DIR.with(|d| d.borrow().clone()) else {
+        return Err(format!(
+            "{name}: these rules are not read from a file, so they cannot name a script file; put the script inline"
+        ));
+    };
+    if Path::new(name).components().count() != 1 || name == ".." {
+        return Err(format!(
+            "{name:?}: name a .rhai file in the rules' own directory, without a path"
+        ));
+    }
     let path = dir.join(name);
     let text = std::fs::read_to_string(&path)
         .map_err(|e| format!("cannot read script {}: {e}", path.display()))?;
@@ -115,7 +124,7 @@ struct Scalar<F> {
     expecting: &'static str,
 }
 
-pub(super) fn read_scalar<'de, D, T, F>(
+pub(crate) fn read_scalar<'de, D, T, F>(
     deserializer: D,
     expecting: &'static str,
     convert: F,
@@ -246,6 +255,29 @@ impl Rate {
 impl<'de> serde::Deserialize<'de> for Rate {
     fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         read_scalar(deserializer, "a rate such as 1 or 1.5", Rate::parse)
+    }
+}
+
+/// A date (`2026-03-02`, midnight UTC) or a moment (`2026-03-02T10:00:00Z`),
+/// as marketers write them in test cases.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Moment(pub DateTime<Utc>);
+
+impl<'de> serde::Deserialize<'de> for Moment {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        read_scalar(deserializer, "a date such as 2026-03-02", |text| {
+            DateTime::parse_from_rfc3339(text)
+                .map(|at| Moment(at.with_timezone(&Utc)))
+                .or_else(|_| {
+                    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
+                        .map(|day| Moment(day.and_time(chrono::NaiveTime::MIN).and_utc()))
+                })
+                .map_err(|_| {
+                    format!(
+                        "{text:?} is not a date (2026-03-02) or a moment (2026-03-02T10:00:00Z)"
+                    )
+                })
+        })
     }
 }
 

@@ -145,7 +145,13 @@ async fn every_write_records_which_key_made_it() {
         .expect("adjusted");
     let dir = server.stop().await;
     let store = Store::open(&dir.path().join("data")).expect("the data directory");
-    let actor = |txn: &str| store.txn(txn).expect("readable").expect("recorded").actor;
+    let actor = |txn: &str| {
+        store
+            .receipt(txn)
+            .expect("readable")
+            .expect("recorded")
+            .actor
+    };
     assert_eq!(actor("t1"), "till-42");
     assert_eq!(actor("a1"), "ops-anna");
 }

@@ -80,8 +80,8 @@ async fn a_backup_of_a_running_service_restores_every_member_and_history_entry()
         );
     }
     assert_eq!(
-        after.txn("r1").expect("read"),
-        before.txn("r1").expect("read")
+        after.receipt("r1").expect("read"),
+        before.receipt("r1").expect("read")
     );
     // Restoring over existing data is refused.
     drop((before, after));

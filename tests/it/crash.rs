@@ -22,7 +22,7 @@ use tierd::grpc::{
     convert::timestamp,
     pb::{self, loyalty_client::LoyaltyClient},
 };
-use tierd::seed::Rng;
+use tierd::tools::seed::Rng;
 
 const MEMBERS: usize = 6;
 

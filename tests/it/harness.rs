@@ -11,8 +11,8 @@ use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
 use tonic::transport::{Channel, ClientTlsConfig};
 
 use tierd::{
+    app::{Clock, Program},
     grpc::{self, ServeOptions, convert::timestamp, pb},
-    program::{Clock, Program},
     rules,
     store::Store,
 };

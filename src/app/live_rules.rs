@@ -1,16 +1,19 @@
 //! The rules in force, and how they change without a restart.
 //!
-//! The running [`RuleSet`] sits behind an `ArcSwap`: each request loads one
-//! `Arc` at its start and evaluates entirely under that version, so a switch
-//! is atomic for concurrent requests. A reload reads the rules file again;
-//! only a file that validates replaces the running rules. A file that fails
-//! leaves them in force, and the failure (with its `file:line:column`
-//! diagnostics) is kept for `GetRules`. Every version that goes live is
-//! recorded in the store with its text, content hash, label and time.
+//! The running rules and the moment they went live sit together, as one
+//! value, behind an `ArcSwap`: a reader always sees a version with its own
+//! activation time, and each request loads one `Arc` at its start and runs
+//! entirely under that version, so a switch is atomic for concurrent
+//! requests. A reload reads the rules file again (on a blocking thread:
+//! reading and compiling a file is not work for the async workers); only a
+//! file that validates replaces the running rules. A file that fails leaves
+//! them in force, and the failure (with its `file:line:column` diagnostics)
+//! is kept for `GetRules`. Every version that goes live is recorded in the
+//! store with its text, content hash, label and time.
 //!
 //! A file with an `effective_from` in the future is *staged*: it is valid
 //! and waiting, shown by `GetRules`, and goes live by itself at the first
-//! request at or after that moment ([`LiveRules::activate_due`]).
+//! request (or sweep) at or after that moment ([`LiveRules::activate_due`]).
 
 use std::{
     path::PathBuf,
@@ -20,9 +23,10 @@ use std::{
 use arc_swap::ArcSwap;
 use chrono::{DateTime, Utc};
 
+use super::ProgramError;
 use crate::{
-    rules::{self, RuleSet},
-    store::{RulesVersion, Store, StoreError},
+    rules::{self, Rejected, RuleSet, RulesVersion},
+    store::{Store, StoreError},
 };
 
 /// A reload that was refused.
@@ -31,32 +35,18 @@ pub struct ReloadFailure {
     /// When it was tried.
     pub at: DateTime<Utc>,
     /// Every problem of the file, each at its line and column.
-    pub rejected: rules::Rejected,
+    pub rejected: Rejected,
 }
 
-/// Why a reload changed nothing.
-#[derive(Debug, thiserror::Error)]
-pub enum ReloadError {
-    /// No rules file is known (rules given in memory).
-    #[error("the rules were not loaded from a file, so there is nothing to reload")]
-    NoFile,
-    /// The file did not validate; the running rules stay.
-    #[error("{diagnostics}; the running rules stay version {running}")]
-    Invalid {
-        /// The diagnostics.
-        diagnostics: String,
-        /// The version still in force.
-        running: String,
-    },
-    /// Recording the new version failed; the running rules stay.
-    #[error(transparent)]
-    Store(#[from] StoreError),
+/// The version in force: the rules and when they went live, swapped as one.
+struct Live {
+    rules: Arc<RuleSet>,
+    activated_at: DateTime<Utc>,
 }
 
 /// The rules in force and their history.
 pub struct LiveRules {
-    current: ArcSwap<RuleSet>,
-    activated_at: Mutex<DateTime<Utc>>,
+    live: ArcSwap<Live>,
     file: Option<PathBuf>,
     last_failure: Mutex<Option<ReloadFailure>>,
     /// A valid version waiting for its `effective_from`.
@@ -76,8 +66,10 @@ impl LiveRules {
     /// Rules in force from now, optionally reloadable from `file`.
     pub fn new(rules: Arc<RuleSet>, file: Option<PathBuf>, now: DateTime<Utc>) -> Self {
         Self {
-            current: ArcSwap::new(rules),
-            activated_at: Mutex::new(now),
+            live: ArcSwap::from_pointee(Live {
+                rules,
+                activated_at: now,
+            }),
             file,
             last_failure: Mutex::new(None),
             staged: Mutex::new(None),
@@ -87,21 +79,32 @@ impl LiveRules {
 
     /// The rules in force; hold the `Arc` for the whole request.
     pub fn current(&self) -> Arc<RuleSet> {
-        self.current.load_full()
+        Arc::clone(&self.live.load().rules)
+    }
+
+    /// The rules file reloads read, if any.
+    pub fn file(&self) -> Option<&PathBuf> {
+        self.file.as_ref()
     }
 
     /// The version in force, as recorded.
     pub fn active(&self) -> RulesVersion {
-        version_of(&self.current(), *lock(&self.activated_at))
+        let live = self.live.load();
+        RulesVersion::of(&live.rules, live.activated_at)
+    }
+
+    fn go(&self, rules: Arc<RuleSet>, activated_at: DateTime<Utc>) {
+        self.live.store(Arc::new(Live {
+            rules,
+            activated_at,
+        }));
     }
 
     /// The staged version and when it goes live, if one is waiting.
     pub fn scheduled(&self) -> Option<RulesVersion> {
         lock(&self.staged).as_ref().map(|rules| {
-            version_of(
-                rules,
-                rules.effective_from.unwrap_or(DateTime::<Utc>::MIN_UTC),
-            )
+            let at = rules.effective_from.unwrap_or(DateTime::<Utc>::MIN_UTC);
+            RulesVersion::of(rules, at)
         })
     }
 
@@ -132,11 +135,10 @@ impl LiveRules {
             return Ok(());
         };
         let at = next.effective_from.unwrap_or(now);
-        record(store, version_of(&next, at)).await?;
+        record(store, RulesVersion::of(&next, at)).await?;
         *lock(&self.staged) = None;
         tracing::info!(rules_version = %next.version, "staged rules went live");
-        self.current.store(next);
-        *lock(&self.activated_at) = at;
+        self.go(next, at);
         Ok(())
     }
 
@@ -146,7 +148,8 @@ impl LiveRules {
     }
 
     /// Records the running version in the store, unless it is the last one
-    /// recorded already (a restart on the same rules).
+    /// recorded already (a restart on the same rules). A file staged for
+    /// later is held back and the last version that was live runs meanwhile.
     ///
     /// # Errors
     /// On a storage failure.
@@ -159,21 +162,14 @@ impl LiveRules {
         let last = store.rules_versions()?.pop();
         let file_rules = self.current();
         if file_rules.effective_from.is_some_and(|at| at > now) {
-            // The file is staged: run the last version that was live.
-            let previous = last.as_ref().and_then(|v| {
-                let name = PathBuf::from(format!("stored rules version {}", v.version));
-                rules::parse(&name, &v.text).ok()
-            });
-            match previous {
-                Some(previous) => {
+            let previous = last.as_ref().and_then(|v| rules::load(v).ok());
+            match (previous, &last) {
+                (Some(previous), Some(version)) => {
                     *lock(&self.staged) = Some(file_rules);
-                    self.current.store(Arc::new(previous));
-                    if let Some(at) = last.as_ref().map(|v| v.activated_at) {
-                        *lock(&self.activated_at) = at;
-                    }
+                    self.go(Arc::new(previous), version.activated_at);
                     return Ok(self.active());
                 }
-                None => tracing::warn!(
+                _ => tracing::warn!(
                     rules_version = %file_rules.version,
                     "the rules file is staged for later but no earlier version is known: it goes live now"
                 ),
@@ -192,25 +188,34 @@ impl LiveRules {
     /// whether it changed.
     ///
     /// # Errors
-    /// [`ReloadError::Invalid`] when the file does not validate (the
-    /// failure is kept for [`LiveRules::last_failure`]); a storage failure.
+    /// [`ProgramError::RulesRejected`] when the file does not validate (the
+    /// failure is kept for [`LiveRules::last_failure`]);
+    /// `FailedPrecondition` when the rules came from no file; a storage
+    /// failure.
     pub async fn reload(
         &self,
         store: &Store,
         now: DateTime<Utc>,
-    ) -> Result<(RulesVersion, bool), ReloadError> {
+    ) -> Result<(RulesVersion, bool), ProgramError> {
         let _one_at_a_time = self.reloading.lock().await;
-        let file = self.file.as_ref().ok_or(ReloadError::NoFile)?;
-        let candidate = match rules::load(file) {
+        let file = self.file.clone().ok_or_else(|| {
+            ProgramError::FailedPrecondition(
+                "the rules were not loaded from a file, so there is nothing to reload".into(),
+            )
+        })?;
+        let loaded = tokio::task::spawn_blocking(move || rules::load(&file))
+            .await
+            .map_err(|_| ProgramError::FailedPrecondition("reading the rules failed".into()))?;
+        let candidate = match loaded {
             Ok(rules) => rules,
             Err(rejected) => {
-                let diagnostics = rejected.to_string();
-                tracing::warn!(%diagnostics, rules_version = %self.current().version, "rules reload refused");
-                *lock(&self.last_failure) = Some(ReloadFailure { at: now, rejected });
-                return Err(ReloadError::Invalid {
-                    diagnostics,
-                    running: self.current().version.clone(),
+                let running = self.current().version.clone();
+                tracing::warn!(diagnostics = %rejected, rules_version = %running, "rules reload refused");
+                *lock(&self.last_failure) = Some(ReloadFailure {
+                    at: now,
+                    rejected: rejected.clone(),
                 });
+                return Err(ProgramError::RulesRejected { rejected, running });
             }
         };
         *lock(&self.last_failure) = None;
@@ -224,22 +229,11 @@ impl LiveRules {
             return Ok((self.active(), false));
         }
         *lock(&self.staged) = None;
-        let version = version_of(&candidate, now);
+        let version = RulesVersion::of(&candidate, now);
         record(store, version.clone()).await?;
-        self.current.store(Arc::new(candidate));
-        *lock(&self.activated_at) = now;
+        self.go(Arc::new(candidate), now);
         tracing::info!(rules_version = %version.version, content_hash = %version.content_hash, "rules reloaded");
         Ok((version, true))
-    }
-}
-
-fn version_of(rules: &RuleSet, activated_at: DateTime<Utc>) -> RulesVersion {
-    RulesVersion {
-        version: rules.version.clone(),
-        content_hash: rules.content_hash.clone(),
-        program: rules.program.clone(),
-        activated_at,
-        text: rules.source.clone(),
     }
 }
 
@@ -247,4 +241,45 @@ async fn record(store: &Store, version: RulesVersion) -> Result<(), StoreError> 
     store
         .write(move |writer| writer.record_rules_version(&version))
         .await?
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use chrono::TimeDelta;
+
+    use super::*;
+
+    /// A reader never sees one version with another's activation time:
+    /// both are read from one value. (When they were two fields set one
+    /// after the other, a reader between the two stores saw them torn.)
+    #[test]
+    fn a_version_and_its_activation_time_are_seen_together() {
+        let example = rules::load(Path::new("rules/example.yaml")).expect("example rules");
+        let versions: Vec<Arc<RuleSet>> = (0..2)
+            .map(|i| {
+                let mut rules = example.clone();
+                rules.version = format!("v{i}");
+                Arc::new(rules)
+            })
+            .collect();
+        let start = DateTime::UNIX_EPOCH;
+        // Version vN goes live at N days.
+        let at = |n: usize| start + TimeDelta::days(n as i64);
+        let live = LiveRules::new(Arc::clone(&versions[0]), None, at(0));
+        std::thread::scope(|scope| {
+            scope.spawn(|| {
+                for round in 0..20_000 {
+                    let n = round % 2;
+                    live.go(Arc::clone(&versions[n]), at(n));
+                }
+            });
+            for _ in 0..20_000 {
+                let seen = live.active();
+                let n: usize = seen.version[1..].parse().expect("vN");
+                assert_eq!(seen.activated_at, at(n), "{} torn", seen.version);
+            }
+        });
+    }
 }

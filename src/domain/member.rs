@@ -1,4 +1,4 @@
-//! A member's domain state and the invariants that keep it exact.
+//! A member's state and the invariants that keep it exact.
 //!
 //! Pure data and arithmetic, no I/O. Two structures keep every request's
 //! work bounded by the qualification window, never by a member's history:
@@ -8,11 +8,14 @@
 //!   [`DAY_RETENTION`] are dropped (their spend stays in lifetime value).
 //! - **Points lots**: one lot per earning, kept in expiry order, so that
 //!   expiry and redemption (oldest first) touch only the lots they consume.
-//!   Lots live only until they expire; points that never expire share one
-//!   lot. Either way their number is bounded by the expiry period.
+//!   Lots live only until they are used up or expire; points that never
+//!   expire share one lot. Either way their number is bounded by the expiry
+//!   period. A lot that expires is reported as a [`Lapse`], so that the
+//!   purchase it came from can remember its points left as breakage.
 //!
-//! Sums saturate rather than overflow: no input can make them panic, and
-//! no real program comes near `i64::MAX` cents.
+//! Every sum saturates (`saturating_add`/`saturating_sub`) instead of
+//! overflowing: no input can make the arithmetic panic or wrap, and no real
+//! program comes near `i64::MAX` cents.
 //!
 //! Invariant: `points_balance = sum(lots.remaining) - points_debt`, where
 //! the debt is what returns and corrections took back beyond the lots
@@ -21,19 +24,16 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Datelike, Months, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
 
-use crate::{
-    engine::{Change, Metrics, NextTier, TierOverride, TierState},
-    rules::Window,
-};
+use super::decide::{Metrics, TierState};
+use crate::rules::Window;
 
 /// How long day totals are kept: the longest window plus a month of slack
 /// for evaluations a little in the past.
 pub const DAY_RETENTION: TimeDelta = TimeDelta::days(31 * (Window::MAX_MONTHS as i64 + 1));
 
 /// Totals of one UTC day.
-#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct DayTotals {
     /// Spend that day, minor units (returns netted).
     pub spend_minor: i64,
@@ -48,26 +48,32 @@ pub struct DayTotals {
 }
 
 /// Points earned together, expiring together.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PointsLot {
     /// The transaction that earned them.
     pub source: String,
-    #[serde(with = "chrono::serde::ts_microseconds")]
     /// When the points were earned.
     pub earned_at: DateTime<Utc>,
-    #[serde(with = "chrono::serde::ts_microseconds_option")]
     /// When they lapse; `None`: never.
     pub expires_at: Option<DateTime<Utc>>,
     /// Points not yet redeemed, expired or taken back.
     pub remaining: i64,
 }
 
+/// Points of one lot that expired unredeemed (breakage).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lapse {
+    /// The transaction that had earned them.
+    pub source: String,
+    /// How many lapsed.
+    pub points: i64,
+}
+
 /// Everything tierd keeps about one member.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct MemberState {
     /// The id the till sends.
     pub member_id: String,
-    #[serde(with = "chrono::serde::ts_microseconds")]
     /// When the member joined (anchors the anniversary year).
     pub enrolled_at: DateTime<Utc>,
     /// Descriptive attributes set with `UpsertMember`.
@@ -94,6 +100,20 @@ pub struct MemberState {
 pub struct InsufficientPoints {
     /// The balance at the time of the request.
     pub balance: i64,
+}
+
+/// What a return takes back from the member.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TakeBack {
+    /// Spend refunded, minor units (off the purchase's day and lifetime value).
+    pub amount_minor: i64,
+    /// Status points taken off the purchase's day.
+    pub qualifying_points: i64,
+    /// Redeemable points taken back: from the purchase's own lot first,
+    /// then oldest first, then as debt.
+    pub redeemable_points: i64,
+    /// True when nothing of the purchase is left: it no longer counts as one.
+    pub fully_returned: bool,
 }
 
 fn day_number(at: DateTime<Utc>) -> i32 {
@@ -124,12 +144,15 @@ impl MemberState {
 
     /// Metrics over `[window_start, as_of]`, with the balance as of `as_of`.
     pub fn metrics(&self, window_start: DateTime<Utc>, as_of: DateTime<Utc>) -> Metrics {
-        let range = day_number(window_start)..=day_number(as_of);
         let mut metrics = Metrics {
             lifetime_value_minor: self.lifetime_value_minor,
             points_balance: self.points_balance(as_of),
             ..Metrics::default()
         };
+        if window_start > as_of {
+            return metrics;
+        }
+        let range = day_number(window_start)..=day_number(as_of);
         for totals in self.days.range(range).map(|(_, t)| t) {
             metrics.purchase_volume_minor = metrics
                 .purchase_volume_minor
@@ -157,71 +180,60 @@ impl MemberState {
         self.days.entry(day_number(at)).or_default()
     }
 
-    /// Records a purchase that earned `points` (status and redeemable).
+    /// Records a purchase that earned `points` (status and redeemable),
+    /// expiring at `expires_at`.
     pub fn record_purchase(
         &mut self,
         source: &str,
         amount_minor: i64,
         points: i64,
         occurred_at: DateTime<Utc>,
-        expiry_months: Option<u32>,
+        expires_at: Option<DateTime<Utc>>,
     ) {
         let day = self.day(occurred_at);
         day.spend_minor = day.spend_minor.saturating_add(amount_minor);
         day.purchases = day.purchases.saturating_add(1);
         day.qualifying_points = day.qualifying_points.saturating_add(points);
         self.lifetime_value_minor = self.lifetime_value_minor.saturating_add(amount_minor);
-        self.earn(source, points, occurred_at, expiry_months);
+        self.earn(source, points, occurred_at, expires_at);
     }
 
-    /// Takes back part of a purchase: its spend on the purchase's day, and
-    /// `points` from that purchase's lot first, then oldest first, then as
-    /// debt. `fully_returned` removes the purchase from the count.
-    pub fn record_return(
-        &mut self,
-        original: &str,
-        original_at: DateTime<Utc>,
-        amount_minor: i64,
-        points: i64,
-        fully_returned: bool,
-    ) {
+    /// Takes back part of the purchase `original` made at `original_at`: its
+    /// spend and status points on the purchase's day, its redeemable points
+    /// as [`TakeBack`] says.
+    pub fn record_return(&mut self, original: &str, original_at: DateTime<Utc>, back: TakeBack) {
         let day = self.day(original_at);
-        day.spend_minor -= amount_minor;
-        day.qualifying_points -= points;
-        if fully_returned {
-            day.purchases -= 1;
+        day.spend_minor = day.spend_minor.saturating_sub(back.amount_minor);
+        day.qualifying_points = day.qualifying_points.saturating_sub(back.qualifying_points);
+        if back.fully_returned {
+            day.purchases = day.purchases.saturating_sub(1);
         }
-        self.lifetime_value_minor -= amount_minor;
-        let mut owed = points;
+        self.lifetime_value_minor = self.lifetime_value_minor.saturating_sub(back.amount_minor);
+        let mut owed = back.redeemable_points;
         if let Some(lot) = self.lots.iter_mut().find(|lot| lot.source == original) {
             let taken = owed.min(lot.remaining);
-            lot.remaining -= taken;
-            owed -= taken;
+            lot.remaining = lot.remaining.saturating_sub(taken);
+            owed = owed.saturating_sub(taken);
         }
-        owed -= self.take_oldest_first(owed);
-        self.points_debt += owed;
-        self.drop_empty_lots();
+        self.take_back(owed);
     }
 
     /// A staff adjustment at `at`: positive points are earned (and expire
-    /// like any others), negative ones are taken back; both count toward
-    /// qualifying points on that day.
+    /// at `expires_at` like any others), negative ones are taken back; both
+    /// count toward qualifying points on that day.
     pub fn adjust(
         &mut self,
         source: &str,
         points: i64,
         at: DateTime<Utc>,
-        expiry_months: Option<u32>,
+        expires_at: Option<DateTime<Utc>>,
     ) {
         let day = self.day(at);
         day.qualifying_points = day.qualifying_points.saturating_add(points);
         if points >= 0 {
-            self.earn(source, points, at, expiry_months);
+            self.earn(source, points, at, expires_at);
         } else {
-            let owed = -points;
-            let taken = self.take_oldest_first(owed);
-            self.points_debt += owed - taken;
-            self.drop_empty_lots();
+            self.take_back(points.saturating_neg());
         }
     }
 
@@ -230,33 +242,34 @@ impl MemberState {
     /// # Errors
     /// [`InsufficientPoints`] when the balance is smaller; nothing changes.
     pub fn redeem(&mut self, points: i64, at: DateTime<Utc>) -> Result<(), InsufficientPoints> {
-        self.expire(at);
         let balance = self.points_balance(at);
         if points > balance {
             return Err(InsufficientPoints { balance });
         }
-        let taken = self.take_oldest_first(points);
+        let taken = self.take_oldest_first(points, Some(at));
         debug_assert_eq!(taken, points);
-        self.points_redeemed += points;
+        self.points_redeemed = self.points_redeemed.saturating_add(points);
         self.drop_empty_lots();
         Ok(())
     }
 
-    /// Expires every lot whose time has come by `as_of`; returns the points
-    /// that lapsed.
-    pub fn expire(&mut self, as_of: DateTime<Utc>) -> i64 {
-        let mut expired = 0;
+    /// Expires every lot whose time has come by `as_of`; returns what lapsed,
+    /// lot by lot.
+    pub fn expire(&mut self, as_of: DateTime<Utc>) -> Vec<Lapse> {
+        let mut lapsed = Vec::new();
         while let Some(lot) = self.lots.front() {
-            match lot.expires_at {
-                Some(at) if at <= as_of => {
-                    expired += lot.remaining;
-                    self.lots.pop_front();
-                }
-                _ => break,
+            if lot.expires_at.is_none_or(|at| at > as_of) {
+                break;
+            }
+            if let Some(lot) = self.lots.pop_front() {
+                self.points_expired = self.points_expired.saturating_add(lot.remaining);
+                lapsed.push(Lapse {
+                    source: lot.source,
+                    points: lot.remaining,
+                });
             }
         }
-        self.points_expired += expired;
-        expired
+        lapsed
     }
 
     /// Activities of `kind` already recorded on `at`'s day and in its
@@ -266,7 +279,10 @@ impl MemberState {
         let first = day_number(at.with_day(1).unwrap_or(at));
         let of_kind = |t: &DayTotals| t.activity_kinds.get(kind).copied().unwrap_or(0);
         let today = self.days.get(&day).map_or(0, of_kind);
-        let month = self.days.range(first..=day).map(|(_, t)| of_kind(t)).sum();
+        let month = self
+            .days
+            .range(first..=day)
+            .fold(0_i64, |sum, (_, t)| sum.saturating_add(of_kind(t)));
         (today, month)
     }
 
@@ -278,14 +294,15 @@ impl MemberState {
         kind: &str,
         points: i64,
         at: DateTime<Utc>,
-        expiry_months: Option<u32>,
+        expires_at: Option<DateTime<Utc>>,
     ) {
         let day = self.day(at);
         day.activities = day.activities.saturating_add(1);
-        *day.activity_kinds.entry(kind.to_owned()).or_default() += 1;
+        let of_kind = day.activity_kinds.entry(kind.to_owned()).or_default();
+        *of_kind = of_kind.saturating_add(1);
         day.qualifying_points = day.qualifying_points.saturating_add(points);
         if points > 0 {
-            self.earn(source, points, at, expiry_months);
+            self.earn(source, points, at, expires_at);
         }
     }
 
@@ -300,15 +317,14 @@ impl MemberState {
         source: &str,
         points: i64,
         earned_at: DateTime<Utc>,
-        expiry_months: Option<u32>,
+        expires_at: Option<DateTime<Utc>>,
     ) {
-        let repaid = points.min(self.points_debt);
-        self.points_debt -= repaid;
-        let remaining = points - repaid;
+        let repaid = points.min(self.points_debt).max(0);
+        self.points_debt = self.points_debt.saturating_sub(repaid);
+        let remaining = points.saturating_sub(repaid);
         if remaining <= 0 {
             return;
         }
-        let expires_at = expiry_months.and_then(|m| earned_at.checked_add_months(Months::new(m)));
         if expires_at.is_none() {
             // Points that never expire are interchangeable: one lot holds
             // them all, so the lots never grow with a member's history.
@@ -332,24 +348,43 @@ impl MemberState {
         self.lots.insert(position, lot);
     }
 
-    /// Takes up to `points` from the lots, oldest expiry first; returns what
-    /// was taken.
-    fn take_oldest_first(&mut self, points: i64) -> i64 {
-        let mut left = points;
+    /// Takes `points` back from the lots, oldest first, and what they do not
+    /// hold as debt.
+    fn take_back(&mut self, points: i64) {
+        let taken = self.take_oldest_first(points, None);
+        self.points_debt = self
+            .points_debt
+            .saturating_add(points.saturating_sub(taken));
+        self.drop_empty_lots();
+    }
+
+    /// Takes up to `points` from the lots (those still live at `live_at`,
+    /// when given), oldest expiry first; returns what was taken.
+    fn take_oldest_first(&mut self, points: i64, live_at: Option<DateTime<Utc>>) -> i64 {
+        let mut left = points.max(0);
         for lot in self.lots.iter_mut() {
-            if left <= 0 {
+            if left == 0 {
                 break;
             }
+            if live_at.is_some_and(|at| lot.expires_at.is_some_and(|e| e <= at)) {
+                continue;
+            }
             let taken = left.min(lot.remaining);
-            lot.remaining -= taken;
-            left -= taken;
+            lot.remaining = lot.remaining.saturating_sub(taken);
+            left = left.saturating_sub(taken);
         }
-        points - left
+        points.max(0).saturating_sub(left)
     }
 
     fn drop_empty_lots(&mut self) {
         self.lots.retain(|lot| lot.remaining > 0);
     }
+}
+
+/// When points earned at `earned_at` lapse under an expiry of `months`
+/// (`None`: never).
+pub fn expiry_after(earned_at: DateTime<Utc>, months: Option<u32>) -> Option<DateTime<Utc>> {
+    months.and_then(|m| earned_at.checked_add_months(Months::new(m)))
 }
 
 /// True when expiry `a` comes strictly before `b` (`None` = never).
@@ -359,111 +394,6 @@ fn expires_before(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
         (Some(_), None) => true,
         (None, _) => false,
     }
-}
-
-// ----- records kept next to the state ---------------------------------------
-
-/// A member as answered to a client at one moment.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberView {
-    /// The member's id.
-    pub member_id: String,
-    /// The current tier.
-    pub tier_id: String,
-    #[serde(with = "chrono::serde::ts_microseconds")]
-    /// When the member entered it.
-    pub tier_since: DateTime<Utc>,
-    /// Metrics as of the answer's time.
-    pub metrics: Metrics,
-    /// What the next tier needs; `None` at the top.
-    pub next_tier: Option<NextTier>,
-    /// The rules version that answered.
-    pub rules_version: String,
-    /// The program currency.
-    pub currency: String,
-    /// Descriptive attributes.
-    pub attributes: BTreeMap<String, String>,
-    #[serde(with = "chrono::serde::ts_microseconds")]
-    /// When the member joined.
-    pub enrolled_at: DateTime<Utc>,
-    /// The manual override in force, if any.
-    pub tier_override: Option<TierOverride>,
-}
-
-/// A tier change as kept in the history: numbered and attributed.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryEntry {
-    /// Global, gap-free, increasing (0 for a change that was not written).
-    pub seq: u64,
-    /// Whose tier changed.
-    pub member_id: String,
-    /// The move itself.
-    pub change: Change,
-    /// The rules version that decided it.
-    pub rules_version: String,
-}
-
-/// What a write request produced: kept with its transaction id so that a
-/// retry gets exactly the same answer.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Outcome {
-    /// The member right after the write.
-    pub member: MemberView,
-    /// Points earned (purchase), taken back (return) or moved (adjust,
-    /// redeem), as the request kind defines.
-    pub points: i64,
-    /// The tier changes the request caused, in order.
-    pub tier_changes: Vec<HistoryEntry>,
-    /// True when a cap held an activity's points back.
-    pub capped: bool,
-}
-
-/// What is tracked of a purchase so that returns can refer to it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub struct PurchaseTrack {
-    /// Amount paid, minor units.
-    pub amount_minor: i64,
-    /// Points the purchase earned.
-    pub points: i64,
-    #[serde(with = "chrono::serde::ts_microseconds")]
-    /// When the purchase happened (its spend counts on that day).
-    pub occurred_at: DateTime<Utc>,
-    /// Amount returned so far, minor units.
-    pub returned_minor: i64,
-    /// Points taken back so far.
-    pub points_reversed: i64,
-}
-
-impl PurchaseTrack {
-    /// Spend not yet returned.
-    pub fn returnable_minor(&self) -> i64 {
-        self.amount_minor - self.returned_minor
-    }
-
-    /// Points to take back when `amount_minor` more is returned: computed on
-    /// the running total, so partial returns round consistently and a full
-    /// return takes back exactly what was earned.
-    pub fn points_for_return(&self, amount_minor: i64) -> i64 {
-        let after = self.returned_minor + amount_minor;
-        let total =
-            i128::from(self.points) * i128::from(after) / i128::from(self.amount_minor.max(1));
-        i64::try_from(total).unwrap_or(self.points) - self.points_reversed
-    }
-}
-
-/// The idempotency record of one transaction id.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct TxnRecord {
-    /// The member the transaction belongs to.
-    pub member_id: String,
-    /// The request's canonical encoding: a retry must match it exactly.
-    pub fingerprint: Vec<u8>,
-    /// The answer given, returned again to a retry.
-    pub outcome: Outcome,
-    /// Set for purchases.
-    pub purchase: Option<PurchaseTrack>,
-    /// The API key name that sent the request (audit trail).
-    pub actor: String,
 }
 
 #[cfg(test)]
@@ -482,6 +412,19 @@ mod tests {
         MemberState::new("m1", "bronze", at(1, 1))
     }
 
+    fn in_months(earned_at: DateTime<Utc>, months: u32) -> Option<DateTime<Utc>> {
+        expiry_after(earned_at, Some(months))
+    }
+
+    fn full_return(amount_minor: i64, points: i64) -> TakeBack {
+        TakeBack {
+            amount_minor,
+            qualifying_points: points,
+            redeemable_points: points,
+            fully_returned: true,
+        }
+    }
+
     #[test]
     fn metrics_count_only_the_window() {
         let mut m = member();
@@ -498,8 +441,8 @@ mod tests {
     #[test]
     fn redemption_is_oldest_first_and_bounded() {
         let mut m = member();
-        m.record_purchase("t1", 10_000, 100, at(1, 10), Some(12));
-        m.record_purchase("t2", 5_000, 50, at(2, 10), Some(12));
+        m.record_purchase("t1", 10_000, 100, at(1, 10), in_months(at(1, 10), 12));
+        m.record_purchase("t2", 5_000, 50, at(2, 10), in_months(at(2, 10), 12));
         assert_eq!(m.redeem(120, at(3, 1)), Ok(()));
         assert_eq!(m.lots.len(), 1);
         assert_eq!(m.lots[0].source, "t2");
@@ -519,9 +462,9 @@ mod tests {
         m.record_purchase("t1", 10_000, 100, at(1, 10), None);
         m.record_purchase("t2", 10_000, 100, at(1, 11), None);
         m.redeem(150, at(1, 12)).expect("enough points");
-        // t1's lot is empty, t2 has 50 left: the return of t1 takes 50 from
-        // t2 and owes 50.
-        m.record_return("t1", at(1, 10), 10_000, 100, true);
+        // One never-expiring lot holds 50: the return of t1 takes those 50
+        // and owes 50.
+        m.record_return("t1", at(1, 10), full_return(10_000, 100));
         assert_eq!(m.points_balance(at(1, 12)), -50);
         assert_eq!(m.points_debt, 50);
         assert_eq!(m.lifetime_value_minor, 10_000);
@@ -533,16 +476,34 @@ mod tests {
     }
 
     #[test]
-    fn points_expire_in_order() {
+    fn points_expire_in_order_and_each_lapse_names_its_lot() {
         let mut m = member();
-        m.record_purchase("late", 1_000, 10, at(3, 1), Some(1));
-        m.record_purchase("early", 1_000, 20, at(1, 1), Some(1));
+        m.record_purchase("late", 1_000, 10, at(3, 1), in_months(at(3, 1), 1));
+        m.record_purchase("early", 1_000, 20, at(1, 1), in_months(at(1, 1), 1));
         assert_eq!(m.lots[0].source, "early");
         assert_eq!(m.points_balance(at(2, 15)), 10);
-        assert_eq!(m.expire(at(2, 15)), 20);
-        assert_eq!(m.expire(at(4, 15)), 10);
+        let lapse = |source: &str, points| Lapse {
+            source: source.into(),
+            points,
+        };
+        assert_eq!(m.expire(at(2, 15)), [lapse("early", 20)]);
+        assert_eq!(m.expire(at(4, 15)), [lapse("late", 10)]);
         assert_eq!(m.points_expired, 30);
         assert!(m.lots.is_empty());
+    }
+
+    #[test]
+    fn redemption_never_spends_points_past_their_expiry() {
+        let mut m = member();
+        m.record_purchase("old", 1_000, 100, at(1, 1), in_months(at(1, 1), 1));
+        m.record_purchase("new", 1_000, 10, at(3, 1), None);
+        // "old" is due but not yet expired: it is not part of the balance.
+        assert_eq!(
+            m.redeem(20, at(3, 2)),
+            Err(InsufficientPoints { balance: 10 })
+        );
+        assert_eq!(m.redeem(10, at(3, 2)), Ok(()));
+        assert_eq!(m.lots[0].remaining, 100, "the due lot is left to lapse");
     }
 
     #[test]
@@ -553,7 +514,7 @@ mod tests {
         }
         assert_eq!(m.lots.len(), 1);
         assert_eq!(m.points_balance(at(12, 1)), 1_000);
-        m.record_return("t5", at(1, 1), 1_000, 10, true);
+        m.record_return("t5", at(1, 1), full_return(1_000, 10));
         assert_eq!(m.points_balance(at(12, 1)), 990);
     }
 
@@ -564,6 +525,32 @@ mod tests {
         m.prune_days(at(1, 1) + TimeDelta::days(3 * 365));
         assert!(m.days.is_empty());
         assert_eq!(m.lifetime_value_minor, 1_000);
+    }
+
+    #[test]
+    fn sums_saturate_at_the_extremes_instead_of_overflowing() {
+        let mut m = member();
+        m.record_purchase("t1", i64::MAX, i64::MAX, at(1, 1), None);
+        m.record_purchase("t2", i64::MAX, i64::MAX, at(1, 1), None);
+        assert_eq!(m.lifetime_value_minor, i64::MAX);
+        assert_eq!(m.points_balance(at(1, 1)), i64::MAX);
+        let metrics = m.metrics(at(1, 1), at(1, 1));
+        assert_eq!(metrics.purchase_volume_minor, i64::MAX);
+        assert_eq!(metrics.qualifying_points, i64::MAX);
+        // Returns beyond anything recorded, on a day with nothing on it.
+        for _ in 0..3 {
+            m.record_return("t9", at(2, 1), full_return(i64::MAX, i64::MAX));
+        }
+        assert_eq!(m.lifetime_value_minor, i64::MIN);
+        let day = &m.days[&day_number(at(2, 1))];
+        assert_eq!(day.spend_minor, i64::MIN);
+        assert_eq!(day.purchases, -3);
+        assert_eq!(m.points_debt, i64::MAX);
+        m.adjust("a1", i64::MIN, at(3, 1), None);
+        assert_eq!(m.points_debt, i64::MAX);
+        assert_eq!(m.points_balance(at(3, 1)), i64::MIN + 1);
+        m.adjust("a2", i64::MAX, at(3, 1), None);
+        assert_eq!(m.points_debt, 0);
     }
 }
 
@@ -609,33 +596,40 @@ mod properties {
                 let source = format!("t{i}");
                 match op {
                     Op::Purchase { points, day } => {
-                        m.record_purchase(&source, 1_000, points, at(day), Some(12));
+                        m.record_purchase(&source, 1_000, points, at(day), expiry_after(at(day), Some(12)));
                         put_in += points;
                         purchases.push((source, at(day), points, 0));
                     }
                     Op::Return { share } => {
                         if let Some((original, when, points, taken)) = purchases.last_mut() {
                             let back = (*points - *taken) * share / 100;
-                            m.record_return(original, *when, 0, back, false);
+                            let take = TakeBack {
+                                amount_minor: 0,
+                                qualifying_points: back,
+                                redeemable_points: back,
+                                fully_returned: false,
+                            };
+                            m.record_return(original, *when, take);
                             *taken += back;
                             taken_out += back;
                         }
                     }
                     Op::Redeem { points } => {
+                        m.expire(now);
                         if m.redeem(points, now).is_ok() {
                             taken_out += points;
                         }
                     }
                     Op::Adjust { points } => {
-                        m.adjust(&source, points, now, Some(12));
+                        m.adjust(&source, points, now, expiry_after(now, Some(12)));
                         if points >= 0 { put_in += points } else { taken_out -= points }
                     }
                     Op::Expire { day } => {
                         now = now.max(at(day));
-                        m.expire(now);
+                        let lapsed: i64 = m.expire(now).iter().map(|l| l.points).sum();
+                        prop_assert!(lapsed >= 0);
                     }
                 }
-                // Expiry also runs inside redemptions: count it from the member.
                 let expired = m.points_expired;
                 prop_assert!(
                     m.points_balance(now) == put_in - taken_out - expired - unexpired_but_due(&m, now)

@@ -13,10 +13,11 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 
+use super::scan;
 use crate::{
-    engine::{self, Subject},
-    ledger::MemberState,
+    domain::{apply, member::MemberState},
     rules::RuleSet,
+    store::{Store, StoreError},
 };
 
 /// Member ids kept per moved cell of the matrix.
@@ -69,23 +70,16 @@ impl Simulation {
         }
     }
 
-    /// Adds one stored member (its state is copied, never changed).
+    /// Adds one stored member: a copy of it is swept under the candidate
+    /// exactly as `EvaluateTiers` would (the stored member never changes).
     pub fn add(&mut self, candidate: &RuleSet, member: &MemberState) {
         let mut copy = member.clone();
-        copy.expire(self.as_of);
-        let start = engine::window_start(candidate.window, self.as_of, copy.enrolled_at);
-        let metrics = copy.metrics(start, self.as_of);
-        let subject = Subject {
-            metrics: &metrics,
-            attributes: &copy.attributes,
-        };
-        let decided = engine::evaluate(candidate, &copy.tier, subject, self.as_of);
-        let from = member.tier.tier_id.clone();
-        let to = decided.state.tier_id;
-        let points = metrics.points_balance;
+        apply::sweep(candidate, &mut copy, self.as_of);
+        let from = &member.tier.tier_id;
+        let to = &copy.tier.tier_id;
         self.members += 1;
-        add_to(&mut self.before, &from, member.points_balance(self.as_of));
-        add_to(&mut self.after, &to, points);
+        add_to(&mut self.before, from, member.points_balance(self.as_of));
+        add_to(&mut self.after, to, copy.points_balance(self.as_of));
         let cell = self.matrix.entry((from.clone(), to.clone())).or_default();
         cell.members += 1;
         if from != to && cell.sample.len() < SAMPLES_PER_CELL {
@@ -200,6 +194,24 @@ impl Simulation {
         }
         out
     }
+}
+
+/// How `candidate` rules would place every member of `store` as of
+/// `as_of`: one read-only pass on all cores.
+///
+/// # Errors
+/// On a storage failure or an undecodable record.
+pub fn simulate(
+    store: &Store,
+    candidate: &RuleSet,
+    as_of: DateTime<Utc>,
+) -> Result<Simulation, StoreError> {
+    scan::fold_members(
+        store,
+        || Simulation::new(candidate, as_of),
+        |simulation, member| simulation.add(candidate, &member),
+        Simulation::merge,
+    )
 }
 
 fn cells<S: serde::Serializer>(

@@ -1,11 +1,15 @@
-//! Unit tests of the decision engine on a small three-tier ladder.
+//! Unit tests of the tier decision and earning on a small three-tier
+//! ladder, and of what events do to members under the example rules.
 
-use std::path::Path;
+use std::{collections::BTreeMap, path::Path};
 
-use chrono::TimeZone;
+use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
-use super::*;
-use crate::rules;
+use super::{
+    decide::*,
+    earn::{PurchaseFacts, points_for_purchase},
+};
+use crate::rules::{self, RuleSet, Window};
 
 const RULES: &str = "\
 program: test
@@ -31,7 +35,7 @@ demotion:
 ";
 
 fn ruleset() -> RuleSet {
-    rules::parse(Path::new("test.yaml"), RULES).expect("valid rules")
+    rules::load(&rules::Candidate::new("test.yaml", RULES)).expect("valid rules")
 }
 
 fn day(d: u32) -> DateTime<Utc> {

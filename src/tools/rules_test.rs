@@ -28,22 +28,23 @@
 //! qualifies for and/or the points a purchase earns; or it plays a member's
 //! dated `events` (purchases, returns, activities, adjustments, redemptions,
 //! and steps where nothing happens but time passes) through the same code
-//! as the service ([`crate::events`]), checking the tier, the points each
-//! event moved and the balance after any step.
+//! as the service ([`crate::domain::apply`]), checking the tier, the
+//! points each event moved and the balance after any step.
 
 use std::{collections::BTreeMap, path::Path};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
 
-use super::{
-    Diagnostic, Rejected, RuleSet, Severity, recovery,
-    values::{self, Count, LoadContext, Money},
-};
 use crate::{
-    engine::{self, Metrics, PurchaseFacts, Subject, TierState},
-    events,
-    ledger::{MemberState, PurchaseTrack},
+    domain::{
+        apply::{self, Effect},
+        decide::{self, Metrics, Subject, TierState},
+        earn::{self, PurchaseFacts},
+        member::MemberState,
+        receipt::PurchaseTrack,
+    },
+    rules::{self, Count, Diagnostic, Moment, Money, Rejected, RuleSet, Severity},
 };
 
 #[derive(Deserialize)]
@@ -116,28 +117,6 @@ struct ActivitySpec {
     details: BTreeMap<String, String>,
 }
 
-/// A date (`2026-03-02`, midnight UTC) or a moment (`2026-03-02T10:00:00Z`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-struct Moment(DateTime<Utc>);
-
-impl<'de> Deserialize<'de> for Moment {
-    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        values::read_scalar(deserializer, "a date such as 2026-03-02", |text| {
-            DateTime::parse_from_rfc3339(text)
-                .map(|at| Moment(at.with_timezone(&Utc)))
-                .or_else(|_| {
-                    chrono::NaiveDate::parse_from_str(text, "%Y-%m-%d")
-                        .map(|day| Moment(day.and_time(chrono::NaiveTime::MIN).and_utc()))
-                })
-                .map_err(|_| {
-                    format!(
-                        "{text:?} is not a date (2026-03-02) or a moment (2026-03-02T10:00:00Z)"
-                    )
-                })
-        })
-    }
-}
-
 #[derive(Deserialize, Default, PartialEq, Eq)]
 #[serde(deny_unknown_fields)]
 struct MetricsSpec {
@@ -198,13 +177,7 @@ pub fn run_cases(rules: &RuleSet, file: &Path) -> Result<Vec<CaseResult>, Reject
         let message = format!("cannot read the test cases: {err}");
         Rejected::one(Diagnostic::about_file(file, Severity::Error, message))
     })?;
-    let _context = LoadContext::enter(Some(rules.currency));
-    let cases = recovery::read_reporting_all(
-        &text,
-        |text| serde_yaml::from_str::<CasesFile>(text),
-        |err| super::yaml_diagnostic(file, err),
-    )
-    .map_err(|diagnostics| Rejected { diagnostics })?;
+    let cases: CasesFile = rules::read_document(file, &text, rules.currency)?;
     Ok(cases.tests.iter().map(|case| run(rules, case)).collect())
 }
 
@@ -256,7 +229,7 @@ fn run_metrics(rules: &RuleSet, case: &Case) -> Vec<String> {
                     occurred_at: purchase.at.map_or(DateTime::<Utc>::UNIX_EPOCH, |at| at.0),
                     tier_id: &tier,
                 };
-                let points = engine::points_for_purchase(rules, facts, subject);
+                let points = earn::points_for_purchase(rules, facts, subject);
                 if points != expected.0 {
                     problems.push(format!("expected {} points, got {points}", expected.0));
                 }
@@ -386,14 +359,22 @@ struct Story {
 
 /// The member of a case, enrolled at its first step with its attributes.
 fn enrol(rules: &RuleSet, case: &Case, at: DateTime<Utc>) -> MemberState {
-    let (mut member, _) = events::member_or_new(rules, None, "test-member", at);
+    let (mut member, _) = apply::member_or_new(rules, None, "test-member", at);
     member.attributes.clone_from(&case.attributes);
     member
 }
 
-/// The purchases of a case so far, by id, for returns to name.
+/// A purchase of a case: the `id` returns name it by, the transaction id
+/// its points lot is named after, and what returns may take back.
+struct Bought {
+    id: String,
+    transaction_id: String,
+    track: PurchaseTrack,
+}
+
+/// The purchases of a case so far, for returns to name.
 #[derive(Default)]
-struct Purchases(Vec<(String, PurchaseTrack)>);
+struct Purchases(Vec<Bought>);
 
 impl Purchases {
     /// Applies the step's event (or, with none, the periodic sweep);
@@ -417,34 +398,42 @@ impl Purchases {
         if given.iter().filter(|g| **g).count() > 1 {
             return Err("one event per step: purchase, return, activity, adjust or redeem".into());
         }
-        if let Some(purchase) = &step.purchase {
-            return Ok(self.purchase(rules, member, purchase, transaction_id, now));
-        }
-        if let Some(spec) = &step.return_of {
-            return self.return_of(rules, member, spec, now);
-        }
-        if let Some(spec) = &step.activity {
-            return activity(rules, member, spec, &transaction_id, now);
-        }
-        if let Some(points) = step.adjust {
-            events::adjust(rules, member, &transaction_id, points, now);
-            return Ok(points);
-        }
-        if let Some(Count(points)) = step.redeem {
-            events::redeem(rules, member, points, now).map_err(|e| {
+        let effect = if let Some(purchase) = &step.purchase {
+            self.purchase(rules, member, purchase, transaction_id, now)
+        } else if let Some(spec) = &step.return_of {
+            let mut effect = self.return_of(rules, member, spec, now)?;
+            effect.points = -effect.points;
+            effect
+        } else if let Some(spec) = &step.activity {
+            activity(rules, member, spec, &transaction_id, now)?
+        } else if let Some(points) = step.adjust {
+            apply::adjust(rules, member, &transaction_id, points, now)
+        } else if let Some(Count(points)) = step.redeem {
+            let mut effect = apply::redeem(member, points, now).map_err(|e| {
                 format!(
                     "cannot redeem {points} points, the balance is {}",
                     e.balance
                 )
             })?;
-            return Ok(-points);
-        }
-        events::sweep(rules, member, now);
-        Ok(0)
+            effect.points = -points;
+            effect
+        } else {
+            apply::sweep(rules, member, now)
+        };
+        self.book_lapses(&effect);
+        Ok(effect.points)
     }
 
-    /// Records the purchase (under its `id`, else its transaction id);
-    /// returns the points it earned.
+    /// Tells the purchases whose points lapsed, as the service does.
+    fn book_lapses(&mut self, effect: &Effect) {
+        for lapse in &effect.lapsed {
+            if let Some(bought) = self.0.iter_mut().find(|b| b.transaction_id == lapse.source) {
+                bought.track.record_lapse(lapse.points);
+            }
+        }
+    }
+
+    /// Records the purchase (under its `id`, else its transaction id).
     fn purchase(
         &mut self,
         rules: &RuleSet,
@@ -452,8 +441,8 @@ impl Purchases {
         purchase: &PurchaseSpec,
         transaction_id: String,
         now: DateTime<Utc>,
-    ) -> i64 {
-        let facts = events::Purchase {
+    ) -> Effect {
+        let facts = apply::Purchase {
             transaction_id: &transaction_id,
             amount_minor: purchase.amount.0,
             channel: &purchase.channel,
@@ -461,64 +450,74 @@ impl Purchases {
             tags: &purchase.tags,
             occurred_at: purchase.at.map_or(now, |at| at.0.min(now)),
         };
-        let (track, _) = events::purchase(rules, member, &facts, now);
-        let points = track.points;
-        let id = purchase.id.clone().unwrap_or(transaction_id);
-        self.0.push((id, track));
-        points
+        let (track, effect) = apply::purchase(rules, member, &facts, now);
+        self.0.push(Bought {
+            id: purchase
+                .id
+                .clone()
+                .unwrap_or_else(|| transaction_id.clone()),
+            transaction_id,
+            track,
+        });
+        effect
     }
 
-    /// Takes back part of the purchase named by `of` (else the latest);
-    /// returns the points taken back, negative.
+    /// Takes back part of the purchase named by `of` (else the latest).
     fn return_of(
         &mut self,
         rules: &RuleSet,
         member: &mut MemberState,
         spec: &ReturnSpec,
         now: DateTime<Utc>,
-    ) -> Result<i64, String> {
+    ) -> Result<Effect, String> {
         let found = match &spec.of {
-            Some(id) => self.0.iter_mut().rev().find(|(p, _)| p == id),
+            Some(id) => self.0.iter_mut().rev().find(|b| b.id == *id),
             None => self.0.last_mut(),
         };
-        let Some((id, track)) = found else {
+        let Some(bought) = found else {
             return Err(match &spec.of {
                 Some(id) => format!("no purchase with id {id} before this return"),
                 None => "a return needs a purchase before it".to_owned(),
             });
         };
-        let (points, _) = events::return_purchase(rules, member, id, track, spec.amount.0, now)
-            .map_err(|e| {
-                let left = rules.currency.format_minor(e.returnable_minor);
-                format!("only {left} is left to return")
-            })?;
-        Ok(-points)
+        apply::return_purchase(
+            rules,
+            member,
+            &bought.transaction_id,
+            &mut bought.track,
+            spec.amount.0,
+            now,
+        )
+        .map_err(|e| {
+            let left = rules.currency.format_minor(e.returnable_minor);
+            format!("only {left} is left to return")
+        })
     }
 }
 
-/// Records an activity of a kind the rules know; returns the points earned.
+/// Records an activity of a kind the rules know.
 fn activity(
     rules: &RuleSet,
     member: &mut MemberState,
     spec: &ActivitySpec,
     transaction_id: &str,
     now: DateTime<Utc>,
-) -> Result<i64, String> {
+) -> Result<Effect, String> {
     let Some(activity) = rules.activities.get(&spec.kind) else {
         let known: Vec<&str> = rules.activities.keys().map(String::as_str).collect();
         return Err(format!(
             "the rules have no activity `{}`{}",
             spec.kind,
-            super::did_you_mean(&spec.kind, &known)
+            rules::did_you_mean(&spec.kind, &known)
         ));
     };
-    let facts = events::ActivityFacts {
+    let facts = apply::ActivityFacts {
         transaction_id,
         kind: &spec.kind,
         details: &spec.details,
         occurred_at: now,
     };
-    Ok(events::activity(rules, member, activity, &facts, now).points)
+    Ok(apply::activity(rules, member, activity, &facts, now))
 }
 
 /// The tier a member with these metrics qualifies for, from the entry tier.
@@ -530,7 +529,7 @@ fn qualified_tier(rules: &RuleSet, subject: Subject<'_>) -> String {
         retain_failing_since: None,
         tier_override: None,
     };
-    engine::evaluate(rules, &entry, subject, at).state.tier_id
+    decide::evaluate(rules, &entry, subject, at).state.tier_id
 }
 
 #[cfg(test)]
@@ -538,11 +537,12 @@ mod tests {
     use std::path::Path;
 
     use super::*;
+    use crate::rules;
 
     /// Runs `cases` (the text of a cases file) against the example rules;
     /// each case's failure, `None` for a pass.
     fn outcomes(cases: &str) -> Vec<Option<String>> {
-        let rules = super::super::load(Path::new("rules/example.yaml")).expect("example rules");
+        let rules = rules::load(Path::new("rules/example.yaml")).expect("example rules");
         let dir = tempfile::TempDir::new().expect("temp dir");
         let file = dir.path().join("example.test.yaml");
         std::fs::write(&file, cases).expect("write cases");
@@ -646,7 +646,7 @@ mod tests {
 
     #[test]
     fn every_mistake_of_a_cases_file_is_located() {
-        let rules = super::super::load(Path::new("rules/example.yaml")).expect("example rules");
+        let rules = rules::load(Path::new("rules/example.yaml")).expect("example rules");
         let dir = tempfile::TempDir::new().expect("temp dir");
         let file = dir.path().join("x.test.yaml");
         let text = "tests:\n  - name: c\n    events:\n      - at: 2026-13-01\n        expect_tier: bronze\n      - expect_teir: bronze\n";

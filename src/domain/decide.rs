@@ -14,16 +14,15 @@
 use std::collections::BTreeMap;
 
 use chrono::{DateTime, Datelike, Months, NaiveDate, TimeDelta, Utc};
-use serde::{Deserialize, Serialize};
 
 use crate::{
     money::Currency,
-    rules::{Condition, Metric, Rate, RuleSet, Window},
-    script::{Inputs, PurchaseInputs},
+    rules::{Condition, Metric, RuleSet, Window},
+    script::Inputs,
 };
 
 /// The numbers tier conditions look at, computed for one evaluation time.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Metrics {
     /// Status points earned in the window (returns and corrections netted).
     pub qualifying_points: i64,
@@ -62,7 +61,8 @@ pub struct Subject<'a> {
 }
 
 impl<'a> Subject<'a> {
-    fn inputs(&self) -> Inputs<'a> {
+    /// What scripts see of the member.
+    pub(super) fn inputs(&self) -> Inputs<'a> {
         Inputs {
             qualifying_points: self.metrics.qualifying_points,
             purchase_volume: self.metrics.purchase_volume_minor,
@@ -78,7 +78,7 @@ impl<'a> Subject<'a> {
 }
 
 /// How a manual override holds a member's tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum OverrideMode {
     /// The member may rise above the tier but not fall below it.
     Floor,
@@ -87,14 +87,13 @@ pub enum OverrideMode {
 }
 
 /// A tier placed by hand by customer service.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierOverride {
     /// The tier placed.
     pub tier_id: String,
     /// Floor or lock.
     pub mode: OverrideMode,
     /// When it lapses; `None` means until cleared.
-    #[serde(with = "chrono::serde::ts_microseconds_option")]
     pub until: Option<DateTime<Utc>>,
     /// Why customer service set it, as they wrote it.
     pub reason: String,
@@ -107,22 +106,20 @@ impl TierOverride {
 }
 
 /// A member's standing on the ladder, as stored between evaluations.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TierState {
     /// The current tier's id.
     pub tier_id: String,
     /// When the member entered it.
-    #[serde(with = "chrono::serde::ts_microseconds")]
     pub since: DateTime<Utc>,
     /// Since when `retain` has failed without a break (the grace clock).
-    #[serde(with = "chrono::serde::ts_microseconds_option")]
     pub retain_failing_since: Option<DateTime<Utc>>,
     /// A manual override, while one is set.
     pub tier_override: Option<TierOverride>,
 }
 
 /// What kind of move a tier change is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ChangeKind {
     /// The first tier, on enrolment.
     Initial,
@@ -135,7 +132,7 @@ pub enum ChangeKind {
 }
 
 /// A tier change decided by the engine (the store numbers and keeps it).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Change {
     /// The tier before (empty for the initial placement).
     pub from_tier: String,
@@ -143,11 +140,24 @@ pub struct Change {
     pub to_tier: String,
     /// What kind of move.
     pub kind: ChangeKind,
-    #[serde(with = "chrono::serde::ts_microseconds")]
     /// When it was decided (the evaluation time).
     pub at: DateTime<Utc>,
     /// Which criterion was met or failed, in words.
     pub reason: String,
+}
+
+/// A tier change as kept in the history: numbered and attributed. Part of
+/// the audit trail, so its reason is kept as it was written at the time.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HistoryEntry {
+    /// Global, gap-free, increasing (0 for a change that was not written).
+    pub seq: u64,
+    /// Whose tier changed.
+    pub member_id: String,
+    /// The move itself.
+    pub change: Change,
+    /// The rules version that decided it.
+    pub rules_version: String,
 }
 
 /// The result of evaluating one member: the new state and, if the tier
@@ -394,129 +404,8 @@ fn show(metric: Metric, value: i64, currency: Currency) -> String {
     }
 }
 
-/// A purchase as the earning rules see it.
-#[derive(Debug, Clone, Copy)]
-pub struct PurchaseFacts<'a> {
-    /// Amount paid, minor units.
-    pub amount_minor: i64,
-    /// Channel the till sent ("pos", "web", ...).
-    pub channel: &'a str,
-    /// Store the till sent.
-    pub store_id: &'a str,
-    /// Purchase tags.
-    pub tags: &'a [String],
-    /// When the purchase happened (campaigns are time-boxed).
-    pub occurred_at: DateTime<Utc>,
-    /// The member's tier before the purchase (campaigns may target tiers).
-    pub tier_id: &'a str,
-}
-
-/// Points earned by a purchase: spend x rate x channel multiplier x the
-/// largest tag multiplier x the largest active campaign multiplier,
-/// rounded down, plus the bonus script (which counts
-/// as 0 if it fails or is negative). Exact integer arithmetic throughout.
-pub fn points_for_purchase(
-    rules: &RuleSet,
-    purchase: PurchaseFacts<'_>,
-    subject: Subject<'_>,
-) -> i64 {
-    let earning = &rules.earning;
-    let channel = earning
-        .channel_multipliers
-        .get(purchase.channel)
-        .copied()
-        .unwrap_or(Rate::ONE);
-    let tag = largest(
-        purchase
-            .tags
-            .iter()
-            .filter_map(|t| earning.tag_multipliers.get(t))
-            .copied(),
-    );
-    let campaign = largest(
-        rules
-            .campaigns
-            .iter()
-            .filter(|c| {
-                c.applies(
-                    purchase.occurred_at,
-                    purchase.channel,
-                    purchase.tags,
-                    purchase.tier_id,
-                )
-            })
-            .map(|c| c.multiplier),
-    );
-    let rates = [earning.points_per_unit, channel, tag, campaign];
-    let numerator = rates
-        .iter()
-        .fold(i128::from(purchase.amount_minor), |n, r| {
-            n * i128::from(r.numerator)
-        });
-    let denominator = rates
-        .iter()
-        .fold(i128::from(rules.currency.minor_per_major()), |d, r| {
-            d * i128::from(r.denominator)
-        });
-    let base = i64::try_from(numerator / denominator.max(1)).unwrap_or(i64::MAX);
-    base.saturating_add(bonus_points(rules, purchase, subject))
-}
-
-/// The largest of some rates, compared exactly; 1 when there are none.
-fn largest(rates: impl Iterator<Item = Rate>) -> Rate {
-    rates
-        .max_by(|a, b| {
-            (i128::from(a.numerator) * i128::from(b.denominator))
-                .cmp(&(i128::from(b.numerator) * i128::from(a.denominator)))
-        })
-        .unwrap_or(Rate::ONE)
-}
-
-fn bonus_points(rules: &RuleSet, purchase: PurchaseFacts<'_>, subject: Subject<'_>) -> i64 {
-    let Some(script) = &rules.earning.bonus else {
-        return 0;
-    };
-    let inputs = Inputs {
-        purchase: Some(PurchaseInputs {
-            amount_minor: purchase.amount_minor,
-            channel: purchase.channel,
-            store_id: purchase.store_id,
-            tags: purchase.tags,
-        }),
-        ..subject.inputs()
-    };
-    match script.eval_points(&inputs) {
-        Ok(points) => points.max(0),
-        Err(err) => {
-            tracing::warn!(error = %err, "bonus script failed; no bonus awarded");
-            0
-        }
-    }
-}
-
-/// Points an activity earns before caps: its fixed points plus its script
-/// (which counts as 0 if it fails or is negative).
-pub fn points_for_activity(
-    activity: &crate::rules::Activity,
-    kind: &str,
-    details: &BTreeMap<String, String>,
-    subject: Subject<'_>,
-) -> i64 {
-    let extra = activity.script.as_ref().map_or(0, |script| {
-        let inputs = Inputs {
-            activity: Some((kind, details)),
-            ..subject.inputs()
-        };
-        script.eval_points(&inputs).unwrap_or_else(|err| {
-            tracing::warn!(error = %err, kind, "activity script failed; no extra points");
-            0
-        })
-    });
-    activity.points.saturating_add(extra.max(0))
-}
-
 /// What a member still needs for the next tier up.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct NextTier {
     /// The next tier's id.
     pub tier_id: String,
@@ -572,10 +461,17 @@ fn missing(
             (!parts.is_empty()).then(|| parts.join(" and "))
         }
         Condition::Any(list) => {
+            // Shortfalls count only when no branch is met: a met branch
+            // anywhere in the list means nothing is missing, whatever the
+            // order the branches are written in.
+            let mut unmet = Vec::new();
             let parts: Option<Vec<String>> = list
                 .iter()
-                .map(|c| missing(c, subject, currency, shortfalls))
+                .map(|c| missing(c, subject, currency, &mut unmet))
                 .collect();
+            if parts.is_some() {
+                shortfalls.extend(unmet);
+            }
             parts.map(|p| p.join(" or "))
         }
         Condition::Script(script) => {
@@ -584,6 +480,3 @@ fn missing(
         }
     }
 }
-
-#[cfg(test)]
-mod tests;

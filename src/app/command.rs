@@ -1,0 +1,181 @@
+//! The commands the service takes, built only from validated values
+//! ([`super::input`]): a command that exists has been checked at the
+//! boundary (the gRPC conversion builds them). Who sent a command is not
+//! part of it; the service takes the sender beside the command.
+
+use chrono::{DateTime, Utc};
+
+use super::input::{Amount, Attributes, MemberId, Reason, SignedPoints, Tags, Text, TransactionId};
+use crate::{
+    domain::{decide::OverrideMode, fingerprint::RequestFacts},
+    money::Currency,
+};
+
+/// A purchase from a till or web shop; creates the member on a first one.
+#[derive(Debug, Clone)]
+pub struct Purchase {
+    /// The member buying.
+    pub member_id: MemberId,
+    /// The idempotency key.
+    pub transaction_id: TransactionId,
+    /// Amount paid, minor units.
+    pub amount: Amount,
+    /// The currency sent; must be the program's.
+    pub currency: Currency,
+    /// When the purchase happened.
+    pub occurred_at: DateTime<Utc>,
+    /// Channel ("pos", "web", "app").
+    pub channel: Text,
+    /// Store id.
+    pub store_id: Text,
+    /// Purchase tags.
+    pub tags: Tags,
+}
+
+/// A (partial) return of an earlier purchase of the same member.
+#[derive(Debug, Clone)]
+pub struct Return {
+    /// The member returning goods.
+    pub member_id: MemberId,
+    /// The return's own idempotency key.
+    pub transaction_id: TransactionId,
+    /// The purchase being returned.
+    pub original_transaction_id: TransactionId,
+    /// Amount refunded, minor units.
+    pub amount: Amount,
+    /// The currency sent, if any; must be the program's.
+    pub currency: Option<Currency>,
+    /// When the return happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// An activity that is not a purchase.
+#[derive(Debug, Clone)]
+pub struct ActivityEvent {
+    /// The member; created if new.
+    pub member_id: MemberId,
+    /// The idempotency key.
+    pub transaction_id: TransactionId,
+    /// A kind the rules list under `activities`.
+    pub kind: Text,
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+    /// Free details, readable by activity scripts.
+    pub details: Attributes,
+}
+
+/// A staff adjustment of points.
+#[derive(Debug, Clone)]
+pub struct Adjustment {
+    /// The member adjusted.
+    pub member_id: MemberId,
+    /// The idempotency key.
+    pub transaction_id: TransactionId,
+    /// Points granted or taken.
+    pub points: SignedPoints,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// A redemption of points.
+#[derive(Debug, Clone)]
+pub struct Redemption {
+    /// The member redeeming.
+    pub member_id: MemberId,
+    /// The idempotency key.
+    pub transaction_id: TransactionId,
+    /// Points to spend.
+    pub points: Amount,
+}
+
+/// A manual tier placement by customer service.
+#[derive(Debug, Clone)]
+pub struct OverrideCommand {
+    /// The member placed.
+    pub member_id: MemberId,
+    /// The tier and how it holds, or `None` to clear the override.
+    pub placement: Option<(Text, OverrideMode)>,
+    /// When it lapses; `None`: until cleared.
+    pub until: Option<DateTime<Utc>>,
+    /// Why.
+    pub reason: Reason,
+}
+
+/// Creation or update of a member's descriptive attributes.
+#[derive(Debug, Clone)]
+pub struct Upsert {
+    /// The member created or updated.
+    pub member_id: MemberId,
+    /// Merged in; an empty value removes the key.
+    pub attributes: Attributes,
+    /// Enrolment time; kept when `None`.
+    pub enrolled_at: Option<DateTime<Utc>>,
+}
+
+/// A command that carries a transaction id: what identifies it.
+pub trait Keyed {
+    /// The request's identifying fields (see
+    /// [`crate::domain::fingerprint`]).
+    fn facts(&self) -> RequestFacts<'_>;
+}
+
+impl Keyed for Purchase {
+    fn facts(&self) -> RequestFacts<'_> {
+        RequestFacts::Purchase {
+            member_id: self.member_id.as_str(),
+            transaction_id: self.transaction_id.as_str(),
+            amount_minor: self.amount.get(),
+            currency: self.currency.code(),
+            occurred_at: self.occurred_at,
+            channel: self.channel.as_str(),
+            store_id: self.store_id.as_str(),
+            tags: self.tags.as_slice(),
+        }
+    }
+}
+
+impl Keyed for Return {
+    fn facts(&self) -> RequestFacts<'_> {
+        RequestFacts::Return {
+            member_id: self.member_id.as_str(),
+            transaction_id: self.transaction_id.as_str(),
+            original_transaction_id: self.original_transaction_id.as_str(),
+            amount_minor: self.amount.get(),
+            currency: self.currency.as_ref().map_or("", Currency::code),
+            occurred_at: self.occurred_at,
+        }
+    }
+}
+
+impl Keyed for ActivityEvent {
+    fn facts(&self) -> RequestFacts<'_> {
+        RequestFacts::Activity {
+            member_id: self.member_id.as_str(),
+            transaction_id: self.transaction_id.as_str(),
+            kind: self.kind.as_str(),
+            occurred_at: self.occurred_at,
+            details: self.details.as_map(),
+        }
+    }
+}
+
+impl Keyed for Adjustment {
+    fn facts(&self) -> RequestFacts<'_> {
+        RequestFacts::Adjustment {
+            member_id: self.member_id.as_str(),
+            transaction_id: self.transaction_id.as_str(),
+            points: self.points.get(),
+            reason: self.reason.as_str(),
+        }
+    }
+}
+
+impl Keyed for Redemption {
+    fn facts(&self) -> RequestFacts<'_> {
+        RequestFacts::Redemption {
+            member_id: self.member_id.as_str(),
+            transaction_id: self.transaction_id.as_str(),
+            points: self.points.get(),
+        }
+    }
+}

@@ -1,0 +1,60 @@
+//! Why the service refused a request: one variant per answer a client can
+//! act on, mapped to a gRPC status in one place (`crate::grpc::status`).
+
+use crate::{rules::Rejected, store::StoreError};
+
+/// Why a command was refused. A refused command changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ProgramError {
+    /// The request is malformed; `field` names what is wrong.
+    #[error("{field}: {message}")]
+    InvalidArgument {
+        /// The request field at fault, as named in the proto.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// A member or original transaction that does not exist.
+    #[error("{field}: {message}")]
+    NotFound {
+        /// The request field that named it.
+        field: &'static str,
+        /// What was not found.
+        message: String,
+    },
+    /// A transaction id reused with a different payload.
+    #[error("{0}")]
+    AlreadyExists(String),
+    /// Well-formed, but the member's state does not allow it.
+    #[error("{0}")]
+    FailedPrecondition(String),
+    /// A rules reload was refused: the running rules stay.
+    #[error("{rejected}; the running rules stay version {running}")]
+    RulesRejected {
+        /// Every problem of the file.
+        rejected: Rejected,
+        /// The version still in force.
+        running: String,
+    },
+    /// A storage failure: the request was not recorded.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl ProgramError {
+    /// A malformed field.
+    pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
+        ProgramError::InvalidArgument {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// The member named by `member_id` does not exist.
+    pub fn unknown_member(member_id: &str) -> Self {
+        ProgramError::NotFound {
+            field: "member_id",
+            message: format!("no member {member_id:?}"),
+        }
+    }
+}

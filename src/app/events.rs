@@ -1,0 +1,328 @@
+//! One method per write the service takes. Each follows the same steps:
+//! take the rules in force once, check what needs the rules or the clock
+//! under exactly that version, then apply the event on the writer thread
+//! under the same version ([`super::write`]).
+
+use super::{
+    Program, ProgramError,
+    command::{ActivityEvent, Adjustment, OverrideCommand, Purchase, Redemption, Return, Upsert},
+    input::{LIMITS, not_in_future},
+    write::{Applied, Recorded, WriteKey, number},
+};
+use crate::{
+    domain::{
+        apply::{self, Placement},
+        decide::TierOverride,
+        view::{self, MemberView},
+    },
+    money::Currency,
+    rules::{self, RuleSet},
+    store::Commit,
+};
+
+/// Refuses a currency other than the program's.
+fn program_currency(rules: &RuleSet, currency: Option<Currency>) -> Result<(), ProgramError> {
+    match currency {
+        Some(currency) if currency != rules.currency => Err(ProgramError::invalid(
+            "currency",
+            format!(
+                "{:?} is not the program currency {}",
+                currency.code(),
+                rules.currency
+            ),
+        )),
+        _ => Ok(()),
+    }
+}
+
+impl Program {
+    /// Records a purchase; creates the member on its first purchase.
+    ///
+    /// # Errors
+    /// Invalid fields, a reused transaction id, or a storage failure.
+    pub async fn record_purchase(
+        &self,
+        cmd: Purchase,
+        actor: &str,
+    ) -> Result<Recorded, ProgramError> {
+        let now = self.now();
+        let rules = self.rules_at(now).await?;
+        program_currency(&rules, Some(cmd.currency))?;
+        let occurred_at = not_in_future("occurred_at", cmd.occurred_at, now)?;
+        let key = WriteKey::of(&cmd, actor, now);
+        self.write(rules, key, move |rules, _, existing| {
+            let (mut member, enrolment) = apply::member_or_new(
+                rules,
+                existing,
+                cmd.member_id.as_str(),
+                occurred_at.min(now),
+            );
+            let purchase = apply::Purchase {
+                transaction_id: cmd.transaction_id.as_str(),
+                amount_minor: cmd.amount.get(),
+                channel: cmd.channel.as_str(),
+                store_id: cmd.store_id.as_str(),
+                tags: cmd.tags.as_slice(),
+                occurred_at,
+            };
+            let (track, effect) = apply::purchase(rules, &mut member, &purchase, now);
+            Ok(Applied {
+                purchase: Some(track),
+                ..Applied::new(member, enrolment, effect)
+            })
+        })
+        .await
+    }
+
+    /// Records an activity: points by its kind within the caps (0 when a
+    /// cap is reached: `points` of the outcome is 0), engagement always.
+    ///
+    /// # Errors
+    /// Invalid fields or an unknown kind, a reused transaction id, or a
+    /// storage failure.
+    pub async fn record_activity(
+        &self,
+        cmd: ActivityEvent,
+        actor: &str,
+    ) -> Result<Recorded, ProgramError> {
+        let now = self.now();
+        let rules = self.rules_at(now).await?;
+        let occurred_at = not_in_future("occurred_at", cmd.occurred_at, now)?;
+        let Some(activity) = rules.activities.get(cmd.kind.as_str()).cloned() else {
+            let known: Vec<&str> = rules.activities.keys().map(String::as_str).collect();
+            return Err(ProgramError::invalid(
+                "kind",
+                format!(
+                    "unknown activity {:?}; the rules know {}{}",
+                    cmd.kind.as_str(),
+                    known.join(", "),
+                    rules::did_you_mean(cmd.kind.as_str(), &known)
+                ),
+            ));
+        };
+        let key = WriteKey::of(&cmd, actor, now);
+        self.write(rules, key, move |rules, _, existing| {
+            let (mut member, enrolment) = apply::member_or_new(
+                rules,
+                existing,
+                cmd.member_id.as_str(),
+                occurred_at.min(now),
+            );
+            let facts = apply::ActivityFacts {
+                transaction_id: cmd.transaction_id.as_str(),
+                kind: cmd.kind.as_str(),
+                details: cmd.details.as_map(),
+                occurred_at,
+            };
+            let effect = apply::activity(rules, &mut member, &activity, &facts, now);
+            Ok(Applied::new(member, enrolment, effect))
+        })
+        .await
+    }
+
+    /// Records a return against an earlier purchase of the same member.
+    ///
+    /// # Errors
+    /// Invalid fields, an unknown original (`NotFound`), an amount above
+    /// what remains unreturned, a reused transaction id, or a storage failure.
+    pub async fn record_return(&self, cmd: Return, actor: &str) -> Result<Recorded, ProgramError> {
+        let now = self.now();
+        let rules = self.rules_at(now).await?;
+        program_currency(&rules, cmd.currency)?;
+        not_in_future("occurred_at", cmd.occurred_at, now)?;
+        let key = WriteKey::of(&cmd, actor, now);
+        self.write(rules, key, move |rules, writer, existing| {
+            let original_id = cmd.original_transaction_id.as_str();
+            let not_found = || ProgramError::NotFound {
+                field: "original_transaction_id",
+                message: format!(
+                    "no purchase {original_id:?} of member {:?}",
+                    cmd.member_id.as_str()
+                ),
+            };
+            let mut original = writer
+                .receipt(original_id)?
+                .filter(|receipt| receipt.member_id == cmd.member_id.as_str())
+                .ok_or_else(not_found)?;
+            let mut track = original.purchase.ok_or_else(not_found)?;
+            let mut member = existing.ok_or_else(not_found)?;
+            let amount = cmd.amount.get();
+            let effect =
+                apply::return_purchase(rules, &mut member, original_id, &mut track, amount, now)
+                    .map_err(|too_large| {
+                        ProgramError::invalid(
+                            "amount_minor",
+                            format!(
+                                "{amount} exceeds what is left unreturned of {original_id:?}: {}",
+                                too_large.returnable_minor
+                            ),
+                        )
+                    })?;
+            original.purchase = Some(track);
+            Ok(Applied {
+                other_receipts: vec![(original_id.to_owned(), original)],
+                ..Applied::new(member, Vec::new(), effect)
+            })
+        })
+        .await
+    }
+
+    /// Adjusts points by hand (goodwill or correction).
+    ///
+    /// # Errors
+    /// An unknown member, a reused transaction id, or a storage failure.
+    pub async fn adjust_points(
+        &self,
+        cmd: Adjustment,
+        actor: &str,
+    ) -> Result<Recorded, ProgramError> {
+        let now = self.now();
+        let rules = self.rules_at(now).await?;
+        let key = WriteKey::of(&cmd, actor, now);
+        self.write(rules, key, move |rules, _, existing| {
+            let member_id = cmd.member_id.as_str();
+            let mut member = existing.ok_or_else(|| ProgramError::unknown_member(member_id))?;
+            let points = cmd.points.get();
+            let effect =
+                apply::adjust(rules, &mut member, cmd.transaction_id.as_str(), points, now);
+            tracing::info!(
+                member_id,
+                points,
+                reason = cmd.reason.as_str(),
+                "points adjusted"
+            );
+            Ok(Applied::new(member, Vec::new(), effect))
+        })
+        .await
+    }
+
+    /// Redeems points, oldest first; never below zero, never a tier change.
+    ///
+    /// # Errors
+    /// An unknown member, a balance too small (`FailedPrecondition`), a
+    /// reused transaction id, or a storage failure.
+    pub async fn redeem_points(
+        &self,
+        cmd: Redemption,
+        actor: &str,
+    ) -> Result<Recorded, ProgramError> {
+        let now = self.now();
+        let rules = self.rules_at(now).await?;
+        let key = WriteKey::of(&cmd, actor, now);
+        self.write(rules, key, move |_, _, existing| {
+            let member_id = cmd.member_id.as_str();
+            let mut member = existing.ok_or_else(|| ProgramError::unknown_member(member_id))?;
+            let points = cmd.points.get();
+            let effect = apply::redeem(&mut member, points, now).map_err(|short| {
+                ProgramError::FailedPrecondition(format!(
+                    "points: cannot redeem {points} points, the balance is {}",
+                    short.balance
+                ))
+            })?;
+            Ok(Applied::new(member, Vec::new(), effect))
+        })
+        .await
+    }
+
+    /// Sets or clears a manual tier override; always recorded as MANUAL.
+    ///
+    /// # Errors
+    /// Invalid fields (unknown tier, past `until`), an unknown member, or a
+    /// storage failure.
+    pub async fn set_override(&self, cmd: OverrideCommand) -> Result<Recorded, ProgramError> {
+        let now = self.now();
+        let rules = self.rules_at(now).await?;
+        if let Some((tier_id, _)) = &cmd.placement
+            && rules.tier_index(tier_id.as_str()).is_none()
+        {
+            let known: Vec<&str> = rules.tiers.iter().map(|t| t.id.as_str()).collect();
+            return Err(ProgramError::invalid(
+                "tier_id",
+                format!(
+                    "unknown tier {:?}; the tiers are {}",
+                    tier_id.as_str(),
+                    known.join(", ")
+                ),
+            ));
+        }
+        if cmd.until.is_some_and(|until| until <= now) {
+            return Err(ProgramError::invalid("until", "must lie in the future"));
+        }
+        self.change_member(rules, move |rules, writer| {
+            let member_id = cmd.member_id.as_str();
+            let mut member = writer
+                .member(member_id)?
+                .ok_or_else(|| ProgramError::unknown_member(member_id))?;
+            let placement = Placement {
+                tier_override: cmd.placement.map(|(tier_id, mode)| TierOverride {
+                    tier_id: tier_id.as_str().to_owned(),
+                    mode,
+                    until: cmd.until,
+                    reason: cmd.reason.as_str().to_owned(),
+                }),
+                reason: cmd.reason.as_str().to_owned(),
+            };
+            let changes = apply::place_by_hand(rules, &mut member, placement, now);
+            let history = number(rules, writer, member_id, changes);
+            let outcome = super::Outcome {
+                member: view::view(rules, &member, now),
+                points: 0,
+                tier_changes: history.clone(),
+                capped: false,
+            };
+            writer.commit(&Commit {
+                members: vec![member],
+                receipts: Vec::new(),
+                history,
+            })?;
+            Ok(Recorded {
+                outcome,
+                duplicate: false,
+            })
+        })
+        .await
+    }
+
+    /// Creates a member or merges its attributes.
+    ///
+    /// # Errors
+    /// Invalid fields, too many attributes after the merge, or a storage
+    /// failure.
+    pub async fn upsert_member(&self, cmd: Upsert) -> Result<MemberView, ProgramError> {
+        let now = self.now();
+        let rules = self.rules_at(now).await?;
+        if let Some(at) = cmd.enrolled_at {
+            not_in_future("enrolled_at", at, now)
+                .map_err(|_| ProgramError::invalid("enrolled_at", "must not lie in the future"))?;
+        }
+        self.change_member(rules, move |rules, writer| {
+            let member_id = cmd.member_id.as_str();
+            let existing = writer.member(member_id)?;
+            let enrolled_at = cmd.enrolled_at.unwrap_or(now);
+            let (mut member, mut changes) =
+                apply::member_or_new(rules, existing, member_id, enrolled_at);
+            changes.extend(apply::update_profile(
+                rules,
+                &mut member,
+                cmd.attributes.as_map(),
+                cmd.enrolled_at,
+                now,
+            ));
+            if member.attributes.len() > LIMITS.max_attributes {
+                return Err(ProgramError::invalid(
+                    "attributes",
+                    format!("a member has at most {} attributes", LIMITS.max_attributes),
+                ));
+            }
+            let history = number(rules, writer, member_id, changes);
+            let answer = view::view(rules, &member, now);
+            writer.commit(&Commit {
+                members: vec![member],
+                receipts: Vec::new(),
+                history,
+            })?;
+            Ok(answer)
+        })
+        .await
+    }
+}

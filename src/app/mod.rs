@@ -1,0 +1,212 @@
+//! The service: validated commands in, the domain applied, state durable.
+//!
+//! Orchestration only. A command arrives validated ([`command`], built from
+//! [`input`] values at the gRPC boundary); the service takes the rules in
+//! force once, checks what needs the rules or the clock under that very
+//! version, then applies the event with [`crate::domain::apply`] on the
+//! store's single writer thread and commits member, receipt and history
+//! entries atomically ([`write`]). Only once the commit is on disk does the
+//! caller get its answer.
+//!
+//! Idempotency: every write carries a transaction id. Its receipt keeps the
+//! request's fingerprint and what it did; a retry of the same request gets
+//! that effect back (marked duplicate) and changes nothing, and a different
+//! request under a used id is refused.
+//!
+//! Concurrency: every write runs as a job on the store's writer thread
+//! (in-memory work and a sled batch: microseconds); concurrent requests
+//! share one fsync per round, and async workers never block.
+
+pub mod command;
+pub mod error;
+mod events;
+pub mod input;
+pub mod live_rules;
+mod sweep;
+mod write;
+
+use std::{path::PathBuf, sync::Arc};
+
+use chrono::{DateTime, Utc};
+
+pub use error::ProgramError;
+pub use sweep::{EvaluationReport, MAX_REPORTED_CHANGES};
+pub use write::{Outcome, Recorded};
+
+use crate::{
+    domain::{
+        decide::HistoryEntry,
+        view::{self, MemberView},
+    },
+    rules::{RuleSet, RulesVersion},
+    store::Store,
+    tools::simulate::{self, Simulation},
+};
+use input::MemberId;
+use live_rules::{LiveRules, ReloadFailure};
+
+/// Where the time comes from: the system clock in production, a fixed or
+/// stepped one in tests.
+pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
+
+/// The system clock.
+pub fn system_clock() -> Clock {
+    Arc::new(Utc::now)
+}
+
+/// The running program: rules, store and clock.
+pub struct Program {
+    store: Store,
+    rules: LiveRules,
+    clock: Clock,
+}
+
+impl Program {
+    /// A program over an opened store, with rules given in memory.
+    pub fn new(store: Store, rules: Arc<RuleSet>, clock: Clock) -> Self {
+        let now = clock();
+        Self {
+            store,
+            rules: LiveRules::new(rules, None, now),
+            clock,
+        }
+    }
+
+    /// The same program, reloading its rules from `file` on request.
+    pub fn with_rules_file(self, file: PathBuf) -> Self {
+        let now = (self.clock)();
+        Self {
+            rules: LiveRules::new(self.rules.current(), Some(file), now),
+            ..self
+        }
+    }
+
+    /// The rules in force: hold the `Arc` for a whole request, so that it
+    /// runs under one version even if a reload happens meanwhile.
+    pub fn rules(&self) -> Arc<RuleSet> {
+        self.rules.current()
+    }
+
+    /// The rules file reloads read, if any.
+    pub fn rules_file(&self) -> Option<&PathBuf> {
+        self.rules.file()
+    }
+
+    fn now(&self) -> DateTime<Utc> {
+        (self.clock)()
+    }
+
+    /// Records the running rules version as live (at start-up).
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn go_live(&self) -> Result<RulesVersion, ProgramError> {
+        Ok(self.rules.go_live(&self.store, self.now()).await?)
+    }
+
+    /// The rules in force at `now`, after putting a staged version live if
+    /// its time has come.
+    async fn rules_at(&self, now: DateTime<Utc>) -> Result<Arc<RuleSet>, ProgramError> {
+        self.rules.activate_due(&self.store, now).await?;
+        Ok(self.rules.current())
+    }
+
+    /// Re-reads the rules file; see [`LiveRules::reload`].
+    ///
+    /// # Errors
+    /// `RulesRejected` with every problem when the file is invalid (the
+    /// running rules stay), or a storage failure.
+    pub async fn reload_rules(&self) -> Result<(RulesVersion, bool), ProgramError> {
+        self.rules.reload(&self.store, self.now()).await
+    }
+
+    /// The version in force, the staged one if any, and the last failed
+    /// reload, if any.
+    pub fn rules_status(&self) -> (RulesVersion, Option<RulesVersion>, Option<ReloadFailure>) {
+        (
+            self.rules.active(),
+            self.rules.scheduled(),
+            self.rules.last_failure(),
+        )
+    }
+
+    /// Every rules version that went live, oldest first.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn rules_versions(&self) -> Result<Vec<RulesVersion>, ProgramError> {
+        Ok(self.store.rules_versions()?)
+    }
+
+    /// A member as of now.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown member, or a storage failure.
+    pub fn member(&self, member_id: &MemberId) -> Result<MemberView, ProgramError> {
+        let member = self
+            .store
+            .member(member_id.as_str())?
+            .ok_or_else(|| ProgramError::unknown_member(member_id.as_str()))?;
+        Ok(view::view(&self.rules(), &member, self.now()))
+    }
+
+    /// A page of a member's tier history after seq `after`.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown member, or a storage failure.
+    pub fn history(
+        &self,
+        member_id: &MemberId,
+        after: u64,
+        page_size: usize,
+    ) -> Result<(Vec<HistoryEntry>, bool), ProgramError> {
+        if self.store.member(member_id.as_str())?.is_none() {
+            return Err(ProgramError::unknown_member(member_id.as_str()));
+        }
+        Ok(self.store.history(member_id.as_str(), after, page_size)?)
+    }
+
+    /// How `candidate` rules would place every stored member as of
+    /// `as_of` (default now). Reads only; long work on all cores: call it
+    /// off the async workers.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn simulate(
+        &self,
+        candidate: &RuleSet,
+        as_of: Option<DateTime<Utc>>,
+    ) -> Result<Simulation, ProgramError> {
+        let as_of = as_of.unwrap_or_else(|| self.now());
+        Ok(simulate::simulate(&self.store, candidate, as_of)?)
+    }
+
+    /// Writes a consistent backup of all data into an anonymous temporary
+    /// file in the data directory (writes wait while it is taken, which is
+    /// as fast as the disk), and returns it, rewound, for streaming.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn backup(&self) -> Result<std::fs::File, ProgramError> {
+        let dir = self.store.dir().to_owned();
+        let file = self
+            .store
+            .write(move |writer| {
+                let mut file = tempfile::tempfile_in(dir)?;
+                writer.snapshot(&mut file)?;
+                std::io::Seek::rewind(&mut file)?;
+                Ok::<_, crate::store::StoreError>(file)
+            })
+            .await??;
+        Ok(file)
+    }
+
+    /// Returns once everything written so far is on disk: the last step of
+    /// a clean shutdown.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn sync(&self) -> Result<(), ProgramError> {
+        Ok(self.store.sync().await?)
+    }
+}

@@ -1,0 +1,283 @@
+//! The idempotent write protocol, run on the store's writer thread.
+//!
+//! For a request with a transaction id: a receipt under that id answers a
+//! retry of the same request (same fingerprint, same member) with what the
+//! request did, and refuses any other request; otherwise the request is
+//! applied, its tier changes numbered, the purchases whose points lapsed on
+//! the way told so, and member, receipts and history committed as one
+//! batch. The answer is rendered from the state after the write; a retry's
+//! answer is rendered when the retry comes (the member as it is then, the
+//! points and tier changes the request made), since receipts keep facts,
+//! not text.
+
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use super::{Program, ProgramError, command::Keyed};
+use crate::{
+    domain::{
+        apply::Effect,
+        decide::{Change, HistoryEntry},
+        fingerprint::Fingerprint,
+        member::{Lapse, MemberState},
+        receipt::{PurchaseTrack, Receipt, RequestKind},
+        view::{self, MemberView},
+    },
+    rules::RuleSet,
+    store::{Commit, Writer},
+};
+
+/// What a write request produced, as answered.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    /// The member right after the write (for a retry: as it is now).
+    pub member: MemberView,
+    /// Points earned (purchase, activity), taken back (return) or moved
+    /// (adjust, redeem), as the request kind defines.
+    pub points: i64,
+    /// The tier changes the request caused, in order.
+    pub tier_changes: Vec<HistoryEntry>,
+    /// True when a cap held an activity's points back.
+    pub capped: bool,
+}
+
+/// What a write produced, and whether it was a retry.
+#[derive(Debug, Clone)]
+pub struct Recorded {
+    /// The result (for a retry: the original request's effect).
+    pub outcome: Outcome,
+    /// True when the transaction id had been recorded before.
+    pub duplicate: bool,
+}
+
+/// A write's effect on the writer thread, before it is numbered and stored.
+pub(super) struct Applied {
+    /// The member after the event.
+    pub member: MemberState,
+    /// What the event did.
+    pub effect: Effect,
+    /// For a purchase: what returns will need.
+    pub purchase: Option<PurchaseTrack>,
+    /// Other receipts the event changed (a return's original purchase).
+    pub other_receipts: Vec<(String, Receipt)>,
+}
+
+impl Applied {
+    /// `effect` on `member`, after the `enrolment` changes of a member that
+    /// is new.
+    pub fn new(member: MemberState, enrolment: Vec<Change>, mut effect: Effect) -> Self {
+        effect.changes = enrolment.into_iter().chain(effect.changes).collect();
+        Self {
+            member,
+            effect,
+            purchase: None,
+            other_receipts: Vec::new(),
+        }
+    }
+}
+
+/// What identifies an idempotent write: its time, ids, fingerprint, and
+/// who sent it.
+pub(super) struct WriteKey {
+    now: DateTime<Utc>,
+    kind: RequestKind,
+    transaction_id: String,
+    member_id: String,
+    fingerprint: Fingerprint,
+    actor: String,
+}
+
+impl WriteKey {
+    /// The key of `command`, sent by `actor`, received at `now`.
+    pub fn of(command: &impl Keyed, actor: &str, now: DateTime<Utc>) -> Self {
+        let facts = command.facts();
+        Self {
+            now,
+            kind: facts.kind(),
+            transaction_id: facts.transaction_id().to_owned(),
+            member_id: facts.member_id().to_owned(),
+            fingerprint: facts.fingerprint(),
+            actor: actor.to_owned(),
+        }
+    }
+}
+
+impl Program {
+    /// The shared path of idempotent writes, under `rules` (the version the
+    /// request was checked under): on the writer thread, check the
+    /// transaction id, apply, number, commit; answered once durable.
+    pub(super) async fn write<F>(
+        &self,
+        rules: Arc<RuleSet>,
+        key: WriteKey,
+        apply: F,
+    ) -> Result<Recorded, ProgramError>
+    where
+        F: FnOnce(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError>
+            + Send
+            + 'static,
+    {
+        self.store
+            .write(move |writer| record(&rules, writer, key, apply))
+            .await?
+    }
+
+    /// Runs a change of one member's state under `rules` on the writer
+    /// thread, answered once durable. Used by the writes that carry no
+    /// transaction id.
+    pub(super) async fn change_member<T, F>(
+        &self,
+        rules: Arc<RuleSet>,
+        change: F,
+    ) -> Result<T, ProgramError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&RuleSet, &mut Writer) -> Result<T, ProgramError> + Send + 'static,
+    {
+        self.store
+            .write(move |writer| change(&rules, writer))
+            .await?
+    }
+}
+
+/// On the writer thread: answers a retry from its receipt, refuses a
+/// reused id, or applies the write and commits it with its receipt.
+fn record<F>(
+    rules: &RuleSet,
+    writer: &mut Writer,
+    key: WriteKey,
+    apply: F,
+) -> Result<Recorded, ProgramError>
+where
+    F: FnOnce(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError>,
+{
+    if let Some(receipt) = writer.receipt(&key.transaction_id)? {
+        if receipt.fingerprint == key.fingerprint && receipt.member_id == key.member_id {
+            return answer_again(rules, writer, &receipt, key.now);
+        }
+        return Err(ProgramError::AlreadyExists(format!(
+            "transaction_id: {:?} was already recorded with a different request",
+            key.transaction_id
+        )));
+    }
+    let existing = writer.member(&key.member_id)?;
+    let Applied {
+        mut member,
+        effect,
+        purchase,
+        other_receipts: mut receipts,
+    } = apply(rules, writer, existing)?;
+    member.prune_days(key.now);
+    book_lapses(writer, &effect.lapsed, &mut receipts)?;
+    let history = number(rules, writer, &key.member_id, effect.changes);
+    let outcome = Outcome {
+        member: view::view(rules, &member, key.now),
+        points: effect.points,
+        tier_changes: history.clone(),
+        capped: effect.capped,
+    };
+    receipts.push((
+        key.transaction_id.clone(),
+        Receipt {
+            kind: key.kind,
+            member_id: key.member_id.clone(),
+            fingerprint: key.fingerprint,
+            actor: key.actor.clone(),
+            points: effect.points,
+            capped: effect.capped,
+            tier_changes: history.iter().map(|entry| entry.seq).collect(),
+            purchase,
+        },
+    ));
+    writer.commit(&Commit {
+        members: vec![member],
+        receipts,
+        history,
+    })?;
+    tracing::info!(
+        member_id = key.member_id,
+        transaction_id = key.transaction_id,
+        kind = key.kind.name(),
+        actor = key.actor,
+        rules_version = %rules.version,
+        points = outcome.points,
+        tier = %outcome.member.tier_id,
+        "recorded"
+    );
+    Ok(Recorded {
+        outcome,
+        duplicate: false,
+    })
+}
+
+/// The answer to a retry: the member as it is now, and what the original
+/// request did.
+fn answer_again(
+    rules: &RuleSet,
+    writer: &Writer,
+    receipt: &Receipt,
+    now: DateTime<Utc>,
+) -> Result<Recorded, ProgramError> {
+    let member = writer
+        .member(&receipt.member_id)?
+        .ok_or_else(|| ProgramError::unknown_member(&receipt.member_id))?;
+    let tier_changes = receipt
+        .tier_changes
+        .iter()
+        .filter_map(|seq| writer.history_entry(*seq).transpose())
+        .collect::<Result<_, _>>()?;
+    Ok(Recorded {
+        outcome: Outcome {
+            member: view::view(rules, &member, now),
+            points: receipt.points,
+            tier_changes,
+            capped: receipt.capped,
+        },
+        duplicate: true,
+    })
+}
+
+/// Tells each purchase whose points lapsed how many did, so that a later
+/// return does not take them again; the receipts changed join `receipts`
+/// (one already there is updated in place).
+pub(super) fn book_lapses(
+    writer: &Writer,
+    lapsed: &[Lapse],
+    receipts: &mut Vec<(String, Receipt)>,
+) -> Result<(), ProgramError> {
+    for lapse in lapsed.iter().filter(|lapse| lapse.points > 0) {
+        if let Some((_, receipt)) = receipts.iter_mut().find(|(id, _)| *id == lapse.source) {
+            if let Some(track) = receipt.purchase.as_mut() {
+                track.record_lapse(lapse.points);
+            }
+            continue;
+        }
+        if let Some(mut receipt) = writer.receipt(&lapse.source)?
+            && let Some(track) = receipt.purchase.as_mut()
+        {
+            track.record_lapse(lapse.points);
+            receipts.push((lapse.source.clone(), receipt));
+        }
+    }
+    Ok(())
+}
+
+/// Gives changes their seqs, in order, from the writer's counter.
+pub(super) fn number(
+    rules: &RuleSet,
+    writer: &Writer,
+    member_id: &str,
+    changes: Vec<Change>,
+) -> Vec<HistoryEntry> {
+    changes
+        .into_iter()
+        .zip(writer.next_seq()..)
+        .map(|(change, seq)| HistoryEntry {
+            seq,
+            member_id: member_id.to_owned(),
+            change,
+            rules_version: rules.version.clone(),
+        })
+        .collect()
+}

@@ -1,0 +1,363 @@
+//! What each event does to a member under the rules: expiry, points, the
+//! ledger entry and the tier decision, with no I/O.
+//!
+//! This is the one code path for every event kind. The service
+//! (`crate::app`) validates a request, applies it here and commits the
+//! result; `tierd rules test` plays marketers' dated event stories through
+//! the same functions, `simulate` sweeps copies of stored members with
+//! them, and the seeding tool grows synthetic members with them. Each
+//! function takes the moment the event is received (`now`) apart from when
+//! it happened (`occurred_at`): a late purchase counts on its own day but
+//! is judged by today's window.
+//!
+//! Every event first lets points due by `now` expire. Lots that lapse are
+//! reported in [`Effect::lapsed`], so that whoever keeps the purchases'
+//! receipts can record what of each purchase lapsed (a later return must
+//! not take those points a second time).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    decide::{self, Change, ChangeKind, Metrics, OverrideMode, Subject, TierOverride},
+    earn::{self, PurchaseFacts},
+    member::{self, InsufficientPoints, Lapse, MemberState},
+    receipt::{PurchaseTrack, ReturnTooLarge},
+};
+use crate::rules::{Activity, RuleSet};
+
+/// What an event did to a member.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Effect {
+    /// Points earned (purchase, activity), taken back from the balance
+    /// (return), or moved (adjustment, redemption).
+    pub points: i64,
+    /// True when a daily or monthly cap kept an activity from earning.
+    pub capped: bool,
+    /// Tier changes, in order.
+    pub changes: Vec<Change>,
+    /// Lots that lapsed on the way, by the transaction that earned them.
+    pub lapsed: Vec<Lapse>,
+}
+
+/// The member as stored, or a new one in the entry tier with its INITIAL
+/// change (a member exists from its first event).
+pub fn member_or_new(
+    rules: &RuleSet,
+    existing: Option<MemberState>,
+    member_id: &str,
+    enrolled_at: DateTime<Utc>,
+) -> (MemberState, Vec<Change>) {
+    if let Some(member) = existing {
+        return (member, Vec::new());
+    }
+    let entry = &rules.entry_tier().id;
+    let member = MemberState::new(member_id, entry, enrolled_at);
+    let initial = Change {
+        from_tier: String::new(),
+        to_tier: entry.clone(),
+        kind: ChangeKind::Initial,
+        at: enrolled_at,
+        reason: String::from("enrolled"),
+    };
+    (member, vec![initial])
+}
+
+/// Runs the engine on a member at `at` and keeps the new tier state.
+pub fn evaluate(rules: &RuleSet, member: &mut MemberState, at: DateTime<Utc>) -> Option<Change> {
+    let metrics = metrics(rules, member, at);
+    let subject = Subject {
+        metrics: &metrics,
+        attributes: &member.attributes,
+    };
+    let evaluation = decide::evaluate(rules, &member.tier, subject, at);
+    member.tier = evaluation.state;
+    evaluation.change
+}
+
+/// The member's metrics over the rules' window ending at `at`.
+pub fn metrics(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> Metrics {
+    member.metrics(
+        decide::window_start(rules.window, at, member.enrolled_at),
+        at,
+    )
+}
+
+/// When points earned at `at` lapse under `rules`.
+fn expiry(rules: &RuleSet, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    member::expiry_after(at, rules.points_expiry_months)
+}
+
+/// The periodic sweep (EvaluateTiers) of one member as of `as_of`: points
+/// due expire, then the tier is decided.
+pub fn sweep(rules: &RuleSet, member: &mut MemberState, as_of: DateTime<Utc>) -> Effect {
+    let lapsed = member.expire(as_of);
+    Effect {
+        changes: evaluate(rules, member, as_of).into_iter().collect(),
+        lapsed,
+        ..Effect::default()
+    }
+}
+
+/// A purchase as the till reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct Purchase<'a> {
+    /// Its transaction id: the points lot is named after it.
+    pub transaction_id: &'a str,
+    /// Amount paid, minor units.
+    pub amount_minor: i64,
+    /// Sales channel.
+    pub channel: &'a str,
+    /// Store.
+    pub store_id: &'a str,
+    /// Tags (for tag multipliers and campaigns).
+    pub tags: &'a [String],
+    /// When it happened.
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Records a purchase received at `now`; returns what a return will need
+/// (points earned included) and the effect.
+pub fn purchase(
+    rules: &RuleSet,
+    member: &mut MemberState,
+    purchase: &Purchase<'_>,
+    now: DateTime<Utc>,
+) -> (PurchaseTrack, Effect) {
+    let lapsed = member.expire(now);
+    let metrics = metrics(rules, member, now);
+    let facts = PurchaseFacts {
+        amount_minor: purchase.amount_minor,
+        channel: purchase.channel,
+        store_id: purchase.store_id,
+        tags: purchase.tags,
+        occurred_at: purchase.occurred_at,
+        tier_id: &member.tier.tier_id,
+    };
+    let subject = Subject {
+        metrics: &metrics,
+        attributes: &member.attributes,
+    };
+    let points = earn::points_for_purchase(rules, facts, subject);
+    member.record_purchase(
+        purchase.transaction_id,
+        purchase.amount_minor,
+        points,
+        purchase.occurred_at,
+        expiry(rules, purchase.occurred_at),
+    );
+    let track = PurchaseTrack::new(purchase.amount_minor, points, purchase.occurred_at);
+    let effect = Effect {
+        points,
+        changes: evaluate(rules, member, now).into_iter().collect(),
+        lapsed,
+        ..Effect::default()
+    };
+    (track, effect)
+}
+
+/// An activity as the service reports it.
+#[derive(Debug, Clone, Copy)]
+pub struct ActivityFacts<'a> {
+    /// Its transaction id: a points lot is named after it.
+    pub transaction_id: &'a str,
+    /// The kind ("review"), which the rules know.
+    pub kind: &'a str,
+    /// What the activity scripts may read.
+    pub details: &'a BTreeMap<String, String>,
+    /// When it happened (caps count per day and month of this).
+    pub occurred_at: DateTime<Utc>,
+}
+
+/// Records an activity (earning by `activity`, the rules for its kind)
+/// received at `now`: points within the caps, engagement always.
+pub fn activity(
+    rules: &RuleSet,
+    member: &mut MemberState,
+    activity: &Activity,
+    facts: &ActivityFacts<'_>,
+    now: DateTime<Utc>,
+) -> Effect {
+    let ActivityFacts {
+        transaction_id,
+        kind,
+        details,
+        occurred_at,
+    } = *facts;
+    let lapsed = member.expire(now);
+    let (today, month) = member.activities_of(kind, occurred_at);
+    let capped = activity.max_per_day.is_some_and(|cap| today >= cap)
+        || activity.max_per_month.is_some_and(|cap| month >= cap);
+    let metrics = metrics(rules, member, now);
+    let subject = Subject {
+        metrics: &metrics,
+        attributes: &member.attributes,
+    };
+    let earned = earn::points_for_activity(activity, kind, details, subject);
+    let points = if capped { 0 } else { earned };
+    member.record_activity(
+        transaction_id,
+        kind,
+        points,
+        occurred_at,
+        expiry(rules, occurred_at),
+    );
+    Effect {
+        points,
+        capped,
+        changes: evaluate(rules, member, now).into_iter().collect(),
+        lapsed,
+    }
+}
+
+/// Takes back `amount_minor` of the purchase `original` (tracked by
+/// `track`, which is updated, lapses of its own points included) received
+/// at `now`. The effect's points are the redeemable points taken back;
+/// its lapses are those of the member's other lots.
+///
+/// # Errors
+/// [`ReturnTooLarge`] when more is returned than is left; nothing changes.
+pub fn return_purchase(
+    rules: &RuleSet,
+    member: &mut MemberState,
+    original: &str,
+    track: &mut PurchaseTrack,
+    amount_minor: i64,
+    now: DateTime<Utc>,
+) -> Result<Effect, ReturnTooLarge> {
+    track.take_back(amount_minor)?;
+    let mut lapsed = member.expire(now);
+    lapsed.retain(|lapse| {
+        let own = lapse.source == original;
+        if own {
+            track.record_lapse(lapse.points);
+        }
+        !own
+    });
+    let back = track.take_back(amount_minor)?;
+    member.record_return(original, track.occurred_at, back);
+    track.record_return(&back);
+    Ok(Effect {
+        points: back.redeemable_points,
+        changes: evaluate(rules, member, now).into_iter().collect(),
+        lapsed,
+        ..Effect::default()
+    })
+}
+
+/// A staff adjustment of `points` (either sign) at `now`.
+pub fn adjust(
+    rules: &RuleSet,
+    member: &mut MemberState,
+    transaction_id: &str,
+    points: i64,
+    now: DateTime<Utc>,
+) -> Effect {
+    let lapsed = member.expire(now);
+    member.adjust(transaction_id, points, now, expiry(rules, now));
+    Effect {
+        points,
+        changes: evaluate(rules, member, now).into_iter().collect(),
+        lapsed,
+        ..Effect::default()
+    }
+}
+
+/// Spends `points` of the balance at `now`. Redeeming never costs a member
+/// their tier: it changes nothing a tier condition may read (the rules
+/// refuse `points_balance` in tier conditions), so the tier is not even
+/// evaluated here; a demotion that time has made due waits for the next
+/// event or sweep.
+///
+/// # Errors
+/// [`InsufficientPoints`] when the balance is smaller; nothing but the
+/// expiry of due points changes.
+pub fn redeem(
+    member: &mut MemberState,
+    points: i64,
+    now: DateTime<Utc>,
+) -> Result<Effect, InsufficientPoints> {
+    let lapsed = member.expire(now);
+    member.redeem(points, now)?;
+    Ok(Effect {
+        points,
+        lapsed,
+        ..Effect::default()
+    })
+}
+
+/// A manual placement by customer service: a floor or lock on `tier_id`
+/// (`placement`), or `None` to clear the override in force.
+#[derive(Debug, Clone)]
+pub struct Placement {
+    /// The override to put in place; `None` clears it.
+    pub tier_override: Option<TierOverride>,
+    /// Why, as customer service wrote it.
+    pub reason: String,
+}
+
+/// Sets or clears a manual override at `now`: always one MANUAL change
+/// (even when the tier stays), then an evaluation (which may promote at
+/// once, and never demotes without the grace period).
+pub fn place_by_hand(
+    rules: &RuleSet,
+    member: &mut MemberState,
+    placement: Placement,
+    now: DateTime<Utc>,
+) -> Vec<Change> {
+    let from = member.tier.tier_id.clone();
+    let current = rules.tier_index(&from).unwrap_or(0);
+    let (to, reason) = match &placement.tier_override {
+        None => (current, format!("override cleared: {}", placement.reason)),
+        Some(placed) => {
+            let target = rules.tier_index(&placed.tier_id).unwrap_or(0);
+            let (to, word) = match placed.mode {
+                OverrideMode::Lock => (target, "locked at"),
+                OverrideMode::Floor => (current.max(target), "floor set at"),
+            };
+            (
+                to,
+                format!("{word} {}: {}", placed.tier_id, placement.reason),
+            )
+        }
+    };
+    member.tier.tier_override = placement.tier_override;
+    let to = rules.tiers[to].id.clone();
+    if to != from {
+        member.tier.tier_id.clone_from(&to);
+        member.tier.since = now;
+    }
+    member.tier.retain_failing_since = None;
+    let manual = Change {
+        from_tier: from,
+        to_tier: to,
+        kind: ChangeKind::Manual,
+        at: now,
+        reason,
+    };
+    std::iter::once(manual)
+        .chain(evaluate(rules, member, now))
+        .collect()
+}
+
+/// Merges descriptive attributes (an empty value removes its key), sets
+/// the enrolment time when given, and re-evaluates at `now` (scripts may
+/// read attributes).
+pub fn update_profile(
+    rules: &RuleSet,
+    member: &mut MemberState,
+    attributes: &BTreeMap<String, String>,
+    enrolled_at: Option<DateTime<Utc>>,
+    now: DateTime<Utc>,
+) -> Option<Change> {
+    member.enrolled_at = enrolled_at.unwrap_or(member.enrolled_at);
+    for (key, value) in attributes {
+        if value.is_empty() {
+            member.attributes.remove(key);
+        } else {
+            member.attributes.insert(key.clone(), value.clone());
+        }
+    }
+    evaluate(rules, member, now)
+}

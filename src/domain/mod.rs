@@ -1,0 +1,30 @@
+//! The loyalty domain, pure: a member's state, the tier decision, earning,
+//! and what each event does. No I/O, no clock, no async, no storage or
+//! transport (nothing from tokio, sled, tonic or postcard): every function
+//! takes the time it decides at, so the same inputs always give the same
+//! result, and the service, simulations, rules tests and seeding all run
+//! exactly the same code.
+//!
+//! - [`member`]: the state kept per member (day totals, points lots) and
+//!   its arithmetic.
+//! - [`decide`]: metrics + rules + time -> tier (promotion, grace period,
+//!   soft landing, overrides), and what the next tier still needs.
+//! - [`earn`]: points for a purchase or an activity.
+//! - [`apply`]: one function per event kind, used by everyone.
+//! - [`receipt`]: what a recorded request did (for retries and returns).
+//! - [`fingerprint`]: what makes two requests the same request.
+//! - [`view`]: a member as a client sees it at one moment.
+//!
+//! This layer uses only the rules model ([`crate::rules`]), the script
+//! sandbox and money; nothing above it (`store`, `app`, `grpc`).
+
+pub mod apply;
+pub mod decide;
+pub mod earn;
+pub mod fingerprint;
+pub mod member;
+pub mod receipt;
+pub mod view;
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,61 @@
+//! A member as a client sees it at one moment: tier, metrics, and what the
+//! next tier still needs, rendered from the state and the rules when the
+//! answer is given (never stored, so wording can change without touching
+//! stored data).
+
+use std::collections::BTreeMap;
+
+use chrono::{DateTime, Utc};
+
+use super::{
+    apply,
+    decide::{self, Metrics, NextTier, Subject, TierOverride},
+    member::MemberState,
+};
+use crate::rules::RuleSet;
+
+/// A member as answered to a client at one moment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MemberView {
+    /// The member's id.
+    pub member_id: String,
+    /// The current tier.
+    pub tier_id: String,
+    /// When the member entered it.
+    pub tier_since: DateTime<Utc>,
+    /// Metrics as of the answer's time.
+    pub metrics: Metrics,
+    /// What the next tier needs; `None` at the top.
+    pub next_tier: Option<NextTier>,
+    /// The rules version that answered.
+    pub rules_version: String,
+    /// The program currency.
+    pub currency: String,
+    /// Descriptive attributes.
+    pub attributes: BTreeMap<String, String>,
+    /// When the member joined.
+    pub enrolled_at: DateTime<Utc>,
+    /// The manual override in force, if any.
+    pub tier_override: Option<TierOverride>,
+}
+
+/// The member as answered to clients at `at`, under `rules`.
+pub fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberView {
+    let metrics = apply::metrics(rules, member, at);
+    let subject = Subject {
+        metrics: &metrics,
+        attributes: &member.attributes,
+    };
+    MemberView {
+        member_id: member.member_id.clone(),
+        tier_id: member.tier.tier_id.clone(),
+        tier_since: member.tier.since,
+        next_tier: decide::next_tier(rules, &member.tier.tier_id, subject),
+        metrics,
+        rules_version: rules.version.clone(),
+        currency: rules.currency.code().to_owned(),
+        attributes: member.attributes.clone(),
+        enrolled_at: member.enrolled_at,
+        tier_override: member.tier.tier_override.clone(),
+    }
+}

@@ -1,0 +1,308 @@
+//! The `loyalty.v1.Loyalty` handlers: admit the caller, decode the request
+//! into a command ([`super::convert`]), call the service, encode the reply.
+//! Errors become statuses in one place ([`super::status`]).
+
+use std::{io::Read as _, sync::Arc};
+
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
+use tokio_stream::wrappers::ReceiverStream;
+use tonic::{Request, Response, Status};
+
+use super::{
+    ServeOptions,
+    auth::{Action, Caller, Keyring},
+    convert::{self, time_from},
+    pb::{self, loyalty_server::Loyalty},
+    status::status_of,
+};
+use crate::{
+    app::{Program, ProgramError},
+    rules::{self, Candidate},
+};
+
+/// Size of the pieces a backup is streamed in.
+const BACKUP_CHUNK_BYTES: usize = 1 << 20;
+
+/// Backup pieces read ahead of a slow client (bounded memory).
+const BACKUP_CHUNKS_AHEAD: usize = 4;
+
+/// Largest page of history one call returns.
+pub const MAX_PAGE_SIZE: u32 = 1000;
+const DEFAULT_PAGE_SIZE: u32 = 100;
+
+/// The `loyalty.v1.Loyalty` service.
+pub struct LoyaltyApi {
+    program: Arc<Program>,
+    in_flight: Arc<Semaphore>,
+    keyring: Keyring,
+}
+
+/// A request let in: who sent it, and its place among those in flight
+/// (given back when this is dropped).
+struct Admitted {
+    caller: Caller,
+    _place: OwnedSemaphorePermit,
+}
+
+impl LoyaltyApi {
+    /// Serves `program` under `options`.
+    pub fn new(program: Arc<Program>, options: &ServeOptions) -> Self {
+        Self {
+            program,
+            in_flight: Arc::new(Semaphore::new(options.limits.max_in_flight)),
+            keyring: options.keyring.clone(),
+        }
+    }
+
+    /// Checks the caller's key and role for `action`, then takes a place
+    /// among the requests in flight, or refuses at once with
+    /// `RESOURCE_EXHAUSTED` (load shedding).
+    fn admit<T>(&self, request: &Request<T>, action: Action) -> Result<Admitted, Status> {
+        let caller = self.keyring.authorize(request.metadata(), action)?;
+        let place = Arc::clone(&self.in_flight)
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted(
+                    "tierd is at its limit of requests in flight; retry with backoff",
+                )
+            })?;
+        Ok(Admitted {
+            caller,
+            _place: place,
+        })
+    }
+}
+
+type Answer<T> = Result<Response<T>, Status>;
+
+/// Decodes `request` into the command `C`, or answers INVALID_ARGUMENT.
+fn command<R, C: TryFrom<R, Error = ProgramError>>(request: Request<R>) -> Result<C, Status> {
+    C::try_from(request.into_inner()).map_err(status_of)
+}
+
+/// The reply to a service result.
+fn reply<T, P: From<T>>(result: Result<T, ProgramError>) -> Answer<P> {
+    result
+        .map(|value| Response::new(value.into()))
+        .map_err(status_of)
+}
+
+#[tonic::async_trait]
+impl Loyalty for LoyaltyApi {
+    async fn record_purchase(
+        &self,
+        request: Request<pb::RecordPurchaseRequest>,
+    ) -> Answer<pb::RecordPurchaseResponse> {
+        let admitted = self.admit(&request, Action::RecordEvents)?;
+        let purchase = command(request)?;
+        reply(
+            self.program
+                .record_purchase(purchase, &admitted.caller.name)
+                .await,
+        )
+    }
+
+    async fn record_activity(
+        &self,
+        request: Request<pb::RecordActivityRequest>,
+    ) -> Answer<pb::RecordActivityResponse> {
+        let admitted = self.admit(&request, Action::RecordEvents)?;
+        let activity = command(request)?;
+        reply(
+            self.program
+                .record_activity(activity, &admitted.caller.name)
+                .await,
+        )
+    }
+
+    async fn record_return(
+        &self,
+        request: Request<pb::RecordReturnRequest>,
+    ) -> Answer<pb::RecordReturnResponse> {
+        let admitted = self.admit(&request, Action::RecordEvents)?;
+        let refund = command(request)?;
+        reply(
+            self.program
+                .record_return(refund, &admitted.caller.name)
+                .await,
+        )
+    }
+
+    async fn adjust_points(
+        &self,
+        request: Request<pb::AdjustPointsRequest>,
+    ) -> Answer<pb::AdjustPointsResponse> {
+        let admitted = self.admit(&request, Action::Adjust)?;
+        let adjustment = command(request)?;
+        reply(
+            self.program
+                .adjust_points(adjustment, &admitted.caller.name)
+                .await,
+        )
+    }
+
+    async fn redeem_points(
+        &self,
+        request: Request<pb::RedeemPointsRequest>,
+    ) -> Answer<pb::RedeemPointsResponse> {
+        let admitted = self.admit(&request, Action::RecordEvents)?;
+        let redemption = command(request)?;
+        reply(
+            self.program
+                .redeem_points(redemption, &admitted.caller.name)
+                .await,
+        )
+    }
+
+    async fn get_member(&self, request: Request<pb::GetMemberRequest>) -> Answer<pb::Member> {
+        let _admitted = self.admit(&request, Action::Read)?;
+        let member_id = convert::member_id(request.into_inner().member_id).map_err(status_of)?;
+        reply(self.program.member(&member_id))
+    }
+
+    async fn get_tier_history(
+        &self,
+        request: Request<pb::GetTierHistoryRequest>,
+    ) -> Answer<pb::GetTierHistoryResponse> {
+        let _admitted = self.admit(&request, Action::Read)?;
+        let request = request.into_inner();
+        let page = convert::history_page(
+            request.page_size,
+            &request.page_token,
+            MAX_PAGE_SIZE,
+            DEFAULT_PAGE_SIZE,
+        )
+        .map_err(status_of)?;
+        let member_id = convert::member_id(request.member_id).map_err(status_of)?;
+        reply(self.program.history(&member_id, page.after, page.size))
+    }
+
+    async fn evaluate_tiers(
+        &self,
+        request: Request<pb::EvaluateTiersRequest>,
+    ) -> Answer<pb::EvaluateTiersResponse> {
+        let action = if request.get_ref().dry_run {
+            Action::Read
+        } else {
+            Action::Sweep
+        };
+        let _admitted = self.admit(&request, action)?;
+        let request = request.into_inner();
+        let as_of = time_from("as_of", request.as_of).map_err(status_of)?;
+        let members = convert::member_ids(request.member_ids).map_err(status_of)?;
+        reply(
+            self.program
+                .evaluate_tiers(as_of, &members, request.dry_run)
+                .await,
+        )
+    }
+
+    async fn set_tier_override(
+        &self,
+        request: Request<pb::SetTierOverrideRequest>,
+    ) -> Answer<pb::SetTierOverrideResponse> {
+        let _admitted = self.admit(&request, Action::Adjust)?;
+        let placement = command(request)?;
+        reply(self.program.set_override(placement).await)
+    }
+
+    async fn upsert_member(&self, request: Request<pb::UpsertMemberRequest>) -> Answer<pb::Member> {
+        let _admitted = self.admit(&request, Action::RecordEvents)?;
+        let upsert = command(request)?;
+        reply(self.program.upsert_member(upsert).await)
+    }
+
+    async fn get_rules(
+        &self,
+        request: Request<pb::GetRulesRequest>,
+    ) -> Answer<pb::GetRulesResponse> {
+        let _admitted = self.admit(&request, Action::Read)?;
+        Ok(Response::new(convert::rules_status(&self.program)))
+    }
+
+    async fn reload_rules(
+        &self,
+        request: Request<pb::ReloadRulesRequest>,
+    ) -> Answer<pb::ReloadRulesResponse> {
+        let _admitted = self.admit(&request, Action::ChangeRules)?;
+        let (active, changed) = self.program.reload_rules().await.map_err(status_of)?;
+        let (_, scheduled, _) = self.program.rules_status();
+        Ok(Response::new(pb::ReloadRulesResponse {
+            active: Some(active.into()),
+            changed,
+            scheduled: scheduled.map(Into::into),
+        }))
+    }
+
+    async fn simulate_rules(
+        &self,
+        request: Request<pb::SimulateRulesRequest>,
+    ) -> Answer<pb::SimulateRulesResponse> {
+        let _admitted = self.admit(&request, Action::Simulate)?;
+        let request = request.into_inner();
+        let as_of = time_from("as_of", request.as_of).map_err(status_of)?;
+        // Reading the candidate and every member is long work: off the
+        // async workers. Script files are those beside the live rules.
+        let program = Arc::clone(&self.program);
+        let script_dir = program
+            .rules_file()
+            .and_then(rules::RulesSource::script_dir);
+        let candidate = Candidate::new("candidate", request.rules_text).with_script_dir(script_dir);
+        tokio::task::spawn_blocking(move || {
+            let candidate = rules::load(&candidate)
+                .map_err(|rejected| ProgramError::invalid("rules_text", rejected.to_string()))?;
+            let simulation = program.simulate(&candidate, as_of)?;
+            let tiers: Vec<String> = candidate.tiers.iter().map(|t| t.id.clone()).collect();
+            Ok(convert::simulation_reply(simulation, &tiers))
+        })
+        .await
+        .map_err(|_| Status::internal("the simulation failed"))?
+        .map(Response::new)
+        .map_err(status_of)
+    }
+
+    async fn list_rules_versions(
+        &self,
+        request: Request<pb::ListRulesVersionsRequest>,
+    ) -> Answer<pb::ListRulesVersionsResponse> {
+        let _admitted = self.admit(&request, Action::Read)?;
+        let versions = self.program.rules_versions().map_err(status_of)?;
+        Ok(Response::new(pb::ListRulesVersionsResponse {
+            versions: versions.into_iter().map(Into::into).collect(),
+        }))
+    }
+
+    async fn backup(
+        &self,
+        request: Request<pb::BackupRequest>,
+    ) -> Answer<tonic::codegen::BoxStream<pb::BackupChunk>> {
+        let _admitted = self.admit(&request, Action::Backup)?;
+        let file = self.program.backup().await.map_err(status_of)?;
+        let (chunks, stream) = mpsc::channel(BACKUP_CHUNKS_AHEAD);
+        tokio::task::spawn_blocking(move || send_chunks(file, &chunks));
+        Ok(Response::new(Box::pin(ReceiverStream::new(stream))))
+    }
+}
+
+/// Streams a backup file in pieces, a few ahead of the client; stops when
+/// the client goes away.
+fn send_chunks(mut file: std::fs::File, chunks: &mpsc::Sender<Result<pb::BackupChunk, Status>>) {
+    loop {
+        let mut data = Vec::with_capacity(BACKUP_CHUNK_BYTES);
+        let read = (&mut file)
+            .take(BACKUP_CHUNK_BYTES as u64)
+            .read_to_end(&mut data);
+        let chunk = match read {
+            Ok(0) => return,
+            Ok(_) => Ok(pb::BackupChunk { data }),
+            Err(err) => {
+                tracing::error!(error = %err, "reading the backup failed");
+                Err(Status::internal("reading the backup failed"))
+            }
+        };
+        let failed = chunk.is_err();
+        if chunks.blocking_send(chunk).is_err() || failed {
+            return;
+        }
+    }
+}

@@ -1,0 +1,82 @@
+//! The one mapping from service errors to gRPC statuses.
+//!
+//! Bad input is `INVALID_ARGUMENT` with the field named in the message and,
+//! for programs, as a `google.rpc.BadRequest` field violation; a missing
+//! member or purchase is `NOT_FOUND` with the request field that named it
+//! the same way. A refused rules reload is `FAILED_PRECONDITION` with every
+//! problem of the file as a `google.rpc.PreconditionFailure` violation
+//! (type: the severity, subject: `file:line:column`, description: what is
+//! wrong). Storage failures are logged and answered as `INTERNAL` without
+//! internals.
+
+use tonic::{Code, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+use crate::app::ProgramError;
+
+/// The status a client gets for `err`.
+pub fn status_of(err: ProgramError) -> Status {
+    let message = err.to_string();
+    match err {
+        ProgramError::InvalidArgument {
+            field,
+            message: why,
+        } => Status::with_error_details(
+            Code::InvalidArgument,
+            message,
+            ErrorDetails::with_bad_request_violation(field, why),
+        ),
+        ProgramError::NotFound {
+            field,
+            message: why,
+        } => Status::with_error_details(
+            Code::NotFound,
+            message,
+            ErrorDetails::with_bad_request_violation(field, why),
+        ),
+        ProgramError::AlreadyExists(message) => Status::already_exists(message),
+        ProgramError::FailedPrecondition(message) => Status::failed_precondition(message),
+        ProgramError::RulesRejected { rejected, .. } => {
+            let mut details = ErrorDetails::new();
+            for problem in &rejected.diagnostics {
+                let at = format!(
+                    "{}:{}:{}",
+                    problem.file.display(),
+                    problem.line,
+                    problem.column
+                );
+                details.add_precondition_failure_violation(
+                    problem.severity.as_str(),
+                    at,
+                    problem.message.clone(),
+                );
+            }
+            Status::with_error_details(Code::FailedPrecondition, message, details)
+        }
+        ProgramError::Store(inner) => {
+            tracing::error!(error = %inner, "storage failure");
+            Status::internal("storage failure; the request was not recorded")
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_bad_field_is_named_in_the_message_and_the_details() {
+        let status = status_of(ProgramError::invalid(
+            "amount_minor",
+            "must be greater than 0",
+        ));
+        assert_eq!(status.code(), Code::InvalidArgument);
+        assert_eq!(status.message(), "amount_minor: must be greater than 0");
+        let bad = status.get_details_bad_request().expect("field violations");
+        assert_eq!(bad.field_violations[0].field, "amount_minor");
+        assert_eq!(
+            bad.field_violations[0].description,
+            "must be greater than 0"
+        );
+    }
+}

@@ -1,0 +1,126 @@
+//! Bringing a data directory of an older format up to this one, when it is
+//! opened.
+//!
+//! A migration converts record by record, in batches, each batch atomic.
+//! Every value starts with its record encoding byte ([`super::codec`]), so
+//! a migration that was interrupted (a crash, `kill -9`) simply runs again
+//! on the next open: records already converted are passed over. The format
+//! number is raised last, in the final batch, then the directory is flushed
+//! and fsynced before anything else happens.
+//!
+//! Format 2 -> 3: stored records get types of their own (`super::records`);
+//! a transaction record keeps facts only (points, the seqs of its tier
+//! changes), no longer the whole answer with its English summary; the
+//! idempotency fingerprint becomes the explicit encoding of
+//! `crate::domain::fingerprint`, recomputed from the request format 2 kept;
+//! a purchase remembers points of it that lapsed.
+
+mod v2;
+
+use std::fs::File;
+
+use super::{
+    FORMAT_VERSION, StoreError, codec, keys,
+    records::{HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord},
+    writer::make_durable,
+};
+use crate::domain::{decide::HistoryEntry, member::MemberState};
+
+/// Records converted per atomic batch.
+const BATCH: usize = 5_000;
+
+/// The oldest format this build migrates.
+const OLDEST: u32 = 2;
+
+/// Whether this build can open (perhaps after migrating) `format`.
+pub fn can_read(format: u32) -> bool {
+    (OLDEST..=FORMAT_VERSION).contains(&format)
+}
+
+/// Brings `tree` to [`FORMAT_VERSION`]; a new, empty directory is stamped
+/// with it.
+///
+/// # Errors
+/// [`StoreError::FormatVersion`] for a format this build cannot read; a
+/// storage failure or an undecodable old record (nothing is lost: the
+/// batches done stay done, the rest waits for the next open).
+pub fn to_current(db: &sled::Db, tree: &sled::Tree, data_file: &File) -> Result<(), StoreError> {
+    let found = match tree.get(keys::FORMAT)? {
+        None => {
+            tree.insert(keys::FORMAT, FORMAT_VERSION.to_be_bytes().to_vec())?;
+            return Ok(());
+        }
+        Some(bytes) => <[u8; 4]>::try_from(bytes.as_ref()).map_or(0, u32::from_be_bytes),
+    };
+    if found == FORMAT_VERSION {
+        return Ok(());
+    }
+    if !can_read(found) {
+        return Err(StoreError::FormatVersion {
+            found,
+            supported: FORMAT_VERSION,
+        });
+    }
+    tracing::info!(
+        from = found,
+        to = FORMAT_VERSION,
+        "migrating the data directory"
+    );
+    let converted = from_v2(tree)?;
+    tree.insert(keys::FORMAT, FORMAT_VERSION.to_be_bytes().to_vec())?;
+    make_durable(db, data_file)?;
+    tracing::info!(records = converted, "data directory migrated");
+    Ok(())
+}
+
+/// Converts every format-2 record; returns how many.
+fn from_v2(tree: &sled::Tree) -> Result<usize, StoreError> {
+    let mut converted = 0;
+    let mut from: Vec<u8> = Vec::new();
+    loop {
+        let mut batch = sled::Batch::default();
+        let mut seen = 0;
+        for item in tree.range(from.as_slice()..).take(BATCH) {
+            let (key, value) = item?;
+            seen += 1;
+            from = [key.as_ref(), &[0]].concat();
+            if value.first() != Some(&v2::RECORD_ENCODING) {
+                continue;
+            }
+            if let Some(new) = convert_v2(&key, &value)? {
+                batch.insert(key, new);
+                converted += 1;
+            }
+        }
+        tree.apply_batch(batch)?;
+        if seen < BATCH {
+            return Ok(converted);
+        }
+    }
+}
+
+/// Today's value for a format-2 record at `key`; `None` for keys whose
+/// values did not change (meta, index).
+fn convert_v2(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    let bytes = if key.starts_with(keys::MEMBERS) {
+        let member: v2::Member = codec::decode_as(v2::RECORD_ENCODING, key, value)?;
+        codec::encode(&MemberRecord::from(&MemberState::from(member)))
+    } else if key.starts_with(keys::RECEIPTS) {
+        let txn: v2::Txn = codec::decode_as(v2::RECORD_ENCODING, key, value)?;
+        let receipt = txn
+            .into_receipt()
+            .map_err(|err| StoreError::corrupt(key, err.to_string()))?;
+        codec::encode(&ReceiptRecord::from(&receipt))
+    } else if key.starts_with(keys::HISTORY) {
+        let entry: v2::History = codec::decode_as(v2::RECORD_ENCODING, key, value)?;
+        codec::encode(&HistoryRecord::from(&HistoryEntry::from(entry)))
+    } else if key.starts_with(keys::RULES) {
+        let version: v2::Rules = codec::decode_as(v2::RECORD_ENCODING, key, value)?;
+        codec::encode(&RulesVersionRecord::from(
+            &crate::rules::RulesVersion::from(version),
+        ))
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(bytes))
+}

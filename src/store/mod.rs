@@ -1,0 +1,347 @@
+//! Durable state in sled: layout, stored records, atomic commits, group
+//! fsync, backups and format migrations.
+//!
+//! # Layout
+//! One sled tree, `tierd`, with a key prefix per kind of record
+//! ([`keys`]); each value is one record of [`records`], encoded by
+//! [`codec`]:
+//!
+//! | key                                  | value                         |
+//! |--------------------------------------|-------------------------------|
+//! | `meta/format`                        | data format version, u32 BE   |
+//! | `meta/next_seq`                      | next history seq, u64 BE      |
+//! | `m/{member_id}`                      | `MemberRecord`                |
+//! | `t/{transaction_id}`                 | `ReceiptRecord`               |
+//! | `h/{seq, u64 BE}`                    | `HistoryRecord`               |
+//! | `i/{member_id} 0xFF {seq, u64 BE}`   | empty (per-member index)      |
+//! | `r/{n, u64 BE}`                      | `RulesVersionRecord`, n-th live |
+//!
+//! A data directory written by an older format is migrated when it is
+//! opened ([`migrate`]); a newer one is refused.
+//!
+//! # Promises
+//! - **Atomic**: everything one request changes (member, receipts, history
+//!   entries, index, seq counter) goes in one sled batch, applied all or
+//!   nothing.
+//! - **One writer**: every change runs as a job on a single writer thread
+//!   ([`Store::write`], [`writer`]), one after another, so a
+//!   read-modify-write of a member never interleaves with another and no
+//!   async worker ever blocks on a lock. Readers go to sled directly.
+//! - **Gap-free seq**: seqs are handed out by the writer thread and the
+//!   counter is stored in the same batch as the entries that use them.
+//! - **Durable when answered**: [`Store::write`] returns a job's result only
+//!   after its commit is flushed and fsynced, shared by all the jobs of a
+//!   round (group commit).
+//! - Readers may see a commit a moment (one round, about a millisecond)
+//!   before it is durable; nothing is *answered* as done before that.
+//! - sled runs no background flusher here (we flush every round), so
+//!   dropping the [`Store`] releases the directory at once: a restart, or a
+//!   test, can open it again immediately.
+
+pub mod backup;
+pub mod codec;
+pub mod keys;
+pub mod migrate;
+pub mod records;
+pub mod writer;
+
+use std::{
+    fs::File,
+    path::{Path, PathBuf},
+};
+
+use serde::de::DeserializeOwned;
+
+pub use backup::{BackupError, restore};
+pub use writer::{Commit, Writer};
+
+use crate::{
+    domain::{decide::HistoryEntry, member::MemberState, receipt::Receipt},
+    rules::RulesVersion,
+};
+use records::{BadTime, HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord};
+
+/// The data format this build reads and writes.
+pub const FORMAT_VERSION: u32 = 3;
+
+/// Why the store failed. Callers treat every variant as an internal error:
+/// the request changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("sled: {0}")]
+    /// sled failed.
+    Sled(#[from] sled::Error),
+    #[error("i/o on the data directory: {0}")]
+    /// The file system failed.
+    Io(#[from] std::io::Error),
+    /// A stored value this build cannot decode.
+    #[error("undecodable record at key {key:?}: {reason}")]
+    Corrupt {
+        /// The key whose value is unreadable.
+        key: String,
+        /// What the decoder said.
+        reason: String,
+    },
+    /// The data directory was written by a format this build cannot read.
+    #[error(
+        "the data directory has format version {found}, but this tierd reads version {supported} (and migrates 2)"
+    )]
+    FormatVersion {
+        /// The directory's version.
+        found: u32,
+        /// This build's version.
+        supported: u32,
+    },
+    #[error("the writer thread has stopped")]
+    /// The writer thread is gone (shutting down, or a job panicked).
+    WriterStopped,
+    #[error("making the commit durable failed: {0}")]
+    /// The commit was made but the flush failed.
+    Durability(String),
+}
+
+impl StoreError {
+    /// A damaged record at `key`.
+    pub fn corrupt(key: &[u8], reason: impl Into<String>) -> Self {
+        StoreError::Corrupt {
+            key: String::from_utf8_lossy(key).into_owned(),
+            reason: reason.into(),
+        }
+    }
+}
+
+/// A member record as stored, decoded only when needed.
+pub struct RawMember {
+    key: sled::IVec,
+    value: sled::IVec,
+}
+
+impl RawMember {
+    /// The member's state.
+    ///
+    /// # Errors
+    /// [`StoreError::Corrupt`] for an undecodable record.
+    pub fn decode(&self) -> Result<MemberState, StoreError> {
+        from_bytes::<MemberRecord, _>(&self.key, &self.value)
+    }
+}
+
+/// The durable store. Cheap to share behind an `Arc`.
+pub struct Store {
+    tree: sled::Tree,
+    dir: PathBuf,
+    writer: writer::WriterThread,
+}
+
+/// Opens sled the way tierd uses it: no background flusher (the writer
+/// flushes every round), so the directory lock goes with the last handle.
+///
+/// # Errors
+/// When sled cannot open the directory.
+pub fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
+    Ok(sled::Config::new().path(dir).flush_every_ms(None).open()?)
+}
+
+/// Decodes a stored record of type `R` into its domain type `T`.
+fn from_bytes<R, T>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError>
+where
+    R: DeserializeOwned,
+    T: TryFrom<R, Error = BadTime>,
+{
+    let record: R = codec::decode(key, bytes)?;
+    T::try_from(record).map_err(|err| StoreError::corrupt(key, err.to_string()))
+}
+
+/// Reads and decodes the record at `key`, if there is one.
+fn read<R, T>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError>
+where
+    R: DeserializeOwned,
+    T: TryFrom<R, Error = BadTime>,
+{
+    tree.get(key)?
+        .map(|bytes| from_bytes::<R, T>(key, &bytes))
+        .transpose()
+}
+
+impl Store {
+    /// Opens (or creates) the data directory, migrating an older format.
+    ///
+    /// # Errors
+    /// When sled cannot open it, or it holds a format this build cannot
+    /// read.
+    pub fn open(dir: &Path) -> Result<Self, StoreError> {
+        Self::with_db(open_db(dir)?, dir)
+    }
+
+    /// Opens the store on a sled database already open on `dir`.
+    ///
+    /// # Errors
+    /// As [`Store::open`].
+    pub fn with_db(db: sled::Db, dir: &Path) -> Result<Self, StoreError> {
+        let tree = db.open_tree("tierd")?;
+        let data_file = File::open(dir.join("db"))?;
+        migrate::to_current(&db, &tree, &data_file)?;
+        let next_seq = match tree.get(keys::NEXT_SEQ)? {
+            Some(bytes) => u64::from_be_bytes(
+                bytes
+                    .as_ref()
+                    .try_into()
+                    .map_err(|_| StoreError::corrupt(keys::NEXT_SEQ, "not 8 bytes"))?,
+            ),
+            None => 1,
+        };
+        let writer = writer::spawn(writer::Writer::new(tree.clone(), next_seq), db, data_file)?;
+        Ok(Self {
+            tree,
+            dir: dir.to_owned(),
+            writer,
+        })
+    }
+
+    /// The data directory.
+    pub fn dir(&self) -> &Path {
+        &self.dir
+    }
+
+    /// A member's state, if the member exists.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
+        read::<MemberRecord, _>(&self.tree, &keys::member(member_id))
+    }
+
+    /// The receipt of a transaction id, if it was recorded.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
+        read::<ReceiptRecord, _>(&self.tree, &keys::receipt(transaction_id))
+    }
+
+    /// Up to `limit` history entries of a member with seq > `after`, oldest
+    /// first, and whether more follow.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn history(
+        &self,
+        member_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<HistoryEntry>, bool), StoreError> {
+        let prefix = keys::index_prefix(member_id);
+        let start = keys::index(member_id, after.saturating_add(1));
+        let mut entries = Vec::new();
+        for item in self.tree.range(start..).take(limit + 1) {
+            let (key, _) = item?;
+            if !key.starts_with(&prefix) {
+                break;
+            }
+            if entries.len() == limit {
+                return Ok((entries, true));
+            }
+            let seq = keys::number_after(&prefix, &key)
+                .ok_or_else(|| StoreError::corrupt(&key, "index key without an 8-byte seq"))?;
+            let entry = read::<HistoryRecord, _>(&self.tree, &keys::history(seq))?
+                .ok_or_else(|| StoreError::corrupt(&key, "indexed history entry is missing"))?;
+            entries.push(entry);
+        }
+        Ok((entries, false))
+    }
+
+    /// Every member's stored record, undecoded, in key order: for whole-store
+    /// reads that decode on several threads ([`RawMember::decode`]).
+    pub fn raw_members(&self) -> impl Iterator<Item = Result<RawMember, StoreError>> + '_ {
+        self.tree.scan_prefix(keys::MEMBERS).map(|item| {
+            item.map(|(key, value)| RawMember { key, value })
+                .map_err(StoreError::from)
+        })
+    }
+
+    /// Every member id, in key order.
+    pub fn member_ids(&self) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
+        self.tree.scan_prefix(keys::MEMBERS).keys().map(|key| {
+            let key = key?;
+            Ok(String::from_utf8_lossy(&key[keys::MEMBERS.len()..]).into_owned())
+        })
+    }
+
+    /// Every rules version that went live, oldest first.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
+        self.tree
+            .scan_prefix(keys::RULES)
+            .map(|item| {
+                let (key, value) = item?;
+                from_bytes::<RulesVersionRecord, _>(&key, &value)
+            })
+            .collect()
+    }
+
+    /// Runs `job` on the writer thread, after every job queued before it,
+    /// and returns its result once whatever it committed is on disk.
+    ///
+    /// # Errors
+    /// [`StoreError::WriterStopped`] when the writer thread is gone (the job
+    /// panicked or the store is shutting down); [`StoreError::Durability`]
+    /// when the flush failed (the commit may or may not survive a crash: a
+    /// retry with the same transaction id settles it).
+    pub async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: FnOnce(&mut Writer) -> T + Send + 'static,
+    {
+        self.writer.run(job).await
+    }
+
+    /// Returns once every write queued before it is on disk (flushed and
+    /// fsynced), whether or not anything was written since the last round.
+    ///
+    /// # Errors
+    /// As [`Store::write`].
+    pub async fn sync(&self) -> Result<(), StoreError> {
+        self.write(Writer::mark_dirty).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_newer_data_format_is_refused_clearly() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        // The same handle throughout: no second open has to wait for a
+        // directory lock.
+        let db = open_db(dir.path()).expect("sled");
+        db.open_tree("tierd")
+            .expect("tree")
+            .insert(keys::FORMAT, 99_u32.to_be_bytes().to_vec())
+            .expect("insert");
+        db.flush().expect("flush");
+        let err = Store::with_db(db, dir.path()).err().expect("refused");
+        assert!(
+            matches!(
+                err,
+                StoreError::FormatVersion {
+                    found: 99,
+                    supported: FORMAT_VERSION
+                }
+            ),
+            "{err}"
+        );
+        assert!(err.to_string().contains("format version 99"), "{err}");
+    }
+
+    #[test]
+    fn a_dropped_store_releases_its_directory_at_once() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        for _ in 0..20 {
+            let store = Store::open(dir.path()).expect("opens again at once");
+            drop(store);
+        }
+    }
+}

@@ -1,0 +1,545 @@
+//! The stored record types, and their conversions from and to the domain.
+//!
+//! What sled holds is these types, not the domain's: a domain type may gain
+//! a field, change a field's order or type, or render differently, and the
+//! bytes on disk do not move until a record here changes, which the
+//! golden-bytes tests below catch. Changing a record means a new data
+//! format and a migration (`super::migrate`).
+//!
+//! Conventions: times are microseconds since the Unix epoch (`i64`); enums
+//! are their variant index (append new variants, never reorder); maps are
+//! key-ordered. Only facts are stored, never text rendered for people,
+//! except a history entry's reason, which is part of the audit trail.
+
+use std::collections::{BTreeMap, VecDeque};
+
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+
+use crate::{
+    domain::{
+        decide::{Change, ChangeKind, HistoryEntry, OverrideMode, TierOverride, TierState},
+        fingerprint::Fingerprint,
+        member::{DayTotals, MemberState, PointsLot},
+        receipt::{PurchaseTrack, Receipt, RequestKind},
+    },
+    rules::RulesVersion,
+};
+
+/// A time that cannot be read back: the record is damaged.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("time {0} µs is out of range")]
+pub struct BadTime(pub i64);
+
+fn micros(at: DateTime<Utc>) -> i64 {
+    at.timestamp_micros()
+}
+
+fn time(micros: i64) -> Result<DateTime<Utc>, BadTime> {
+    DateTime::from_timestamp_micros(micros).ok_or(BadTime(micros))
+}
+
+fn optional_time(micros: Option<i64>) -> Result<Option<DateTime<Utc>>, BadTime> {
+    micros.map(time).transpose()
+}
+
+/// A member (`m/{member_id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberRecord {
+    member_id: String,
+    enrolled_at: i64,
+    attributes: BTreeMap<String, String>,
+    tier: TierRecord,
+    days: BTreeMap<i32, DayRecord>,
+    lifetime_value_minor: i64,
+    lots: Vec<LotRecord>,
+    points_debt: i64,
+    points_expired: i64,
+    points_redeemed: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct TierRecord {
+    tier_id: String,
+    since: i64,
+    retain_failing_since: Option<i64>,
+    tier_override: Option<OverrideRecord>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct OverrideRecord {
+    tier_id: String,
+    mode: ModeRecord,
+    until: Option<i64>,
+    reason: String,
+}
+
+/// Never reorder: the index is what is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum ModeRecord {
+    Floor,
+    Lock,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct DayRecord {
+    spend_minor: i64,
+    purchases: i64,
+    qualifying_points: i64,
+    activities: i64,
+    activity_kinds: BTreeMap<String, i64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct LotRecord {
+    source: String,
+    earned_at: i64,
+    expires_at: Option<i64>,
+    remaining: i64,
+}
+
+impl From<&MemberState> for MemberRecord {
+    fn from(m: &MemberState) -> Self {
+        Self {
+            member_id: m.member_id.clone(),
+            enrolled_at: micros(m.enrolled_at),
+            attributes: m.attributes.clone(),
+            tier: TierRecord {
+                tier_id: m.tier.tier_id.clone(),
+                since: micros(m.tier.since),
+                retain_failing_since: m.tier.retain_failing_since.map(micros),
+                tier_override: m.tier.tier_override.as_ref().map(|o| OverrideRecord {
+                    tier_id: o.tier_id.clone(),
+                    mode: match o.mode {
+                        OverrideMode::Floor => ModeRecord::Floor,
+                        OverrideMode::Lock => ModeRecord::Lock,
+                    },
+                    until: o.until.map(micros),
+                    reason: o.reason.clone(),
+                }),
+            },
+            days: m
+                .days
+                .iter()
+                .map(|(day, t)| {
+                    let record = DayRecord {
+                        spend_minor: t.spend_minor,
+                        purchases: t.purchases,
+                        qualifying_points: t.qualifying_points,
+                        activities: t.activities,
+                        activity_kinds: t.activity_kinds.clone(),
+                    };
+                    (*day, record)
+                })
+                .collect(),
+            lifetime_value_minor: m.lifetime_value_minor,
+            lots: m
+                .lots
+                .iter()
+                .map(|lot| LotRecord {
+                    source: lot.source.clone(),
+                    earned_at: micros(lot.earned_at),
+                    expires_at: lot.expires_at.map(micros),
+                    remaining: lot.remaining,
+                })
+                .collect(),
+            points_debt: m.points_debt,
+            points_expired: m.points_expired,
+            points_redeemed: m.points_redeemed,
+        }
+    }
+}
+
+impl TryFrom<MemberRecord> for MemberState {
+    type Error = BadTime;
+
+    fn try_from(r: MemberRecord) -> Result<Self, BadTime> {
+        let tier_override = r
+            .tier
+            .tier_override
+            .map(|o| {
+                Ok::<_, BadTime>(TierOverride {
+                    tier_id: o.tier_id,
+                    mode: match o.mode {
+                        ModeRecord::Floor => OverrideMode::Floor,
+                        ModeRecord::Lock => OverrideMode::Lock,
+                    },
+                    until: optional_time(o.until)?,
+                    reason: o.reason,
+                })
+            })
+            .transpose()?;
+        let lots = r
+            .lots
+            .into_iter()
+            .map(|lot| {
+                Ok(PointsLot {
+                    source: lot.source,
+                    earned_at: time(lot.earned_at)?,
+                    expires_at: optional_time(lot.expires_at)?,
+                    remaining: lot.remaining,
+                })
+            })
+            .collect::<Result<VecDeque<_>, BadTime>>()?;
+        Ok(MemberState {
+            member_id: r.member_id,
+            enrolled_at: time(r.enrolled_at)?,
+            attributes: r.attributes,
+            tier: TierState {
+                tier_id: r.tier.tier_id,
+                since: time(r.tier.since)?,
+                retain_failing_since: optional_time(r.tier.retain_failing_since)?,
+                tier_override,
+            },
+            days: r
+                .days
+                .into_iter()
+                .map(|(day, t)| {
+                    let totals = DayTotals {
+                        spend_minor: t.spend_minor,
+                        purchases: t.purchases,
+                        qualifying_points: t.qualifying_points,
+                        activities: t.activities,
+                        activity_kinds: t.activity_kinds,
+                    };
+                    (day, totals)
+                })
+                .collect(),
+            lifetime_value_minor: r.lifetime_value_minor,
+            lots,
+            points_debt: r.points_debt,
+            points_expired: r.points_expired,
+            points_redeemed: r.points_redeemed,
+        })
+    }
+}
+
+/// The receipt of a transaction id (`t/{transaction_id}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReceiptRecord {
+    kind: KindRecord,
+    member_id: String,
+    fingerprint: [u8; 32],
+    actor: String,
+    points: i64,
+    capped: bool,
+    tier_changes: Vec<u64>,
+    purchase: Option<PurchaseRecord>,
+}
+
+/// Never reorder: the index is what is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum KindRecord {
+    Purchase,
+    Return,
+    Activity,
+    Adjustment,
+    Redemption,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub(super) struct PurchaseRecord {
+    pub(super) amount_minor: i64,
+    pub(super) points: i64,
+    pub(super) occurred_at: i64,
+    pub(super) returned_minor: i64,
+    pub(super) points_reversed: i64,
+    pub(super) redeemable_reversed: i64,
+    pub(super) points_lapsed: i64,
+}
+
+impl From<&Receipt> for ReceiptRecord {
+    fn from(r: &Receipt) -> Self {
+        Self {
+            kind: match r.kind {
+                RequestKind::Purchase => KindRecord::Purchase,
+                RequestKind::Return => KindRecord::Return,
+                RequestKind::Activity => KindRecord::Activity,
+                RequestKind::Adjustment => KindRecord::Adjustment,
+                RequestKind::Redemption => KindRecord::Redemption,
+            },
+            member_id: r.member_id.clone(),
+            fingerprint: r.fingerprint.0,
+            actor: r.actor.clone(),
+            points: r.points,
+            capped: r.capped,
+            tier_changes: r.tier_changes.clone(),
+            purchase: r.purchase.map(|p| PurchaseRecord {
+                amount_minor: p.amount_minor,
+                points: p.points,
+                occurred_at: micros(p.occurred_at),
+                returned_minor: p.returned_minor,
+                points_reversed: p.points_reversed,
+                redeemable_reversed: p.redeemable_reversed,
+                points_lapsed: p.points_lapsed,
+            }),
+        }
+    }
+}
+
+impl TryFrom<ReceiptRecord> for Receipt {
+    type Error = BadTime;
+
+    fn try_from(r: ReceiptRecord) -> Result<Self, BadTime> {
+        let purchase = r
+            .purchase
+            .map(|p| {
+                Ok::<_, BadTime>(PurchaseTrack {
+                    amount_minor: p.amount_minor,
+                    points: p.points,
+                    occurred_at: time(p.occurred_at)?,
+                    returned_minor: p.returned_minor,
+                    points_reversed: p.points_reversed,
+                    redeemable_reversed: p.redeemable_reversed,
+                    points_lapsed: p.points_lapsed,
+                })
+            })
+            .transpose()?;
+        Ok(Receipt {
+            kind: match r.kind {
+                KindRecord::Purchase => RequestKind::Purchase,
+                KindRecord::Return => RequestKind::Return,
+                KindRecord::Activity => RequestKind::Activity,
+                KindRecord::Adjustment => RequestKind::Adjustment,
+                KindRecord::Redemption => RequestKind::Redemption,
+            },
+            member_id: r.member_id,
+            fingerprint: Fingerprint(r.fingerprint),
+            actor: r.actor,
+            points: r.points,
+            capped: r.capped,
+            tier_changes: r.tier_changes,
+            purchase,
+        })
+    }
+}
+
+/// One tier change (`h/{seq}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct HistoryRecord {
+    seq: u64,
+    member_id: String,
+    from_tier: String,
+    to_tier: String,
+    kind: ChangeRecord,
+    at: i64,
+    reason: String,
+    rules_version: String,
+}
+
+/// Never reorder: the index is what is stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+enum ChangeRecord {
+    Initial,
+    Promotion,
+    Demotion,
+    Manual,
+}
+
+impl From<&HistoryEntry> for HistoryRecord {
+    fn from(e: &HistoryEntry) -> Self {
+        Self {
+            seq: e.seq,
+            member_id: e.member_id.clone(),
+            from_tier: e.change.from_tier.clone(),
+            to_tier: e.change.to_tier.clone(),
+            kind: match e.change.kind {
+                ChangeKind::Initial => ChangeRecord::Initial,
+                ChangeKind::Promotion => ChangeRecord::Promotion,
+                ChangeKind::Demotion => ChangeRecord::Demotion,
+                ChangeKind::Manual => ChangeRecord::Manual,
+            },
+            at: micros(e.change.at),
+            reason: e.change.reason.clone(),
+            rules_version: e.rules_version.clone(),
+        }
+    }
+}
+
+impl TryFrom<HistoryRecord> for HistoryEntry {
+    type Error = BadTime;
+
+    fn try_from(r: HistoryRecord) -> Result<Self, BadTime> {
+        Ok(HistoryEntry {
+            seq: r.seq,
+            member_id: r.member_id,
+            change: Change {
+                from_tier: r.from_tier,
+                to_tier: r.to_tier,
+                kind: match r.kind {
+                    ChangeRecord::Initial => ChangeKind::Initial,
+                    ChangeRecord::Promotion => ChangeKind::Promotion,
+                    ChangeRecord::Demotion => ChangeKind::Demotion,
+                    ChangeRecord::Manual => ChangeKind::Manual,
+                },
+                at: time(r.at)?,
+                reason: r.reason,
+            },
+            rules_version: r.rules_version,
+        })
+    }
+}
+
+/// A rules version that went live (`r/{n}`).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RulesVersionRecord {
+    version: String,
+    content_hash: String,
+    program: String,
+    activated_at: i64,
+    text: String,
+}
+
+impl From<&RulesVersion> for RulesVersionRecord {
+    fn from(v: &RulesVersion) -> Self {
+        Self {
+            version: v.version.clone(),
+            content_hash: v.content_hash.clone(),
+            program: v.program.clone(),
+            activated_at: micros(v.activated_at),
+            text: v.text.clone(),
+        }
+    }
+}
+
+impl TryFrom<RulesVersionRecord> for RulesVersion {
+    type Error = BadTime;
+
+    fn try_from(r: RulesVersionRecord) -> Result<Self, BadTime> {
+        Ok(RulesVersion {
+            version: r.version,
+            content_hash: r.content_hash,
+            program: r.program,
+            activated_at: time(r.activated_at)?,
+            text: r.text,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    //! Golden bytes: each record type encoded from a fixed value must give
+    //! exactly these bytes. If one of these tests fails, the data format
+    //! changed: either undo the change, or raise the format version, add a
+    //! migration from the old records, and only then update the bytes.
+
+    use chrono::TimeZone;
+
+    use super::*;
+    use crate::store::codec::{decode, encode};
+
+    fn at(day: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(2026, 3, day, 10, 0, 0)
+            .single()
+            .expect("valid")
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    /// Encodes `record`, compares with `pinned`, and checks that it
+    /// decodes back to itself.
+    fn pinned<R>(record: &R, pinned: &str)
+    where
+        R: Serialize + serde::de::DeserializeOwned + PartialEq + std::fmt::Debug,
+    {
+        let bytes = encode(record);
+        assert_eq!(hex(&bytes), pinned);
+        let back: R = decode(b"test", &bytes).expect("decodes");
+        assert_eq!(&back, record);
+    }
+
+    pub(crate) fn member() -> MemberState {
+        let mut m = MemberState::new("ana", "bronze", at(1));
+        m.attributes.insert("region".into(), "north".into());
+        m.tier.tier_id = "silver".into();
+        m.tier.retain_failing_since = Some(at(2));
+        m.tier.tier_override = Some(TierOverride {
+            tier_id: "gold".into(),
+            mode: OverrideMode::Floor,
+            until: Some(at(20)),
+            reason: "vip".into(),
+        });
+        m.record_purchase(
+            "p1",
+            60_000,
+            600,
+            at(1),
+            Some(at(1) + chrono::Months::new(12)),
+        );
+        m.record_activity("v1", "review", 50, at(2), None);
+        m.points_debt = 3;
+        m.points_expired = 4;
+        m.points_redeemed = 5;
+        m
+    }
+
+    #[test]
+    fn a_member_record_is_pinned() {
+        pinned(&MemberRecord::from(&member()), MEMBER);
+        let back = MemberState::try_from(MemberRecord::from(&member())).expect("converts");
+        assert_eq!(back, member());
+    }
+
+    #[test]
+    fn a_receipt_record_is_pinned() {
+        let mut track = PurchaseTrack::new(60_000, 600, at(1));
+        track.returned_minor = 1;
+        track.points_reversed = 2;
+        track.redeemable_reversed = 3;
+        track.points_lapsed = 4;
+        let receipt = Receipt {
+            kind: RequestKind::Purchase,
+            member_id: "ana".into(),
+            fingerprint: Fingerprint([7; 32]),
+            actor: "till-1".into(),
+            points: 600,
+            capped: false,
+            tier_changes: vec![1, 2],
+            purchase: Some(track),
+        };
+        pinned(&ReceiptRecord::from(&receipt), RECEIPT);
+        let back = Receipt::try_from(ReceiptRecord::from(&receipt)).expect("converts");
+        assert_eq!(back, receipt);
+    }
+
+    #[test]
+    fn a_history_record_is_pinned() {
+        let entry = HistoryEntry {
+            seq: 9,
+            member_id: "ana".into(),
+            change: Change {
+                from_tier: "bronze".into(),
+                to_tier: "silver".into(),
+                kind: ChangeKind::Promotion,
+                at: at(1),
+                reason: "qualified".into(),
+            },
+            rules_version: "2026.1".into(),
+        };
+        pinned(&HistoryRecord::from(&entry), HISTORY);
+        let back = HistoryEntry::try_from(HistoryRecord::from(&entry)).expect("converts");
+        assert_eq!(back, entry);
+    }
+
+    #[test]
+    fn a_rules_version_record_is_pinned() {
+        let version = RulesVersion {
+            version: "2026.1".into(),
+            content_hash: "ab".into(),
+            program: "acme".into(),
+            activated_at: at(1),
+            text: "program: acme\n".into(),
+        };
+        pinned(&RulesVersionRecord::from(&version), RULES_VERSION);
+        let back = RulesVersion::try_from(RulesVersionRecord::from(&version)).expect("converts");
+        assert_eq!(back, version);
+    }
+
+    const MEMBER: &str = "0203616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca6060376697002b8a55ac0a90702b0090000baa55a00006402010672657669657702c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406b00902763180a0f9e5f481a606006406080a";
+    const RECEIPT: &str = "020003616e6107070707070707070707070707070707070707070707070707070707070707070674696c6c2d31b0090002010201c0a907b00980a0be88f1fca50602040608";
+    const HISTORY: &str = "020903616e610662726f6e7a650673696c7665720180a0be88f1fca506097175616c696669656406323032362e31";
+    const RULES_VERSION: &str =
+        "0206323032362e310261620461636d6580a0be88f1fca5060e70726f6772616d3a2061636d650a";
+}
