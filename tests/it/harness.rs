@@ -80,6 +80,15 @@ impl TestServer {
         Self::start_with(rules, dir, TestClock::new(), ServeOptions::default(), None).await
     }
 
+    /// A server on the example rules over a copy of the data directory
+    /// `fixture` (which stays untouched), with the clock at `now`.
+    pub async fn on_copy_of(fixture: &Path, now: DateTime<Utc>) -> Self {
+        let dir = Arc::new(TempDir::new().expect("temp dir"));
+        copy_dir(fixture, &dir.path().join("data"));
+        let clock = TestClock(Arc::new(Mutex::new(now)));
+        Self::start_with(example_rules(), dir, clock, ServeOptions::default(), None).await
+    }
+
     /// A server on the example rules with other limits or keys.
     pub async fn with_options(options: ServeOptions) -> Self {
         Self::with_tls(options, None).await
@@ -269,6 +278,18 @@ impl Drop for TestServer {
     fn drop(&mut self) {
         if let Some(stop) = self.stop.take() {
             let _ = stop.send(());
+        }
+    }
+}
+
+/// Copies the directory `from` to `to`, files only (git keeps no empty
+/// directories, so a fixture has none to copy).
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("create the copy");
+    for entry in std::fs::read_dir(from).expect("read the fixture") {
+        let path = entry.expect("fixture entry").path();
+        if path.is_file() {
+            std::fs::copy(&path, to.join(path.file_name().expect("a name"))).expect("copy");
         }
     }
 }

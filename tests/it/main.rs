@@ -12,6 +12,7 @@ mod cli;
 mod crash;
 mod ingestion;
 mod limits;
+mod migration;
 mod overrides;
 mod restart;
 mod rules_reload;
