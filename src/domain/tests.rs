@@ -356,3 +356,139 @@ mod properties {
         }
     }
 }
+
+/// A met branch of `any` means nothing is missing, wherever it stands in
+/// the list (a met branch after an unmet one used to leave the unmet
+/// branch's shortfall behind).
+#[test]
+fn a_met_any_branch_leaves_no_shortfall_whatever_its_place() {
+    let rules = ruleset();
+    let metrics = Metrics {
+        qualifying_points: 200,
+        purchase_volume_minor: 150_000,
+        ..Metrics::default()
+    };
+    let attributes = BTreeMap::new();
+    let subject = Subject {
+        metrics: &metrics,
+        attributes: &attributes,
+    };
+    // gold: any [qualifying_points 500, purchase_volume 1000.00]: the
+    // second branch is met.
+    let next = next_tier(&rules, "silver", subject).expect("gold is above");
+    assert_eq!(next.summary, "qualifies at the next evaluation");
+    assert_eq!(next.shortfalls, []);
+}
+
+mod events {
+    //! What events do to a member, through `apply`, the one code path.
+
+    use super::*;
+    use crate::domain::{
+        apply::{self, Effect},
+        member::MemberState,
+        receipt::PurchaseTrack,
+    };
+
+    const EXPIRING: &str = "\
+program: test
+version: e1
+currency: EUR
+window: rolling 12 months
+earning:
+  points_per_unit: 1
+points_expiry:
+  months: 1
+tiers:
+  - id: bronze
+  - id: silver
+    qualify: { purchase_volume: \"100.00\" }
+demotion:
+  grace_days: 0
+";
+
+    fn rules() -> RuleSet {
+        rules::load(&rules::Candidate::new("expiring.yaml", EXPIRING)).expect("valid rules")
+    }
+
+    fn buy(
+        rules: &RuleSet,
+        member: &mut MemberState,
+        id: &str,
+        at: DateTime<Utc>,
+    ) -> (PurchaseTrack, Effect) {
+        let purchase = apply::Purchase {
+            transaction_id: id,
+            amount_minor: 10_000,
+            channel: "pos",
+            store_id: "",
+            tags: &[],
+            occurred_at: at,
+        };
+        apply::purchase(rules, member, &purchase, at)
+    }
+
+    /// The reproduction of the review: A's points lapsed 10 days ago; B's
+    /// are live. Returning A takes nothing from B's points: A's already
+    /// left once, as breakage.
+    #[test]
+    fn a_return_after_the_points_lapsed_takes_nothing_from_other_points() {
+        let rules = rules();
+        let now = day(100);
+        let mut member = MemberState::new("m", "bronze", now - TimeDelta::days(40));
+        let (mut a, _) = buy(&rules, &mut member, "A", now - TimeDelta::days(40));
+        let (_, effect) = buy(&rules, &mut member, "B", now);
+        assert_eq!(effect.lapsed.len(), 1, "A lapsed as B arrived");
+        assert_eq!(effect.lapsed[0].source, "A");
+        a.record_lapse(effect.lapsed[0].points);
+        assert_eq!(member.points_balance(now), 100);
+        let half = apply::return_purchase(&rules, &mut member, "A", &mut a, 5_000, now)
+            .expect("returnable");
+        assert_eq!(half.points, 0);
+        let rest = apply::return_purchase(&rules, &mut member, "A", &mut a, 5_000, now)
+            .expect("returnable");
+        assert_eq!(rest.points, 0);
+        assert_eq!(member.points_balance(now), 100);
+        assert_eq!(member.lifetime_value_minor, 10_000, "the spend went back");
+    }
+
+    /// When a purchase's own lot lapses in the very event that returns it,
+    /// the return knows at once.
+    #[test]
+    fn a_return_that_finds_its_purchase_just_lapsed_knows_it() {
+        let rules = rules();
+        let now = day(100);
+        let mut member = MemberState::new("m", "bronze", now - TimeDelta::days(40));
+        let (mut a, _) = buy(&rules, &mut member, "A", now - TimeDelta::days(40));
+        let effect = apply::return_purchase(&rules, &mut member, "A", &mut a, 10_000, now)
+            .expect("returnable");
+        assert_eq!((effect.points, a.points_lapsed), (0, 100));
+        assert!(
+            effect.lapsed.is_empty(),
+            "its own lapse is booked, not reported"
+        );
+        assert_eq!(member.points_balance(now), 0);
+        assert_eq!(member.points_debt, 0);
+    }
+
+    /// Redeeming changes no tier, even when a demotion has become due by
+    /// time: the next event or sweep makes it.
+    #[test]
+    fn redeeming_never_changes_the_tier() {
+        let rules = rules();
+        let start = day(0);
+        let mut member = MemberState::new("m", "bronze", start);
+        let (_, bought) = buy(&rules, &mut member, "A", start);
+        assert_eq!(member.tier.tier_id, "silver", "{:?}", bought.changes);
+        // 13 months later the purchase left the window: retain fails, and
+        // grace is 0 days.
+        let later = start + TimeDelta::days(400);
+        member.adjust("gift", 50, later, None);
+        let redeemed = apply::redeem(&mut member, 50, later).expect("enough points");
+        assert_eq!(redeemed.changes, []);
+        assert_eq!(member.tier.tier_id, "silver");
+        let swept = apply::sweep(&rules, &mut member, later);
+        assert_eq!(swept.changes.len(), 1, "the sweep demotes");
+        assert_eq!(member.tier.tier_id, "bronze");
+    }
+}

@@ -126,6 +126,19 @@ fn script_errors_name_the_script_line() {
     assert_eq!(diag.line, 11, "{diag}");
 }
 
+/// Redeeming points must never cost a member their tier, so no tier
+/// condition may read the redeemable balance; earning scripts still may.
+#[test]
+fn a_tier_condition_reading_the_redeemable_balance_is_refused_where_it_is() {
+    let text = MINIMAL.replace("qualifying_points: 100", "script: 'points_balance >= 100'");
+    assert_error(&text, 11, 7, "cannot read `points_balance`");
+    let earning = MINIMAL.replace(
+        "  points_per_unit: 1\n",
+        "  points_per_unit: 1\n  bonus: 'if points_balance > 100 { 5 } else { 0 }'\n",
+    );
+    assert!(parse_text(&earning).is_ok());
+}
+
 #[test]
 fn earning_script_errors_are_located_at_the_script() {
     let text = MINIMAL.replace(

@@ -17,12 +17,10 @@
 
 mod v2;
 
-use std::fs::File;
-
 use super::{
     FORMAT_VERSION, StoreError, codec, keys,
     records::{HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord},
-    writer::make_durable,
+    writer::Disk,
 };
 use crate::domain::{decide::HistoryEntry, member::MemberState};
 
@@ -44,7 +42,7 @@ pub fn can_read(format: u32) -> bool {
 /// [`StoreError::FormatVersion`] for a format this build cannot read; a
 /// storage failure or an undecodable old record (nothing is lost: the
 /// batches done stay done, the rest waits for the next open).
-pub fn to_current(db: &sled::Db, tree: &sled::Tree, data_file: &File) -> Result<(), StoreError> {
+pub(super) fn to_current(tree: &sled::Tree, disk: &mut Disk) -> Result<(), StoreError> {
     let found = match tree.get(keys::FORMAT)? {
         None => {
             tree.insert(keys::FORMAT, FORMAT_VERSION.to_be_bytes().to_vec())?;
@@ -68,7 +66,7 @@ pub fn to_current(db: &sled::Db, tree: &sled::Tree, data_file: &File) -> Result<
     );
     let converted = from_v2(tree)?;
     tree.insert(keys::FORMAT, FORMAT_VERSION.to_be_bytes().to_vec())?;
-    make_durable(db, data_file)?;
+    disk.make_durable()?;
     tracing::info!(records = converted, "data directory migrated");
     Ok(())
 }

@@ -45,10 +45,7 @@ pub mod migrate;
 pub mod records;
 pub mod writer;
 
-use std::{
-    fs::File,
-    path::{Path, PathBuf},
-};
+use std::path::{Path, PathBuf};
 
 use serde::de::DeserializeOwned;
 
@@ -179,8 +176,8 @@ impl Store {
     /// As [`Store::open`].
     pub fn with_db(db: sled::Db, dir: &Path) -> Result<Self, StoreError> {
         let tree = db.open_tree("tierd")?;
-        let data_file = File::open(dir.join("db"))?;
-        migrate::to_current(&db, &tree, &data_file)?;
+        let mut disk = writer::Disk::open(db, dir)?;
+        migrate::to_current(&tree, &mut disk)?;
         let next_seq = match tree.get(keys::NEXT_SEQ)? {
             Some(bytes) => u64::from_be_bytes(
                 bytes
@@ -190,7 +187,7 @@ impl Store {
             ),
             None => 1,
         };
-        let writer = writer::spawn(writer::Writer::new(tree.clone(), next_seq), db, data_file)?;
+        let writer = writer::spawn(writer::Writer::new(tree.clone(), next_seq), disk)?;
         Ok(Self {
             tree,
             dir: dir.to_owned(),
@@ -334,6 +331,40 @@ mod tests {
             "{err}"
         );
         assert!(err.to_string().contains("format version 99"), "{err}");
+    }
+
+    /// The largest member a client can make (64 attributes, keys and
+    /// values of 1 KiB) is over sled's 128 KiB log message limit: sled keeps
+    /// it in a blob file, which the round fsyncs too.
+    #[test]
+    fn a_member_kept_as_a_sled_blob_is_written_and_read_back() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .expect("runtime");
+        let mut member = MemberState::new("big", "bronze", chrono::DateTime::UNIX_EPOCH);
+        member.attributes = (0..64)
+            .map(|i| (format!("{i:0>1024}"), "v".repeat(1024)))
+            .collect();
+        {
+            let store = Store::open(dir.path()).expect("store");
+            let members = vec![member.clone()];
+            runtime
+                .block_on(store.write(move |writer| {
+                    writer.commit(&Commit {
+                        members,
+                        ..Commit::default()
+                    })
+                }))
+                .expect("written")
+                .expect("committed");
+        }
+        let blobs = std::fs::read_dir(dir.path().join("blobs"))
+            .expect("blobs")
+            .count();
+        assert!(blobs > 0, "sled kept the record as a blob");
+        let store = Store::open(dir.path()).expect("reopened");
+        assert_eq!(store.member("big").expect("readable"), Some(member));
     }
 
     #[test]

@@ -12,8 +12,16 @@
 //! rounds of about 5 writes, where the round design gathers about 30 at 64
 //! requests in flight). `flush_async` is never used: it deadlocks under
 //! concurrency in sled 0.34 (sled issue #1308).
+//!
+//! sled writes a log message larger than a quarter of a segment (128 KiB:
+//! a member with many long attributes, a large node rewrite) to its own
+//! file under `blobs/`, and never fsyncs it. A round therefore also fsyncs
+//! the blob files that appeared since the last round (and the directory
+//! that names them) before the data file: listing a directory of a few
+//! files costs microseconds, and a round that wrote no blob fsyncs nothing
+//! more.
 
-use std::{fs::File, thread};
+use std::{collections::HashSet, ffi::OsString, fs::File, path::PathBuf, thread};
 
 use tokio::sync::oneshot;
 
@@ -177,11 +185,7 @@ impl Writer {
 /// committed, it flushes sled and fdatasyncs the data file once; then it
 /// answers the round's jobs. A job that panics ends only its own request
 /// (its caller sees `WriterStopped`); the thread goes on with the next.
-pub(super) fn spawn(
-    mut writer: Writer,
-    db: sled::Db,
-    data_file: File,
-) -> Result<WriterThread, StoreError> {
+pub(super) fn spawn(mut writer: Writer, mut disk: Disk) -> Result<WriterThread, StoreError> {
     let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(WRITE_QUEUE);
     let thread = thread::Builder::new()
         .name("tierd-writer".into())
@@ -200,7 +204,7 @@ pub(super) fn spawn(
                     .filter_map(|job| run_job(job, &mut writer))
                     .collect();
                 let flush_error = if std::mem::take(&mut writer.dirty) {
-                    make_durable(&db, &data_file).err()
+                    disk.make_durable().err()
                 } else {
                     None
                 };
@@ -212,7 +216,7 @@ pub(super) fn spawn(
                     deliver(flush_error.as_ref());
                 }
             }
-            if let Err(err) = make_durable(&db, &data_file) {
+            if let Err(err) = disk.make_durable() {
                 tracing::error!(error = %err, "final flush failed");
             }
         })?;
@@ -262,9 +266,59 @@ fn run_job(job: Job, writer: &mut Writer) -> Option<Delivery> {
     outcome.ok()
 }
 
-/// Flushes sled's log, then fdatasyncs it: see the module comment.
-pub(super) fn make_durable(db: &sled::Db, data_file: &File) -> Result<(), StoreError> {
-    db.flush()?;
-    data_file.sync_data()?;
-    Ok(())
+/// What a round makes durable: sled's log file and its blob files.
+pub(super) struct Disk {
+    db: sled::Db,
+    data_file: File,
+    blobs: PathBuf,
+    /// Blob files fsynced already.
+    synced_blobs: HashSet<OsString>,
+}
+
+impl Disk {
+    /// The files of `db`, open on `dir`.
+    ///
+    /// # Errors
+    /// When sled's data file cannot be opened.
+    pub(super) fn open(db: sled::Db, dir: &std::path::Path) -> Result<Self, StoreError> {
+        Ok(Self {
+            db,
+            data_file: File::open(dir.join("db"))?,
+            blobs: dir.join("blobs"),
+            synced_blobs: HashSet::new(),
+        })
+    }
+
+    /// Flushes sled's log, fsyncs new blob files, then fdatasyncs the log:
+    /// see the module comment.
+    ///
+    /// # Errors
+    /// When sled or the file system fails.
+    pub(super) fn make_durable(&mut self) -> Result<(), StoreError> {
+        self.db.flush()?;
+        self.sync_new_blobs()?;
+        self.data_file.sync_data()?;
+        Ok(())
+    }
+
+    fn sync_new_blobs(&mut self) -> Result<(), StoreError> {
+        let Ok(entries) = std::fs::read_dir(&self.blobs) else {
+            return Ok(());
+        };
+        let mut present = HashSet::new();
+        let mut new = false;
+        for entry in entries {
+            let name = entry?.file_name();
+            if !self.synced_blobs.contains(&name) {
+                File::open(self.blobs.join(&name))?.sync_data()?;
+                new = true;
+            }
+            present.insert(name);
+        }
+        if new {
+            File::open(&self.blobs)?.sync_all()?;
+        }
+        self.synced_blobs = present;
+        Ok(())
+    }
 }

@@ -8,7 +8,11 @@ use crate::{
     harness::TestServer,
     process::{backup_bytes, tierd},
 };
-use tierd::{grpc::pb, store::Store};
+use tierd::{
+    domain::member::MemberState,
+    grpc::pb,
+    store::{Commit, Store},
+};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_backup_of_a_running_service_restores_every_member_and_history_entry() {
@@ -89,4 +93,60 @@ async fn a_backup_of_a_running_service_restores_every_member_and_history_entry()
     assert!(!again.status.success());
     let stderr = String::from_utf8_lossy(&again.stderr);
     assert!(stderr.contains("already holds tierd data"), "{stderr}");
+}
+
+/// A backup of a program bigger than one message streams in pieces of at
+/// most 1 MiB (the service reads the snapshot from a file, a few pieces
+/// ahead of the client: bounded memory however large the program), and the
+/// pieces restore into the whole program.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_large_backup_streams_in_bounded_pieces() {
+    // 64 members with 64 attributes of 1000 bytes: about 4 MiB.
+    let seeded = tempfile::TempDir::new().expect("temp dir");
+    {
+        let store = Store::open(seeded.path()).expect("store");
+        let members: Vec<MemberState> = (0..64)
+            .map(|i| {
+                let mut member = MemberState::new(&format!("m{i}"), "bronze", chrono::Utc::now());
+                member.attributes = (0..64)
+                    .map(|a| (format!("a{a}"), "x".repeat(1000)))
+                    .collect();
+                member
+            })
+            .collect();
+        store
+            .write(move |writer| {
+                writer.commit(&Commit {
+                    members,
+                    ..Commit::default()
+                })
+            })
+            .await
+            .expect("written")
+            .expect("committed");
+    }
+    let server = TestServer::on_copy_of(seeded.path(), chrono::Utc::now()).await;
+    let mut stream = server
+        .client
+        .clone()
+        .backup(pb::BackupRequest {})
+        .await
+        .expect("backup")
+        .into_inner();
+    let mut sizes = Vec::new();
+    let mut backup = Vec::new();
+    while let Some(chunk) = stream.next().await {
+        let data = chunk.expect("chunk").data;
+        sizes.push(data.len());
+        backup.extend(data);
+    }
+    assert!(sizes.len() >= 3, "{sizes:?}");
+    assert!(sizes.iter().all(|size| *size <= 1 << 20), "{sizes:?}");
+    let work = tempfile::TempDir::new().expect("temp dir");
+    let file = work.path().join("tierd.backup");
+    std::fs::write(&file, &backup).expect("write backup");
+    let restored = work.path().join("restored");
+    tierd::store::restore(&file, &restored).expect("restores");
+    let store = Store::open(&restored).expect("opens");
+    assert_eq!(store.member_ids().count(), 64);
 }

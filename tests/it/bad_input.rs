@@ -4,10 +4,13 @@
 use chrono::TimeDelta;
 use prost_types::Timestamp;
 use tonic::Code;
+use tonic_types::StatusExt as _;
 
 use crate::harness::TestServer;
 use tierd::grpc::{convert::timestamp, pb};
 
+/// Refused with `code`, naming `field` in the message and, for bad or
+/// unknown input, as a `google.rpc.BadRequest` field violation.
 #[track_caller]
 fn assert_refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, field: &str) {
     let status = result.expect_err("must be refused");
@@ -16,6 +19,15 @@ fn assert_refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Co
         status.message().contains(field),
         "message must name {field}: {status:?}"
     );
+    if matches!(code, Code::InvalidArgument | Code::NotFound) {
+        let violations = status
+            .get_details_bad_request()
+            .expect("a BadRequest detail")
+            .field_violations;
+        assert_eq!(violations.len(), 1, "{status:?}");
+        assert_eq!(violations[0].field, field, "{status:?}");
+        assert!(!violations[0].description.is_empty(), "{status:?}");
+    }
 }
 
 #[tokio::test]
@@ -244,6 +256,6 @@ async fn unknown_members_and_bad_queries() {
     assert_refused(
         server.client.evaluate_tiers(evaluate).await,
         Code::NotFound,
-        "member_id",
+        "member_ids",
     );
 }

@@ -1,7 +1,7 @@
 //! The `tierd` binary: a bad rules file stops `serve` at start-up with
 //! file:line:column, and `rules check` reports every problem of a file.
 
-use crate::process::{send_signal, serve, serve_with, stop_with, terminate, tierd};
+use crate::process::{send_signal, serve, serve_with, stop_with_log, terminate, tierd};
 
 use tempfile::TempDir;
 
@@ -123,8 +123,9 @@ async fn stops_cleanly_on(signal: &str) {
             .expect("recorded");
     }
     drop(client);
-    let status = stop_with(served, signal);
+    let (status, log) = stop_with_log(served, signal);
     assert!(status.success(), "exit status {status:?} after SIG{signal}");
+    assert_stops_in_order(&log);
 
     let served = serve(&data);
     let mut client =
@@ -144,6 +145,28 @@ async fn stops_cleanly_on(signal: &str) {
     drop(client);
     let status = terminate(served);
     assert!(status.success(), "exit status {status:?} after SIGTERM");
+}
+
+/// Shutdown is explicit and in order: stop serving, stop and join the
+/// background tasks, flush, and only then say "stopped", last.
+fn assert_stops_in_order(log: &[String]) {
+    let position = |needle: &str| {
+        log.iter()
+            .position(|line| line.contains(needle))
+            .unwrap_or_else(|| panic!("no {needle:?} in the log: {log:#?}"))
+    };
+    let steps = [
+        position("shutting down: draining in-flight requests"),
+        position("rules watcher and reloader stopped"),
+        position("every answered write is on disk"),
+        position("tierd stopped"),
+    ];
+    assert!(steps.is_sorted(), "out of order {steps:?}: {log:#?}");
+    assert_eq!(
+        steps[3],
+        log.len() - 1,
+        "stopped is the last word: {log:#?}"
+    );
 }
 
 #[test]

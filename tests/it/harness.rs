@@ -282,14 +282,17 @@ impl Drop for TestServer {
     }
 }
 
-/// Copies the directory `from` to `to`, files only (git keeps no empty
-/// directories, so a fixture has none to copy).
+/// Copies the directory `from` to `to` with everything in it (sled keeps
+/// large values as files under `blobs/`).
 fn copy_dir(from: &Path, to: &Path) {
     std::fs::create_dir_all(to).expect("create the copy");
-    for entry in std::fs::read_dir(from).expect("read the fixture") {
-        let path = entry.expect("fixture entry").path();
-        if path.is_file() {
-            std::fs::copy(&path, to.join(path.file_name().expect("a name"))).expect("copy");
+    for entry in std::fs::read_dir(from).expect("read the directory") {
+        let path = entry.expect("an entry").path();
+        let target = to.join(path.file_name().expect("a name"));
+        if path.is_dir() {
+            copy_dir(&path, &target);
+        } else {
+            std::fs::copy(&path, target).expect("copy");
         }
     }
 }

@@ -324,3 +324,57 @@ async fn engagement_can_promote() {
         change.reason
     );
 }
+
+/// The review's reproduction: 1 point per unit, points expire after a
+/// month; purchase A of 100.00 forty days ago (its 100 points lapsed),
+/// purchase B of 100.00 now. Returning A must not take B's points: A's
+/// already left once, as breakage. (It used to take them: balance 0.)
+#[tokio::test]
+async fn a_return_after_its_points_lapsed_leaves_the_other_points_alone() {
+    const EXPIRING: &str = "\
+program: lapse
+version: l1
+currency: EUR
+window: rolling 12 months
+earning:
+  points_per_unit: 1
+points_expiry:
+  months: 1
+tiers:
+  - id: member
+";
+    let mut server = TestServer::with_rules(EXPIRING).await;
+    let mut late = server.purchase("ida", "A", 10_000);
+    late.occurred_at = Some(tierd::grpc::convert::timestamp(
+        server.clock.now() - chrono::TimeDelta::days(40),
+    ));
+    server.client.record_purchase(late).await.expect("A");
+    server.buy("ida", "B", 10_000).await;
+    assert_eq!(server.member("ida").await.points_balance, 100);
+    let half = server
+        .client
+        .record_return(server.refund("ida", "rA1", "A", 5_000))
+        .await
+        .expect("partial return of A")
+        .into_inner();
+    assert_eq!(half.points_reversed, 0);
+    let rest = server
+        .client
+        .record_return(server.refund("ida", "rA2", "A", 5_000))
+        .await
+        .expect("return of the rest of A")
+        .into_inner();
+    assert_eq!(rest.points_reversed, 0);
+    let member = server.member("ida").await;
+    assert_eq!(member.points_balance, 100, "B's points stay");
+    assert_eq!(member.lifetime_value_minor, 10_000, "A's spend went back");
+    // B, still live, is taken back in full.
+    let b = server
+        .client
+        .record_return(server.refund("ida", "rB", "B", 10_000))
+        .await
+        .expect("return of B")
+        .into_inner();
+    assert_eq!(b.points_reversed, 100);
+    assert_eq!(server.member("ida").await.points_balance, 0);
+}

@@ -13,6 +13,8 @@ pub struct Served {
     pub child: std::process::Child,
     /// `host:port` the server listens on.
     pub address: String,
+    /// Its log after the start-up line, collected until it exits.
+    log: std::thread::JoinHandle<Vec<String>>,
 }
 
 /// A server left running by a failing test would outlive it: kill it.
@@ -60,8 +62,12 @@ pub fn serve_with(data: &std::path::Path, rules: &std::path::Path, flags: &[&str
         })
         .expect("the start-up log names the address");
     // Keep draining the log so the server never blocks on a full pipe.
-    std::thread::spawn(move || lines.for_each(drop));
-    Served { child, address }
+    let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
+    Served {
+        child,
+        address,
+        log,
+    }
 }
 
 /// Sends SIGTERM and waits for the exit status.
@@ -84,9 +90,20 @@ pub fn send_signal(served: &Served, name: &str) {
 }
 
 /// Sends the signal `name` (TERM, INT, KILL) and waits for the exit status.
-pub fn stop_with(mut served: Served, name: &str) -> std::process::ExitStatus {
+pub fn stop_with(served: Served, name: &str) -> std::process::ExitStatus {
+    stop_with_log(served, name).0
+}
+
+/// Sends the signal `name`, waits for the exit status, and returns it with
+/// the log written after start-up.
+pub fn stop_with_log(mut served: Served, name: &str) -> (std::process::ExitStatus, Vec<String>) {
     send_signal(&served, name);
-    served.child.wait().expect("tierd exits")
+    let status = served.child.wait().expect("tierd exits");
+    let log = std::mem::replace(&mut served.log, std::thread::spawn(Vec::new));
+    (
+        status,
+        log.join().expect("the log reader ends with the process"),
+    )
 }
 
 /// Runs `tierd backup --data DATA --out OUT` and returns the backup bytes.
