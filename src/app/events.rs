@@ -3,16 +3,21 @@
 //! under exactly that version, then apply the event on the writer thread
 //! under the same version ([`super::write`]).
 
+use chrono::{DateTime, Utc};
+
 use super::{
     Program, ProgramError,
-    command::{ActivityEvent, Adjustment, OverrideCommand, Purchase, Redemption, Return, Upsert},
+    command::{
+        ActivityEvent, Adjustment, Keyed, OverrideCommand, Purchase, Redemption, Return, Upsert,
+    },
     input::{LIMITS, not_in_future},
     write::{Applied, Recorded, WriteKey, number},
 };
 use crate::{
     domain::{
-        apply::{self, Placement},
+        apply::{self, Effect, Placement},
         decide::TierOverride,
+        member::MemberState,
         view::{self, MemberView},
     },
     money::Currency,
@@ -176,22 +181,12 @@ impl Program {
         cmd: Adjustment,
         actor: &str,
     ) -> Result<Recorded, ProgramError> {
-        let now = self.now();
-        let rules = self.rules_at(now).await?;
-        let key = WriteKey::of(&cmd, actor, now);
-        self.write(rules, key, move |rules, _, existing| {
-            let member_id = cmd.member_id.as_str();
-            let mut member = existing.ok_or_else(|| ProgramError::unknown_member(member_id))?;
+        self.write_to_member(cmd, actor, |rules, member, cmd, now| {
             let points = cmd.points.get();
-            let effect =
-                apply::adjust(rules, &mut member, cmd.transaction_id.as_str(), points, now);
-            tracing::info!(
-                member_id,
-                points,
-                reason = cmd.reason.as_str(),
-                "points adjusted"
-            );
-            Ok(Applied::new(member, Vec::new(), effect))
+            let effect = apply::adjust(rules, member, cmd.transaction_id.as_str(), points, now);
+            let reason = cmd.reason.as_str();
+            tracing::info!(member_id = %member.member_id, points, reason, "points adjusted");
+            Ok(effect)
         })
         .await
     }
@@ -206,19 +201,39 @@ impl Program {
         cmd: Redemption,
         actor: &str,
     ) -> Result<Recorded, ProgramError> {
-        let now = self.now();
-        let rules = self.rules_at(now).await?;
-        let key = WriteKey::of(&cmd, actor, now);
-        self.write(rules, key, move |_, _, existing| {
-            let member_id = cmd.member_id.as_str();
-            let mut member = existing.ok_or_else(|| ProgramError::unknown_member(member_id))?;
+        self.write_to_member(cmd, actor, |_, member, cmd, now| {
             let points = cmd.points.get();
-            let effect = apply::redeem(&mut member, points, now).map_err(|short| {
+            apply::redeem(member, points, now).map_err(|short| {
                 ProgramError::FailedPrecondition(format!(
                     "points: cannot redeem {points} points, the balance is {}",
                     short.balance
                 ))
-            })?;
+            })
+        })
+        .await
+    }
+
+    /// Writes `cmd`, sent by `actor`, to a member that must exist already:
+    /// `change` applies it under the rules in force.
+    async fn write_to_member<C, F>(
+        &self,
+        cmd: C,
+        actor: &str,
+        change: F,
+    ) -> Result<Recorded, ProgramError>
+    where
+        C: Keyed + Send + 'static,
+        F: FnOnce(&RuleSet, &mut MemberState, &C, DateTime<Utc>) -> Result<Effect, ProgramError>
+            + Send
+            + 'static,
+    {
+        let now = self.now();
+        let rules = self.rules_at(now).await?;
+        let key = WriteKey::of(&cmd, actor, now);
+        self.write(rules, key, move |rules, _, existing| {
+            let member_id = cmd.facts().member_id().to_owned();
+            let mut member = existing.ok_or_else(|| ProgramError::unknown_member(&member_id))?;
+            let effect = change(rules, &mut member, &cmd, now)?;
             Ok(Applied::new(member, Vec::new(), effect))
         })
         .await

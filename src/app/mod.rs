@@ -23,6 +23,8 @@ mod events;
 pub mod input;
 pub mod live_rules;
 mod sweep;
+#[cfg(test)]
+mod tests;
 mod write;
 
 use std::{path::PathBuf, sync::Arc};

@@ -213,6 +213,16 @@ fn earning_multiplies_exactly() {
     );
 }
 
+/// What the tier above `tier` needs of a member with `metrics`.
+fn next_for(rules: &RuleSet, tier: &str, metrics: &Metrics) -> Option<NextTier> {
+    let attributes = BTreeMap::new();
+    let subject = Subject {
+        metrics,
+        attributes: &attributes,
+    };
+    next_tier(rules, tier, subject)
+}
+
 #[test]
 fn next_tier_says_what_is_missing() {
     let rules = ruleset();
@@ -221,12 +231,7 @@ fn next_tier_says_what_is_missing() {
         purchase_volume_minor: 88_000,
         ..Metrics::default()
     };
-    let attributes = BTreeMap::new();
-    let subject = Subject {
-        metrics: &metrics,
-        attributes: &attributes,
-    };
-    let next = next_tier(&rules, "silver", subject).expect("gold is above");
+    let next = next_for(&rules, "silver", &metrics).expect("gold is above");
     assert_eq!(next.tier_id, "gold");
     assert_eq!(next.summary, "earn 300 more points or spend 120.00 more");
     assert_eq!(
@@ -236,7 +241,7 @@ fn next_tier_says_what_is_missing() {
             ("purchase_volume".into(), 12_000)
         ]
     );
-    assert_eq!(next_tier(&rules, "gold", subject), None);
+    assert_eq!(next_for(&rules, "gold", &metrics), None);
 }
 
 #[test]
@@ -368,14 +373,9 @@ fn a_met_any_branch_leaves_no_shortfall_whatever_its_place() {
         purchase_volume_minor: 150_000,
         ..Metrics::default()
     };
-    let attributes = BTreeMap::new();
-    let subject = Subject {
-        metrics: &metrics,
-        attributes: &attributes,
-    };
     // gold: any [qualifying_points 500, purchase_volume 1000.00]: the
     // second branch is met.
-    let next = next_tier(&rules, "silver", subject).expect("gold is above");
+    let next = next_for(&rules, "silver", &metrics).expect("gold is above");
     assert_eq!(next.summary, "qualifies at the next evaluation");
     assert_eq!(next.shortfalls, []);
 }

@@ -131,13 +131,7 @@ pub fn restore(backup: &Path, dir: &Path) -> Result<usize, BackupError> {
 /// Checks the whole file (checksum, header, every record's framing)
 /// without keeping it; returns how many records it holds.
 fn check(backup: &Path) -> Result<usize, BackupError> {
-    let file = File::open(backup)?;
-    let body_len = file
-        .metadata()?
-        .len()
-        .checked_sub(32)
-        .ok_or(BackupError::Damaged("too short"))?;
-    let mut reader = BufReader::new(file);
+    let (mut reader, body_len) = open_body(backup)?;
     let mut hash = Sha256::new();
     io::copy(&mut (&mut reader).take(body_len), &mut HashSink(&mut hash))?;
     let mut digest = [0_u8; 32];
@@ -151,6 +145,18 @@ fn check(backup: &Path) -> Result<usize, BackupError> {
         count += 1;
     }
     Ok(count)
+}
+
+/// Opens a backup file; returns it with the length of what precedes its
+/// closing SHA-256.
+fn open_body(backup: &Path) -> Result<(BufReader<File>, u64), BackupError> {
+    let file = File::open(backup)?;
+    let body_len = file
+        .metadata()?
+        .len()
+        .checked_sub(32)
+        .ok_or(BackupError::Damaged("too short"))?;
+    Ok((BufReader::new(file), body_len))
 }
 
 /// Feeds what is copied into it to a hash.
@@ -178,13 +184,8 @@ struct Records {
 impl Records {
     /// Opens `backup` and reads its header.
     fn open(backup: &Path) -> Result<Self, BackupError> {
-        let file = File::open(backup)?;
-        let body_len = file
-            .metadata()?
-            .len()
-            .checked_sub(32)
-            .ok_or(BackupError::Damaged("too short"))?;
-        let mut reader = BufReader::new(file).take(body_len);
+        let (reader, body_len) = open_body(backup)?;
+        let mut reader = reader.take(body_len);
         let mut magic = [0_u8; 8];
         read_exactly(&mut reader, &mut magic, "no tierd backup header")?;
         if &magic != MAGIC {

@@ -11,6 +11,7 @@ mod bad_input;
 mod cli;
 mod crash;
 mod ingestion;
+mod layers;
 mod limits;
 mod migration;
 mod overrides;
