@@ -411,9 +411,7 @@ mod tests {
     fn a_directory_held_by_a_live_handle_is_reported_in_use() {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let _held = Store::open(dir.path()).expect("store");
-        let err = open_db_within(dir.path(), std::time::Duration::ZERO)
-            .err()
-            .expect("refused");
+        let err = open_db_within(dir.path(), std::time::Duration::ZERO).expect_err("refused");
         assert!(matches!(err, StoreError::InUse(_)), "{err}");
         assert!(
             err.to_string().contains("in use by another process"),
