@@ -236,7 +236,7 @@ pub fn return_purchase(
         !own
     });
     let back = track.take_back(amount_minor)?;
-    member.record_return(original, track.occurred_at, back);
+    member.record_return(original, track.occurred_at, now, back);
     track.record_return(&back);
     Ok(Effect {
         points: back.redeemable_points,

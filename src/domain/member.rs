@@ -45,6 +45,34 @@ pub struct DayTotals {
     pub activities: i64,
     /// Activities that day by kind, for the per-day and per-month caps.
     pub activity_kinds: BTreeMap<String, i64>,
+    /// Spend of the purchases made that day, minor units, returns not
+    /// netted: with `refunded_minor`, what reports call net spend in a
+    /// period (purchases in it minus returns made in it).
+    pub purchased_minor: i64,
+    /// Refunds made that day (the day of the return, not of the purchase),
+    /// minor units.
+    pub refunded_minor: i64,
+    /// Redeemable points that came in that day (purchases, activities,
+    /// positive adjustments).
+    pub points_earned: i64,
+    /// Redeemable points taken back that day (returns, negative
+    /// adjustments).
+    pub points_taken_back: i64,
+    /// Points redeemed that day.
+    pub points_redeemed: i64,
+    /// Points that lapsed that day (their lot's expiry), breakage.
+    pub points_lapsed: i64,
+}
+
+impl DayTotals {
+    /// How the redeemable balance moved that day. Summed over the days
+    /// after a date, it takes today's balance back to that date's.
+    pub fn points_moved(&self) -> i64 {
+        self.points_earned
+            .saturating_sub(self.points_taken_back)
+            .saturating_sub(self.points_redeemed)
+            .saturating_sub(self.points_lapsed)
+    }
 }
 
 /// Points earned together, expiring together.
@@ -192,22 +220,35 @@ impl MemberState {
     ) {
         let day = self.day(occurred_at);
         day.spend_minor = day.spend_minor.saturating_add(amount_minor);
+        day.purchased_minor = day.purchased_minor.saturating_add(amount_minor);
         day.purchases = day.purchases.saturating_add(1);
         day.qualifying_points = day.qualifying_points.saturating_add(points);
+        day.points_earned = day.points_earned.saturating_add(points);
         self.lifetime_value_minor = self.lifetime_value_minor.saturating_add(amount_minor);
         self.earn(source, points, occurred_at, expires_at);
     }
 
     /// Takes back part of the purchase `original` made at `original_at`: its
-    /// spend and status points on the purchase's day, its redeemable points
-    /// as [`TakeBack`] says.
-    pub fn record_return(&mut self, original: &str, original_at: DateTime<Utc>, back: TakeBack) {
+    /// spend and status points on the purchase's day (what tiers count),
+    /// its redeemable points as [`TakeBack`] says. The refund and the points
+    /// taken back are also booked on the day of the return, `returned_at`
+    /// (what reports count).
+    pub fn record_return(
+        &mut self,
+        original: &str,
+        original_at: DateTime<Utc>,
+        returned_at: DateTime<Utc>,
+        back: TakeBack,
+    ) {
         let day = self.day(original_at);
         day.spend_minor = day.spend_minor.saturating_sub(back.amount_minor);
         day.qualifying_points = day.qualifying_points.saturating_sub(back.qualifying_points);
         if back.fully_returned {
             day.purchases = day.purchases.saturating_sub(1);
         }
+        let day = self.day(returned_at);
+        day.refunded_minor = day.refunded_minor.saturating_add(back.amount_minor);
+        day.points_taken_back = day.points_taken_back.saturating_add(back.redeemable_points);
         self.lifetime_value_minor = self.lifetime_value_minor.saturating_sub(back.amount_minor);
         let mut owed = back.redeemable_points;
         if let Some(lot) = self.lots.iter_mut().find(|lot| lot.source == original) {
@@ -231,8 +272,12 @@ impl MemberState {
         let day = self.day(at);
         day.qualifying_points = day.qualifying_points.saturating_add(points);
         if points >= 0 {
+            day.points_earned = day.points_earned.saturating_add(points);
             self.earn(source, points, at, expires_at);
         } else {
+            day.points_taken_back = day
+                .points_taken_back
+                .saturating_add(points.saturating_neg());
             self.take_back(points.saturating_neg());
         }
     }
@@ -249,6 +294,8 @@ impl MemberState {
         let taken = self.take_oldest_first(points, Some(at));
         debug_assert_eq!(taken, points);
         self.points_redeemed = self.points_redeemed.saturating_add(points);
+        let day = self.day(at);
+        day.points_redeemed = day.points_redeemed.saturating_add(points);
         self.drop_empty_lots();
         Ok(())
     }
@@ -263,6 +310,10 @@ impl MemberState {
             }
             if let Some(lot) = self.lots.pop_front() {
                 self.points_expired = self.points_expired.saturating_add(lot.remaining);
+                if let Some(expired_at) = lot.expires_at {
+                    let day = self.day(expired_at);
+                    day.points_lapsed = day.points_lapsed.saturating_add(lot.remaining);
+                }
                 lapsed.push(Lapse {
                     source: lot.source,
                     points: lot.remaining,
@@ -301,6 +352,7 @@ impl MemberState {
         let of_kind = day.activity_kinds.entry(kind.to_owned()).or_default();
         *of_kind = of_kind.saturating_add(1);
         day.qualifying_points = day.qualifying_points.saturating_add(points);
+        day.points_earned = day.points_earned.saturating_add(points);
         if points > 0 {
             self.earn(source, points, at, expires_at);
         }
@@ -464,7 +516,7 @@ mod tests {
         m.redeem(150, at(1, 12)).expect("enough points");
         // One never-expiring lot holds 50: the return of t1 takes those 50
         // and owes 50.
-        m.record_return("t1", at(1, 10), full_return(10_000, 100));
+        m.record_return("t1", at(1, 10), at(1, 12), full_return(10_000, 100));
         assert_eq!(m.points_balance(at(1, 12)), -50);
         assert_eq!(m.points_debt, 50);
         assert_eq!(m.lifetime_value_minor, 10_000);
@@ -514,7 +566,7 @@ mod tests {
         }
         assert_eq!(m.lots.len(), 1);
         assert_eq!(m.points_balance(at(12, 1)), 1_000);
-        m.record_return("t5", at(1, 1), full_return(1_000, 10));
+        m.record_return("t5", at(1, 1), at(2, 1), full_return(1_000, 10));
         assert_eq!(m.points_balance(at(12, 1)), 990);
     }
 
@@ -539,7 +591,7 @@ mod tests {
         assert_eq!(metrics.qualifying_points, i64::MAX);
         // Returns beyond anything recorded, on a day with nothing on it.
         for _ in 0..3 {
-            m.record_return("t9", at(2, 1), full_return(i64::MAX, i64::MAX));
+            m.record_return("t9", at(2, 1), at(2, 1), full_return(i64::MAX, i64::MAX));
         }
         assert_eq!(m.lifetime_value_minor, i64::MIN);
         let day = &m.days[&day_number(at(2, 1))];
@@ -609,7 +661,7 @@ mod properties {
                                 redeemable_points: back,
                                 fully_returned: false,
                             };
-                            m.record_return(original, *when, take);
+                            m.record_return(original, *when, now, take);
                             *taken += back;
                             taken_out += back;
                         }
@@ -631,9 +683,11 @@ mod properties {
                     }
                 }
                 let expired = m.points_expired;
-                prop_assert!(
-                    m.points_balance(now) == put_in - taken_out - expired - unexpired_but_due(&m, now)
-                );
+                let balance = m.points_balance(now);
+                prop_assert!(balance == put_in - taken_out - expired - unexpired_but_due(&m, now));
+                // The day totals account for every point that moved.
+                let moved: i64 = m.days.values().map(DayTotals::points_moved).sum();
+                prop_assert_eq!(balance, moved - unexpired_but_due(&m, now));
             }
         }
     }

@@ -7,8 +7,9 @@ use serde::{Serialize, de::DeserializeOwned};
 
 use super::StoreError;
 
-/// The record encoding of this data format (format 2 wrote 1).
-pub const RECORD_ENCODING: u8 = 2;
+/// The record encoding of this data format (format 2 wrote 1, format 3
+/// wrote 2).
+pub const RECORD_ENCODING: u8 = 3;
 
 /// Encodes a stored record.
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {

@@ -14,15 +14,24 @@
 //! idempotency fingerprint becomes the explicit encoding of
 //! `crate::domain::fingerprint`, recomputed from the request format 2 kept;
 //! a purchase remembers points of it that lapsed.
+//!
+//! Format 3 -> 4: a day's totals gain what reports need (purchases before
+//! returns, refunds on the day of the return, points earned, taken back,
+//! redeemed and lapsed per day); other records only change their encoding
+//! byte.
 
 mod v2;
+mod v3;
 
 use super::{
     FORMAT_VERSION, StoreError, codec, keys,
-    records::{HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord},
+    records::{DayRecord, HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord},
     writer::Disk,
 };
-use crate::domain::{decide::HistoryEntry, member::MemberState};
+use crate::domain::{
+    decide::HistoryEntry,
+    member::{DayTotals, MemberState},
+};
 
 /// Records converted per atomic batch.
 const BATCH: usize = 5_000;
@@ -64,15 +73,15 @@ pub(super) fn to_current(tree: &sled::Tree, disk: &mut Disk) -> Result<(), Store
         to = FORMAT_VERSION,
         "migrating the data directory"
     );
-    let converted = from_v2(tree)?;
+    let converted = convert_all(tree)?;
     tree.insert(keys::FORMAT, FORMAT_VERSION.to_be_bytes().to_vec())?;
     disk.make_durable()?;
     tracing::info!(records = converted, "data directory migrated");
     Ok(())
 }
 
-/// Converts every format-2 record; returns how many.
-fn from_v2(tree: &sled::Tree) -> Result<usize, StoreError> {
+/// Converts every record of an older format (2 or 3); returns how many.
+fn convert_all(tree: &sled::Tree) -> Result<usize, StoreError> {
     let mut converted = 0;
     let mut from: Vec<u8> = Vec::new();
     loop {
@@ -82,10 +91,12 @@ fn from_v2(tree: &sled::Tree) -> Result<usize, StoreError> {
             let (key, value) = item?;
             seen += 1;
             from = [key.as_ref(), &[0]].concat();
-            if value.first() != Some(&v2::RECORD_ENCODING) {
-                continue;
-            }
-            if let Some(new) = convert_v2(&key, &value)? {
+            let converted_value = match value.first() {
+                Some(&v2::RECORD_ENCODING) => convert_v2(&key, &value)?,
+                Some(&v3::RECORD_ENCODING) => convert_v3(&key, &value)?,
+                _ => None,
+            };
+            if let Some(new) = converted_value {
                 batch.insert(key, new);
                 converted += 1;
             }
@@ -117,6 +128,26 @@ fn convert_v2(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         codec::encode(&RulesVersionRecord::from(
             &crate::rules::RulesVersion::from(version),
         ))
+    } else {
+        return Ok(None);
+    };
+    Ok(Some(bytes))
+}
+
+/// Today's value for a format-3 record at `key`; `None` for keys whose
+/// values are not records (meta, index).
+fn convert_v3(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    let Some(body) = value.get(1..) else {
+        return Ok(None);
+    };
+    let bytes = if key.starts_with(keys::MEMBERS) {
+        let member: MemberRecord<v3::Day> = codec::decode_as(v3::RECORD_ENCODING, key, value)?;
+        codec::encode(&member.map_days(|day| DayRecord::from(&DayTotals::from(day))))
+    } else if [keys::RECEIPTS, keys::HISTORY, keys::RULES]
+        .iter()
+        .any(|prefix| key.starts_with(prefix))
+    {
+        [&[codec::RECORD_ENCODING], body].concat()
     } else {
         return Ok(None);
     };
@@ -166,9 +197,56 @@ mod tests {
         assert_eq!(store.rules_versions().expect("readable").len(), 1);
     }
 
+    /// A member as format 3 wrote it (`records::tests::member()`, from the
+    /// golden bytes of commit ac4a1a8).
+    const MEMBER_FORMAT_3: &str = "0203616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca6060376697002b8a55ac0a90702b0090000baa55a00006402010672657669657702c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406b00902763180a0f9e5f481a606006406080a";
+
+    fn bytes(hex: &str) -> Vec<u8> {
+        (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
+            .collect()
+    }
+
+    #[test]
+    fn a_format_3_member_reads_its_days_as_net_spend_without_point_movements() {
+        let new = convert_v3(b"m/ana", &bytes(MEMBER_FORMAT_3))
+            .expect("converts")
+            .expect("a record");
+        let record: MemberRecord = codec::decode(b"m/ana", &new).expect("today's record");
+        let migrated = MemberState::try_from(record).expect("valid times");
+        let mut expected = crate::store::records::tests::member();
+        for day in expected.days.values_mut() {
+            *day = DayTotals {
+                purchased_minor: day.spend_minor,
+                spend_minor: day.spend_minor,
+                purchases: day.purchases,
+                qualifying_points: day.qualifying_points,
+                activities: day.activities,
+                activity_kinds: std::mem::take(&mut day.activity_kinds),
+                ..DayTotals::default()
+            };
+        }
+        assert_eq!(migrated, expected);
+    }
+
+    #[test]
+    fn other_format_3_records_only_change_their_encoding_byte() {
+        let history = [&[v3::RECORD_ENCODING], b"body".as_slice()].concat();
+        let new = convert_v3(b"h/\0\0\0\0\0\0\0\x01", &history).expect("converts");
+        assert_eq!(
+            new,
+            Some([&[codec::RECORD_ENCODING], b"body".as_slice()].concat())
+        );
+        assert_eq!(
+            convert_v3(keys::NEXT_SEQ, &[2, 0, 0, 0]).expect("skipped"),
+            None
+        );
+    }
+
     #[test]
     fn older_and_newer_formats_are_told_apart() {
-        assert!(can_read(2) && can_read(FORMAT_VERSION));
+        assert!(can_read(2) && can_read(3) && can_read(FORMAT_VERSION));
         assert!(!can_read(1) && !can_read(FORMAT_VERSION + 1));
     }
 }

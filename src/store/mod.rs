@@ -63,7 +63,7 @@ use crate::{
 use records::{BadTime, HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord};
 
 /// The data format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 3;
+pub const FORMAT_VERSION: u32 = 4;
 
 /// Why the store failed. Callers treat every variant as an internal error:
 /// the request changed nothing.
@@ -85,7 +85,7 @@ pub enum StoreError {
     },
     /// The data directory was written by a format this build cannot read.
     #[error(
-        "the data directory has format version {found}, but this tierd reads version {supported} (and migrates 2)"
+        "the data directory has format version {found}, but this tierd reads version {supported} (and migrates 2 and 3)"
     )]
     FormatVersion {
         /// The directory's version.

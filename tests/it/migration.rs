@@ -207,7 +207,7 @@ async fn a_migrated_purchase_can_still_be_returned_and_history_goes_on() {
         "seqs continue after the migration"
     );
 
-    // The migration happened once: the directory opens as format 3 now.
+    // The migration happened once: the directory opens as the current format now.
     let mut server = server.restart().await;
     assert_eq!(server.member("eve").await.purchase_count, 1);
 }

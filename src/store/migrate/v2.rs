@@ -26,14 +26,8 @@ use crate::{
 /// The record encoding byte of format 2.
 pub const RECORD_ENCODING: u8 = 1;
 
-#[derive(Deserialize)]
-struct DayTotals {
-    spend_minor: i64,
-    purchases: i64,
-    qualifying_points: i64,
-    activities: i64,
-    activity_kinds: BTreeMap<String, i64>,
-}
+/// A day's totals: format 3 kept them as format 2 did.
+type DayTotals = super::v3::Day;
 
 #[derive(Deserialize)]
 struct Lot {
@@ -234,16 +228,7 @@ impl From<Member> for member::MemberState {
             days: m
                 .days
                 .into_iter()
-                .map(|(day, t)| {
-                    let totals = member::DayTotals {
-                        spend_minor: t.spend_minor,
-                        purchases: t.purchases,
-                        qualifying_points: t.qualifying_points,
-                        activities: t.activities,
-                        activity_kinds: t.activity_kinds,
-                    };
-                    (day, totals)
-                })
+                .map(|(day, t)| (day, member::DayTotals::from(t)))
                 .collect(),
             lifetime_value_minor: m.lifetime_value_minor,
             lots: m
