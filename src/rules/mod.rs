@@ -12,6 +12,7 @@
 mod condition;
 mod lint;
 mod recovery;
+mod reporting;
 mod source;
 mod values;
 mod version;
@@ -26,6 +27,7 @@ use serde::Deserialize;
 
 pub use condition::{Condition, Metric, did_you_mean};
 pub use lint::lint;
+pub use reporting::{Reporting, RfmSegment, ScoreRange, ValueBand};
 pub use source::{Candidate, RulesSource};
 pub use values::{Count, Moment, Money, Rate, Window};
 pub use version::RulesVersion;
@@ -235,6 +237,8 @@ pub struct RuleSet {
     /// When a reloaded file goes live by itself (staged ahead, e.g. for the
     /// programme's new year); `None`: as soon as it is loaded.
     pub effective_from: Option<chrono::DateTime<chrono::Utc>>,
+    /// What the reports need: point value, value bands, RFM segments.
+    pub reporting: Reporting,
 }
 
 impl RuleSet {
@@ -271,6 +275,8 @@ struct RulesFile {
     campaigns: Vec<CampaignFile>,
     #[serde(default)]
     activities: BTreeMap<String, ActivityFile>,
+    #[serde(default)]
+    reporting: reporting::ReportingFile,
 }
 
 #[derive(Deserialize)]
@@ -618,6 +624,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
     let tiers = compile_tiers(raw.tiers, &mut problems);
     let campaigns = compile_campaigns(raw.campaigns, &tiers, &mut problems);
     let demotion = compile_demotion(&raw.demotion, tiers.len(), &mut problems);
+    let reporting = reporting::compile(raw.reporting, &mut problems);
     let points_expiry_months = raw
         .points_expiry
         .and_then(|ExpiryFile { months: Count(m) }| {
@@ -670,6 +677,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
             })
             .collect(),
         effective_from: raw.effective_from,
+        reporting,
     })
 }
 

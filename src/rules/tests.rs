@@ -344,3 +344,69 @@ fn one_mistake_anywhere_in_the_example_is_reported_once() {
     eprintln!("{checked} corruptions refused, each with one problem");
     assert!(checked > 100, "only {checked} corruptions were refused");
 }
+
+#[test]
+fn the_reporting_section_reads_point_value_bands_and_segments() {
+    let rules = load(Path::new("rules/example.yaml")).expect("example is valid");
+    let reporting = &rules.reporting;
+    assert_eq!(reporting.point_value_minor, 1);
+    let bands: Vec<_> = reporting
+        .value_bands
+        .iter()
+        .map(|b| (b.name.as_str(), b.up_to_minor))
+        .collect();
+    assert_eq!(
+        bands,
+        [
+            ("low", Some(100_000)),
+            ("medium", Some(500_000)),
+            ("high", None)
+        ]
+    );
+    assert_eq!(reporting.band_of(100_000), 0);
+    assert_eq!(reporting.band_of(100_001), 1);
+    assert_eq!(reporting.band_of(-5), 0);
+    assert_eq!(reporting.band_of(i64::MAX), 2);
+    let name = |scores| {
+        reporting
+            .rfm_segment_of(scores)
+            .map(|i| reporting.rfm_segments[i].name.as_str())
+    };
+    assert_eq!(name((5, 5, 5)), Some("champions"));
+    assert_eq!(name((5, 1, 1)), Some("new"));
+    assert_eq!(name((1, 1, 1)), Some("lost"));
+    assert_eq!(name((1, 3, 1)), None);
+    let minimal = parse_text(MINIMAL).expect("valid");
+    assert_eq!(minimal.reporting, Reporting::default());
+    assert_eq!(minimal.reporting.band_of(123), 0);
+}
+
+#[test]
+fn reporting_mistakes_are_located() {
+    let with = |section: &str| format!("{MINIMAL}reporting:\n{section}");
+    assert_error(
+        &with("  rfm_segments:\n    - { name: a, recency: 6 }\n"),
+        14,
+        27,
+        "\"6\" is not a score from 1 to 5",
+    );
+    assert_error(
+        &with("  rfm_segments:\n    - { name: a, frequency: 5-4 }\n"),
+        14,
+        29,
+        "runs backwards",
+    );
+    assert_error(
+        &with("  value_bands:\n    - { name: low, up_to: 100 }\n    - { name: high, up_to: 50 }\n"),
+        15,
+        9,
+        "the last value band, `high`, must be open",
+    );
+    assert_error(
+        &with("  value_bands:\n    - { name: low }\n    - { name: high }\n"),
+        14,
+        9,
+        "only the last band may be open",
+    );
+    assert_error(&with("  point_value: \"0.001\"\n"), 13, 16, "decimals");
+}

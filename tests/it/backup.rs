@@ -5,7 +5,7 @@
 use tokio_stream::StreamExt as _;
 
 use crate::{
-    harness::TestServer,
+    harness::{TestServer, example_rules},
     process::{backup_bytes, tierd},
 };
 use tierd::{
@@ -125,7 +125,7 @@ async fn a_large_backup_streams_in_bounded_pieces() {
             .expect("written")
             .expect("committed");
     }
-    let server = TestServer::on_copy_of(seeded.path(), chrono::Utc::now()).await;
+    let server = TestServer::on_copy_of(seeded.path(), example_rules(), chrono::Utc::now()).await;
     let mut stream = server
         .client
         .clone()

@@ -80,13 +80,13 @@ impl TestServer {
         Self::start_with(rules, dir, TestClock::new(), ServeOptions::default(), None).await
     }
 
-    /// A server on the example rules over a copy of the data directory
-    /// `fixture` (which stays untouched), with the clock at `now`.
-    pub async fn on_copy_of(fixture: &Path, now: DateTime<Utc>) -> Self {
+    /// A server on `rules` over a copy of the data directory `fixture`
+    /// (which stays untouched), with the clock at `now`.
+    pub async fn on_copy_of(fixture: &Path, rules: PathBuf, now: DateTime<Utc>) -> Self {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
         copy_dir(fixture, &dir.path().join("data"));
         let clock = TestClock(Arc::new(Mutex::new(now)));
-        Self::start_with(example_rules(), dir, clock, ServeOptions::default(), None).await
+        Self::start_with(rules, dir, clock, ServeOptions::default(), None).await
     }
 
     /// A server on the example rules with other limits or keys.

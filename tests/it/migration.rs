@@ -4,7 +4,7 @@
 //! history read as before, and requests recorded before the migration are
 //! still recognised when a till retries them.
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use chrono::{DateTime, TimeZone, Utc};
 use tonic::Code;
@@ -14,6 +14,12 @@ use tierd::grpc::{
     convert::timestamp,
     pb::{self, TierChangeKind::*},
 };
+
+/// The rules the fixture was written under (the example rules of that
+/// commit), so that the fixture's stored version is the one that runs.
+fn fixture_rules() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-format-2.rules.yaml")
+}
 
 fn fixture() -> &'static Path {
     Path::new(concat!(
@@ -45,7 +51,7 @@ fn p1() -> pb::RecordPurchaseRequest {
 
 #[tokio::test]
 async fn a_format_2_directory_is_migrated_and_reads_as_before() {
-    let mut server = TestServer::on_copy_of(fixture(), then()).await;
+    let mut server = TestServer::on_copy_of(fixture(), fixture_rules(), then()).await;
     let ana = server.member("ana").await;
     assert_eq!(
         (
@@ -104,7 +110,7 @@ async fn a_format_2_directory_is_migrated_and_reads_as_before() {
 
 #[tokio::test]
 async fn requests_recorded_in_format_2_are_still_recognised_when_retried() {
-    let mut server = TestServer::on_copy_of(fixture(), then()).await;
+    let mut server = TestServer::on_copy_of(fixture(), fixture_rules(), then()).await;
     let retry = server
         .client
         .record_purchase(p1())
@@ -177,7 +183,7 @@ async fn requests_recorded_in_format_2_are_still_recognised_when_retried() {
 
 #[tokio::test]
 async fn a_migrated_purchase_can_still_be_returned_and_history_goes_on() {
-    let mut server = TestServer::on_copy_of(fixture(), then()).await;
+    let mut server = TestServer::on_copy_of(fixture(), fixture_rules(), then()).await;
     let last_seq = server
         .history("dee")
         .await
