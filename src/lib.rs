@@ -23,6 +23,8 @@
 //!    the writer thread (rounds, fsync), backups, format migrations.
 //! 5. [`tools`]: simulate, the rules test runner, seeding, the parallel
 //!    member scan; they apply events through [`domain::apply`] only.
+//!    [`report`] sits beside them: programme reports, one scan of the
+//!    stored members each.
 //! 6. [`app`]: the service: validated commands, the idempotent write
 //!    protocol, sweeps, the rules in force. Orchestration only.
 //! 7. [`grpc`]: thin handlers, proto conversions, status mapping, auth.
@@ -47,6 +49,8 @@ pub mod domain;
 pub mod store;
 
 pub mod tools;
+
+pub mod report;
 
 pub mod app;
 

@@ -144,7 +144,8 @@ pub struct TakeBack {
     pub fully_returned: bool,
 }
 
-fn day_number(at: DateTime<Utc>) -> i32 {
+/// The key of `at`'s day in [`MemberState::days`]: days since 0001-01-01 (UTC).
+pub fn day_number(at: DateTime<Utc>) -> i32 {
     at.date_naive().num_days_from_ce()
 }
 

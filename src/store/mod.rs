@@ -258,7 +258,7 @@ impl Store {
         let prefix = keys::index_prefix(member_id);
         let start = keys::index(member_id, after.saturating_add(1));
         let mut entries = Vec::new();
-        for item in self.tree.range(start..).take(limit + 1) {
+        for item in self.tree.range(start..).take(limit.saturating_add(1)) {
             let (key, _) = item?;
             if !key.starts_with(&prefix) {
                 break;

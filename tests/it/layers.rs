@@ -11,7 +11,7 @@ const LAYERS: &[&[&str]] = &[
     &["rules"],
     &["domain"],
     &["store"],
-    &["tools"],
+    &["tools", "report"],
     &["app"],
     &["grpc"],
     &["config"],

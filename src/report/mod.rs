@@ -1,0 +1,232 @@
+//! Loyalty programme reporting: how many members sit in each tier, who
+//! moved where, which customers bring the value, what the outstanding
+//! points are worth. Reports only read.
+//!
+//! Every report is one pass over the stored members on all cores
+//! ([`crate::tools::scan::fold_members`]), folding each member into exact
+//! integer totals (minor units, points, counts); shares and percentages are
+//! derived from those integers at the end and always shown beside them.
+//! Only tiers on a past day need the history: a member whose tier has not
+//! moved since that day is in its current tier, so the history of the
+//! others alone is read, through their index.
+//!
+//! - [`figures`]: what one member contributes (pure).
+//! - [`tier`]: distribution and migration by tier.
+//! - [`value`]: value ranks (Pareto), value bands, RFM.
+//! - [`liability`]: outstanding points and their worth, expiry, breakage.
+//! - [`table`]: every report as a table, for the terminal and for CSV.
+
+pub mod figures;
+pub mod liability;
+pub mod table;
+pub mod tier;
+pub mod value;
+
+use chrono::NaiveDate;
+use serde::Serialize;
+
+use crate::{
+    domain::{decide::HistoryEntry, member::MemberState},
+    rules::RuleSet,
+    store::{Store, StoreError},
+};
+pub use figures::Period;
+
+/// Why a report could not be made. The request changed nothing.
+#[derive(Debug, thiserror::Error)]
+pub enum ReportError {
+    /// The day totals of so long ago are not kept.
+    #[error("{field} {day} is too far back: day totals are kept from {earliest} on (25 months)")]
+    TooFarBack {
+        /// The option at fault (`as_of`, `from`).
+        field: &'static str,
+        /// The day asked for.
+        day: NaiveDate,
+        /// The earliest day a report can look at.
+        earliest: NaiveDate,
+    },
+    /// A day after today.
+    #[error("{field} {day} is in the future (today is {today})")]
+    InTheFuture {
+        /// The option at fault.
+        field: &'static str,
+        /// The day asked for.
+        day: NaiveDate,
+        /// Today.
+        today: NaiveDate,
+    },
+    /// A period that ends before it starts.
+    #[error("the period ends ({to}) before it starts ({from})")]
+    Backwards {
+        /// The first day.
+        from: NaiveDate,
+        /// The last day.
+        to: NaiveDate,
+    },
+    /// An option out of its range.
+    #[error("{field}: {message}")]
+    BadOption {
+        /// The option at fault.
+        field: &'static str,
+        /// What is wrong with it.
+        message: String,
+    },
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What every report says about itself: when it is for, which rules
+/// version and currency its figures follow.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Header {
+    /// The report's name (`distribution`, `migration`...).
+    pub report: String,
+    /// The day it is as of (end of that UTC day), for reports of a day.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub as_of: Option<NaiveDate>,
+    /// The first day of the period, for reports of a period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub from: Option<NaiveDate>,
+    /// The last day of the period.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub to: Option<NaiveDate>,
+    /// The rules version whose tiers, point value and segments it uses.
+    pub rules_version: String,
+    /// The currency of every `*_minor` figure.
+    pub currency: String,
+}
+
+/// Makes reports from one store under one rules version, with `today` as
+/// the day that bounds how far back and forward they may look.
+pub struct Reporter<'a> {
+    store: &'a Store,
+    rules: &'a RuleSet,
+    today: NaiveDate,
+}
+
+impl<'a> Reporter<'a> {
+    /// A reporter over `store` under `rules`, on `today`.
+    pub fn new(store: &'a Store, rules: &'a RuleSet, today: NaiveDate) -> Self {
+        Self {
+            store,
+            rules,
+            today,
+        }
+    }
+
+    /// The rules reports follow.
+    pub fn rules(&self) -> &RuleSet {
+        self.rules
+    }
+
+    /// Today, as the reports see it.
+    pub fn today(&self) -> NaiveDate {
+        self.today
+    }
+
+    fn header(&self, report: &str, as_of: Option<NaiveDate>, period: Option<Period>) -> Header {
+        Header {
+            report: report.to_owned(),
+            as_of,
+            from: period.map(|p| p.from),
+            to: period.map(|p| p.to),
+            rules_version: self.rules.version.clone(),
+            currency: self.rules.currency.code().to_owned(),
+        }
+    }
+
+    /// Tier ids in ladder order, then any others seen, by name.
+    fn ladder_with<'t>(&self, seen: impl Iterator<Item = &'t String>) -> Vec<String> {
+        let mut ids: Vec<String> = self.rules().tiers.iter().map(|t| t.id.clone()).collect();
+        let mut others: Vec<String> = seen.filter(|id| !ids.contains(id)).cloned().collect();
+        others.sort();
+        others.dedup();
+        ids.extend(others);
+        ids
+    }
+
+    /// Checks that `day` (option `field`) is one the day totals cover.
+    fn check_day(&self, field: &'static str, day: NaiveDate) -> Result<(), ReportError> {
+        let earliest = figures::earliest_day(self.today);
+        if day < earliest {
+            return Err(ReportError::TooFarBack {
+                field,
+                day,
+                earliest,
+            });
+        }
+        if day > self.today {
+            return Err(ReportError::InTheFuture {
+                field,
+                day,
+                today: self.today,
+            });
+        }
+        Ok(())
+    }
+
+    /// Checks a period: forwards, and both ends covered.
+    fn check_period(&self, period: Period) -> Result<(), ReportError> {
+        if period.to < period.from {
+            return Err(ReportError::Backwards {
+                from: period.from,
+                to: period.to,
+            });
+        }
+        self.check_day("from", period.from)?;
+        self.check_day("to", period.to)
+    }
+
+    /// Folds every member (see [`crate::tools::scan::fold_members`]).
+    fn fold<T, S, A, M>(&self, start: S, add: A, merge: M) -> Result<T, ReportError>
+    where
+        T: Send,
+        S: Fn() -> T + Sync,
+        A: Fn(&mut T, MemberState) -> Result<(), StoreError> + Sync,
+        M: Fn(&mut T, T),
+    {
+        let folded = crate::tools::scan::fold_members(
+            self.store,
+            || (start(), Ok(())),
+            |(part, status): &mut (T, Result<(), StoreError>), member| {
+                if status.is_ok() {
+                    *status = add(part, member);
+                }
+            },
+            |(total, status), (part, part_status)| {
+                merge(total, part);
+                if status.is_ok() {
+                    *status = part_status;
+                }
+            },
+        )?;
+        folded.1?;
+        Ok(folded.0)
+    }
+
+    /// A member's history, when its tier moved after `since_day` (else
+    /// nothing needs reading: the tier then is its tier now).
+    fn history_after(
+        &self,
+        m: &MemberState,
+        since_day: NaiveDate,
+    ) -> Result<Option<Vec<HistoryEntry>>, StoreError> {
+        if m.tier.since <= figures::end_of(since_day) {
+            return Ok(None);
+        }
+        self.store
+            .history(&m.member_id, 0, usize::MAX)
+            .map(|(entries, _)| Some(entries))
+    }
+}
+
+/// `part` of `whole` in percent, rounded to two decimals (0 when the
+/// whole is 0): for display beside the integers it comes from.
+#[allow(clippy::cast_precision_loss)] // display only; the integers are exact
+pub fn percent(part: i64, whole: i64) -> f64 {
+    if whole == 0 {
+        return 0.0;
+    }
+    (part as f64 * 10_000.0 / whole as f64).round() / 100.0
+}
