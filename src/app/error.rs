@@ -1,7 +1,7 @@
 //! Why the service refused a request: one variant per answer a client can
 //! act on, mapped to a gRPC status in one place (`crate::grpc::status`).
 
-use crate::{rules::Rejected, store::StoreError};
+use crate::{report::ReportError, rules::Rejected, store::StoreError};
 
 /// Why a command was refused. A refused command changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -55,6 +55,16 @@ impl ProgramError {
         ProgramError::NotFound {
             field: "member_id",
             message: format!("no member {member_id:?}"),
+        }
+    }
+}
+
+impl From<ReportError> for ProgramError {
+    fn from(err: ReportError) -> Self {
+        match (err.field(), err) {
+            (_, ReportError::Store(store)) => ProgramError::Store(store),
+            (Some(field), other) => ProgramError::invalid(field, other.to_string()),
+            (None, other) => ProgramError::invalid("report", other.to_string()),
         }
     }
 }

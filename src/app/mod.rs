@@ -40,6 +40,7 @@ use crate::{
         decide::HistoryEntry,
         view::{self, MemberView},
     },
+    report::{Query, Report, Reporter},
     rules::{RuleSet, RulesVersion},
     store::Store,
     tools::simulate::{self, Simulation},
@@ -181,6 +182,22 @@ impl Program {
     ) -> Result<Simulation, ProgramError> {
         let as_of = as_of.unwrap_or_else(|| self.now());
         Ok(simulate::simulate(&self.store, candidate, as_of)?)
+    }
+
+    /// Today's date (UTC) by the clock: reports' default day.
+    pub fn today(&self) -> chrono::NaiveDate {
+        self.now().date_naive()
+    }
+
+    /// Makes the report `query` asks for, under the rules in force, with
+    /// today from the clock. Blocking: it scans every member on all cores;
+    /// call it off the async workers.
+    ///
+    /// # Errors
+    /// INVALID_ARGUMENT naming an option out of range; a storage failure.
+    pub fn report(&self, query: Query) -> Result<Report, ProgramError> {
+        let rules = self.rules();
+        Ok(Reporter::new(&self.store, &rules, self.today()).run(query)?)
     }
 
     /// Writes a consistent backup of all data into an anonymous temporary

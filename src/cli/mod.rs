@@ -1,9 +1,10 @@
 //! The `tierd` command line: `serve`, `rules check`, `rules test`,
-//! `simulate`, `keys new`, `backup`, `restore`.
+//! `simulate`, `report`, `keys new`, `backup`, `restore`.
 //!
 //! Flags may also come from `TIERD_*` environment variables and, for
 //! `serve`, from a YAML config file (`--config`); see [`crate::config`].
 
+mod report;
 mod serve;
 mod watch;
 
@@ -56,6 +57,9 @@ enum Command {
         #[arg(long, value_enum, default_value = "table")]
         format: SimulationFormat,
     },
+    /// A programme report (distribution, migration, value ranks, RFM,
+    /// value bands, liability) from a running service or a data directory.
+    Report(report::ReportArgs),
     /// Restore a backup into a new data directory.
     Restore {
         /// The backup file.
@@ -161,6 +165,7 @@ impl Cli {
                 format,
             } => simulate(&rules, as_of, data, format),
             Command::Restore { input, data } => restore(&input, &data),
+            Command::Report(args) => report::run(args),
         }
     }
 }
@@ -202,15 +207,7 @@ async fn backup_from_server(
     let mut client = grpc::pb::loyalty_client::LoyaltyClient::connect(server.to_owned())
         .await
         .with_context(|| format!("connecting to {server}"))?;
-    let mut request = tonic::Request::new(grpc::pb::BackupRequest {});
-    if let Some(key) = key {
-        request.metadata_mut().insert(
-            "authorization",
-            format!("Bearer {key}")
-                .parse()
-                .context("the key is not ASCII")?,
-        );
-    }
+    let request = authorized(grpc::pb::BackupRequest {}, key)?;
     let mut stream = client.backup(request).await?.into_inner();
     let mut file = std::io::BufWriter::new(
         std::fs::File::create(out).with_context(|| format!("writing {}", out.display()))?,
@@ -223,6 +220,20 @@ async fn backup_from_server(
     }
     file.flush()?;
     Ok(written)
+}
+
+/// `message` as a request carrying `key` as a bearer token, if given.
+fn authorized<T>(message: T, key: Option<&str>) -> anyhow::Result<tonic::Request<T>> {
+    let mut request = tonic::Request::new(message);
+    if let Some(key) = key {
+        request.metadata_mut().insert(
+            "authorization",
+            format!("Bearer {key}")
+                .parse()
+                .context("the key is not ASCII")?,
+        );
+    }
+    Ok(request)
 }
 
 fn restore(input: &std::path::Path, data: &std::path::Path) -> anyhow::Result<ExitCode> {

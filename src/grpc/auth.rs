@@ -47,6 +47,8 @@ pub enum Action {
     ChangeRules,
     /// Simulating candidate rules over all members.
     Simulate,
+    /// Programme reports over all members.
+    Report,
 }
 
 impl Role {
@@ -59,7 +61,7 @@ impl Role {
                 action,
                 Action::Read | Action::ChangeRules | Action::Simulate
             ),
-            Role::Reporting => action == Action::Read,
+            Role::Reporting => matches!(action, Action::Read | Action::Report),
         }
     }
 }
@@ -206,6 +208,8 @@ mod tests {
         assert!(Role::Marketing.allows(Read) && !Role::Marketing.allows(Sweep));
         assert!(Role::Marketing.allows(ChangeRules) && !Role::Pos.allows(ChangeRules));
         assert!(!Role::Reporting.allows(ChangeRules));
+        assert!(Role::Reporting.allows(Report) && Role::Admin.allows(Report));
+        assert!(!Role::Pos.allows(Report) && !Role::Marketing.allows(Report));
         assert!(
             [RecordEvents, Read, Adjust, Sweep]
                 .into_iter()

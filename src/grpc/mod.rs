@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod convert;
+pub mod reports;
 pub mod service;
 pub mod status;
 
@@ -33,7 +34,7 @@ pub mod pb {
         tonic::include_file_descriptor_set!("loyalty_descriptor");
 }
 
-use pb::loyalty_server::LoyaltyServer;
+use pb::{loyalty_server::LoyaltyServer, reports_server::ReportsServer};
 
 /// Limits that protect the service from more work than it can do.
 #[derive(Debug, Clone, Copy)]
@@ -139,6 +140,7 @@ pub async fn serve(
         .map_err(|err| ServeError::Rules(err.to_string()))?;
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LoyaltyServer<LoyaltyApi>>().await;
+    health.set_serving::<ReportsServer<LoyaltyApi>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -152,7 +154,9 @@ pub async fn serve(
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         health.set_not_serving::<LoyaltyServer<LoyaltyApi>>().await;
+        health.set_not_serving::<ReportsServer<LoyaltyApi>>().await;
     };
+    let api = LoyaltyApi::new(program, &options);
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls.server_config())?;
@@ -162,9 +166,10 @@ pub async fn serve(
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
         .add_service(
-            LoyaltyServer::new(LoyaltyApi::new(program, &options))
+            LoyaltyServer::new(api.clone())
                 .max_decoding_message_size(options.limits.max_request_bytes),
         )
+        .add_service(ReportsServer::new(api))
         .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
         .await?;
     Ok(())

@@ -30,7 +30,9 @@ const BACKUP_CHUNKS_AHEAD: usize = 4;
 pub const MAX_PAGE_SIZE: u32 = 1000;
 const DEFAULT_PAGE_SIZE: u32 = 100;
 
-/// The `loyalty.v1.Loyalty` service.
+/// The `loyalty.v1.Loyalty` service (and, with [`super::reports`], the
+/// `Reports` service: clones share the limit of requests in flight).
+#[derive(Clone)]
 pub struct LoyaltyApi {
     program: Arc<Program>,
     in_flight: Arc<Semaphore>,
@@ -39,12 +41,17 @@ pub struct LoyaltyApi {
 
 /// A request let in: who sent it, and its place among those in flight
 /// (given back when this is dropped).
-struct Admitted {
+pub(super) struct Admitted {
     caller: Caller,
     _place: OwnedSemaphorePermit,
 }
 
 impl LoyaltyApi {
+    /// The program served.
+    pub(super) fn program(&self) -> &Arc<Program> {
+        &self.program
+    }
+
     /// Serves `program` under `options`.
     pub fn new(program: Arc<Program>, options: &ServeOptions) -> Self {
         Self {
@@ -57,7 +64,11 @@ impl LoyaltyApi {
     /// Checks the caller's key and role for `action`, then takes a place
     /// among the requests in flight, or refuses at once with
     /// `RESOURCE_EXHAUSTED` (load shedding).
-    fn admit<T>(&self, request: &Request<T>, action: Action) -> Result<Admitted, Status> {
+    pub(super) fn admit<T>(
+        &self,
+        request: &Request<T>,
+        action: Action,
+    ) -> Result<Admitted, Status> {
         let caller = self.keyring.authorize(request.metadata(), action)?;
         let place = Arc::clone(&self.in_flight)
             .try_acquire_owned()

@@ -31,6 +31,75 @@ use crate::{
     store::{Store, StoreError},
 };
 pub use figures::Period;
+use table::Tabular;
+
+/// Ranks of a value-rank report unless asked otherwise.
+pub const DEFAULT_RANKS: u32 = 10;
+
+/// A report asked for, with its options.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Query {
+    /// Members per tier at the end of a day.
+    Distribution {
+        /// The day.
+        as_of: NaiveDate,
+    },
+    /// Moves between the ends of the period's first and last days.
+    Migration(Period),
+    /// Value ranks over a period.
+    ValueRanks {
+        /// The period.
+        period: Period,
+        /// How many ranks (3 to [`value::MAX_RANKS`]).
+        ranks: u32,
+    },
+    /// Lifetime-value bands at the end of a day.
+    ValueBands {
+        /// The day.
+        as_of: NaiveDate,
+    },
+    /// RFM over a period.
+    Rfm {
+        /// The period.
+        period: Period,
+        /// Whether to list every member's scores.
+        with_members: bool,
+    },
+    /// The points liability today.
+    Liability,
+}
+
+/// A report made: one of each kind. Its JSON is the report's own.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(untagged)]
+pub enum Report {
+    /// See [`tier::Distribution`].
+    Distribution(tier::Distribution),
+    /// See [`tier::Migration`].
+    Migration(tier::Migration),
+    /// See [`value::ValueRanks`].
+    ValueRanks(value::ValueRanks),
+    /// See [`value::ValueBands`].
+    ValueBands(value::ValueBands),
+    /// See [`value::Rfm`].
+    Rfm(value::Rfm),
+    /// See [`liability::Liability`].
+    Liability(liability::Liability),
+}
+
+impl Report {
+    /// The report as tables.
+    pub fn tabular(&self) -> &dyn Tabular {
+        match self {
+            Report::Distribution(r) => r,
+            Report::Migration(r) => r,
+            Report::ValueRanks(r) => r,
+            Report::ValueBands(r) => r,
+            Report::Rfm(r) => r,
+            Report::Liability(r) => r,
+        }
+    }
+}
 
 /// Why a report could not be made. The request changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -46,7 +115,7 @@ pub enum ReportError {
         earliest: NaiveDate,
     },
     /// A day after today.
-    #[error("{field} {day} is in the future (today is {today})")]
+    #[error("{day} is after today ({today})")]
     InTheFuture {
         /// The option at fault.
         field: &'static str,
@@ -64,7 +133,7 @@ pub enum ReportError {
         to: NaiveDate,
     },
     /// An option out of its range.
-    #[error("{field}: {message}")]
+    #[error("{message}")]
     BadOption {
         /// The option at fault.
         field: &'static str,
@@ -74,6 +143,19 @@ pub enum ReportError {
     /// Reading the store failed.
     #[error(transparent)]
     Store(#[from] StoreError),
+}
+
+impl ReportError {
+    /// The option at fault; `None` for a storage failure.
+    pub fn field(&self) -> Option<&'static str> {
+        match self {
+            ReportError::TooFarBack { field, .. }
+            | ReportError::InTheFuture { field, .. }
+            | ReportError::BadOption { field, .. } => Some(field),
+            ReportError::Backwards { .. } => Some("to"),
+            ReportError::Store(_) => None,
+        }
+    }
 }
 
 /// What every report says about itself: when it is for, which rules
@@ -113,6 +195,26 @@ impl<'a> Reporter<'a> {
             rules,
             today,
         }
+    }
+
+    /// Makes the report `query` asks for.
+    ///
+    /// # Errors
+    /// Options out of range (naming the option); a storage failure.
+    pub fn run(&self, query: Query) -> Result<Report, ReportError> {
+        Ok(match query {
+            Query::Distribution { as_of } => Report::Distribution(self.distribution(as_of)?),
+            Query::Migration(period) => Report::Migration(self.migration(period)?),
+            Query::ValueRanks { period, ranks } => {
+                Report::ValueRanks(self.value_ranks(period, ranks)?)
+            }
+            Query::ValueBands { as_of } => Report::ValueBands(self.value_bands(as_of)?),
+            Query::Rfm {
+                period,
+                with_members,
+            } => Report::Rfm(self.rfm(period, with_members)?),
+            Query::Liability => Report::Liability(self.liability()?),
+        })
     }
 
     /// The rules reports follow.

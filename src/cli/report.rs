@@ -1,0 +1,221 @@
+//! `tierd report KIND`: a programme report from a running service
+//! (`--server`, a `reporting` or `admin` key) or from a stopped data
+//! directory or restored backup (`--data`), as a table, CSV or JSON.
+//!
+//! Both ways build the same protobuf request, read it into a query with
+//! the same defaults, and render the same report types, so the numbers and
+//! their layout are the same either way.
+
+use std::{io::Write as _, path::PathBuf, process::ExitCode, sync::Arc};
+
+use anyhow::Context as _;
+use chrono::NaiveDate;
+
+use super::authorized;
+use crate::{
+    app::{Program, system_clock},
+    config,
+    grpc::{
+        pb::{self, reports_client::ReportsClient},
+        reports::convert as wire,
+    },
+    report::{Query, Report, table},
+    rules::{self, RuleSet},
+    store::Store,
+};
+
+/// Which report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportKind {
+    /// Members per tier on a day (--as-of).
+    Distribution,
+    /// Who moved between tiers over a period (--from, --to).
+    Migration,
+    /// Value ranks and the Pareto figures over a period (--ranks).
+    ValueRanks,
+    /// RFM segments over a period (--members lists every member).
+    Rfm,
+    /// Members and lifetime value per band on a day.
+    ValueBands,
+    /// Outstanding points, their worth, expiry and breakage, today.
+    Liability,
+}
+
+/// How a report is printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ReportFormat {
+    /// Aligned columns, money in major units.
+    Table,
+    /// For spreadsheets: money in minor units, what the figures are for on
+    /// every row.
+    Csv,
+    /// The report's documented JSON (docs/reports.md).
+    Json,
+}
+
+/// `tierd report` options.
+#[derive(Debug, clap::Args)]
+pub struct ReportArgs {
+    /// Which report.
+    #[arg(value_enum)]
+    kind: ReportKind,
+    /// The day (YYYY-MM-DD, UTC) [default: today].
+    #[arg(long)]
+    as_of: Option<NaiveDate>,
+    /// First day of the period [default: 12 months before --to].
+    #[arg(long)]
+    from: Option<NaiveDate>,
+    /// Last day of the period [default: today].
+    #[arg(long)]
+    to: Option<NaiveDate>,
+    /// Value ranks: how many (3 to 100).
+    #[arg(long, default_value_t = crate::report::DEFAULT_RANKS)]
+    ranks: u32,
+    /// RFM: list every member's scores too (with --data).
+    #[arg(long, conflicts_with = "server")]
+    members: bool,
+    /// `table`, `csv` or `json`.
+    #[arg(long, value_enum, default_value = "table")]
+    format: ReportFormat,
+    /// The data directory of a stopped service or a restored backup
+    /// [default: ./data].
+    #[arg(long, env = "TIERD_DATA", conflicts_with = "server")]
+    data: Option<PathBuf>,
+    /// With --data: the rules to report under [default: the version that
+    /// was last live in that directory].
+    #[arg(long, conflicts_with = "server")]
+    rules: Option<PathBuf>,
+    /// A running service, e.g. http://127.0.0.1:50051.
+    #[arg(long)]
+    server: Option<String>,
+    /// A `reporting` or `admin` API key for --server.
+    #[arg(long, env = "TIERD_API_KEY")]
+    key: Option<String>,
+}
+
+fn day(d: Option<NaiveDate>) -> String {
+    d.map(|d| d.to_string()).unwrap_or_default()
+}
+
+impl ReportArgs {
+    fn as_of_request(&self) -> pb::AsOfRequest {
+        pb::AsOfRequest {
+            as_of: day(self.as_of),
+        }
+    }
+
+    fn period_request(&self) -> pb::PeriodRequest {
+        pb::PeriodRequest {
+            from: day(self.from),
+            to: day(self.to),
+        }
+    }
+
+    fn ranks_request(&self) -> pb::ValueRanksRequest {
+        pb::ValueRanksRequest {
+            from: day(self.from),
+            to: day(self.to),
+            ranks: self.ranks,
+        }
+    }
+
+    /// The query, with the defaults the service applies.
+    fn query(&self, today: NaiveDate) -> anyhow::Result<Query> {
+        let query = match self.kind {
+            ReportKind::Distribution => wire::distribution_query(self.as_of_request(), today),
+            ReportKind::ValueBands => wire::value_bands_query(self.as_of_request(), today),
+            ReportKind::Migration => wire::migration_query(self.period_request(), today),
+            ReportKind::Rfm => wire::rfm_query(self.period_request(), today),
+            ReportKind::ValueRanks => wire::value_ranks_query(self.ranks_request(), today),
+            ReportKind::Liability => Ok(Query::Liability),
+        }?;
+        Ok(match query {
+            Query::Rfm { period, .. } => Query::Rfm {
+                period,
+                with_members: self.members,
+            },
+            other => other,
+        })
+    }
+}
+
+/// Runs `tierd report`.
+///
+/// # Errors
+/// A report that cannot be made (an option out of range, a directory in
+/// use, a refused key), with what to do about it.
+pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
+    let report = match &args.server {
+        Some(server) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(from_server(server, &args))?
+        }
+        None => from_data(&args)?,
+    };
+    let mut out = std::io::stdout().lock();
+    match args.format {
+        ReportFormat::Table => table::write_text(report.tabular(), &mut out)?,
+        ReportFormat::Csv => table::write_csv(report.tabular(), &mut out)?,
+        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn from_data(args: &ReportArgs) -> anyhow::Result<Report> {
+    let data = args
+        .data
+        .clone()
+        .unwrap_or_else(|| config::DEFAULT_DATA.into());
+    let store = Store::open(&data).with_context(|| {
+        format!(
+            "opening {} (if the service is running, use --server)",
+            data.display()
+        )
+    })?;
+    let rules = rules_for(&store, args.rules.as_ref())?;
+    let program = Program::new(store, Arc::new(rules), system_clock());
+    Ok(program.report(args.query(program.today())?)?)
+}
+
+/// The rules given, or those last live in `store`, or the default file.
+fn rules_for(store: &Store, given: Option<&PathBuf>) -> anyhow::Result<RuleSet> {
+    let loaded = match (given, store.rules_versions()?.pop()) {
+        (Some(path), _) => rules::load(path),
+        (None, Some(version)) => rules::load(&version),
+        (None, None) => rules::load(&config::rules_file(config::DEFAULT_RULES.as_ref())?),
+    };
+    loaded.map_err(|rejected| anyhow::anyhow!("{rejected}"))
+}
+
+async fn from_server(server: &str, args: &ReportArgs) -> anyhow::Result<Report> {
+    let mut client = ReportsClient::connect(server.to_owned())
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    let key = args.key.as_deref();
+    Ok(match args.kind {
+        ReportKind::Distribution => {
+            let request = authorized(args.as_of_request(), key)?;
+            Report::Distribution(client.tier_distribution(request).await?.into_inner().into())
+        }
+        ReportKind::ValueBands => {
+            let request = authorized(args.as_of_request(), key)?;
+            Report::ValueBands(client.value_bands(request).await?.into_inner().into())
+        }
+        ReportKind::Migration => {
+            let request = authorized(args.period_request(), key)?;
+            Report::Migration(client.tier_migration(request).await?.into_inner().into())
+        }
+        ReportKind::Rfm => {
+            let request = authorized(args.period_request(), key)?;
+            Report::Rfm(client.rfm(request).await?.into_inner().into())
+        }
+        ReportKind::ValueRanks => {
+            let request = authorized(args.ranks_request(), key)?;
+            Report::ValueRanks(client.value_ranks(request).await?.into_inner().into())
+        }
+        ReportKind::Liability => {
+            let request = authorized(pb::LiabilityRequest {}, key)?;
+            Report::Liability(client.points_liability(request).await?.into_inner().into())
+        }
+    })
+}

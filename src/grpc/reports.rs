@@ -1,0 +1,115 @@
+//! The `loyalty.v1.Reports` handlers: admit a `reporting` or `admin` key,
+//! read the options into a [`Query`], make the report in a blocking task
+//! (it scans every member on all cores), encode it. Conversions both ways
+//! live in [`convert`], so that `tierd report --server` shows a report
+//! received over gRPC exactly as one made from a data directory.
+
+pub mod convert;
+
+use tonic::{Request, Response, Status};
+
+use super::{
+    auth::Action,
+    pb::{self, reports_server::Reports},
+    service::LoyaltyApi,
+    status::status_of,
+};
+use crate::{
+    app::ProgramError,
+    report::{Query, Report},
+};
+
+type Answer<T> = Result<Response<T>, Status>;
+
+impl LoyaltyApi {
+    /// Admits the caller, makes the report its request asks for off the
+    /// async workers, and encodes it.
+    async fn report<R, P>(
+        &self,
+        request: Request<R>,
+        query: impl FnOnce(R, chrono::NaiveDate) -> Result<Query, ProgramError>,
+        encode: impl FnOnce(Report) -> Option<P>,
+    ) -> Answer<P> {
+        let _admitted = self.admit(&request, Action::Report)?;
+        let program = std::sync::Arc::clone(self.program());
+        let query = query(request.into_inner(), program.today()).map_err(status_of)?;
+        let report = tokio::task::spawn_blocking(move || program.report(query))
+            .await
+            .map_err(|_| Status::internal("the report stopped unexpectedly"))?
+            .map_err(status_of)?;
+        encode(report)
+            .map(Response::new)
+            .ok_or_else(|| Status::internal("the report made is not the one asked for"))
+    }
+}
+
+#[tonic::async_trait]
+impl Reports for LoyaltyApi {
+    async fn tier_distribution(
+        &self,
+        request: Request<pb::AsOfRequest>,
+    ) -> Answer<pb::DistributionReport> {
+        self.report(
+            request,
+            convert::distribution_query,
+            |report| match report {
+                Report::Distribution(r) => Some(r.into()),
+                _ => None,
+            },
+        )
+        .await
+    }
+
+    async fn tier_migration(
+        &self,
+        request: Request<pb::PeriodRequest>,
+    ) -> Answer<pb::MigrationReport> {
+        self.report(request, convert::migration_query, |report| match report {
+            Report::Migration(r) => Some(r.into()),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn value_ranks(
+        &self,
+        request: Request<pb::ValueRanksRequest>,
+    ) -> Answer<pb::ValueRanksReport> {
+        self.report(request, convert::value_ranks_query, |report| match report {
+            Report::ValueRanks(r) => Some(r.into()),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn value_bands(&self, request: Request<pb::AsOfRequest>) -> Answer<pb::ValueBandsReport> {
+        self.report(request, convert::value_bands_query, |report| match report {
+            Report::ValueBands(r) => Some(r.into()),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn rfm(&self, request: Request<pb::PeriodRequest>) -> Answer<pb::RfmReport> {
+        self.report(request, convert::rfm_query, |report| match report {
+            Report::Rfm(r) => Some(r.into()),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn points_liability(
+        &self,
+        request: Request<pb::LiabilityRequest>,
+    ) -> Answer<pb::LiabilityReport> {
+        self.report(
+            request,
+            |_, _| Ok(Query::Liability),
+            |report| match report {
+                Report::Liability(r) => Some(r.into()),
+                _ => None,
+            },
+        )
+        .await
+    }
+}

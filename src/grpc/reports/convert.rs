@@ -1,0 +1,353 @@
+//! Reports to and from their protobuf messages, and report requests into
+//! [`Query`]s. Both directions, so that a client (`tierd report --server`)
+//! rebuilds the very report the server made and renders it the same way.
+//!
+//! Dates are `YYYY-MM-DD` strings (empty: not given); rows whose fields
+//! match the report's one for one are converted by [`rows_both_ways`].
+
+use chrono::NaiveDate;
+
+use crate::{
+    app::ProgramError,
+    grpc::pb,
+    report::{
+        DEFAULT_RANKS, Header, Period, Query,
+        liability::{Liability, LiabilityRow, MonthHistory, MonthPoints},
+        tier::{Distribution, Migration, MigrationRow, TierFigures},
+        value::{BandRow, ParetoPoint, RankRow, Rfm, RfmCuts, SegmentRow, ValueBands, ValueRanks},
+    },
+};
+
+/// `From` both ways between a report row and its message, field for field.
+macro_rules! rows_both_ways {
+    ($($row:ident { $($field:ident),+ $(,)? })+) => {$(
+        impl From<$row> for pb::$row {
+            fn from(row: $row) -> Self {
+                Self { $($field: row.$field),+ }
+            }
+        }
+
+        impl From<pb::$row> for $row {
+            fn from(row: pb::$row) -> Self {
+                Self { $($field: row.$field),+ }
+            }
+        }
+    )+};
+}
+
+rows_both_ways! {
+    TierFigures { tier, members, share_percent, spend_in_window_minor, qualifying_points, points_outstanding }
+    MigrationRow { from_tier, to, members }
+    RankRow { rank, members, value_minor, share_percent, cumulative_share_percent, average_minor }
+    ParetoPoint { top_percent, members, value_minor, share_percent }
+    BandRow { band, up_to_minor, members, share_percent, value_minor }
+    SegmentRow { segment, members, share_percent, monetary_minor }
+    LiabilityRow { tier, members, points_outstanding, value_minor }
+    MonthPoints { month, points, value_minor }
+    MonthHistory { month, points_redeemed, redeemed_value_minor, points_lapsed, lapsed_value_minor }
+}
+
+fn rows<A, B: From<A>>(rows: Vec<A>) -> Vec<B> {
+    rows.into_iter().map(B::from).collect()
+}
+
+fn day_text(day: Option<NaiveDate>) -> String {
+    day.map(|d| d.to_string()).unwrap_or_default()
+}
+
+fn day_of(text: &str) -> Option<NaiveDate> {
+    NaiveDate::parse_from_str(text, "%Y-%m-%d").ok()
+}
+
+impl From<Header> for pb::ReportHeader {
+    fn from(h: Header) -> Self {
+        Self {
+            report: h.report,
+            as_of: day_text(h.as_of),
+            from: day_text(h.from),
+            to: day_text(h.to),
+            rules_version: h.rules_version,
+            currency: h.currency,
+        }
+    }
+}
+
+impl From<pb::ReportHeader> for Header {
+    fn from(h: pb::ReportHeader) -> Self {
+        Self {
+            report: h.report,
+            as_of: day_of(&h.as_of),
+            from: day_of(&h.from),
+            to: day_of(&h.to),
+            rules_version: h.rules_version,
+            currency: h.currency,
+        }
+    }
+}
+
+/// A message's header (a server always sends one).
+fn header(h: Option<pb::ReportHeader>) -> Header {
+    h.unwrap_or_default().into()
+}
+
+impl From<Distribution> for pb::DistributionReport {
+    fn from(r: Distribution) -> Self {
+        Self {
+            header: Some(r.header.into()),
+            tiers: rows(r.tiers),
+            total: Some(r.total.into()),
+        }
+    }
+}
+
+impl From<pb::DistributionReport> for Distribution {
+    fn from(r: pb::DistributionReport) -> Self {
+        Self {
+            header: header(r.header),
+            tiers: rows(r.tiers),
+            total: r.total.unwrap_or_default().into(),
+        }
+    }
+}
+
+impl From<Migration> for pb::MigrationReport {
+    fn from(r: Migration) -> Self {
+        Self {
+            header: Some(r.header.into()),
+            tiers: r.tiers,
+            rows: rows(r.rows),
+            joined: Some(r.joined.into()),
+            members_at_start: r.members_at_start,
+            members_at_end: r.members_at_end,
+            promotions: r.promotions,
+            demotions: r.demotions,
+            manual_moves: r.manual_moves,
+        }
+    }
+}
+
+impl From<pb::MigrationReport> for Migration {
+    fn from(r: pb::MigrationReport) -> Self {
+        Self {
+            header: header(r.header),
+            tiers: r.tiers,
+            rows: rows(r.rows),
+            joined: r.joined.unwrap_or_default().into(),
+            members_at_start: r.members_at_start,
+            members_at_end: r.members_at_end,
+            promotions: r.promotions,
+            demotions: r.demotions,
+            manual_moves: r.manual_moves,
+        }
+    }
+}
+
+impl From<ValueRanks> for pb::ValueRanksReport {
+    fn from(r: ValueRanks) -> Self {
+        Self {
+            header: Some(r.header.into()),
+            point_value_minor: r.point_value_minor,
+            members: r.members,
+            contributing_members: r.contributing_members,
+            value_minor: r.value_minor,
+            positive_value_minor: r.positive_value_minor,
+            ranks: rows(r.ranks),
+            pareto: rows(r.pareto),
+        }
+    }
+}
+
+impl From<pb::ValueRanksReport> for ValueRanks {
+    fn from(r: pb::ValueRanksReport) -> Self {
+        Self {
+            header: header(r.header),
+            point_value_minor: r.point_value_minor,
+            members: r.members,
+            contributing_members: r.contributing_members,
+            value_minor: r.value_minor,
+            positive_value_minor: r.positive_value_minor,
+            ranks: rows(r.ranks),
+            pareto: rows(r.pareto),
+        }
+    }
+}
+
+impl From<ValueBands> for pb::ValueBandsReport {
+    fn from(r: ValueBands) -> Self {
+        Self {
+            header: Some(r.header.into()),
+            bands: rows(r.bands),
+            members: r.members,
+            value_minor: r.value_minor,
+        }
+    }
+}
+
+impl From<pb::ValueBandsReport> for ValueBands {
+    fn from(r: pb::ValueBandsReport) -> Self {
+        Self {
+            header: header(r.header),
+            bands: rows(r.bands),
+            members: r.members,
+            value_minor: r.value_minor,
+        }
+    }
+}
+
+impl From<Rfm> for pb::RfmReport {
+    fn from(r: Rfm) -> Self {
+        let cuts = pb::RfmCuts {
+            recency_days: r
+                .cuts
+                .recency_days
+                .iter()
+                .map(|d| d.unwrap_or(-1))
+                .collect(),
+            frequency: r.cuts.frequency,
+            monetary_minor: r.cuts.monetary_minor,
+        };
+        Self {
+            header: Some(r.header.into()),
+            members: r.members,
+            cuts: Some(cuts),
+            segments: rows(r.segments),
+        }
+    }
+}
+
+impl From<pb::RfmReport> for Rfm {
+    fn from(r: pb::RfmReport) -> Self {
+        let cuts = r.cuts.unwrap_or_default();
+        Self {
+            header: header(r.header),
+            members: r.members,
+            cuts: RfmCuts {
+                recency_days: cuts
+                    .recency_days
+                    .into_iter()
+                    .map(|d| (d >= 0).then_some(d))
+                    .collect(),
+                frequency: cuts.frequency,
+                monetary_minor: cuts.monetary_minor,
+            },
+            segments: rows(r.segments),
+            scores: Vec::new(),
+        }
+    }
+}
+
+impl From<Liability> for pb::LiabilityReport {
+    fn from(r: Liability) -> Self {
+        Self {
+            header: Some(r.header.into()),
+            point_value_minor: r.point_value_minor,
+            tiers: rows(r.tiers),
+            total: Some(r.total.into()),
+            expiring: rows(r.expiring),
+            past: rows(r.past),
+        }
+    }
+}
+
+impl From<pb::LiabilityReport> for Liability {
+    fn from(r: pb::LiabilityReport) -> Self {
+        Self {
+            header: header(r.header),
+            point_value_minor: r.point_value_minor,
+            tiers: rows(r.tiers),
+            total: r.total.unwrap_or_default().into(),
+            expiring: rows(r.expiring),
+            past: rows(r.past),
+        }
+    }
+}
+
+/// A date option: empty is `default`, anything else must be `YYYY-MM-DD`.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming `field`.
+pub fn date_option(
+    field: &'static str,
+    text: &str,
+    default: NaiveDate,
+) -> Result<NaiveDate, ProgramError> {
+    if text.is_empty() {
+        return Ok(default);
+    }
+    day_of(text).ok_or_else(|| {
+        ProgramError::invalid(
+            field,
+            format!("{text:?} is not a date in the form YYYY-MM-DD"),
+        )
+    })
+}
+
+/// A period from its two options: `to` defaults to today, `from` to the
+/// day after the same date a year before `to` (12 whole months).
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn period_option(from: &str, to: &str, today: NaiveDate) -> Result<Period, ProgramError> {
+    let to = date_option("to", to, today)?;
+    let year_before = to
+        .checked_sub_months(chrono::Months::new(12))
+        .and_then(|d| d.succ_opt())
+        .unwrap_or(to);
+    Ok(Period {
+        from: date_option("from", from, year_before)?,
+        to,
+    })
+}
+
+/// A distribution request's query.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn distribution_query(r: pb::AsOfRequest, today: NaiveDate) -> Result<Query, ProgramError> {
+    Ok(Query::Distribution {
+        as_of: date_option("as_of", &r.as_of, today)?,
+    })
+}
+
+/// A value-bands request's query.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn value_bands_query(r: pb::AsOfRequest, today: NaiveDate) -> Result<Query, ProgramError> {
+    Ok(Query::ValueBands {
+        as_of: date_option("as_of", &r.as_of, today)?,
+    })
+}
+
+/// A migration request's query.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn migration_query(r: pb::PeriodRequest, today: NaiveDate) -> Result<Query, ProgramError> {
+    Ok(Query::Migration(period_option(&r.from, &r.to, today)?))
+}
+
+/// An RFM request's query (the summary: a message holds no member list).
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn rfm_query(r: pb::PeriodRequest, today: NaiveDate) -> Result<Query, ProgramError> {
+    Ok(Query::Rfm {
+        period: period_option(&r.from, &r.to, today)?,
+        with_members: false,
+    })
+}
+
+/// A value-ranks request's query (0 ranks: [`DEFAULT_RANKS`]).
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn value_ranks_query(
+    r: pb::ValueRanksRequest,
+    today: NaiveDate,
+) -> Result<Query, ProgramError> {
+    Ok(Query::ValueRanks {
+        period: period_option(&r.from, &r.to, today)?,
+        ranks: if r.ranks == 0 { DEFAULT_RANKS } else { r.ranks },
+    })
+}
