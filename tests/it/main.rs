@@ -15,6 +15,7 @@ mod layers;
 mod limits;
 mod migration;
 mod overrides;
+mod reports;
 mod restart;
 mod rules_reload;
 mod service;

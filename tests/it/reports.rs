@@ -1,0 +1,363 @@
+//! Reports over a generated programme: every identity the figures promise
+//! holds (members over tiers, ranks, segments, bands; value over the ranks;
+//! migration rows and columns against the distributions at both ends;
+//! liability against the members' balances), and each member's value is
+//! recomputed from the requests this test sent. The CLI shows the same
+//! numbers from the service and from its data directory.
+
+use std::collections::BTreeMap;
+
+use chrono::{NaiveDate, TimeDelta};
+use tonic::{Code, transport::Channel};
+
+use crate::{harness::TestServer, process::tierd};
+use tierd::grpc::pb::{self, reports_client::ReportsClient};
+
+/// What the test sent for one member, in minor units and points.
+#[derive(Default, Clone)]
+struct Sent {
+    purchased: i64,
+    refunded: i64,
+    redeemed: i64,
+}
+
+/// A small deterministic generator (no dependency on a seed crate).
+struct Lcg(u64);
+
+impl Lcg {
+    fn below(&mut self, n: u64) -> u64 {
+        self.0 = self
+            .0
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (self.0 >> 33) % n
+    }
+}
+
+const MEMBERS: u64 = 40;
+const DAYS: i64 = 90;
+
+/// Runs a programme of purchases, returns and redemptions over `DAYS`
+/// days; returns what was sent per member and the first day.
+async fn programme(server: &mut TestServer) -> (BTreeMap<String, Sent>, NaiveDate) {
+    let first = server.clock.now().date_naive();
+    let mut rng = Lcg(7);
+    let mut sent: BTreeMap<String, Sent> = BTreeMap::new();
+    let mut purchases: Vec<(String, String, i64)> = Vec::new();
+    for day in 0..DAYS {
+        for n in 0..6 {
+            let member = format!("m{:02}", rng.below(MEMBERS));
+            let txn = format!("d{day}-{n}");
+            match rng.below(10) {
+                0..=5 => {
+                    let amount = 100 + i64::try_from(rng.below(40_000)).unwrap_or(0);
+                    server.buy(&member, &txn, amount).await;
+                    sent.entry(member.clone()).or_default().purchased += amount;
+                    purchases.push((member, txn, amount));
+                }
+                6 | 7 if !purchases.is_empty() => {
+                    let pick = usize::try_from(rng.below(purchases.len() as u64)).unwrap_or(0);
+                    let (owner, original, left) = purchases[pick].clone();
+                    let amount = (left / 2).max(1);
+                    if left >= amount {
+                        let request = server.refund(&owner, &txn, &original, amount);
+                        server.client.record_return(request).await.expect("return");
+                        purchases[pick].2 -= amount;
+                        sent.entry(owner).or_default().refunded += amount;
+                    }
+                }
+                _ => {
+                    let points = 1 + i64::try_from(rng.below(300)).unwrap_or(0);
+                    let request = pb::RedeemPointsRequest {
+                        member_id: member.clone(),
+                        transaction_id: txn,
+                        points,
+                    };
+                    match server.client.redeem_points(request).await {
+                        Ok(_) => sent.entry(member).or_default().redeemed += points,
+                        Err(status) => assert!(
+                            matches!(status.code(), Code::FailedPrecondition | Code::NotFound),
+                            "{status:?}"
+                        ),
+                    }
+                }
+            }
+        }
+        server.clock.advance(TimeDelta::days(1));
+    }
+    sent.retain(|_, s| s.purchased > 0);
+    (sent, first)
+}
+
+fn reports(server: &TestServer) -> ReportsClient<Channel> {
+    ReportsClient::new(server.channel.clone())
+}
+
+async fn distribution(
+    client: &mut ReportsClient<Channel>,
+    as_of: NaiveDate,
+) -> pb::DistributionReport {
+    client
+        .tier_distribution(pb::AsOfRequest {
+            as_of: as_of.to_string(),
+        })
+        .await
+        .expect("distribution")
+        .into_inner()
+}
+
+#[tokio::test]
+async fn every_report_adds_up_over_a_generated_programme() {
+    let mut server = TestServer::start().await;
+    let (sent, first) = programme(&mut server).await;
+    let today = server.clock.now().date_naive();
+    let members = i64::try_from(sent.len()).expect("small");
+    let mut balances = 0;
+    for id in sent.keys() {
+        balances += server.member(id).await.points_balance;
+    }
+    let mut client = reports(&server);
+    let period = pb::PeriodRequest {
+        from: first.to_string(),
+        to: today.to_string(),
+    };
+
+    let now = distribution(&mut client, today).await;
+    let total = now.total.clone().expect("total");
+    assert_eq!(total.members, members);
+    assert_eq!(now.tiers.iter().map(|t| t.members).sum::<i64>(), members);
+    assert_eq!(total.points_outstanding, balances);
+    assert_eq!(
+        now.tiers.iter().map(|t| t.points_outstanding).sum::<i64>(),
+        balances
+    );
+    assert_eq!(now.header.expect("header").rules_version, "2026.1");
+
+    // Value: purchases minus returns minus 1 cent per point redeemed, as sent.
+    let value = |s: &Sent| s.purchased - s.refunded - s.redeemed;
+    let ranks = client
+        .value_ranks(pb::ValueRanksRequest {
+            from: period.from.clone(),
+            to: period.to.clone(),
+            ranks: 10,
+        })
+        .await
+        .expect("ranks")
+        .into_inner();
+    assert_eq!(ranks.ranks.len(), 10);
+    assert_eq!(ranks.ranks.iter().map(|r| r.members).sum::<i64>(), members);
+    let expected_value: i64 = sent.values().map(value).sum();
+    assert_eq!(ranks.value_minor, expected_value);
+    assert_eq!(
+        ranks.ranks.iter().map(|r| r.value_minor).sum::<i64>(),
+        expected_value
+    );
+    let positive: i64 = sent.values().map(value).filter(|v| *v > 0).sum();
+    assert_eq!(ranks.positive_value_minor, positive);
+    let mut values: Vec<i64> = sent.values().map(value).filter(|v| *v > 0).collect();
+    values.sort_unstable_by(|a, b| b.cmp(a));
+    let top = values.len().div_ceil(10);
+    assert_eq!(ranks.pareto[0].members, i64::try_from(top).expect("small"));
+    assert_eq!(
+        ranks.pareto[0].value_minor,
+        values[..top].iter().sum::<i64>()
+    );
+
+    let rfm = client.rfm(period.clone()).await.expect("rfm").into_inner();
+    assert_eq!(rfm.members, members);
+    assert_eq!(rfm.segments.iter().map(|s| s.members).sum::<i64>(), members);
+    let net_spend: i64 = sent.values().map(|s| s.purchased - s.refunded).sum();
+    assert_eq!(
+        rfm.segments.iter().map(|s| s.monetary_minor).sum::<i64>(),
+        net_spend
+    );
+
+    let bands = client
+        .value_bands(pb::AsOfRequest {
+            as_of: today.to_string(),
+        })
+        .await
+        .expect("bands")
+        .into_inner();
+    assert_eq!(bands.bands.len(), 3);
+    assert_eq!(bands.bands.iter().map(|b| b.members).sum::<i64>(), members);
+    assert_eq!(bands.value_minor, net_spend, "lifetime value is net spend");
+    for (band, bound) in bands.bands.iter().zip([Some(100_000), Some(500_000), None]) {
+        assert_eq!(band.up_to_minor, bound);
+    }
+
+    let liability = client
+        .points_liability(pb::LiabilityRequest {})
+        .await
+        .expect("liability")
+        .into_inner();
+    let total = liability.total.expect("total");
+    assert_eq!(total.points_outstanding, balances);
+    assert_eq!(total.value_minor, balances, "a point is worth one cent");
+    assert_eq!(
+        liability
+            .tiers
+            .iter()
+            .map(|t| t.points_outstanding)
+            .sum::<i64>(),
+        balances
+    );
+    let redeemed: i64 = sent.values().map(|s| s.redeemed).sum();
+    assert_eq!(
+        liability
+            .past
+            .iter()
+            .map(|m| m.points_redeemed)
+            .sum::<i64>(),
+        redeemed
+    );
+    assert_eq!((liability.expiring.len(), liability.past.len()), (12, 12));
+
+    // Migration from the middle of the programme: rows are the tiers then,
+    // columns the tiers now.
+    let middle = first + TimeDelta::days(DAYS / 2);
+    let then = distribution(&mut client, middle).await;
+    let migration = client
+        .tier_migration(pb::PeriodRequest {
+            from: middle.to_string(),
+            to: today.to_string(),
+        })
+        .await
+        .expect("migration")
+        .into_inner();
+    let joined = migration.joined.clone().expect("joined row");
+    assert_eq!(
+        migration.members_at_start,
+        then.total.expect("total").members
+    );
+    assert_eq!(migration.members_at_end, members);
+    for (row, tier) in migration.rows.iter().zip(&then.tiers) {
+        assert_eq!((&row.from_tier, row.members), (&tier.tier, tier.members));
+    }
+    for (column, tier) in now.tiers.iter().enumerate() {
+        let sum: i64 = migration
+            .rows
+            .iter()
+            .chain([&joined])
+            .map(|r| r.to[column])
+            .sum();
+        assert_eq!(sum, tier.members, "column {}", tier.tier);
+    }
+    assert!(migration.promotions > 0, "the programme promotes someone");
+}
+
+#[tokio::test]
+async fn report_options_out_of_range_name_their_field() {
+    let server = TestServer::start().await;
+    let mut client = reports(&server);
+    let today = server.clock.now().date_naive();
+    let refused = |result: Result<tonic::Response<pb::DistributionReport>, tonic::Status>| {
+        result.expect_err("refused")
+    };
+    let status = refused(
+        client
+            .tier_distribution(pb::AsOfRequest {
+                as_of: "2026-13-01".into(),
+            })
+            .await,
+    );
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("as_of:"), "{status:?}");
+    let status = refused(
+        client
+            .tier_distribution(pb::AsOfRequest {
+                as_of: (today - TimeDelta::days(800)).to_string(),
+            })
+            .await,
+    );
+    assert!(status.message().contains("too far back"), "{status:?}");
+    let status = refused(
+        client
+            .tier_distribution(pb::AsOfRequest {
+                as_of: (today + TimeDelta::days(1)).to_string(),
+            })
+            .await,
+    );
+    assert!(status.message().contains("after today"), "{status:?}");
+    let status = client
+        .value_ranks(pb::ValueRanksRequest {
+            from: String::new(),
+            to: String::new(),
+            ranks: 2,
+        })
+        .await
+        .expect_err("two ranks leave none for contributing members");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("ranks:"), "{status:?}");
+    let status = client
+        .tier_migration(pb::PeriodRequest {
+            from: today.to_string(),
+            to: (today - TimeDelta::days(1)).to_string(),
+        })
+        .await
+        .expect_err("backwards");
+    assert!(status.message().starts_with("to:"), "{status:?}");
+}
+
+// The CLI runs as a child process while this test waits for it: the
+// server needs worker threads of its own meanwhile.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
+    let mut server = TestServer::start().await;
+    let (_, first) = programme(&mut server).await;
+    let today = server.clock.now().date_naive().to_string();
+    let url = format!("http://{}", server.address);
+    let dates = |kind: &str| -> Vec<String> {
+        match kind {
+            "distribution" | "value-bands" => vec!["--as-of".into(), today.clone()],
+            _ => vec![
+                "--from".into(),
+                first.to_string(),
+                "--to".into(),
+                today.clone(),
+            ],
+        }
+    };
+    let kinds = [
+        "distribution",
+        "migration",
+        "value-ranks",
+        "rfm",
+        "value-bands",
+    ];
+    let run = |kind: &str, place: [&str; 2], format: &str| {
+        let output = tierd()
+            .args(["report", kind, place[0], place[1], "--format", format])
+            .args(dates(kind))
+            .output()
+            .expect("tierd runs");
+        assert!(
+            output.status.success(),
+            "{}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let mut from_service = Vec::new();
+    for kind in kinds {
+        let [json, csv] = ["json", "csv"].map(|format| run(kind, ["--server", &url], format));
+        from_service.push((json, csv));
+    }
+    let dir = server.stop().await;
+    let data = dir.path().join("data");
+    let data = data.to_str().expect("utf-8 path");
+    for (kind, (json, csv)) in kinds.into_iter().zip(from_service) {
+        assert_eq!(run(kind, ["--data", data], "json"), json, "{kind}");
+        assert_eq!(run(kind, ["--data", data], "csv"), csv, "{kind}");
+    }
+    let table = run("value-ranks", ["--data", data], "table");
+    assert!(
+        table.contains("The top 10% of contributing members"),
+        "{table}"
+    );
+    let csv = run("distribution", ["--data", data], "csv");
+    assert!(
+        csv.starts_with("report,as_of,from,to,rules_version,currency,tier,members,"),
+        "{csv}"
+    );
+}
