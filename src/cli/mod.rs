@@ -176,16 +176,7 @@ fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
         match &args.server {
             Some(server) => backup_from_server(server, args.key.as_deref(), &args.out).await,
             None => {
-                let data = args
-                    .data
-                    .clone()
-                    .unwrap_or_else(|| config::DEFAULT_DATA.into());
-                let store = Store::open(&data).with_context(|| {
-                    format!(
-                        "opening {} (if the service is running, use --server)",
-                        data.display()
-                    )
-                })?;
+                let store = open_stopped(args.data.clone())?;
                 let out = std::fs::File::create(&args.out)
                     .with_context(|| format!("writing {}", args.out.display()))?;
                 Ok(store.write(move |writer| writer.snapshot(out)).await??)
@@ -220,6 +211,17 @@ async fn backup_from_server(
     }
     file.flush()?;
     Ok(written)
+}
+
+/// The data directory `data` (default `./data`) of a stopped service.
+fn open_stopped(data: Option<PathBuf>) -> anyhow::Result<Store> {
+    let data = data.unwrap_or_else(|| config::DEFAULT_DATA.into());
+    Store::open(&data).with_context(|| {
+        format!(
+            "opening {} (if the service is running, use --server)",
+            data.display()
+        )
+    })
 }
 
 /// `message` as a request carrying `key` as a bearer token, if given.

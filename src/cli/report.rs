@@ -11,7 +11,7 @@ use std::{io::Write as _, path::PathBuf, process::ExitCode, sync::Arc};
 use anyhow::Context as _;
 use chrono::NaiveDate;
 
-use super::authorized;
+use super::{authorized, open_stopped};
 use crate::{
     app::{Program, system_clock},
     config,
@@ -162,16 +162,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
 }
 
 fn from_data(args: &ReportArgs) -> anyhow::Result<Report> {
-    let data = args
-        .data
-        .clone()
-        .unwrap_or_else(|| config::DEFAULT_DATA.into());
-    let store = Store::open(&data).with_context(|| {
-        format!(
-            "opening {} (if the service is running, use --server)",
-            data.display()
-        )
-    })?;
+    let store = open_stopped(args.data.clone())?;
     let rules = rules_for(&store, args.rules.as_ref())?;
     let program = Program::new(store, Arc::new(rules), system_clock());
     Ok(program.report(args.query(program.today())?)?)
