@@ -370,9 +370,8 @@ impl Reporter<'_> {
         let cuts = rfm_cuts(&members);
         let segments = &self.rules().reporting.rfm_segments;
         let mut by_segment = vec![(0_i64, 0_i64); segments.len() + 1];
+        let recency_cuts: Vec<i64> = cuts.recency_days.iter().map(|d| recency_key(*d)).collect();
         for row in &mut members {
-            let recency_cuts: Vec<i64> =
-                cuts.recency_days.iter().map(|d| recency_key(*d)).collect();
             row.r = score(&recency_key(row.recency_days), &recency_cuts);
             row.f = score(&row.frequency, &cuts.frequency);
             row.m = score(&row.monetary_minor, &cuts.monetary_minor);
