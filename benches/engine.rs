@@ -55,6 +55,7 @@ fn benches(c: &mut Criterion) {
     let subject = Subject {
         metrics: &metrics,
         attributes: &attributes,
+        lifecycle: None,
     };
     c.bench_function("engine/evaluate_example", |b| {
         b.iter(|| decide::evaluate(black_box(&rules), black_box(&state), subject, at))

@@ -89,6 +89,20 @@ pub enum ScriptKind {
     /// Extra points for an activity: reads member variables, `kind` and
     /// `details` (the activity's attributes), yields a whole number.
     Activity,
+    /// A reporting segment's condition: reads member variables and the
+    /// lifecycle days ([`LifecycleDays`]), yields `true` or `false`.
+    Segment,
+}
+
+/// Where a member stands in its lifecycle on the day a report looks at:
+/// what segment conditions read besides the metrics.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct LifecycleDays {
+    /// `days_since_last_purchase` in scripts (since enrolment when no
+    /// purchase is kept).
+    pub since_last_purchase: i64,
+    /// `days_since_enrolment` in scripts.
+    pub since_enrolment: i64,
 }
 
 /// A compiled script with its source, ready to run many times.
@@ -147,6 +161,8 @@ pub struct Inputs<'a> {
     pub purchase: Option<PurchaseInputs<'a>>,
     /// The activity, for activity scripts only: its kind and details.
     pub activity: Option<(&'a str, &'a BTreeMap<String, String>)>,
+    /// The lifecycle days, for segment scripts only.
+    pub lifecycle: Option<LifecycleDays>,
 }
 
 /// The purchase a bonus script looks at.
@@ -238,9 +254,11 @@ fn template_scope(kind: ScriptKind) -> Scope<'static> {
     });
     let no_details = BTreeMap::new();
     let activity = (kind == ScriptKind::Activity).then_some(("", &no_details));
+    let lifecycle = (kind == ScriptKind::Segment).then_some(LifecycleDays::default());
     let mut scope = scope_for(&Inputs {
         purchase,
         activity,
+        lifecycle,
         ..Inputs::default()
     });
     if kind == ScriptKind::Condition {
@@ -285,6 +303,10 @@ fn scope_for(inputs: &Inputs<'_>) -> Scope<'static> {
             .map(|(k, v)| (k.as_str().into(), Dynamic::from(v.clone())))
             .collect();
         scope.push("details", details);
+    }
+    if let Some(days) = inputs.lifecycle {
+        scope.push("days_since_last_purchase", days.since_last_purchase);
+        scope.push("days_since_enrolment", days.since_enrolment);
     }
     scope
 }

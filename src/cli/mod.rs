@@ -216,6 +216,14 @@ async fn backup_from_server(
 /// The data directory `data` (default `./data`) of a stopped service.
 fn open_stopped(data: Option<PathBuf>) -> anyhow::Result<Store> {
     let data = data.unwrap_or_else(|| config::DEFAULT_DATA.into());
+    // Opening would create an empty store, and every report would then
+    // say "0 members" about a mistyped path.
+    if !data.join("conf").is_file() {
+        anyhow::bail!(
+            "{} holds no tierd data: give the data directory of a stopped service or a restored backup",
+            data.display()
+        );
+    }
     Store::open(&data).with_context(|| {
         format!(
             "opening {} (if the service is running, use --server)",

@@ -37,6 +37,9 @@ pub enum ReportKind {
     Rfm,
     /// Members and lifetime value per band on a day.
     ValueBands,
+    /// The rules' segments at the end of a period and at each month end
+    /// (--by ATTRIBUTE groups members by an attribute instead).
+    Segments,
     /// Outstanding points, their worth, expiry and breakage, today.
     Liability,
 }
@@ -71,6 +74,9 @@ pub struct ReportArgs {
     /// Value ranks: how many (3 to 100).
     #[arg(long, default_value_t = crate::report::DEFAULT_RANKS)]
     ranks: u32,
+    /// Segments: group members by this attribute (e.g. region) instead.
+    #[arg(long)]
+    by: Option<String>,
     /// RFM: list every member's scores too (with --data).
     #[arg(long, conflicts_with = "server")]
     members: bool,
@@ -111,6 +117,14 @@ impl ReportArgs {
         }
     }
 
+    fn groups_request(&self, by: &str) -> pb::GroupsRequest {
+        pb::GroupsRequest {
+            from: day(self.from),
+            to: day(self.to),
+            by: by.to_owned(),
+        }
+    }
+
     fn ranks_request(&self) -> pb::ValueRanksRequest {
         pb::ValueRanksRequest {
             from: day(self.from),
@@ -127,6 +141,10 @@ impl ReportArgs {
             ReportKind::Migration => wire::migration_query(self.period_request(), today),
             ReportKind::Rfm => wire::rfm_query(self.period_request(), today),
             ReportKind::ValueRanks => wire::value_ranks_query(self.ranks_request(), today),
+            ReportKind::Segments => match &self.by {
+                Some(by) => wire::groups_query(self.groups_request(by), today),
+                None => wire::segments_query(self.period_request(), today),
+            },
             ReportKind::Liability => Ok(Query::Liability),
         }?;
         Ok(match query {
@@ -204,6 +222,16 @@ async fn from_server(server: &str, args: &ReportArgs) -> anyhow::Result<Report> 
             let request = authorized(args.ranks_request(), key)?;
             Report::ValueRanks(client.value_ranks(request).await?.into_inner().into())
         }
+        ReportKind::Segments => match &args.by {
+            Some(by) => {
+                let request = authorized(args.groups_request(by), key)?;
+                Report::Groups(client.groups(request).await?.into_inner().into())
+            }
+            None => {
+                let request = authorized(args.period_request(), key)?;
+                Report::Segments(client.segments(request).await?.into_inner().into())
+            }
+        },
         ReportKind::Liability => {
             let request = authorized(pb::LiabilityRequest {}, key)?;
             Report::Liability(client.points_liability(request).await?.into_inner().into())

@@ -70,6 +70,7 @@ pub fn evaluate(rules: &RuleSet, member: &mut MemberState, at: DateTime<Utc>) ->
     let subject = Subject {
         metrics: &metrics,
         attributes: &member.attributes,
+        lifecycle: None,
     };
     let evaluation = decide::evaluate(rules, &member.tier, subject, at);
     member.tier = evaluation.state;
@@ -138,6 +139,7 @@ pub fn purchase(
     let subject = Subject {
         metrics: &metrics,
         attributes: &member.attributes,
+        lifecycle: None,
     };
     let points = earn::points_for_purchase(rules, facts, subject);
     member.record_purchase(
@@ -193,6 +195,7 @@ pub fn activity(
     let subject = Subject {
         metrics: &metrics,
         attributes: &member.attributes,
+        lifecycle: None,
     };
     let earned = earn::points_for_activity(activity, kind, details, subject);
     let points = if capped { 0 } else { earned };

@@ -17,8 +17,8 @@ use chrono::{DateTime, Datelike, Months, NaiveDate, TimeDelta, Utc};
 
 use crate::{
     money::Currency,
-    rules::{Condition, Metric, RuleSet, Window},
-    script::Inputs,
+    rules::{Condition, Lifecycle, Metric, RuleSet, Window},
+    script::{Inputs, LifecycleDays},
 };
 
 /// The numbers tier conditions look at, computed for one evaluation time.
@@ -58,6 +58,9 @@ pub struct Subject<'a> {
     pub metrics: &'a Metrics,
     /// Descriptive attributes, readable by scripts.
     pub attributes: &'a BTreeMap<String, String>,
+    /// Lifecycle days, known when a report checks a segment; tiers never
+    /// see them (the rules refuse lifecycle measures in tiers).
+    pub lifecycle: Option<LifecycleDays>,
 }
 
 impl<'a> Subject<'a> {
@@ -73,6 +76,7 @@ impl<'a> Subject<'a> {
             attributes: Some(self.attributes),
             purchase: None,
             activity: None,
+            lifecycle: self.lifecycle,
         }
     }
 }
@@ -361,6 +365,11 @@ pub fn explain(condition: &Condition, subject: Subject<'_>, currency: Currency) 
         }
         Condition::All(list) => combine(list, subject, currency, true),
         Condition::Any(list) => combine(list, subject, currency, false),
+        Condition::Within {
+            measure,
+            at_least,
+            at_most,
+        } => within(*measure, *at_least, *at_most, subject.lifecycle),
         Condition::Script(script) => match script.eval_condition(&subject.inputs()) {
             Ok(met) => (met, format!("script `{}` is {met}", script.source().trim())),
             Err(err) => {
@@ -371,6 +380,63 @@ pub fn explain(condition: &Condition, subject: Subject<'_>, currency: Currency) 
                 )
             }
         },
+    }
+}
+
+/// The lifecycle days `measure` reads, when they are known.
+fn lifecycle_days(measure: Lifecycle, lifecycle: Option<LifecycleDays>) -> Option<i64> {
+    lifecycle.map(|days| match measure {
+        Lifecycle::DaysSinceLastPurchase => days.since_last_purchase,
+        Lifecycle::DaysSinceEnrolment => days.since_enrolment,
+    })
+}
+
+fn in_bounds(value: i64, at_least: Option<i64>, at_most: Option<i64>) -> bool {
+    at_least.is_none_or(|low| value >= low) && at_most.is_none_or(|high| value <= high)
+}
+
+/// Whether a lifecycle measure is within its bounds, and why.
+fn within(
+    measure: Lifecycle,
+    at_least: Option<i64>,
+    at_most: Option<i64>,
+    lifecycle: Option<LifecycleDays>,
+) -> (bool, String) {
+    let Some(value) = lifecycle_days(measure, lifecycle) else {
+        return (
+            false,
+            format!("{} is known to reports only", measure.name()),
+        );
+    };
+    let met = in_bounds(value, at_least, at_most);
+    let bound = |b: Option<i64>| b.map_or_else(|| String::from("-"), |d| d.to_string());
+    (
+        met,
+        format!(
+            "{} {value} {} [{}, {}]",
+            measure.name(),
+            if met { "in" } else { "not in" },
+            bound(at_least),
+            bound(at_most)
+        ),
+    )
+}
+
+/// Whether `condition` holds, without saying why: for reports, which
+/// check every member against every segment. A failing script counts as
+/// not met (and in [`crate::script::failures`]), as in [`explain`].
+pub fn holds(condition: &Condition, subject: Subject<'_>) -> bool {
+    match condition {
+        Condition::AtLeast { metric, threshold } => subject.metrics.get(*metric) >= *threshold,
+        Condition::All(list) => list.iter().all(|c| holds(c, subject)),
+        Condition::Any(list) => list.iter().any(|c| holds(c, subject)),
+        Condition::Script(script) => script.eval_condition(&subject.inputs()).unwrap_or(false),
+        Condition::Within {
+            measure,
+            at_least,
+            at_most,
+        } => lifecycle_days(*measure, subject.lifecycle)
+            .is_some_and(|value| in_bounds(value, *at_least, *at_most)),
     }
 }
 
@@ -477,6 +543,10 @@ fn missing(
         Condition::Script(script) => {
             let (met, _) = explain(condition, subject, currency);
             (!met).then(|| format!("meet `{}`", script.source().trim()))
+        }
+        Condition::Within { .. } => {
+            let (met, why) = explain(condition, subject, currency);
+            (!met).then_some(why)
         }
     }
 }

@@ -69,6 +69,7 @@ fn eval(rules: &RuleSet, state: &TierState, metrics: &Metrics, at: DateTime<Utc>
         Subject {
             metrics,
             attributes: &attributes,
+            lifecycle: None,
         },
         at,
     )
@@ -178,6 +179,7 @@ fn earning_multiplies_exactly() {
     let subject = Subject {
         metrics: &metrics,
         attributes: &attributes,
+        lifecycle: None,
     };
     let tags = vec!["double".to_owned(), "triple".to_owned()];
     let facts = |amount_minor, channel, tags: &'static [String]| PurchaseFacts {
@@ -219,6 +221,7 @@ fn next_for(rules: &RuleSet, tier: &str, metrics: &Metrics) -> Option<NextTier> 
     let subject = Subject {
         metrics,
         attributes: &attributes,
+        lifecycle: None,
     };
     next_tier(rules, tier, subject)
 }
@@ -316,6 +319,7 @@ mod properties {
             Subject {
                 metrics,
                 attributes,
+                lifecycle: None,
             },
             day(1),
         );
@@ -354,7 +358,7 @@ mod properties {
             let rules = example();
             let mut member = state(&rules.tiers[tier].id);
             member.retain_failing_since = failing_days.map(|d| day(0) + TimeDelta::days(i64::from(d)));
-            let subject = Subject { metrics: &metrics, attributes: &attributes };
+            let subject = Subject { metrics: &metrics, attributes: &attributes, lifecycle: None };
             let first = evaluate(&rules, &member, subject, day(at_day));
             let second = evaluate(&rules, &member, subject, day(at_day));
             prop_assert_eq!(first, second);

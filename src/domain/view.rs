@@ -45,6 +45,7 @@ pub fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberV
     let subject = Subject {
         metrics: &metrics,
         attributes: &member.attributes,
+        lifecycle: None,
     };
     MemberView {
         member_id: member.member_id.clone(),

@@ -112,4 +112,20 @@ impl Reports for LoyaltyApi {
         )
         .await
     }
+
+    async fn segments(&self, request: Request<pb::PeriodRequest>) -> Answer<pb::SegmentsReport> {
+        self.report(request, convert::segments_query, |report| match report {
+            Report::Segments(r) => Some(r.into()),
+            _ => None,
+        })
+        .await
+    }
+
+    async fn groups(&self, request: Request<pb::GroupsRequest>) -> Answer<pb::GroupsReport> {
+        self.report(request, convert::groups_query, |report| match report {
+            Report::Groups(r) => Some(r.into()),
+            _ => None,
+        })
+        .await
+    }
 }

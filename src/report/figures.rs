@@ -15,6 +15,7 @@ use crate::{
         member::{DAY_RETENTION, DayTotals, MemberState, day_number},
     },
     rules::RuleSet,
+    script::LifecycleDays,
 };
 
 /// A range of whole UTC days, both ends included.
@@ -134,10 +135,25 @@ pub fn points_outstanding_at(m: &MemberState, day: NaiveDate) -> i64 {
         .saturating_sub(due_unexpired)
 }
 
-/// The tier metrics at the end of `day`, over the rules' window ending then.
+/// The tier metrics at the end of `day`, over the rules' window ending
+/// then, with the lifetime value and points balance of that day.
 pub fn metrics_at(rules: &RuleSet, m: &MemberState, day: NaiveDate) -> Metrics {
     let end = end_of(day);
-    m.metrics(window_start(rules.window, end, m.enrolled_at), end)
+    Metrics {
+        lifetime_value_minor: lifetime_value_at(m, day),
+        points_balance: points_outstanding_at(m, day),
+        ..m.metrics(window_start(rules.window, end, m.enrolled_at), end)
+    }
+}
+
+/// Where the member stands in its lifecycle at the end of `day`; a member
+/// with no purchase in the day totals kept counts from its enrolment.
+pub fn lifecycle_at(m: &MemberState, day: NaiveDate) -> LifecycleDays {
+    let since_enrolment = i64::from(key(day) - day_number(m.enrolled_at)).max(0);
+    LifecycleDays {
+        since_last_purchase: days_since_last_purchase(m, day).unwrap_or(since_enrolment),
+        since_enrolment,
+    }
 }
 
 #[cfg(test)]

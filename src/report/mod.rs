@@ -13,11 +13,13 @@
 //! - [`figures`]: what one member contributes (pure).
 //! - [`tier`]: distribution and migration by tier.
 //! - [`value`]: value ranks (Pareto), value bands, RFM.
+//! - [`segments`]: the rules' segments over time; groups by attribute.
 //! - [`liability`]: outstanding points and their worth, expiry, breakage.
 //! - [`table`]: every report as a table, for the terminal and for CSV.
 
 pub mod figures;
 pub mod liability;
+pub mod segments;
 pub mod table;
 pub mod tier;
 pub mod value;
@@ -37,7 +39,7 @@ use table::Tabular;
 pub const DEFAULT_RANKS: u32 = 10;
 
 /// A report asked for, with its options.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Query {
     /// Members per tier at the end of a day.
     Distribution {
@@ -65,6 +67,15 @@ pub enum Query {
         /// Whether to list every member's scores.
         with_members: bool,
     },
+    /// The rules' segments over a period, at each month end.
+    Segments(Period),
+    /// Members grouped by an attribute's value over a period.
+    Groups {
+        /// The period.
+        period: Period,
+        /// The attribute.
+        by: String,
+    },
     /// The points liability today.
     Liability,
 }
@@ -83,6 +94,10 @@ pub enum Report {
     ValueBands(value::ValueBands),
     /// See [`value::Rfm`].
     Rfm(value::Rfm),
+    /// See [`segments::Segments`].
+    Segments(segments::Segments),
+    /// See [`segments::Groups`].
+    Groups(segments::Groups),
     /// See [`liability::Liability`].
     Liability(liability::Liability),
 }
@@ -96,6 +111,8 @@ impl Report {
             Report::ValueRanks(r) => r,
             Report::ValueBands(r) => r,
             Report::Rfm(r) => r,
+            Report::Segments(r) => r,
+            Report::Groups(r) => r,
             Report::Liability(r) => r,
         }
     }
@@ -213,6 +230,8 @@ impl<'a> Reporter<'a> {
                 period,
                 with_members,
             } => Report::Rfm(self.rfm(period, with_members)?),
+            Query::Segments(period) => Report::Segments(self.segments(period)?),
+            Query::Groups { period, by } => Report::Groups(self.groups(period, &by)?),
             Query::Liability => Report::Liability(self.liability()?),
         })
     }

@@ -44,7 +44,8 @@ pub struct Table {
 }
 
 impl Table {
-    fn new(title: &str, columns: &[&str]) -> Self {
+    /// An empty table with these columns.
+    pub(super) fn new(title: &str, columns: &[&str]) -> Self {
         Self {
             title: title.to_owned(),
             columns: columns.iter().map(|c| (*c).to_owned()).collect(),
@@ -52,7 +53,8 @@ impl Table {
         }
     }
 
-    fn row(mut self, cells: Vec<Cell>) -> Self {
+    /// The table with one row more.
+    pub(super) fn row(mut self, cells: Vec<Cell>) -> Self {
         self.rows.push(cells);
         self
     }

@@ -19,7 +19,7 @@ fn requirements(condition: &Condition, out: &mut BTreeMap<&'static str, (Metric,
             entry.1 = entry.1.max(*threshold);
         }
         Condition::All(list) => list.iter().for_each(|c| requirements(c, out)),
-        Condition::Any(_) | Condition::Script(_) => {}
+        Condition::Any(_) | Condition::Script(_) | Condition::Within { .. } => {}
     }
 }
 
@@ -161,7 +161,7 @@ fn implied_by(upper: &super::Tier, lower: &super::Tier) -> bool {
         match condition {
             Condition::AtLeast { .. } => true,
             Condition::All(list) => list.iter().all(plain),
-            Condition::Any(_) | Condition::Script(_) => false,
+            Condition::Any(_) | Condition::Script(_) | Condition::Within { .. } => false,
         }
     }
     let Some(upper_qualify) = upper.qualify.as_ref().filter(|c| plain(c)) else {

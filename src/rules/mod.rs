@@ -25,9 +25,9 @@ use std::{
 
 use serde::Deserialize;
 
-pub use condition::{Condition, Metric, did_you_mean};
+pub use condition::{Condition, Lifecycle, Metric, SegmentCondition, did_you_mean};
 pub use lint::lint;
-pub use reporting::{Reporting, RfmSegment, ScoreRange, ValueBand};
+pub use reporting::{Reporting, RfmSegment, ScoreRange, Segment, ValueBand};
 pub use source::{Candidate, RulesSource};
 pub use values::{Count, Moment, Money, Rate, Window};
 pub use version::RulesVersion;

@@ -13,11 +13,16 @@
 //!   rfm_segments:
 //!     - { name: champions, recency: 4-5, frequency: 4-5, monetary: 4-5 }
 //!     - { name: lost, recency: 1, frequency: 1-2 }
+//!   segments:
+//!     - name: lapsing
+//!       when: { days_since_last_purchase: { at_least: 91, at_most: 180 } }
 //! ```
 //!
-//! Bands and segments are checked when the file loads, so that every
-//! member falls into exactly one band and at most one segment (the first
-//! that matches; the reports count the rest as `other`).
+//! Bands and RFM segments are checked when the file loads, so that every
+//! member falls into exactly one band and at most one RFM segment (the
+//! first that matches; the reports count the rest as `other`). Segments
+//! are named conditions ([`SegmentCondition`]): a member is in every
+//! segment whose condition holds.
 
 use std::fmt;
 
@@ -26,10 +31,10 @@ use serde::{
     de::{self, Deserializer, Visitor},
 };
 
-use super::{Problem, values::Money};
+use super::{Condition, Problem, SegmentCondition, values::Money};
 
 /// What the reports read from the rules file.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default)]
 pub struct Reporting {
     /// The money worth of one point, minor units (0 when not given: points
     /// then carry no liability and cost nothing when redeemed).
@@ -39,6 +44,18 @@ pub struct Reporting {
     pub value_bands: Vec<ValueBand>,
     /// RFM segments, in the order they are tried.
     pub rfm_segments: Vec<RfmSegment>,
+    /// Segments watched over time, in the order the file lists them.
+    pub segments: Vec<Segment>,
+}
+
+/// A named group of members, defined by a condition in the tier language
+/// plus lifecycle measures. Segments may overlap.
+#[derive(Debug, Clone)]
+pub struct Segment {
+    /// The segment's name ("lapsing"), as the reports show it.
+    pub name: String,
+    /// Who is in it.
+    pub when: Condition,
 }
 
 /// Members whose lifetime value is at most `up_to_minor` (and above the
@@ -155,6 +172,15 @@ pub(super) struct ReportingFile {
     value_bands: Vec<BandFile>,
     #[serde(default)]
     rfm_segments: Vec<SegmentFile>,
+    #[serde(default)]
+    segments: Vec<NamedCondition>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NamedCondition {
+    name: String,
+    when: SegmentCondition,
 }
 
 #[derive(Deserialize)]
@@ -186,6 +212,11 @@ pub(super) fn compile(raw: ReportingFile, problems: &mut Vec<Problem>) -> Report
         "RFM segment",
         problems,
     );
+    check_unique(
+        raw.segments.iter().map(|s| s.name.as_str()),
+        "segment",
+        problems,
+    );
     Reporting {
         point_value_minor: raw.point_value.map_or(0, |Money(m)| m),
         value_bands: raw
@@ -204,6 +235,14 @@ pub(super) fn compile(raw: ReportingFile, problems: &mut Vec<Problem>) -> Report
                 recency: s.recency,
                 frequency: s.frequency,
                 monetary: s.monetary,
+            })
+            .collect(),
+        segments: raw
+            .segments
+            .into_iter()
+            .map(|s| Segment {
+                name: s.name,
+                when: s.when.0,
             })
             .collect(),
     }

@@ -208,6 +208,7 @@ fn run_metrics(rules: &RuleSet, case: &Case) -> Vec<String> {
     let subject = Subject {
         metrics: &metrics,
         attributes: &case.attributes,
+        lifecycle: None,
     };
     let mut problems = Vec::new();
     if let Some(expected) = &case.expect_tier {

@@ -19,6 +19,16 @@ struct Sent {
     purchased: i64,
     refunded: i64,
     redeemed: i64,
+    /// The days (from the first) of purchases not wholly returned.
+    bought_on: BTreeMap<String, i64>,
+}
+
+/// The region the programme gives member number `n` (none for every
+/// fifth), so that grouping has a `(none)` row too.
+fn region_of(n: u64) -> Option<&'static str> {
+    ["north", "south", "east", "west"]
+        .get(usize::try_from(n % 5).unwrap_or(4))
+        .copied()
 }
 
 /// A small deterministic generator (no dependency on a seed crate).
@@ -44,6 +54,18 @@ async fn programme(server: &mut TestServer) -> (BTreeMap<String, Sent>, NaiveDat
     let mut rng = Lcg(7);
     let mut sent: BTreeMap<String, Sent> = BTreeMap::new();
     let mut purchases: Vec<(String, String, i64)> = Vec::new();
+    for n in 0..MEMBERS {
+        let attributes = region_of(n)
+            .map(|r| std::collections::HashMap::from([("region".to_owned(), r.to_owned())]))
+            .unwrap_or_default();
+        let request = pb::UpsertMemberRequest {
+            member_id: format!("m{n:02}"),
+            attributes,
+            enrolled_at: None,
+        };
+        server.client.upsert_member(request).await.expect("upsert");
+        sent.insert(format!("m{n:02}"), Sent::default());
+    }
     for day in 0..DAYS {
         for n in 0..6 {
             let member = format!("m{:02}", rng.below(MEMBERS));
@@ -52,7 +74,9 @@ async fn programme(server: &mut TestServer) -> (BTreeMap<String, Sent>, NaiveDat
                 0..=5 => {
                     let amount = 100 + i64::try_from(rng.below(40_000)).unwrap_or(0);
                     server.buy(&member, &txn, amount).await;
-                    sent.entry(member.clone()).or_default().purchased += amount;
+                    let member_sent = sent.entry(member.clone()).or_default();
+                    member_sent.purchased += amount;
+                    member_sent.bought_on.insert(txn.clone(), day);
                     purchases.push((member, txn, amount));
                 }
                 6 | 7 if !purchases.is_empty() => {
@@ -63,7 +87,11 @@ async fn programme(server: &mut TestServer) -> (BTreeMap<String, Sent>, NaiveDat
                         let request = server.refund(&owner, &txn, &original, amount);
                         server.client.record_return(request).await.expect("return");
                         purchases[pick].2 -= amount;
-                        sent.entry(owner).or_default().refunded += amount;
+                        let owner_sent = sent.entry(owner).or_default();
+                        owner_sent.refunded += amount;
+                        if purchases[pick].2 == 0 {
+                            owner_sent.bought_on.remove(&original);
+                        }
                     }
                 }
                 _ => {
@@ -85,7 +113,6 @@ async fn programme(server: &mut TestServer) -> (BTreeMap<String, Sent>, NaiveDat
         }
         server.clock.advance(TimeDelta::days(1));
     }
-    sent.retain(|_, s| s.purchased > 0);
     (sent, first)
 }
 
@@ -246,6 +273,125 @@ async fn every_report_adds_up_over_a_generated_programme() {
     assert!(migration.promotions > 0, "the programme promotes someone");
 }
 
+/// The example rules with three segments more, each checkable against
+/// what the programme sent.
+fn rules_with_segments() -> String {
+    let example = std::fs::read_to_string(crate::harness::example_rules()).expect("example rules");
+    example
+        + r#"    - name: recent buyers
+      when: { days_since_last_purchase: { at_most: 20 } }
+    - name: northern
+      when: { script: 'attributes.region == "north"' }
+    - name: over 1000
+      when: { lifetime_value: "1000.00" }
+"#
+}
+
+#[tokio::test]
+async fn segments_and_groups_add_up_to_what_was_sent() {
+    let mut server = TestServer::with_rules(&rules_with_segments()).await;
+    let (sent, first) = programme(&mut server).await;
+    let today = server.clock.now().date_naive();
+    let members = i64::try_from(sent.len()).expect("small");
+    let mut client = reports(&server);
+    let report = client
+        .segments(pb::PeriodRequest {
+            from: first.to_string(),
+            to: today.to_string(),
+        })
+        .await
+        .expect("segments")
+        .into_inner();
+    assert_eq!(report.members, members);
+    let size = |name: &str| {
+        let row = report.segments.iter().find(|s| s.segment == name);
+        row.unwrap_or_else(|| panic!("segment {name}")).members
+    };
+    let count = |keep: &dyn Fn(&Sent) -> bool| {
+        i64::try_from(sent.values().filter(|s| keep(s)).count()).expect("small")
+    };
+    // Everyone enrolled in the last 90 days; the clock is one day past the
+    // last programme day.
+    assert_eq!(size("new"), members);
+    assert_eq!(size("active") + size("lapsing") + size("lost"), 0);
+    let recent = count(&|s| s.bought_on.values().any(|d| DAYS - d <= 20));
+    assert_eq!(size("recent buyers"), recent);
+    let north = (0..MEMBERS).filter(|n| region_of(*n) == Some("north"));
+    assert_eq!(
+        size("northern"),
+        i64::try_from(north.count()).expect("small")
+    );
+    assert_eq!(
+        size("over 1000"),
+        count(&|s| s.purchased - s.refunded >= 100_000)
+    );
+    let value = |s: &Sent| s.purchased - s.refunded - s.redeemed;
+    let everyone = report
+        .segments
+        .iter()
+        .find(|s| s.segment == "new")
+        .expect("new");
+    assert_eq!(everyone.value_minor, sent.values().map(value).sum::<i64>());
+    // One point per month end, the last on the period's last day; each
+    // month's value of `new` (everyone) is the programme's value then.
+    let months = &report.months;
+    assert_eq!(
+        months.last().map(|m| m.as_of.clone()),
+        Some(today.to_string())
+    );
+    assert!(months.len() >= 3, "{months:?}");
+    let monthly_new: i64 = months
+        .iter()
+        .flat_map(|m| &m.segments)
+        .filter(|s| s.segment == "new")
+        .map(|s| s.value_minor)
+        .sum();
+    assert_eq!(monthly_new, everyone.value_minor);
+    assert!(months.windows(2).all(|w| w[0].members <= w[1].members));
+
+    let groups = client
+        .groups(pb::GroupsRequest {
+            from: first.to_string(),
+            to: today.to_string(),
+            by: "region".into(),
+        })
+        .await
+        .expect("groups")
+        .into_inner();
+    let names: Vec<&str> = groups.groups.iter().map(|g| g.group.as_str()).collect();
+    assert_eq!(names, ["east", "north", "south", "west", "(none)"]);
+    let total = groups.total.clone().expect("total");
+    assert_eq!(total.members, members);
+    assert_eq!(
+        groups.groups.iter().map(|g| g.members).sum::<i64>(),
+        members
+    );
+    for group in &groups.groups {
+        let region = (group.group != "(none)").then_some(group.group.as_str());
+        let of_region: Vec<&Sent> = sent
+            .iter()
+            .filter(|(id, _)| {
+                let n: u64 = id[1..].parse().expect("numbered");
+                region_of(n) == region
+            })
+            .map(|(_, s)| s)
+            .collect();
+        let net: i64 = of_region.iter().map(|s| s.purchased - s.refunded).sum();
+        assert_eq!(group.net_spend_minor, net, "{}", group.group);
+        let worth: i64 = of_region.iter().map(|s| value(s)).sum();
+        assert_eq!(group.value_minor, worth, "{}", group.group);
+    }
+    let status = client
+        .groups(pb::GroupsRequest {
+            by: " ".into(),
+            ..pb::GroupsRequest::default()
+        })
+        .await
+        .expect_err("no attribute");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("by:"), "{status:?}");
+}
+
 #[tokio::test]
 async fn report_options_out_of_range_name_their_field() {
     let server = TestServer::start().await;
@@ -318,17 +464,21 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
             ],
         }
     };
-    let kinds = [
-        "distribution",
-        "migration",
-        "value-ranks",
-        "rfm",
-        "value-bands",
+    let kinds: [&[&str]; 7] = [
+        &["distribution"],
+        &["migration"],
+        &["value-ranks"],
+        &["rfm"],
+        &["value-bands"],
+        &["segments"],
+        &["segments", "--by", "region"],
     ];
-    let run = |kind: &str, place: [&str; 2], format: &str| {
+    let run = |kind: &[&str], place: [&str; 2], format: &str| {
         let output = tierd()
-            .args(["report", kind, place[0], place[1], "--format", format])
-            .args(dates(kind))
+            .arg("report")
+            .args(kind)
+            .args([place[0], place[1], "--format", format])
+            .args(dates(kind[0]))
             .output()
             .expect("tierd runs");
         assert!(
@@ -347,15 +497,15 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
     let data = dir.path().join("data");
     let data = data.to_str().expect("utf-8 path");
     for (kind, (json, csv)) in kinds.into_iter().zip(from_service) {
-        assert_eq!(run(kind, ["--data", data], "json"), json, "{kind}");
-        assert_eq!(run(kind, ["--data", data], "csv"), csv, "{kind}");
+        assert_eq!(run(kind, ["--data", data], "json"), json, "{kind:?}");
+        assert_eq!(run(kind, ["--data", data], "csv"), csv, "{kind:?}");
     }
-    let table = run("value-ranks", ["--data", data], "table");
+    let table = run(&["value-ranks"], ["--data", data], "table");
     assert!(
         table.contains("The top 10% of contributing members"),
         "{table}"
     );
-    let csv = run("distribution", ["--data", data], "csv");
+    let csv = run(&["distribution"], ["--data", data], "csv");
     assert!(
         csv.starts_with("report,as_of,from,to,rules_version,currency,tier,members,"),
         "{csv}"

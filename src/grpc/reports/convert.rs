@@ -13,6 +13,7 @@ use crate::{
     report::{
         DEFAULT_RANKS, Header, Period, Query,
         liability::{Liability, LiabilityRow, MonthHistory, MonthPoints},
+        segments::{GroupRow, Groups, SegmentAtEnd, SegmentMonth, SegmentSize, Segments},
         tier::{Distribution, Migration, MigrationRow, TierFigures},
         value::{BandRow, ParetoPoint, RankRow, Rfm, RfmCuts, SegmentRow, ValueBands, ValueRanks},
     },
@@ -45,6 +46,9 @@ rows_both_ways! {
     LiabilityRow { tier, members, points_outstanding, value_minor }
     MonthPoints { month, points, value_minor }
     MonthHistory { month, points_redeemed, redeemed_value_minor, points_lapsed, lapsed_value_minor }
+    SegmentAtEnd { segment, members, share_percent, value_minor, lifetime_value_minor }
+    SegmentSize { segment, members, value_minor }
+    GroupRow { group, members, share_percent, purchases, net_spend_minor, value_minor, lifetime_value_minor }
 }
 
 fn rows<A, B: From<A>>(rows: Vec<A>) -> Vec<B> {
@@ -296,6 +300,93 @@ pub fn period_option(from: &str, to: &str, today: NaiveDate) -> Result<Period, P
     Ok(Period {
         from: date_option("from", from, year_before)?,
         to,
+    })
+}
+
+impl From<SegmentMonth> for pb::SegmentMonth {
+    fn from(m: SegmentMonth) -> Self {
+        Self {
+            month: m.month,
+            as_of: m.as_of.to_string(),
+            members: m.members,
+            segments: rows(m.segments),
+        }
+    }
+}
+
+impl From<pb::SegmentMonth> for SegmentMonth {
+    fn from(m: pb::SegmentMonth) -> Self {
+        Self {
+            month: m.month,
+            as_of: day_of(&m.as_of).unwrap_or_default(),
+            members: m.members,
+            segments: rows(m.segments),
+        }
+    }
+}
+
+impl From<Segments> for pb::SegmentsReport {
+    fn from(r: Segments) -> Self {
+        Self {
+            header: Some(r.header.into()),
+            members: r.members,
+            unsegmented: r.unsegmented,
+            segments: rows(r.segments),
+            months: rows(r.months),
+        }
+    }
+}
+
+impl From<pb::SegmentsReport> for Segments {
+    fn from(r: pb::SegmentsReport) -> Self {
+        Self {
+            header: header(r.header),
+            members: r.members,
+            unsegmented: r.unsegmented,
+            segments: rows(r.segments),
+            months: rows(r.months),
+        }
+    }
+}
+
+impl From<Groups> for pb::GroupsReport {
+    fn from(r: Groups) -> Self {
+        Self {
+            header: Some(r.header.into()),
+            attribute: r.attribute,
+            groups: rows(r.groups),
+            total: Some(r.total.into()),
+        }
+    }
+}
+
+impl From<pb::GroupsReport> for Groups {
+    fn from(r: pb::GroupsReport) -> Self {
+        Self {
+            header: header(r.header),
+            attribute: r.attribute,
+            groups: rows(r.groups),
+            total: r.total.unwrap_or_default().into(),
+        }
+    }
+}
+
+/// A segments request's query.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn segments_query(r: pb::PeriodRequest, today: NaiveDate) -> Result<Query, ProgramError> {
+    Ok(Query::Segments(period_option(&r.from, &r.to, today)?))
+}
+
+/// A groups request's query (the attribute is checked by the report).
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn groups_query(r: pb::GroupsRequest, today: NaiveDate) -> Result<Query, ProgramError> {
+    Ok(Query::Groups {
+        period: period_option(&r.from, &r.to, today)?,
+        by: r.by,
     })
 }
 
