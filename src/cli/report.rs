@@ -40,6 +40,8 @@ pub enum ReportKind {
     /// The rules' segments at the end of a period and at each month end
     /// (--by ATTRIBUTE groups members by an attribute instead).
     Segments,
+    /// Members in k-means clusters over a period (--k, --seed).
+    Clusters,
     /// Outstanding points, their worth, expiry and breakage, today.
     Liability,
 }
@@ -74,6 +76,13 @@ pub struct ReportArgs {
     /// Value ranks: how many (3 to 100).
     #[arg(long, default_value_t = crate::report::DEFAULT_RANKS)]
     ranks: u32,
+    /// Clusters: how many (2 to 20) [default: the k in 2..=8 with the best
+    /// silhouette score].
+    #[arg(long)]
+    k: Option<u32>,
+    /// Clusters: what everything random is drawn from.
+    #[arg(long, default_value_t = crate::report::clusters::DEFAULT_SEED)]
+    seed: u64,
     /// Segments: group members by this attribute (e.g. region) instead.
     #[arg(long)]
     by: Option<String>,
@@ -125,6 +134,15 @@ impl ReportArgs {
         }
     }
 
+    fn clusters_request(&self) -> pb::ClustersRequest {
+        pb::ClustersRequest {
+            from: day(self.from),
+            to: day(self.to),
+            k: self.k.unwrap_or(0),
+            seed: Some(self.seed),
+        }
+    }
+
     fn ranks_request(&self) -> pb::ValueRanksRequest {
         pb::ValueRanksRequest {
             from: day(self.from),
@@ -145,6 +163,7 @@ impl ReportArgs {
                 Some(by) => wire::groups_query(self.groups_request(by), today),
                 None => wire::segments_query(self.period_request(), today),
             },
+            ReportKind::Clusters => wire::clusters_query(self.clusters_request(), today),
             ReportKind::Liability => Ok(Query::Liability),
         }?;
         Ok(match query {
@@ -232,6 +251,10 @@ async fn from_server(server: &str, args: &ReportArgs) -> anyhow::Result<Report> 
                 Report::Segments(client.segments(request).await?.into_inner().into())
             }
         },
+        ReportKind::Clusters => {
+            let request = authorized(args.clusters_request(), key)?;
+            Report::Clusters(client.clusters(request).await?.into_inner().into())
+        }
         ReportKind::Liability => {
             let request = authorized(pb::LiabilityRequest {}, key)?;
             Report::Liability(client.points_liability(request).await?.into_inner().into())

@@ -128,4 +128,12 @@ impl Reports for LoyaltyApi {
         })
         .await
     }
+
+    async fn clusters(&self, request: Request<pb::ClustersRequest>) -> Answer<pb::ClustersReport> {
+        self.report(request, convert::clusters_query, |report| match report {
+            Report::Clusters(r) => Some(r.into()),
+            _ => None,
+        })
+        .await
+    }
 }

@@ -14,9 +14,11 @@
 //! - [`tier`]: distribution and migration by tier.
 //! - [`value`]: value ranks (Pareto), value bands, RFM.
 //! - [`segments`]: the rules' segments over time; groups by attribute.
+//! - [`clusters`]: k-means over recency, frequency, money, points, engagement.
 //! - [`liability`]: outstanding points and their worth, expiry, breakage.
 //! - [`table`]: every report as a table, for the terminal and for CSV.
 
+pub mod clusters;
 pub mod figures;
 pub mod liability;
 pub mod segments;
@@ -76,6 +78,15 @@ pub enum Query {
         /// The attribute.
         by: String,
     },
+    /// Members in clusters over a period.
+    Clusters {
+        /// The period.
+        period: Period,
+        /// How many clusters; `None`: chosen by the silhouette score.
+        k: Option<u32>,
+        /// What everything random is drawn from.
+        seed: u64,
+    },
     /// The points liability today.
     Liability,
 }
@@ -98,6 +109,8 @@ pub enum Report {
     Segments(segments::Segments),
     /// See [`segments::Groups`].
     Groups(segments::Groups),
+    /// See [`clusters::Clusters`].
+    Clusters(clusters::Clusters),
     /// See [`liability::Liability`].
     Liability(liability::Liability),
 }
@@ -113,6 +126,7 @@ impl Report {
             Report::Rfm(r) => r,
             Report::Segments(r) => r,
             Report::Groups(r) => r,
+            Report::Clusters(r) => r,
             Report::Liability(r) => r,
         }
     }
@@ -232,6 +246,9 @@ impl<'a> Reporter<'a> {
             } => Report::Rfm(self.rfm(period, with_members)?),
             Query::Segments(period) => Report::Segments(self.segments(period)?),
             Query::Groups { period, by } => Report::Groups(self.groups(period, &by)?),
+            Query::Clusters { period, k, seed } => {
+                Report::Clusters(self.clusters(period, k, seed)?)
+            }
             Query::Liability => Report::Liability(self.liability()?),
         })
     }

@@ -288,7 +288,7 @@ fn rules_with_segments() -> String {
 }
 
 #[tokio::test]
-async fn segments_and_groups_add_up_to_what_was_sent() {
+async fn segments_groups_and_clusters_add_up_to_what_was_sent() {
     let mut server = TestServer::with_rules(&rules_with_segments()).await;
     let (sent, first) = programme(&mut server).await;
     let today = server.clock.now().date_naive();
@@ -381,6 +381,48 @@ async fn segments_and_groups_add_up_to_what_was_sent() {
         let worth: i64 = of_region.iter().map(|s| value(s)).sum();
         assert_eq!(group.value_minor, worth, "{}", group.group);
     }
+    let clusters = |k: u32| pb::ClustersRequest {
+        from: first.to_string(),
+        to: today.to_string(),
+        k,
+        seed: Some(5),
+    };
+    let chosen = client
+        .clusters(clusters(0))
+        .await
+        .expect("clusters")
+        .into_inner();
+    assert!(chosen.k_chosen && (2..=8).contains(&chosen.k), "{chosen:?}");
+    assert_eq!(chosen.silhouette.len(), 7);
+    assert_eq!(chosen.members, members);
+    assert_eq!(
+        chosen.clusters.iter().map(|c| c.members).sum::<i64>(),
+        members
+    );
+    let total_value: i64 = sent.values().map(value).sum();
+    assert_eq!(chosen.value_minor, total_value);
+    assert_eq!(
+        chosen.clusters.iter().map(|c| c.value_minor).sum::<i64>(),
+        total_value
+    );
+    let three = client
+        .clusters(clusters(3))
+        .await
+        .expect("k=3")
+        .into_inner();
+    assert_eq!(
+        (three.k, three.k_chosen, three.clusters.len()),
+        (3, false, 3)
+    );
+    let again = client
+        .clusters(clusters(3))
+        .await
+        .expect("k=3")
+        .into_inner();
+    assert_eq!(three, again, "the same seed gives the same clusters");
+    let status = client.clusters(clusters(1)).await.expect_err("one cluster");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("k:"), "{status:?}");
     let status = client
         .groups(pb::GroupsRequest {
             by: " ".into(),
@@ -464,7 +506,7 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
             ],
         }
     };
-    let kinds: [&[&str]; 7] = [
+    let kinds: [&[&str]; 8] = [
         &["distribution"],
         &["migration"],
         &["value-ranks"],
@@ -472,6 +514,7 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
         &["value-bands"],
         &["segments"],
         &["segments", "--by", "region"],
+        &["clusters", "--seed", "9"],
     ];
     let run = |kind: &[&str], place: [&str; 2], format: &str| {
         let output = tierd()

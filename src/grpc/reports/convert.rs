@@ -12,6 +12,7 @@ use crate::{
     grpc::pb,
     report::{
         DEFAULT_RANKS, Header, Period, Query,
+        clusters::{Cluster, Clusters, DEFAULT_SEED, KScore},
         liability::{Liability, LiabilityRow, MonthHistory, MonthPoints},
         segments::{GroupRow, Groups, SegmentAtEnd, SegmentMonth, SegmentSize, Segments},
         tier::{Distribution, Migration, MigrationRow, TierFigures},
@@ -49,6 +50,8 @@ rows_both_ways! {
     SegmentAtEnd { segment, members, share_percent, value_minor, lifetime_value_minor }
     SegmentSize { segment, members, value_minor }
     GroupRow { group, members, share_percent, purchases, net_spend_minor, value_minor, lifetime_value_minor }
+    KScore { k, score }
+    Cluster { cluster, members, share_percent, value_minor, monetary_minor, recency_days, frequency, average_monetary_minor, points, engagement }
 }
 
 fn rows<A, B: From<A>>(rows: Vec<A>) -> Vec<B> {
@@ -369,6 +372,48 @@ impl From<pb::GroupsReport> for Groups {
             total: r.total.unwrap_or_default().into(),
         }
     }
+}
+
+impl From<Clusters> for pb::ClustersReport {
+    fn from(r: Clusters) -> Self {
+        Self {
+            header: Some(r.header.into()),
+            seed: r.seed,
+            k: r.k,
+            k_chosen: r.k_chosen,
+            silhouette: rows(r.silhouette),
+            members: r.members,
+            value_minor: r.value_minor,
+            clusters: rows(r.clusters),
+        }
+    }
+}
+
+impl From<pb::ClustersReport> for Clusters {
+    fn from(r: pb::ClustersReport) -> Self {
+        Self {
+            header: header(r.header),
+            seed: r.seed,
+            k: r.k,
+            k_chosen: r.k_chosen,
+            silhouette: rows(r.silhouette),
+            members: r.members,
+            value_minor: r.value_minor,
+            clusters: rows(r.clusters),
+        }
+    }
+}
+
+/// A clusters request's query (k 0: chosen; no seed: [`DEFAULT_SEED`]).
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn clusters_query(r: pb::ClustersRequest, today: NaiveDate) -> Result<Query, ProgramError> {
+    Ok(Query::Clusters {
+        period: period_option(&r.from, &r.to, today)?,
+        k: (r.k != 0).then_some(r.k),
+        seed: r.seed.unwrap_or(DEFAULT_SEED),
+    })
 }
 
 /// A segments request's query.
