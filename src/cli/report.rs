@@ -19,7 +19,7 @@ use crate::{
         pb::{self, reports_client::ReportsClient},
         reports::convert as wire,
     },
-    report::{Query, Report, table},
+    report::{Query, Report, html, table},
     rules::{self, RuleSet},
     store::Store,
 };
@@ -44,7 +44,21 @@ pub enum ReportKind {
     Clusters,
     /// Outstanding points, their worth, expiry and breakage, today.
     Liability,
+    /// Every report on one self-contained HTML page with charts (--out).
+    Html,
 }
+
+/// The reports the HTML page shows, in its order.
+const ON_THE_PAGE: [ReportKind; 8] = [
+    ReportKind::Distribution,
+    ReportKind::Migration,
+    ReportKind::ValueRanks,
+    ReportKind::ValueBands,
+    ReportKind::Rfm,
+    ReportKind::Segments,
+    ReportKind::Clusters,
+    ReportKind::Liability,
+];
 
 /// How a report is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -89,6 +103,9 @@ pub struct ReportArgs {
     /// RFM: list every member's scores too (with --data).
     #[arg(long, conflicts_with = "server")]
     members: bool,
+    /// Html: the file to write the page to.
+    #[arg(long, required_if_eq("kind", "html"))]
+    out: Option<PathBuf>,
     /// `table`, `csv` or `json`.
     #[arg(long, value_enum, default_value = "table")]
     format: ReportFormat,
@@ -151,9 +168,9 @@ impl ReportArgs {
         }
     }
 
-    /// The query, with the defaults the service applies.
-    fn query(&self, today: NaiveDate) -> anyhow::Result<Query> {
-        let query = match self.kind {
+    /// The query for `kind`, with the defaults the service applies.
+    fn query(&self, kind: ReportKind, today: NaiveDate) -> anyhow::Result<Query> {
+        let query = match kind {
             ReportKind::Distribution => wire::distribution_query(self.as_of_request(), today),
             ReportKind::ValueBands => wire::value_bands_query(self.as_of_request(), today),
             ReportKind::Migration => wire::migration_query(self.period_request(), today),
@@ -165,6 +182,7 @@ impl ReportArgs {
             },
             ReportKind::Clusters => wire::clusters_query(self.clusters_request(), today),
             ReportKind::Liability => Ok(Query::Liability),
+            ReportKind::Html => anyhow::bail!("the page is made of the other reports"),
         }?;
         Ok(match query {
             Query::Rfm { period, .. } => Query::Rfm {
@@ -176,33 +194,101 @@ impl ReportArgs {
     }
 }
 
+/// Where reports come from: a stopped data directory or a running service.
+enum Source {
+    Data(Program),
+    Server {
+        client: ReportsClient<tonic::transport::Channel>,
+        key: Option<String>,
+    },
+}
+
 /// Runs `tierd report`.
 ///
 /// # Errors
 /// A report that cannot be made (an option out of range, a directory in
 /// use, a refused key), with what to do about it.
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
-    let report = match &args.server {
-        Some(server) => {
-            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
-            runtime.block_on(from_server(server, &args))?
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(async {
+        let mut source = match &args.server {
+            Some(server) => Source::Server {
+                client: ReportsClient::connect(server.clone())
+                    .await
+                    .with_context(|| format!("connecting to {server}"))?,
+                key: args.key.clone(),
+            },
+            None => {
+                let store = open_stopped(args.data.clone())?;
+                let rules = rules_for(&store, args.rules.as_ref())?;
+                Source::Data(Program::new(store, Arc::new(rules), system_clock()))
+            }
+        };
+        if args.kind == ReportKind::Html {
+            return write_page(&mut source, &args).await;
         }
-        None => from_data(&args)?,
-    };
-    let mut out = std::io::stdout().lock();
-    match args.format {
-        ReportFormat::Table => table::write_text(report.tabular(), &mut out)?,
-        ReportFormat::Csv => table::write_csv(report.tabular(), &mut out)?,
-        ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        let report = source.report(&args, args.kind).await?;
+        let mut out = std::io::stdout().lock();
+        match args.format {
+            ReportFormat::Table => table::write_text(report.tabular(), &mut out)?,
+            ReportFormat::Csv => table::write_csv(report.tabular(), &mut out)?,
+            ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+        }
+        Ok(ExitCode::SUCCESS)
+    })
+}
+
+/// Makes every report on the page and writes it to `--out`.
+async fn write_page(source: &mut Source, args: &ReportArgs) -> anyhow::Result<ExitCode> {
+    let mut reports = Vec::new();
+    for kind in ON_THE_PAGE {
+        reports.push(source.report(args, kind).await?);
     }
+    let page = page_of(reports).context("a report of the wrong kind came back")?;
+    let out = args
+        .out
+        .as_ref()
+        .context("--out FILE: where to write the page")?;
+    std::fs::write(out, html::render(&page))
+        .with_context(|| format!("writing {}", out.display()))?;
+    eprintln!("wrote {}", out.display());
     Ok(ExitCode::SUCCESS)
 }
 
-fn from_data(args: &ReportArgs) -> anyhow::Result<Report> {
-    let store = open_stopped(args.data.clone())?;
-    let rules = rules_for(&store, args.rules.as_ref())?;
-    let program = Program::new(store, Arc::new(rules), system_clock());
-    Ok(program.report(args.query(program.today())?)?)
+/// The page, from the reports made in the order of [`ON_THE_PAGE`].
+fn page_of(reports: Vec<Report>) -> Option<html::Page> {
+    let [
+        Report::Distribution(distribution),
+        Report::Migration(migration),
+        Report::ValueRanks(value_ranks),
+        Report::ValueBands(value_bands),
+        Report::Rfm(rfm),
+        Report::Segments(segments),
+        Report::Clusters(clusters),
+        Report::Liability(liability),
+    ] = <[Report; 8]>::try_from(reports).ok()?
+    else {
+        return None;
+    };
+    Some(html::Page {
+        distribution,
+        migration,
+        value_ranks,
+        value_bands,
+        rfm,
+        segments,
+        clusters,
+        liability,
+    })
+}
+
+impl Source {
+    async fn report(&mut self, args: &ReportArgs, kind: ReportKind) -> anyhow::Result<Report> {
+        match self {
+            Source::Data(program) => Ok(program.report(args.query(kind, program.today())?)?),
+            Source::Server { client, key } => from_server(client, key.as_deref(), args, kind).await,
+        }
+    }
 }
 
 /// The rules given, or those last live in `store`, or the default file.
@@ -215,12 +301,13 @@ fn rules_for(store: &Store, given: Option<&PathBuf>) -> anyhow::Result<RuleSet> 
     loaded.map_err(|rejected| anyhow::anyhow!("{rejected}"))
 }
 
-async fn from_server(server: &str, args: &ReportArgs) -> anyhow::Result<Report> {
-    let mut client = ReportsClient::connect(server.to_owned())
-        .await
-        .with_context(|| format!("connecting to {server}"))?;
-    let key = args.key.as_deref();
-    Ok(match args.kind {
+async fn from_server(
+    client: &mut ReportsClient<tonic::transport::Channel>,
+    key: Option<&str>,
+    args: &ReportArgs,
+    kind: ReportKind,
+) -> anyhow::Result<Report> {
+    Ok(match kind {
         ReportKind::Distribution => {
             let request = authorized(args.as_of_request(), key)?;
             Report::Distribution(client.tier_distribution(request).await?.into_inner().into())
@@ -259,5 +346,6 @@ async fn from_server(server: &str, args: &ReportArgs) -> anyhow::Result<Report> 
             let request = authorized(pb::LiabilityRequest {}, key)?;
             Report::Liability(client.points_liability(request).await?.into_inner().into())
         }
+        ReportKind::Html => anyhow::bail!("the page is made of the other reports"),
     })
 }

@@ -17,9 +17,11 @@
 //! - [`clusters`]: k-means over recency, frequency, money, points, engagement.
 //! - [`liability`]: outstanding points and their worth, expiry, breakage.
 //! - [`table`]: every report as a table, for the terminal and for CSV.
+//! - [`html`]: every report on one page with charts, for people.
 
 pub mod clusters;
 pub mod figures;
+pub mod html;
 pub mod liability;
 pub mod segments;
 pub mod table;

@@ -89,11 +89,7 @@ pub fn write_text(report: &dyn Tabular, out: &mut dyn Write) -> std::io::Result<
     }
     for table in report.tables() {
         writeln!(out, "\n{}", table.title)?;
-        let names: Vec<String> = table
-            .columns
-            .iter()
-            .map(|c| c.strip_suffix("_minor").unwrap_or(c).replace('_', " "))
-            .collect();
+        let names: Vec<String> = table.columns.iter().map(|c| column_title(c)).collect();
         let rows: Vec<Vec<String>> = table
             .rows
             .iter()
@@ -145,7 +141,16 @@ pub fn describe(header: &Header) -> String {
     )
 }
 
-fn shown(cell: &Cell, currency: Currency) -> String {
+/// A column's name as people read it: `value_minor` is "value".
+pub(super) fn column_title(name: &str) -> String {
+    name.strip_suffix("_minor")
+        .unwrap_or(name)
+        .replace('_', " ")
+}
+
+/// A cell as people read it: money in major units, percentages with two
+/// decimals.
+pub(super) fn shown(cell: &Cell, currency: Currency) -> String {
     match cell {
         Cell::Text(s) => s.clone(),
         Cell::Number(n) => n.to_string(),

@@ -543,6 +543,27 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
         assert_eq!(run(kind, ["--data", data], "json"), json, "{kind:?}");
         assert_eq!(run(kind, ["--data", data], "csv"), csv, "{kind:?}");
     }
+    let page = dir.path().join("report.html");
+    let page_path = page.to_str().expect("utf-8 path");
+    run(&["html", "--out", page_path], ["--data", data], "table");
+    let html = std::fs::read_to_string(&page).expect("the page is written");
+    for title in [
+        "Members per tier",
+        "Tier migration",
+        "Value ranks (Pareto)",
+        "RFM segments",
+        "Segments over time",
+        "Clusters",
+        "Points liability",
+    ] {
+        assert!(html.contains(&format!("<h2>{title}</h2>")), "{title}");
+    }
+    assert_eq!(html.matches("<svg ").count(), 8, "a chart per report");
+    let fetched = ["src=", "href=", "url(", "@import", "<script"];
+    assert!(
+        fetched.iter().all(|f| !html.contains(f)),
+        "nothing to fetch"
+    );
     let table = run(&["value-ranks"], ["--data", data], "table");
     assert!(
         table.contains("The top 10% of contributing members"),
