@@ -181,7 +181,7 @@ fn section(html: &mut String, title: &str, report: &dyn Tabular, chart: &str) {
         escape(&table::describe(header))
     );
     for line in report.summary() {
-        let _ = write!(html, "<p>{}</p>\n", escape(&line));
+        let _ = writeln!(html, "<p>{}</p>", escape(&line));
     }
     tables(html, report, header);
     html.push_str("</section>\n");
