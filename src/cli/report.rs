@@ -100,8 +100,8 @@ pub struct ReportArgs {
     /// Segments: group members by this attribute (e.g. region) instead.
     #[arg(long)]
     by: Option<String>,
-    /// RFM: list every member's scores too (with --data).
-    #[arg(long, conflicts_with = "server")]
+    /// RFM: list every member's scores too.
+    #[arg(long)]
     members: bool,
     /// Html: the file to write the page to.
     #[arg(long, required_if_eq("kind", "html"))]
@@ -319,6 +319,15 @@ async fn from_server(
         ReportKind::Migration => {
             let request = authorized(args.period_request(), key)?;
             Report::Migration(client.tier_migration(request).await?.into_inner().into())
+        }
+        ReportKind::Rfm if args.members => {
+            let request = authorized(args.period_request(), key)?;
+            let mut stream = client.rfm_members(request).await?.into_inner();
+            let mut messages = Vec::new();
+            while let Some(message) = stream.message().await? {
+                messages.push(message);
+            }
+            Report::Rfm(wire::rfm_of_messages(messages))
         }
         ReportKind::Rfm => {
             let request = authorized(args.period_request(), key)?;

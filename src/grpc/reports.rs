@@ -136,4 +136,19 @@ impl Reports for LoyaltyApi {
         })
         .await
     }
+
+    async fn rfm_members(
+        &self,
+        request: Request<pb::PeriodRequest>,
+    ) -> Answer<tonic::codegen::BoxStream<pb::RfmMembersResponse>> {
+        let messages = self
+            .report(request, convert::rfm_members_query, |report| match report {
+                Report::Rfm(r) => Some(convert::rfm_messages(r)),
+                _ => None,
+            })
+            .await?
+            .into_inner();
+        let stream = tokio_stream::iter(messages.into_iter().map(Ok));
+        Ok(Response::new(Box::pin(stream)))
+    }
 }

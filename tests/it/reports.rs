@@ -191,6 +191,23 @@ async fn every_report_adds_up_over_a_generated_programme() {
     );
 
     let rfm = client.rfm(period.clone()).await.expect("rfm").into_inner();
+    let mut stream = client
+        .rfm_members(period.clone())
+        .await
+        .expect("rfm members")
+        .into_inner();
+    let mut listed = Vec::new();
+    let mut summaries = Vec::new();
+    while let Some(message) = stream.message().await.expect("a message") {
+        summaries.extend(message.summary);
+        listed.extend(message.members.into_iter().map(|m| m.member_id));
+    }
+    assert_eq!(summaries, [rfm.clone()], "one summary, the same as Rfm's");
+    assert_eq!(
+        listed,
+        sent.keys().cloned().collect::<Vec<_>>(),
+        "every member, by id"
+    );
     assert_eq!(rfm.members, members);
     assert_eq!(rfm.segments.iter().map(|s| s.members).sum::<i64>(), members);
     let net_spend: i64 = sent.values().map(|s| s.purchased - s.refunded).sum();
@@ -506,7 +523,7 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
             ],
         }
     };
-    let kinds: [&[&str]; 8] = [
+    let kinds: [&[&str]; 9] = [
         &["distribution"],
         &["migration"],
         &["value-ranks"],
@@ -515,6 +532,7 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
         &["segments"],
         &["segments", "--by", "region"],
         &["clusters", "--seed", "9"],
+        &["rfm", "--members"],
     ];
     let run = |kind: &[&str], place: [&str; 2], format: &str| {
         let output = tierd()

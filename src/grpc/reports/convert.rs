@@ -16,7 +16,10 @@ use crate::{
         liability::{Liability, LiabilityRow, MonthHistory, MonthPoints},
         segments::{GroupRow, Groups, SegmentAtEnd, SegmentMonth, SegmentSize, Segments},
         tier::{Distribution, Migration, MigrationRow, TierFigures},
-        value::{BandRow, ParetoPoint, RankRow, Rfm, RfmCuts, SegmentRow, ValueBands, ValueRanks},
+        value::{
+            BandRow, ParetoPoint, RankRow, Rfm, RfmCuts, RfmScore, SegmentRow, ValueBands,
+            ValueRanks,
+        },
     },
 };
 
@@ -241,6 +244,92 @@ impl From<pb::RfmReport> for Rfm {
             scores: Vec::new(),
         }
     }
+}
+
+/// Members per message of an RFM stream.
+pub const RFM_MEMBERS_PER_MESSAGE: usize = 1_000;
+
+impl From<RfmScore> for pb::RfmMemberScore {
+    fn from(s: RfmScore) -> Self {
+        Self {
+            member_id: s.member_id,
+            recency_days: s.recency_days.unwrap_or(-1),
+            frequency: s.frequency,
+            monetary_minor: s.monetary_minor,
+            r: u32::from(s.r),
+            f: u32::from(s.f),
+            m: u32::from(s.m),
+            segment: s.segment,
+        }
+    }
+}
+
+impl From<pb::RfmMemberScore> for RfmScore {
+    fn from(s: pb::RfmMemberScore) -> Self {
+        let score = |x: u32| u8::try_from(x).unwrap_or(0);
+        Self {
+            member_id: s.member_id,
+            recency_days: (s.recency_days >= 0).then_some(s.recency_days),
+            frequency: s.frequency,
+            monetary_minor: s.monetary_minor,
+            r: score(s.r),
+            f: score(s.f),
+            m: score(s.m),
+            segment: s.segment,
+        }
+    }
+}
+
+/// An RFM report with its members as the messages of a stream: the
+/// summary in the first, the members in order, [`RFM_MEMBERS_PER_MESSAGE`]
+/// at most in each.
+pub fn rfm_messages(mut r: Rfm) -> Vec<pb::RfmMembersResponse> {
+    let scores = std::mem::take(&mut r.scores);
+    let mut messages: Vec<pb::RfmMembersResponse> = scores
+        .chunks(RFM_MEMBERS_PER_MESSAGE)
+        .map(|chunk| pb::RfmMembersResponse {
+            summary: None,
+            members: chunk
+                .iter()
+                .cloned()
+                .map(pb::RfmMemberScore::from)
+                .collect(),
+        })
+        .collect();
+    let summary = Some(pb::RfmReport::from(r));
+    match messages.first_mut() {
+        Some(first) => first.summary = summary,
+        None => messages.push(pb::RfmMembersResponse {
+            summary,
+            members: Vec::new(),
+        }),
+    }
+    messages
+}
+
+/// The RFM report a stream's messages carry, members included.
+pub fn rfm_of_messages(messages: Vec<pb::RfmMembersResponse>) -> Rfm {
+    let mut summary = None;
+    let mut scores = Vec::new();
+    for message in messages {
+        summary = summary.or(message.summary);
+        scores.extend(message.members.into_iter().map(RfmScore::from));
+    }
+    Rfm {
+        scores,
+        ..Rfm::from(summary.unwrap_or_default())
+    }
+}
+
+/// An RFM-with-members request's query.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn rfm_members_query(r: pb::PeriodRequest, today: NaiveDate) -> Result<Query, ProgramError> {
+    Ok(Query::Rfm {
+        period: period_option(&r.from, &r.to, today)?,
+        with_members: true,
+    })
 }
 
 impl From<Liability> for pb::LiabilityReport {
