@@ -1,14 +1,17 @@
 //! Realistic synthetic members, for benchmarks, demos and trying candidate
 //! rules on a program-sized store before real data is at hand.
 //!
-//! Members enrol over the last three years; each makes 0 to 40 purchases
-//! over the last 13 months, amounts drawn so that a few members bring most
-//! of the revenue (a Pareto-like spread); some shop online; a region
-//! attribute is set. Each member's purchases are played in date order
-//! through [`crate::domain::apply`], exactly as the service would have
-//! received them (windows, earning, promotions, expiry as the rules say),
-//! then swept as of `now`; members and their tier history are written.
-//! Deterministic for a seed.
+//! Members enrol over the last three years and are active over up to the
+//! last 24 months: up to 60 purchases, amounts drawn so that a few members
+//! bring most of the revenue (a long-tailed, Pareto-like spread), a quarter
+//! of them online; about one purchase in twelve returned in part or whole
+//! within a month; half the balance redeemed now and then; activities
+//! (store visits, reviews, email clicks, referrals) as the rules know
+//! them; a region and an age band as attributes. Each member's events are
+//! played in time order through [`crate::domain::apply`], exactly as the
+//! service would have received them (windows, earning, promotions,
+//! returns, expiry as the rules say), then swept as of `now`; members and
+//! their tier history are written. Deterministic for a seed.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -57,6 +60,67 @@ impl Rng {
     }
 }
 
+/// Something a synthetic member does, in the order it happens.
+enum Event {
+    Purchase { amount_minor: i64, web: bool },
+    /// Takes back `percent` of purchase number `of` (in purchase order).
+    Return { of: usize, percent: i64 },
+    Redeem,
+    Activity(&'static str),
+}
+
+const AGE_BANDS: [&str; 6] = ["18-24", "25-34", "35-44", "45-54", "55-64", "65+"];
+const ACTIVITIES: [&str; 4] = ["store_visit", "review", "email_click", "referral"];
+/// How far back purchases go: the 24 months the reports look at.
+const HISTORY_DAYS: u64 = 730;
+
+impl Rng {
+    fn pick<'a>(&mut self, from: &[&'a str]) -> &'a str {
+        from[usize::try_from(self.below(from.len() as u64)).unwrap_or(0)]
+    }
+}
+
+/// What one member does between enrolling and `now`, in time order.
+fn events(rng: &mut Rng, enrolled: DateTime<Utc>, now: DateTime<Utc>) -> Vec<(DateTime<Utc>, Event)> {
+    let since = (now - rng.days_below(HISTORY_DAYS)).max(enrolled);
+    let active_days = u64::try_from((now - since).num_days()).unwrap_or(0) + 1;
+    // Spend per member: most spend little, a few spend a lot; some shop
+    // often, most now and then.
+    let appetite = 1 + rng.below(100).pow(3) / 50_000;
+    let visits = rng.below(61) * active_days / HISTORY_DAYS;
+    let mut events: Vec<(DateTime<Utc>, Event)> = Vec::new();
+    for _ in 0..visits {
+        let at = now - rng.days_below(active_days);
+        let amount_minor = i64::try_from(500 + rng.below(4_000) * appetite).unwrap_or(500);
+        let web = rng.below(4) == 0;
+        events.push((at, Event::Purchase { amount_minor, web }));
+        if rng.below(6) == 0 {
+            events.push((at + rng.days_below(60) + TimeDelta::hours(1), Event::Redeem));
+        }
+    }
+    for _ in 0..rng.below(13) * active_days / HISTORY_DAYS {
+        let kind = rng.pick(&ACTIVITIES);
+        events.push((now - rng.days_below(active_days), Event::Activity(kind)));
+    }
+    events.sort_by_key(|(at, _)| *at);
+    // About one purchase in twelve comes back, in part or whole, within a
+    // month.
+    let bought: Vec<DateTime<Utc>> = events
+        .iter()
+        .filter(|(_, e)| matches!(e, Event::Purchase { .. }))
+        .map(|(at, _)| *at)
+        .collect();
+    for (of, at) in bought.into_iter().enumerate() {
+        if rng.below(12) == 0 {
+            let percent = 30 + i64::try_from(rng.below(71)).unwrap_or(0);
+            events.push((at + rng.days_below(30) + TimeDelta::hours(2), Event::Return { of, percent }));
+        }
+    }
+    events.retain(|(at, _)| *at <= now);
+    events.sort_by_key(|(at, _)| *at);
+    events
+}
+
 /// One synthetic member as of `now`, with the tier changes it went through.
 fn member(
     rules: &RuleSet,
@@ -67,30 +131,56 @@ fn member(
     let enrolled = now - rng.days_below(3 * 365) - TimeDelta::days(1);
     let (mut member, mut changes) =
         apply::member_or_new(rules, None, &format!("member-{index:07}"), enrolled);
-    let region = REGIONS[usize::try_from(rng.below(REGIONS.len() as u64)).unwrap_or(0)];
-    member.attributes.insert("region".into(), region.into());
-    // Spend per member: most spend little, a few spend a lot.
-    let appetite = 1 + rng.below(100).pow(3) / 50_000;
-    let mut purchases: Vec<(DateTime<Utc>, i64, &str)> = (0..rng.below(41))
-        .map(|_| {
-            let at = (now - rng.days_below(395)).max(enrolled);
-            let amount = i64::try_from(500 + rng.below(4_000) * appetite).unwrap_or(500);
-            let channel = if rng.below(4) == 0 { "web" } else { "pos" };
-            (at, amount, channel)
-        })
-        .collect();
-    purchases.sort_by_key(|(at, _, _)| *at);
-    for (n, (at, amount_minor, channel)) in purchases.into_iter().enumerate() {
+    member.attributes.insert("region".into(), rng.pick(&REGIONS).into());
+    member.attributes.insert("age_band".into(), rng.pick(&AGE_BANDS).into());
+    let mut tracks = Vec::new();
+    let no_details = std::collections::BTreeMap::new();
+    for (n, (at, event)) in events(rng, enrolled, now).into_iter().enumerate() {
         let transaction_id = format!("seed-{index}-{n}");
-        let purchase = apply::Purchase {
-            transaction_id: &transaction_id,
-            amount_minor,
-            channel,
-            store_id: "store-1",
-            tags: &[],
-            occurred_at: at,
+        let effect = match event {
+            Event::Purchase { amount_minor, web } => {
+                let purchase = apply::Purchase {
+                    transaction_id: &transaction_id,
+                    amount_minor,
+                    channel: if web { "web" } else { "pos" },
+                    store_id: "store-1",
+                    tags: &[],
+                    occurred_at: at,
+                };
+                let (track, effect) = apply::purchase(rules, &mut member, &purchase, at);
+                tracks.push((transaction_id, track));
+                effect
+            }
+            Event::Return { of, percent } => {
+                let Some((original, track)) = tracks.get_mut(of) else {
+                    continue;
+                };
+                let amount = track.amount_minor * percent / 100;
+                apply::return_purchase(rules, &mut member, original, track, amount, at)
+                    .unwrap_or_default()
+            }
+            Event::Redeem => {
+                let balance = member.points_balance(at);
+                let points = (balance / 2 / 100) * 100;
+                if points < 500 {
+                    continue;
+                }
+                apply::redeem(&mut member, points, at).unwrap_or_default()
+            }
+            Event::Activity(kind) => {
+                let Some(activity) = rules.activities.get(kind) else {
+                    continue;
+                };
+                let facts = apply::ActivityFacts {
+                    transaction_id: &transaction_id,
+                    kind,
+                    details: &no_details,
+                    occurred_at: at,
+                };
+                apply::activity(rules, &mut member, activity, &facts, at)
+            }
         };
-        changes.extend(apply::purchase(rules, &mut member, &purchase, at).1.changes);
+        changes.extend(effect.changes);
     }
     changes.extend(apply::sweep(rules, &mut member, now).changes);
     member.prune_days(now);
