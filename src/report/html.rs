@@ -91,38 +91,22 @@ pub fn render(page: &Page) -> String {
         &mut html,
         "Lifetime-value bands",
         &page.value_bands,
-        &bars(
-            &page
-                .value_bands
+        &member_bars(
+            page.value_bands
                 .bands
                 .iter()
-                .map(|b| {
-                    (
-                        b.band.clone(),
-                        b.members,
-                        count_label(b.members, b.share_percent),
-                    )
-                })
-                .collect::<Vec<_>>(),
+                .map(|b| (&b.band, b.members, b.share_percent)),
         ),
     );
     section(
         &mut html,
         "RFM segments",
         &page.rfm,
-        &bars(
-            &page
-                .rfm
+        &member_bars(
+            page.rfm
                 .segments
                 .iter()
-                .map(|s| {
-                    (
-                        s.segment.clone(),
-                        s.members,
-                        count_label(s.members, s.share_percent),
-                    )
-                })
-                .collect::<Vec<_>>(),
+                .map(|s| (&s.segment, s.members, s.share_percent)),
         ),
     );
     section(
@@ -395,19 +379,20 @@ fn lines(
     svg(TOP + PLOT + 30 + legend_rows * 18 + 6, &body)
 }
 
-fn distribution_chart(r: &Distribution) -> String {
-    let items: Vec<(String, i64, String)> = r
-        .tiers
-        .iter()
-        .map(|t| {
-            (
-                t.tier.clone(),
-                t.members,
-                count_label(t.members, t.share_percent),
-            )
-        })
+/// Bars of members per group, labelled with the count and the share.
+fn member_bars<'a>(groups: impl Iterator<Item = (&'a String, i64, f64)>) -> String {
+    let items: Vec<(String, i64, String)> = groups
+        .map(|(name, members, share)| (name.clone(), members, count_label(members, share)))
         .collect();
     bars(&items)
+}
+
+fn distribution_chart(r: &Distribution) -> String {
+    member_bars(
+        r.tiers
+            .iter()
+            .map(|t| (&t.tier, t.members, t.share_percent)),
+    )
 }
 
 fn migration_chart(r: &Migration) -> String {

@@ -62,9 +62,15 @@ impl Rng {
 
 /// Something a synthetic member does, in the order it happens.
 enum Event {
-    Purchase { amount_minor: i64, web: bool },
+    Purchase {
+        amount_minor: i64,
+        web: bool,
+    },
     /// Takes back `percent` of purchase number `of` (in purchase order).
-    Return { of: usize, percent: i64 },
+    Return {
+        of: usize,
+        percent: i64,
+    },
     Redeem,
     Activity(&'static str),
 }
@@ -81,7 +87,11 @@ impl Rng {
 }
 
 /// What one member does between enrolling and `now`, in time order.
-fn events(rng: &mut Rng, enrolled: DateTime<Utc>, now: DateTime<Utc>) -> Vec<(DateTime<Utc>, Event)> {
+fn events(
+    rng: &mut Rng,
+    enrolled: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Vec<(DateTime<Utc>, Event)> {
     let since = (now - rng.days_below(HISTORY_DAYS)).max(enrolled);
     let active_days = u64::try_from((now - since).num_days()).unwrap_or(0) + 1;
     // Spend per member: most spend little, a few spend a lot; some shop
@@ -113,7 +123,10 @@ fn events(rng: &mut Rng, enrolled: DateTime<Utc>, now: DateTime<Utc>) -> Vec<(Da
     for (of, at) in bought.into_iter().enumerate() {
         if rng.below(12) == 0 {
             let percent = 30 + i64::try_from(rng.below(71)).unwrap_or(0);
-            events.push((at + rng.days_below(30) + TimeDelta::hours(2), Event::Return { of, percent }));
+            events.push((
+                at + rng.days_below(30) + TimeDelta::hours(2),
+                Event::Return { of, percent },
+            ));
         }
     }
     events.retain(|(at, _)| *at <= now);
@@ -131,8 +144,12 @@ fn member(
     let enrolled = now - rng.days_below(3 * 365) - TimeDelta::days(1);
     let (mut member, mut changes) =
         apply::member_or_new(rules, None, &format!("member-{index:07}"), enrolled);
-    member.attributes.insert("region".into(), rng.pick(&REGIONS).into());
-    member.attributes.insert("age_band".into(), rng.pick(&AGE_BANDS).into());
+    member
+        .attributes
+        .insert("region".into(), rng.pick(&REGIONS).into());
+    member
+        .attributes
+        .insert("age_band".into(), rng.pick(&AGE_BANDS).into());
     let mut tracks = Vec::new();
     let no_details = std::collections::BTreeMap::new();
     for (n, (at, event)) in events(rng, enrolled, now).into_iter().enumerate() {

@@ -202,7 +202,11 @@ async fn every_report_adds_up_over_a_generated_programme() {
         summaries.extend(message.summary);
         listed.extend(message.members.into_iter().map(|m| m.member_id));
     }
-    assert_eq!(summaries, std::slice::from_ref(&rfm), "one summary, the same as Rfm's");
+    assert_eq!(
+        summaries,
+        std::slice::from_ref(&rfm),
+        "one summary, the same as Rfm's"
+    );
     assert_eq!(
         listed,
         sent.keys().cloned().collect::<Vec<_>>(),

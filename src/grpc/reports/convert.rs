@@ -100,107 +100,60 @@ fn header(h: Option<pb::ReportHeader>) -> Header {
     h.unwrap_or_default().into()
 }
 
-impl From<Distribution> for pb::DistributionReport {
-    fn from(r: Distribution) -> Self {
-        Self {
-            header: Some(r.header.into()),
-            tiers: rows(r.tiers),
-            total: Some(r.total.into()),
+/// `From` both ways between a report and its message: the header, plain
+/// fields, lists of rows, and single rows (always sent).
+macro_rules! reports_both_ways {
+    ($($report:ident => $message:ident {
+        fields: [$($field:ident),*], lists: [$($list:ident),*], rows: [$($one:ident),*] $(,)?
+    })+) => {$(
+        impl From<$report> for pb::$message {
+            fn from(r: $report) -> Self {
+                Self {
+                    header: Some(r.header.into()),
+                    $($field: r.$field,)*
+                    $($list: rows(r.$list),)*
+                    $($one: Some(r.$one.into()),)*
+                }
+            }
         }
-    }
+
+        impl From<pb::$message> for $report {
+            fn from(r: pb::$message) -> Self {
+                Self {
+                    header: header(r.header),
+                    $($field: r.$field,)*
+                    $($list: rows(r.$list),)*
+                    $($one: r.$one.unwrap_or_default().into(),)*
+                }
+            }
+        }
+    )+};
 }
 
-impl From<pb::DistributionReport> for Distribution {
-    fn from(r: pb::DistributionReport) -> Self {
-        Self {
-            header: header(r.header),
-            tiers: rows(r.tiers),
-            total: r.total.unwrap_or_default().into(),
-        }
+reports_both_ways! {
+    Distribution => DistributionReport { fields: [], lists: [tiers], rows: [total] }
+    Migration => MigrationReport {
+        fields: [tiers, members_at_start, members_at_end, promotions, demotions, manual_moves],
+        lists: [rows],
+        rows: [joined],
     }
-}
-
-impl From<Migration> for pb::MigrationReport {
-    fn from(r: Migration) -> Self {
-        Self {
-            header: Some(r.header.into()),
-            tiers: r.tiers,
-            rows: rows(r.rows),
-            joined: Some(r.joined.into()),
-            members_at_start: r.members_at_start,
-            members_at_end: r.members_at_end,
-            promotions: r.promotions,
-            demotions: r.demotions,
-            manual_moves: r.manual_moves,
-        }
+    ValueRanks => ValueRanksReport {
+        fields: [point_value_minor, members, contributing_members, value_minor, positive_value_minor],
+        lists: [ranks, pareto],
+        rows: [],
     }
-}
-
-impl From<pb::MigrationReport> for Migration {
-    fn from(r: pb::MigrationReport) -> Self {
-        Self {
-            header: header(r.header),
-            tiers: r.tiers,
-            rows: rows(r.rows),
-            joined: r.joined.unwrap_or_default().into(),
-            members_at_start: r.members_at_start,
-            members_at_end: r.members_at_end,
-            promotions: r.promotions,
-            demotions: r.demotions,
-            manual_moves: r.manual_moves,
-        }
+    ValueBands => ValueBandsReport { fields: [members, value_minor], lists: [bands], rows: [] }
+    Liability => LiabilityReport {
+        fields: [point_value_minor],
+        lists: [tiers, expiring, past],
+        rows: [total],
     }
-}
-
-impl From<ValueRanks> for pb::ValueRanksReport {
-    fn from(r: ValueRanks) -> Self {
-        Self {
-            header: Some(r.header.into()),
-            point_value_minor: r.point_value_minor,
-            members: r.members,
-            contributing_members: r.contributing_members,
-            value_minor: r.value_minor,
-            positive_value_minor: r.positive_value_minor,
-            ranks: rows(r.ranks),
-            pareto: rows(r.pareto),
-        }
-    }
-}
-
-impl From<pb::ValueRanksReport> for ValueRanks {
-    fn from(r: pb::ValueRanksReport) -> Self {
-        Self {
-            header: header(r.header),
-            point_value_minor: r.point_value_minor,
-            members: r.members,
-            contributing_members: r.contributing_members,
-            value_minor: r.value_minor,
-            positive_value_minor: r.positive_value_minor,
-            ranks: rows(r.ranks),
-            pareto: rows(r.pareto),
-        }
-    }
-}
-
-impl From<ValueBands> for pb::ValueBandsReport {
-    fn from(r: ValueBands) -> Self {
-        Self {
-            header: Some(r.header.into()),
-            bands: rows(r.bands),
-            members: r.members,
-            value_minor: r.value_minor,
-        }
-    }
-}
-
-impl From<pb::ValueBandsReport> for ValueBands {
-    fn from(r: pb::ValueBandsReport) -> Self {
-        Self {
-            header: header(r.header),
-            bands: rows(r.bands),
-            members: r.members,
-            value_minor: r.value_minor,
-        }
+    Segments => SegmentsReport { fields: [members, unsegmented], lists: [segments, months], rows: [] }
+    Groups => GroupsReport { fields: [attribute], lists: [groups], rows: [total] }
+    Clusters => ClustersReport {
+        fields: [seed, k, k_chosen, members, value_minor],
+        lists: [silhouette, clusters],
+        rows: [],
     }
 }
 
@@ -332,32 +285,6 @@ pub fn rfm_members_query(r: pb::PeriodRequest, today: NaiveDate) -> Result<Query
     })
 }
 
-impl From<Liability> for pb::LiabilityReport {
-    fn from(r: Liability) -> Self {
-        Self {
-            header: Some(r.header.into()),
-            point_value_minor: r.point_value_minor,
-            tiers: rows(r.tiers),
-            total: Some(r.total.into()),
-            expiring: rows(r.expiring),
-            past: rows(r.past),
-        }
-    }
-}
-
-impl From<pb::LiabilityReport> for Liability {
-    fn from(r: pb::LiabilityReport) -> Self {
-        Self {
-            header: header(r.header),
-            point_value_minor: r.point_value_minor,
-            tiers: rows(r.tiers),
-            total: r.total.unwrap_or_default().into(),
-            expiring: rows(r.expiring),
-            past: rows(r.past),
-        }
-    }
-}
-
 /// A date option: empty is `default`, anything else must be `YYYY-MM-DD`.
 ///
 /// # Errors
@@ -413,82 +340,6 @@ impl From<pb::SegmentMonth> for SegmentMonth {
             as_of: day_of(&m.as_of).unwrap_or_default(),
             members: m.members,
             segments: rows(m.segments),
-        }
-    }
-}
-
-impl From<Segments> for pb::SegmentsReport {
-    fn from(r: Segments) -> Self {
-        Self {
-            header: Some(r.header.into()),
-            members: r.members,
-            unsegmented: r.unsegmented,
-            segments: rows(r.segments),
-            months: rows(r.months),
-        }
-    }
-}
-
-impl From<pb::SegmentsReport> for Segments {
-    fn from(r: pb::SegmentsReport) -> Self {
-        Self {
-            header: header(r.header),
-            members: r.members,
-            unsegmented: r.unsegmented,
-            segments: rows(r.segments),
-            months: rows(r.months),
-        }
-    }
-}
-
-impl From<Groups> for pb::GroupsReport {
-    fn from(r: Groups) -> Self {
-        Self {
-            header: Some(r.header.into()),
-            attribute: r.attribute,
-            groups: rows(r.groups),
-            total: Some(r.total.into()),
-        }
-    }
-}
-
-impl From<pb::GroupsReport> for Groups {
-    fn from(r: pb::GroupsReport) -> Self {
-        Self {
-            header: header(r.header),
-            attribute: r.attribute,
-            groups: rows(r.groups),
-            total: r.total.unwrap_or_default().into(),
-        }
-    }
-}
-
-impl From<Clusters> for pb::ClustersReport {
-    fn from(r: Clusters) -> Self {
-        Self {
-            header: Some(r.header.into()),
-            seed: r.seed,
-            k: r.k,
-            k_chosen: r.k_chosen,
-            silhouette: rows(r.silhouette),
-            members: r.members,
-            value_minor: r.value_minor,
-            clusters: rows(r.clusters),
-        }
-    }
-}
-
-impl From<pb::ClustersReport> for Clusters {
-    fn from(r: pb::ClustersReport) -> Self {
-        Self {
-            header: header(r.header),
-            seed: r.seed,
-            k: r.k,
-            k_chosen: r.k_chosen,
-            silhouette: rows(r.silhouette),
-            members: r.members,
-            value_minor: r.value_minor,
-            clusters: rows(r.clusters),
         }
     }
 }
