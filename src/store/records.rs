@@ -52,7 +52,10 @@ pub struct MemberRecord<Day = DayRecord> {
     enrolled_at: i64,
     attributes: BTreeMap<String, String>,
     tier: TierRecord,
-    days: BTreeMap<i32, Day>,
+    /// Day number and totals, in day order: postcard writes a map and a
+    /// list of pairs as the same bytes, and a list is read without
+    /// building a map that the conversion would build again.
+    days: Vec<(i32, Day)>,
     lifetime_value_minor: i64,
     lots: Vec<LotRecord>,
     points_debt: i64,
