@@ -519,6 +519,14 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
     let dates = |kind: &str| -> Vec<String> {
         match kind {
             "distribution" | "value-bands" => vec!["--as-of".into(), today.clone()],
+            "html" => vec![
+                "--as-of".into(),
+                today.clone(),
+                "--from".into(),
+                first.to_string(),
+                "--to".into(),
+                today.clone(),
+            ],
             _ => vec![
                 "--from".into(),
                 first.to_string(),
@@ -558,6 +566,14 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
         let [json, csv] = ["json", "csv"].map(|format| run(kind, ["--server", &url], format));
         from_service.push((json, csv));
     }
+    let pages = tempfile::TempDir::new().expect("temp dir");
+    let page_of = |name: &str| pages.path().join(name).to_str().expect("utf-8").to_owned();
+    let served_page = page_of("served.html");
+    run(
+        &["html", "--out", &served_page],
+        ["--server", &url],
+        "table",
+    );
     let dir = server.stop().await;
     let data = dir.path().join("data");
     let data = data.to_str().expect("utf-8 path");
@@ -565,10 +581,21 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
         assert_eq!(run(kind, ["--data", data], "json"), json, "{kind:?}");
         assert_eq!(run(kind, ["--data", data], "csv"), csv, "{kind:?}");
     }
-    let page = dir.path().join("report.html");
-    let page_path = page.to_str().expect("utf-8 path");
-    run(&["html", "--out", page_path], ["--data", data], "table");
+    let page = page_of("report.html");
+    run(&["html", "--out", &page], ["--data", data], "table");
     let html = std::fs::read_to_string(&page).expect("the page is written");
+    let served = std::fs::read_to_string(&served_page).expect("the served page");
+    // The liability is always today's: the service's clock is the test's,
+    // the CLI's the machine's. Everything before it has explicit dates.
+    let dated = |page: &str| {
+        let before = page.split("<section><h2>Points liability").next();
+        before.map(str::to_owned)
+    };
+    assert_eq!(
+        dated(&html),
+        dated(&served),
+        "the same page from the service and from its data"
+    );
     for title in [
         "Members per tier",
         "Tier migration",
