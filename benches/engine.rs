@@ -71,6 +71,7 @@ fn benches(c: &mut Criterion) {
         tags: &tags,
         occurred_at: at,
         tier_id: "silver",
+        lines: &[],
     };
     c.bench_function("earning/points_with_bonus_script", |b| {
         b.iter(|| earn::points_for_purchase(black_box(&rules), purchase, subject))

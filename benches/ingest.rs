@@ -34,6 +34,7 @@ fn purchase(n: u64) -> Purchase {
         channel: "pos".into(),
         store_id: "store-1".into(),
         tags: vec![],
+        lines: vec![],
     }
     .try_into()
     .expect("a valid purchase")

@@ -86,6 +86,7 @@ async fn drive(
                         channel: "pos".into(),
                         store_id: "store-1".into(),
                         tags: vec![],
+                        lines: vec![],
                     };
                     let sent = Instant::now();
                     if client.record_purchase(request).await.is_err() {

@@ -55,6 +55,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 channel: channel.into(),
                 store_id: "store-42".into(),
                 tags: vec![],
+                lines: vec![],
             })
             .await?
             .into_inner();

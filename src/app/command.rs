@@ -5,7 +5,9 @@
 
 use chrono::{DateTime, Utc};
 
-use super::input::{Amount, Attributes, MemberId, Reason, SignedPoints, Tags, Text, TransactionId};
+use super::input::{
+    Amount, Attributes, Basket, MemberId, Reason, SignedPoints, Tags, Text, TransactionId,
+};
 use crate::{
     domain::{decide::OverrideMode, fingerprint::RequestFacts},
     money::Currency,
@@ -30,6 +32,8 @@ pub struct Purchase {
     pub store_id: Text,
     /// Purchase tags.
     pub tags: Tags,
+    /// The basket's lines (empty: a sum only).
+    pub lines: Basket,
 }
 
 /// A (partial) return of an earlier purchase of the same member.
@@ -130,6 +134,7 @@ impl Keyed for Purchase {
             channel: self.channel.as_str(),
             store_id: self.store_id.as_str(),
             tags: self.tags.as_slice(),
+            lines: self.lines.as_slice(),
         }
     }
 }

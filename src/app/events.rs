@@ -69,6 +69,7 @@ impl Program {
                 store_id: cmd.store_id.as_str(),
                 tags: cmd.tags.as_slice(),
                 occurred_at,
+                lines: cmd.lines.as_slice(),
             };
             let (track, effect) = apply::purchase(rules, &mut member, &purchase, now);
             Ok(Applied {

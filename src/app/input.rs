@@ -12,6 +12,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::ProgramError;
+use crate::domain::earn::Line;
 
 /// Limits on what clients may send. Defaults documented on each field.
 #[derive(Debug, Clone, Copy)]
@@ -238,6 +239,65 @@ impl Tags {
 
     /// The tags, in the order sent.
     pub fn as_slice(&self) -> &[String] {
+        &self.0
+    }
+}
+
+/// The most lines a basket may have.
+pub const MAX_LINES: usize = 500;
+
+/// A purchase's basket: at most [`MAX_LINES`] lines, each with a quantity
+/// of at least 1, an amount of at least 0, texts and labels within the
+/// text limits, the amounts adding up to the purchase's amount. Empty when
+/// the till sent a sum only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct Basket(Vec<Line>);
+
+impl Basket {
+    /// Checks `lines` (request field `lines`) against the purchase's
+    /// `amount`.
+    ///
+    /// # Errors
+    /// `InvalidArgument` naming `lines` and the line at fault.
+    pub fn parse(lines: Vec<Line>, amount: Amount) -> Checked<Self> {
+        let invalid = |message: String| Err(ProgramError::invalid("lines", message));
+        if lines.len() > MAX_LINES {
+            return invalid(format!("at most {MAX_LINES} lines, got {}", lines.len()));
+        }
+        let mut total: i64 = 0;
+        for (i, line) in lines.iter().enumerate() {
+            if line.quantity < 1 {
+                return invalid(format!(
+                    "lines[{i}].quantity must be at least 1, got {}",
+                    line.quantity
+                ));
+            }
+            if line.amount_minor < 0 {
+                return invalid(format!(
+                    "lines[{i}].amount_minor must not be negative, got {}",
+                    line.amount_minor
+                ));
+            }
+            if line.labels.len() > LIMITS.max_tags {
+                return invalid(format!("lines[{i}].labels: at most {}", LIMITS.max_tags));
+            }
+            [&line.sku, &line.category]
+                .into_iter()
+                .chain(&line.labels)
+                .try_for_each(|text| check_text("lines", text))?;
+            total = total.saturating_add(line.amount_minor);
+        }
+        if !lines.is_empty() && total != amount.get() {
+            return invalid(format!(
+                "the lines' amount_minor add up to {total}, but the purchase's amount_minor is {}",
+                amount.get()
+            ));
+        }
+        Ok(Self(lines))
+    }
+
+    /// The lines, in the order sent.
+    pub fn as_slice(&self) -> &[Line] {
         &self.0
     }
 }

@@ -8,7 +8,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use super::{
     Program, ProgramError,
     command::{Purchase, Redemption},
-    input::{Amount, MemberId, Tags, Text, TransactionId},
+    input::{Amount, Basket, MemberId, Tags, Text, TransactionId},
 };
 use crate::{money::Currency, rules, store::Store};
 
@@ -55,6 +55,7 @@ impl Fixture {
             channel: Text::default(),
             store_id: Text::default(),
             tags: Tags::default(),
+            lines: Basket::default(),
         }
     }
 }

@@ -116,6 +116,8 @@ pub struct Purchase<'a> {
     pub tags: &'a [String],
     /// When it happened.
     pub occurred_at: DateTime<Utc>,
+    /// The basket's lines (may be empty).
+    pub lines: &'a [earn::Line],
 }
 
 /// Records a purchase received at `now`; returns what a return will need
@@ -135,6 +137,7 @@ pub fn purchase(
         tags: purchase.tags,
         occurred_at: purchase.occurred_at,
         tier_id: &member.tier.tier_id,
+        lines: purchase.lines,
     };
     let subject = Subject {
         metrics: &metrics,

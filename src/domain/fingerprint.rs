@@ -43,6 +43,8 @@ pub enum RequestFacts<'a> {
         store_id: &'a str,
         /// Tags, in the order sent.
         tags: &'a [String],
+        /// Basket lines, in the order sent (empty: a sum only).
+        lines: &'a [super::earn::Line],
     },
     /// RecordReturn.
     Return {
@@ -141,6 +143,7 @@ impl RequestFacts<'_> {
                 channel,
                 store_id,
                 tags,
+                lines,
                 ..
             } => {
                 out.int("amount_minor", amount_minor);
@@ -149,6 +152,15 @@ impl RequestFacts<'_> {
                 out.text("channel", channel);
                 out.text("store_id", store_id);
                 out.list("tags", tags);
+                // Only when sent, so that a purchase without lines keeps
+                // the fingerprint it always had.
+                for line in lines {
+                    out.text("line.sku", &line.sku);
+                    out.text("line.category", &line.category);
+                    out.int("line.quantity", line.quantity);
+                    out.int("line.amount_minor", line.amount_minor);
+                    out.list("line.labels", &line.labels);
+                }
             }
             RequestFacts::Return {
                 original_transaction_id,
@@ -264,6 +276,7 @@ mod tests {
                 channel: "pos",
                 store_id: "s1",
                 tags: &tags,
+                lines: &[],
             },
             RequestFacts::Return {
                 member_id: "m1",
@@ -315,6 +328,7 @@ mod tests {
             channel,
             store_id: "",
             tags: &[],
+            lines: &[],
         };
         let one = base(1, "pos").fingerprint();
         assert_eq!(one, base(1, "pos").fingerprint());
@@ -330,6 +344,7 @@ mod tests {
             channel,
             store_id,
             tags: &[],
+            lines: &[],
         };
         assert_ne!(split("ab", "").fingerprint(), split("a", "b").fingerprint());
     }

@@ -187,6 +187,7 @@ fn earning_multiplies_exactly() {
         channel,
         store_id: "s1",
         tags,
+        lines: &[],
         occurred_at: day(0),
         tier_id: "bronze",
     };
@@ -427,6 +428,7 @@ demotion:
             channel: "pos",
             store_id: "",
             tags: &[],
+            lines: &[],
             occurred_at: at,
         };
         apply::purchase(rules, member, &purchase, at)

@@ -14,13 +14,14 @@ use crate::{
             ActivityEvent, Adjustment, OverrideCommand, Purchase, Redemption, Return, Upsert,
         },
         input::{
-            Amount, Attributes, MemberId, Reason, SignedPoints, Tags, Text, TransactionId,
+            Amount, Attributes, Basket, MemberId, Reason, SignedPoints, Tags, Text, TransactionId,
             required_time,
         },
         live_rules::ReloadFailure,
     },
     domain::{
         decide::{ChangeKind, HistoryEntry, OverrideMode, TierOverride},
+        earn::Line,
         view::MemberView,
     },
     money::Currency,
@@ -164,10 +165,19 @@ impl TryFrom<pb::RecordPurchaseRequest> for Purchase {
     type Error = ProgramError;
 
     fn try_from(r: pb::RecordPurchaseRequest) -> Result<Self, ProgramError> {
+        let amount = Amount::parse("amount_minor", r.amount_minor)?;
+        let lines = r.lines.into_iter().map(|l| Line {
+            sku: l.sku,
+            category: l.category,
+            quantity: l.quantity,
+            amount_minor: l.amount_minor,
+            labels: l.labels,
+        });
         Ok(Purchase {
             member_id: MemberId::parse("member_id", r.member_id)?,
             transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
-            amount: Amount::parse("amount_minor", r.amount_minor)?,
+            lines: Basket::parse(lines.collect(), amount)?,
+            amount,
             currency: currency(&r.currency)?,
             occurred_at: required("occurred_at", r.occurred_at)?,
             channel: Text::parse("channel", r.channel)?,

@@ -9,6 +9,7 @@
 //! The format is documented with a worked example in `docs/rules.md`, and
 //! `rules/example.yaml` uses every feature.
 
+mod basket;
 mod condition;
 mod lint;
 mod recovery;
@@ -25,6 +26,7 @@ use std::{
 
 use serde::Deserialize;
 
+pub use basket::{LineMatch, LineMultipliers, LinePay, LineRule, LineView};
 pub use condition::{Condition, Lifecycle, Metric, SegmentCondition, did_you_mean};
 pub use lint::lint;
 pub use reporting::{Reporting, RfmSegment, ScoreRange, Segment, ValueBand};
@@ -140,6 +142,12 @@ pub struct Earning {
     pub tag_multipliers: BTreeMap<String, Rate>,
     /// Extra points computed by a rhai script, added after multipliers.
     pub bonus: Option<Script>,
+    /// Earning per basket line, for purchases sent with lines; empty: lines
+    /// earn `points_per_unit` like the amount.
+    pub line_rules: Vec<LineRule>,
+    /// Below this amount (minor units) a purchase earns no points at all;
+    /// its spend still counts for tiers. 0: no minimum.
+    pub minimum_order_minor: i64,
 }
 
 /// How one kind of activity (a review, a referral, a store visit) earns.
@@ -318,6 +326,10 @@ struct EarningFile {
     bonus: Option<BonusScript>,
     #[serde(default)]
     bonus_file: Option<BonusFile>,
+    #[serde(default)]
+    line_rules: Vec<basket::LineRuleFile>,
+    #[serde(default)]
+    minimum_order: Option<values::Money>,
 }
 
 /// An activity script, compiled while it is read.
@@ -625,6 +637,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
     let campaigns = compile_campaigns(raw.campaigns, &tiers, &mut problems);
     let demotion = compile_demotion(&raw.demotion, tiers.len(), &mut problems);
     let reporting = reporting::compile(raw.reporting, &mut problems);
+    let line_rules = basket::compile(raw.earning.line_rules, &mut problems);
     let points_expiry_months = raw
         .points_expiry
         .and_then(|ExpiryFile { months: Count(m) }| {
@@ -655,6 +668,8 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
                 .bonus
                 .map(|b| b.0)
                 .or(raw.earning.bonus_file.map(|b| b.0)),
+            line_rules,
+            minimum_order_minor: raw.earning.minimum_order.map_or(0, |m| m.0),
         },
         points_expiry_months,
         tiers,

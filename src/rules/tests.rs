@@ -411,3 +411,44 @@ fn reporting_mistakes_are_located() {
     );
     assert_error(&with("  point_value: \"0.001\"\n"), 13, 16, "decimals");
 }
+
+#[test]
+fn line_rule_mistakes_are_located() {
+    let with = |rules: &str| {
+        MINIMAL.replace(
+            "  points_per_unit: 1\n",
+            &format!("  points_per_unit: 1\n  line_rules:\n{rules}"),
+        )
+    };
+    assert_error(
+        &with("    - { name: both, points_per_unit: 2, buy: { sku: X }, points: 5 }\n"),
+        8,
+        9,
+        "make them two rules",
+    );
+    assert_error(&with("    - { name: idle }\n"), 8, 9, "pays nothing");
+    assert_error(
+        &with("    - { name: gift, buy: { sku: X } }\n"),
+        8,
+        9,
+        "gives no `points`",
+    );
+    assert_error(
+        &with("    - { name: a, points_per_unit: 2, multiplers: { labels: { x: 2 } } }\n"),
+        8,
+        38,
+        "unknown field `multiplers`",
+    );
+    assert_error(
+        &with("    - { name: a, points_per_unit: 2, exclude: { colours: [red] } }\n"),
+        8,
+        49,
+        "unknown field `colours`",
+    );
+    let rules = parse_text(&with(
+        "    - { name: a, points_per_unit: 2, exclude: { category: delivery } }\n    - { name: b, buy: { skus: [X, Y] }, points: 5, per: unit, final: true }\n",
+    ))
+    .expect("valid");
+    assert_eq!(rules.earning.line_rules.len(), 2);
+    assert!(rules.earning.line_rules[1].stops);
+}

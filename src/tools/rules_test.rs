@@ -229,6 +229,7 @@ fn run_metrics(rules: &RuleSet, case: &Case) -> Vec<String> {
                     tags: &purchase.tags,
                     occurred_at: purchase.at.map_or(DateTime::<Utc>::UNIX_EPOCH, |at| at.0),
                     tier_id: &tier,
+                    lines: &[],
                 };
                 let points = earn::points_for_purchase(rules, facts, subject);
                 if points != expected.0 {
@@ -449,6 +450,7 @@ impl Purchases {
             channel: &purchase.channel,
             store_id: &purchase.store_id,
             tags: &purchase.tags,
+            lines: &[],
             occurred_at: purchase.at.map_or(now, |at| at.0.min(now)),
         };
         let (track, effect) = apply::purchase(rules, member, &facts, now);

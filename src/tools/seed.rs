@@ -162,6 +162,7 @@ fn member(
                     channel: if web { "web" } else { "pos" },
                     store_id: "store-1",
                     tags: &[],
+                    lines: &[],
                     occurred_at: at,
                 };
                 let (track, effect) = apply::purchase(rules, &mut member, &purchase, at);

@@ -118,6 +118,7 @@ async fn stops_cleanly_on(signal: &str) {
                 channel: "pos".into(),
                 store_id: String::new(),
                 tags: vec![],
+                lines: Vec::new(),
             })
             .await
             .expect("recorded");

@@ -122,6 +122,7 @@ async fn drive_member(
                 channel: if rng.below(2) == 0 { "pos" } else { "web" }.into(),
                 store_id: "s1".into(),
                 tags: vec![],
+                lines: Vec::new(),
             }),
             6 | 7 if !book.returnable.is_empty() => {
                 let index = usize::try_from(rng.below(book.returnable.len() as u64)).unwrap_or(0);

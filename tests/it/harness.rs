@@ -200,6 +200,7 @@ impl TestServer {
             channel: "pos".into(),
             store_id: "store-1".into(),
             tags: vec![],
+            lines: Vec::new(),
         }
     }
 

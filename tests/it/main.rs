@@ -8,6 +8,7 @@ mod process;
 mod access;
 mod backup;
 mod bad_input;
+mod basket;
 mod cli;
 mod crash;
 mod ingestion;

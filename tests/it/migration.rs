@@ -46,6 +46,7 @@ fn p1() -> pb::RecordPurchaseRequest {
         channel: "pos".into(),
         store_id: "s1".into(),
         tags: vec!["double-points".into()],
+        lines: Vec::new(),
     }
 }
 

@@ -362,6 +362,7 @@ fn fingerprint_of(kind: &[u8], request: &[u8]) -> Result<(RequestKind, Fingerpri
                 channel: &p.channel,
                 store_id: &p.store_id,
                 tags: &p.tags,
+                lines: &[],
             })
         }
         b"return" => {

@@ -1,0 +1,176 @@
+//! Baskets through the server: the peers' figures (Open Loyalty's earning
+//! rule suites) reproduced with rules written for them, and a basket whose
+//! lines do not add up refused naming the field.
+
+use tonic::Code;
+
+use crate::harness::TestServer;
+use tierd::grpc::pb;
+
+/// Rules with the given `earning:` block (indented two spaces).
+fn rules(earning: &str) -> String {
+    format!(
+        "program: baskets\nversion: b1\ncurrency: EUR\nwindow: rolling 12 months\n\
+         earning:\n{earning}tiers:\n  - id: member\n"
+    )
+}
+
+fn line(
+    sku: &str,
+    category: &str,
+    quantity: i64,
+    amount_minor: i64,
+    labels: &[&str],
+) -> pb::PurchaseLine {
+    pb::PurchaseLine {
+        sku: sku.into(),
+        category: category.into(),
+        quantity,
+        amount_minor,
+        labels: labels.iter().map(|l| (*l).to_owned()).collect(),
+    }
+}
+
+/// The peers' basket: 12.00 labelled red, 100.00 labelled blue (and xxl),
+/// 40.00 of delivery.
+fn basket() -> Vec<pb::PurchaseLine> {
+    vec![
+        line("123", "shirts", 1, 1_200, &["red"]),
+        line("456", "shirts", 2, 10_000, &["blue", "xxl"]),
+        line("ship", "delivery", 1, 4_000, &[]),
+    ]
+}
+
+/// Points the basket earns under `earning`.
+async fn earned(earning: &str) -> i64 {
+    let mut server = TestServer::with_rules(&rules(earning)).await;
+    let mut request = server.purchase("ann", "b1", 15_200);
+    request.lines = basket();
+    server
+        .client
+        .record_purchase(request)
+        .await
+        .expect("purchase accepted")
+        .into_inner()
+        .points_earned
+}
+
+#[tokio::test]
+async fn baskets_earn_the_peers_figures() {
+    let cases = [
+        (
+            "4 points per unit on every line",
+            "  points_per_unit: 1\n  line_rules:\n    - { name: all, points_per_unit: 4 }\n",
+            608,
+        ),
+        (
+            "delivery and label red excluded",
+            "  points_per_unit: 1\n  line_rules:\n    - name: goods\n      points_per_unit: 4\n      exclude: { categories: [delivery], labels: [red] }\n",
+            400,
+        ),
+        (
+            "label multipliers red x3, blue x6",
+            "  points_per_unit: 1\n  line_rules:\n    - name: labels\n      points_per_unit: 4\n      multipliers: { labels: { red: 3, blue: 6 } }\n",
+            2_704,
+        ),
+        (
+            "red x0 excludes, blue x2 and xxl x2: the largest, not both",
+            "  points_per_unit: 1\n  line_rules:\n    - name: labels\n      points_per_unit: 4\n      multipliers: { labels: { red: 0, blue: 2, xxl: 2 } }\n",
+            960,
+        ),
+        (
+            "two earning rules add up",
+            "  points_per_unit: 1\n  line_rules:\n    - { name: ten, points_per_unit: 10 }\n    - { name: four, points_per_unit: 4 }\n",
+            2_128,
+        ),
+        (
+            "buy SKU 123: +100 on top of 4 per unit",
+            "  points_per_unit: 1\n  line_rules:\n    - { name: all, points_per_unit: 4 }\n    - { name: new blend, buy: { sku: \"123\" }, points: 100 }\n",
+            708,
+        ),
+        (
+            "per unit bought: 2 units of SKU 456",
+            "  points_per_unit: 1\n  line_rules:\n    - { name: shirts, buy: { sku: \"456\" }, points: 50, per: unit }\n",
+            100,
+        ),
+        (
+            "a final rule stops the ones after it",
+            "  points_per_unit: 1\n  line_rules:\n    - { name: four, points_per_unit: 4, final: true }\n    - { name: ten, points_per_unit: 10 }\n",
+            608,
+        ),
+        (
+            "below the minimum order nothing is earned",
+            "  points_per_unit: 4\n  minimum_order: \"200.00\"\n",
+            0,
+        ),
+    ];
+    for (what, earning, points) in cases {
+        assert_eq!(earned(earning).await, points, "{what}");
+    }
+}
+
+#[tokio::test]
+async fn a_purchase_without_lines_earns_as_before() {
+    let earning = "  points_per_unit: 1\n  line_rules:\n    - { name: all, points_per_unit: 4 }\n";
+    let mut server = TestServer::with_rules(&rules(earning)).await;
+    let reply = server.buy("ann", "p1", 15_200).await;
+    assert_eq!(reply.points_earned, 152, "points_per_unit on the amount");
+}
+
+#[tokio::test]
+async fn lines_that_do_not_add_up_are_refused_and_nothing_is_counted() {
+    let mut server = TestServer::start().await;
+    let mut request = server.purchase("ann", "b1", 15_000);
+    request.lines = basket();
+    let status = server
+        .client
+        .record_purchase(request)
+        .await
+        .expect_err("15,200 in lines for a 15,000 purchase");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("lines:"), "{status:?}");
+    assert!(status.message().contains("15200"), "{status:?}");
+    let mut request = server.purchase("ann", "b2", 15_200);
+    request.lines = basket();
+    request.lines[1].quantity = 0;
+    let status = server
+        .client
+        .record_purchase(request)
+        .await
+        .expect_err("no units");
+    assert!(status.message().contains("lines[1].quantity"), "{status:?}");
+    let status = server
+        .client
+        .get_member(pb::GetMemberRequest {
+            member_id: "ann".into(),
+        })
+        .await
+        .expect_err("nothing was recorded");
+    assert_eq!(status.code(), Code::NotFound);
+}
+
+#[tokio::test]
+async fn a_retry_with_other_lines_is_a_conflict() {
+    let mut server = TestServer::start().await;
+    let mut request = server.purchase("ann", "b1", 15_200);
+    request.lines = basket();
+    server
+        .client
+        .record_purchase(request.clone())
+        .await
+        .expect("first");
+    let again = server
+        .client
+        .record_purchase(request.clone())
+        .await
+        .expect("a retry")
+        .into_inner();
+    assert!(again.duplicate);
+    request.lines[0].labels.push("sale".into());
+    let status = server
+        .client
+        .record_purchase(request)
+        .await
+        .expect_err("same id, other basket");
+    assert_eq!(status.code(), Code::AlreadyExists);
+}
