@@ -165,6 +165,21 @@ pub struct Inputs<'a> {
     pub lifecycle: Option<LifecycleDays>,
 }
 
+/// A basket line as the earning rules and bonus scripts read it.
+#[derive(Debug, Clone, Copy)]
+pub struct LineView<'a> {
+    /// The SKU.
+    pub sku: &'a str,
+    /// The category.
+    pub category: &'a str,
+    /// Units bought.
+    pub quantity: i64,
+    /// Paid, minor units.
+    pub amount_minor: i64,
+    /// Labels.
+    pub labels: &'a [String],
+}
+
 /// The purchase a bonus script looks at.
 #[derive(Debug, Clone)]
 pub struct PurchaseInputs<'a> {
@@ -176,6 +191,9 @@ pub struct PurchaseInputs<'a> {
     pub store_id: &'a str,
     /// `tags` in scripts (an array of strings).
     pub tags: &'a [String],
+    /// `lines` in scripts: an array of maps with `sku`, `category`,
+    /// `quantity`, `amount` (minor units) and `labels`; empty for a sum.
+    pub lines: Vec<LineView<'a>>,
 }
 
 impl Script {
@@ -251,6 +269,7 @@ fn template_scope(kind: ScriptKind) -> Scope<'static> {
         channel: "",
         store_id: "",
         tags: &[],
+        lines: Vec::new(),
     });
     let no_details = BTreeMap::new();
     let activity = (kind == ScriptKind::Activity).then_some(("", &no_details));
@@ -271,6 +290,25 @@ fn template_scope(kind: ScriptKind) -> Scope<'static> {
 /// The redeemable balance: earning scripts may read it, tier conditions
 /// may not (see [`Script::compile`]).
 const BALANCE: &str = "points_balance";
+
+fn strings(texts: &[String]) -> rhai::Array {
+    texts.iter().cloned().map(Dynamic::from).collect()
+}
+
+/// A basket line as a script sees it.
+fn line_map(line: &LineView<'_>) -> Dynamic {
+    let map: rhai::Map = [
+        ("sku", Dynamic::from(line.sku.to_owned())),
+        ("category", Dynamic::from(line.category.to_owned())),
+        ("quantity", Dynamic::from(line.quantity)),
+        ("amount", Dynamic::from(line.amount_minor)),
+        ("labels", Dynamic::from(strings(line.labels))),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.into(), v))
+    .collect();
+    Dynamic::from(map)
+}
 
 /// Plain variables rather than constants: rhai's optimizer would fold
 /// constants of the compile-time template scope into the AST.
@@ -293,8 +331,9 @@ fn scope_for(inputs: &Inputs<'_>) -> Scope<'static> {
         scope.push("amount", purchase.amount_minor);
         scope.push("channel", purchase.channel.to_owned());
         scope.push("store_id", purchase.store_id.to_owned());
-        let tags: rhai::Array = purchase.tags.iter().cloned().map(Dynamic::from).collect();
-        scope.push("tags", tags);
+        scope.push("tags", strings(purchase.tags));
+        let lines: rhai::Array = purchase.lines.iter().map(line_map).collect();
+        scope.push("lines", lines);
     }
     if let Some((kind, details)) = inputs.activity {
         scope.push("kind", kind.to_owned());

@@ -201,6 +201,7 @@ fn bonus_points(rules: &RuleSet, purchase: PurchaseFacts<'_>, subject: Subject<'
             channel: purchase.channel,
             store_id: purchase.store_id,
             tags: purchase.tags,
+            lines: purchase.lines.iter().map(Line::view).collect(),
         }),
         ..subject.inputs()
     };

@@ -27,6 +27,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Deserialize;
 
 use super::{Problem, values::Rate};
+pub use crate::script::LineView;
 
 /// One earning rule over basket lines.
 #[derive(Debug, Clone)]
@@ -107,21 +108,6 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeSet<String
         OneOrMany::One(one) => BTreeSet::from([one]),
         OneOrMany::Many(many) => many,
     })
-}
-
-/// A basket line as the earning rules see it.
-#[derive(Debug, Clone, Copy)]
-pub struct LineView<'a> {
-    /// The SKU.
-    pub sku: &'a str,
-    /// The category.
-    pub category: &'a str,
-    /// Units bought.
-    pub quantity: i64,
-    /// Paid, minor units.
-    pub amount_minor: i64,
-    /// Labels.
-    pub labels: &'a [String],
 }
 
 impl LineMatch {

@@ -99,6 +99,11 @@ async fn baskets_earn_the_peers_figures() {
             608,
         ),
         (
+            "the bonus script reads the lines: 7 per unit labelled xxl",
+            "  points_per_unit: 0\n  bonus: |\n    let n = 0; for l in lines { if \"xxl\" in l.labels { n += l.quantity * 7 } } n\n",
+            14,
+        ),
+        (
             "below the minimum order nothing is earned",
             "  points_per_unit: 4\n  minimum_order: \"200.00\"\n",
             0,
