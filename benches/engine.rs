@@ -71,6 +71,7 @@ fn benches(c: &mut Criterion) {
         tags: &tags,
         occurred_at: at,
         tier_id: "silver",
+        rate_tier: Some("silver"),
         lines: &[],
     };
     c.bench_function("earning/points_with_bonus_script", |b| {

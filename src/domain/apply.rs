@@ -25,7 +25,7 @@ use super::{
     member::{self, InsufficientPoints, Lapse, MemberState},
     receipt::{PurchaseTrack, ReturnTooLarge},
 };
-use crate::rules::{Activity, RuleSet};
+use crate::rules::{Activity, RuleSet, TierRateApplies};
 
 /// What an event did to a member.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -129,22 +129,7 @@ pub fn purchase(
     now: DateTime<Utc>,
 ) -> (PurchaseTrack, Effect) {
     let lapsed = member.expire(now);
-    let metrics = metrics(rules, member, now);
-    let facts = PurchaseFacts {
-        amount_minor: purchase.amount_minor,
-        channel: purchase.channel,
-        store_id: purchase.store_id,
-        tags: purchase.tags,
-        occurred_at: purchase.occurred_at,
-        tier_id: &member.tier.tier_id,
-        lines: purchase.lines,
-    };
-    let subject = Subject {
-        metrics: &metrics,
-        attributes: &member.attributes,
-        lifecycle: None,
-    };
-    let points = earn::points_for_purchase(rules, facts, subject);
+    let points = purchase_points(rules, member, purchase, now);
     member.record_purchase(
         purchase.transaction_id,
         purchase.amount_minor,
@@ -160,6 +145,58 @@ pub fn purchase(
         ..Effect::default()
     };
     (track, effect)
+}
+
+/// What `purchase` earns `member` (not yet recorded). With
+/// `tier_rate_applies: after`, the tier multiplier is the one of the tier
+/// the purchase brings the member to, judged on a copy of the member that
+/// holds the purchase with its points before any tier multiplier.
+fn purchase_points(
+    rules: &RuleSet,
+    member: &MemberState,
+    purchase: &Purchase<'_>,
+    now: DateTime<Utc>,
+) -> i64 {
+    let metrics = metrics(rules, member, now);
+    let subject = Subject {
+        metrics: &metrics,
+        attributes: &member.attributes,
+        lifecycle: None,
+    };
+    let before = member.tier.tier_id.as_str();
+    let facts = PurchaseFacts {
+        amount_minor: purchase.amount_minor,
+        channel: purchase.channel,
+        store_id: purchase.store_id,
+        tags: purchase.tags,
+        occurred_at: purchase.occurred_at,
+        tier_id: before,
+        rate_tier: Some(before),
+        lines: purchase.lines,
+    };
+    if rules.earning.tier_rate_applies == TierRateApplies::Before
+        || rules.earning.tier_multipliers.is_empty()
+    {
+        return earn::points_for_purchase(rules, facts, subject);
+    }
+    let untiered = PurchaseFacts {
+        rate_tier: None,
+        ..facts
+    };
+    let mut reached = member.clone();
+    reached.record_purchase(
+        purchase.transaction_id,
+        purchase.amount_minor,
+        earn::points_for_purchase(rules, untiered, subject),
+        purchase.occurred_at,
+        expiry(rules, purchase.occurred_at),
+    );
+    evaluate(rules, &mut reached, now);
+    let after = PurchaseFacts {
+        rate_tier: Some(&reached.tier.tier_id),
+        ..facts
+    };
+    earn::points_for_purchase(rules, after, subject)
 }
 
 /// An activity as the service reports it.

@@ -56,6 +56,9 @@ pub struct PurchaseFacts<'a> {
     pub occurred_at: DateTime<Utc>,
     /// The member's tier before the purchase (campaigns may target tiers).
     pub tier_id: &'a str,
+    /// The tier whose `tier_multipliers` entry applies (see
+    /// `tier_rate_applies`); `None`: no tier multiplier.
+    pub rate_tier: Option<&'a str>,
     /// The basket's lines; empty when the till sent a sum only.
     pub lines: &'a [Line],
 }
@@ -63,7 +66,7 @@ pub struct PurchaseFacts<'a> {
 /// Points earned by a purchase: the rate part (spend x `points_per_unit`,
 /// or the line rules' per-unit pay when the basket has lines) x channel
 /// multiplier x the largest tag multiplier x the largest active campaign
-/// multiplier, rounded down once, plus product bonuses and the bonus
+/// multiplier x the tier multiplier, rounded down once, plus product bonuses and the bonus
 /// script (which counts as 0 if it fails or is negative). Nothing below
 /// the minimum order. Exact integer arithmetic throughout.
 pub fn points_for_purchase(
@@ -101,6 +104,11 @@ pub fn points_for_purchase(
             })
             .map(|c| c.multiplier),
     );
+    let tier = purchase
+        .rate_tier
+        .and_then(|t| earning.tier_multipliers.get(t))
+        .copied()
+        .unwrap_or(Rate::ONE);
     let (spend, products) = if purchase.lines.is_empty() || earning.line_rules.is_empty() {
         let spend =
             i128::from(purchase.amount_minor).saturating_mul(scaled(earning.points_per_unit));
@@ -109,10 +117,10 @@ pub fn points_for_purchase(
     } else {
         line_earnings(&earning.line_rules, purchase.lines)
     };
-    let numerator = [channel, tag, campaign]
+    let numerator = [channel, tag, campaign, tier]
         .iter()
         .fold(spend, |n, r| n.saturating_mul(scaled(*r)));
-    let denominator = i128::from(rules.currency.minor_per_major()) * SCALE.pow(5);
+    let denominator = i128::from(rules.currency.minor_per_major()) * SCALE.pow(6);
     let base = i64::try_from(numerator / denominator.max(1)).unwrap_or(i64::MAX);
     base.saturating_add(products)
         .saturating_add(bonus_points(rules, purchase, subject))

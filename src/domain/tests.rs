@@ -190,6 +190,7 @@ fn earning_multiplies_exactly() {
         lines: &[],
         occurred_at: day(0),
         tier_id: "bronze",
+        rate_tier: Some("bronze"),
     };
     assert_eq!(
         points_for_purchase(&rules, facts(9_999, "pos", &[]), subject),

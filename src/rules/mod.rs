@@ -148,6 +148,23 @@ pub struct Earning {
     /// Below this amount (minor units) a purchase earns no points at all;
     /// its spend still counts for tiers. 0: no minimum.
     pub minimum_order_minor: i64,
+    /// The member's tier multiplies a purchase's points ("gold": 1.5);
+    /// 1 for a tier not listed.
+    pub tier_multipliers: BTreeMap<String, Rate>,
+    /// Which tier's multiplier a purchase that promotes earns at.
+    pub tier_rate_applies: TierRateApplies,
+}
+
+/// Which tier's multiplier applies to a purchase that changes the tier.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TierRateApplies {
+    /// The tier the member was in when it bought (the default).
+    #[default]
+    Before,
+    /// The tier the purchase brings the member to, judged on its spend and
+    /// its points before any tier multiplier.
+    After,
 }
 
 /// How one kind of activity (a review, a referral, a store visit) earns.
@@ -330,6 +347,10 @@ struct EarningFile {
     line_rules: Vec<basket::LineRuleFile>,
     #[serde(default)]
     minimum_order: Option<values::Money>,
+    #[serde(default)]
+    tier_multipliers: BTreeMap<String, Rate>,
+    #[serde(default)]
+    tier_rate_applies: TierRateApplies,
 }
 
 /// An activity script, compiled while it is read.
@@ -631,6 +652,25 @@ fn find_nth(text: &str, needle: &str, n: usize) -> Option<(usize, usize)> {
 
 /// Turns the file as read into rules, collecting every problem of how its
 /// pieces fit together rather than stopping at the first.
+/// Every tier a multiplier names is on the ladder.
+fn check_tier_multipliers(
+    multipliers: &BTreeMap<String, Rate>,
+    tiers: &[Tier],
+    problems: &mut Vec<Problem>,
+) {
+    let known: Vec<&str> = tiers.iter().map(|t| t.id.as_str()).collect();
+    for unknown in multipliers.keys().filter(|t| !known.contains(&t.as_str())) {
+        problems.push(Problem::at(
+            format!("{unknown}:"),
+            0,
+            format!(
+                "tier_multipliers names tier `{unknown}`, which the ladder does not have{}",
+                condition::did_you_mean(unknown, &known)
+            ),
+        ));
+    }
+}
+
 fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
     let mut problems = Vec::new();
     let tiers = compile_tiers(raw.tiers, &mut problems);
@@ -638,6 +678,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
     let demotion = compile_demotion(&raw.demotion, tiers.len(), &mut problems);
     let reporting = reporting::compile(raw.reporting, &mut problems);
     let line_rules = basket::compile(raw.earning.line_rules, &mut problems);
+    check_tier_multipliers(&raw.earning.tier_multipliers, &tiers, &mut problems);
     let points_expiry_months = raw
         .points_expiry
         .and_then(|ExpiryFile { months: Count(m) }| {
@@ -670,6 +711,8 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
                 .or(raw.earning.bonus_file.map(|b| b.0)),
             line_rules,
             minimum_order_minor: raw.earning.minimum_order.map_or(0, |m| m.0),
+            tier_multipliers: raw.earning.tier_multipliers,
+            tier_rate_applies: raw.earning.tier_rate_applies,
         },
         points_expiry_months,
         tiers,

@@ -452,3 +452,18 @@ fn line_rule_mistakes_are_located() {
     assert_eq!(rules.earning.line_rules.len(), 2);
     assert!(rules.earning.line_rules[1].stops);
 }
+
+#[test]
+fn a_tier_multiplier_names_a_tier_on_the_ladder() {
+    let text = MINIMAL.replace(
+        "  points_per_unit: 1\n",
+        "  points_per_unit: 1\n  tier_multipliers: { silvr: 1.5 }\n  tier_rate_applies: after\n",
+    );
+    assert_error(&text, 7, 23, "did you mean `silver`?");
+    let text = MINIMAL.replace(
+        "  points_per_unit: 1\n",
+        "  points_per_unit: 1\n  tier_rate_applies: later\n",
+    );
+    let err = parse_text(&text).expect_err("before or after only");
+    assert!(err.to_string().contains("before"), "{err}");
+}

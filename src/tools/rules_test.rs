@@ -229,6 +229,7 @@ fn run_metrics(rules: &RuleSet, case: &Case) -> Vec<String> {
                     tags: &purchase.tags,
                     occurred_at: purchase.at.map_or(DateTime::<Utc>::UNIX_EPOCH, |at| at.0),
                     tier_id: &tier,
+                    rate_tier: Some(&tier),
                     lines: &[],
                 };
                 let points = earn::points_for_purchase(rules, facts, subject);

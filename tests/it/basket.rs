@@ -179,3 +179,38 @@ async fn a_retry_with_other_lines_is_a_conflict() {
         .expect_err("same id, other basket");
     assert_eq!(status.code(), Code::AlreadyExists);
 }
+
+/// A two-tier ladder where gold earns 1.5 times, the multiplier of the
+/// tier before or after the purchase as `applies` says.
+fn tiered(applies: &str) -> String {
+    format!(
+        "program: tiered\nversion: t1\ncurrency: EUR\nwindow: rolling 12 months\n\
+         earning:\n  points_per_unit: 1\n  tier_multipliers: {{ gold: 1.5 }}\n  tier_rate_applies: {applies}\n\
+         tiers:\n  - id: silver\n  - id: gold\n    qualify: {{ purchase_volume: \"500.00\" }}\n"
+    )
+}
+
+/// Points of: a silver member's 100.00, the 500.00 that makes another
+/// member gold, and that gold member's next 100.00.
+async fn tier_rate_figures(applies: &str) -> [i64; 3] {
+    let mut server = TestServer::with_rules(&tiered(applies)).await;
+    let silver = server.buy("sam", "s1", 10_000).await;
+    assert_eq!(
+        silver.member.as_ref().map(|m| m.tier_id.as_str()),
+        Some("silver")
+    );
+    let promoting = server.buy("gil", "g1", 50_000).await;
+    assert!(promoting.tier_change.is_some(), "500.00 makes gold");
+    let gold = server.buy("gil", "g2", 10_000).await;
+    [
+        silver.points_earned,
+        promoting.points_earned,
+        gold.points_earned,
+    ]
+}
+
+#[tokio::test]
+async fn the_tier_multiplies_points_before_or_after_the_purchase_promotes() {
+    assert_eq!(tier_rate_figures("before").await, [100, 500, 150]);
+    assert_eq!(tier_rate_figures("after").await, [100, 750, 150]);
+}
