@@ -12,7 +12,7 @@ use super::{
     decide::{self, Metrics, NextTier, Subject, TierOverride},
     member::MemberState,
 };
-use crate::rules::RuleSet;
+use crate::rules::{Benefit, RuleSet};
 
 /// A member as answered to a client at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -37,6 +37,12 @@ pub struct MemberView {
     pub enrolled_at: DateTime<Utc>,
     /// The manual override in force, if any.
     pub tier_override: Option<TierOverride>,
+    /// What the current tier gives.
+    pub benefits: Vec<Benefit>,
+    /// What the next tier gives (empty at the top).
+    pub next_benefits: Vec<Benefit>,
+    /// The balance's worth at `reporting.point_value`, minor units.
+    pub points_value_minor: i64,
 }
 
 /// The member as answered to clients at `at`, under `rules`.
@@ -47,11 +53,25 @@ pub fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberV
         attributes: &member.attributes,
         lifecycle: None,
     };
+    let next_tier = decide::next_tier(rules, &member.tier.tier_id, subject);
+    let benefits_of = |id: Option<&str>| {
+        rules
+            .tiers
+            .iter()
+            .find(|t| Some(t.id.as_str()) == id)
+            .map(|t| t.benefits.clone())
+            .unwrap_or_default()
+    };
     MemberView {
         member_id: member.member_id.clone(),
         tier_id: member.tier.tier_id.clone(),
         tier_since: member.tier.since,
-        next_tier: decide::next_tier(rules, &member.tier.tier_id, subject),
+        benefits: benefits_of(Some(&member.tier.tier_id)),
+        next_benefits: benefits_of(next_tier.as_ref().map(|n| n.tier_id.as_str())),
+        points_value_minor: metrics
+            .points_balance
+            .saturating_mul(rules.reporting.point_value_minor),
+        next_tier,
         metrics,
         rules_version: rules.version.clone(),
         currency: rules.currency.code().to_owned(),

@@ -25,7 +25,7 @@ use crate::{
         view::MemberView,
     },
     money::Currency,
-    rules::{Campaign, Diagnostic, RulesVersion},
+    rules::{Benefit, Campaign, Diagnostic, RulesVersion},
     tools::simulate::Simulation,
 };
 
@@ -158,7 +158,26 @@ pub fn rules_status(program: &Program) -> pb::GetRulesResponse {
         campaigns: program.rules().campaigns.iter().map(Into::into).collect(),
         last_failure: last_failure.map(Into::into),
         script_failures: crate::script::failures(),
+        tiers: program
+            .rules()
+            .tiers
+            .iter()
+            .map(|t| pb::TierInfo {
+                id: t.id.clone(),
+                name: t.name.clone(),
+                benefits: benefits(t.benefits.clone()),
+            })
+            .collect(),
     }
+}
+
+fn benefits(list: Vec<Benefit>) -> Vec<pb::Benefit> {
+    list.into_iter()
+        .map(|b| pb::Benefit {
+            text: b.text,
+            details: b.details.into_iter().collect(),
+        })
+        .collect()
 }
 
 impl TryFrom<pb::RecordPurchaseRequest> for Purchase {
@@ -344,7 +363,10 @@ impl From<MemberView> for pb::Member {
                     .into_iter()
                     .map(|(metric, missing)| pb::Shortfall { metric, missing })
                     .collect(),
+                benefits: benefits(m.next_benefits),
             }),
+            benefits: benefits(m.benefits),
+            points_value_minor: m.points_value_minor,
             rules_version: m.rules_version,
             currency: m.currency,
             attributes: m.attributes.into_iter().collect(),

@@ -121,6 +121,55 @@ pub struct Tier {
     pub qualify: Option<Condition>,
     /// What it takes to stay; defaults to `qualify`.
     pub retain: Option<Condition>,
+    /// What members of the tier get, for tills and apps to show.
+    pub benefits: Vec<Benefit>,
+}
+
+/// Something a tier gives its members ("free shipping"), with details a
+/// till may use (`visits_per_year: "4"`). Shown, never computed with.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Benefit {
+    /// In words.
+    pub text: String,
+    /// Further key/values, as written.
+    pub details: BTreeMap<String, String>,
+}
+
+impl<'de> Deserialize<'de> for Benefit {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer.deserialize_any(BenefitVisitor)
+    }
+}
+
+/// Reads `free shipping` or `{ text: lounge access, visits_per_year: "4" }`.
+struct BenefitVisitor;
+
+impl<'de> serde::de::Visitor<'de> for BenefitVisitor {
+    type Value = Benefit;
+
+    fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+        f.write_str("a benefit: words, or a map with `text` and other keys")
+    }
+
+    fn visit_str<E: serde::de::Error>(self, text: &str) -> Result<Benefit, E> {
+        Ok(Benefit {
+            text: text.to_owned(),
+            details: BTreeMap::new(),
+        })
+    }
+
+    fn visit_map<A: serde::de::MapAccess<'de>>(self, mut map: A) -> Result<Benefit, A::Error> {
+        let mut details = BTreeMap::new();
+        while let Some((key, value)) = map.next_entry::<String, String>()? {
+            details.insert(key, value);
+        }
+        let text = details.remove("text").ok_or_else(|| {
+            serde::de::Error::custom(
+                "a benefit written as a map needs `text`: what it is, in words",
+            )
+        })?;
+        Ok(Benefit { text, details })
+    }
 }
 
 impl Tier {
@@ -434,6 +483,8 @@ struct TierFile {
     qualify: Option<Condition>,
     #[serde(default)]
     retain: Option<Condition>,
+    #[serde(default)]
+    benefits: Vec<Benefit>,
 }
 
 #[derive(Deserialize, Default)]
@@ -816,6 +867,7 @@ fn compile_tiers(raw: Vec<TierFile>, problems: &mut Vec<Problem>) -> Vec<Tier> {
             id: tier.id,
             qualify: tier.qualify,
             retain: tier.retain,
+            benefits: tier.benefits,
         });
     }
     tiers

@@ -467,3 +467,24 @@ fn a_tier_multiplier_names_a_tier_on_the_ladder() {
     let err = parse_text(&text).expect_err("before or after only");
     assert!(err.to_string().contains("before"), "{err}");
 }
+
+#[test]
+fn benefits_are_words_or_maps_with_text() {
+    let text = MINIMAL.replace(
+        "  - id: bronze\n",
+        "  - id: bronze\n    benefits:\n      - member prices\n      - { text: lounge, visits: \"4\" }\n",
+    );
+    let rules = parse_text(&text).expect("valid");
+    let benefits = &rules.tiers[0].benefits;
+    assert_eq!(benefits[0].text, "member prices");
+    assert_eq!(
+        benefits[1].details.get("visits").map(String::as_str),
+        Some("4")
+    );
+    let text = MINIMAL.replace(
+        "  - id: bronze\n",
+        "  - id: bronze\n    benefits:\n      - { visits: \"4\" }\n",
+    );
+    let err = parse_text(&text).expect_err("no text");
+    assert!(err.to_string().contains("needs `text`"), "{err}");
+}

@@ -214,3 +214,46 @@ async fn the_tier_multiplies_points_before_or_after_the_purchase_promotes() {
     assert_eq!(tier_rate_figures("before").await, [100, 500, 150]);
     assert_eq!(tier_rate_figures("after").await, [100, 750, 150]);
 }
+
+#[tokio::test]
+async fn members_and_rules_show_what_each_tier_gives() {
+    let mut server = TestServer::start().await;
+    // 450.00 makes a bronze member silver (example rules).
+    let reply = server.buy("ann", "p1", 45_000).await;
+    let member = reply.member.expect("member");
+    assert_eq!(member.tier_id, "silver");
+    let texts = |list: &[pb::Benefit]| list.iter().map(|b| b.text.clone()).collect::<Vec<_>>();
+    assert_eq!(texts(&member.benefits), ["member prices", "free shipping"]);
+    let next = member.next_tier.expect("gold is next");
+    assert_eq!(texts(&next.benefits), ["free shipping", "lounge access"]);
+    assert_eq!(
+        next.benefits[1]
+            .details
+            .get("visits_per_year")
+            .map(String::as_str),
+        Some("4")
+    );
+    // One point is worth one cent in the example rules.
+    assert_eq!(member.points_value_minor, member.points_balance);
+    assert!(member.points_balance > 0);
+    let rules = server
+        .client
+        .get_rules(pb::GetRulesRequest {})
+        .await
+        .expect("rules")
+        .into_inner();
+    let ladder: Vec<(String, usize)> = rules
+        .tiers
+        .iter()
+        .map(|t| (t.id.clone(), t.benefits.len()))
+        .collect();
+    assert_eq!(
+        ladder,
+        [
+            ("bronze".to_owned(), 1),
+            ("silver".to_owned(), 2),
+            ("gold".to_owned(), 2),
+            ("platinum".to_owned(), 3)
+        ]
+    );
+}
