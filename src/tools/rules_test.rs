@@ -151,6 +151,52 @@ struct PurchaseSpec {
     store_id: String,
     #[serde(default)]
     tags: Vec<String>,
+    /// The basket, for the rules' `line_rules`; its amounts must add up
+    /// to `amount`.
+    #[serde(default)]
+    lines: Vec<LineSpec>,
+}
+
+/// A basket line in a test case, money in major units.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LineSpec {
+    #[serde(default)]
+    sku: String,
+    #[serde(default)]
+    category: String,
+    #[serde(default)]
+    quantity: Option<Count>,
+    amount: Money,
+    #[serde(default)]
+    labels: Vec<String>,
+}
+
+impl PurchaseSpec {
+    /// What is wrong with the basket, if its lines do not add up.
+    fn basket_problem(&self) -> Option<String> {
+        let total: i64 = self.lines.iter().map(|l| l.amount.0).sum();
+        (!self.lines.is_empty() && total != self.amount.0).then(|| {
+            format!(
+                "the purchase's lines add up to {total} cents, its amount is {} cents",
+                self.amount.0
+            )
+        })
+    }
+
+    /// The basket as the domain takes it.
+    fn basket(&self) -> Vec<earn::Line> {
+        self.lines
+            .iter()
+            .map(|l| earn::Line {
+                sku: l.sku.clone(),
+                category: l.category.clone(),
+                quantity: l.quantity.map_or(1, |q| q.0),
+                amount_minor: l.amount.0,
+                labels: l.labels.clone(),
+            })
+            .collect()
+    }
 }
 
 /// The outcome of one case.
@@ -221,7 +267,9 @@ fn run_metrics(rules: &RuleSet, case: &Case) -> Vec<String> {
         match &case.purchase {
             None => problems.push("expect_points needs a purchase".to_owned()),
             Some(purchase) => {
+                problems.extend(purchase.basket_problem());
                 let tier = qualified_tier(rules, subject);
+                let lines = purchase.basket();
                 let facts = PurchaseFacts {
                     amount_minor: purchase.amount.0,
                     channel: &purchase.channel,
@@ -230,7 +278,7 @@ fn run_metrics(rules: &RuleSet, case: &Case) -> Vec<String> {
                     occurred_at: purchase.at.map_or(DateTime::<Utc>::UNIX_EPOCH, |at| at.0),
                     tier_id: &tier,
                     rate_tier: Some(&tier),
-                    lines: &[],
+                    lines: &lines,
                 };
                 let points = earn::points_for_purchase(rules, facts, subject);
                 if points != expected.0 {
@@ -445,13 +493,14 @@ impl Purchases {
         transaction_id: String,
         now: DateTime<Utc>,
     ) -> Effect {
+        let lines = purchase.basket();
         let facts = apply::Purchase {
             transaction_id: &transaction_id,
             amount_minor: purchase.amount.0,
             channel: &purchase.channel,
             store_id: &purchase.store_id,
             tags: &purchase.tags,
-            lines: &[],
+            lines: &lines,
             occurred_at: purchase.at.map_or(now, |at| at.0.min(now)),
         };
         let (track, effect) = apply::purchase(rules, member, &facts, now);
