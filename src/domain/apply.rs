@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use super::{
     decide::{self, Change, ChangeKind, Metrics, OverrideMode, Subject, TierOverride},
     earn::{self, PurchaseFacts},
-    member::{self, InsufficientPoints, Lapse, MemberState},
+    member::{InsufficientPoints, Lapse, MemberState},
     receipt::{PurchaseTrack, ReturnTooLarge},
 };
 use crate::rules::{Activity, RuleSet, TierRateApplies};
@@ -87,7 +87,7 @@ pub fn metrics(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> Metr
 
 /// When points earned at `at` lapse under `rules`.
 fn expiry(rules: &RuleSet, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
-    member::expiry_after(at, rules.points_expiry_months)
+    rules.points_expiry.and_then(|e| e.lapse_at(at))
 }
 
 /// The periodic sweep (EvaluateTiers) of one member as of `as_of`: points

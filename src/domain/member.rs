@@ -23,7 +23,7 @@
 
 use std::collections::{BTreeMap, VecDeque};
 
-use chrono::{DateTime, Datelike, Months, TimeDelta, Utc};
+use chrono::{DateTime, Datelike, TimeDelta, Utc};
 
 use super::decide::{Metrics, TierState};
 use crate::rules::Window;
@@ -434,12 +434,6 @@ impl MemberState {
     }
 }
 
-/// When points earned at `earned_at` lapse under an expiry of `months`
-/// (`None`: never).
-pub fn expiry_after(earned_at: DateTime<Utc>, months: Option<u32>) -> Option<DateTime<Utc>> {
-    months.and_then(|m| earned_at.checked_add_months(Months::new(m)))
-}
-
 /// True when expiry `a` comes strictly before `b` (`None` = never).
 fn expires_before(a: Option<DateTime<Utc>>, b: Option<DateTime<Utc>>) -> bool {
     match (a, b) {
@@ -463,6 +457,14 @@ mod tests {
 
     fn member() -> MemberState {
         MemberState::new("m1", "bronze", at(1, 1))
+    }
+
+    /// When points earned at `earned_at` lapse after `months`.
+    pub(super) fn expiry_after(
+        earned_at: DateTime<Utc>,
+        months: Option<u32>,
+    ) -> Option<DateTime<Utc>> {
+        months.and_then(|m| earned_at.checked_add_months(chrono::Months::new(m)))
     }
 
     fn in_months(earned_at: DateTime<Utc>, months: u32) -> Option<DateTime<Utc>> {
@@ -615,6 +617,7 @@ mod properties {
     use chrono::{TimeDelta, TimeZone};
     use proptest::prelude::*;
 
+    use super::tests::expiry_after;
     use super::*;
 
     #[derive(Debug, Clone)]

@@ -11,6 +11,7 @@
 
 mod basket;
 mod condition;
+mod expiry;
 mod lint;
 mod recovery;
 mod reporting;
@@ -28,6 +29,7 @@ use serde::Deserialize;
 
 pub use basket::{LineMatch, LineMultipliers, LinePay, LineRule, LineView};
 pub use condition::{Condition, Lifecycle, Metric, SegmentCondition, did_you_mean};
+pub use expiry::{CalendarPeriod, Expiry, Lifetime};
 pub use lint::lint;
 pub use reporting::{Reporting, RfmSegment, ScoreRange, Segment, ValueBand};
 pub use source::{Candidate, RulesSource};
@@ -292,8 +294,8 @@ pub struct RuleSet {
     pub window: Window,
     /// Earning rates.
     pub earning: Earning,
-    /// Months after earning at which points expire; `None`: never.
-    pub points_expiry_months: Option<u32>,
+    /// When earned points lapse; `None`: never.
+    pub points_expiry: Option<Expiry>,
     /// The ladder, entry tier first.
     pub tiers: Vec<Tier>,
     /// The demotion policy.
@@ -341,7 +343,7 @@ struct RulesFile {
     window: Window,
     earning: EarningFile,
     #[serde(default)]
-    points_expiry: Option<ExpiryFile>,
+    points_expiry: Option<expiry::ExpiryFile>,
     tiers: Vec<TierFile>,
     #[serde(default)]
     demotion: DemotionFile,
@@ -465,12 +467,6 @@ impl<'de> Deserialize<'de> for BonusScript {
     fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
         read_script(deserializer, ScriptKind::Bonus, false).map(BonusScript)
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct ExpiryFile {
-    months: Count,
 }
 
 #[derive(Deserialize)]
@@ -730,19 +726,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
     let reporting = reporting::compile(raw.reporting, &mut problems);
     let line_rules = basket::compile(raw.earning.line_rules, &mut problems);
     check_tier_multipliers(&raw.earning.tier_multipliers, &tiers, &mut problems);
-    let points_expiry_months = raw
-        .points_expiry
-        .and_then(|ExpiryFile { months: Count(m) }| {
-            let months = u32::try_from(m).ok().filter(|m| (1..=120).contains(m));
-            if months.is_none() {
-                problems.push(Problem::at(
-                    "months:",
-                    0,
-                    "points expire after 1 to 120 months",
-                ));
-            }
-            months
-        });
+    let points_expiry = expiry::compile(raw.points_expiry, &mut problems);
     if !problems.is_empty() {
         return Err(problems);
     }
@@ -765,7 +749,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
             tier_multipliers: raw.earning.tier_multipliers,
             tier_rate_applies: raw.earning.tier_rate_applies,
         },
-        points_expiry_months,
+        points_expiry,
         tiers,
         demotion,
         source: String::new(),

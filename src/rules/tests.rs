@@ -28,7 +28,10 @@ fn the_example_rules_load() {
     assert_eq!(ids, ["bronze", "silver", "gold", "platinum"]);
     assert_eq!(rules.currency.code(), "EUR");
     assert_eq!(rules.window, Window::RollingMonths(12));
-    assert_eq!(rules.points_expiry_months, Some(12));
+    assert_eq!(
+        rules.points_expiry.map(|e| e.after),
+        Some(crate::rules::Lifetime::Months(12))
+    );
     assert_eq!(
         rules.demotion,
         Demotion {
@@ -48,7 +51,7 @@ fn a_minimal_file_gets_defaults() {
     let rules = parse_text(MINIMAL).expect("valid");
     assert_eq!(rules.demotion.grace_days, 0);
     assert_eq!(rules.demotion.max_drop, 2);
-    assert_eq!(rules.points_expiry_months, None);
+    assert_eq!(rules.points_expiry, None);
 }
 
 #[track_caller]
@@ -487,4 +490,21 @@ fn benefits_are_words_or_maps_with_text() {
     );
     let err = parse_text(&text).expect_err("no text");
     assert!(err.to_string().contains("needs `text`"), "{err}");
+}
+
+#[test]
+fn points_expire_after_months_or_days_until_a_period_ends() {
+    let with = |expiry: &str| format!("{MINIMAL}points_expiry:\n{expiry}");
+    let rules = parse_text(&with("  days: 90\n  until_end_of: quarter\n")).expect("valid");
+    assert_eq!(
+        rules.points_expiry,
+        Some(crate::rules::Expiry {
+            after: crate::rules::Lifetime::Days(90),
+            until_end_of: Some(crate::rules::CalendarPeriod::Quarter),
+        })
+    );
+    assert_error(&with("  months: 3\n  days: 90\n"), 12, 1, "not both");
+    assert_error(&with("  days: 0\n"), 13, 3, "1 to 3650 days");
+    let err = parse_text(&with("  months: 3\n  until_end_of: week\n")).expect_err("no weeks");
+    assert!(err.to_string().contains("quarter"), "{err}");
 }
