@@ -79,6 +79,8 @@ pub struct Adjustment {
     pub points: SignedPoints,
     /// Why.
     pub reason: Reason,
+    /// When the points were earned or lost; `None`: when received.
+    pub occurred_at: Option<DateTime<Utc>>,
 }
 
 /// A redemption of points.
@@ -171,6 +173,7 @@ impl Keyed for Adjustment {
             transaction_id: self.transaction_id.as_str(),
             points: self.points.get(),
             reason: self.reason.as_str(),
+            occurred_at: self.occurred_at,
         }
     }
 }

@@ -184,7 +184,12 @@ impl Program {
     ) -> Result<Recorded, ProgramError> {
         self.write_to_member(cmd, actor, |rules, member, cmd, now| {
             let points = cmd.points.get();
-            let effect = apply::adjust(rules, member, cmd.transaction_id.as_str(), points, now);
+            let at = match cmd.occurred_at {
+                Some(at) => not_in_future("occurred_at", at, now)?.min(now),
+                None => now,
+            };
+            let txn = cmd.transaction_id.as_str();
+            let effect = apply::adjust(rules, member, txn, points, at, now);
             let reason = cmd.reason.as_str();
             tracing::info!(member_id = %member.member_id, points, reason, "points adjusted");
             Ok(effect)

@@ -289,16 +289,25 @@ pub fn return_purchase(
     })
 }
 
-/// A staff adjustment of `points` (either sign) at `now`.
+/// A staff adjustment of `points` (either sign) received at `now`, booked
+/// at `occurred_at` (its day, its window, its expiry).
 pub fn adjust(
     rules: &RuleSet,
     member: &mut MemberState,
     transaction_id: &str,
     points: i64,
+    occurred_at: DateTime<Utc>,
     now: DateTime<Utc>,
 ) -> Effect {
-    let lapsed = member.expire(now);
-    member.adjust(transaction_id, points, now, expiry(rules, now));
+    let mut lapsed = member.expire(now);
+    member.adjust(
+        transaction_id,
+        points,
+        occurred_at,
+        expiry(rules, occurred_at),
+    );
+    // Points backdated past their expiry lapse at once.
+    lapsed.extend(member.expire(now));
     Effect {
         points,
         changes: evaluate(rules, member, now).into_iter().collect(),

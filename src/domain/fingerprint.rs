@@ -84,6 +84,8 @@ pub enum RequestFacts<'a> {
         points: i64,
         /// Why.
         reason: &'a str,
+        /// When, if given.
+        occurred_at: Option<DateTime<Utc>>,
     },
     /// RedeemPoints.
     Redemption {
@@ -184,9 +186,19 @@ impl RequestFacts<'_> {
                 out.time("occurred_at", occurred_at);
                 out.map("details", details);
             }
-            RequestFacts::Adjustment { points, reason, .. } => {
+            RequestFacts::Adjustment {
+                points,
+                reason,
+                occurred_at,
+                ..
+            } => {
                 out.int("points", points);
                 out.text("reason", reason);
+                // Only when given: an adjustment without it keeps the
+                // fingerprint it always had.
+                if let Some(at) = occurred_at {
+                    out.time("occurred_at", at);
+                }
             }
             RequestFacts::Redemption { points, .. } => out.int("points", points),
         }
@@ -298,6 +310,7 @@ mod tests {
                 transaction_id: "a1",
                 points: -40,
                 reason: "goodwill",
+                occurred_at: None,
             },
             RequestFacts::Redemption {
                 member_id: "m1",

@@ -247,6 +247,10 @@ impl TryFrom<pb::AdjustPointsRequest> for Adjustment {
             transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
             points: SignedPoints::parse("points", r.points)?,
             reason: Reason::parse(r.reason, "say why the points are adjusted")?,
+            occurred_at: r
+                .occurred_at
+                .map(|ts| required("occurred_at", Some(ts)))
+                .transpose()?,
         })
     }
 }

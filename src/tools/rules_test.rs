@@ -458,7 +458,7 @@ impl Purchases {
         } else if let Some(spec) = &step.activity {
             activity(rules, member, spec, &transaction_id, now)?
         } else if let Some(points) = step.adjust {
-            apply::adjust(rules, member, &transaction_id, points, now)
+            apply::adjust(rules, member, &transaction_id, points, now, now)
         } else if let Some(Count(points)) = step.redeem {
             let mut effect = apply::redeem(member, points, now).map_err(|e| {
                 format!(

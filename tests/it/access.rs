@@ -90,6 +90,7 @@ async fn roles_decide_what_a_key_may_do() {
         transaction_id: "a1".into(),
         points: 5,
         reason: "goodwill".into(),
+        occurred_at: None,
     };
     let denied = server
         .client
@@ -137,6 +138,7 @@ async fn every_write_records_which_key_made_it() {
         transaction_id: "a1".into(),
         points: 5,
         reason: "goodwill".into(),
+        occurred_at: None,
     };
     server
         .client

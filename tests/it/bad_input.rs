@@ -188,6 +188,7 @@ async fn bad_redemptions_and_adjustments_are_refused() {
         transaction_id: "a1".into(),
         points,
         reason: reason.into(),
+        occurred_at: None,
     };
     assert_refused(
         server.client.adjust_points(adjust(5, "")).await,

@@ -257,3 +257,48 @@ async fn members_and_rules_show_what_each_tier_gives() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_backdated_adjustment_counts_and_expires_as_if_earned_then() {
+    let expiring = "program: e\nversion: e1\ncurrency: EUR\nwindow: rolling 12 months\n\
+                    earning:\n  points_per_unit: 1\npoints_expiry:\n  months: 1\ntiers:\n  - id: member\n";
+    let mut server = TestServer::with_rules(expiring).await;
+    server
+        .client
+        .upsert_member(pb::UpsertMemberRequest {
+            member_id: "ann".into(),
+            ..Default::default()
+        })
+        .await
+        .expect("enrolled");
+    let now = server.clock.now();
+    let adjust = |txn: &str, points: i64, days_ago: i64| pb::AdjustPointsRequest {
+        member_id: "ann".into(),
+        transaction_id: txn.into(),
+        points,
+        reason: "migrated from the old system".into(),
+        occurred_at: Some(tierd::grpc::convert::timestamp(
+            now - chrono::TimeDelta::days(days_ago),
+        )),
+    };
+    for (txn, points, days_ago) in [("a", 100, 40), ("b", 50, 400), ("c", 30, 10)] {
+        server
+            .client
+            .adjust_points(adjust(txn, points, days_ago))
+            .await
+            .expect("adjusted");
+    }
+    let member = server.member("ann").await;
+    // 100 earned 40 days ago and 50 earned 400 days ago have lapsed
+    // (1 month); the 50 is outside the 12-month window too.
+    assert_eq!((member.points_balance, member.qualifying_points), (30, 130));
+    let status = server
+        .client
+        .adjust_points(adjust("d", 5, -1))
+        .await
+        .expect_err("tomorrow");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("occurred_at:"), "{status:?}");
+    server.clock.advance(chrono::TimeDelta::days(25));
+    assert_eq!(server.member("ann").await.points_balance, 0, "c lapsed too");
+}

@@ -200,6 +200,7 @@ async fn adjustments_need_a_reason_and_move_both_counters() {
             transaction_id: "a1".into(),
             points: 490,
             reason: "goodwill: late delivery".into(),
+            occurred_at: None,
         })
         .await
         .expect("adjustment accepted")
@@ -215,6 +216,7 @@ async fn adjustments_need_a_reason_and_move_both_counters() {
             transaction_id: "a2".into(),
             points: -100,
             reason: "correction".into(),
+            occurred_at: None,
         })
         .await
         .expect("correction accepted")

@@ -147,6 +147,7 @@ async fn requests_recorded_in_format_2_are_still_recognised_when_retried() {
             transaction_id: "a1".into(),
             points: 40,
             reason: "goodwill".into(),
+            occurred_at: None,
         })
         .await
         .expect("a retry")

@@ -393,6 +393,7 @@ fn fingerprint_of(kind: &[u8], request: &[u8]) -> Result<(RequestKind, Fingerpri
                 transaction_id: &a.transaction_id,
                 points: a.points,
                 reason: &a.reason,
+                occurred_at: None,
             })
         }
         b"redeem" => {
