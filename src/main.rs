@@ -15,9 +15,18 @@ fn main() -> ExitCode {
         .init();
     match tierd::cli::Cli::parse().run() {
         Ok(code) => code,
+        // The reader went away (`tierd report ... | head`): everything it
+        // wanted was written; say nothing, as other command-line tools do.
+        Err(err) if closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("tierd: {err:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn closed_pipe(err: &anyhow::Error) -> bool {
+    err.chain()
+        .filter_map(|cause| cause.downcast_ref::<std::io::Error>())
+        .any(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
 }
