@@ -83,14 +83,14 @@ pub fn points_for_purchase(
         .get(purchase.channel)
         .copied()
         .unwrap_or(Rate::ONE);
-    let tag = largest(
+    let tag = Rate::largest(
         purchase
             .tags
             .iter()
             .filter_map(|t| earning.tag_multipliers.get(t))
             .copied(),
     );
-    let campaign = largest(
+    let campaign = Rate::largest(
         rules
             .campaigns
             .iter()
@@ -187,16 +187,6 @@ fn rule_earnings(rule: &LineRule, lines: &[Line]) -> (i128, i64) {
             (0, points.saturating_mul(times))
         }
     }
-}
-
-/// The largest of some rates, compared exactly; 1 when there are none.
-fn largest(rates: impl Iterator<Item = Rate>) -> Rate {
-    rates
-        .max_by(|a, b| {
-            (i128::from(a.numerator) * i128::from(b.denominator))
-                .cmp(&(i128::from(b.numerator) * i128::from(a.denominator)))
-        })
-        .unwrap_or(Rate::ONE)
 }
 
 fn bonus_points(rules: &RuleSet, purchase: PurchaseFacts<'_>, subject: Subject<'_>) -> i64 {

@@ -159,7 +159,7 @@ impl Reporter<'_> {
                     members: 1,
                     spend_in_window_minor: metrics.purchase_volume_minor,
                     qualifying_points: metrics.qualifying_points,
-                    points_outstanding: figures::points_outstanding_at(&m, as_of),
+                    points_outstanding: metrics.points_balance,
                     ..TierFigures::default()
                 });
                 Ok(())

@@ -138,15 +138,7 @@ impl LineMultipliers {
         if matching.iter().any(|r| r.numerator == 0) {
             return None;
         }
-        Some(
-            matching
-                .into_iter()
-                .max_by(|a, b| {
-                    (i128::from(a.numerator) * i128::from(b.denominator))
-                        .cmp(&(i128::from(b.numerator) * i128::from(a.denominator)))
-                })
-                .unwrap_or(Rate::ONE),
-        )
+        Some(Rate::largest(matching.into_iter()))
     }
 }
 

@@ -227,6 +227,16 @@ impl Rate {
     /// Most decimals a rate may have.
     const MAX_DECIMALS: u32 = 4;
 
+    /// The largest of some rates, compared exactly; 1 when there are none.
+    pub fn largest(rates: impl Iterator<Item = Rate>) -> Rate {
+        rates
+            .max_by(|a, b| {
+                (i128::from(a.numerator) * i128::from(b.denominator))
+                    .cmp(&(i128::from(b.numerator) * i128::from(a.denominator)))
+            })
+            .unwrap_or(Rate::ONE)
+    }
+
     /// The rate as people write it: "2", "1.5", "0.25".
     pub fn to_decimal_string(self) -> String {
         let whole = self.numerator / self.denominator.max(1);
