@@ -266,7 +266,7 @@ fn fit(data: &Array2<f64>, k: u32, seed: u64) -> Option<KMeans<f64, L2Dist>> {
     if data.nrows() < k {
         return None;
     }
-    let dataset = DatasetBase::from(data.clone());
+    let dataset = DatasetBase::from(data.view());
     KMeans::params_with_rng(k, Xoshiro256Plus::seed_from_u64(seed))
         .init_method(KMeansInit::KMeansPlusPlus)
         .n_runs(3)
@@ -280,7 +280,7 @@ fn fit(data: &Array2<f64>, k: u32, seed: u64) -> Option<KMeans<f64, L2Dist>> {
 /// cannot be computed).
 fn silhouette(model: &KMeans<f64, L2Dist>, data: &Array2<f64>) -> f64 {
     let labels: Array1<usize> = model.predict(data);
-    let score = DatasetBase::new(data.clone(), labels)
+    let score = DatasetBase::new(data.view(), labels)
         .silhouette_score()
         .unwrap_or(-1.0);
     (score * 1_000.0).round() / 1_000.0

@@ -252,15 +252,13 @@ fn heat_map(
     const LABEL: i64 = 150;
     const HEIGHT: i64 = 28;
     let width = (WIDTH - LABEL) / i64::try_from(columns.len().max(1)).unwrap_or(1);
-    let column_max = |c: usize| {
-        cells
-            .iter()
-            .filter_map(|r| r.get(c))
-            .map(|v| v.0)
-            .max()
-            .unwrap_or(0)
-    };
-    let overall = (0..columns.len()).map(column_max).max().unwrap_or(0);
+    let column_max: Vec<i64> = (0..columns.len())
+        .map(|c| {
+            let column = cells.iter().filter_map(|r| r.get(c));
+            column.map(|v| v.0).max().unwrap_or(0)
+        })
+        .collect();
+    let overall = column_max.iter().copied().max().unwrap_or(0);
     let mut body = String::new();
     for (c, name) in columns.iter().enumerate() {
         let x = LABEL + i64::try_from(c).unwrap_or(0) * width + width / 2;
@@ -280,7 +278,10 @@ fn heat_map(
             escape(name)
         );
         for (c, (value, text)) in row.iter().enumerate() {
-            let max = if per_column { column_max(c) } else { overall };
+            let max = match column_max.get(c) {
+                Some(own) if per_column => *own,
+                _ => overall,
+            };
             let strength = scaled(*value, max, 100);
             let x = LABEL + i64::try_from(c).unwrap_or(0) * width;
             let ink = if strength > 55 { "#fff" } else { "#222" };
