@@ -14,21 +14,17 @@ use super::{
     service::LoyaltyApi,
     status::status_of,
 };
-use crate::{
-    app::ProgramError,
-    report::{Query, Report},
-};
+use crate::{app::ProgramError, report::Query};
 
 type Answer<T> = Result<Response<T>, Status>;
 
 impl LoyaltyApi {
     /// Admits the caller, makes the report its request asks for off the
-    /// async workers, and encodes it.
-    async fn report<R, P>(
+    /// async workers, and encodes it as the message `P` answers with.
+    async fn report<R, P: convert::OfReport>(
         &self,
         request: Request<R>,
         query: impl FnOnce(R, chrono::NaiveDate) -> Result<Query, ProgramError>,
-        encode: impl FnOnce(Report) -> Option<P>,
     ) -> Answer<P> {
         let _admitted = self.admit(&request, Action::Report)?;
         let program = std::sync::Arc::clone(self.program());
@@ -37,7 +33,7 @@ impl LoyaltyApi {
             .await
             .map_err(|_| Status::internal("the report stopped unexpectedly"))?
             .map_err(status_of)?;
-        encode(report)
+        P::of_report(report)
             .map(Response::new)
             .ok_or_else(|| Status::internal("the report made is not the one asked for"))
     }
@@ -49,103 +45,56 @@ impl Reports for LoyaltyApi {
         &self,
         request: Request<pb::AsOfRequest>,
     ) -> Answer<pb::DistributionReport> {
-        self.report(
-            request,
-            convert::distribution_query,
-            |report| match report {
-                Report::Distribution(r) => Some(r.into()),
-                _ => None,
-            },
-        )
-        .await
+        self.report(request, convert::distribution_query).await
     }
 
     async fn tier_migration(
         &self,
         request: Request<pb::PeriodRequest>,
     ) -> Answer<pb::MigrationReport> {
-        self.report(request, convert::migration_query, |report| match report {
-            Report::Migration(r) => Some(r.into()),
-            _ => None,
-        })
-        .await
+        self.report(request, convert::migration_query).await
     }
 
     async fn value_ranks(
         &self,
         request: Request<pb::ValueRanksRequest>,
     ) -> Answer<pb::ValueRanksReport> {
-        self.report(request, convert::value_ranks_query, |report| match report {
-            Report::ValueRanks(r) => Some(r.into()),
-            _ => None,
-        })
-        .await
+        self.report(request, convert::value_ranks_query).await
     }
 
     async fn value_bands(&self, request: Request<pb::AsOfRequest>) -> Answer<pb::ValueBandsReport> {
-        self.report(request, convert::value_bands_query, |report| match report {
-            Report::ValueBands(r) => Some(r.into()),
-            _ => None,
-        })
-        .await
+        self.report(request, convert::value_bands_query).await
     }
 
     async fn rfm(&self, request: Request<pb::PeriodRequest>) -> Answer<pb::RfmReport> {
-        self.report(request, convert::rfm_query, |report| match report {
-            Report::Rfm(r) => Some(r.into()),
-            _ => None,
-        })
-        .await
+        self.report(request, convert::rfm_query).await
     }
 
     async fn points_liability(
         &self,
         request: Request<pb::LiabilityRequest>,
     ) -> Answer<pb::LiabilityReport> {
-        self.report(
-            request,
-            |_, _| Ok(Query::Liability),
-            |report| match report {
-                Report::Liability(r) => Some(r.into()),
-                _ => None,
-            },
-        )
-        .await
+        self.report(request, |_, _| Ok(Query::Liability)).await
     }
 
     async fn segments(&self, request: Request<pb::PeriodRequest>) -> Answer<pb::SegmentsReport> {
-        self.report(request, convert::segments_query, |report| match report {
-            Report::Segments(r) => Some(r.into()),
-            _ => None,
-        })
-        .await
+        self.report(request, convert::segments_query).await
     }
 
     async fn groups(&self, request: Request<pb::GroupsRequest>) -> Answer<pb::GroupsReport> {
-        self.report(request, convert::groups_query, |report| match report {
-            Report::Groups(r) => Some(r.into()),
-            _ => None,
-        })
-        .await
+        self.report(request, convert::groups_query).await
     }
 
     async fn clusters(&self, request: Request<pb::ClustersRequest>) -> Answer<pb::ClustersReport> {
-        self.report(request, convert::clusters_query, |report| match report {
-            Report::Clusters(r) => Some(r.into()),
-            _ => None,
-        })
-        .await
+        self.report(request, convert::clusters_query).await
     }
 
     async fn rfm_members(
         &self,
         request: Request<pb::PeriodRequest>,
     ) -> Answer<tonic::codegen::BoxStream<pb::RfmMembersResponse>> {
-        let messages = self
-            .report(request, convert::rfm_members_query, |report| match report {
-                Report::Rfm(r) => Some(convert::rfm_messages(r)),
-                _ => None,
-            })
+        let messages: Vec<pb::RfmMembersResponse> = self
+            .report(request, convert::rfm_members_query)
             .await?
             .into_inner();
         let stream = tokio_stream::iter(messages.into_iter().map(Ok));

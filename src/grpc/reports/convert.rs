@@ -11,7 +11,7 @@ use crate::{
     app::ProgramError,
     grpc::pb,
     report::{
-        DEFAULT_RANKS, Header, Period, Query,
+        DEFAULT_RANKS, Header, Period, Query, Report,
         clusters::{Cluster, Clusters, DEFAULT_SEED, KScore},
         liability::{Liability, LiabilityRow, MonthHistory, MonthPoints},
         segments::{GroupRow, Groups, SegmentAtEnd, SegmentMonth, SegmentSize, Segments},
@@ -98,6 +98,49 @@ impl From<pb::ReportHeader> for Header {
 /// A message's header (a server always sends one).
 fn header(h: Option<pb::ReportHeader>) -> Header {
     h.unwrap_or_default().into()
+}
+
+/// A message a report is answered with: made from the report of its own
+/// kind, `None` from any other.
+pub trait OfReport: Sized {
+    /// The message, when `report` is of the kind it carries.
+    fn of_report(report: Report) -> Option<Self>;
+}
+
+/// [`OfReport`] for each message made from one kind of report.
+macro_rules! of_report {
+    ($($variant:ident => $message:ty),+ $(,)?) => {$(
+        impl OfReport for $message {
+            fn of_report(report: Report) -> Option<Self> {
+                match report {
+                    Report::$variant(r) => Some(r.into()),
+                    _ => None,
+                }
+            }
+        }
+    )+};
+}
+
+of_report! {
+    Distribution => pb::DistributionReport,
+    Migration => pb::MigrationReport,
+    ValueRanks => pb::ValueRanksReport,
+    ValueBands => pb::ValueBandsReport,
+    Rfm => pb::RfmReport,
+    Segments => pb::SegmentsReport,
+    Groups => pb::GroupsReport,
+    Clusters => pb::ClustersReport,
+    Liability => pb::LiabilityReport,
+}
+
+/// The RFM stream's messages (see [`rfm_messages`]).
+impl OfReport for Vec<pb::RfmMembersResponse> {
+    fn of_report(report: Report) -> Option<Self> {
+        match report {
+            Report::Rfm(r) => Some(rfm_messages(r)),
+            _ => None,
+        }
+    }
 }
 
 /// `From` both ways between a report and its message: the header, plain
