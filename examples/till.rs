@@ -85,6 +85,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             amount_minor: 2_990,
             occurred_at: today,
             currency: "EUR".into(),
+            lines: Vec::new(),
         })
         .await?
         .into_inner();
@@ -103,6 +104,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             member_id: member.clone(),
             transaction_id: format!("{member}/redeem-1"),
             points: 100,
+            order_id: String::new(),
         })
         .await;
     match redeemed {

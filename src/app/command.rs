@@ -6,7 +6,8 @@
 use chrono::{DateTime, Utc};
 
 use super::input::{
-    Amount, Attributes, Basket, MemberId, Reason, SignedPoints, Tags, Text, TransactionId,
+    Amount, Attributes, Basket, MemberId, Reason, ReturnLines, SignedPoints, Tags, Text,
+    TransactionId,
 };
 use crate::{
     domain::{decide::OverrideMode, fingerprint::RequestFacts},
@@ -45,8 +46,11 @@ pub struct Return {
     pub transaction_id: TransactionId,
     /// The purchase being returned.
     pub original_transaction_id: TransactionId,
-    /// Amount refunded, minor units.
-    pub amount: Amount,
+    /// Amount refunded, minor units; always given without lines, optional
+    /// with them (then what the lines come to).
+    pub amount: Option<Amount>,
+    /// The lines returned (empty: an amount in proportion).
+    pub lines: ReturnLines,
     /// The currency sent, if any; must be the program's.
     pub currency: Option<Currency>,
     /// When the return happened.
@@ -92,6 +96,9 @@ pub struct Redemption {
     pub transaction_id: TransactionId,
     /// Points to spend.
     pub points: Amount,
+    /// The order (a purchase's transaction id) the points pay for, if
+    /// named: its returns give them back.
+    pub order_id: Option<TransactionId>,
 }
 
 /// A manual tier placement by customer service.
@@ -147,9 +154,10 @@ impl Keyed for Return {
             member_id: self.member_id.as_str(),
             transaction_id: self.transaction_id.as_str(),
             original_transaction_id: self.original_transaction_id.as_str(),
-            amount_minor: self.amount.get(),
+            amount_minor: self.amount.map_or(0, Amount::get),
             currency: self.currency.as_ref().map_or("", Currency::code),
             occurred_at: self.occurred_at,
+            lines: self.lines.as_slice(),
         }
     }
 }
@@ -184,6 +192,7 @@ impl Keyed for Redemption {
             member_id: self.member_id.as_str(),
             transaction_id: self.transaction_id.as_str(),
             points: self.points.get(),
+            order_id: self.order_id.as_ref().map(TransactionId::as_str),
         }
     }
 }

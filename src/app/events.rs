@@ -10,20 +10,61 @@ use super::{
     command::{
         ActivityEvent, Adjustment, Keyed, OverrideCommand, Purchase, Redemption, Return, Upsert,
     },
-    input::{LIMITS, not_in_future},
+    input::{Amount, LIMITS, not_in_future},
     write::{Applied, Recorded, WriteKey, number},
 };
 use crate::{
     domain::{
-        apply::{self, Effect, Placement},
+        apply::{self, Placement},
         decide::TierOverride,
         member::MemberState,
+        receipt::{OrderRedemptions, ReturnRefused, Returned},
         view::{self, MemberView},
     },
     money::Currency,
     rules::{self, RuleSet},
-    store::Commit,
+    store::{Commit, Writer},
 };
+
+/// The error for a return that does not fit its purchase `original_id`.
+fn return_refused(original_id: &str, refused: ReturnRefused) -> ProgramError {
+    match refused {
+        ReturnRefused::TooLarge { returnable_minor } => ProgramError::invalid(
+            "amount_minor",
+            format!(
+                "the return exceeds what is left unreturned of {original_id:?}: {returnable_minor}"
+            ),
+        ),
+        ReturnRefused::NoLines => ProgramError::FailedPrecondition(format!(
+            "lines: purchase {original_id:?} was recorded without lines; return it by amount_minor"
+        )),
+        ReturnRefused::AmountMismatch { .. } => {
+            ProgramError::invalid("amount_minor", refused.to_string())
+        }
+        ReturnRefused::UnknownSku { .. } | ReturnRefused::LineTooLarge { .. } => {
+            ProgramError::invalid("lines", format!("{refused} {original_id:?}"))
+        }
+    }
+}
+
+/// The redemptions of `member_id` against `order_id` so far (none for a
+/// new order). An order may be recorded after its redemption, but one
+/// recorded already must be a purchase of the same member.
+fn redeemable_order(
+    writer: &Writer,
+    member_id: &str,
+    order_id: &str,
+) -> Result<OrderRedemptions, ProgramError> {
+    if let Some(receipt) = writer.receipt(order_id)?
+        && (receipt.member_id != member_id || receipt.purchase.is_none())
+    {
+        return Err(ProgramError::invalid(
+            "order_id",
+            format!("{order_id:?} is not a purchase of member {member_id:?}"),
+        ));
+    }
+    Ok(writer.order(member_id, order_id)?.unwrap_or_default())
+}
 
 /// Refuses a currency other than the program's.
 fn program_currency(rules: &RuleSet, currency: Option<Currency>) -> Result<(), ProgramError> {
@@ -150,23 +191,41 @@ impl Program {
                 .receipt(original_id)?
                 .filter(|receipt| receipt.member_id == cmd.member_id.as_str())
                 .ok_or_else(not_found)?;
-            let mut track = original.purchase.ok_or_else(not_found)?;
+            let mut track = original.purchase.take().ok_or_else(not_found)?;
             let mut member = existing.ok_or_else(not_found)?;
-            let amount = cmd.amount.get();
-            let effect =
-                apply::return_purchase(rules, &mut member, original_id, &mut track, amount, now)
-                    .map_err(|too_large| {
-                        ProgramError::invalid(
-                            "amount_minor",
-                            format!(
-                                "{amount} exceeds what is left unreturned of {original_id:?}: {}",
-                                too_large.returnable_minor
-                            ),
-                        )
-                    })?;
+            let member_id = cmd.member_id.as_str();
+            let mut order = writer.order(member_id, original_id)?;
+            let what = match cmd.amount {
+                _ if !cmd.lines.as_slice().is_empty() => Returned::Lines {
+                    lines: cmd.lines.as_slice(),
+                    amount_minor: cmd.amount.map(Amount::get),
+                },
+                Some(amount) => Returned::Amount(amount.get()),
+                None => {
+                    return Err(ProgramError::invalid(
+                        "amount_minor",
+                        "must be greater than 0",
+                    ));
+                }
+            };
+            let effect = apply::return_purchase(
+                rules,
+                &mut member,
+                original_id,
+                &mut track,
+                what,
+                order.as_mut(),
+                now,
+            )
+            .map_err(|refused| return_refused(original_id, refused))?;
             original.purchase = Some(track);
             Ok(Applied {
                 other_receipts: vec![(original_id.to_owned(), original)],
+                orders: order
+                    .filter(|_| effect.points_recredited > 0)
+                    .map(|o| (member_id.to_owned(), original_id.to_owned(), o))
+                    .into_iter()
+                    .collect(),
                 ..Applied::new(member, Vec::new(), effect)
             })
         })
@@ -182,38 +241,57 @@ impl Program {
         cmd: Adjustment,
         actor: &str,
     ) -> Result<Recorded, ProgramError> {
-        self.write_to_member(cmd, actor, |rules, member, cmd, now| {
+        self.write_to_member(cmd, actor, |rules, _, mut member, cmd, now| {
             let points = cmd.points.get();
             let at = match cmd.occurred_at {
                 Some(at) => not_in_future("occurred_at", at, now)?.min(now),
                 None => now,
             };
             let txn = cmd.transaction_id.as_str();
-            let effect = apply::adjust(rules, member, txn, points, at, now);
+            let effect = apply::adjust(rules, &mut member, txn, points, at, now);
             let reason = cmd.reason.as_str();
             tracing::info!(member_id = %member.member_id, points, reason, "points adjusted");
-            Ok(effect)
+            Ok(Applied::new(member, Vec::new(), effect))
         })
         .await
     }
 
     /// Redeems points, oldest first; never below zero, never a tier change.
+    /// Points redeemed against an order are added to the order's
+    /// redemptions, in the same commit, for its returns to give back.
     ///
     /// # Errors
-    /// An unknown member, a balance too small (`FailedPrecondition`), a
-    /// reused transaction id, or a storage failure.
+    /// An unknown member, a balance too small (`FailedPrecondition`), an
+    /// order that is another member's transaction, a reused transaction
+    /// id, or a storage failure.
     pub async fn redeem_points(
         &self,
         cmd: Redemption,
         actor: &str,
     ) -> Result<Recorded, ProgramError> {
-        self.write_to_member(cmd, actor, |_, member, cmd, now| {
+        self.write_to_member(cmd, actor, |_, writer, mut member, cmd, now| {
             let points = cmd.points.get();
-            apply::redeem(member, points, now).map_err(|short| {
+            let orders = match &cmd.order_id {
+                Some(order_id) => {
+                    let mut order = redeemable_order(writer, &member.member_id, order_id.as_str())?;
+                    order.redeemed = order.redeemed.saturating_add(points);
+                    vec![(
+                        member.member_id.clone(),
+                        order_id.as_str().to_owned(),
+                        order,
+                    )]
+                }
+                None => Vec::new(),
+            };
+            let effect = apply::redeem(&mut member, points, now).map_err(|short| {
                 ProgramError::FailedPrecondition(format!(
                     "points: cannot redeem {points} points, the balance is {}",
                     short.balance
                 ))
+            })?;
+            Ok(Applied {
+                orders,
+                ..Applied::new(member, Vec::new(), effect)
             })
         })
         .await
@@ -229,18 +307,23 @@ impl Program {
     ) -> Result<Recorded, ProgramError>
     where
         C: Keyed + Send + 'static,
-        F: FnOnce(&RuleSet, &mut MemberState, &C, DateTime<Utc>) -> Result<Effect, ProgramError>
+        F: FnOnce(
+                &RuleSet,
+                &Writer,
+                MemberState,
+                &C,
+                DateTime<Utc>,
+            ) -> Result<Applied, ProgramError>
             + Send
             + 'static,
     {
         let now = self.now();
         let rules = self.rules_at(now).await?;
         let key = WriteKey::of(&cmd, actor, now);
-        self.write(rules, key, move |rules, _, existing| {
+        self.write(rules, key, move |rules, writer, existing| {
             let member_id = cmd.facts().member_id().to_owned();
-            let mut member = existing.ok_or_else(|| ProgramError::unknown_member(&member_id))?;
-            let effect = change(rules, &mut member, &cmd, now)?;
-            Ok(Applied::new(member, Vec::new(), effect))
+            let member = existing.ok_or_else(|| ProgramError::unknown_member(&member_id))?;
+            change(rules, writer, member, &cmd, now)
         })
         .await
     }
@@ -290,11 +373,13 @@ impl Program {
                 points: 0,
                 tier_changes: history.clone(),
                 capped: false,
+                refunded_minor: 0,
+                points_recredited: 0,
             };
             writer.commit(&Commit {
                 members: vec![member],
-                receipts: Vec::new(),
                 history,
+                ..Commit::default()
             })?;
             Ok(Recorded {
                 outcome,
@@ -339,8 +424,8 @@ impl Program {
             let answer = view::view(rules, &member, now);
             writer.commit(&Commit {
                 members: vec![member],
-                receipts: Vec::new(),
                 history,
+                ..Commit::default()
             })?;
             Ok(answer)
         })

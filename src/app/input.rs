@@ -12,7 +12,10 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, TimeDelta, Utc};
 
 use super::ProgramError;
-use crate::domain::earn::Line;
+use crate::domain::{
+    earn::Line,
+    receipt::{LineSize, ReturnLine},
+};
 
 /// Limits on what clients may send. Defaults documented on each field.
 #[derive(Debug, Clone, Copy)]
@@ -266,10 +269,10 @@ impl Basket {
         }
         let mut total: i64 = 0;
         for (i, line) in lines.iter().enumerate() {
-            if line.quantity < 1 {
+            if !(1..=LIMITS.max_amount).contains(&line.quantity) {
                 return invalid(format!(
-                    "lines[{i}].quantity must be at least 1, got {}",
-                    line.quantity
+                    "lines[{i}].quantity must be 1 to {}, got {}",
+                    LIMITS.max_amount, line.quantity
                 ));
             }
             if line.amount_minor < 0 {
@@ -298,6 +301,56 @@ impl Basket {
 
     /// The lines, in the order sent.
     pub fn as_slice(&self) -> &[Line] {
+        &self.0
+    }
+}
+
+/// The lines of a return: at most [`MAX_LINES`], each naming a SKU and
+/// either units (1 to 10^12) or money (1 to 10^12 minor units), not both.
+/// Empty when the return is an amount only.
+#[derive(Debug, Clone, PartialEq, Eq, Default)]
+pub struct ReturnLines(Vec<ReturnLine>);
+
+impl ReturnLines {
+    /// Checks `lines` (request field `lines`), each as (sku, quantity,
+    /// amount_minor), 0 meaning not given.
+    ///
+    /// # Errors
+    /// `InvalidArgument` naming `lines` and the line at fault.
+    pub fn parse(lines: Vec<(String, i64, i64)>) -> Checked<Self> {
+        if lines.len() > MAX_LINES {
+            return Err(ProgramError::invalid(
+                "lines",
+                format!("at most {MAX_LINES} lines, got {}", lines.len()),
+            ));
+        }
+        let checked = lines
+            .into_iter()
+            .enumerate()
+            .map(|(i, (sku, quantity, amount_minor))| {
+                let invalid = |message: String| ProgramError::invalid("lines", message);
+                if sku.is_empty() {
+                    return Err(invalid(format!("lines[{i}].sku is required")));
+                }
+                check_text("lines", &sku)?;
+                let size = match (quantity, amount_minor) {
+                    (q, 0) if (1..=LIMITS.max_amount).contains(&q) => LineSize::Units(q),
+                    (0, a) if (1..=LIMITS.max_amount).contains(&a) => LineSize::Amount(a),
+                    (q, a) => {
+                        return Err(invalid(format!(
+                            "lines[{i}]: give quantity or amount_minor (one of them, 1 to {}), got quantity {q} and amount_minor {a}",
+                            LIMITS.max_amount
+                        )));
+                    }
+                };
+                Ok(ReturnLine { sku, size })
+            })
+            .collect::<Checked<Vec<_>>>()?;
+        Ok(Self(checked))
+    }
+
+    /// The lines, in the order sent.
+    pub fn as_slice(&self) -> &[ReturnLine] {
         &self.0
     }
 }

@@ -141,6 +141,7 @@ fn evaluate_chunk(
                 members: vec![member],
                 receipts,
                 history: history.clone(),
+                ..Commit::default()
             })?;
         }
         report.merge(EvaluationReport {

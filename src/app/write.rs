@@ -21,7 +21,7 @@ use crate::{
         decide::{Change, HistoryEntry},
         fingerprint::Fingerprint,
         member::{Lapse, MemberState},
-        receipt::{PurchaseTrack, Receipt, RequestKind},
+        receipt::{OrderRedemptions, PurchaseTrack, Receipt, RequestKind},
         view::{self, MemberView},
     },
     rules::RuleSet,
@@ -40,6 +40,10 @@ pub struct Outcome {
     pub tier_changes: Vec<HistoryEntry>,
     /// True when a cap held an activity's points back.
     pub capped: bool,
+    /// Money a return refunded, minor units (0 for other writes).
+    pub refunded_minor: i64,
+    /// Redeemed points a return gave back (0 for other writes).
+    pub points_recredited: i64,
 }
 
 /// What a write produced, and whether it was a retry.
@@ -61,6 +65,8 @@ pub(super) struct Applied {
     pub purchase: Option<PurchaseTrack>,
     /// Other receipts the event changed (a return's original purchase).
     pub other_receipts: Vec<(String, Receipt)>,
+    /// Redemptions against orders the event changed, by member and order.
+    pub orders: Vec<(String, String, OrderRedemptions)>,
 }
 
 impl Applied {
@@ -73,6 +79,7 @@ impl Applied {
             effect,
             purchase: None,
             other_receipts: Vec::new(),
+            orders: Vec::new(),
         }
     }
 }
@@ -167,6 +174,7 @@ where
         effect,
         purchase,
         other_receipts: mut receipts,
+        orders,
     } = apply(rules, writer, existing)?;
     member.prune_days(key.now);
     book_lapses(writer, &effect.lapsed, &mut receipts)?;
@@ -176,6 +184,8 @@ where
         points: effect.points,
         tier_changes: history.clone(),
         capped: effect.capped,
+        refunded_minor: effect.refunded_minor,
+        points_recredited: effect.points_recredited,
     };
     receipts.push((
         key.transaction_id.clone(),
@@ -188,12 +198,15 @@ where
             capped: effect.capped,
             tier_changes: history.iter().map(|entry| entry.seq).collect(),
             purchase,
+            refunded_minor: effect.refunded_minor,
+            points_recredited: effect.points_recredited,
         },
     ));
     writer.commit(&Commit {
         members: vec![member],
         receipts,
         history,
+        orders,
     })?;
     tracing::info!(
         member_id = key.member_id,
@@ -233,6 +246,8 @@ fn answer_again(
             points: receipt.points,
             tier_changes,
             capped: receipt.capped,
+            refunded_minor: receipt.refunded_minor,
+            points_recredited: receipt.points_recredited,
         },
         duplicate: true,
     })

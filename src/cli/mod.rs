@@ -367,6 +367,7 @@ fn check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
         match rules::load(&file) {
             Ok(rules) => {
                 diagnostics.extend(rules::lint(&rules, &file));
+                diagnostics.extend(rules_test::line_rules_no_case_matches(&rules, &file));
                 summaries.push(format!(
                     "{}: ok: program {} version {}, {} tiers",
                     file.display(),

@@ -23,7 +23,7 @@ use super::{
     decide::{self, Change, ChangeKind, Metrics, OverrideMode, Subject, TierOverride},
     earn::{self, PurchaseFacts},
     member::{InsufficientPoints, Lapse, MemberState},
-    receipt::{PurchaseTrack, ReturnTooLarge},
+    receipt::{LineTrack, OrderRedemptions, PurchaseTrack, ReturnRefused, Returned},
 };
 use crate::rules::{Activity, RuleSet, TierRateApplies};
 
@@ -39,6 +39,10 @@ pub struct Effect {
     pub changes: Vec<Change>,
     /// Lots that lapsed on the way, by the transaction that earned them.
     pub lapsed: Vec<Lapse>,
+    /// Money a return refunded, minor units.
+    pub refunded_minor: i64,
+    /// Redeemed points a return gave back (its order's redemptions).
+    pub points_recredited: i64,
 }
 
 /// The member as stored, or a new one in the entry tier with its INITIAL
@@ -129,7 +133,8 @@ pub fn purchase(
     now: DateTime<Utc>,
 ) -> (PurchaseTrack, Effect) {
     let lapsed = member.expire(now);
-    let points = purchase_points(rules, member, purchase, now);
+    let earned = purchase_points(rules, member, purchase, now);
+    let points = earned.points;
     member.record_purchase(
         purchase.transaction_id,
         purchase.amount_minor,
@@ -137,7 +142,17 @@ pub fn purchase(
         purchase.occurred_at,
         expiry(rules, purchase.occurred_at),
     );
-    let track = PurchaseTrack::new(purchase.amount_minor, points, purchase.occurred_at);
+    let track = PurchaseTrack {
+        lines: purchase
+            .lines
+            .iter()
+            .zip(earned.per_line)
+            .map(|(line, points)| {
+                LineTrack::new(&line.sku, line.quantity, line.amount_minor, points)
+            })
+            .collect(),
+        ..PurchaseTrack::new(purchase.amount_minor, points, purchase.occurred_at)
+    };
     let effect = Effect {
         points,
         changes: evaluate(rules, member, now).into_iter().collect(),
@@ -147,7 +162,7 @@ pub fn purchase(
     (track, effect)
 }
 
-/// What `purchase` earns `member` (not yet recorded). With
+/// What `purchase` earns `member` (not yet recorded), line by line. With
 /// `tier_rate_applies: after`, the tier multiplier is the one of the tier
 /// the purchase brings the member to, judged on a copy of the member that
 /// holds the purchase with its points before any tier multiplier.
@@ -156,7 +171,7 @@ fn purchase_points(
     member: &MemberState,
     purchase: &Purchase<'_>,
     now: DateTime<Utc>,
-) -> i64 {
+) -> earn::Earned {
     let metrics = metrics(rules, member, now);
     let subject = Subject {
         metrics: &metrics,
@@ -177,7 +192,7 @@ fn purchase_points(
     if rules.earning.tier_rate_applies == TierRateApplies::Before
         || rules.earning.tier_multipliers.is_empty()
     {
-        return earn::points_for_purchase(rules, facts, subject);
+        return earn::purchase_earnings(rules, facts, subject);
     }
     let untiered = PurchaseFacts {
         rate_tier: None,
@@ -196,7 +211,7 @@ fn purchase_points(
         rate_tier: Some(&reached.tier.tier_id),
         ..facts
     };
-    earn::points_for_purchase(rules, after, subject)
+    earn::purchase_earnings(rules, after, subject)
 }
 
 /// An activity as the service reports it.
@@ -251,25 +266,30 @@ pub fn activity(
         capped,
         changes: evaluate(rules, member, now).into_iter().collect(),
         lapsed,
+        ..Effect::default()
     }
 }
 
-/// Takes back `amount_minor` of the purchase `original` (tracked by
-/// `track`, which is updated, lapses of its own points included) received
-/// at `now`. The effect's points are the redeemable points taken back;
-/// its lapses are those of the member's other lots.
+/// A return of `what` of the purchase `original` (tracked by `track`,
+/// which is updated, lapses of its own points included), received at
+/// `now`. When points were redeemed against the purchase as an order
+/// (`order`, updated), the same share of them comes back as redeemable
+/// points. The effect's points are the redeemable points taken back; its
+/// lapses are those of the member's other lots.
 ///
 /// # Errors
-/// [`ReturnTooLarge`] when more is returned than is left; nothing changes.
+/// [`ReturnRefused`] when the return does not fit what is left of the
+/// purchase; nothing changes.
 pub fn return_purchase(
     rules: &RuleSet,
     member: &mut MemberState,
     original: &str,
     track: &mut PurchaseTrack,
-    amount_minor: i64,
+    what: Returned<'_>,
+    order: Option<&mut OrderRedemptions>,
     now: DateTime<Utc>,
-) -> Result<Effect, ReturnTooLarge> {
-    track.take_back(amount_minor)?;
+) -> Result<Effect, ReturnRefused> {
+    track.take_back(what)?;
     let mut lapsed = member.expire(now);
     lapsed.retain(|lapse| {
         let own = lapse.source == original;
@@ -278,13 +298,23 @@ pub fn return_purchase(
         }
         !own
     });
-    let back = track.take_back(amount_minor)?;
-    member.record_return(original, track.occurred_at, now, back);
+    let back = track.take_back(what)?;
+    member.record_return(original, track.occurred_at, now, &back);
     track.record_return(&back);
+    let recredited = order.map_or(0, |order| {
+        let due = order.due_after(track);
+        order.recredited = order.recredited.saturating_add(due);
+        due
+    });
+    if recredited > 0 {
+        member.recredit(original, recredited, now, expiry(rules, now));
+    }
     Ok(Effect {
         points: back.redeemable_points,
         changes: evaluate(rules, member, now).into_iter().collect(),
         lapsed,
+        refunded_minor: back.amount_minor,
+        points_recredited: recredited,
         ..Effect::default()
     })
 }

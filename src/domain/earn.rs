@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::decide::Subject;
+use super::{decide::Subject, share};
 use crate::{
     rules::{Activity, LinePay, LineRule, LineView, Rate, RuleSet},
     script::{Inputs, PurchaseInputs},
@@ -63,21 +63,102 @@ pub struct PurchaseFacts<'a> {
     pub lines: &'a [Line],
 }
 
+/// What a purchase earned: in total, and line by line when the till sent
+/// a basket (empty otherwise). The lines' points add up to the total
+/// exactly, so a return that names lines takes back exactly what they
+/// earned.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Earned {
+    /// Points earned in all.
+    pub points: i64,
+    /// Each line's part of `points`, in the order of the basket: its rate
+    /// part (rounded so that the parts add up to the purchase's, largest
+    /// remainder first), its product bonuses, and its share of the bonus
+    /// script's points by amount.
+    pub per_line: Vec<i64>,
+}
+
 /// Points earned by a purchase: the rate part (spend x `points_per_unit`,
 /// or the line rules' per-unit pay when the basket has lines) x channel
 /// multiplier x the largest tag multiplier x the largest active campaign
-/// multiplier x the tier multiplier, rounded down once, plus product bonuses and the bonus
-/// script (which counts as 0 if it fails or is negative). Nothing below
-/// the minimum order. Exact integer arithmetic throughout.
+/// multiplier x the tier multiplier, rounded down once, plus product
+/// bonuses and the bonus script (which counts as 0 if it fails or is
+/// negative). Nothing below the minimum order. Exact integer arithmetic
+/// throughout.
 pub fn points_for_purchase(
     rules: &RuleSet,
     purchase: PurchaseFacts<'_>,
     subject: Subject<'_>,
 ) -> i64 {
+    purchase_earnings(rules, purchase, subject).points
+}
+
+/// [`points_for_purchase`], line by line.
+pub fn purchase_earnings(
+    rules: &RuleSet,
+    purchase: PurchaseFacts<'_>,
+    subject: Subject<'_>,
+) -> Earned {
     let earning = &rules.earning;
     if purchase.amount_minor < earning.minimum_order_minor {
-        return 0;
+        return Earned {
+            points: 0,
+            per_line: vec![0; purchase.lines.len()],
+        };
     }
+    let multiplier = purchase_multipliers(rules, &purchase)
+        .iter()
+        .fold(1_i128, |n, r| n.saturating_mul(scaled(*r)));
+    let (spend, products) = if purchase.lines.is_empty() || earning.line_rules.is_empty() {
+        // Each line (or the whole sum) as a line with multiplier 1, to
+        // share the line rules' scale.
+        let amounts: Vec<i64> = if purchase.lines.is_empty() {
+            vec![purchase.amount_minor]
+        } else {
+            purchase.lines.iter().map(|l| l.amount_minor).collect()
+        };
+        let spend = amounts
+            .iter()
+            .map(|a| {
+                i128::from(*a)
+                    .saturating_mul(scaled(earning.points_per_unit))
+                    .saturating_mul(SCALE)
+            })
+            .collect();
+        (spend, vec![0; purchase.lines.len()])
+    } else {
+        line_earnings(&earning.line_rules, purchase.lines)
+    };
+    let numerators: Vec<i128> = spend.iter().map(|s| s.saturating_mul(multiplier)).collect();
+    let denominator = i128::from(rules.currency.minor_per_major()) * SCALE.pow(6);
+    let rate_parts = share::split_quotients(&numerators, denominator);
+    let bonus = bonus_points(rules, purchase, subject);
+    if purchase.lines.is_empty() {
+        let base = rate_parts.first().copied().unwrap_or(0);
+        return Earned {
+            points: base.saturating_add(bonus),
+            per_line: Vec::new(),
+        };
+    }
+    let amounts: Vec<i64> = purchase.lines.iter().map(|l| l.amount_minor).collect();
+    let bonus_parts = share::split(bonus, &amounts);
+    let per_line: Vec<i64> = (0..purchase.lines.len())
+        .map(|i| {
+            rate_parts[i]
+                .saturating_add(products[i])
+                .saturating_add(bonus_parts[i])
+        })
+        .collect();
+    Earned {
+        points: per_line.iter().fold(0_i64, |s, p| s.saturating_add(*p)),
+        per_line,
+    }
+}
+
+/// The multipliers of the whole purchase: channel, the largest tag one,
+/// the largest active campaign's, the tier's.
+fn purchase_multipliers(rules: &RuleSet, purchase: &PurchaseFacts<'_>) -> [Rate; 4] {
+    let earning = &rules.earning;
     let channel = earning
         .channel_multipliers
         .get(purchase.channel)
@@ -109,21 +190,7 @@ pub fn points_for_purchase(
         .and_then(|t| earning.tier_multipliers.get(t))
         .copied()
         .unwrap_or(Rate::ONE);
-    let (spend, products) = if purchase.lines.is_empty() || earning.line_rules.is_empty() {
-        let spend =
-            i128::from(purchase.amount_minor).saturating_mul(scaled(earning.points_per_unit));
-        // As a line with multiplier 1, to share the line rules' scale.
-        (spend.saturating_mul(SCALE), 0)
-    } else {
-        line_earnings(&earning.line_rules, purchase.lines)
-    };
-    let numerator = [channel, tag, campaign, tier]
-        .iter()
-        .fold(spend, |n, r| n.saturating_mul(scaled(*r)));
-    let denominator = i128::from(rules.currency.minor_per_major()) * SCALE.pow(6);
-    let base = i64::try_from(numerator / denominator.max(1)).unwrap_or(i64::MAX);
-    base.saturating_add(products)
-        .saturating_add(bonus_points(rules, purchase, subject))
+    [channel, tag, campaign, tier]
 }
 
 /// What a rate is scaled by in the sums: rates have at most 4 decimals.
@@ -134,43 +201,44 @@ fn scaled(rate: Rate) -> i128 {
     i128::from(rate.numerator) * SCALE / i128::from(rate.denominator.max(1))
 }
 
-/// The line rules' pay for a basket: the per-unit part (money x points per
-/// unit x multiplier, in minor units x [`SCALE`]^2, not yet rounded) and
-/// the product bonuses' points.
-fn line_earnings(rules: &[LineRule], lines: &[Line]) -> (i128, i64) {
-    let mut spend: i128 = 0;
-    let mut products: i64 = 0;
+/// The line rules' pay for a basket, line by line: the per-unit part
+/// (money x points per unit x multiplier, in minor units x [`SCALE`]^2,
+/// not yet rounded) and the product bonuses' points.
+fn line_earnings(rules: &[LineRule], lines: &[Line]) -> (Vec<i128>, Vec<i64>) {
+    let mut spend = vec![0_i128; lines.len()];
+    let mut products = vec![0_i64; lines.len()];
     for rule in rules {
-        let (rule_spend, rule_points) = rule_earnings(rule, lines);
-        spend = spend.saturating_add(rule_spend);
-        products = products.saturating_add(rule_points);
-        if rule.stops && (rule_spend > 0 || rule_points > 0) {
+        let mut paid = false;
+        for (i, line) in lines.iter().enumerate() {
+            let (line_spend, line_points) = rule_earnings(rule, line.view(), i, lines);
+            spend[i] = spend[i].saturating_add(line_spend);
+            products[i] = products[i].saturating_add(line_points);
+            paid |= line_spend > 0 || line_points > 0;
+        }
+        if rule.stops && paid {
             break;
         }
     }
     (spend, products)
 }
 
-fn rule_earnings(rule: &LineRule, lines: &[Line]) -> (i128, i64) {
+/// What `rule` pays for `line`, the `index`-th of `lines`. A product bonus
+/// paid once per purchase goes to the first line that buys the product.
+fn rule_earnings(rule: &LineRule, line: LineView<'_>, index: usize, lines: &[Line]) -> (i128, i64) {
     match &rule.pays {
         LinePay::PerUnit {
             points_per_unit,
             multipliers,
             exclude,
         } => {
-            let spend = lines
-                .iter()
-                .map(Line::view)
-                .filter(|line| !exclude.matches(*line))
-                .filter_map(|line| {
-                    let multiplier = multipliers.of(line)?;
-                    Some(
-                        i128::from(line.amount_minor)
-                            .saturating_mul(scaled(*points_per_unit))
-                            .saturating_mul(scaled(multiplier)),
-                    )
-                })
-                .fold(0_i128, i128::saturating_add);
+            if exclude.matches(line) {
+                return (0, 0);
+            }
+            let spend = multipliers.of(line).map_or(0, |multiplier| {
+                i128::from(line.amount_minor)
+                    .saturating_mul(scaled(*points_per_unit))
+                    .saturating_mul(scaled(multiplier))
+            });
             (spend, 0)
         }
         LinePay::Product {
@@ -178,11 +246,14 @@ fn rule_earnings(rule: &LineRule, lines: &[Line]) -> (i128, i64) {
             points,
             per_unit,
         } => {
-            let bought = lines.iter().map(Line::view).filter(|l| buy.matches(*l));
+            if !buy.matches(line) {
+                return (0, 0);
+            }
+            let first = lines.iter().position(|l| buy.matches(l.view())) == Some(index);
             let times = if *per_unit {
-                bought.map(|l| l.quantity).fold(0_i64, i64::saturating_add)
+                line.quantity
             } else {
-                i64::from(bought.count() > 0)
+                i64::from(first)
             };
             (0, points.saturating_mul(times))
         }

@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
 
-use super::receipt::RequestKind;
+use super::receipt::{LineSize, RequestKind};
 
 /// The fingerprint of one request.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -60,6 +60,8 @@ pub enum RequestFacts<'a> {
         currency: &'a str,
         /// When it happened.
         occurred_at: DateTime<Utc>,
+        /// Lines returned, in the order sent (empty: an amount only).
+        lines: &'a [super::receipt::ReturnLine],
     },
     /// RecordActivity.
     Activity {
@@ -95,6 +97,8 @@ pub enum RequestFacts<'a> {
         transaction_id: &'a str,
         /// Points spent.
         points: i64,
+        /// The order the points pay for, if named.
+        order_id: Option<&'a str>,
     },
 }
 
@@ -169,12 +173,21 @@ impl RequestFacts<'_> {
                 amount_minor,
                 currency,
                 occurred_at,
+                lines,
                 ..
             } => {
                 out.text("original_transaction_id", original_transaction_id);
                 out.int("amount_minor", amount_minor);
                 out.text("currency", currency);
                 out.time("occurred_at", occurred_at);
+                // Only when sent, like a purchase's lines.
+                for line in lines {
+                    out.text("line.sku", &line.sku);
+                    match line.size {
+                        LineSize::Units(units) => out.int("line.quantity", units),
+                        LineSize::Amount(money) => out.int("line.amount_minor", money),
+                    }
+                }
             }
             RequestFacts::Activity {
                 kind,
@@ -200,7 +213,15 @@ impl RequestFacts<'_> {
                     out.time("occurred_at", at);
                 }
             }
-            RequestFacts::Redemption { points, .. } => out.int("points", points),
+            RequestFacts::Redemption {
+                points, order_id, ..
+            } => {
+                out.int("points", points);
+                // Only when given.
+                if let Some(order_id) = order_id {
+                    out.text("order_id", order_id);
+                }
+            }
         }
         out.finish()
     }
@@ -297,6 +318,7 @@ mod tests {
                 amount_minor: 2_000,
                 currency: "",
                 occurred_at: at,
+                lines: &[],
             },
             RequestFacts::Activity {
                 member_id: "m1",
@@ -316,6 +338,7 @@ mod tests {
                 member_id: "m1",
                 transaction_id: "x1",
                 points: 100,
+                order_id: None,
             },
         ];
         let found: Vec<String> = requests.iter().map(|r| hex(r.fingerprint())).collect();

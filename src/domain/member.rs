@@ -130,8 +130,21 @@ pub struct InsufficientPoints {
     pub balance: i64,
 }
 
-/// What a return takes back from the member.
+/// What a return takes back of one line of its purchase.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LineBack {
+    /// The line's position in the purchase's basket.
+    pub index: usize,
+    /// Units back.
+    pub quantity: i64,
+    /// Money back, minor units.
+    pub amount_minor: i64,
+    /// Status points taken back.
+    pub points: i64,
+}
+
+/// What a return takes back from the member.
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TakeBack {
     /// Spend refunded, minor units (off the purchase's day and lifetime value).
     pub amount_minor: i64,
@@ -142,6 +155,8 @@ pub struct TakeBack {
     pub redeemable_points: i64,
     /// True when nothing of the purchase is left: it no longer counts as one.
     pub fully_returned: bool,
+    /// Line by line, for a purchase with a basket (the lines that moved).
+    pub lines: Vec<LineBack>,
 }
 
 /// The key of `at`'s day in [`MemberState::days`]: days since 0001-01-01 (UTC).
@@ -239,7 +254,7 @@ impl MemberState {
         original: &str,
         original_at: DateTime<Utc>,
         returned_at: DateTime<Utc>,
-        back: TakeBack,
+        back: &TakeBack,
     ) {
         let day = self.day(original_at);
         day.spend_minor = day.spend_minor.saturating_sub(back.amount_minor);
@@ -258,6 +273,23 @@ impl MemberState {
             owed = owed.saturating_sub(taken);
         }
         self.take_back(owed);
+    }
+
+    /// Gives back `points` that were redeemed against an order refunded at
+    /// `at`: they are redeemable again (expiring at `expires_at`) and no
+    /// longer count as redeemed, that day and all time; they are not
+    /// qualifying points (they were earned once already).
+    pub fn recredit(
+        &mut self,
+        source: &str,
+        points: i64,
+        at: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+    ) {
+        let day = self.day(at);
+        day.points_redeemed = day.points_redeemed.saturating_sub(points);
+        self.points_redeemed = self.points_redeemed.saturating_sub(points);
+        self.earn(source, points, at, expires_at);
     }
 
     /// A staff adjustment at `at`: positive points are earned (and expire
@@ -477,6 +509,7 @@ mod tests {
             qualifying_points: points,
             redeemable_points: points,
             fully_returned: true,
+            lines: Vec::new(),
         }
     }
 
@@ -519,7 +552,7 @@ mod tests {
         m.redeem(150, at(1, 12)).expect("enough points");
         // One never-expiring lot holds 50: the return of t1 takes those 50
         // and owes 50.
-        m.record_return("t1", at(1, 10), at(1, 12), full_return(10_000, 100));
+        m.record_return("t1", at(1, 10), at(1, 12), &full_return(10_000, 100));
         assert_eq!(m.points_balance(at(1, 12)), -50);
         assert_eq!(m.points_debt, 50);
         assert_eq!(m.lifetime_value_minor, 10_000);
@@ -569,7 +602,7 @@ mod tests {
         }
         assert_eq!(m.lots.len(), 1);
         assert_eq!(m.points_balance(at(12, 1)), 1_000);
-        m.record_return("t5", at(1, 1), at(2, 1), full_return(1_000, 10));
+        m.record_return("t5", at(1, 1), at(2, 1), &full_return(1_000, 10));
         assert_eq!(m.points_balance(at(12, 1)), 990);
     }
 
@@ -594,7 +627,7 @@ mod tests {
         assert_eq!(metrics.qualifying_points, i64::MAX);
         // Returns beyond anything recorded, on a day with nothing on it.
         for _ in 0..3 {
-            m.record_return("t9", at(2, 1), at(2, 1), full_return(i64::MAX, i64::MAX));
+            m.record_return("t9", at(2, 1), at(2, 1), &full_return(i64::MAX, i64::MAX));
         }
         assert_eq!(m.lifetime_value_minor, i64::MIN);
         let day = &m.days[&day_number(at(2, 1))];
@@ -664,8 +697,9 @@ mod properties {
                                 qualifying_points: back,
                                 redeemable_points: back,
                                 fully_returned: false,
+                                lines: Vec::new(),
                             };
-                            m.record_return(original, *when, now, take);
+                            m.record_return(original, *when, now, &take);
                             *taken += back;
                             taken_out += back;
                         }

@@ -12,6 +12,7 @@
 //! - [`earn`]: points for a purchase or an activity.
 //! - [`apply`]: one function per event kind, used by everyone.
 //! - [`receipt`]: what a recorded request did (for retries and returns).
+//! - [`share`]: exact shares and splits of integer totals.
 //! - [`fingerprint`]: what makes two requests the same request.
 //! - [`view`]: a member as a client sees it at one moment.
 //!
@@ -24,6 +25,7 @@ pub mod earn;
 pub mod fingerprint;
 pub mod member;
 pub mod receipt;
+pub mod share;
 pub mod view;
 
 #[cfg(test)]

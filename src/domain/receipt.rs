@@ -8,7 +8,11 @@
 
 use chrono::{DateTime, Utc};
 
-use super::{fingerprint::Fingerprint, member::TakeBack};
+use super::{
+    fingerprint::Fingerprint,
+    member::{LineBack, TakeBack},
+    share,
+};
 
 /// The kinds of request that carry a transaction id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -58,26 +62,186 @@ pub struct Receipt {
     pub tier_changes: Vec<u64>,
     /// Set for purchases: what returns may still take back.
     pub purchase: Option<PurchaseTrack>,
+    /// For a return: the money it refunded, minor units (0 otherwise).
+    pub refunded_minor: i64,
+    /// For a return: redeemed points it gave back (0 otherwise).
+    pub points_recredited: i64,
 }
 
-/// More was returned than is left of the purchase.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
-#[error("only {returnable_minor} minor units are left to return")]
-pub struct ReturnTooLarge {
-    /// What is still returnable, minor units.
-    pub returnable_minor: i64,
+/// Why a return was refused; nothing changed.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ReturnRefused {
+    /// More was returned than is left of the purchase.
+    #[error("only {returnable_minor} minor units are left to return")]
+    TooLarge {
+        /// What is still returnable, minor units.
+        returnable_minor: i64,
+    },
+    /// The return named lines, but the purchase was recorded as a sum.
+    #[error("the purchase was recorded without lines: return it by amount_minor")]
+    NoLines,
+    /// A named SKU is not in the purchase.
+    #[error("lines[{index}].sku: {sku:?} is not in the purchase")]
+    UnknownSku {
+        /// The line of the return.
+        index: usize,
+        /// Its SKU.
+        sku: String,
+    },
+    /// More units or money of a SKU than is left of it.
+    #[error("lines[{index}].{field}: only {left} of {sku:?} are left to return")]
+    LineTooLarge {
+        /// The line of the return.
+        index: usize,
+        /// `quantity` or `amount_minor`.
+        field: &'static str,
+        /// Its SKU.
+        sku: String,
+        /// What is left of the SKU, in that field's unit.
+        left: i64,
+    },
+    /// The return's amount differs from what its lines come to.
+    #[error("amount_minor: {sent} differs from the {lines_total} the named lines come to")]
+    AmountMismatch {
+        /// The amount sent.
+        sent: i64,
+        /// What the lines come to.
+        lines_total: i64,
+    },
+}
+
+/// How much of a SKU a return line gives back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LineSize {
+    /// Units (their money is the line's, in proportion; the last unit
+    /// takes what is left).
+    Units(i64),
+    /// An amount of money, minor units (a price correction, a partial
+    /// refund of the line).
+    Amount(i64),
+}
+
+/// One line of a return: a SKU of the purchase and how much of it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReturnLine {
+    /// The SKU returned; taken from the purchase's lines of that SKU in
+    /// basket order.
+    pub sku: String,
+    /// How much of it.
+    pub size: LineSize,
+}
+
+/// What a return gives back.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Returned<'a> {
+    /// An amount, taken from the purchase in proportion (from each line in
+    /// proportion to what is left of it).
+    Amount(i64),
+    /// Named lines; `amount_minor`, when sent, must be what they come to.
+    Lines {
+        /// The lines returned.
+        lines: &'a [ReturnLine],
+        /// The refund the till sent, if it sent one.
+        amount_minor: Option<i64>,
+    },
+}
+
+/// One line of a purchase, as returns need it: what it cost and earned,
+/// and what of it came back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineTrack {
+    /// The SKU.
+    pub sku: String,
+    /// Units bought.
+    pub quantity: i64,
+    /// Paid for the line, minor units.
+    pub amount_minor: i64,
+    /// The line's part of the purchase's points.
+    pub points: i64,
+    /// Units returned so far.
+    pub returned_quantity: i64,
+    /// Money returned so far, minor units.
+    pub returned_minor: i64,
+    /// Status points taken back so far.
+    pub points_reversed: i64,
+}
+
+impl LineTrack {
+    /// A line that earned `points`, nothing returned.
+    pub fn new(sku: &str, quantity: i64, amount_minor: i64, points: i64) -> Self {
+        Self {
+            sku: sku.to_owned(),
+            quantity,
+            amount_minor,
+            points,
+            returned_quantity: 0,
+            returned_minor: 0,
+            points_reversed: 0,
+        }
+    }
+
+    fn units_left(&self) -> i64 {
+        self.quantity.saturating_sub(self.returned_quantity)
+    }
+
+    fn money_left(&self) -> i64 {
+        self.amount_minor.saturating_sub(self.returned_minor)
+    }
+
+    /// Returns `units`, with their money in proportion (the last unit
+    /// takes what is left).
+    fn take_units(&mut self, units: i64) {
+        let after = self.returned_quantity.saturating_add(units);
+        let money = if after >= self.quantity {
+            self.money_left()
+        } else {
+            share::share(self.amount_minor, after, self.quantity)
+                .saturating_sub(share::share(
+                    self.amount_minor,
+                    self.returned_quantity,
+                    self.quantity,
+                ))
+                .min(self.money_left())
+        };
+        self.returned_quantity = after;
+        self.returned_minor = self.returned_minor.saturating_add(money);
+    }
+
+    /// Returns `money` of the line; when none is left, its units are all
+    /// back too.
+    fn take_money(&mut self, money: i64) {
+        self.returned_minor = self.returned_minor.saturating_add(money);
+        if self.money_left() == 0 && self.amount_minor > 0 {
+            self.returned_quantity = self.quantity;
+        }
+    }
+
+    /// Status points due back after what has been returned: the line's
+    /// points in proportion to its money back (to its units back, for a
+    /// line that cost nothing).
+    fn points_due(&self) -> i64 {
+        if self.amount_minor > 0 {
+            share::share(self.points, self.returned_minor, self.amount_minor)
+        } else {
+            share::share(self.points, self.returned_quantity, self.quantity)
+        }
+    }
 }
 
 /// What is tracked of a purchase so that returns can refer to it.
 ///
 /// A return takes back spend and status points in proportion to what is
-/// returned. Of the redeemable points it takes back only what the member
-/// still has or has spent: points of the purchase that lapsed unredeemed
-/// (`points_lapsed`) already left once, as breakage, and are never taken a
-/// second time from the member's other points. Proportions are computed on
-/// running totals, so partial returns round consistently and a full return
-/// takes back exactly what was earned (less what lapsed).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// returned: of the whole purchase, or line by line when the purchase
+/// came with a basket (each line's points in proportion to what of it
+/// came back, so returning the gift card takes back nothing and the
+/// double-points coffee its double points). Of the redeemable points it
+/// takes back the same share of what the member still has or has spent:
+/// points of the purchase that lapsed unredeemed (`points_lapsed`) already
+/// left once, as breakage, and are never taken a second time from the
+/// member's other points. Proportions are computed on running totals, so
+/// partial returns round consistently and a full return takes back exactly
+/// what was earned (less what lapsed).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PurchaseTrack {
     /// Amount paid, minor units.
     pub amount_minor: i64,
@@ -93,6 +257,8 @@ pub struct PurchaseTrack {
     pub redeemable_reversed: i64,
     /// Points of the purchase that expired unredeemed.
     pub points_lapsed: i64,
+    /// The basket's lines; empty for a purchase sent as a sum.
+    pub lines: Vec<LineTrack>,
 }
 
 impl PurchaseTrack {
@@ -106,6 +272,7 @@ impl PurchaseTrack {
             points_reversed: 0,
             redeemable_reversed: 0,
             points_lapsed: 0,
+            lines: Vec::new(),
         }
     }
 
@@ -114,30 +281,73 @@ impl PurchaseTrack {
         self.amount_minor.saturating_sub(self.returned_minor)
     }
 
-    /// What returning `amount_minor` more takes back.
+    /// What returning `what` takes back.
     ///
     /// # Errors
-    /// [`ReturnTooLarge`] when more is returned than is left.
-    pub fn take_back(&self, amount_minor: i64) -> Result<TakeBack, ReturnTooLarge> {
+    /// [`ReturnRefused`] saying what does not fit the purchase.
+    pub fn take_back(&self, what: Returned<'_>) -> Result<TakeBack, ReturnRefused> {
         let returnable_minor = self.returnable_minor();
+        let (amount_minor, qualifying, lines) = if self.lines.is_empty() {
+            let Returned::Amount(amount) = what else {
+                return Err(ReturnRefused::NoLines);
+            };
+            let after = self.returned_minor.saturating_add(amount);
+            let due = share::share(self.points, after, self.amount_minor);
+            (amount, due.saturating_sub(self.points_reversed), Vec::new())
+        } else {
+            let after = self.lines_after(what)?;
+            let lines = line_backs(&self.lines, after);
+            let amount = total(lines.iter().map(|l| l.amount_minor));
+            let points = total(lines.iter().map(|l| l.points));
+            (amount, points, lines)
+        };
         if amount_minor > returnable_minor {
-            return Err(ReturnTooLarge { returnable_minor });
+            return Err(ReturnRefused::TooLarge { returnable_minor });
         }
-        let after = self.returned_minor.saturating_add(amount_minor);
-        let qualifying = self
-            .share(self.points, after)
-            .saturating_sub(self.points_reversed);
+        let reversed_after = self.points_reversed.saturating_add(qualifying);
         let still_held = self.points.saturating_sub(self.points_lapsed).max(0);
-        let redeemable = self
-            .share(still_held, after)
+        let redeemable = share::share(still_held, reversed_after, self.points)
             .saturating_sub(self.redeemable_reversed)
             .max(0);
         Ok(TakeBack {
             amount_minor,
             qualifying_points: qualifying,
             redeemable_points: redeemable,
-            fully_returned: amount_minor == returnable_minor,
+            fully_returned: returnable_minor > 0 && amount_minor == returnable_minor,
+            lines,
         })
+    }
+
+    /// The lines as they would be after returning `what`.
+    fn lines_after(&self, what: Returned<'_>) -> Result<Vec<LineTrack>, ReturnRefused> {
+        let mut lines = self.lines.clone();
+        match what {
+            Returned::Amount(amount) if amount >= self.returnable_minor() => {
+                for line in &mut lines {
+                    line.take_units(line.units_left());
+                }
+            }
+            Returned::Amount(amount) => {
+                let left: Vec<i64> = lines.iter().map(LineTrack::money_left).collect();
+                for (line, money) in lines.iter_mut().zip(share::split(amount, &left)) {
+                    line.take_money(money);
+                }
+            }
+            Returned::Lines {
+                lines: returned,
+                amount_minor,
+            } => {
+                for (index, back) in returned.iter().enumerate() {
+                    take_line(&mut lines, index, back)?;
+                }
+                let lines_total = total(lines.iter().map(|l| l.returned_minor))
+                    .saturating_sub(total(self.lines.iter().map(|l| l.returned_minor)));
+                if let Some(sent) = amount_minor.filter(|sent| *sent != lines_total) {
+                    return Err(ReturnRefused::AmountMismatch { sent, lines_total });
+                }
+            }
+        }
+        Ok(lines)
     }
 
     /// Books a return that took `back`.
@@ -147,19 +357,113 @@ impl PurchaseTrack {
         self.redeemable_reversed = self
             .redeemable_reversed
             .saturating_add(back.redeemable_points);
+        for line_back in &back.lines {
+            if let Some(line) = self.lines.get_mut(line_back.index) {
+                line.returned_quantity = line.returned_quantity.saturating_add(line_back.quantity);
+                line.returned_minor = line.returned_minor.saturating_add(line_back.amount_minor);
+                line.points_reversed = line.points_reversed.saturating_add(line_back.points);
+            }
+        }
     }
 
     /// Books points of this purchase that lapsed unredeemed.
     pub fn record_lapse(&mut self, points: i64) {
         self.points_lapsed = self.points_lapsed.saturating_add(points);
     }
+}
 
-    /// `total` scaled by `returned / amount`, rounded down.
-    fn share(&self, total: i64, returned: i64) -> i64 {
-        let scaled =
-            i128::from(total) * i128::from(returned) / i128::from(self.amount_minor.max(1));
-        i64::try_from(scaled).unwrap_or(total)
+/// Takes the `index`-th return line from the purchase's lines of its SKU,
+/// in basket order.
+fn take_line(
+    lines: &mut [LineTrack],
+    index: usize,
+    back: &ReturnLine,
+) -> Result<(), ReturnRefused> {
+    let of_sku = || lines.iter().filter(|l| l.sku == back.sku);
+    if of_sku().next().is_none() {
+        return Err(ReturnRefused::UnknownSku {
+            index,
+            sku: back.sku.clone(),
+        });
     }
+    let (field, left, mut wanted) = match back.size {
+        LineSize::Units(units) => (
+            "quantity",
+            total(of_sku().map(LineTrack::units_left)),
+            units,
+        ),
+        LineSize::Amount(money) => (
+            "amount_minor",
+            total(of_sku().map(LineTrack::money_left)),
+            money,
+        ),
+    };
+    if wanted > left {
+        return Err(ReturnRefused::LineTooLarge {
+            index,
+            field,
+            sku: back.sku.clone(),
+            left,
+        });
+    }
+    for line in lines.iter_mut().filter(|l| l.sku == back.sku) {
+        match back.size {
+            LineSize::Units(_) => {
+                let units = wanted.min(line.units_left());
+                line.take_units(units);
+                wanted -= units;
+            }
+            LineSize::Amount(_) => {
+                let money = wanted.min(line.money_left());
+                line.take_money(money);
+                wanted -= money;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Points redeemed against one order (`RedeemPoints` naming an
+/// `order_id`), and what of them the order's returns gave back.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OrderRedemptions {
+    /// Points redeemed against the order, all redemptions together.
+    pub redeemed: i64,
+    /// Points given back so far by returns of the order.
+    pub recredited: i64,
+}
+
+impl OrderRedemptions {
+    /// What a return gives back, `track` being the order's purchase after
+    /// it: the redeemed points in proportion to the money returned so far,
+    /// less what earlier returns gave back. On running totals, so a full
+    /// return gives back exactly what was redeemed.
+    pub fn due_after(&self, track: &PurchaseTrack) -> i64 {
+        share::share(self.redeemed, track.returned_minor, track.amount_minor)
+            .saturating_sub(self.recredited)
+            .max(0)
+    }
+}
+
+/// The sum of `values`, saturating.
+fn total(values: impl Iterator<Item = i64>) -> i64 {
+    values.fold(0_i64, i64::saturating_add)
+}
+
+/// What each line gives back, going from `before` to `after`.
+fn line_backs(before: &[LineTrack], after: Vec<LineTrack>) -> Vec<LineBack> {
+    before
+        .iter()
+        .zip(after)
+        .enumerate()
+        .filter(|(_, (old, new))| *old != new)
+        .map(|(index, (old, new))| LineBack {
+            index,
+            quantity: new.returned_quantity.saturating_sub(old.returned_quantity),
+            amount_minor: new.returned_minor.saturating_sub(old.returned_minor),
+            points: new.points_due().saturating_sub(old.points_reversed),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -177,7 +481,9 @@ mod tests {
     }
 
     fn returned(track: &mut PurchaseTrack, amount: i64) -> (i64, i64) {
-        let back = track.take_back(amount).expect("returnable");
+        let back = track
+            .take_back(Returned::Amount(amount))
+            .expect("returnable");
         track.record_return(&back);
         (back.qualifying_points, back.redeemable_points)
     }
@@ -188,8 +494,8 @@ mod tests {
         let taken: Vec<(i64, i64)> = [333, 333, 334].map(|a| returned(&mut p, a)).to_vec();
         assert_eq!(taken, [(2, 2), (3, 3), (4, 4)]);
         assert_eq!(
-            p.take_back(1),
-            Err(ReturnTooLarge {
+            p.take_back(Returned::Amount(1)),
+            Err(ReturnRefused::TooLarge {
                 returnable_minor: 0
             })
         );
@@ -218,5 +524,133 @@ mod tests {
         assert_eq!(returned(&mut p, 5_000), (50, 50));
         p.record_lapse(50);
         assert_eq!(returned(&mut p, 5_000), (50, 0));
+    }
+
+    /// Coffee 2 x 5.00 earning 40, a gift card 50.00 earning nothing, beans
+    /// 3 x 10.00 earning 60.
+    fn basket() -> PurchaseTrack {
+        PurchaseTrack {
+            lines: vec![
+                LineTrack::new("coffee", 2, 1_000, 40),
+                LineTrack::new("gift-card", 1, 5_000, 0),
+                LineTrack::new("beans", 3, 3_000, 60),
+            ],
+            ..track(9_000, 100)
+        }
+    }
+
+    fn units(sku: &str, units: i64) -> ReturnLine {
+        ReturnLine {
+            sku: sku.into(),
+            size: LineSize::Units(units),
+        }
+    }
+
+    fn lines_back(track: &mut PurchaseTrack, lines: &[ReturnLine]) -> (i64, i64) {
+        let back = track
+            .take_back(Returned::Lines {
+                lines,
+                amount_minor: None,
+            })
+            .expect("returnable");
+        track.record_return(&back);
+        (back.amount_minor, back.qualifying_points)
+    }
+
+    #[test]
+    fn a_returned_line_takes_back_exactly_what_it_earned() {
+        let mut p = basket();
+        assert_eq!(lines_back(&mut p, &[units("gift-card", 1)]), (5_000, 0));
+        assert_eq!(lines_back(&mut p, &[units("coffee", 1)]), (500, 20));
+        let money = ReturnLine {
+            sku: "beans".into(),
+            size: LineSize::Amount(1_000),
+        };
+        assert_eq!(lines_back(&mut p, &[money]), (1_000, 20));
+        // The rest by amount: what is left of each line, all its points.
+        let rest = p.take_back(Returned::Amount(2_500)).expect("returnable");
+        assert_eq!((rest.qualifying_points, rest.fully_returned), (60, true));
+        p.record_return(&rest);
+        assert_eq!((p.points_reversed, p.redeemable_reversed), (100, 100));
+        assert!(p.lines.iter().all(|l| l.returned_quantity == l.quantity));
+    }
+
+    #[test]
+    fn units_share_their_line_s_money_and_the_last_takes_the_rest() {
+        let mut p = PurchaseTrack {
+            lines: vec![LineTrack::new("tea", 3, 1_000, 10)],
+            ..track(1_000, 10)
+        };
+        let taken: Vec<(i64, i64)> = (0..3)
+            .map(|_| lines_back(&mut p, &[units("tea", 1)]))
+            .collect();
+        assert_eq!(taken, [(333, 3), (333, 3), (334, 4)]);
+    }
+
+    #[test]
+    fn an_amount_return_of_a_basket_comes_from_every_line_in_proportion() {
+        let mut p = basket();
+        let back = p.take_back(Returned::Amount(4_500)).expect("returnable");
+        // Half of each line: 20 + 0 + 30.
+        assert_eq!(back.qualifying_points, 50);
+        p.record_return(&back);
+        assert_eq!(p.lines[0].returned_minor, 500);
+    }
+
+    #[test]
+    fn a_return_that_does_not_fit_the_basket_says_why() {
+        let p = basket();
+        let refused = |lines: &[ReturnLine], amount_minor| {
+            p.take_back(Returned::Lines {
+                lines,
+                amount_minor,
+            })
+            .expect_err("refused")
+        };
+        assert_eq!(
+            refused(&[units("tea", 1)], None),
+            ReturnRefused::UnknownSku {
+                index: 0,
+                sku: "tea".into()
+            }
+        );
+        assert_eq!(
+            refused(&[units("coffee", 1), units("coffee", 2)], None).to_string(),
+            "lines[1].quantity: only 1 of \"coffee\" are left to return"
+        );
+        assert_eq!(
+            refused(&[units("coffee", 2)], Some(999)),
+            ReturnRefused::AmountMismatch {
+                sent: 999,
+                lines_total: 1_000
+            }
+        );
+        assert_eq!(
+            track(1_000, 10).take_back(Returned::Lines {
+                lines: &[units("coffee", 1)],
+                amount_minor: None
+            }),
+            Err(ReturnRefused::NoLines)
+        );
+    }
+
+    #[test]
+    fn an_order_s_redeemed_points_come_back_in_proportion_and_only_once() {
+        let mut order = OrderRedemptions {
+            redeemed: 300,
+            recredited: 0,
+        };
+        let mut p = track(10_000, 100);
+        let mut give_back = |p: &mut PurchaseTrack, amount| {
+            let back = p.take_back(Returned::Amount(amount)).expect("returnable");
+            p.record_return(&back);
+            let due = order.due_after(p);
+            order.recredited += due;
+            due
+        };
+        assert_eq!(give_back(&mut p, 3_333), 99);
+        assert_eq!(give_back(&mut p, 3_333), 100);
+        assert_eq!(give_back(&mut p, 3_334), 101);
+        assert_eq!(order.recredited, 300);
     }
 }

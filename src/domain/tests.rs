@@ -393,7 +393,7 @@ mod events {
     use crate::domain::{
         apply::{self, Effect},
         member::MemberState,
-        receipt::PurchaseTrack,
+        receipt::{PurchaseTrack, Returned},
     };
 
     const EXPIRING: &str = "\
@@ -449,12 +449,12 @@ demotion:
         assert_eq!(effect.lapsed[0].source, "A");
         a.record_lapse(effect.lapsed[0].points);
         assert_eq!(member.points_balance(now), 100);
-        let half = apply::return_purchase(&rules, &mut member, "A", &mut a, 5_000, now)
-            .expect("returnable");
-        assert_eq!(half.points, 0);
-        let rest = apply::return_purchase(&rules, &mut member, "A", &mut a, 5_000, now)
-            .expect("returnable");
-        assert_eq!(rest.points, 0);
+        for half in [5_000, 5_000] {
+            let what = Returned::Amount(half);
+            let effect = apply::return_purchase(&rules, &mut member, "A", &mut a, what, None, now)
+                .expect("returnable");
+            assert_eq!(effect.points, 0);
+        }
         assert_eq!(member.points_balance(now), 100);
         assert_eq!(member.lifetime_value_minor, 10_000, "the spend went back");
     }
@@ -467,8 +467,16 @@ demotion:
         let now = day(100);
         let mut member = MemberState::new("m", "bronze", now - TimeDelta::days(40));
         let (mut a, _) = buy(&rules, &mut member, "A", now - TimeDelta::days(40));
-        let effect = apply::return_purchase(&rules, &mut member, "A", &mut a, 10_000, now)
-            .expect("returnable");
+        let effect = apply::return_purchase(
+            &rules,
+            &mut member,
+            "A",
+            &mut a,
+            Returned::Amount(10_000),
+            None,
+            now,
+        )
+        .expect("returnable");
         assert_eq!((effect.points, a.points_lapsed), (0, 100));
         assert!(
             effect.lapsed.is_empty(),

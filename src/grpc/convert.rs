@@ -14,8 +14,8 @@ use crate::{
             ActivityEvent, Adjustment, OverrideCommand, Purchase, Redemption, Return, Upsert,
         },
         input::{
-            Amount, Attributes, Basket, MemberId, Reason, SignedPoints, Tags, Text, TransactionId,
-            required_time,
+            Amount, Attributes, Basket, MemberId, Reason, ReturnLines, SignedPoints, Tags, Text,
+            TransactionId, required_time,
         },
         live_rules::ReloadFailure,
     },
@@ -224,6 +224,18 @@ impl TryFrom<pb::RecordReturnRequest> for Return {
     type Error = ProgramError;
 
     fn try_from(r: pb::RecordReturnRequest) -> Result<Self, ProgramError> {
+        let lines = ReturnLines::parse(
+            r.lines
+                .into_iter()
+                .map(|l| (l.sku, l.quantity, l.amount_minor))
+                .collect(),
+        )?;
+        // With lines, the amount may be left to them.
+        let amount = if lines.as_slice().is_empty() || r.amount_minor != 0 {
+            Some(Amount::parse("amount_minor", r.amount_minor)?)
+        } else {
+            None
+        };
         Ok(Return {
             member_id: MemberId::parse("member_id", r.member_id)?,
             transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
@@ -231,7 +243,8 @@ impl TryFrom<pb::RecordReturnRequest> for Return {
                 "original_transaction_id",
                 r.original_transaction_id,
             )?,
-            amount: Amount::parse("amount_minor", r.amount_minor)?,
+            amount,
+            lines,
             currency: optional_currency(&r.currency)?,
             occurred_at: required("occurred_at", r.occurred_at)?,
         })
@@ -263,6 +276,9 @@ impl TryFrom<pb::RedeemPointsRequest> for Redemption {
             member_id: MemberId::parse("member_id", r.member_id)?,
             transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
             points: Amount::parse("points", r.points)?,
+            order_id: (!r.order_id.is_empty())
+                .then(|| TransactionId::parse("order_id", r.order_id))
+                .transpose()?,
         })
     }
 }
@@ -427,6 +443,8 @@ impl From<Recorded> for pb::RecordReturnResponse {
             points_reversed: r.outcome.points,
             duplicate: r.duplicate,
             tier_change: shown_change(&r),
+            amount_returned_minor: r.outcome.refunded_minor,
+            points_recredited: r.outcome.points_recredited,
         }
     }
 }

@@ -183,11 +183,12 @@ mod tests {
             "p2",
             at(2, 10),
             at(3, 5),
-            crate::domain::member::TakeBack {
+            &crate::domain::member::TakeBack {
                 amount_minor: 2_000,
                 qualifying_points: 20,
                 redeemable_points: 20,
                 fully_returned: false,
+                lines: Vec::new(),
             },
         );
         m.expire(at(3, 6));

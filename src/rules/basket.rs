@@ -111,7 +111,7 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeSet<String
 }
 
 impl LineMatch {
-    fn is_empty(&self) -> bool {
+    pub(super) fn is_empty(&self) -> bool {
         self.labels.is_empty() && self.categories.is_empty() && self.skus.is_empty()
     }
 

@@ -2,12 +2,16 @@
 //! a ladder whose thresholds do not rise, a `retain` bar above the
 //! `qualify` bar of the same tier, a tier nobody can stay in because a
 //! higher tier asks for no more, a tier nobody can reach because it counts
-//! activities the rules never record. They never stop a file from going
-//! live.
+//! activities the rules never record, a line multiplier its own rule
+//! excludes, a line rule that a `final` rule before it always stops. They
+//! never stop a file from going live.
 
 use std::{collections::BTreeMap, path::Path};
 
-use super::{Condition, Diagnostic, Metric, RuleSet, Severity, find_nth};
+use super::{
+    Condition, Diagnostic, LineMatch, LineMultipliers, LinePay, LineRule, Metric, RuleSet,
+    Severity, find_nth,
+};
 
 /// The least value of each metric that a condition certainly requires:
 /// thresholds, and thresholds under `all`. `any` and scripts require no
@@ -41,16 +45,8 @@ fn shown(rules: &RuleSet, metric: Metric, value: i64) -> String {
 
 /// Warnings for a valid rules set, located at the tier they concern.
 pub fn lint(rules: &RuleSet, file: &Path) -> Vec<Diagnostic> {
-    let at_tier = |id: &str, message: String| {
-        let (line, column) = find_nth(&rules.source, &format!("id: {id}"), 0).unwrap_or((0, 0));
-        Diagnostic {
-            file: file.to_owned(),
-            line,
-            column,
-            severity: Severity::Warning,
-            message,
-        }
-    };
+    let at_tier =
+        |id: &str, message: String| warning_at(rules, file, &format!("id: {id}"), message);
     let mut warnings = Vec::new();
     for pair in rules.tiers.windows(2).skip(1) {
         let (lower, upper) = (&pair[0], &pair[1]);
@@ -87,6 +83,7 @@ pub fn lint(rules: &RuleSet, file: &Path) -> Vec<Diagnostic> {
         }
     }
     warnings.extend(unused_scripts(rules, file));
+    warnings.extend(line_rule_warnings(rules, file));
     for (index, tier) in rules.tiers.iter().enumerate().skip(1) {
         if let Some(above) = rules.tiers[index + 1..]
             .iter()
@@ -119,6 +116,99 @@ pub fn lint(rules: &RuleSet, file: &Path) -> Vec<Diagnostic> {
         }
     }
     warnings
+}
+
+/// A warning located at the line rule named `name`.
+pub fn at_line_rule(rules: &RuleSet, file: &Path, name: &str, message: String) -> Diagnostic {
+    warning_at(rules, file, &format!("name: {name}"), message)
+}
+
+/// A warning located at the first `needle` of the rules' text.
+fn warning_at(rules: &RuleSet, file: &Path, needle: &str, message: String) -> Diagnostic {
+    let (line, column) = find_nth(&rules.source, needle, 0).unwrap_or((0, 0));
+    Diagnostic {
+        file: file.to_owned(),
+        line,
+        column,
+        severity: Severity::Warning,
+        message,
+    }
+}
+
+/// Line rules that cannot do what they say: a multiplier for lines the
+/// same rule excludes, and rules after a `final` rule that pays on every
+/// line (it always stops them).
+fn line_rule_warnings(rules: &RuleSet, file: &Path) -> Vec<Diagnostic> {
+    let line_rules = &rules.earning.line_rules;
+    let mut warnings = Vec::new();
+    for rule in line_rules {
+        if let LinePay::PerUnit {
+            multipliers,
+            exclude,
+            ..
+        } = &rule.pays
+        {
+            for (kind, key) in excluded_multipliers(multipliers, exclude) {
+                let message = format!(
+                    "line rule `{}`: the multiplier for {kind} `{key}` never applies, the rule excludes those lines",
+                    rule.name
+                );
+                warnings.push(at_line_rule(rules, file, &rule.name, message));
+            }
+        }
+    }
+    if let Some(stopper) = line_rules.iter().position(pays_on_every_line) {
+        for later in &line_rules[stopper + 1..] {
+            let message = format!(
+                "line rule `{}` never runs: `{}` before it is final and pays on every line",
+                later.name, line_rules[stopper].name
+            );
+            warnings.push(at_line_rule(rules, file, &later.name, message));
+        }
+    }
+    warnings
+}
+
+/// The (kind, key) of each multiplier that `exclude` also names.
+fn excluded_multipliers<'a>(
+    multipliers: &'a LineMultipliers,
+    exclude: &LineMatch,
+) -> Vec<(&'static str, &'a str)> {
+    let by = [
+        ("label", &multipliers.labels, &exclude.labels),
+        ("category", &multipliers.categories, &exclude.categories),
+        ("sku", &multipliers.skus, &exclude.skus),
+    ];
+    by.into_iter()
+        .flat_map(|(kind, rates, excluded)| {
+            rates
+                .keys()
+                .filter(|key| excluded.contains(*key))
+                .map(move |key| (kind, key.as_str()))
+        })
+        .collect()
+}
+
+/// A `final` per-unit rule that excludes nothing and multiplies nothing by
+/// 0: it pays on every line that costs something, so it always stops the
+/// rules after it.
+fn pays_on_every_line(rule: &LineRule) -> bool {
+    let LinePay::PerUnit {
+        points_per_unit,
+        multipliers,
+        exclude,
+    } = &rule.pays
+    else {
+        return false;
+    };
+    let zero = [
+        &multipliers.labels,
+        &multipliers.categories,
+        &multipliers.skus,
+    ]
+    .iter()
+    .any(|rates| rates.values().any(|r| r.numerator == 0));
+    rule.stops && points_per_unit.numerator > 0 && exclude.is_empty() && !zero
 }
 
 /// `.rhai` files next to the rules that no rule uses.
@@ -219,6 +309,33 @@ tiers:
         );
         assert!(text.iter().any(|w| w.starts_with("ladder.yaml:12:5: warning: thresholds do not rise: gold qualifies at purchase_volume 400.00, not above silver's 500.00")), "{text:#?}");
         assert!(text.iter().any(|w| w.starts_with("ladder.yaml:9:5: warning: retain is stricter than qualify")), "{text:#?}");
+    }
+
+    #[test]
+    fn warns_about_line_rules_that_cannot_do_what_they_say() {
+        let about_lines = |text: &str| -> Vec<String> {
+            warnings(text)
+                .into_iter()
+                .filter(|w| w.contains("line rule"))
+                .collect()
+        };
+        let text = LADDER.replace(
+            "  points_per_unit: 1\n",
+            "  points_per_unit: 1\n  line_rules:\n    - name: all\n      points_per_unit: 1\n      multipliers: { categories: { coffee: 2 } }\n      exclude: { categories: [coffee] }\n      final: true\n    - { name: bonus, buy: { sku: X }, points: 5 }\n",
+        );
+        assert_eq!(
+            about_lines(&text),
+            [
+                "ladder.yaml:8:7: warning: line rule `all`: the multiplier for category `coffee` never applies, the rule excludes those lines",
+            ]
+        );
+        let text = text.replace("      exclude: { categories: [coffee] }\n", "");
+        assert_eq!(
+            about_lines(&text),
+            [
+                "ladder.yaml:12:9: warning: line rule `bonus` never runs: `all` before it is final and pays on every line"
+            ]
+        );
     }
 
     #[test]

@@ -30,7 +30,7 @@ use serde::Deserialize;
 pub use basket::{LineMatch, LineMultipliers, LinePay, LineRule, LineView};
 pub use condition::{Condition, Lifecycle, Metric, SegmentCondition, did_you_mean};
 pub use expiry::{CalendarPeriod, Expiry, Lifetime};
-pub use lint::lint;
+pub use lint::{at_line_rule, lint};
 pub use reporting::{Reporting, RfmSegment, ScoreRange, Segment, ValueBand};
 pub use source::{Candidate, RulesSource};
 pub use values::{Count, Moment, Money, Rate, Window};

@@ -8,8 +8,8 @@ use serde::{Serialize, de::DeserializeOwned};
 use super::StoreError;
 
 /// The record encoding of this data format (format 2 wrote 1, format 3
-/// wrote 2).
-pub const RECORD_ENCODING: u8 = 3;
+/// wrote 2, format 4 wrote 3).
+pub const RECORD_ENCODING: u8 = 4;
 
 /// Encodes a stored record.
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {

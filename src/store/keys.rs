@@ -2,7 +2,8 @@
 //! layout table in the module comment of [`super`]).
 //!
 //! Ids are UTF-8, which never contains the byte 0xFF, so the history index
-//! key `i/{member_id} 0xFF {seq}` is unambiguous and sorts a member's
+//! key `i/{member_id} 0xFF {seq}` and the order key
+//! `o/{member_id} 0xFF {order_id}` are unambiguous and sorts a member's
 //! entries by seq. Numbers are big-endian so that keys sort numerically.
 
 /// The data format version.
@@ -17,6 +18,8 @@ pub const RECEIPTS: &[u8] = b"t/";
 pub const HISTORY: &[u8] = b"h/";
 /// Prefix of rules versions.
 pub const RULES: &[u8] = b"r/";
+/// Prefix of the redemptions against orders.
+pub const ORDERS: &[u8] = b"o/";
 
 /// A member's record.
 pub fn member(member_id: &str) -> Vec<u8> {
@@ -41,6 +44,11 @@ pub fn index_prefix(member_id: &str) -> Vec<u8> {
 /// A member's index entry for `seq`.
 pub fn index(member_id: &str, seq: u64) -> Vec<u8> {
     [index_prefix(member_id).as_slice(), &seq.to_be_bytes()].concat()
+}
+
+/// The redemptions of `member_id` against the order `order_id`.
+pub fn order(member_id: &str, order_id: &str) -> Vec<u8> {
+    [ORDERS, member_id.as_bytes(), &[0xFF], order_id.as_bytes()].concat()
 }
 
 /// The `n`th rules version that went live.

@@ -19,13 +19,23 @@
 //! returns, refunds on the day of the return, points earned, taken back,
 //! redeemed and lapsed per day); other records only change their encoding
 //! byte.
+//!
+//! Format 4 -> 5: a purchase's track gains its lines (none for purchases
+//! recorded before: they were sums), and a receipt gains what a return
+//! refunded and re-credited (0 for returns recorded before). The
+//! redemptions against orders are new records. Members, history and rules
+//! versions only change their encoding byte.
 
 mod v2;
 mod v3;
+mod v4;
 
 use super::{
     FORMAT_VERSION, StoreError, codec, keys,
-    records::{DayRecord, HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord},
+    records::{
+        DayRecord, HistoryRecord, MemberRecord, PurchaseRecord, ReceiptRecord, ReturnRecord,
+        RulesVersionRecord,
+    },
     writer::Disk,
 };
 use crate::domain::{
@@ -80,7 +90,7 @@ pub(super) fn to_current(tree: &sled::Tree, disk: &mut Disk) -> Result<(), Store
     Ok(())
 }
 
-/// Converts every record of an older format (2 or 3); returns how many.
+/// Converts every record of an older format (2 to 4); returns how many.
 fn convert_all(tree: &sled::Tree) -> Result<usize, StoreError> {
     let mut converted = 0;
     let mut from: Vec<u8> = Vec::new();
@@ -94,6 +104,7 @@ fn convert_all(tree: &sled::Tree) -> Result<usize, StoreError> {
             let converted_value = match value.first() {
                 Some(&v2::RECORD_ENCODING) => convert_v2(&key, &value)?,
                 Some(&v3::RECORD_ENCODING) => convert_v3(&key, &value)?,
+                Some(&v4::RECORD_ENCODING) => convert_v4(&key, &value)?,
                 _ => None,
             };
             if let Some(new) = converted_value {
@@ -137,21 +148,50 @@ fn convert_v2(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
 /// Today's value for a format-3 record at `key`; `None` for keys whose
 /// values are not records (meta, index).
 fn convert_v3(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-    let Some(body) = value.get(1..) else {
-        return Ok(None);
-    };
-    let bytes = if key.starts_with(keys::MEMBERS) {
+    if key.starts_with(keys::MEMBERS) {
         let member: MemberRecord<v3::Day> = codec::decode_as(v3::RECORD_ENCODING, key, value)?;
-        codec::encode(&member.map_days(|day| DayRecord::from(&DayTotals::from(day))))
-    } else if [keys::RECEIPTS, keys::HISTORY, keys::RULES]
+        let days = member.map_days(|day| DayRecord::from(&DayTotals::from(day)));
+        return Ok(Some(codec::encode(&days)));
+    }
+    convert_receipt_or_relabel(v3::RECORD_ENCODING, key, value)
+}
+
+/// Today's value for a format-4 record at `key`; `None` for keys whose
+/// values are not records (meta, index).
+fn convert_v4(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+    if key.starts_with(keys::MEMBERS) {
+        return Ok(relabel(value));
+    }
+    convert_receipt_or_relabel(v4::RECORD_ENCODING, key, value)
+}
+
+/// A receipt of format 3 or 4 (written with `encoding`) as today's; a
+/// history entry or rules version with today's encoding byte; `None` for
+/// other keys.
+fn convert_receipt_or_relabel(
+    encoding: u8,
+    key: &[u8],
+    value: &[u8],
+) -> Result<Option<Vec<u8>>, StoreError> {
+    if key.starts_with(keys::RECEIPTS) {
+        let old: v4::Receipt = codec::decode_as(encoding, key, value)?;
+        let receipt = old.upgrade(PurchaseRecord::from, ReturnRecord::default());
+        Ok(Some(codec::encode(&receipt)))
+    } else if [keys::HISTORY, keys::RULES]
         .iter()
         .any(|prefix| key.starts_with(prefix))
     {
-        [&[codec::RECORD_ENCODING], body].concat()
+        Ok(relabel(value))
     } else {
-        return Ok(None);
-    };
-    Ok(Some(bytes))
+        Ok(None)
+    }
+}
+
+/// The same record body under today's encoding byte.
+fn relabel(value: &[u8]) -> Option<Vec<u8>> {
+    value
+        .get(1..)
+        .map(|body| [&[codec::RECORD_ENCODING], body].concat())
 }
 
 #[cfg(test)]
@@ -244,9 +284,46 @@ mod tests {
         );
     }
 
+    /// A purchase's receipt and a member as format 4 wrote them
+    /// (`records::tests`, golden bytes of commit 9f3d67f).
+    const RECEIPT_FORMAT_4: &str = "030003616e6107070707070707070707070707070707070707070707070707070707070707070674696c6c2d31b0090002010201c0a907b00980a0be88f1fca50602040608";
+    const MEMBER_FORMAT_4: &str = "0303616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca6060376697002b8a55ac0a90702b0090000c0a90700b009000000baa55a00006402010672657669657702000064000000c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406b00902763180a0f9e5f481a606006406080a";
+
+    #[test]
+    fn a_format_4_purchase_reads_as_a_sum_without_lines_and_its_member_as_before() {
+        let new = convert_v4(b"t/p1", &bytes(RECEIPT_FORMAT_4))
+            .expect("converts")
+            .expect("a record");
+        let record: ReceiptRecord = codec::decode(b"t/p1", &new).expect("today's record");
+        let receipt = crate::domain::receipt::Receipt::try_from(record).expect("valid times");
+        let track = receipt.purchase.expect("a purchase");
+        assert_eq!(
+            (track.amount_minor, track.points, track.returned_minor),
+            (60_000, 600, 1)
+        );
+        assert_eq!(
+            (
+                track.points_reversed,
+                track.redeemable_reversed,
+                track.points_lapsed
+            ),
+            (2, 3, 4)
+        );
+        assert!(track.lines.is_empty());
+        assert_eq!((receipt.refunded_minor, receipt.points_recredited), (0, 0));
+        assert_eq!((receipt.points, receipt.tier_changes), (600, vec![1, 2]));
+
+        let new = convert_v4(b"m/ana", &bytes(MEMBER_FORMAT_4))
+            .expect("converts")
+            .expect("a record");
+        let record: MemberRecord = codec::decode(b"m/ana", &new).expect("today's record");
+        let member = MemberState::try_from(record).expect("valid times");
+        assert_eq!(member, crate::store::records::tests::member());
+    }
+
     #[test]
     fn older_and_newer_formats_are_told_apart() {
-        assert!(can_read(2) && can_read(3) && can_read(FORMAT_VERSION));
+        assert!(can_read(2) && can_read(3) && can_read(4) && can_read(FORMAT_VERSION));
         assert!(!can_read(1) && !can_read(FORMAT_VERSION + 1));
     }
 }

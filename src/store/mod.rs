@@ -15,13 +15,14 @@
 //! | `h/{seq, u64 BE}`                    | `HistoryRecord`               |
 //! | `i/{member_id} 0xFF {seq, u64 BE}`   | empty (per-member index)      |
 //! | `r/{n, u64 BE}`                      | `RulesVersionRecord`, n-th live |
+//! | `o/{member_id} 0xFF {order_id}`      | `OrderRecord` (redemptions)   |
 //!
 //! A data directory written by an older format is migrated when it is
 //! opened ([`migrate`]); a newer one is refused.
 //!
 //! # Promises
 //! - **Atomic**: everything one request changes (member, receipts, history
-//!   entries, index, seq counter) goes in one sled batch, applied all or
+//!   entries, index, seq counter, the redemptions of an order) goes in one sled batch, applied all or
 //!   nothing.
 //! - **One writer**: every change runs as a job on a single writer thread
 //!   ([`Store::write`], [`writer`]), one after another, so a
@@ -63,7 +64,7 @@ use crate::{
 use records::{BadTime, HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord};
 
 /// The data format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 4;
+pub const FORMAT_VERSION: u32 = 5;
 
 /// Why the store failed. Callers treat every variant as an internal error:
 /// the request changed nothing.
@@ -85,7 +86,7 @@ pub enum StoreError {
     },
     /// The data directory was written by a format this build cannot read.
     #[error(
-        "the data directory has format version {found}, but this tierd reads version {supported} (and migrates 2 and 3)"
+        "the data directory has format version {found}, but this tierd reads version {supported} (and migrates 2 to 4)"
     )]
     FormatVersion {
         /// The directory's version.

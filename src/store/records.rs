@@ -21,7 +21,7 @@ use crate::{
         decide::{Change, ChangeKind, HistoryEntry, OverrideMode, TierOverride, TierState},
         fingerprint::Fingerprint,
         member::{DayTotals, MemberState, PointsLot},
-        receipt::{PurchaseTrack, Receipt, RequestKind},
+        receipt::{LineTrack, OrderRedemptions, PurchaseTrack, Receipt, RequestKind},
     },
     rules::RulesVersion,
 };
@@ -266,9 +266,12 @@ impl TryFrom<MemberRecord> for MemberState {
     }
 }
 
-/// The receipt of a transaction id (`t/{transaction_id}`).
+/// The receipt of a transaction id (`t/{transaction_id}`). Generic over
+/// the record of a purchase and the fields after it, so that a migration
+/// can read a receipt of format 4 (`super::migrate::v4`), whose purchases
+/// had no lines and which ended with the purchase (`()` is no bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceiptRecord {
+pub struct ReceiptRecord<Purchase = PurchaseRecord, Tail = ReturnRecord> {
     kind: KindRecord,
     member_id: String,
     fingerprint: [u8; 32],
@@ -276,7 +279,38 @@ pub struct ReceiptRecord {
     points: i64,
     capped: bool,
     tier_changes: Vec<u64>,
-    purchase: Option<PurchaseRecord>,
+    purchase: Option<Purchase>,
+    tail: Tail,
+}
+
+/// What a return refunded and gave back (format 5); zero for other
+/// requests.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ReturnRecord {
+    refunded_minor: i64,
+    points_recredited: i64,
+}
+
+impl<Purchase> ReceiptRecord<Purchase, ()> {
+    /// The same receipt with its purchase converted by `convert` and
+    /// `tail` after it.
+    pub fn upgrade<New>(
+        self,
+        convert: impl Fn(Purchase) -> New,
+        tail: ReturnRecord,
+    ) -> ReceiptRecord<New> {
+        ReceiptRecord {
+            kind: self.kind,
+            member_id: self.member_id,
+            fingerprint: self.fingerprint,
+            actor: self.actor,
+            points: self.points,
+            capped: self.capped,
+            tier_changes: self.tier_changes,
+            purchase: self.purchase.map(convert),
+            tail,
+        }
+    }
 }
 
 /// Never reorder: the index is what is stored.
@@ -289,8 +323,9 @@ enum KindRecord {
     Redemption,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-pub(super) struct PurchaseRecord {
+/// A purchase's track (format 5: with its lines).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PurchaseRecord {
     pub(super) amount_minor: i64,
     pub(super) points: i64,
     pub(super) occurred_at: i64,
@@ -298,6 +333,74 @@ pub(super) struct PurchaseRecord {
     pub(super) points_reversed: i64,
     pub(super) redeemable_reversed: i64,
     pub(super) points_lapsed: i64,
+    pub(super) lines: Vec<LineRecord>,
+}
+
+/// One line of a purchase's track.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LineRecord {
+    sku: String,
+    quantity: i64,
+    amount_minor: i64,
+    points: i64,
+    returned_quantity: i64,
+    returned_minor: i64,
+    points_reversed: i64,
+}
+
+impl From<&LineTrack> for LineRecord {
+    fn from(l: &LineTrack) -> Self {
+        Self {
+            sku: l.sku.clone(),
+            quantity: l.quantity,
+            amount_minor: l.amount_minor,
+            points: l.points,
+            returned_quantity: l.returned_quantity,
+            returned_minor: l.returned_minor,
+            points_reversed: l.points_reversed,
+        }
+    }
+}
+
+impl From<LineRecord> for LineTrack {
+    fn from(l: LineRecord) -> Self {
+        Self {
+            sku: l.sku,
+            quantity: l.quantity,
+            amount_minor: l.amount_minor,
+            points: l.points,
+            returned_quantity: l.returned_quantity,
+            returned_minor: l.returned_minor,
+            points_reversed: l.points_reversed,
+        }
+    }
+}
+
+/// The redemptions against one order (`o/{member_id} 0xFF {order_id}`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OrderRecord {
+    redeemed: i64,
+    recredited: i64,
+}
+
+impl From<&OrderRedemptions> for OrderRecord {
+    fn from(o: &OrderRedemptions) -> Self {
+        Self {
+            redeemed: o.redeemed,
+            recredited: o.recredited,
+        }
+    }
+}
+
+impl TryFrom<OrderRecord> for OrderRedemptions {
+    type Error = BadTime;
+
+    fn try_from(o: OrderRecord) -> Result<Self, BadTime> {
+        Ok(Self {
+            redeemed: o.redeemed,
+            recredited: o.recredited,
+        })
+    }
 }
 
 impl From<&Receipt> for ReceiptRecord {
@@ -316,7 +419,7 @@ impl From<&Receipt> for ReceiptRecord {
             points: r.points,
             capped: r.capped,
             tier_changes: r.tier_changes.clone(),
-            purchase: r.purchase.map(|p| PurchaseRecord {
+            purchase: r.purchase.as_ref().map(|p| PurchaseRecord {
                 amount_minor: p.amount_minor,
                 points: p.points,
                 occurred_at: micros(p.occurred_at),
@@ -324,7 +427,12 @@ impl From<&Receipt> for ReceiptRecord {
                 points_reversed: p.points_reversed,
                 redeemable_reversed: p.redeemable_reversed,
                 points_lapsed: p.points_lapsed,
+                lines: p.lines.iter().map(LineRecord::from).collect(),
             }),
+            tail: ReturnRecord {
+                refunded_minor: r.refunded_minor,
+                points_recredited: r.points_recredited,
+            },
         }
     }
 }
@@ -344,6 +452,7 @@ impl TryFrom<ReceiptRecord> for Receipt {
                     points_reversed: p.points_reversed,
                     redeemable_reversed: p.redeemable_reversed,
                     points_lapsed: p.points_lapsed,
+                    lines: p.lines.into_iter().map(LineTrack::from).collect(),
                 })
             })
             .transpose()?;
@@ -362,6 +471,8 @@ impl TryFrom<ReceiptRecord> for Receipt {
             capped: r.capped,
             tier_changes: r.tier_changes,
             purchase,
+            refunded_minor: r.tail.refunded_minor,
+            points_recredited: r.tail.points_recredited,
         })
     }
 }
@@ -541,6 +652,12 @@ pub(crate) mod tests {
         track.points_reversed = 2;
         track.redeemable_reversed = 3;
         track.points_lapsed = 4;
+        track.lines = vec![LineTrack {
+            returned_quantity: 1,
+            returned_minor: 1,
+            points_reversed: 2,
+            ..LineTrack::new("sku-1", 2, 60_000, 600)
+        }];
         let receipt = Receipt {
             kind: RequestKind::Purchase,
             member_id: "ana".into(),
@@ -550,10 +667,25 @@ pub(crate) mod tests {
             capped: false,
             tier_changes: vec![1, 2],
             purchase: Some(track),
+            refunded_minor: 5,
+            points_recredited: 6,
         };
         pinned(&ReceiptRecord::from(&receipt), RECEIPT);
         let back = Receipt::try_from(ReceiptRecord::from(&receipt)).expect("converts");
         assert_eq!(back, receipt);
+    }
+
+    #[test]
+    fn an_order_record_is_pinned() {
+        let order = OrderRedemptions {
+            redeemed: 500,
+            recredited: 250,
+        };
+        pinned(&OrderRecord::from(&order), ORDER);
+        assert_eq!(
+            OrderRedemptions::try_from(OrderRecord::from(&order)),
+            Ok(order)
+        );
     }
 
     #[test]
@@ -589,9 +721,10 @@ pub(crate) mod tests {
         assert_eq!(back, version);
     }
 
-    const MEMBER: &str = "0303616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca6060376697002b8a55ac0a90702b0090000c0a90700b009000000baa55a00006402010672657669657702000064000000c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406b00902763180a0f9e5f481a606006406080a";
-    const RECEIPT: &str = "030003616e6107070707070707070707070707070707070707070707070707070707070707070674696c6c2d31b0090002010201c0a907b00980a0be88f1fca50602040608";
-    const HISTORY: &str = "030903616e610662726f6e7a650673696c7665720180a0be88f1fca506097175616c696669656406323032362e31";
+    const MEMBER: &str = "0403616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca6060376697002b8a55ac0a90702b0090000c0a90700b009000000baa55a00006402010672657669657702000064000000c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406b00902763180a0f9e5f481a606006406080a";
+    const RECEIPT: &str = "040003616e6107070707070707070707070707070707070707070707070707070707070707070674696c6c2d31b0090002010201c0a907b00980a0be88f1fca506020406080105736b752d3104c0a907b0090202040a0c";
+    const ORDER: &str = "04e807f403";
+    const HISTORY: &str = "040903616e610662726f6e7a650673696c7665720180a0be88f1fca506097175616c696669656406323032362e31";
     const RULES_VERSION: &str =
-        "0306323032362e310261620461636d6580a0be88f1fca5060e70726f6772616d3a2061636d650a";
+        "0406323032362e310261620461636d6580a0be88f1fca5060e70726f6772616d3a2061636d650a";
 }

@@ -27,10 +27,14 @@ use tokio::sync::oneshot;
 
 use super::{
     StoreError, codec, keys,
-    records::{HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord},
+    records::{HistoryRecord, MemberRecord, OrderRecord, ReceiptRecord, RulesVersionRecord},
 };
 use crate::{
-    domain::{decide::HistoryEntry, member::MemberState, receipt::Receipt},
+    domain::{
+        decide::HistoryEntry,
+        member::MemberState,
+        receipt::{OrderRedemptions, Receipt},
+    },
     rules::RulesVersion,
 };
 
@@ -43,6 +47,8 @@ pub struct Commit {
     pub receipts: Vec<(String, Receipt)>,
     /// Entries numbered from [`Writer::next_seq`] on, in order.
     pub history: Vec<HistoryEntry>,
+    /// Redemptions against orders, by member id and order id.
+    pub orders: Vec<(String, String, OrderRedemptions)>,
 }
 
 /// What a write job gets: reads of the current state and one atomic commit.
@@ -119,6 +125,10 @@ impl Writer {
             let record = ReceiptRecord::from(receipt);
             batch.insert(keys::receipt(id), codec::encode(&record));
         }
+        for (member_id, order_id, order) in &commit.orders {
+            let record = OrderRecord::from(order);
+            batch.insert(keys::order(member_id, order_id), codec::encode(&record));
+        }
         let mut next_seq = self.next_seq;
         for entry in &commit.history {
             debug_assert_eq!(entry.seq, next_seq, "history seqs must be gap-free");
@@ -169,6 +179,18 @@ impl Writer {
     /// On a storage failure or an undecodable record.
     pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
         super::read::<ReceiptRecord, _>(&self.tree, &keys::receipt(transaction_id))
+    }
+
+    /// The redemptions of `member_id` against the order `order_id`, if any.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn order(
+        &self,
+        member_id: &str,
+        order_id: &str,
+    ) -> Result<Option<OrderRedemptions>, StoreError> {
+        super::read::<OrderRecord, _>(&self.tree, &keys::order(member_id, order_id))
     }
 
     /// The history entry numbered `seq`.

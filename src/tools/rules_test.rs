@@ -31,7 +31,10 @@
 //! as the service ([`crate::domain::apply`]), checking the tier, the
 //! points each event moved and the balance after any step.
 
-use std::{collections::BTreeMap, path::Path};
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
 
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
@@ -42,9 +45,12 @@ use crate::{
         decide::{self, Metrics, Subject, TierState},
         earn::{self, PurchaseFacts},
         member::MemberState,
-        receipt::PurchaseTrack,
+        receipt::{LineSize, PurchaseTrack, ReturnLine, ReturnRefused, Returned},
     },
-    rules::{self, Count, Diagnostic, Moment, Money, Rejected, RuleSet, Severity},
+    rules::{
+        self, Count, Diagnostic, LinePay, LineRule, Moment, Money, Rate, Rejected, RuleSet,
+        Severity,
+    },
 };
 
 #[derive(Deserialize)]
@@ -103,10 +109,51 @@ struct Step {
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
 struct ReturnSpec {
-    amount: Money,
+    /// The refund; with `lines`, optional (then what the lines come to).
+    #[serde(default)]
+    amount: Option<Money>,
     /// The `id` of the purchase returned; default: the latest purchase.
     #[serde(default)]
     of: Option<String>,
+    /// The lines returned, by SKU.
+    #[serde(default)]
+    lines: Vec<ReturnLineSpec>,
+}
+
+/// A returned line: a SKU of the purchase and its units or money back.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ReturnLineSpec {
+    sku: String,
+    #[serde(default)]
+    quantity: Option<Count>,
+    #[serde(default)]
+    amount: Option<Money>,
+}
+
+impl ReturnSpec {
+    /// The lines as the domain takes them.
+    fn lines(&self) -> Result<Vec<ReturnLine>, String> {
+        self.lines
+            .iter()
+            .enumerate()
+            .map(|(i, line)| {
+                let size = match (line.quantity, line.amount) {
+                    (Some(Count(units)), None) => LineSize::Units(units),
+                    (None, Some(Money(money))) => LineSize::Amount(money),
+                    _ => {
+                        return Err(format!(
+                            "return lines[{i}]: give quantity or amount, one of them"
+                        ));
+                    }
+                };
+                Ok(ReturnLine {
+                    sku: line.sku.clone(),
+                    size,
+                })
+            })
+            .collect()
+    }
 }
 
 #[derive(Deserialize)]
@@ -225,6 +272,101 @@ pub fn run_cases(rules: &RuleSet, file: &Path) -> Result<Vec<CaseResult>, Reject
     })?;
     let cases: CasesFile = rules::read_document(file, &text, rules.currency)?;
     Ok(cases.tests.iter().map(|case| run(rules, case)).collect())
+}
+
+/// Warnings, for `rules check`, about line rules that no basket of the
+/// cases next to `rules_file` could match: a `buy` that no line buys, a
+/// multiplier for a label, category or SKU that no line has (a typo, most
+/// likely). Only when the cases have baskets, so it can tell: without the
+/// cases file, or with no basket in it, nothing is said.
+pub fn line_rules_no_case_matches(rules: &RuleSet, rules_file: &Path) -> Vec<Diagnostic> {
+    let file = cases_file(rules_file);
+    let Ok(text) = std::fs::read_to_string(&file) else {
+        return Vec::new();
+    };
+    let Ok(cases) = rules::read_document::<CasesFile>(&file, &text, rules.currency) else {
+        return Vec::new();
+    };
+    let lines: Vec<earn::Line> = cases
+        .tests
+        .iter()
+        .flat_map(|case| {
+            case.purchase
+                .iter()
+                .chain(case.events.iter().filter_map(|s| s.purchase.as_ref()))
+        })
+        .flat_map(PurchaseSpec::basket)
+        .collect();
+    if lines.is_empty() {
+        return Vec::new();
+    }
+    let named = file
+        .file_name()
+        .map_or_else(String::new, |n| n.to_string_lossy().into_owned());
+    let mut warnings = Vec::new();
+    for rule in &rules.earning.line_rules {
+        for (kind, key, known) in unmatched_keys(rule, &lines) {
+            let known: Vec<&str> = known.iter().map(String::as_str).collect();
+            let message = format!(
+                "line rule `{}`: no basket in {named} has the {kind} `{key}`{}",
+                rule.name,
+                rules::did_you_mean(&key, &known)
+            );
+            warnings.push(rules::at_line_rule(rules, rules_file, &rule.name, message));
+        }
+    }
+    warnings
+}
+
+/// The (kind, key, keys the lines have) of each label, category or SKU
+/// that `rule` pays on and no line of `lines` has: its `buy`, or its
+/// multipliers above 0 (a 0 excludes, and excluding what no case buys is
+/// normal).
+fn unmatched_keys(
+    rule: &LineRule,
+    lines: &[earn::Line],
+) -> Vec<(&'static str, String, BTreeSet<String>)> {
+    let have: [BTreeSet<String>; 3] = [
+        lines
+            .iter()
+            .flat_map(|l| l.labels.iter().cloned())
+            .collect(),
+        lines.iter().map(|l| l.category.clone()).collect(),
+        lines.iter().map(|l| l.sku.clone()).collect(),
+    ];
+    let wanted: [Vec<&String>; 3] = match &rule.pays {
+        LinePay::Product { buy, .. } => [
+            buy.labels.iter().collect(),
+            buy.categories.iter().collect(),
+            buy.skus.iter().collect(),
+        ],
+        LinePay::PerUnit { multipliers, .. } => [
+            paying(&multipliers.labels),
+            paying(&multipliers.categories),
+            paying(&multipliers.skus),
+        ],
+    };
+    ["label", "category", "sku"]
+        .into_iter()
+        .zip(wanted)
+        .zip(have)
+        .flat_map(|((kind, wanted), have)| {
+            wanted
+                .into_iter()
+                .filter(|key| !have.contains(*key))
+                .map(|key| (kind, key.clone(), have.clone()))
+                .collect::<Vec<_>>()
+        })
+        .collect()
+}
+
+/// The keys of the multipliers above 0.
+fn paying(rates: &BTreeMap<String, Rate>) -> Vec<&String> {
+    rates
+        .iter()
+        .filter(|(_, r)| r.numerator > 0)
+        .map(|(k, _)| k)
+        .collect()
 }
 
 fn run(rules: &RuleSet, case: &Case) -> CaseResult {
@@ -533,17 +675,31 @@ impl Purchases {
                 None => "a return needs a purchase before it".to_owned(),
             });
         };
+        let lines = spec.lines()?;
+        let amount = spec.amount.map(|Money(a)| a);
+        let what = match (lines.is_empty(), amount) {
+            (true, Some(amount)) => Returned::Amount(amount),
+            (true, None) => return Err("a return needs an amount or lines".to_owned()),
+            (false, amount_minor) => Returned::Lines {
+                lines: &lines,
+                amount_minor,
+            },
+        };
         apply::return_purchase(
             rules,
             member,
             &bought.transaction_id,
             &mut bought.track,
-            spec.amount.0,
+            what,
+            None,
             now,
         )
-        .map_err(|e| {
-            let left = rules.currency.format_minor(e.returnable_minor);
-            format!("only {left} is left to return")
+        .map_err(|refused| match refused {
+            ReturnRefused::TooLarge { returnable_minor } => {
+                let left = rules.currency.format_minor(returnable_minor);
+                format!("only {left} is left to return")
+            }
+            other => other.to_string(),
         })
     }
 }
@@ -720,6 +876,47 @@ mod tests {
                 .message
                 .contains("did you mean `expect_tier`?"),
             "{rejected}"
+        );
+    }
+
+    #[test]
+    fn a_line_rule_no_basket_matches_is_warned_about_only_when_baskets_tell() {
+        let text = std::fs::read_to_string("rules/example.yaml")
+            .expect("example rules")
+            .replace("buy: { sku: BLEND-7 }", "buy: { sku: BLEND-8 }");
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let file = dir.path().join("x.yaml");
+        std::fs::write(&file, &text).expect("write");
+        let rules = rules::load(&file).expect("valid");
+        assert!(
+            line_rules_no_case_matches(&rules, &file).is_empty(),
+            "no cases"
+        );
+        let cases = dir.path().join("x.test.yaml");
+        std::fs::write(
+            &cases,
+            "tests:\n  - name: sum\n    purchase: { amount: \"5.00\" }\n",
+        )
+        .expect("write");
+        assert!(
+            line_rules_no_case_matches(&rules, &file).is_empty(),
+            "no baskets"
+        );
+        std::fs::copy("rules/example.test.yaml", &cases).expect("copy");
+        let warned: Vec<String> = line_rules_no_case_matches(&rules, &file)
+            .iter()
+            .map(|d| format!("{}:{}: {}", d.line, d.column, d.message))
+            .collect();
+        let line = text
+            .lines()
+            .position(|l| l.contains("name: the new house blend"))
+            .expect("the rule")
+            + 1;
+        assert_eq!(
+            warned,
+            [format!(
+                "{line}:7: line rule `the new house blend`: no basket in x.test.yaml has the sku `BLEND-8`; did you mean `BLEND-7`?"
+            )]
         );
     }
 }

@@ -20,6 +20,7 @@ use crate::{
         apply,
         decide::{Change, HistoryEntry},
         member::MemberState,
+        receipt::Returned,
     },
     rules::RuleSet,
     store::{Commit, Store, StoreError},
@@ -174,7 +175,8 @@ fn member(
                     continue;
                 };
                 let amount = track.amount_minor * percent / 100;
-                apply::return_purchase(rules, &mut member, original, track, amount, at)
+                let what = Returned::Amount(amount);
+                apply::return_purchase(rules, &mut member, original, track, what, None, at)
                     .unwrap_or_default()
             }
             Event::Redeem => {

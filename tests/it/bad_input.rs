@@ -4,31 +4,9 @@
 use chrono::TimeDelta;
 use prost_types::Timestamp;
 use tonic::Code;
-use tonic_types::StatusExt as _;
 
-use crate::harness::TestServer;
+use crate::harness::{TestServer, assert_refused};
 use tierd::grpc::{convert::timestamp, pb};
-
-/// Refused with `code`, naming `field` in the message and, for bad or
-/// unknown input, as a `google.rpc.BadRequest` field violation.
-#[track_caller]
-fn assert_refused<T: std::fmt::Debug>(result: Result<T, tonic::Status>, code: Code, field: &str) {
-    let status = result.expect_err("must be refused");
-    assert_eq!(status.code(), code, "{status:?}");
-    assert!(
-        status.message().contains(field),
-        "message must name {field}: {status:?}"
-    );
-    if matches!(code, Code::InvalidArgument | Code::NotFound) {
-        let violations = status
-            .get_details_bad_request()
-            .expect("a BadRequest detail")
-            .field_violations;
-        assert_eq!(violations.len(), 1, "{status:?}");
-        assert_eq!(violations[0].field, field, "{status:?}");
-        assert!(!violations[0].description.is_empty(), "{status:?}");
-    }
-}
 
 #[tokio::test]
 async fn bad_purchases_are_refused_and_change_nothing() {
@@ -167,6 +145,7 @@ async fn bad_redemptions_and_adjustments_are_refused() {
         member_id: member.into(),
         transaction_id: "x1".into(),
         points,
+        order_id: String::new(),
     };
     assert_refused(
         server.client.redeem_points(redeem(11, "m")).await,

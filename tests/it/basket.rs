@@ -4,7 +4,7 @@
 
 use tonic::Code;
 
-use crate::harness::TestServer;
+use crate::harness::{TestServer, assert_refused};
 use tierd::grpc::pb;
 
 /// Rules with the given `earning:` block (indented two spaces).
@@ -301,4 +301,225 @@ async fn a_backdated_adjustment_counts_and_expires_as_if_earned_then() {
     assert!(status.message().starts_with("occurred_at:"), "{status:?}");
     server.clock.advance(chrono::TimeDelta::days(25));
     assert_eq!(server.member("ann").await.points_balance, 0, "c lapsed too");
+}
+
+/// A return of `lines` of ann's purchase `b1`, the amount left to them.
+fn give_back(
+    server: &TestServer,
+    txn: &str,
+    lines: Vec<pb::ReturnLine>,
+) -> pb::RecordReturnRequest {
+    pb::RecordReturnRequest {
+        lines,
+        ..server.refund("ann", txn, "b1", 0)
+    }
+}
+
+fn returned(sku: &str, quantity: i64, amount_minor: i64) -> pb::ReturnLine {
+    pb::ReturnLine {
+        sku: sku.into(),
+        quantity,
+        amount_minor,
+    }
+}
+
+/// 4 points per unit, delivery excluded, +100 for SKU 123: the basket
+/// earns 148 on its first line, 400 on its second, 0 on delivery.
+const LINE_EARNING: &str = "  points_per_unit: 1\n  line_rules:\n    - name: goods\n      points_per_unit: 4\n      exclude: { categories: [delivery] }\n    - { name: new blend, buy: { sku: \"123\" }, points: 100 }\n";
+
+#[tokio::test]
+async fn a_return_naming_lines_takes_back_exactly_what_they_earned() {
+    let mut server = TestServer::with_rules(&rules(LINE_EARNING)).await;
+    let mut purchase = server.purchase("ann", "b1", 15_200);
+    purchase.lines = basket();
+    let bought = server
+        .client
+        .record_purchase(purchase)
+        .await
+        .expect("purchase accepted")
+        .into_inner();
+    assert_eq!(bought.points_earned, 548);
+    let cases = [
+        ("r1", vec![returned("ship", 1, 0)], 4_000, 0),
+        ("r2", vec![returned("456", 1, 0)], 5_000, 200),
+        ("r3", vec![returned("123", 0, 1_200)], 1_200, 148),
+    ];
+    let mut sent = Vec::new();
+    for (txn, lines, amount, points) in cases {
+        let request = give_back(&server, txn, lines);
+        sent.push(request.clone());
+        let answer = server
+            .client
+            .record_return(request)
+            .await
+            .expect("return accepted")
+            .into_inner();
+        assert_eq!(
+            (answer.amount_returned_minor, answer.points_reversed),
+            (amount, points),
+            "{txn}"
+        );
+    }
+    let ann = server.member("ann").await;
+    assert_eq!(
+        (
+            ann.points_balance,
+            ann.qualifying_points,
+            ann.lifetime_value_minor
+        ),
+        (200, 200, 5_000)
+    );
+    let retry = server
+        .client
+        .record_return(sent[1].clone())
+        .await
+        .expect("a retry")
+        .into_inner();
+    assert!(retry.duplicate);
+    assert_eq!(
+        (retry.amount_returned_minor, retry.points_reversed),
+        (5_000, 200)
+    );
+    assert_eq!(server.member("ann").await.points_balance, 200, "once");
+
+    // What is left of the basket: one unit of 456.
+    let refused = [
+        (
+            vec![returned("tea", 1, 0)],
+            0,
+            Code::InvalidArgument,
+            "lines",
+        ),
+        (
+            vec![returned("456", 2, 0)],
+            0,
+            Code::InvalidArgument,
+            "lines",
+        ),
+        (
+            vec![returned("456", 1, 50)],
+            0,
+            Code::InvalidArgument,
+            "lines",
+        ),
+        (vec![returned("", 1, 0)], 0, Code::InvalidArgument, "lines"),
+        (
+            vec![returned("456", 1, 0)],
+            4_999,
+            Code::InvalidArgument,
+            "amount_minor",
+        ),
+    ];
+    for (i, (lines, amount, code, field)) in refused.into_iter().enumerate() {
+        let mut request = give_back(&server, &format!("bad{i}"), lines);
+        request.amount_minor = amount;
+        assert_refused(server.client.record_return(request).await, code, field);
+    }
+    let rest = give_back(&server, "r4", vec![returned("456", 1, 0)]);
+    let answer = server
+        .client
+        .record_return(rest)
+        .await
+        .expect("the last unit")
+        .into_inner();
+    assert_eq!(
+        (answer.amount_returned_minor, answer.points_reversed),
+        (5_000, 200)
+    );
+    let ann = server.member("ann").await;
+    assert_eq!((ann.points_balance, ann.purchase_count), (0, 0));
+
+    server.buy("ann", "sum", 1_000).await;
+    let mut by_line = server.refund("ann", "r5", "sum", 0);
+    by_line.lines = vec![returned("123", 1, 0)];
+    assert_refused(
+        server.client.record_return(by_line).await,
+        Code::FailedPrecondition,
+        "lines",
+    );
+}
+
+fn redeem(member: &str, txn: &str, points: i64, order_id: &str) -> pb::RedeemPointsRequest {
+    pb::RedeemPointsRequest {
+        member_id: member.into(),
+        transaction_id: txn.into(),
+        points,
+        order_id: order_id.into(),
+    }
+}
+
+#[tokio::test]
+async fn points_redeemed_for_an_order_come_back_when_it_is_refunded() {
+    let mut server = TestServer::with_rules(&rules("  points_per_unit: 1\n")).await;
+    server.buy("ann", "p0", 50_000).await;
+    // The points pay for order p1 before the till records it.
+    let paid = redeem("ann", "x1", 300, "p1");
+    server
+        .client
+        .redeem_points(paid.clone())
+        .await
+        .expect("redeemed");
+    server.buy("ann", "p1", 10_000).await;
+    let ann = server.member("ann").await;
+    assert_eq!((ann.points_balance, ann.qualifying_points), (300, 600));
+
+    let half = server.refund("ann", "r1", "p1", 5_000);
+    let answer = server
+        .client
+        .record_return(half.clone())
+        .await
+        .expect("return")
+        .into_inner();
+    assert_eq!(
+        (answer.points_reversed, answer.points_recredited),
+        (50, 150)
+    );
+    let ann = server.member("ann").await;
+    assert_eq!(
+        (ann.points_balance, ann.qualifying_points),
+        (400, 550),
+        "the redeemed points are back, not as qualifying points"
+    );
+    let retry = server
+        .client
+        .record_return(half)
+        .await
+        .expect("a retry")
+        .into_inner();
+    assert!(retry.duplicate);
+    assert_eq!(retry.points_recredited, 150);
+    assert_eq!(server.member("ann").await.points_balance, 400, "once");
+
+    let rest = server
+        .client
+        .record_return(server.refund("ann", "r2", "p1", 5_000))
+        .await
+        .expect("return of the rest")
+        .into_inner();
+    assert_eq!(rest.points_recredited, 150, "all 300 are back");
+    let ann = server.member("ann").await;
+    assert_eq!((ann.points_balance, ann.qualifying_points), (500, 500));
+
+    let mut other_order = paid;
+    other_order.order_id = "p0".into();
+    let status = server
+        .client
+        .redeem_points(other_order)
+        .await
+        .expect_err("same id, another order");
+    assert_eq!(status.code(), Code::AlreadyExists);
+    server.buy("bob", "b1", 10_000).await;
+    assert_refused(
+        server
+            .client
+            .redeem_points(redeem("ann", "x2", 10, "b1"))
+            .await,
+        Code::InvalidArgument,
+        "order_id",
+    );
+    assert_eq!(
+        server.member("ann").await.points_balance,
+        500,
+        "nothing redeemed"
+    );
 }

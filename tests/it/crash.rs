@@ -134,12 +134,14 @@ async fn drive_member(
                     amount_minor: (amount / 3).max(1),
                     occurred_at: Some(timestamp(chrono::Utc::now())),
                     currency: String::new(),
+                    lines: Vec::new(),
                 })
             }
             _ => Sent::Redeem(pb::RedeemPointsRequest {
                 member_id: member.clone(),
                 transaction_id: txn,
                 points: 1 + i64::try_from(rng.below(150)).unwrap_or(0),
+                order_id: String::new(),
             }),
         };
         match send(&mut client, &request).await {

@@ -8,7 +8,11 @@ use std::{
 use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 use tempfile::TempDir;
 use tokio::{net::TcpListener, sync::oneshot, task::JoinHandle};
-use tonic::transport::{Channel, ClientTlsConfig};
+use tonic::{
+    Code,
+    transport::{Channel, ClientTlsConfig},
+};
+use tonic_types::StatusExt as _;
 
 use tierd::{
     app::{Clock, Program},
@@ -234,6 +238,7 @@ impl TestServer {
             amount_minor,
             occurred_at: Some(timestamp(self.clock.now())),
             currency: String::new(),
+            lines: Vec::new(),
         }
     }
 
@@ -304,4 +309,29 @@ pub fn moves(history: &[pb::TierChange]) -> Vec<(String, String, pb::TierChangeK
         .iter()
         .map(|c| (c.from_tier.clone(), c.to_tier.clone(), c.kind()))
         .collect()
+}
+
+/// Refused with `code`, naming `field` in the message and, for bad or
+/// unknown input, as a `google.rpc.BadRequest` field violation.
+#[track_caller]
+pub fn assert_refused<T: std::fmt::Debug>(
+    result: Result<T, tonic::Status>,
+    code: Code,
+    field: &str,
+) {
+    let status = result.expect_err("must be refused");
+    assert_eq!(status.code(), code, "{status:?}");
+    assert!(
+        status.message().contains(field),
+        "message must name {field}: {status:?}"
+    );
+    if matches!(code, Code::InvalidArgument | Code::NotFound) {
+        let violations = status
+            .get_details_bad_request()
+            .expect("a BadRequest detail")
+            .field_violations;
+        assert_eq!(violations.len(), 1, "{status:?}");
+        assert_eq!(violations[0].field, field, "{status:?}");
+        assert!(!violations[0].description.is_empty(), "{status:?}");
+    }
 }

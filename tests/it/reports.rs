@@ -100,6 +100,7 @@ async fn programme(server: &mut TestServer) -> (BTreeMap<String, Sent>, NaiveDat
                         member_id: member.clone(),
                         transaction_id: txn,
                         points,
+                        order_id: String::new(),
                     };
                     match server.client.redeem_points(request).await {
                         Ok(_) => sent.entry(member).or_default().redeemed += points,

@@ -18,6 +18,7 @@ async fn members_history_and_idempotency_survive_a_restart() {
             member_id: "ola".into(),
             transaction_id: "x1".into(),
             points: 100,
+            order_id: String::new(),
         })
         .await
         .expect("redeem");

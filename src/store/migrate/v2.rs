@@ -340,7 +340,10 @@ impl Txn {
                 points_reversed: t.points_reversed,
                 redeemable_reversed: t.points_reversed,
                 points_lapsed: 0,
+                lines: Vec::new(),
             }),
+            refunded_minor: 0,
+            points_recredited: 0,
         })
     }
 }
@@ -374,6 +377,7 @@ fn fingerprint_of(kind: &[u8], request: &[u8]) -> Result<(RequestKind, Fingerpri
                 amount_minor: r.amount_minor,
                 currency: &r.currency,
                 occurred_at: time(r.occurred_at)?,
+                lines: &[],
             })
         }
         b"activity" => {
@@ -402,6 +406,7 @@ fn fingerprint_of(kind: &[u8], request: &[u8]) -> Result<(RequestKind, Fingerpri
                 member_id: &r.member_id,
                 transaction_id: &r.transaction_id,
                 points: r.points,
+                order_id: None,
             })
         }
         _ => return Err(TxnError::UnknownKind),
