@@ -329,7 +329,7 @@ fn rules_test_runs_the_cases_shipped_with_the_rules() {
         .expect("tierd runs");
     let stdout = String::from_utf8_lossy(&shipped.stdout);
     assert!(shipped.status.success(), "{stdout}");
-    assert!(stdout.contains("20 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("22 passed, 0 failed"), "{stdout}");
 
     let dir = TempDir::new().expect("temp dir");
     std::fs::copy(
