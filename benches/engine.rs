@@ -42,6 +42,7 @@ fn benches(c: &mut Criterion) {
         since: at,
         retain_failing_since: None,
         tier_override: None,
+        warned: false,
     };
     let metrics = Metrics {
         qualifying_points: 900,

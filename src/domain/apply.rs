@@ -58,17 +58,19 @@ pub fn member_or_new(
     }
     let entry = &rules.entry_tier().id;
     let member = MemberState::new(member_id, entry, enrolled_at);
-    let initial = Change {
-        from_tier: String::new(),
-        to_tier: entry.clone(),
-        kind: ChangeKind::Initial,
-        at: enrolled_at,
-        reason: String::from("enrolled"),
-    };
+    let initial = Change::new(
+        ChangeKind::Initial,
+        "",
+        entry,
+        enrolled_at,
+        "enrolled".into(),
+    );
     (member, vec![initial])
 }
 
-/// Runs the engine on a member at `at` and keeps the new tier state.
+/// Runs the engine on a member at `at` and keeps the new tier state. An
+/// AT_RISK event is told what it takes to stay: the `retain` thresholds
+/// the member would still miss on the due date if nothing more happened.
 pub fn evaluate(rules: &RuleSet, member: &mut MemberState, at: DateTime<Utc>) -> Option<Change> {
     let metrics = metrics(rules, member, at);
     let subject = Subject {
@@ -78,7 +80,23 @@ pub fn evaluate(rules: &RuleSet, member: &mut MemberState, at: DateTime<Utc>) ->
     };
     let evaluation = decide::evaluate(rules, &member.tier, subject, at);
     member.tier = evaluation.state;
-    evaluation.change
+    let mut change = evaluation.change?;
+    if let Some(at_risk) = change.at_risk.as_mut() {
+        let due = at_risk.demotion_at;
+        let then = self::metrics(rules, member, due);
+        let subject = Subject {
+            metrics: &then,
+            ..subject
+        };
+        let (words, to_stay) = decide::to_keep(rules, &change.from_tier, subject);
+        if let Some(words) = words {
+            change
+                .reason
+                .push_str(&format!("; to stay: {words} by {}", due.date_naive()));
+        }
+        at_risk.to_stay = to_stay;
+    }
+    Some(change)
 }
 
 /// The member's metrics over the rules' window ending at `at`.
@@ -411,13 +429,8 @@ pub fn place_by_hand(
         member.tier.since = now;
     }
     member.tier.retain_failing_since = None;
-    let manual = Change {
-        from_tier: from,
-        to_tier: to,
-        kind: ChangeKind::Manual,
-        at: now,
-        reason,
-    };
+    member.tier.warned = false;
+    let manual = Change::new(ChangeKind::Manual, &from, &to, now, reason);
     std::iter::once(manual)
         .chain(evaluate(rules, member, now))
         .collect()

@@ -120,6 +120,9 @@ pub struct TierState {
     pub retain_failing_since: Option<DateTime<Utc>>,
     /// A manual override, while one is set.
     pub tier_override: Option<TierOverride>,
+    /// Whether the member at risk got the early warning
+    /// (`demotion.warn_days_before`) of the grace period running now.
+    pub warned: bool,
 }
 
 /// What kind of move a tier change is.
@@ -133,6 +136,33 @@ pub enum ChangeKind {
     Demotion,
     /// Set by hand.
     Manual,
+    /// Not a move: `retain` failed and the grace period started (or, with
+    /// `warn_days_before`, the demotion is that close); the member drops
+    /// on [`AtRisk::demotion_at`] unless it holds again by then.
+    AtRisk,
+    /// Not a move: a member at risk meets `retain` again before its
+    /// demotion was due.
+    Retained,
+}
+
+impl ChangeKind {
+    /// Whether the member's tier moved (or was placed): false for the
+    /// AT_RISK and RETAINED events, which keep the tier.
+    pub fn moves_tier(self) -> bool {
+        !matches!(self, ChangeKind::AtRisk | ChangeKind::Retained)
+    }
+}
+
+/// What an AT_RISK event tells: when the member drops, and what it takes
+/// to stay.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AtRisk {
+    /// When the demotion is due, if `retain` still fails then.
+    pub demotion_at: DateTime<Utc>,
+    /// (metric, missing amount) for each `retain` threshold the member
+    /// would still miss on that day if nothing more happened (older
+    /// activity leaving the window counted).
+    pub to_stay: Vec<(String, i64)>,
 }
 
 /// A tier change decided by the engine (the store numbers and keeps it).
@@ -148,6 +178,22 @@ pub struct Change {
     pub at: DateTime<Utc>,
     /// Which criterion was met or failed, in words.
     pub reason: String,
+    /// For AT_RISK: the due date and what it takes to stay.
+    pub at_risk: Option<AtRisk>,
+}
+
+impl Change {
+    /// A change of `kind` from `from` to `to` at `at`, for `reason`.
+    pub fn new(kind: ChangeKind, from: &str, to: &str, at: DateTime<Utc>, reason: String) -> Self {
+        Self {
+            from_tier: from.to_owned(),
+            to_tier: to.to_owned(),
+            kind,
+            at,
+            reason,
+            at_risk: None,
+        }
+    }
 }
 
 /// A tier change as kept in the history: numbered and attributed. Part of
@@ -237,12 +283,15 @@ pub fn evaluate(
         .filter(|o| o.mode == OverrideMode::Lock)
     {
         next.retain_failing_since = None;
-        let change = (lock.tier_id != state.tier_id).then(|| Change {
-            from_tier: state.tier_id.clone(),
-            to_tier: lock.tier_id.clone(),
-            kind: ChangeKind::Manual,
-            at,
-            reason: format!("locked by hand: {}", lock.reason),
+        let change = (lock.tier_id != state.tier_id).then(|| {
+            let reason = format!("locked by hand: {}", lock.reason);
+            Change::new(
+                ChangeKind::Manual,
+                &state.tier_id,
+                &lock.tier_id,
+                at,
+                reason,
+            )
         });
         next.tier_id.clone_from(&lock.tier_id);
         return finish(next, change);
@@ -250,26 +299,58 @@ pub fn evaluate(
 
     let (qualified, qualify_reason) = highest_qualified(rules, subject);
     if qualified > current {
-        return finish(
-            moved(next, rules, qualified, at),
-            Some(Change {
-                from_tier: state.tier_id.clone(),
-                to_tier: rules.tiers[qualified].id.clone(),
-                kind: ChangeKind::Promotion,
-                at,
-                reason: qualify_reason,
-            }),
+        let to = &rules.tiers[qualified].id;
+        let change = Change::new(
+            ChangeKind::Promotion,
+            &state.tier_id,
+            to,
+            at,
+            qualify_reason,
         );
+        return finish(moved(next, rules, qualified, at), Some(change));
     }
     let (retained, retain_reason) = retains(rules, current, subject);
+    let tier = &state.tier_id;
     if retained {
+        next.warned = false;
+        let was_at_risk = next.retain_failing_since.take().is_some();
+        let change = was_at_risk.then(|| {
+            let reason = format!("kept {tier}: {retain_reason}");
+            Change::new(ChangeKind::Retained, tier, tier, at, reason)
+        });
+        return finish(next, change);
+    }
+    if floor.is_some_and(|f| f >= current) {
+        // A floor holds the tier: nothing is at risk.
         next.retain_failing_since = None;
         return finish(next, None);
     }
+    let first_failure = next.retain_failing_since.is_none();
     let failing_since = *next.retain_failing_since.get_or_insert(at);
     let grace = TimeDelta::days(i64::from(rules.demotion.grace_days));
     if at - failing_since < grace {
-        return finish(next, None);
+        let due = failing_since + grace;
+        let warn_from = rules
+            .demotion
+            .warn_days_before
+            .map(|days| due - TimeDelta::days(i64::from(days)));
+        let warning_due = warn_from.is_some_and(|from| at >= from) && !next.warned;
+        next.warned |= warning_due;
+        let change = (first_failure || warning_due).then(|| {
+            let days_left = (due - at).num_days();
+            let reason = format!(
+                "retain of {tier} failed: {retain_reason}; demotion due on {} ({days_left} days) unless it holds again",
+                due.date_naive()
+            );
+            Change {
+                at_risk: Some(AtRisk {
+                    demotion_at: due,
+                    to_stay: Vec::new(),
+                }),
+                ..Change::new(ChangeKind::AtRisk, tier, tier, at, reason)
+            }
+        });
+        return finish(next, change);
     }
     let lowest_allowed = current
         .saturating_sub(rules.demotion.max_drop as usize)
@@ -295,15 +376,10 @@ pub fn evaluate(
         // The grace clock starts again in the new tier.
         next.retain_failing_since = Some(at);
     }
+    let to = rules.tiers[target].id.clone();
     finish(
         next,
-        Some(Change {
-            from_tier: state.tier_id.clone(),
-            to_tier: rules.tiers[target].id.clone(),
-            kind: ChangeKind::Demotion,
-            at,
-            reason,
-        }),
+        Some(Change::new(ChangeKind::Demotion, tier, &to, at, reason)),
     )
 }
 
@@ -323,6 +399,7 @@ fn moved(mut state: TierState, rules: &RuleSet, tier: usize, at: DateTime<Utc>) 
     state.tier_id.clone_from(&rules.tiers[tier].id);
     state.since = at;
     state.retain_failing_since = None;
+    state.warned = false;
     state
 }
 
@@ -479,6 +556,21 @@ pub struct NextTier {
     pub summary: String,
     /// (metric, missing amount) for each threshold not yet reached.
     pub shortfalls: Vec<(String, i64)>,
+}
+
+/// What `subject` misses to keep `tier_id` (its `retain`): in words
+/// ("earn 120 more points"), `None` when it keeps it, and per threshold.
+pub fn to_keep(
+    rules: &RuleSet,
+    tier_id: &str,
+    subject: Subject<'_>,
+) -> (Option<String>, Vec<(String, i64)>) {
+    let mut shortfalls = Vec::new();
+    let words = rules
+        .tier_index(tier_id)
+        .and_then(|i| rules.tiers[i].retain_condition())
+        .and_then(|condition| missing(condition, subject, rules.currency, &mut shortfalls));
+    (words, shortfalls)
 }
 
 /// The next tier above `tier_id` and what is missing for it; `None` at the top.

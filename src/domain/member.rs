@@ -176,6 +176,7 @@ impl MemberState {
                 since: at,
                 retain_failing_since: None,
                 tier_override: None,
+                warned: false,
             },
             days: BTreeMap::new(),
             lifetime_value_minor: 0,

@@ -51,6 +51,7 @@ fn state(tier: &str) -> TierState {
         since: day(0),
         retain_failing_since: None,
         tier_override: None,
+        warned: false,
     }
 }
 
@@ -98,7 +99,20 @@ fn demotion_waits_for_the_grace_period_and_lands_softly() {
     let rules = ruleset();
     let low = points(10);
     let first = eval(&rules, &state("gold"), &low, day(1));
-    assert_eq!(first.change, None);
+    let warning = first.change.expect("at risk");
+    assert_eq!(warning.kind, ChangeKind::AtRisk);
+    assert_eq!(
+        (warning.from_tier.as_str(), warning.to_tier.as_str()),
+        ("gold", "gold")
+    );
+    assert_eq!(warning.at_risk.map(|r| r.demotion_at), Some(day(31)));
+    assert!(
+        warning
+            .reason
+            .contains("demotion due on 2026-02-01 (30 days)"),
+        "{}",
+        warning.reason
+    );
     assert_eq!(first.state.retain_failing_since, Some(day(1)));
     let within = eval(&rules, &first.state, &low, day(30));
     assert_eq!(within.change, None, "29 days is inside the grace period");
@@ -115,10 +129,49 @@ fn demotion_waits_for_the_grace_period_and_lands_softly() {
 fn recovering_resets_the_grace_clock() {
     let rules = ruleset();
     let failing = eval(&rules, &state("gold"), &points(10), day(1)).state;
-    let recovered = eval(&rules, &failing, &points(450), day(10)).state;
-    assert_eq!(recovered.retain_failing_since, None);
-    let again = eval(&rules, &recovered, &points(10), day(35));
-    assert_eq!(again.change, None, "the clock restarted on day 35");
+    let recovered = eval(&rules, &failing, &points(450), day(10));
+    let kept = recovered.change.expect("retained");
+    assert_eq!(kept.kind, ChangeKind::Retained);
+    assert!(kept.reason.starts_with("kept gold: "), "{}", kept.reason);
+    assert_eq!(recovered.state.retain_failing_since, None);
+    let again = eval(&rules, &recovered.state, &points(10), day(35));
+    let at_risk = again.change.and_then(|c| c.at_risk);
+    assert_eq!(
+        at_risk.map(|r| r.demotion_at),
+        Some(day(65)),
+        "the clock restarted on day 35"
+    );
+}
+
+#[test]
+fn an_early_warning_comes_once_warn_days_before_the_demotion() {
+    let text = RULES.replace(
+        "  grace_days: 30\n",
+        "  grace_days: 30\n  warn_days_before: 7\n",
+    );
+    let rules = rules::load(&rules::Candidate::new("test.yaml", text.as_str())).expect("valid");
+    let low = points(10);
+    let mut state = state("gold");
+    let mut kinds = Vec::new();
+    for d in [1, 20, 23, 24, 25, 30, 31] {
+        let evaluation = eval(&rules, &state, &low, day(d));
+        kinds.push((d, evaluation.change.map(|c| c.kind)));
+        state = evaluation.state;
+    }
+    use ChangeKind::{AtRisk, Demotion};
+    assert_eq!(
+        kinds,
+        [
+            (1, Some(AtRisk)),
+            (20, None),
+            (23, None),
+            (24, Some(AtRisk)),
+            (25, None),
+            (30, None),
+            (31, Some(Demotion))
+        ]
+    );
+    assert!(!state.warned, "a new tier starts unwarned");
 }
 
 #[test]
@@ -145,7 +198,7 @@ fn lock_and_floor_overrides() {
     // After the lock lapses the normal policy applies, grace period first.
     let lapsed = eval(&rules, &held.state, &points(0), day(51));
     assert_eq!(lapsed.state.tier_override, None);
-    assert_eq!(lapsed.change, None);
+    assert_eq!(lapsed.change.map(|c| c.kind), Some(ChangeKind::AtRisk));
 
     let mut floored = state("gold");
     floored.tier_override = Some(TierOverride {

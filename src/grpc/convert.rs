@@ -329,13 +329,25 @@ impl From<ChangeKind> for pb::TierChangeKind {
             ChangeKind::Promotion => pb::TierChangeKind::Promotion,
             ChangeKind::Demotion => pb::TierChangeKind::Demotion,
             ChangeKind::Manual => pb::TierChangeKind::Manual,
+            ChangeKind::AtRisk => pb::TierChangeKind::AtRisk,
+            ChangeKind::Retained => pb::TierChangeKind::Retained,
         }
     }
 }
 
+/// Shortfalls as the contract carries them.
+fn shortfalls(list: Vec<(String, i64)>) -> Vec<pb::Shortfall> {
+    list.into_iter()
+        .map(|(metric, missing)| pb::Shortfall { metric, missing })
+        .collect()
+}
+
 impl From<HistoryEntry> for pb::TierChange {
     fn from(entry: HistoryEntry) -> Self {
+        let at_risk = entry.change.at_risk;
         pb::TierChange {
+            demotion_at: at_risk.as_ref().map(|r| timestamp(r.demotion_at)),
+            to_stay: at_risk.map(|r| shortfalls(r.to_stay)).unwrap_or_default(),
             member_id: entry.member_id,
             from_tier: entry.change.from_tier,
             to_tier: entry.change.to_tier,
@@ -378,11 +390,7 @@ impl From<MemberView> for pb::Member {
             next_tier: m.next_tier.map(|n| pb::NextTier {
                 tier_id: n.tier_id,
                 summary: n.summary,
-                shortfalls: n
-                    .shortfalls
-                    .into_iter()
-                    .map(|(metric, missing)| pb::Shortfall { metric, missing })
-                    .collect(),
+                shortfalls: shortfalls(n.shortfalls),
                 benefits: benefits(m.next_benefits),
             }),
             benefits: benefits(m.benefits),
@@ -396,15 +404,16 @@ impl From<MemberView> for pb::Member {
     }
 }
 
-/// The tier change a client should show for a write: the last one that is
-/// not the INITIAL placement of a new member.
+/// The tier change a client should show for a write: the last move that
+/// is not the INITIAL placement of a new member (AT_RISK and RETAINED are
+/// not moves: the history and the tier-change stream carry them).
 fn shown_change(recorded: &Recorded) -> Option<pb::TierChange> {
     recorded
         .outcome
         .tier_changes
         .iter()
         .rev()
-        .find(|e| e.change.kind != ChangeKind::Initial)
+        .find(|e| e.change.kind != ChangeKind::Initial && e.change.kind.moves_tier())
         .cloned()
         .map(Into::into)
 }

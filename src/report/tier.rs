@@ -272,7 +272,10 @@ impl Reporter<'_> {
                         ChangeKind::Manual if e.change.from_tier != e.change.to_tier => {
                             moves.manual_moves += 1;
                         }
-                        ChangeKind::Manual | ChangeKind::Initial => {}
+                        ChangeKind::Manual
+                        | ChangeKind::Initial
+                        | ChangeKind::AtRisk
+                        | ChangeKind::Retained => {}
                     }
                 }
                 let current = || m.tier.tier_id.clone();

@@ -279,6 +279,10 @@ pub struct Demotion {
     pub grace_days: u32,
     /// Most tiers dropped in one evaluation (soft landing).
     pub max_drop: u32,
+    /// Days before a due demotion when a member at risk is warned again
+    /// (a second AT_RISK event); `None`: warned once, when the grace
+    /// period starts.
+    pub warn_days_before: Option<u32>,
 }
 
 /// A validated, compiled rules file: everything the engine needs to decide.
@@ -490,6 +494,8 @@ struct DemotionFile {
     grace_days: Option<Count>,
     #[serde(default)]
     max_drop: Option<Count>,
+    #[serde(default)]
+    warn_days_before: Option<Count>,
 }
 
 /// Only the currency, read first so amounts know their decimals.
@@ -879,9 +885,27 @@ fn compile_demotion(
             "max_drop is at least 1 (tiers per evaluation)",
         ));
     }
+    let grace_days = grace_days.unwrap_or(0);
+    let warn_days_before = raw.warn_days_before.and_then(|Count(d)| {
+        let days = u32::try_from(d)
+            .ok()
+            .filter(|d| (1..grace_days.max(1)).contains(d));
+        if days.is_none() {
+            problems.push(Problem::at(
+                "warn_days_before:",
+                0,
+                format!(
+                    "warn_days_before is 1 to {} (less than grace_days: {grace_days})",
+                    grace_days.saturating_sub(1)
+                ),
+            ));
+        }
+        days
+    });
     Demotion {
-        grace_days: grace_days.unwrap_or(0),
+        grace_days,
         max_drop: max_drop.unwrap_or(ladder),
+        warn_days_before,
     }
 }
 

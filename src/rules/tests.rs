@@ -36,7 +36,8 @@ fn the_example_rules_load() {
         rules.demotion,
         Demotion {
             grace_days: 30,
-            max_drop: 1
+            max_drop: 1,
+            warn_days_before: Some(7),
         }
     );
     assert!(rules.earning.bonus.is_some());

@@ -22,9 +22,11 @@
 //!
 //! Format 4 -> 5: a purchase's track gains its lines (none for purchases
 //! recorded before: they were sums), and a receipt gains what a return
-//! refunded and re-credited (0 for returns recorded before). The
-//! redemptions against orders are new records. Members, history and rules
-//! versions only change their encoding byte.
+//! refunded and re-credited (0 for returns recorded before); a member's
+//! tier gains whether it was warned before a demotion (not yet), and a
+//! history entry the details of an AT_RISK event (none before). The
+//! redemptions against orders are new records. Rules versions only change
+//! their encoding byte.
 
 mod v2;
 mod v3;
@@ -149,42 +151,43 @@ fn convert_v2(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
 /// values are not records (meta, index).
 fn convert_v3(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     if key.starts_with(keys::MEMBERS) {
-        let member: MemberRecord<v3::Day> = codec::decode_as(v3::RECORD_ENCODING, key, value)?;
-        let days = member.map_days(|day| DayRecord::from(&DayTotals::from(day)));
-        return Ok(Some(codec::encode(&days)));
+        let member: MemberRecord<v3::Day, ()> = codec::decode_as(v3::RECORD_ENCODING, key, value)?;
+        let member = member.upgrade(|day| DayRecord::from(&DayTotals::from(day)));
+        return Ok(Some(codec::encode(&member)));
     }
-    convert_receipt_or_relabel(v3::RECORD_ENCODING, key, value)
+    convert_unchanged_since_3(v3::RECORD_ENCODING, key, value)
 }
 
 /// Today's value for a format-4 record at `key`; `None` for keys whose
 /// values are not records (meta, index).
 fn convert_v4(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     if key.starts_with(keys::MEMBERS) {
-        return Ok(relabel(value));
+        let member: MemberRecord<DayRecord, ()> =
+            codec::decode_as(v4::RECORD_ENCODING, key, value)?;
+        return Ok(Some(codec::encode(&member.upgrade(|day| day))));
     }
-    convert_receipt_or_relabel(v4::RECORD_ENCODING, key, value)
+    convert_unchanged_since_3(v4::RECORD_ENCODING, key, value)
 }
 
-/// A receipt of format 3 or 4 (written with `encoding`) as today's; a
-/// history entry or rules version with today's encoding byte; `None` for
-/// other keys.
-fn convert_receipt_or_relabel(
+/// Today's value for a receipt, history entry or rules version, which
+/// formats 3 and 4 wrote alike (with `encoding`); `None` for other keys.
+fn convert_unchanged_since_3(
     encoding: u8,
     key: &[u8],
     value: &[u8],
 ) -> Result<Option<Vec<u8>>, StoreError> {
-    if key.starts_with(keys::RECEIPTS) {
+    let bytes = if key.starts_with(keys::RECEIPTS) {
         let old: v4::Receipt = codec::decode_as(encoding, key, value)?;
-        let receipt = old.upgrade(PurchaseRecord::from, ReturnRecord::default());
-        Ok(Some(codec::encode(&receipt)))
-    } else if [keys::HISTORY, keys::RULES]
-        .iter()
-        .any(|prefix| key.starts_with(prefix))
-    {
-        Ok(relabel(value))
+        codec::encode(&old.upgrade(PurchaseRecord::from, ReturnRecord::default()))
+    } else if key.starts_with(keys::HISTORY) {
+        let old: HistoryRecord<()> = codec::decode_as(encoding, key, value)?;
+        codec::encode(&old.upgrade())
+    } else if key.starts_with(keys::RULES) {
+        return Ok(relabel(value));
     } else {
-        Ok(None)
-    }
+        return Ok(None);
+    };
+    Ok(Some(bytes))
 }
 
 /// The same record body under today's encoding byte.
@@ -271,11 +274,25 @@ mod tests {
     }
 
     #[test]
-    fn other_format_3_records_only_change_their_encoding_byte() {
-        let history = [&[v3::RECORD_ENCODING], b"body".as_slice()].concat();
-        let new = convert_v3(b"h/\0\0\0\0\0\0\0\x01", &history).expect("converts");
+    fn format_3_history_reads_as_before_and_rules_versions_only_change_their_byte() {
+        // A promotion as formats 3 and 4 wrote it (golden bytes of 9f3d67f,
+        // encoding byte 2).
+        let history = bytes(
+            "020903616e610662726f6e7a650673696c7665720180a0be88f1fca506097175616c696669656406323032362e31",
+        );
+        let new = convert_v3(b"h/\0\0\0\0\0\0\0\x09", &history)
+            .expect("converts")
+            .expect("a record");
+        let record: HistoryRecord = codec::decode(b"h/9", &new).expect("today's record");
+        let entry = HistoryEntry::try_from(record).expect("valid times");
         assert_eq!(
-            new,
+            (entry.seq, entry.change.kind, entry.change.to_tier.as_str()),
+            (9, crate::domain::decide::ChangeKind::Promotion, "silver")
+        );
+        assert_eq!(entry.change.at_risk, None);
+        let rules = [&[v3::RECORD_ENCODING], b"body".as_slice()].concat();
+        assert_eq!(
+            convert_v3(b"r/\0\0\0\0\0\0\0\0", &rules).expect("converts"),
             Some([&[codec::RECORD_ENCODING], b"body".as_slice()].concat())
         );
         assert_eq!(

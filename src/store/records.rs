@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::{
     domain::{
-        decide::{Change, ChangeKind, HistoryEntry, OverrideMode, TierOverride, TierState},
+        decide::{AtRisk, Change, ChangeKind, HistoryEntry, OverrideMode, TierOverride, TierState},
         fingerprint::Fingerprint,
         member::{DayTotals, MemberState, PointsLot},
         receipt::{LineTrack, OrderRedemptions, PurchaseTrack, Receipt, RequestKind},
@@ -43,15 +43,17 @@ fn optional_time(micros: Option<i64>) -> Result<Option<DateTime<Utc>>, BadTime> 
     micros.map(time).transpose()
 }
 
-/// A member (`m/{member_id}`). Generic over the record of a day so that a
-/// migration can read the member of format 3, whose days had fewer fields
-/// (`super::migrate::v3`); everything else is stored as then.
+/// A member (`m/{member_id}`). Generic over the record of a day and the
+/// end of the tier record, so that a migration can read the members of
+/// format 3, whose days had fewer fields (`super::migrate::v3`), and of
+/// formats 3 and 4, whose tier record ended before `warned` (`()` is no
+/// bytes); everything else is stored as then.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberRecord<Day = DayRecord> {
+pub struct MemberRecord<Day = DayRecord, TierTail = WarnedRecord> {
     member_id: String,
     enrolled_at: i64,
     attributes: BTreeMap<String, String>,
-    tier: TierRecord,
+    tier: TierRecord<TierTail>,
     /// Day number and totals, in day order: postcard writes a map and a
     /// list of pairs as the same bytes, and a list is read without
     /// building a map that the conversion would build again.
@@ -64,11 +66,18 @@ pub struct MemberRecord<Day = DayRecord> {
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-struct TierRecord {
+struct TierRecord<Tail> {
     tier_id: String,
     since: i64,
     retain_failing_since: Option<i64>,
     tier_override: Option<OverrideRecord>,
+    tail: Tail,
+}
+
+/// Whether the member at risk got its early warning (format 5).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WarnedRecord {
+    warned: bool,
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -102,14 +111,22 @@ pub struct DayRecord {
     points_lapsed: i64,
 }
 
-impl<Day> MemberRecord<Day> {
-    /// The same member with each day's record converted by `convert`.
-    pub fn map_days<New>(self, convert: impl Fn(Day) -> New) -> MemberRecord<New> {
+impl<Day> MemberRecord<Day, ()> {
+    /// The same member of an older format, with each day's record converted
+    /// by `convert`, not warned of anything.
+    pub fn upgrade<New>(self, convert: impl Fn(Day) -> New) -> MemberRecord<New> {
+        let tier = self.tier;
         MemberRecord {
             member_id: self.member_id,
             enrolled_at: self.enrolled_at,
             attributes: self.attributes,
-            tier: self.tier,
+            tier: TierRecord {
+                tier_id: tier.tier_id,
+                since: tier.since,
+                retain_failing_since: tier.retain_failing_since,
+                tier_override: tier.tier_override,
+                tail: WarnedRecord::default(),
+            },
             days: self
                 .days
                 .into_iter()
@@ -187,6 +204,9 @@ impl From<&MemberState> for MemberRecord {
                     until: o.until.map(micros),
                     reason: o.reason.clone(),
                 }),
+                tail: WarnedRecord {
+                    warned: m.tier.warned,
+                },
             },
             days: m
                 .days
@@ -251,6 +271,7 @@ impl TryFrom<MemberRecord> for MemberState {
                 since: time(r.tier.since)?,
                 retain_failing_since: optional_time(r.tier.retain_failing_since)?,
                 tier_override,
+                warned: r.tier.tail.warned,
             },
             days: r
                 .days
@@ -477,9 +498,11 @@ impl TryFrom<ReceiptRecord> for Receipt {
     }
 }
 
-/// One tier change (`h/{seq}`).
+/// One tier change (`h/{seq}`). Generic over what follows the rules
+/// version, so that a migration can read an entry of format 4, which ended
+/// there (`()` is no bytes).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct HistoryRecord {
+pub struct HistoryRecord<Tail = Option<AtRiskRecord>> {
     seq: u64,
     member_id: String,
     from_tier: String,
@@ -488,6 +511,31 @@ pub struct HistoryRecord {
     at: i64,
     reason: String,
     rules_version: String,
+    at_risk: Tail,
+}
+
+/// What an AT_RISK event tells (format 5).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AtRiskRecord {
+    demotion_at: i64,
+    to_stay: Vec<(String, i64)>,
+}
+
+impl HistoryRecord<()> {
+    /// The same entry of format 4, which knew no AT_RISK events.
+    pub fn upgrade(self) -> HistoryRecord {
+        HistoryRecord {
+            seq: self.seq,
+            member_id: self.member_id,
+            from_tier: self.from_tier,
+            to_tier: self.to_tier,
+            kind: self.kind,
+            at: self.at,
+            reason: self.reason,
+            rules_version: self.rules_version,
+            at_risk: None,
+        }
+    }
 }
 
 /// Never reorder: the index is what is stored.
@@ -497,6 +545,8 @@ enum ChangeRecord {
     Promotion,
     Demotion,
     Manual,
+    AtRisk,
+    Retained,
 }
 
 impl From<&HistoryEntry> for HistoryRecord {
@@ -511,10 +561,16 @@ impl From<&HistoryEntry> for HistoryRecord {
                 ChangeKind::Promotion => ChangeRecord::Promotion,
                 ChangeKind::Demotion => ChangeRecord::Demotion,
                 ChangeKind::Manual => ChangeRecord::Manual,
+                ChangeKind::AtRisk => ChangeRecord::AtRisk,
+                ChangeKind::Retained => ChangeRecord::Retained,
             },
             at: micros(e.change.at),
             reason: e.change.reason.clone(),
             rules_version: e.rules_version.clone(),
+            at_risk: e.change.at_risk.as_ref().map(|r| AtRiskRecord {
+                demotion_at: micros(r.demotion_at),
+                to_stay: r.to_stay.clone(),
+            }),
         }
     }
 }
@@ -534,9 +590,20 @@ impl TryFrom<HistoryRecord> for HistoryEntry {
                     ChangeRecord::Promotion => ChangeKind::Promotion,
                     ChangeRecord::Demotion => ChangeKind::Demotion,
                     ChangeRecord::Manual => ChangeKind::Manual,
+                    ChangeRecord::AtRisk => ChangeKind::AtRisk,
+                    ChangeRecord::Retained => ChangeKind::Retained,
                 },
                 at: time(r.at)?,
                 reason: r.reason,
+                at_risk: r
+                    .at_risk
+                    .map(|a| {
+                        Ok::<_, BadTime>(AtRisk {
+                            demotion_at: time(a.demotion_at)?,
+                            to_stay: a.to_stay,
+                        })
+                    })
+                    .transpose()?,
             },
             rules_version: r.rules_version,
         })
@@ -694,11 +761,17 @@ pub(crate) mod tests {
             seq: 9,
             member_id: "ana".into(),
             change: Change {
-                from_tier: "bronze".into(),
-                to_tier: "silver".into(),
-                kind: ChangeKind::Promotion,
-                at: at(1),
-                reason: "qualified".into(),
+                at_risk: Some(AtRisk {
+                    demotion_at: at(31),
+                    to_stay: vec![("qualifying_points".into(), 120)],
+                }),
+                ..Change::new(
+                    ChangeKind::AtRisk,
+                    "silver",
+                    "silver",
+                    at(1),
+                    "at risk".into(),
+                )
             },
             rules_version: "2026.1".into(),
         };
@@ -721,10 +794,10 @@ pub(crate) mod tests {
         assert_eq!(back, version);
     }
 
-    const MEMBER: &str = "0403616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca6060376697002b8a55ac0a90702b0090000c0a90700b009000000baa55a00006402010672657669657702000064000000c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406b00902763180a0f9e5f481a606006406080a";
+    const MEMBER: &str = "0403616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca606037669700002b8a55ac0a90702b0090000c0a90700b009000000baa55a00006402010672657669657702000064000000c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406b00902763180a0f9e5f481a606006406080a";
     const RECEIPT: &str = "040003616e6107070707070707070707070707070707070707070707070707070707070707070674696c6c2d31b0090002010201c0a907b00980a0be88f1fca506020406080105736b752d3104c0a907b0090202040a0c";
     const ORDER: &str = "04e807f403";
-    const HISTORY: &str = "040903616e610662726f6e7a650673696c7665720180a0be88f1fca506097175616c696669656406323032362e31";
+    const HISTORY: &str = "040903616e610673696c7665720673696c7665720480a0be88f1fca506076174207269736b06323032362e310180a0a8fce093a70601117175616c696679696e675f706f696e7473f001";
     const RULES_VERSION: &str =
         "0406323032362e310261620461636d6580a0be88f1fca5060e70726f6772616d3a2061636d650a";
 }

@@ -737,6 +737,7 @@ fn qualified_tier(rules: &RuleSet, subject: Subject<'_>) -> String {
         since: at,
         retain_failing_since: None,
         tier_override: None,
+        warned: false,
     };
     decide::evaluate(rules, &entry, subject, at).state.tier_id
 }

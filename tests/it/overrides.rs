@@ -121,6 +121,7 @@ async fn clear_removes_the_override_and_is_recorded() {
             TierChangeKind::Initial,
             TierChangeKind::Manual,
             TierChangeKind::Manual,
+            TierChangeKind::AtRisk,
             TierChangeKind::Demotion
         ]
     );

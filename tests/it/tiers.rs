@@ -70,10 +70,40 @@ async fn a_return_below_retain_demotes_only_after_the_grace_period() {
     let member = returned.member.expect("member");
     assert_eq!(member.qualifying_points, 313, "625 - 312 taken back");
     assert_eq!(member.tier_id, "silver", "a return never demotes by itself");
-    assert_eq!(returned.tier_change, None);
+    assert_eq!(returned.tier_change, None, "being at risk is not a move");
+    let at_risk = server.history("cat").await.pop().expect("an entry");
+    assert_eq!(at_risk.kind(), AtRisk);
+    let due = server.clock.now() + TimeDelta::days(30);
+    assert_eq!(
+        at_risk.demotion_at,
+        Some(tierd::grpc::convert::timestamp(due))
+    );
+    assert_eq!(
+        at_risk.to_stay,
+        [pb::Shortfall {
+            metric: "qualifying_points".into(),
+            missing: 87
+        }]
+    );
+    assert!(
+        at_risk.reason.contains("to stay: earn 87 more points by"),
+        "{}",
+        at_risk.reason
+    );
 
+    // The early warning (warn_days_before: 7) comes at the first sweep in
+    // the last week.
+    let early = server.evaluate_in_days(22).await;
+    assert_eq!(
+        (early.evaluated, early.demoted, early.changes.len()),
+        (1, 0, 0)
+    );
     let early = server.evaluate_in_days(29).await;
     assert_eq!((early.evaluated, early.demoted), (1, 0));
+    assert_eq!(
+        early.changes.iter().map(|c| c.kind()).collect::<Vec<_>>(),
+        [AtRisk]
+    );
     assert_eq!(server.member("cat").await.tier_id, "silver");
 
     let late = server.evaluate_in_days(30).await;
@@ -94,9 +124,32 @@ async fn a_return_below_retain_demotes_only_after_the_grace_period() {
         [
             mv("", "bronze", Initial),
             mv("bronze", "silver", Promotion),
+            mv("silver", "silver", AtRisk),
+            mv("silver", "silver", AtRisk),
             mv("silver", "bronze", Demotion)
         ]
     );
+}
+
+#[tokio::test]
+async fn a_member_at_risk_who_requalifies_is_retained() {
+    let mut server = TestServer::start().await;
+    server.buy("eli", "p1", 60_000).await;
+    server
+        .client
+        .record_return(server.refund("eli", "r1", "p1", 30_000))
+        .await
+        .expect("return");
+    server.clock.advance(TimeDelta::days(10));
+    let back = server.buy("eli", "p2", 10_000).await;
+    assert_eq!(back.tier_change, None, "kept, not moved");
+    let history = server.history("eli").await;
+    let last = history.last().expect("an entry");
+    assert_eq!(last.kind(), Retained);
+    assert!(last.reason.starts_with("kept silver: "), "{}", last.reason);
+    // No demotion when the old grace period would have ended.
+    let swept = server.evaluate_in_days(25).await;
+    assert_eq!((swept.demoted, swept.changes.len()), (0, 0));
 }
 
 #[tokio::test]
@@ -169,7 +222,15 @@ async fn a_dry_run_reports_without_writing() {
     assert_eq!(dry.demoted, 1);
     assert_eq!(dry.changes[0].seq, 0);
     assert_eq!(server.member("fox").await.tier_id, "silver");
-    assert_eq!(server.history("fox").await.len(), 2);
+    let kinds: Vec<_> = moves(&server.history("fox").await)
+        .into_iter()
+        .map(|m| m.2)
+        .collect();
+    assert_eq!(
+        kinds,
+        [Initial, Promotion, AtRisk],
+        "the dry run wrote nothing"
+    );
 }
 
 #[tokio::test]

@@ -224,6 +224,7 @@ impl From<Member> for member::MemberState {
                 since: m.tier.since,
                 retain_failing_since: m.tier.retain_failing_since,
                 tier_override: m.tier.tier_override.map(Into::into),
+                warned: false,
             },
             days: m
                 .days
@@ -278,6 +279,7 @@ impl From<History> for HistoryEntry {
                 },
                 at: h.change.at,
                 reason: h.change.reason,
+                at_risk: None,
             },
             rules_version: h.rules_version,
         }
