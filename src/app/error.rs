@@ -36,6 +36,9 @@ pub enum ProgramError {
         /// The version still in force.
         running: String,
     },
+    /// The service is stopping or cannot serve this now; try again.
+    #[error("{0}")]
+    Unavailable(String),
     /// A storage failure: the request was not recorded.
     #[error(transparent)]
     Store(#[from] StoreError),

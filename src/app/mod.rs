@@ -25,6 +25,7 @@ pub mod live_rules;
 mod sweep;
 #[cfg(test)]
 mod tests;
+pub mod watch;
 mod write;
 
 use std::{path::PathBuf, sync::Arc};
@@ -62,6 +63,8 @@ pub struct Program {
     store: Store,
     rules: LiveRules,
     clock: Clock,
+    /// Set when the service stops: tier-change streams end.
+    stopping: tokio::sync::watch::Sender<bool>,
 }
 
 impl Program {
@@ -72,6 +75,7 @@ impl Program {
             store,
             rules: LiveRules::new(rules, None, now),
             clock,
+            stopping: tokio::sync::watch::Sender::new(false),
         }
     }
 

@@ -18,6 +18,7 @@ use crate::{
             TransactionId, required_time,
         },
         live_rules::ReloadFailure,
+        watch::WatchFilter,
     },
     domain::{
         decide::{ChangeKind, HistoryEntry, OverrideMode, TierOverride},
@@ -25,7 +26,7 @@ use crate::{
         view::MemberView,
     },
     money::Currency,
-    rules::{Benefit, Campaign, Diagnostic, RulesVersion},
+    rules::{Benefit, Campaign, Diagnostic, RuleSet, RulesVersion},
     tools::simulate::Simulation,
 };
 
@@ -91,6 +92,45 @@ pub fn member_ids(ids: Vec<String>) -> Result<Vec<MemberId>, ProgramError> {
     ids.into_iter()
         .map(|id| MemberId::parse("member_ids", id))
         .collect()
+}
+
+/// The filter of a `WatchTierChanges` request: known kinds, and tiers of
+/// `rules`.
+///
+/// # Errors
+/// `InvalidArgument` naming `kinds` or `tiers`.
+pub fn watch_filter(
+    kinds: Vec<i32>,
+    tiers: Vec<String>,
+    rules: &RuleSet,
+) -> Result<WatchFilter, ProgramError> {
+    let kinds = kinds
+        .into_iter()
+        .map(|k| match pb::TierChangeKind::try_from(k) {
+            Ok(pb::TierChangeKind::Initial) => Ok(ChangeKind::Initial),
+            Ok(pb::TierChangeKind::Promotion) => Ok(ChangeKind::Promotion),
+            Ok(pb::TierChangeKind::Demotion) => Ok(ChangeKind::Demotion),
+            Ok(pb::TierChangeKind::Manual) => Ok(ChangeKind::Manual),
+            Ok(pb::TierChangeKind::AtRisk) => Ok(ChangeKind::AtRisk),
+            Ok(pb::TierChangeKind::Retained) => Ok(ChangeKind::Retained),
+            _ => Err(ProgramError::invalid(
+                "kinds",
+                format!("{k} is not a tier change kind"),
+            )),
+        })
+        .collect::<Result<_, _>>()?;
+    let known: Vec<&str> = rules.tiers.iter().map(|t| t.id.as_str()).collect();
+    if let Some(unknown) = tiers.iter().find(|t| !known.contains(&t.as_str())) {
+        return Err(ProgramError::invalid(
+            "tiers",
+            format!(
+                "unknown tier {unknown:?}; the tiers are {}{}",
+                known.join(", "),
+                crate::rules::did_you_mean(unknown, &known)
+            ),
+        ));
+    }
+    Ok(WatchFilter { kinds, tiers })
 }
 
 /// A page of history: entries after seq `after`, at most `size`.

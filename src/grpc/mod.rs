@@ -150,9 +150,11 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
     tracing::info!(%address, rules_version = %program.rules().version, "serving loyalty.v1.Loyalty");
+    let streams = Arc::clone(&program);
     let shutdown = async move {
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
+        streams.stop_streaming();
         health.set_not_serving::<LoyaltyServer<LoyaltyApi>>().await;
         health.set_not_serving::<ReportsServer<LoyaltyApi>>().await;
     };

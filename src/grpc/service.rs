@@ -5,7 +5,7 @@
 use std::{io::Read as _, sync::Arc};
 
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio_stream::wrappers::ReceiverStream;
+use tokio_stream::{StreamExt as _, wrappers::ReceiverStream};
 use tonic::{Request, Response, Status};
 
 use super::{
@@ -281,6 +281,21 @@ impl Loyalty for LoyaltyApi {
         Ok(Response::new(pb::ListRulesVersionsResponse {
             versions: versions.into_iter().map(Into::into).collect(),
         }))
+    }
+
+    async fn watch_tier_changes(
+        &self,
+        request: Request<pb::WatchTierChangesRequest>,
+    ) -> Answer<tonic::codegen::BoxStream<pb::TierChange>> {
+        let _admitted = self.admit(&request, Action::Report)?;
+        let request = request.into_inner();
+        let rules = self.program.rules();
+        let filter =
+            convert::watch_filter(request.kinds, request.tiers, &rules).map_err(status_of)?;
+        let entries = self.program.watch_tier_changes(request.from_seq, filter);
+        let stream = ReceiverStream::new(entries)
+            .map(|entry| entry.map(pb::TierChange::from).map_err(status_of));
+        Ok(Response::new(Box::pin(stream)))
     }
 
     async fn backup(

@@ -36,6 +36,7 @@ pub fn status_of(err: ProgramError) -> Status {
         ),
         ProgramError::AlreadyExists(message) => Status::already_exists(message),
         ProgramError::FailedPrecondition(message) => Status::failed_precondition(message),
+        ProgramError::Unavailable(message) => Status::unavailable(message),
         ProgramError::RulesRejected { rejected, .. } => {
             let mut details = ErrorDetails::new();
             for problem in &rejected.diagnostics {

@@ -136,6 +136,7 @@ pub struct Store {
     tree: sled::Tree,
     dir: PathBuf,
     writer: writer::WriterThread,
+    durable: tokio::sync::watch::Receiver<u64>,
 }
 
 /// The bytes of records sled keeps decoded in memory. sled's own default
@@ -226,11 +227,17 @@ impl Store {
             ),
             None => 1,
         };
-        let writer = writer::spawn(writer::Writer::new(tree.clone(), next_seq), disk)?;
+        let (durable_tx, durable) = tokio::sync::watch::channel(next_seq);
+        let writer = writer::spawn(
+            writer::Writer::new(tree.clone(), next_seq),
+            disk,
+            durable_tx,
+        )?;
         Ok(Self {
             tree,
             dir: dir.to_owned(),
             writer,
+            durable,
         })
     }
 
@@ -284,6 +291,38 @@ impl Store {
             entries.push(entry);
         }
         Ok((entries, false))
+    }
+
+    /// The first history seq not yet durable: entries below it are on disk
+    /// and stay. Changes whenever a write round makes more durable.
+    pub fn durable_seqs(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.durable.clone()
+    }
+
+    /// Up to `limit` history entries of all members with `after < seq <
+    /// below`, in seq order.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn history_between(
+        &self,
+        after: u64,
+        below: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        if after.saturating_add(1) >= below {
+            return Ok(Vec::new());
+        }
+        let from = keys::history(after.saturating_add(1));
+        let to = keys::history(below);
+        self.tree
+            .range(from..to)
+            .take(limit)
+            .map(|item| {
+                let (key, value) = item?;
+                from_bytes::<HistoryRecord, _>(&key, &value)
+            })
+            .collect()
     }
 
     /// Every member's stored record, undecoded, in key order: for whole-store

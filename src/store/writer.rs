@@ -205,9 +205,14 @@ impl Writer {
 /// Starts the writer thread. Each round takes the queued jobs (at least
 /// one, at most [`MAX_ROUND`]) and runs them one after another; if any
 /// committed, it flushes sled and fdatasyncs the data file once; then it
-/// answers the round's jobs. A job that panics ends only its own request
+/// tells `durable` the first history seq not yet on disk (the tier-change
+/// stream reads only below it), and answers the round's jobs. A job that panics ends only its own request
 /// (its caller sees `WriterStopped`); the thread goes on with the next.
-pub(super) fn spawn(mut writer: Writer, mut disk: Disk) -> Result<WriterThread, StoreError> {
+pub(super) fn spawn(
+    mut writer: Writer,
+    mut disk: Disk,
+    durable: tokio::sync::watch::Sender<u64>,
+) -> Result<WriterThread, StoreError> {
     let (jobs, mut queue) = tokio::sync::mpsc::channel::<Job>(WRITE_QUEUE);
     let thread = thread::Builder::new()
         .name("tierd-writer".into())
@@ -232,6 +237,13 @@ pub(super) fn spawn(mut writer: Writer, mut disk: Disk) -> Result<WriterThread, 
                 };
                 if let Some(err) = &flush_error {
                     tracing::error!(error = %err, "flushing the data directory failed");
+                } else {
+                    let next_seq = writer.next_seq;
+                    durable.send_if_modified(|durable| {
+                        let moved = *durable != next_seq;
+                        *durable = next_seq;
+                        moved
+                    });
                 }
                 tracing::trace!(jobs = deliveries.len(), "write round");
                 for deliver in deliveries {

@@ -23,3 +23,4 @@ mod service;
 mod simulate;
 mod tiers;
 mod tls;
+mod watch;
