@@ -12,7 +12,10 @@ use std::{
 
 use serde::Deserialize;
 
-use crate::grpc::auth::{ApiKey, BadKey, Keyring};
+use crate::{
+    grpc::auth::{ApiKey, BadKey, Keyring},
+    webhook::{Endpoint, EndpointConfig, WebhookError},
+};
 
 /// Where the service listens by default: loopback only.
 pub const DEFAULT_LISTEN: &str = "127.0.0.1:50051";
@@ -34,6 +37,8 @@ pub struct Config {
     pub keyring: Keyring,
     /// TLS files; plaintext when `None`.
     pub tls: Option<TlsFiles>,
+    /// Where tier changes are POSTed.
+    pub webhooks: Vec<Endpoint>,
 }
 
 /// The optional config file; every key may be left out.
@@ -52,6 +57,10 @@ pub struct ConfigFile {
     /// TLS certificate and key files.
     #[serde(default)]
     pub tls: Option<TlsFiles>,
+    /// Endpoints tier changes are POSTed to (only the config file sets
+    /// them).
+    #[serde(default)]
+    pub webhooks: Vec<EndpointConfig>,
 }
 
 /// Where the TLS material lives (PEM files).
@@ -100,6 +109,9 @@ pub enum ConfigError {
     /// An API key entry that cannot be used.
     #[error("config file: {0}")]
     Key(#[from] BadKey),
+    /// A webhook endpoint that cannot be used.
+    #[error("config file: {0}")]
+    Webhook(#[from] WebhookError),
     /// No keys, and an address other than loopback: refused.
     #[error(
         "refusing to listen on {0} without api keys: anyone who can reach it could change points; \
@@ -160,6 +172,11 @@ impl Config {
             rules: rules.or(file.rules).unwrap_or_else(|| DEFAULT_RULES.into()),
             keyring,
             tls: tls.or(file.tls),
+            webhooks: file
+                .webhooks
+                .into_iter()
+                .map(EndpointConfig::resolve)
+                .collect::<Result<_, _>>()?,
         })
     }
 }

@@ -28,6 +28,8 @@
 //! 6. [`app`]: the service: validated commands, the idempotent write
 //!    protocol, sweeps, the rules in force. Orchestration only.
 //! 7. [`grpc`]: thin handlers, proto conversions, status mapping, auth.
+//!    [`webhook`] sits beside it: the other way out, tier changes POSTed
+//!    to CRM and marketing systems.
 //! 8. [`config`] and [`cli`]: configuration and the `tierd` subcommands.
 //!
 //! `money` sits below `rules` rather than inside `domain` because the
@@ -55,6 +57,8 @@ pub mod report;
 pub mod app;
 
 pub mod grpc;
+
+pub mod webhook;
 
 pub mod config;
 

@@ -128,6 +128,33 @@ impl Program {
         receiver
     }
 
+    /// The last seq the webhook endpoint `name` delivered (0: none yet).
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn delivery_position(&self, name: &str) -> Result<u64, ProgramError> {
+        Ok(self.store.delivery_position(name)?)
+    }
+
+    /// Keeps `seq` as the last entry `name` delivered; returns once durable.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn save_delivery_position(&self, name: &str, seq: u64) -> Result<(), ProgramError> {
+        let name = name.to_owned();
+        self.store
+            .write(move |writer| writer.set_delivery_position(&name, seq))
+            .await??;
+        Ok(())
+    }
+
+    /// Resolves once the program stops streaming (at shutdown).
+    pub async fn stopped(&self) {
+        let mut stopping = self.stopping.subscribe();
+        // An error means the program is gone: stopped too.
+        let _ = stopping.wait_for(|stopping| *stopping).await;
+    }
+
     /// Ends every tier-change stream (at shutdown, so that draining the
     /// in-flight requests does not wait for clients that never hang up).
     pub fn stop_streaming(&self) {

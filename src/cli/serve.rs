@@ -27,6 +27,7 @@ use crate::{
     config::{self, Config, ConfigFile},
     grpc, rules,
     store::Store,
+    webhook,
 };
 
 /// How long in-flight requests get to finish after SIGTERM or Ctrl-C.
@@ -109,6 +110,7 @@ async fn run(
         signals.hangup,
         stop.clone(),
     ))];
+    background.extend(webhook::spawn_all(&program, config.webhooks.clone())?);
     if watch_rules {
         background.push(tokio::spawn(watch::reload_on_change(
             Arc::clone(&program),

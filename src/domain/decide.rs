@@ -146,6 +146,28 @@ pub enum ChangeKind {
 }
 
 impl ChangeKind {
+    /// Every kind, in the contract's order.
+    pub const ALL: [ChangeKind; 6] = [
+        ChangeKind::Initial,
+        ChangeKind::Promotion,
+        ChangeKind::Demotion,
+        ChangeKind::Manual,
+        ChangeKind::AtRisk,
+        ChangeKind::Retained,
+    ];
+
+    /// The kind's name in webhooks and configuration ("at_risk").
+    pub fn name(self) -> &'static str {
+        match self {
+            ChangeKind::Initial => "initial",
+            ChangeKind::Promotion => "promotion",
+            ChangeKind::Demotion => "demotion",
+            ChangeKind::Manual => "manual",
+            ChangeKind::AtRisk => "at_risk",
+            ChangeKind::Retained => "retained",
+        }
+    }
+
     /// Whether the member's tier moved (or was placed): false for the
     /// AT_RISK and RETAINED events, which keep the tier.
     pub fn moves_tier(self) -> bool {

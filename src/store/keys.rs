@@ -20,6 +20,13 @@ pub const HISTORY: &[u8] = b"h/";
 pub const RULES: &[u8] = b"r/";
 /// Prefix of the redemptions against orders.
 pub const ORDERS: &[u8] = b"o/";
+/// Prefix of webhook delivery positions.
+pub const DELIVERIES: &[u8] = b"w/";
+
+/// The delivery position of the webhook endpoint `name`.
+pub fn delivery(name: &str) -> Vec<u8> {
+    [DELIVERIES, name.as_bytes()].concat()
+}
 
 /// A member's record.
 pub fn member(member_id: &str) -> Vec<u8> {

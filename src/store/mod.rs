@@ -16,6 +16,7 @@
 //! | `i/{member_id} 0xFF {seq, u64 BE}`   | empty (per-member index)      |
 //! | `r/{n, u64 BE}`                      | `RulesVersionRecord`, n-th live |
 //! | `o/{member_id} 0xFF {order_id}`      | `OrderRecord` (redemptions)   |
+//! | `w/{endpoint name}`                  | last seq delivered, u64 BE    |
 //!
 //! A data directory written by an older format is migrated when it is
 //! opened ([`migrate`]); a newer one is refused.
@@ -323,6 +324,20 @@ impl Store {
                 from_bytes::<HistoryRecord, _>(&key, &value)
             })
             .collect()
+    }
+
+    /// The last history seq the webhook endpoint `name` has delivered (0:
+    /// none yet).
+    ///
+    /// # Errors
+    /// On a storage failure or a damaged position.
+    pub fn delivery_position(&self, name: &str) -> Result<u64, StoreError> {
+        let key = keys::delivery(name);
+        match self.tree.get(&key)? {
+            None => Ok(0),
+            Some(bytes) => keys::number_after(b"", &bytes)
+                .ok_or_else(|| StoreError::corrupt(&key, "not 8 bytes")),
+        }
     }
 
     /// Every member's stored record, undecoded, in key order: for whole-store

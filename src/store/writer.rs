@@ -165,6 +165,18 @@ impl Writer {
         Ok(())
     }
 
+    /// Keeps `seq` as the last history entry the webhook endpoint `name`
+    /// delivered; durable with the round.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn set_delivery_position(&mut self, name: &str, seq: u64) -> Result<(), StoreError> {
+        self.tree
+            .insert(keys::delivery(name), seq.to_be_bytes().to_vec())?;
+        self.dirty = true;
+        Ok(())
+    }
+
     /// A member's state, as this writer last committed it.
     ///
     /// # Errors

@@ -13,7 +13,7 @@ const LAYERS: &[&[&str]] = &[
     &["store"],
     &["tools", "report"],
     &["app"],
-    &["grpc"],
+    &["grpc", "webhook"],
     &["config"],
     &["cli"],
 ];

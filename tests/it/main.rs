@@ -24,3 +24,4 @@ mod simulate;
 mod tiers;
 mod tls;
 mod watch;
+mod webhooks;
