@@ -15,6 +15,7 @@
 //! - [`share`]: exact shares and splits of integer totals.
 //! - [`fingerprint`]: what makes two requests the same request.
 //! - [`view`]: a member as a client sees it at one moment.
+//! - [`projection`]: where a member is heading at its pace.
 //!
 //! This layer uses only the rules model ([`crate::rules`]), the script
 //! sandbox and money; nothing above it (`store`, `app`, `grpc`).
@@ -24,6 +25,7 @@ pub mod decide;
 pub mod earn;
 pub mod fingerprint;
 pub mod member;
+pub mod projection;
 pub mod receipt;
 pub mod share;
 pub mod view;

@@ -11,6 +11,7 @@ use super::{
     apply,
     decide::{self, Metrics, NextTier, Subject, TierOverride},
     member::MemberState,
+    projection::{self, Projection},
 };
 use crate::rules::{Benefit, RuleSet};
 
@@ -43,6 +44,8 @@ pub struct MemberView {
     pub next_benefits: Vec<Benefit>,
     /// The balance's worth at `reporting.point_value`, minor units.
     pub points_value_minor: i64,
+    /// Where the member is heading at its pace.
+    pub projection: Option<Projection>,
 }
 
 /// The member as answered to clients at `at`, under `rules`.
@@ -54,6 +57,8 @@ pub fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberV
         lifecycle: None,
     };
     let next_tier = decide::next_tier(rules, &member.tier.tier_id, subject);
+    let projection =
+        projection::project(rules, &member.tier.tier_id, subject, member.enrolled_at, at);
     let benefits_of = |id: Option<&str>| {
         rules
             .tiers
@@ -72,6 +77,7 @@ pub fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberV
             .points_balance
             .saturating_mul(rules.reporting.point_value_minor),
         next_tier,
+        projection,
         metrics,
         rules_version: rules.version.clone(),
         currency: rules.currency.code().to_owned(),

@@ -23,6 +23,7 @@ use crate::{
     domain::{
         decide::{ChangeKind, HistoryEntry, OverrideMode, TierOverride},
         earn::Line,
+        projection::Projection,
         view::MemberView,
     },
     money::Currency,
@@ -415,6 +416,24 @@ impl From<TierOverride> for pb::TierOverride {
     }
 }
 
+/// A projection as the contract carries it.
+fn projection(p: Projection) -> pb::Projection {
+    let (next_tier_id, to_reach_next) = p.next_tier.unwrap_or_default();
+    pb::Projection {
+        horizon: Some(timestamp(p.horizon)),
+        summary: p.summary,
+        keeps_tier: p.keeps_tier,
+        to_keep: shortfalls(p.to_keep),
+        reaches_tier: p.reaches.unwrap_or_default(),
+        next_tier_id,
+        to_reach_next: shortfalls(to_reach_next),
+        qualifying_points: p.projected.qualifying_points,
+        purchase_volume_minor: p.projected.purchase_volume_minor,
+        purchase_count: p.projected.purchase_count,
+        activity_count: p.projected.activity_count,
+    }
+}
+
 impl From<MemberView> for pb::Member {
     fn from(m: MemberView) -> Self {
         pb::Member {
@@ -435,6 +454,7 @@ impl From<MemberView> for pb::Member {
             }),
             benefits: benefits(m.benefits),
             points_value_minor: m.points_value_minor,
+            projection: m.projection.map(projection),
             rules_version: m.rules_version,
             currency: m.currency,
             attributes: m.attributes.into_iter().collect(),

@@ -354,3 +354,32 @@ async fn a_calendar_year_window_starts_again_on_the_first_of_january() {
         january.changes[0].reason
     );
 }
+
+#[tokio::test]
+async fn get_member_projects_the_member_s_pace_to_the_end_of_its_window() {
+    let mut server = TestServer::start().await;
+    let enrolled = server.clock.now() - TimeDelta::days(60);
+    server
+        .client
+        .upsert_member(pb::UpsertMemberRequest {
+            member_id: "pat".into(),
+            enrolled_at: Some(tierd::grpc::convert::timestamp(enrolled)),
+            ..Default::default()
+        })
+        .await
+        .expect("enrolled 60 days ago");
+    // 200.00 at the till: 225 points in 60 days of a 12-month window.
+    server.buy("pat", "p1", 20_000).await;
+    let projection = server.member("pat").await.projection.expect("a projection");
+    assert_eq!(projection.qualifying_points, 225 * 365 / 60);
+    assert_eq!(projection.purchase_count, 365 / 60);
+    assert!(projection.keeps_tier);
+    assert_eq!(projection.reaches_tier, "silver");
+    assert!(
+        projection
+            .summary
+            .ends_with("; at this pace you reach silver"),
+        "{}",
+        projection.summary
+    );
+}
