@@ -891,14 +891,17 @@ fn compile_demotion(
             .ok()
             .filter(|d| (1..grace_days.max(1)).contains(d));
         if days.is_none() {
-            problems.push(Problem::at(
-                "warn_days_before:",
-                0,
+            let message = if grace_days < 2 {
+                String::from(
+                    "warn_days_before needs a grace period of at least 2 days (grace_days) to warn within",
+                )
+            } else {
                 format!(
                     "warn_days_before is 1 to {} (less than grace_days: {grace_days})",
-                    grace_days.saturating_sub(1)
-                ),
-            ));
+                    grace_days - 1
+                )
+            };
+            problems.push(Problem::at("warn_days_before:", 0, message));
         }
         days
     });

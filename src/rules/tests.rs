@@ -519,3 +519,22 @@ fn points_expire_after_months_or_days_until_a_period_ends() {
     let err = parse_text(&with("  months: 3\n  until_end_of: week\n")).expect_err("no weeks");
     assert!(err.to_string().contains("quarter"), "{err}");
 }
+
+#[test]
+fn an_early_warning_comes_inside_the_grace_period() {
+    let with = |demotion: &str| format!("{MINIMAL}demotion:\n{demotion}");
+    assert_error(
+        &with("  grace_days: 30\n  warn_days_before: 30\n"),
+        14,
+        3,
+        "warn_days_before is 1 to 29 (less than grace_days: 30)",
+    );
+    assert_error(
+        &with("  warn_days_before: 7\n"),
+        13,
+        3,
+        "needs a grace period of at least 2 days",
+    );
+    let rules = parse_text(&with("  grace_days: 30\n  warn_days_before: 7\n")).expect("valid");
+    assert_eq!(rules.demotion.warn_days_before, Some(7));
+}
