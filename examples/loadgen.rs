@@ -144,7 +144,7 @@ async fn main() {
     tokio::spawn(
         tonic::transport::Server::builder()
             .add_service(pb::loyalty_server::LoyaltyServer::new(NoOp))
-            .serve_with_incoming(tonic::transport::server::TcpIncoming::from(noop_listener)),
+            .serve_with_incoming(grpc::incoming(noop_listener)),
     );
 
     let data = tempfile::TempDir::new().expect("temp dir");

@@ -118,6 +118,13 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// The connections `listener` accepts, with Nagle's algorithm off: an
+/// answer is a few small HTTP/2 frames, and with Nagle on each waited for
+/// the client's delayed ACK (40 ms on Linux) before going out.
+pub fn incoming(listener: TcpListener) -> TcpIncoming {
+    TcpIncoming::from(listener).with_nodelay(Some(true))
+}
+
 /// Serves the loyalty service, health and reflection on `listener` until
 /// `shutdown` completes, under `options`. Client deadlines (`grpc-timeout`)
 /// are honoured: a request past its deadline is abandoned; a write it had
@@ -172,7 +179,7 @@ pub async fn serve(
                 .max_decoding_message_size(options.limits.max_request_bytes),
         )
         .add_service(ReportsServer::new(api))
-        .serve_with_incoming_shutdown(TcpIncoming::from(listener), shutdown)
+        .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())
 }

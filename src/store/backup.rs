@@ -76,7 +76,9 @@ impl Writer {
     ///
     /// # Errors
     /// On a storage or write failure.
-    pub fn snapshot(&self, out: impl Write) -> Result<u64, StoreError> {
+    pub fn snapshot(&mut self, out: impl Write) -> Result<u64, StoreError> {
+        // The round's earlier commits belong in it.
+        self.apply_pending()?;
         let mut file = Hashing {
             out: BufWriter::new(out),
             hash: Sha256::new(),

@@ -21,7 +21,13 @@
 //! files costs microseconds, and a round that wrote no blob fsyncs nothing
 //! more.
 
-use std::{collections::HashSet, ffi::OsString, fs::File, path::PathBuf, thread};
+use std::{
+    collections::{HashMap, HashSet},
+    ffi::OsString,
+    fs::File,
+    path::PathBuf,
+    thread,
+};
 
 use tokio::sync::oneshot;
 
@@ -54,11 +60,21 @@ pub struct Commit {
 /// What a write job gets: reads of the current state and one atomic commit.
 /// Only the writer thread ever holds one, so whatever a job reads stays true
 /// until it commits.
+///
+/// Commits go to the round's overlay, not to sled: reads look in the
+/// overlay first, so the jobs of one round see each other's commits in
+/// order, and the round applies the overlay as one sled batch at its end
+/// ([`Writer::apply_pending`]). A request's commit enters the overlay
+/// whole or not at all, so it is in the round's batch whole or not at all.
 pub struct Writer {
     pub(super) next_seq: u64,
     pub(super) tree: sled::Tree,
     /// Set by a commit; the round then ends with a flush.
     dirty: bool,
+    /// The round's commits, key -> value, not yet in sled.
+    pending: HashMap<Vec<u8>, Vec<u8>>,
+    /// `next_seq` as sled has it: where a failed round goes back to.
+    applied_seq: u64,
 }
 
 /// Queued writes before senders wait (backpressure instead of an
@@ -96,6 +112,46 @@ impl Writer {
             next_seq,
             tree,
             dirty: false,
+            pending: HashMap::new(),
+            applied_seq: next_seq,
+        }
+    }
+
+    /// Applies the round's overlay to sled as one batch (all of it or
+    /// nothing). On failure the overlay is dropped and the seq counter goes
+    /// back: the round's requests fail, and nothing of them was written.
+    ///
+    /// # Errors
+    /// When sled refuses the batch.
+    pub(super) fn apply_pending(&mut self) -> Result<(), StoreError> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let mut batch = sled::Batch::default();
+        for (key, value) in self.pending.drain() {
+            batch.insert(key, value);
+        }
+        match self.tree.apply_batch(batch) {
+            Ok(()) => {
+                self.applied_seq = self.next_seq;
+                Ok(())
+            }
+            Err(err) => {
+                self.next_seq = self.applied_seq;
+                Err(err.into())
+            }
+        }
+    }
+
+    /// The value at `key` as this round sees it: its overlay, then sled.
+    fn get<R, T>(&self, key: &[u8]) -> Result<Option<T>, StoreError>
+    where
+        R: serde::de::DeserializeOwned,
+        T: TryFrom<R, Error = super::records::BadTime>,
+    {
+        match self.pending.get(key) {
+            Some(bytes) => super::from_bytes::<R, T>(key, bytes).map(Some),
+            None => super::read::<R, T>(&self.tree, key),
         }
     }
 
@@ -116,29 +172,30 @@ impl Writer {
     /// # Errors
     /// On a storage failure; then nothing was written.
     pub fn commit(&mut self, commit: &Commit) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
+        // Built apart first, so that the overlay takes the commit whole.
+        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
         for member in &commit.members {
             let record = MemberRecord::from(member);
-            batch.insert(keys::member(&member.member_id), codec::encode(&record));
+            batch.push((keys::member(&member.member_id), codec::encode(&record)));
         }
         for (id, receipt) in &commit.receipts {
             let record = ReceiptRecord::from(receipt);
-            batch.insert(keys::receipt(id), codec::encode(&record));
+            batch.push((keys::receipt(id), codec::encode(&record)));
         }
         for (member_id, order_id, order) in &commit.orders {
             let record = OrderRecord::from(order);
-            batch.insert(keys::order(member_id, order_id), codec::encode(&record));
+            batch.push((keys::order(member_id, order_id), codec::encode(&record)));
         }
         let mut next_seq = self.next_seq;
         for entry in &commit.history {
             debug_assert_eq!(entry.seq, next_seq, "history seqs must be gap-free");
             let record = HistoryRecord::from(entry);
-            batch.insert(keys::history(entry.seq), codec::encode(&record));
-            batch.insert(keys::index(&entry.member_id, entry.seq), Vec::new());
+            batch.push((keys::history(entry.seq), codec::encode(&record)));
+            batch.push((keys::index(&entry.member_id, entry.seq), Vec::new()));
             next_seq = entry.seq + 1;
         }
-        batch.insert(keys::NEXT_SEQ, next_seq.to_be_bytes().to_vec());
-        self.tree.apply_batch(batch)?;
+        batch.push((keys::NEXT_SEQ.to_vec(), next_seq.to_be_bytes().to_vec()));
+        self.pending.extend(batch);
         self.next_seq = next_seq;
         self.dirty = true;
         Ok(())
@@ -149,6 +206,7 @@ impl Writer {
     /// # Errors
     /// On a storage failure.
     pub fn record_rules_version(&mut self, version: &RulesVersion) -> Result<(), StoreError> {
+        self.apply_pending()?;
         let last = self
             .tree
             .scan_prefix(keys::RULES)
@@ -171,8 +229,8 @@ impl Writer {
     /// # Errors
     /// On a storage failure.
     pub fn set_delivery_position(&mut self, name: &str, seq: u64) -> Result<(), StoreError> {
-        self.tree
-            .insert(keys::delivery(name), seq.to_be_bytes().to_vec())?;
+        self.pending
+            .insert(keys::delivery(name), seq.to_be_bytes().to_vec());
         self.dirty = true;
         Ok(())
     }
@@ -182,7 +240,7 @@ impl Writer {
     /// # Errors
     /// On a storage failure or an undecodable record.
     pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
-        super::read::<MemberRecord, _>(&self.tree, &keys::member(member_id))
+        self.get::<MemberRecord, _>(&keys::member(member_id))
     }
 
     /// A transaction id's receipt, as this writer last committed it.
@@ -190,7 +248,7 @@ impl Writer {
     /// # Errors
     /// On a storage failure or an undecodable record.
     pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
-        super::read::<ReceiptRecord, _>(&self.tree, &keys::receipt(transaction_id))
+        self.get::<ReceiptRecord, _>(&keys::receipt(transaction_id))
     }
 
     /// The redemptions of `member_id` against the order `order_id`, if any.
@@ -202,7 +260,7 @@ impl Writer {
         member_id: &str,
         order_id: &str,
     ) -> Result<Option<OrderRedemptions>, StoreError> {
-        super::read::<OrderRecord, _>(&self.tree, &keys::order(member_id, order_id))
+        self.get::<OrderRecord, _>(&keys::order(member_id, order_id))
     }
 
     /// The history entry numbered `seq`.
@@ -210,7 +268,7 @@ impl Writer {
     /// # Errors
     /// On a storage failure or an undecodable record.
     pub fn history_entry(&self, seq: u64) -> Result<Option<HistoryEntry>, StoreError> {
-        super::read::<HistoryRecord, _>(&self.tree, &keys::history(seq))
+        self.get::<HistoryRecord, _>(&keys::history(seq))
     }
 }
 
@@ -243,7 +301,10 @@ pub(super) fn spawn(
                     .filter_map(|job| run_job(job, &mut writer))
                     .collect();
                 let flush_error = if std::mem::take(&mut writer.dirty) {
-                    disk.make_durable().err()
+                    writer
+                        .apply_pending()
+                        .err()
+                        .or_else(|| disk.make_durable().err())
                 } else {
                     None
                 };
