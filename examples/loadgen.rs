@@ -1,14 +1,27 @@
-//! Load generator: RecordPurchase against tierd and, side by side, against a
-//! no-op tonic server with the same contract, on loopback; prints req/s and
-//! latency percentiles of each and their ratio.
+//! Load generator: durable `RecordPurchase`s against a running server, as
+//! tills would send them, from its own process; throughput and latency
+//! percentiles (p50, p99, p99.9, from an HDR histogram).
 //!
-//! `cargo run --release --example loadgen -- [CONCURRENCY] [SECONDS] [MEMBERS]`
-//! (defaults 64, 5, 10000). Both servers run in this process on
-//! 127.0.0.1:0; tierd uses a temporary data directory and the example
-//! rules, and answers every purchase only after it is fsynced. The run is
-//! bounded by time, so it always stops by itself.
+//! ```sh
+//! cargo build --release --bin tierd --example noop_server --example loadgen
+//! # tierd against the no-op server, one after the other, and the ratio:
+//! target/release/examples/loadgen --compare-noop
+//! # or against any running tierd:
+//! target/release/examples/loadgen --target http://127.0.0.1:50051 --api-key KEY
+//! ```
+//!
+//! With `--compare-noop` it starts the real `tierd serve` binary (on a
+//! temporary data directory, the shipped rules, its default limits and
+//! logging) and the no-op server binary (`examples/noop_server.rs`, the
+//! same contract answering at once), each on a free loopback port, drives
+//! each for the same time, and prints both and the ratio. Requests spread
+//! over `--connections` HTTP/2 connections; `--concurrency` is the number
+//! in flight. The run is bounded by time, so it always stops by itself.
 
 use std::{
+    io::BufRead as _,
+    path::{Path, PathBuf},
+    process::{Child, Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -16,68 +29,93 @@ use std::{
     time::{Duration, Instant},
 };
 
-use tokio::net::TcpListener;
-use tonic::{Request, Response, Status, transport::Channel};
+use clap::Parser;
+use hdrhistogram::Histogram;
+use tonic::{metadata::MetadataValue, transport::Channel};
 
-use tierd::{
-    app::{Program, system_clock},
-    grpc::{
-        self,
-        convert::timestamp,
-        pb::{self, loyalty_client::LoyaltyClient, loyalty_server::Loyalty},
-    },
-    rules,
-    store::Store,
+use tierd::grpc::{
+    convert::timestamp,
+    pb::{self, loyalty_client::LoyaltyClient},
 };
 
-/// The baseline: answers a purchase at once with an empty reply (the other
-/// methods are the generated UNIMPLEMENTED stubs).
-struct NoOp;
-
-type Answer<T> = Result<Response<T>, Status>;
-
-#[tonic::async_trait]
-impl Loyalty for NoOp {
-    async fn record_purchase(
-        &self,
-        _: Request<pb::RecordPurchaseRequest>,
-    ) -> Answer<pb::RecordPurchaseResponse> {
-        Ok(Response::new(Default::default()))
-    }
+/// What to drive and how hard.
+#[derive(Parser, Debug)]
+struct Args {
+    /// A running server (`http://host:port`); not needed with
+    /// `--compare-noop`.
+    #[arg(long)]
+    target: Option<String>,
+    /// Start `tierd serve` and the no-op server and compare them.
+    #[arg(long)]
+    compare_noop: bool,
+    /// Requests in flight.
+    #[arg(long, default_value_t = 64)]
+    concurrency: usize,
+    /// HTTP/2 connections they share.
+    #[arg(long, default_value_t = 4)]
+    connections: usize,
+    /// Seconds per server.
+    #[arg(long, default_value_t = 5)]
+    seconds: u64,
+    /// Distinct members the purchases go to.
+    #[arg(long, default_value_t = 10_000)]
+    members: u64,
+    /// Sent as `authorization: Bearer <key>`.
+    #[arg(long)]
+    api_key: Option<String>,
 }
 
+/// What one run measured.
 struct Figures {
     requests_per_second: f64,
-    p50: Duration,
-    p99: Duration,
+    latencies: Histogram<u64>,
     errors: u64,
 }
 
-async fn drive(
-    address: String,
-    concurrency: usize,
-    seconds: u64,
-    members: u64,
-    label: &str,
-) -> Figures {
-    let channel = Channel::from_shared(address)
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
+impl Figures {
+    /// The latency at quantile `q`, in microseconds.
+    fn at(&self, q: f64) -> f64 {
+        self.latencies.value_at_quantile(q) as f64
+    }
+
+    fn show(&self, label: &str) {
+        println!(
+            "{label:<8} {:>9.0} req/s   p50 {:>8.2} ms   p99 {:>8.2} ms   p99.9 {:>8.2} ms   errors {}",
+            self.requests_per_second,
+            self.at(0.50) / 1000.0,
+            self.at(0.99) / 1000.0,
+            self.at(0.999) / 1000.0,
+            self.errors
+        );
+    }
+}
+
+/// Drives `address` for `args.seconds`.
+async fn drive(address: &str, args: &Args, label: &str) -> anyhow::Result<Figures> {
+    let mut channels = Vec::new();
+    for _ in 0..args.connections.max(1) {
+        channels.push(Channel::from_shared(address.to_owned())?.connect().await?);
+    }
+    let key: Option<MetadataValue<_>> = args
+        .api_key
+        .as_ref()
+        .map(|k| format!("Bearer {k}").parse())
+        .transpose()?;
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
-    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
-    let workers: Vec<_> = (0..concurrency)
-        .map(|_| {
-            let mut client = LoyaltyClient::new(channel.clone());
-            let (next, errors, label) = (Arc::clone(&next), Arc::clone(&errors), label.to_owned());
+    let workers: Vec<_> = (0..args.concurrency)
+        .map(|worker| {
+            let mut client = LoyaltyClient::new(channels[worker % channels.len()].clone());
+            let (next, errors) = (Arc::clone(&next), Arc::clone(&errors));
+            let (members, label, key) = (args.members.max(1), label.to_owned(), key.clone());
             tokio::spawn(async move {
-                let mut latencies = Vec::new();
+                let mut latencies =
+                    Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
                 while Instant::now() < deadline {
                     let n = next.fetch_add(1, Ordering::Relaxed);
-                    let request = pb::RecordPurchaseRequest {
+                    let mut request = tonic::Request::new(pb::RecordPurchaseRequest {
                         member_id: format!("member-{}", n % members),
                         transaction_id: format!("{label}-{n}"),
                         amount_minor: 1_000 + i64::try_from(n % 50_000).unwrap_or(0),
@@ -85,90 +123,150 @@ async fn drive(
                         occurred_at: Some(timestamp(chrono::Utc::now())),
                         channel: "pos".into(),
                         store_id: "store-1".into(),
-                        tags: vec![],
-                        lines: vec![],
-                    };
+                        ..Default::default()
+                    });
+                    if let Some(key) = &key {
+                        request.metadata_mut().insert("authorization", key.clone());
+                    }
                     let sent = Instant::now();
                     if client.record_purchase(request).await.is_err() {
                         errors.fetch_add(1, Ordering::Relaxed);
                     }
-                    latencies.push(sent.elapsed());
+                    let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
+                    latencies.saturating_record(micros.max(1));
                 }
                 latencies
             })
         })
         .collect();
-    let mut latencies = Vec::new();
+    let mut latencies = Histogram::<u64>::new_with_bounds(1, 60_000_000, 3)?;
     for worker in workers {
-        latencies.extend(worker.await.expect("worker"));
+        latencies.add(worker.await?)?;
     }
-    let elapsed = started.elapsed().as_secs_f64();
-    latencies.sort();
-    let at = |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
-    Figures {
-        requests_per_second: latencies.len() as f64 / elapsed,
-        p50: at(0.50),
-        p99: at(0.99),
+    Ok(Figures {
+        requests_per_second: latencies.len() as f64 / started.elapsed().as_secs_f64(),
+        latencies,
         errors: errors.load(Ordering::Relaxed),
+    })
+}
+
+/// A server process this run started; killed when dropped.
+struct Server {
+    child: Child,
+    address: String,
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
     }
 }
 
-fn arg(position: usize, default: u64) -> u64 {
-    std::env::args()
-        .nth(position)
-        .and_then(|a| a.parse().ok())
-        .unwrap_or(default)
+/// The directory of this executable's sibling binaries (`target/release`).
+fn binaries() -> anyhow::Result<PathBuf> {
+    let exe = std::env::current_exe()?;
+    let examples = exe.parent().ok_or_else(|| anyhow::anyhow!("no parent"))?;
+    Ok(examples
+        .parent()
+        .ok_or_else(|| anyhow::anyhow!("no target dir"))?
+        .to_owned())
 }
 
-fn show(label: &str, f: &Figures) {
-    println!(
-        "{label:<8} {:>9.0} req/s   p50 {:>8.2?}   p99 {:>8.2?}   errors {}",
-        f.requests_per_second, f.p50, f.p99, f.errors
-    );
+/// Starts `tierd serve` on `data` and reads its address from its log.
+fn start_tierd(data: &Path) -> anyhow::Result<Server> {
+    let binary = binaries()?.join("tierd");
+    let mut child = Command::new(&binary)
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-watch", "--data"])
+        .arg(data)
+        .args(["--rules", "rules"])
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e} (cargo build --release --bin tierd)",
+                binary.display()
+            )
+        })?;
+    let stderr = child
+        .stderr
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
+    let mut lines = std::io::BufReader::new(stderr).lines();
+    let address = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .find_map(|line| {
+            let rest = line.split("serving loyalty.v1.Loyalty address=").nth(1)?;
+            Some(rest.split_whitespace().next()?.to_owned())
+        })
+        .ok_or_else(|| anyhow::anyhow!("tierd did not start"))?;
+    // Keep draining its log so that it never blocks on a full pipe.
+    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
+    Ok(Server {
+        child,
+        address: format!("http://{address}"),
+    })
+}
+
+/// Starts the no-op server and reads its address.
+fn start_noop() -> anyhow::Result<Server> {
+    let binary = binaries()?.join("examples").join("noop_server");
+    let mut child = Command::new(&binary)
+        .stdout(Stdio::piped())
+        .spawn()
+        .map_err(|e| {
+            anyhow::anyhow!(
+                "{}: {e} (cargo build --release --example noop_server)",
+                binary.display()
+            )
+        })?;
+    let stdout = child
+        .stdout
+        .take()
+        .ok_or_else(|| anyhow::anyhow!("no stdout"))?;
+    let mut line = String::new();
+    std::io::BufReader::new(stdout).read_line(&mut line)?;
+    let address = line
+        .trim()
+        .strip_prefix("listening on ")
+        .ok_or_else(|| anyhow::anyhow!("the no-op server did not start"))?;
+    Ok(Server {
+        address: format!("http://{address}"),
+        child,
+    })
 }
 
 #[tokio::main]
-async fn main() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
-        )
-        .with_writer(std::io::stderr)
-        .init();
-    let concurrency = usize::try_from(arg(1, 64)).unwrap_or(64);
-    let seconds = arg(2, 5);
-    let members = arg(3, 10_000).max(1);
-
-    let noop_listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let noop_address = format!("http://{}", noop_listener.local_addr().expect("address"));
-    tokio::spawn(
-        tonic::transport::Server::builder()
-            .add_service(pb::loyalty_server::LoyaltyServer::new(NoOp))
-            .serve_with_incoming(grpc::incoming(noop_listener)),
-    );
-
-    let data = tempfile::TempDir::new().expect("temp dir");
-    let rules = rules::load(std::path::Path::new("rules/example.yaml")).expect("example rules");
-    let store = Store::open(data.path()).expect("store");
-    let program = Arc::new(Program::new(store, Arc::new(rules), system_clock()));
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let tierd_address = format!("http://{}", listener.local_addr().expect("address"));
-    tokio::spawn(grpc::serve(
-        listener,
-        program,
-        grpc::ServeOptions::default(),
-        std::future::pending(),
-    ));
-
-    println!("RecordPurchase, {concurrency} in flight, {seconds} s each, {members} members");
-    let baseline = drive(noop_address, concurrency, seconds, members, "noop").await;
-    show("no-op", &baseline);
-    let tierd = drive(tierd_address, concurrency, seconds, members, "tierd").await;
-    show("tierd", &tierd);
+async fn main() -> anyhow::Result<()> {
+    let args = Args::parse();
     println!(
-        "ratio    {:.2} of the no-op throughput, p50 x{:.1}, p99 x{:.1}",
-        tierd.requests_per_second / baseline.requests_per_second,
-        tierd.p50.as_secs_f64() / baseline.p50.as_secs_f64(),
-        tierd.p99.as_secs_f64() / baseline.p99.as_secs_f64()
+        "RecordPurchase, {} in flight over {} connections, {} s, {} members",
+        args.concurrency, args.connections, args.seconds, args.members
     );
+    if !args.compare_noop {
+        let target = args
+            .target
+            .clone()
+            .ok_or_else(|| anyhow::anyhow!("give --target URL or --compare-noop"))?;
+        drive(&target, &args, "load").await?.show("target");
+        return Ok(());
+    }
+    let noop = start_noop()?;
+    let baseline = drive(&noop.address, &args, "noop").await?;
+    drop(noop);
+    baseline.show("no-op");
+    let data = tempfile::TempDir::new()?;
+    let tierd = start_tierd(&data.path().join("data"))?;
+    let measured = drive(&tierd.address, &args, "tierd").await?;
+    drop(tierd);
+    measured.show("tierd");
+    println!(
+        "ratio    {:.2} of the no-op throughput; p50 x{:.1}, p99 x{:.1}, p99.9 x{:.1} of the no-op's",
+        measured.requests_per_second / baseline.requests_per_second,
+        measured.at(0.50) / baseline.at(0.50),
+        measured.at(0.99) / baseline.at(0.99),
+        measured.at(0.999) / baseline.at(0.999)
+    );
+    Ok(())
 }
