@@ -16,7 +16,9 @@
 //! same contract answering at once), each on a free loopback port, drives
 //! each for the same time, and prints both and the ratio. Requests spread
 //! over `--connections` HTTP/2 connections; `--concurrency` is the number
-//! in flight. The run is bounded by time, so it always stops by itself.
+//! in flight. `--batch N` sends `RecordEvents` calls of N purchases instead
+//! (batch ingestion; the no-op server refuses those, so use `--target`).
+//! The run is bounded by time, so it always stops by itself.
 
 use std::{
     io::BufRead as _,
@@ -31,11 +33,14 @@ use std::{
 
 use clap::Parser;
 use hdrhistogram::Histogram;
-use tonic::{metadata::MetadataValue, transport::Channel};
+use tonic::{
+    metadata::{Ascii, MetadataValue},
+    transport::Channel,
+};
 
 use tierd::grpc::{
     convert::timestamp,
-    pb::{self, loyalty_client::LoyaltyClient},
+    pb::{self, ingest_client::IngestClient, loyalty_client::LoyaltyClient},
 };
 
 /// What to drive and how hard.
@@ -63,11 +68,17 @@ struct Args {
     /// Sent as `authorization: Bearer <key>`.
     #[arg(long)]
     api_key: Option<String>,
+    /// Send purchases in `RecordEvents` calls of this many (0: one
+    /// `RecordPurchase` per request); figures are then events per second.
+    #[arg(long, default_value_t = 0)]
+    batch: usize,
 }
 
 /// What one run measured.
 struct Figures {
     requests_per_second: f64,
+    /// Events recorded per second (a request is one event, or a batch).
+    events_per_second: f64,
     latencies: Histogram<u64>,
     errors: u64,
 }
@@ -80,8 +91,9 @@ impl Figures {
 
     fn show(&self, label: &str) {
         println!(
-            "{label:<8} {:>9.0} req/s   p50 {:>8.2} ms   p99 {:>8.2} ms   p99.9 {:>8.2} ms   errors {}",
+            "{label:<8} {:>9.0} req/s {:>9.0} events/s   p50 {:>8.2} ms   p99 {:>8.2} ms   p99.9 {:>8.2} ms   errors {}",
             self.requests_per_second,
+            self.events_per_second,
             self.at(0.50) / 1000.0,
             self.at(0.99) / 1000.0,
             self.at(0.999) / 1000.0,
@@ -103,34 +115,55 @@ async fn drive(address: &str, args: &Args, label: &str) -> anyhow::Result<Figure
         .transpose()?;
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
+    let events = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(args.seconds);
     let started = Instant::now();
     let workers: Vec<_> = (0..args.concurrency)
         .map(|worker| {
-            let mut client = LoyaltyClient::new(channels[worker % channels.len()].clone());
-            let (next, errors) = (Arc::clone(&next), Arc::clone(&errors));
-            let (members, label, key) = (args.members.max(1), label.to_owned(), key.clone());
+            let channel = channels[worker % channels.len()].clone();
+            let mut client = LoyaltyClient::new(channel.clone());
+            let mut ingest = IngestClient::new(channel);
+            let (next, errors, events) =
+                (Arc::clone(&next), Arc::clone(&errors), Arc::clone(&events));
+            let (members, label, key, batch) = (
+                args.members.max(1),
+                label.to_owned(),
+                key.clone(),
+                args.batch,
+            );
             tokio::spawn(async move {
                 let mut latencies =
                     Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
+                let purchase = |n: u64| pb::RecordPurchaseRequest {
+                    member_id: format!("member-{}", n % members),
+                    transaction_id: format!("{label}-{n}"),
+                    amount_minor: 1_000 + i64::try_from(n % 50_000).unwrap_or(0),
+                    currency: "EUR".into(),
+                    occurred_at: Some(timestamp(chrono::Utc::now())),
+                    channel: "pos".into(),
+                    store_id: "store-1".into(),
+                    ..Default::default()
+                };
                 while Instant::now() < deadline {
-                    let n = next.fetch_add(1, Ordering::Relaxed);
-                    let mut request = tonic::Request::new(pb::RecordPurchaseRequest {
-                        member_id: format!("member-{}", n % members),
-                        transaction_id: format!("{label}-{n}"),
-                        amount_minor: 1_000 + i64::try_from(n % 50_000).unwrap_or(0),
-                        currency: "EUR".into(),
-                        occurred_at: Some(timestamp(chrono::Utc::now())),
-                        channel: "pos".into(),
-                        store_id: "store-1".into(),
-                        ..Default::default()
-                    });
-                    if let Some(key) = &key {
-                        request.metadata_mut().insert("authorization", key.clone());
-                    }
                     let sent = Instant::now();
-                    if client.record_purchase(request).await.is_err() {
+                    let failed = if batch == 0 {
+                        let n = next.fetch_add(1, Ordering::Relaxed);
+                        let request = keyed(key.as_ref(), purchase(n));
+                        client.record_purchase(request).await.is_err()
+                    } else {
+                        let first = next.fetch_add(batch as u64, Ordering::Relaxed);
+                        let events = (first..first + batch as u64)
+                            .map(|n| pb::Event {
+                                event: Some(pb::event::Event::Purchase(purchase(n))),
+                            })
+                            .collect();
+                        let request = keyed(key.as_ref(), pb::RecordEventsRequest { events });
+                        ingest.record_events(request).await.is_err()
+                    };
+                    if failed {
                         errors.fetch_add(1, Ordering::Relaxed);
+                    } else {
+                        events.fetch_add(batch.max(1) as u64, Ordering::Relaxed);
                     }
                     let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
                     latencies.saturating_record(micros.max(1));
@@ -145,9 +178,19 @@ async fn drive(address: &str, args: &Args, label: &str) -> anyhow::Result<Figure
     }
     Ok(Figures {
         requests_per_second: latencies.len() as f64 / started.elapsed().as_secs_f64(),
+        events_per_second: events.load(Ordering::Relaxed) as f64 / started.elapsed().as_secs_f64(),
         latencies,
         errors: errors.load(Ordering::Relaxed),
     })
+}
+
+/// `message` with the API key, if any.
+fn keyed<T>(key: Option<&MetadataValue<Ascii>>, message: T) -> tonic::Request<T> {
+    let mut request = tonic::Request::new(message);
+    if let Some(key) = key {
+        request.metadata_mut().insert("authorization", key.clone());
+    }
+    request
 }
 
 /// A server process this run started; killed when dropped.

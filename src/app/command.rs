@@ -10,7 +10,7 @@ use super::input::{
     TransactionId,
 };
 use crate::{
-    domain::{decide::OverrideMode, fingerprint::RequestFacts},
+    domain::{decide::OverrideMode, fingerprint::RequestFacts, receipt::RequestKind},
     money::Currency,
 };
 
@@ -99,6 +99,34 @@ pub struct Redemption {
     /// The order (a purchase's transaction id) the points pay for, if
     /// named: its returns give them back.
     pub order_id: Option<TransactionId>,
+}
+
+/// One event of a batch (`RecordEvents`): any write a till sends.
+#[derive(Debug, Clone)]
+pub enum Event {
+    /// A purchase.
+    Purchase(Purchase),
+    /// A return.
+    Return(Return),
+    /// An activity.
+    Activity(ActivityEvent),
+    /// A staff adjustment.
+    Adjustment(Adjustment),
+    /// A redemption.
+    Redemption(Redemption),
+}
+
+impl Event {
+    /// What kind of request it is.
+    pub fn kind(&self) -> RequestKind {
+        match self {
+            Event::Purchase(_) => RequestKind::Purchase,
+            Event::Return(_) => RequestKind::Return,
+            Event::Activity(_) => RequestKind::Activity,
+            Event::Adjustment(_) => RequestKind::Adjustment,
+            Event::Redemption(_) => RequestKind::Redemption,
+        }
+    }
 }
 
 /// A manual tier placement by customer service.

@@ -11,7 +11,7 @@ use super::{
         ActivityEvent, Adjustment, Keyed, OverrideCommand, Purchase, Redemption, Return, Upsert,
     },
     input::{Amount, LIMITS, not_in_future},
-    write::{Applied, Recorded, WriteKey, number},
+    write::{Applied, Recorded, WriteJob, WriteKey, job, number},
 };
 use crate::{
     domain::{
@@ -86,17 +86,17 @@ impl Program {
     ///
     /// # Errors
     /// Invalid fields, a reused transaction id, or a storage failure.
-    pub async fn record_purchase(
+    pub(super) async fn purchase_job(
         &self,
         cmd: Purchase,
         actor: &str,
-    ) -> Result<Recorded, ProgramError> {
+    ) -> Result<WriteJob, ProgramError> {
         let now = self.now();
         let rules = self.rules_at(now).await?;
         program_currency(&rules, Some(cmd.currency))?;
         let occurred_at = not_in_future("occurred_at", cmd.occurred_at, now)?;
         let key = WriteKey::of(&cmd, actor, now);
-        self.write(rules, key, move |rules, _, existing| {
+        Ok(job(rules, key, move |rules, _, existing| {
             let (mut member, enrolment) = apply::member_or_new(
                 rules,
                 existing,
@@ -117,8 +117,7 @@ impl Program {
                 purchase: Some(track),
                 ..Applied::new(member, enrolment, effect)
             })
-        })
-        .await
+        }))
     }
 
     /// Records an activity: points by its kind within the caps (0 when a
@@ -127,11 +126,11 @@ impl Program {
     /// # Errors
     /// Invalid fields or an unknown kind, a reused transaction id, or a
     /// storage failure.
-    pub async fn record_activity(
+    pub(super) async fn activity_job(
         &self,
         cmd: ActivityEvent,
         actor: &str,
-    ) -> Result<Recorded, ProgramError> {
+    ) -> Result<WriteJob, ProgramError> {
         let now = self.now();
         let rules = self.rules_at(now).await?;
         let occurred_at = not_in_future("occurred_at", cmd.occurred_at, now)?;
@@ -148,7 +147,7 @@ impl Program {
             ));
         };
         let key = WriteKey::of(&cmd, actor, now);
-        self.write(rules, key, move |rules, _, existing| {
+        Ok(job(rules, key, move |rules, _, existing| {
             let (mut member, enrolment) = apply::member_or_new(
                 rules,
                 existing,
@@ -163,8 +162,7 @@ impl Program {
             };
             let effect = apply::activity(rules, &mut member, &activity, &facts, now);
             Ok(Applied::new(member, enrolment, effect))
-        })
-        .await
+        }))
     }
 
     /// Records a return against an earlier purchase of the same member.
@@ -172,13 +170,17 @@ impl Program {
     /// # Errors
     /// Invalid fields, an unknown original (`NotFound`), an amount above
     /// what remains unreturned, a reused transaction id, or a storage failure.
-    pub async fn record_return(&self, cmd: Return, actor: &str) -> Result<Recorded, ProgramError> {
+    pub(super) async fn return_job(
+        &self,
+        cmd: Return,
+        actor: &str,
+    ) -> Result<WriteJob, ProgramError> {
         let now = self.now();
         let rules = self.rules_at(now).await?;
         program_currency(&rules, cmd.currency)?;
         not_in_future("occurred_at", cmd.occurred_at, now)?;
         let key = WriteKey::of(&cmd, actor, now);
-        self.write(rules, key, move |rules, writer, existing| {
+        Ok(job(rules, key, move |rules, writer, existing| {
             let original_id = cmd.original_transaction_id.as_str();
             let not_found = || ProgramError::NotFound {
                 field: "original_transaction_id",
@@ -228,20 +230,19 @@ impl Program {
                     .collect(),
                 ..Applied::new(member, Vec::new(), effect)
             })
-        })
-        .await
+        }))
     }
 
     /// Adjusts points by hand (goodwill or correction).
     ///
     /// # Errors
     /// An unknown member, a reused transaction id, or a storage failure.
-    pub async fn adjust_points(
+    pub(super) async fn adjustment_job(
         &self,
         cmd: Adjustment,
         actor: &str,
-    ) -> Result<Recorded, ProgramError> {
-        self.write_to_member(cmd, actor, |rules, _, mut member, cmd, now| {
+    ) -> Result<WriteJob, ProgramError> {
+        self.member_job(cmd, actor, |rules, _, mut member, cmd, now| {
             let points = cmd.points.get();
             let at = match cmd.occurred_at {
                 Some(at) => not_in_future("occurred_at", at, now)?.min(now),
@@ -264,12 +265,12 @@ impl Program {
     /// An unknown member, a balance too small (`FailedPrecondition`), an
     /// order that is another member's transaction, a reused transaction
     /// id, or a storage failure.
-    pub async fn redeem_points(
+    pub(super) async fn redemption_job(
         &self,
         cmd: Redemption,
         actor: &str,
-    ) -> Result<Recorded, ProgramError> {
-        self.write_to_member(cmd, actor, |_, writer, mut member, cmd, now| {
+    ) -> Result<WriteJob, ProgramError> {
+        self.member_job(cmd, actor, |_, writer, mut member, cmd, now| {
             let points = cmd.points.get();
             let orders = match &cmd.order_id {
                 Some(order_id) => {
@@ -299,12 +300,12 @@ impl Program {
 
     /// Writes `cmd`, sent by `actor`, to a member that must exist already:
     /// `change` applies it under the rules in force.
-    async fn write_to_member<C, F>(
+    async fn member_job<C, F>(
         &self,
         cmd: C,
         actor: &str,
         change: F,
-    ) -> Result<Recorded, ProgramError>
+    ) -> Result<WriteJob, ProgramError>
     where
         C: Keyed + Send + 'static,
         F: FnOnce(
@@ -320,12 +321,11 @@ impl Program {
         let now = self.now();
         let rules = self.rules_at(now).await?;
         let key = WriteKey::of(&cmd, actor, now);
-        self.write(rules, key, move |rules, writer, existing| {
+        Ok(job(rules, key, move |rules, writer, existing| {
             let member_id = cmd.facts().member_id().to_owned();
             let member = existing.ok_or_else(|| ProgramError::unknown_member(&member_id))?;
             change(rules, writer, member, &cmd, now)
-        })
-        .await
+        }))
     }
 
     /// Sets or clears a manual tier override; always recorded as MANUAL.

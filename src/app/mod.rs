@@ -17,6 +17,7 @@
 //! (in-memory work and a sled batch: microseconds); concurrent requests
 //! share one fsync per round, and async workers never block.
 
+mod batch;
 pub mod command;
 pub mod error;
 mod events;
@@ -32,6 +33,7 @@ use std::{path::PathBuf, sync::Arc};
 
 use chrono::{DateTime, Utc};
 
+pub use batch::{EVENTS_PER_ROUND, MAX_EVENTS};
 pub use error::ProgramError;
 pub use sweep::{EvaluationReport, MAX_REPORTED_CHANGES};
 pub use write::{Outcome, Recorded};

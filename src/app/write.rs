@@ -110,24 +110,48 @@ impl WriteKey {
     }
 }
 
+/// An idempotent write, checked and ready to run on the writer thread:
+/// it checks the transaction id, applies, numbers and commits.
+pub(super) type WriteJob = Box<dyn FnOnce(&mut Writer) -> Result<Recorded, ProgramError> + Send>;
+
+/// The job of an idempotent write under `rules` (the version the request
+/// was checked under).
+pub(super) fn job<F>(rules: Arc<RuleSet>, key: WriteKey, apply: F) -> WriteJob
+where
+    F: FnOnce(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError>
+        + Send
+        + 'static,
+{
+    Box::new(move |writer| record(&rules, writer, key, apply))
+}
+
 impl Program {
-    /// The shared path of idempotent writes, under `rules` (the version the
-    /// request was checked under): on the writer thread, check the
-    /// transaction id, apply, number, commit; answered once durable.
-    pub(super) async fn write<F>(
-        &self,
-        rules: Arc<RuleSet>,
-        key: WriteKey,
-        apply: F,
-    ) -> Result<Recorded, ProgramError>
-    where
-        F: FnOnce(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError>
-            + Send
-            + 'static,
-    {
-        self.store
-            .write(move |writer| record(&rules, writer, key, apply))
-            .await?
+    /// Runs one write job, answered once durable.
+    pub(super) async fn run(&self, job: WriteJob) -> Result<Recorded, ProgramError> {
+        self.store.write(job).await?
+    }
+
+    /// Runs `jobs` one after another in one writer job (one round, one
+    /// fsync), each with its own outcome, in order.
+    pub(super) async fn run_all(&self, jobs: Vec<WriteJob>) -> Vec<Result<Recorded, ProgramError>> {
+        let count = jobs.len();
+        match self
+            .store
+            .write(move |writer| jobs.into_iter().map(|job| job(writer)).collect::<Vec<_>>())
+            .await
+        {
+            Ok(outcomes) => outcomes,
+            Err(err) => {
+                let message = err.to_string();
+                (0..count)
+                    .map(|_| {
+                        Err(ProgramError::Store(crate::store::StoreError::Durability(
+                            message.clone(),
+                        )))
+                    })
+                    .collect()
+            }
+        }
     }
 
     /// Runs a change of one member's state under `rules` on the writer

@@ -11,7 +11,7 @@ use crate::{
     app::{
         EvaluationReport, Program, ProgramError, Recorded,
         command::{
-            ActivityEvent, Adjustment, OverrideCommand, Purchase, Redemption, Return, Upsert,
+            ActivityEvent, Adjustment, Event, OverrideCommand, Purchase, Redemption, Return, Upsert,
         },
         input::{
             Amount, Attributes, Basket, MemberId, Reason, ReturnLines, SignedPoints, Tags, Text,
@@ -24,6 +24,7 @@ use crate::{
         decide::{ChangeKind, HistoryEntry, OverrideMode, TierOverride},
         earn::Line,
         projection::Projection,
+        receipt::RequestKind,
         view::MemberView,
     },
     money::Currency,
@@ -219,6 +220,54 @@ fn benefits(list: Vec<Benefit>) -> Vec<pb::Benefit> {
             details: b.details.into_iter().collect(),
         })
         .collect()
+}
+
+/// One event of a batch as a command.
+///
+/// # Errors
+/// `InvalidArgument` naming the event's field at fault, or `event` when
+/// none of its kinds is set.
+pub fn event(event: pb::Event) -> Result<Event, ProgramError> {
+    use pb::event::Event as Kind;
+    match event.event {
+        Some(Kind::Purchase(r)) => Ok(Event::Purchase(r.try_into()?)),
+        Some(Kind::Return(r)) => Ok(Event::Return(r.try_into()?)),
+        Some(Kind::Activity(r)) => Ok(Event::Activity(r.try_into()?)),
+        Some(Kind::Adjustment(r)) => Ok(Event::Adjustment(r.try_into()?)),
+        Some(Kind::Redemption(r)) => Ok(Event::Redemption(r.try_into()?)),
+        None => Err(ProgramError::invalid(
+            "event",
+            "set one of purchase, return, activity, adjustment, redemption",
+        )),
+    }
+}
+
+/// The outcome slot of a refused batch event.
+pub fn error_outcome(error: pb::EventError) -> pb::EventOutcome {
+    pb::EventOutcome {
+        outcome: Some(pb::event_outcome::Outcome::Error(error)),
+    }
+}
+
+/// The outcome slot of a batch event of `kind`.
+pub fn event_outcome(
+    kind: RequestKind,
+    result: Result<Recorded, ProgramError>,
+) -> pb::EventOutcome {
+    use pb::event_outcome::Outcome;
+    let outcome = match result {
+        Err(err) => return error_outcome(super::status::event_error(err)),
+        Ok(recorded) => match kind {
+            RequestKind::Purchase => Outcome::Purchase(recorded.into()),
+            RequestKind::Return => Outcome::Return(recorded.into()),
+            RequestKind::Activity => Outcome::Activity(recorded.into()),
+            RequestKind::Adjustment => Outcome::Adjustment(recorded.into()),
+            RequestKind::Redemption => Outcome::Redemption(recorded.into()),
+        },
+    };
+    pb::EventOutcome {
+        outcome: Some(outcome),
+    }
 }
 
 impl TryFrom<pb::RecordPurchaseRequest> for Purchase {

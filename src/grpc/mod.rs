@@ -11,6 +11,7 @@
 
 pub mod auth;
 pub mod convert;
+pub mod ingest;
 pub mod reports;
 pub mod service;
 pub mod status;
@@ -34,7 +35,9 @@ pub mod pb {
         tonic::include_file_descriptor_set!("loyalty_descriptor");
 }
 
-use pb::{loyalty_server::LoyaltyServer, reports_server::ReportsServer};
+use pb::{
+    ingest_server::IngestServer, loyalty_server::LoyaltyServer, reports_server::ReportsServer,
+};
 
 /// Limits that protect the service from more work than it can do.
 #[derive(Debug, Clone, Copy)]
@@ -46,8 +49,10 @@ pub struct ServeLimits {
     pub max_in_flight: usize,
     /// Largest request message, in bytes (64 KiB; the largest valid request
     /// is far smaller). Larger ones are refused unread with `OUT_OF_RANGE`
-    /// (tonic 0.14.5's code for it).
+    /// (tonic 0.14.5's code for it); so is each event of a batch.
     pub max_request_bytes: usize,
+    /// Largest `RecordEvents` call, in bytes (8 MiB), refused the same way.
+    pub max_batch_bytes: usize,
 }
 
 impl Default for ServeLimits {
@@ -55,6 +60,7 @@ impl Default for ServeLimits {
         Self {
             max_in_flight: 1024,
             max_request_bytes: 64 * 1024,
+            max_batch_bytes: 8 * 1024 * 1024,
         }
     }
 }
@@ -148,6 +154,7 @@ pub async fn serve(
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<LoyaltyServer<LoyaltyApi>>().await;
     health.set_serving::<ReportsServer<LoyaltyApi>>().await;
+    health.set_serving::<IngestServer<LoyaltyApi>>().await;
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -164,6 +171,7 @@ pub async fn serve(
         streams.stop_streaming();
         health.set_not_serving::<LoyaltyServer<LoyaltyApi>>().await;
         health.set_not_serving::<ReportsServer<LoyaltyApi>>().await;
+        health.set_not_serving::<IngestServer<LoyaltyApi>>().await;
     };
     let api = LoyaltyApi::new(program, &options);
     let mut builder = tonic::transport::Server::builder();
@@ -177,6 +185,10 @@ pub async fn serve(
         .add_service(
             LoyaltyServer::new(api.clone())
                 .max_decoding_message_size(options.limits.max_request_bytes),
+        )
+        .add_service(
+            IngestServer::new(api.clone())
+                .max_decoding_message_size(options.limits.max_batch_bytes),
         )
         .add_service(ReportsServer::new(api))
         .serve_with_incoming_shutdown(incoming(listener), shutdown)

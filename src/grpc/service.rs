@@ -37,12 +37,14 @@ pub struct LoyaltyApi {
     program: Arc<Program>,
     in_flight: Arc<Semaphore>,
     keyring: Keyring,
+    /// The largest single request, and so the largest event of a batch.
+    pub(super) max_event_bytes: usize,
 }
 
 /// A request let in: who sent it, and its place among those in flight
 /// (given back when this is dropped).
 pub(super) struct Admitted {
-    caller: Caller,
+    pub(super) caller: Caller,
     _place: OwnedSemaphorePermit,
 }
 
@@ -58,6 +60,7 @@ impl LoyaltyApi {
             program,
             in_flight: Arc::new(Semaphore::new(options.limits.max_in_flight)),
             keyring: options.keyring.clone(),
+            max_event_bytes: options.limits.max_request_bytes,
         }
     }
 

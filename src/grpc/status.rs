@@ -61,6 +61,23 @@ pub fn status_of(err: ProgramError) -> Status {
     }
 }
 
+/// The error slot of a batch event refused with `err`: the status it
+/// would have had alone, and the field at fault.
+pub fn event_error(err: ProgramError) -> crate::grpc::pb::EventError {
+    let field = match &err {
+        ProgramError::InvalidArgument { field, .. } | ProgramError::NotFound { field, .. } => {
+            (*field).to_owned()
+        }
+        _ => String::new(),
+    };
+    let status = status_of(err);
+    crate::grpc::pb::EventError {
+        code: status.code() as i32,
+        message: status.message().to_owned(),
+        field,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -9,6 +9,7 @@ mod access;
 mod backup;
 mod bad_input;
 mod basket;
+mod batch;
 mod cli;
 mod crash;
 mod ingestion;
