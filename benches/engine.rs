@@ -2,9 +2,11 @@
 //!
 //! `engine/evaluate_example` decides a member's tier under
 //! `rules/example.yaml` (thresholds, `any`/`all`, a rhai script, reasons in
-//! words); `baseline/hand_written_thresholds` is the same ladder as four
-//! `if`s with no reasons, the fastest a decision can be. `earning/*` prices
-//! a purchase with and without the bonus script.
+//! words); `engine/evaluate_thresholds_only` decides the same four-tier
+//! ladder written as plain thresholds (no script);
+//! `baseline/hand_written_thresholds` is that ladder as four `if`s with no
+//! reasons, the fastest a decision can be. `earning/*` prices a purchase
+//! with and without the bonus script.
 
 use std::{collections::BTreeMap, hint::black_box, path::Path};
 
@@ -30,6 +32,27 @@ fn hand_written(metrics: &Metrics) -> usize {
         0
     }
 }
+
+/// The example's ladder as plain thresholds, as `hand_written` decides it.
+const THRESHOLDS_ONLY: &str = "\
+program: bench
+version: b1
+currency: EUR
+window: rolling 12 months
+earning:
+  points_per_unit: 1
+tiers:
+  - id: bronze
+  - id: silver
+    qualify: { any: [ { qualifying_points: 500 }, { purchase_volume: \"400.00\" } ] }
+    retain: { qualifying_points: 400 }
+  - id: gold
+    qualify: { all: [ { qualifying_points: 1500 }, { purchase_count: 5 } ] }
+    retain: { qualifying_points: 1200 }
+  - id: platinum
+    qualify: { lifetime_value: \"10000.00\" }
+    retain: { lifetime_value: \"8000.00\" }
+";
 
 fn benches(c: &mut Criterion) {
     let rules = rules::load(Path::new("rules/example.yaml")).expect("example rules");
@@ -60,6 +83,11 @@ fn benches(c: &mut Criterion) {
     };
     c.bench_function("engine/evaluate_example", |b| {
         b.iter(|| decide::evaluate(black_box(&rules), black_box(&state), subject, at))
+    });
+    let thresholds = rules::load(&rules::Candidate::new("bench.yaml", THRESHOLDS_ONLY))
+        .expect("threshold ladder");
+    c.bench_function("engine/evaluate_thresholds_only", |b| {
+        b.iter(|| decide::evaluate(black_box(&thresholds), black_box(&state), subject, at))
     });
     c.bench_function("baseline/hand_written_thresholds", |b| {
         b.iter(|| hand_written(black_box(&metrics)))

@@ -319,25 +319,22 @@ pub fn evaluate(
         return finish(next, change);
     }
 
-    let (qualified, qualify_reason) = highest_qualified(rules, subject);
+    // Decide first; the words are built only for a change.
+    let qualified = highest_qualified(rules, subject);
     if qualified > current {
         let to = &rules.tiers[qualified].id;
-        let change = Change::new(
-            ChangeKind::Promotion,
-            &state.tier_id,
-            to,
-            at,
-            qualify_reason,
-        );
+        let reason = qualify_reason(rules, qualified, subject);
+        let change = Change::new(ChangeKind::Promotion, &state.tier_id, to, at, reason);
         return finish(moved(next, rules, qualified, at), Some(change));
     }
-    let (retained, retain_reason) = retains(rules, current, subject);
+    let retained = retains(rules, current, subject);
+    let retain_words = || retain_reason(rules, current, subject);
     let tier = &state.tier_id;
     if retained {
         next.warned = false;
         let was_at_risk = next.retain_failing_since.take().is_some();
         let change = was_at_risk.then(|| {
-            let reason = format!("kept {tier}: {retain_reason}");
+            let reason = format!("kept {tier}: {}", retain_words());
             Change::new(ChangeKind::Retained, tier, tier, at, reason)
         });
         return finish(next, change);
@@ -361,7 +358,8 @@ pub fn evaluate(
         let change = (first_failure || warning_due).then(|| {
             let days_left = (due - at).num_days();
             let reason = format!(
-                "retain of {tier} failed: {retain_reason}; demotion due on {} ({days_left} days) unless it holds again",
+                "retain of {tier} failed: {}; demotion due on {} ({days_left} days) unless it holds again",
+                retain_words(),
                 due.date_naive()
             );
             Change {
@@ -379,7 +377,7 @@ pub fn evaluate(
         .max(floor.unwrap_or(0));
     let target = (0..current)
         .rev()
-        .find(|&t| retains(rules, t, subject).0)
+        .find(|&t| retains(rules, t, subject))
         .unwrap_or(0)
         .max(lowest_allowed);
     if target >= current {
@@ -387,14 +385,16 @@ pub fn evaluate(
     }
     let days = (at - failing_since).num_days();
     let mut reason = format!(
-        "retain of {} failed for {days} days (grace {}): {retain_reason}",
-        state.tier_id, rules.demotion.grace_days
+        "retain of {} failed for {days} days (grace {}): {}",
+        state.tier_id,
+        rules.demotion.grace_days,
+        retain_words()
     );
     if target == lowest_allowed && lowest_allowed > 0 {
         reason.push_str(&landing_note(rules, floor, target));
     }
     let mut next = moved(next, rules, target, at);
-    if !retains(rules, target, subject).0 {
+    if !retains(rules, target, subject) {
         // The grace clock starts again in the new tier.
         next.retain_failing_since = Some(at);
     }
@@ -425,24 +425,36 @@ fn moved(mut state: TierState, rules: &RuleSet, tier: usize, at: DateTime<Utc>) 
     state
 }
 
-/// The highest tier whose `qualify` holds, with the reason in words.
-fn highest_qualified(rules: &RuleSet, subject: Subject<'_>) -> (usize, String) {
-    for (index, tier) in rules.tiers.iter().enumerate().rev() {
-        if let Some(condition) = &tier.qualify {
-            let (met, why) = explain(condition, subject, rules.currency);
-            if met {
-                return (index, format!("qualified for {}: {why}", tier.id));
-            }
-        }
-    }
-    (0, String::new())
+/// The highest tier whose `qualify` holds (0 when none does).
+fn highest_qualified(rules: &RuleSet, subject: Subject<'_>) -> usize {
+    rules
+        .tiers
+        .iter()
+        .rposition(|tier| tier.qualify.as_ref().is_some_and(|q| decides(q, subject)))
+        .unwrap_or(0)
 }
 
-/// Whether the member keeps tier `index`, with the reason in words.
-fn retains(rules: &RuleSet, index: usize, subject: Subject<'_>) -> (bool, String) {
+/// Why tier `index`'s `qualify` holds, in words.
+fn qualify_reason(rules: &RuleSet, index: usize, subject: Subject<'_>) -> String {
+    let tier = &rules.tiers[index];
+    let why = tier.qualify.as_ref().map_or_else(String::new, |condition| {
+        explain(condition, subject, rules.currency).1
+    });
+    format!("qualified for {}: {why}", tier.id)
+}
+
+/// Whether the member keeps tier `index`.
+fn retains(rules: &RuleSet, index: usize, subject: Subject<'_>) -> bool {
+    rules.tiers[index]
+        .retain_condition()
+        .is_none_or(|condition| decides(condition, subject))
+}
+
+/// Why the member keeps tier `index`, or fails to, in words.
+fn retain_reason(rules: &RuleSet, index: usize, subject: Subject<'_>) -> String {
     match rules.tiers[index].retain_condition() {
-        None => (true, String::from("entry tier")),
-        Some(condition) => explain(condition, subject, rules.currency),
+        None => String::from("entry tier"),
+        Some(condition) => explain(condition, subject, rules.currency).1,
     }
 }
 
@@ -525,11 +537,30 @@ fn within(
 /// check every member against every segment. A failing script counts as
 /// not met (and in [`crate::script::failures`]), as in [`explain`].
 pub fn holds(condition: &Condition, subject: Subject<'_>) -> bool {
+    check(condition, subject, false)
+}
+
+/// [`holds`] for a tier decision: a script that fails is logged, as
+/// [`explain`] logs it, since a tier condition that cannot run is a
+/// mistake in the rules that someone must see.
+fn decides(condition: &Condition, subject: Subject<'_>) -> bool {
+    check(condition, subject, true)
+}
+
+fn check(condition: &Condition, subject: Subject<'_>, warn: bool) -> bool {
     match condition {
         Condition::AtLeast { metric, threshold } => subject.metrics.get(*metric) >= *threshold,
-        Condition::All(list) => list.iter().all(|c| holds(c, subject)),
-        Condition::Any(list) => list.iter().any(|c| holds(c, subject)),
-        Condition::Script(script) => script.eval_condition(&subject.inputs()).unwrap_or(false),
+        Condition::All(list) => list.iter().all(|c| check(c, subject, warn)),
+        Condition::Any(list) => list.iter().any(|c| check(c, subject, warn)),
+        Condition::Script(script) => match script.eval_condition(&subject.inputs()) {
+            Ok(met) => met,
+            Err(err) => {
+                if warn {
+                    tracing::warn!(error = %err, script = script.source(), "tier condition script failed");
+                }
+                false
+            }
+        },
         Condition::Within {
             measure,
             at_least,
