@@ -239,10 +239,7 @@ fn start_tierd(data: &Path) -> anyhow::Result<Server> {
     let address = lines
         .by_ref()
         .map_while(Result::ok)
-        .find_map(|line| {
-            let rest = line.split("serving loyalty.v1.Loyalty address=").nth(1)?;
-            Some(rest.split_whitespace().next()?.to_owned())
-        })
+        .find_map(|line| tierd::grpc::address_in_log(&line).map(str::to_owned))
         .ok_or_else(|| anyhow::anyhow!("tierd did not start"))?;
     // Keep draining its log so that it never blocks on a full pipe.
     std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));

@@ -82,10 +82,8 @@ fn program_currency(rules: &RuleSet, currency: Option<Currency>) -> Result<(), P
 }
 
 impl Program {
-    /// Records a purchase; creates the member on its first purchase.
-    ///
-    /// # Errors
-    /// Invalid fields, a reused transaction id, or a storage failure.
+    /// The write job of [`Program::record_purchase`], checked under the
+    /// rules in force.
     pub(super) async fn purchase_job(
         &self,
         cmd: Purchase,
@@ -120,12 +118,8 @@ impl Program {
         }))
     }
 
-    /// Records an activity: points by its kind within the caps (0 when a
-    /// cap is reached: `points` of the outcome is 0), engagement always.
-    ///
-    /// # Errors
-    /// Invalid fields or an unknown kind, a reused transaction id, or a
-    /// storage failure.
+    /// The write job of [`Program::record_activity`]: the kind must be one
+    /// the rules in force know.
     pub(super) async fn activity_job(
         &self,
         cmd: ActivityEvent,
@@ -165,11 +159,7 @@ impl Program {
         }))
     }
 
-    /// Records a return against an earlier purchase of the same member.
-    ///
-    /// # Errors
-    /// Invalid fields, an unknown original (`NotFound`), an amount above
-    /// what remains unreturned, a reused transaction id, or a storage failure.
+    /// The write job of [`Program::record_return`].
     pub(super) async fn return_job(
         &self,
         cmd: Return,
@@ -233,10 +223,7 @@ impl Program {
         }))
     }
 
-    /// Adjusts points by hand (goodwill or correction).
-    ///
-    /// # Errors
-    /// An unknown member, a reused transaction id, or a storage failure.
+    /// The write job of [`Program::adjust_points`].
     pub(super) async fn adjustment_job(
         &self,
         cmd: Adjustment,
@@ -257,14 +244,9 @@ impl Program {
         .await
     }
 
-    /// Redeems points, oldest first; never below zero, never a tier change.
-    /// Points redeemed against an order are added to the order's
-    /// redemptions, in the same commit, for its returns to give back.
-    ///
-    /// # Errors
-    /// An unknown member, a balance too small (`FailedPrecondition`), an
-    /// order that is another member's transaction, a reused transaction
-    /// id, or a storage failure.
+    /// The write job of [`Program::redeem_points`]. Points redeemed
+    /// against an order are added to the order's redemptions, in the same
+    /// commit, for its returns to give back.
     pub(super) async fn redemption_job(
         &self,
         cmd: Redemption,

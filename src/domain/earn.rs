@@ -209,8 +209,9 @@ fn line_earnings(rules: &[LineRule], lines: &[Line]) -> (Vec<i128>, Vec<i64>) {
     let mut products = vec![0_i64; lines.len()];
     for rule in rules {
         let mut paid = false;
+        let mut bought = false;
         for (i, line) in lines.iter().enumerate() {
-            let (line_spend, line_points) = rule_earnings(rule, line.view(), i, lines);
+            let (line_spend, line_points) = rule_earnings(rule, line.view(), &mut bought);
             spend[i] = spend[i].saturating_add(line_spend);
             products[i] = products[i].saturating_add(line_points);
             paid |= line_spend > 0 || line_points > 0;
@@ -222,9 +223,11 @@ fn line_earnings(rules: &[LineRule], lines: &[Line]) -> (Vec<i128>, Vec<i64>) {
     (spend, products)
 }
 
-/// What `rule` pays for `line`, the `index`-th of `lines`. A product bonus
-/// paid once per purchase goes to the first line that buys the product.
-fn rule_earnings(rule: &LineRule, line: LineView<'_>, index: usize, lines: &[Line]) -> (i128, i64) {
+/// What `rule` pays for `line`. `bought` says whether an earlier line of
+/// the basket bought the rule's product (and is set when this one does):
+/// a product bonus paid once per purchase goes to the first line that buys
+/// the product.
+fn rule_earnings(rule: &LineRule, line: LineView<'_>, bought: &mut bool) -> (i128, i64) {
     match &rule.pays {
         LinePay::PerUnit {
             points_per_unit,
@@ -249,7 +252,7 @@ fn rule_earnings(rule: &LineRule, line: LineView<'_>, index: usize, lines: &[Lin
             if !buy.matches(line) {
                 return (0, 0);
             }
-            let first = lines.iter().position(|l| buy.matches(l.view())) == Some(index);
+            let first = !std::mem::replace(bought, true);
             let times = if *per_unit {
                 line.quantity
             } else {

@@ -106,19 +106,16 @@ pub fn watch_filter(
     tiers: Vec<String>,
     rules: &RuleSet,
 ) -> Result<WatchFilter, ProgramError> {
+    // The one mapping of kinds is `From<ChangeKind>`; read it backwards.
     let kinds = kinds
         .into_iter()
-        .map(|k| match pb::TierChangeKind::try_from(k) {
-            Ok(pb::TierChangeKind::Initial) => Ok(ChangeKind::Initial),
-            Ok(pb::TierChangeKind::Promotion) => Ok(ChangeKind::Promotion),
-            Ok(pb::TierChangeKind::Demotion) => Ok(ChangeKind::Demotion),
-            Ok(pb::TierChangeKind::Manual) => Ok(ChangeKind::Manual),
-            Ok(pb::TierChangeKind::AtRisk) => Ok(ChangeKind::AtRisk),
-            Ok(pb::TierChangeKind::Retained) => Ok(ChangeKind::Retained),
-            _ => Err(ProgramError::invalid(
-                "kinds",
-                format!("{k} is not a tier change kind"),
-            )),
+        .map(|k| {
+            ChangeKind::ALL
+                .into_iter()
+                .find(|kind| pb::TierChangeKind::from(*kind) as i32 == k)
+                .ok_or_else(|| {
+                    ProgramError::invalid("kinds", format!("{k} is not a tier change kind"))
+                })
         })
         .collect::<Result<_, _>>()?;
     let known: Vec<&str> = rules.tiers.iter().map(|t| t.id.as_str()).collect();

@@ -6,7 +6,7 @@
 use tonic::{Code, Request, Response, Status};
 
 use super::{
-    auth::Action,
+    auth::{Action, Caller},
     convert,
     pb::{self, ingest_server::Ingest},
     service::LoyaltyApi,
@@ -28,38 +28,15 @@ impl Ingest for LoyaltyApi {
                 format!("at most {MAX_EVENTS} events per call, got {}", events.len()),
             )));
         }
-        let may_adjust = admitted.caller.role.allows(Action::Adjust);
         let mut outcomes: Vec<Option<pb::EventOutcome>> = vec![None; events.len()];
         let (mut slots, mut commands) = (Vec::new(), Vec::new());
         for (slot, event) in events.into_iter().enumerate() {
-            let size = prost::Message::encoded_len(&event);
-            if size > self.max_event_bytes {
-                outcomes[slot] = Some(convert::error_outcome(pb::EventError {
-                    code: Code::OutOfRange as i32,
-                    message: format!(
-                        "event: {size} bytes, over the limit of {} for one request",
-                        self.max_event_bytes
-                    ),
-                    field: "event".into(),
-                }));
-                continue;
-            }
-            match convert::event(event) {
-                Ok(Event::Adjustment(_)) if !may_adjust => {
-                    outcomes[slot] = Some(convert::error_outcome(pb::EventError {
-                        code: Code::PermissionDenied as i32,
-                        message: format!(
-                            "adjustment: key {:?} may not adjust points",
-                            admitted.caller.name
-                        ),
-                        field: "adjustment".into(),
-                    }));
-                }
+            match self.admit_event(event, &admitted.caller) {
                 Ok(command) => {
                     slots.push((slot, command.kind()));
                     commands.push(command);
                 }
-                Err(err) => outcomes[slot] = Some(convert::error_outcome(event_error(err))),
+                Err(refused) => outcomes[slot] = Some(convert::error_outcome(refused)),
             }
         }
         let results = self
@@ -72,5 +49,32 @@ impl Ingest for LoyaltyApi {
         Ok(Response::new(pb::RecordEventsResponse {
             outcomes: outcomes.into_iter().flatten().collect(),
         }))
+    }
+}
+
+impl LoyaltyApi {
+    /// One event of a batch as a command, or why it is refused: over the
+    /// single-request size, malformed, or an adjustment from a key that
+    /// may not adjust.
+    fn admit_event(&self, event: pb::Event, caller: &Caller) -> Result<Event, pb::EventError> {
+        let size = prost::Message::encoded_len(&event);
+        if size > self.max_event_bytes {
+            return Err(pb::EventError {
+                code: Code::OutOfRange as i32,
+                message: format!(
+                    "event: {size} bytes, over the limit of {} for one request",
+                    self.max_event_bytes
+                ),
+                field: "event".into(),
+            });
+        }
+        match convert::event(event).map_err(event_error)? {
+            Event::Adjustment(_) if !caller.role.allows(Action::Adjust) => Err(pb::EventError {
+                code: Code::PermissionDenied as i32,
+                message: format!("adjustment: key {:?} may not adjust points", caller.name),
+                field: "adjustment".into(),
+            }),
+            command => Ok(command),
+        }
     }
 }

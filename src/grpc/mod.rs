@@ -124,6 +124,17 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
 }
 
+/// What `serve` logs, with an `address=` field, once it accepts
+/// connections: tools that start `tierd serve` wait for it.
+pub const SERVING: &str = "serving loyalty.v1.Loyalty";
+
+/// The address a `tierd serve` log line announces, if it is the [`SERVING`]
+/// line.
+pub fn address_in_log(line: &str) -> Option<&str> {
+    let rest = line.split(SERVING).nth(1)?.trim_start();
+    rest.strip_prefix("address=")?.split_whitespace().next()
+}
+
 /// The connections `listener` accepts, with Nagle's algorithm off: an
 /// answer is a few small HTTP/2 frames, and with Nagle on each waited for
 /// the client's delayed ACK (40 ms on Linux) before going out.
@@ -163,7 +174,7 @@ pub async fn serve(
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
         .build_v1alpha()?;
-    tracing::info!(%address, rules_version = %program.rules().version, "serving loyalty.v1.Loyalty");
+    tracing::info!(%address, rules_version = %program.rules().version, "{SERVING}");
     let streams = Arc::clone(&program);
     let shutdown = async move {
         shutdown.await;

@@ -56,10 +56,7 @@ pub fn serve_with(data: &std::path::Path, rules: &std::path::Path, flags: &[&str
     let address = lines
         .by_ref()
         .map_while(Result::ok)
-        .find_map(|line| {
-            let rest = line.split("serving loyalty.v1.Loyalty address=").nth(1)?;
-            Some(rest.split_whitespace().next()?.to_owned())
-        })
+        .find_map(|line| tierd::grpc::address_in_log(&line).map(str::to_owned))
         .expect("the start-up log names the address");
     // Keep draining the log so the server never blocks on a full pipe.
     let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
