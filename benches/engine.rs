@@ -3,7 +3,8 @@
 //! `engine/evaluate_example` decides a member's tier under
 //! `rules/example.yaml` (thresholds, `any`/`all`, a rhai script, reasons in
 //! words); `engine/evaluate_thresholds_only` decides the same four-tier
-//! ladder written as plain thresholds (no script);
+//! ladder written as plain thresholds (`benches/thresholds_only.yaml`, no
+//! script; `peers/zen` times the same ladder in GoRules' zen-engine);
 //! `baseline/hand_written_thresholds` is that ladder as four `if`s with no
 //! reasons, the fastest a decision can be. `earning/*` prices a purchase
 //! with and without the bonus script.
@@ -32,27 +33,6 @@ fn hand_written(metrics: &Metrics) -> usize {
         0
     }
 }
-
-/// The example's ladder as plain thresholds, as `hand_written` decides it.
-const THRESHOLDS_ONLY: &str = "\
-program: bench
-version: b1
-currency: EUR
-window: rolling 12 months
-earning:
-  points_per_unit: 1
-tiers:
-  - id: bronze
-  - id: silver
-    qualify: { any: [ { qualifying_points: 500 }, { purchase_volume: \"400.00\" } ] }
-    retain: { qualifying_points: 400 }
-  - id: gold
-    qualify: { all: [ { qualifying_points: 1500 }, { purchase_count: 5 } ] }
-    retain: { qualifying_points: 1200 }
-  - id: platinum
-    qualify: { lifetime_value: \"10000.00\" }
-    retain: { lifetime_value: \"8000.00\" }
-";
 
 fn benches(c: &mut Criterion) {
     let rules = rules::load(Path::new("rules/example.yaml")).expect("example rules");
@@ -84,8 +64,8 @@ fn benches(c: &mut Criterion) {
     c.bench_function("engine/evaluate_example", |b| {
         b.iter(|| decide::evaluate(black_box(&rules), black_box(&state), subject, at))
     });
-    let thresholds = rules::load(&rules::Candidate::new("bench.yaml", THRESHOLDS_ONLY))
-        .expect("threshold ladder");
+    let thresholds =
+        rules::load(Path::new("benches/thresholds_only.yaml")).expect("threshold ladder");
     c.bench_function("engine/evaluate_thresholds_only", |b| {
         b.iter(|| decide::evaluate(black_box(&thresholds), black_box(&state), subject, at))
     });

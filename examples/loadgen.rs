@@ -22,8 +22,7 @@
 
 use std::{
     io::BufRead as _,
-    path::{Path, PathBuf},
-    process::{Child, Command, Stdio},
+    process::{Command, Stdio},
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -38,6 +37,9 @@ use tonic::{
     transport::Channel,
 };
 
+#[path = "support/servers.rs"]
+mod servers;
+use servers::Server;
 use tierd::grpc::{
     convert::timestamp,
     pb::{self, ingest_client::IngestClient, loyalty_client::LoyaltyClient},
@@ -193,65 +195,9 @@ fn keyed<T>(key: Option<&MetadataValue<Ascii>>, message: T) -> tonic::Request<T>
     request
 }
 
-/// A server process this run started; killed when dropped.
-struct Server {
-    child: Child,
-    address: String,
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// The directory of this executable's sibling binaries (`target/release`).
-fn binaries() -> anyhow::Result<PathBuf> {
-    let exe = std::env::current_exe()?;
-    let examples = exe.parent().ok_or_else(|| anyhow::anyhow!("no parent"))?;
-    Ok(examples
-        .parent()
-        .ok_or_else(|| anyhow::anyhow!("no target dir"))?
-        .to_owned())
-}
-
-/// Starts `tierd serve` on `data` and reads its address from its log.
-fn start_tierd(data: &Path) -> anyhow::Result<Server> {
-    let binary = binaries()?.join("tierd");
-    let mut child = Command::new(&binary)
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-watch", "--data"])
-        .arg(data)
-        .args(["--rules", "rules"])
-        .stderr(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}: {e} (cargo build --release --bin tierd)",
-                binary.display()
-            )
-        })?;
-    let stderr = child
-        .stderr
-        .take()
-        .ok_or_else(|| anyhow::anyhow!("no stderr"))?;
-    let mut lines = std::io::BufReader::new(stderr).lines();
-    let address = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .find_map(|line| tierd::grpc::address_in_log(&line).map(str::to_owned))
-        .ok_or_else(|| anyhow::anyhow!("tierd did not start"))?;
-    // Keep draining its log so that it never blocks on a full pipe.
-    std::thread::spawn(move || lines.map_while(Result::ok).for_each(drop));
-    Ok(Server {
-        child,
-        address: format!("http://{address}"),
-    })
-}
-
 /// Starts the no-op server and reads its address.
 fn start_noop() -> anyhow::Result<Server> {
-    let binary = binaries()?.join("examples").join("noop_server");
+    let binary = servers::binaries()?.join("examples").join("noop_server");
     let mut child = Command::new(&binary)
         .stdout(Stdio::piped())
         .spawn()
@@ -297,7 +243,7 @@ async fn main() -> anyhow::Result<()> {
     drop(noop);
     baseline.show("no-op");
     let data = tempfile::TempDir::new()?;
-    let tierd = start_tierd(&data.path().join("data"))?;
+    let tierd = servers::start_tierd(&data.path().join("data"))?;
     let measured = drive(&tierd.address, &args, "tierd").await?;
     drop(tierd);
     measured.show("tierd");

@@ -1,0 +1,164 @@
+//! How tierd's whole-programme work scales: cold start, the sweep
+//! (`EvaluateTiers` over every member), the what-if simulation and every
+//! report over one seeded data directory, each in its own process, with its
+//! wall time and peak resident memory (the kernel's `ru_maxrss` for that
+//! process, what `/usr/bin/time -v` prints as "Maximum resident set size").
+//!
+//! ```sh
+//! cargo build --release --bin tierd --example seed --example scale
+//! target/release/examples/seed /tmp/s100k 100000
+//! target/release/examples/scale /tmp/s100k
+//! ```
+//!
+//! Run it from the repository root (it uses `rules/`). The order matters:
+//! simulate and the reports read the seeded data as it is; then `tierd
+//! serve` starts (cold start: process start to accepting connections and
+//! answering health SERVING) and sweeps as of 30 days on (a monthly sweep:
+//! the window moves on, so some members fall to at risk or lower and some
+//! points expire), which writes what it finds. Prints one Markdown table row per step.
+
+use std::{
+    process::{Child, ExitStatus, Stdio},
+    time::{Duration, Instant},
+};
+
+use tierd::grpc::{
+    convert::timestamp,
+    pb::{EvaluateTiersRequest, loyalty_client::LoyaltyClient},
+};
+use tonic::transport::Channel;
+use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
+
+#[path = "support/servers.rs"]
+mod servers;
+
+/// The reports `tierd report` can write to stdout.
+const REPORTS: [&str; 9] = [
+    "distribution",
+    "migration",
+    "value-ranks",
+    "rfm",
+    "value-bands",
+    "segments",
+    "clusters",
+    "liability",
+    "html",
+];
+
+/// Waits for `child` and reads what the kernel kept of it: its exit status
+/// and its peak resident memory in KiB.
+fn reap(child: &Child) -> anyhow::Result<(ExitStatus, u64)> {
+    use std::os::unix::process::ExitStatusExt as _;
+    let pid = libc::pid_t::try_from(child.id())?;
+    let mut status = 0;
+    // SAFETY: `usage` is a plain C struct the call fills in; `pid` is our
+    // own child, which std has not waited for.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    let reaped = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+    anyhow::ensure!(reaped == pid, "wait4: {}", std::io::Error::last_os_error());
+    Ok((
+        ExitStatus::from_raw(status),
+        u64::try_from(usage.ru_maxrss)?,
+    ))
+}
+
+fn row(step: &str, wall: Duration, peak_kib: u64, note: &str) {
+    println!(
+        "| {step} | {:.2} s | {} MiB | {note} |",
+        wall.as_secs_f64(),
+        peak_kib / 1024
+    );
+}
+
+/// Runs one `tierd` command to the end, its output thrown away.
+fn measure(step: &str, args: &[&str]) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let child = servers::tierd()?
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::inherit())
+        .spawn()?;
+    let (status, peak) = reap(&child)?;
+    anyhow::ensure!(status.success(), "{step}: {status}");
+    row(step, started.elapsed(), peak, "");
+    Ok(())
+}
+
+/// Starts `tierd serve`, waits for health SERVING, sweeps, then stops it
+/// with SIGTERM (a clean shutdown) and reads its peak memory.
+async fn serve_and_sweep(data: &str) -> anyhow::Result<()> {
+    let started = Instant::now();
+    let server = servers::start_tierd(data.as_ref())?;
+    let channel = Channel::from_shared(server.address.clone())?
+        .connect()
+        .await?;
+    HealthClient::new(channel.clone())
+        .check(HealthCheckRequest::default())
+        .await?;
+    let cold_start = started.elapsed();
+
+    let mut client = LoyaltyClient::new(channel);
+    let swept = Instant::now();
+    let report = client
+        .evaluate_tiers(EvaluateTiersRequest {
+            as_of: Some(timestamp(chrono::Utc::now() + chrono::Days::new(30))),
+            ..EvaluateTiersRequest::default()
+        })
+        .await?
+        .into_inner();
+    let sweep = swept.elapsed();
+
+    let pid = libc::pid_t::try_from(server.child.id())?;
+    // SAFETY: signalling our own child, which has not been reaped.
+    unsafe { libc::kill(pid, libc::SIGTERM) };
+    let (_, peak) = reap(&server.child)?;
+    row(
+        "cold start (`tierd serve` to health SERVING)",
+        cold_start,
+        peak,
+        "",
+    );
+    row(
+        "sweep (`EvaluateTiers` as of 30 days on, every member)",
+        sweep,
+        peak,
+        &format!(
+            "{} evaluated, {} promoted, {} demoted, {} points expired; memory of the serve process",
+            report.evaluated, report.promoted, report.demoted, report.points_expired
+        ),
+    );
+    Ok(())
+}
+
+#[tokio::main]
+async fn main() -> anyhow::Result<()> {
+    let data = std::env::args()
+        .nth(1)
+        .ok_or_else(|| anyhow::anyhow!("usage: scale DATA_DIR (seeded by examples/seed)"))?;
+    println!("| step | wall | peak RSS | |\n|---|---|---|---|");
+    measure(
+        "simulate (`rules/example.yaml` as the candidate)",
+        &[
+            "simulate",
+            "--rules",
+            "rules/example.yaml",
+            "--data",
+            &data,
+            "--format",
+            "json",
+        ],
+    )?;
+    let page = tempfile::NamedTempFile::new()?;
+    let page = page
+        .path()
+        .to_str()
+        .ok_or_else(|| anyhow::anyhow!("temp path"))?;
+    for kind in REPORTS {
+        let mut args = vec!["report", kind, "--data", &data, "--format", "json"];
+        if kind == "html" {
+            args = vec!["report", kind, "--data", &data, "--out", page];
+        }
+        measure(&format!("report {kind}"), &args)?;
+    }
+    serve_and_sweep(&data).await
+}
