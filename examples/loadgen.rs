@@ -82,6 +82,7 @@ struct Figures {
     /// Events recorded per second (a request is one event, or a batch).
     events_per_second: f64,
     latencies: Histogram<u64>,
+    /// Events not recorded: failed calls, refused slots and duplicates.
     errors: u64,
 }
 
@@ -115,6 +116,11 @@ async fn drive(address: &str, args: &Args, label: &str) -> anyhow::Result<Figure
         .as_ref()
         .map(|k| format!("Bearer {k}").parse())
         .transpose()?;
+    // Each run's transaction ids are new, so that a second run against the
+    // same server records purchases instead of replaying the first run's.
+    let run = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)?
+        .as_millis();
     let next = Arc::new(AtomicU64::new(0));
     let errors = Arc::new(AtomicU64::new(0));
     let events = Arc::new(AtomicU64::new(0));
@@ -138,7 +144,7 @@ async fn drive(address: &str, args: &Args, label: &str) -> anyhow::Result<Figure
                     Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
                 let purchase = |n: u64| pb::RecordPurchaseRequest {
                     member_id: format!("member-{}", n % members),
-                    transaction_id: format!("{label}-{n}"),
+                    transaction_id: format!("{label}-{run}-{n}"),
                     amount_minor: 1_000 + i64::try_from(n % 50_000).unwrap_or(0),
                     currency: "EUR".into(),
                     occurred_at: Some(timestamp(chrono::Utc::now())),
@@ -148,10 +154,13 @@ async fn drive(address: &str, args: &Args, label: &str) -> anyhow::Result<Figure
                 };
                 while Instant::now() < deadline {
                     let sent = Instant::now();
-                    let failed = if batch == 0 {
+                    let (recorded, failed) = if batch == 0 {
                         let n = next.fetch_add(1, Ordering::Relaxed);
                         let request = keyed(key.as_ref(), purchase(n));
-                        client.record_purchase(request).await.is_err()
+                        match client.record_purchase(request).await {
+                            Ok(answer) if !answer.get_ref().duplicate => (1, 0),
+                            _ => (0, 1),
+                        }
                     } else {
                         let first = next.fetch_add(batch as u64, Ordering::Relaxed);
                         let events = (first..first + batch as u64)
@@ -160,13 +169,13 @@ async fn drive(address: &str, args: &Args, label: &str) -> anyhow::Result<Figure
                             })
                             .collect();
                         let request = keyed(key.as_ref(), pb::RecordEventsRequest { events });
-                        ingest.record_events(request).await.is_err()
+                        match ingest.record_events(request).await {
+                            Ok(answer) => recorded_in(&answer.into_inner()),
+                            Err(_) => (0, 1),
+                        }
                     };
-                    if failed {
-                        errors.fetch_add(1, Ordering::Relaxed);
-                    } else {
-                        events.fetch_add(batch.max(1) as u64, Ordering::Relaxed);
-                    }
+                    events.fetch_add(recorded, Ordering::Relaxed);
+                    errors.fetch_add(failed, Ordering::Relaxed);
                     let micros = u64::try_from(sent.elapsed().as_micros()).unwrap_or(u64::MAX);
                     latencies.saturating_record(micros.max(1));
                 }
@@ -184,6 +193,19 @@ async fn drive(address: &str, args: &Args, label: &str) -> anyhow::Result<Figure
         latencies,
         errors: errors.load(Ordering::Relaxed),
     })
+}
+
+/// Events a batch recorded, and those it did not: refused in their slot,
+/// or a duplicate (a replay would inflate the rate).
+fn recorded_in(answer: &pb::RecordEventsResponse) -> (u64, u64) {
+    let recorded = answer
+        .outcomes
+        .iter()
+        .filter(|slot| {
+            matches!(&slot.outcome, Some(pb::event_outcome::Outcome::Purchase(p)) if !p.duplicate)
+        })
+        .count() as u64;
+    (recorded, answer.outcomes.len() as u64 - recorded)
 }
 
 /// `message` with the API key, if any.

@@ -27,7 +27,7 @@ use crate::{
 };
 
 /// Members written per commit: large batches keep seeding fast.
-const BATCH: usize = 5_000;
+const BATCH: usize = 500;
 
 const REGIONS: [&str; 5] = ["north", "south", "east", "west", "flagship"];
 
