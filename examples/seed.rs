@@ -7,8 +7,8 @@ use std::{path::Path, time::Instant};
 
 use tierd::{rules, store::Store, tools::seed};
 
-/// The service's allocator (see `src/main.rs`): with glibc's, seeding a
-/// million members grew this process to 14 GB.
+/// The service's allocator (see `src/main.rs`): seeding 250,000 members
+/// took 62 s with glibc's and 33 s with it.
 #[global_allocator]
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
