@@ -22,7 +22,7 @@
 
 use std::{
     io::BufRead as _,
-    process::{Command, Stdio},
+    process::Stdio,
     sync::{
         Arc,
         atomic::{AtomicU64, Ordering},
@@ -219,16 +219,9 @@ fn keyed<T>(key: Option<&MetadataValue<Ascii>>, message: T) -> tonic::Request<T>
 
 /// Starts the no-op server and reads its address.
 fn start_noop() -> anyhow::Result<Server> {
-    let binary = servers::binaries()?.join("examples").join("noop_server");
-    let mut child = Command::new(&binary)
+    let mut child = servers::built("examples/noop_server", "--example noop_server")?
         .stdout(Stdio::piped())
-        .spawn()
-        .map_err(|e| {
-            anyhow::anyhow!(
-                "{}: {e} (cargo build --release --example noop_server)",
-                binary.display()
-            )
-        })?;
+        .spawn()?;
     let stdout = child
         .stdout
         .take()

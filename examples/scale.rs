@@ -15,7 +15,8 @@
 //! serve` starts (cold start: process start to accepting connections and
 //! answering health SERVING) and sweeps as of 30 days on (a monthly sweep:
 //! the window moves on, so some members fall to at risk or lower and some
-//! points expire), which writes what it finds. Prints one Markdown table row per step.
+//! points expire), which writes what it finds. Prints one Markdown table
+//! row per step.
 
 use std::{
     process::{Child, ExitStatus, Stdio},
@@ -32,7 +33,8 @@ use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
 #[path = "support/servers.rs"]
 mod servers;
 
-/// The reports `tierd report` can write to stdout.
+/// Every `tierd report` kind: each writes JSON to nowhere, `html` its page
+/// to a temporary file.
 const REPORTS: [&str; 9] = [
     "distribution",
     "migration",
@@ -154,10 +156,12 @@ async fn main() -> anyhow::Result<()> {
         .to_str()
         .ok_or_else(|| anyhow::anyhow!("temp path"))?;
     for kind in REPORTS {
-        let mut args = vec!["report", kind, "--data", &data, "--format", "json"];
-        if kind == "html" {
-            args = vec!["report", kind, "--data", &data, "--out", page];
-        }
+        let output = if kind == "html" {
+            ["--out", page]
+        } else {
+            ["--format", "json"]
+        };
+        let args = [["report", kind, "--data", &data].as_slice(), &output].concat();
         measure(&format!("report {kind}"), &args)?;
     }
     serve_and_sweep(&data).await

@@ -26,7 +26,7 @@ impl Drop for Server {
 }
 
 /// The directory of this executable's sibling binaries (`target/release`).
-pub fn binaries() -> anyhow::Result<PathBuf> {
+fn binaries() -> anyhow::Result<PathBuf> {
     let exe = std::env::current_exe()?;
     let examples = exe.parent().ok_or_else(|| anyhow::anyhow!("no parent"))?;
     Ok(examples
@@ -35,15 +35,21 @@ pub fn binaries() -> anyhow::Result<PathBuf> {
         .to_owned())
 }
 
-/// The `tierd` binary, with a hint to build it when it is missing.
-pub fn tierd() -> anyhow::Result<Command> {
-    let binary = binaries()?.join("tierd");
+/// A binary built beside this one (`relative` to `target/release`), with
+/// the `cargo build --release` arguments that build it when it is missing.
+pub fn built(relative: &str, build: &str) -> anyhow::Result<Command> {
+    let binary = binaries()?.join(relative);
     anyhow::ensure!(
         binary.exists(),
-        "{} is missing (cargo build --release --bin tierd)",
+        "{} is missing (cargo build --release {build})",
         binary.display()
     );
     Ok(Command::new(binary))
+}
+
+/// The `tierd` binary.
+pub fn tierd() -> anyhow::Result<Command> {
+    built("tierd", "--bin tierd")
 }
 
 /// Starts `tierd serve` on `data` with the shipped rules and reads its
