@@ -7,7 +7,10 @@
 //! it, `TIERD_REPORT_MEMBERS` members (default 20000) are seeded into a
 //! temporary directory first.
 
-use std::{path::Path, sync::Arc};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+};
 
 use chrono::{Months, Utc};
 use criterion::{Criterion, criterion_group, criterion_main};
@@ -20,10 +23,12 @@ use tierd::{
     tools::seed,
 };
 
-/// The store to report over, and the directory to keep alive meanwhile.
-fn store() -> (Store, Option<tempfile::TempDir>) {
+/// The store to report over, its directory, and the temporary directory to
+/// keep alive meanwhile.
+fn store() -> (Store, PathBuf, Option<tempfile::TempDir>) {
     if let Some(dir) = std::env::var_os("TIERD_REPORT_DATA") {
-        return (Store::open(Path::new(&dir)).expect("seeded store"), None);
+        let path = PathBuf::from(dir);
+        return (Store::open(&path).expect("seeded store"), path, None);
     }
     let members: u64 = std::env::var("TIERD_REPORT_MEMBERS")
         .ok()
@@ -36,12 +41,11 @@ fn store() -> (Store, Option<tempfile::TempDir>) {
         .expect("runtime")
         .block_on(seed::seed(&store, &rules, members, 7, Utc::now()))
         .expect("seeded");
-    (store, Some(dir))
+    (store, dir.path().to_owned(), Some(dir))
 }
 
 fn bench(c: &mut Criterion) {
-    let (store, dir) = store();
-    let path = store.dir().to_owned();
+    let (store, path, dir) = store();
     let rules = rules::load(Path::new("rules/example.yaml")).expect("example rules");
     let program = Program::new(store, Arc::new(rules), system_clock());
     let today = program.today();

@@ -14,6 +14,7 @@ use serde::Deserialize;
 
 use crate::{
     grpc::auth::{ApiKey, BadKey, Keyring},
+    store::Location,
     webhook::{Endpoint, EndpointConfig, WebhookError},
 };
 
@@ -29,8 +30,9 @@ pub const DEFAULT_RULES: &str = "rules";
 pub struct Config {
     /// Address to listen on.
     pub listen: SocketAddr,
-    /// sled data directory (created if missing).
-    pub data: PathBuf,
+    /// Where the data lives: a sled directory (created if missing) or a
+    /// PostgreSQL database.
+    pub store: Location,
     /// A rules file, or a directory with exactly one `*.yaml` rules file.
     pub rules: PathBuf,
     /// Who may call what; open (everyone is admin) when no keys are set.
@@ -47,7 +49,9 @@ pub struct Config {
 pub struct ConfigFile {
     /// Overrides the default listen address.
     pub listen: Option<SocketAddr>,
-    /// Overrides the default data directory.
+    /// Overrides the default store: `sled:DIR` or `postgres://...`.
+    pub store: Option<Location>,
+    /// Overrides the default data directory (the same as `store: sled:DIR`).
     pub data: Option<PathBuf>,
     /// Overrides the default rules location.
     pub rules: Option<PathBuf>,
@@ -153,7 +157,7 @@ impl Config {
     /// (safe default: an open service only where nobody else can reach it).
     pub fn resolve(
         listen: Option<SocketAddr>,
-        data: Option<PathBuf>,
+        store: Option<Location>,
         rules: Option<PathBuf>,
         tls: Option<TlsFiles>,
         file: ConfigFile,
@@ -168,7 +172,9 @@ impl Config {
         }
         Ok(Self {
             listen,
-            data: data.or(file.data).unwrap_or_else(|| DEFAULT_DATA.into()),
+            store: store.or(file.store).unwrap_or_else(|| {
+                Location::Sled(file.data.unwrap_or_else(|| DEFAULT_DATA.into()))
+            }),
             rules: rules.or(file.rules).unwrap_or_else(|| DEFAULT_RULES.into()),
             keyring,
             tls: tls.or(file.tls),
@@ -231,10 +237,30 @@ mod tests {
             data: Some("/var/lib/tierd".into()),
             ..ConfigFile::default()
         };
-        let config = Config::resolve(None, Some("/tmp/d".into()), None, None, file).expect("valid");
+        let flag = Location::Sled("/tmp/d".into());
+        let config = Config::resolve(None, Some(flag.clone()), None, None, file).expect("valid");
         assert_eq!(config.listen.port(), 9000);
-        assert_eq!(config.data, PathBuf::from("/tmp/d"));
+        assert_eq!(config.store, flag);
         assert_eq!(config.rules, PathBuf::from(DEFAULT_RULES));
+    }
+
+    #[test]
+    fn the_file_names_a_store_or_a_data_directory() {
+        let file: ConfigFile =
+            serde_yaml::from_str("store: postgres://tierd@db/loyalty\ndata: /ignored\n")
+                .expect("valid config");
+        let config = Config::resolve(None, None, None, None, file).expect("valid");
+        assert_eq!(
+            config.store,
+            Location::Postgres("postgres://tierd@db/loyalty".into())
+        );
+        let file: ConfigFile = serde_yaml::from_str("data: /var/lib/tierd\n").expect("valid");
+        let config = Config::resolve(None, None, None, None, file).expect("valid");
+        assert_eq!(config.store, Location::Sled("/var/lib/tierd".into()));
+        let config = Config::resolve(None, None, None, None, ConfigFile::default()).expect("valid");
+        assert_eq!(config.store, Location::Sled(DEFAULT_DATA.into()));
+        let bad = serde_yaml::from_str::<ConfigFile>("store: mysql://x\n").expect_err("refused");
+        assert!(bad.to_string().contains("sled:DIR"), "{bad}");
     }
 
     #[test]

@@ -290,13 +290,7 @@ impl Program {
     ) -> Result<WriteJob, ProgramError>
     where
         C: Keyed + Send + 'static,
-        F: FnOnce(
-                &RuleSet,
-                &Writer,
-                MemberState,
-                &C,
-                DateTime<Utc>,
-            ) -> Result<Applied, ProgramError>
+        F: Fn(&RuleSet, &Writer, MemberState, &C, DateTime<Utc>) -> Result<Applied, ProgramError>
             + Send
             + 'static,
     {
@@ -340,16 +334,16 @@ impl Program {
                 .member(member_id)?
                 .ok_or_else(|| ProgramError::unknown_member(member_id))?;
             let placement = Placement {
-                tier_override: cmd.placement.map(|(tier_id, mode)| TierOverride {
+                tier_override: cmd.placement.as_ref().map(|(tier_id, mode)| TierOverride {
                     tier_id: tier_id.as_str().to_owned(),
-                    mode,
+                    mode: *mode,
                     until: cmd.until,
                     reason: cmd.reason.as_str().to_owned(),
                 }),
                 reason: cmd.reason.as_str().to_owned(),
             };
             let changes = apply::place_by_hand(rules, &mut member, placement, now);
-            let history = number(rules, writer, member_id, changes);
+            let history = number(rules, writer, member_id, changes)?;
             let outcome = super::Outcome {
                 member: view::view(rules, &member, now),
                 points: 0,
@@ -402,7 +396,7 @@ impl Program {
                     format!("a member has at most {} attributes", LIMITS.max_attributes),
                 ));
             }
-            let history = number(rules, writer, member_id, changes);
+            let history = number(rules, writer, member_id, changes)?;
             let answer = view::view(rules, &member, now);
             writer.commit(&Commit {
                 members: vec![member],

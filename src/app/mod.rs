@@ -213,11 +213,11 @@ impl Program {
     /// # Errors
     /// On a storage failure.
     pub async fn backup(&self) -> Result<std::fs::File, ProgramError> {
-        let dir = self.store.dir().to_owned();
+        let dir = self.store.scratch_dir();
         let file = self
             .store
             .write(move |writer| {
-                let mut file = tempfile::tempfile_in(dir)?;
+                let mut file = tempfile::tempfile_in(&dir)?;
                 writer.snapshot(&mut file)?;
                 std::io::Seek::rewind(&mut file)?;
                 Ok::<_, crate::store::StoreError>(file)

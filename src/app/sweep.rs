@@ -131,7 +131,7 @@ fn evaluate_chunk(
             Some(ChangeKind::Demotion) => report.demoted += 1,
             _ => report.unchanged += 1,
         }
-        let mut history = number(rules, writer, member_id, effect.changes);
+        let mut history = number(rules, writer, member_id, effect.changes)?;
         if dry_run {
             history.iter_mut().for_each(|entry| entry.seq = 0);
         } else if member != before {

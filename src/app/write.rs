@@ -112,17 +112,16 @@ impl WriteKey {
 
 /// An idempotent write, checked and ready to run on the writer thread:
 /// it checks the transaction id, applies, numbers and commits.
-pub(super) type WriteJob = Box<dyn FnOnce(&mut Writer) -> Result<Recorded, ProgramError> + Send>;
+/// Re-runnable: the PostgreSQL store runs it again after a conflict.
+pub(super) type WriteJob = Box<dyn Fn(&mut Writer) -> Result<Recorded, ProgramError> + Send>;
 
 /// The job of an idempotent write under `rules` (the version the request
 /// was checked under).
 pub(super) fn job<F>(rules: Arc<RuleSet>, key: WriteKey, apply: F) -> WriteJob
 where
-    F: FnOnce(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError>
-        + Send
-        + 'static,
+    F: Fn(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError> + Send + 'static,
 {
-    Box::new(move |writer| record(&rules, writer, key, apply))
+    Box::new(move |writer| record(&rules, writer, &key, &apply))
 }
 
 impl Program {
@@ -137,7 +136,7 @@ impl Program {
         let count = jobs.len();
         match self
             .store
-            .write(move |writer| jobs.into_iter().map(|job| job(writer)).collect::<Vec<_>>())
+            .write(move |writer| jobs.iter().map(|job| job(writer)).collect::<Vec<_>>())
             .await
         {
             Ok(outcomes) => outcomes,
@@ -164,7 +163,7 @@ impl Program {
     ) -> Result<T, ProgramError>
     where
         T: Send + 'static,
-        F: FnOnce(&RuleSet, &mut Writer) -> Result<T, ProgramError> + Send + 'static,
+        F: Fn(&RuleSet, &mut Writer) -> Result<T, ProgramError> + Send + 'static,
     {
         self.store
             .write(move |writer| change(&rules, writer))
@@ -177,11 +176,11 @@ impl Program {
 fn record<F>(
     rules: &RuleSet,
     writer: &mut Writer,
-    key: WriteKey,
-    apply: F,
+    key: &WriteKey,
+    apply: &F,
 ) -> Result<Recorded, ProgramError>
 where
-    F: FnOnce(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError>,
+    F: Fn(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError>,
 {
     if let Some(receipt) = writer.receipt(&key.transaction_id)? {
         if receipt.fingerprint == key.fingerprint && receipt.member_id == key.member_id {
@@ -202,7 +201,7 @@ where
     } = apply(rules, writer, existing)?;
     member.prune_days(key.now);
     book_lapses(writer, &effect.lapsed, &mut receipts)?;
-    let history = number(rules, writer, &key.member_id, effect.changes);
+    let history = number(rules, writer, &key.member_id, effect.changes)?;
     let outcome = Outcome {
         member: view::view(rules, &member, key.now),
         points: effect.points,
@@ -302,21 +301,25 @@ pub(super) fn book_lapses(
     Ok(())
 }
 
-/// Gives changes their seqs, in order, from the writer's counter.
+/// Gives changes their seqs, in order, from the store.
+///
+/// # Errors
+/// On a storage failure.
 pub(super) fn number(
     rules: &RuleSet,
     writer: &Writer,
     member_id: &str,
     changes: Vec<Change>,
-) -> Vec<HistoryEntry> {
-    changes
+) -> Result<Vec<HistoryEntry>, crate::store::StoreError> {
+    let seqs = writer.seqs(changes.len())?;
+    Ok(changes
         .into_iter()
-        .zip(writer.next_seq()..)
+        .zip(seqs)
         .map(|(change, seq)| HistoryEntry {
             seq,
             member_id: member_id.to_owned(),
             change,
             rules_version: rules.version.clone(),
         })
-        .collect()
+        .collect())
 }

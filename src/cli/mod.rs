@@ -16,7 +16,7 @@ use clap::{Parser, Subcommand};
 use crate::{
     app::{Program, system_clock},
     config, grpc, rules,
-    store::Store,
+    store::{Location, Store},
     tools::rules_test,
 };
 
@@ -50,9 +50,8 @@ enum Command {
         /// Evaluate as of this time (RFC 3339) [default: now].
         #[arg(long)]
         as_of: Option<chrono::DateTime<chrono::Utc>>,
-        /// The data directory [default: ./data].
-        #[arg(long, env = "TIERD_DATA")]
-        data: Option<PathBuf>,
+        #[command(flatten)]
+        store: StoreArgs,
         /// `table`, `csv` or `json`.
         #[arg(long, value_enum, default_value = "table")]
         format: SimulationFormat,
@@ -71,16 +70,35 @@ enum Command {
     },
 }
 
+/// Where the data is, for every command that opens it.
+#[derive(Debug, Clone, clap::Args)]
+pub struct StoreArgs {
+    /// The store: sled:DIR or postgres://USER@HOST/DB [default: sled:./data].
+    #[arg(long, env = "TIERD_STORE")]
+    store: Option<Location>,
+    /// A sled data directory: the same as --store sled:DIR.
+    #[arg(long, env = "TIERD_DATA")]
+    data: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    /// The store named, `--store` first; `None` when neither was given.
+    pub fn location(&self) -> Option<Location> {
+        self.store
+            .clone()
+            .or_else(|| self.data.clone().map(Location::Sled))
+    }
+}
+
 #[derive(Debug, clap::Args)]
 struct BackupArgs {
     /// Where to write the backup.
     #[arg(long)]
     out: PathBuf,
-    /// The data directory of a stopped service [default: ./data].
-    #[arg(long, env = "TIERD_DATA", conflicts_with = "server")]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
     /// A running service, e.g. http://127.0.0.1:50051 (needs an admin key).
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["store", "data"])]
     server: Option<String>,
     /// The admin API key for --server.
     #[arg(long, env = "TIERD_API_KEY")]
@@ -102,15 +120,14 @@ enum KeysCommand {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// YAML config file with `listen`, `data` and `rules` keys.
+    /// YAML config file with `listen`, `store` and `rules` keys.
     #[arg(long, env = "TIERD_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:50051].
     #[arg(long, env = "TIERD_LISTEN")]
     listen: Option<SocketAddr>,
-    /// sled data directory [default: ./data].
-    #[arg(long, env = "TIERD_DATA")]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
     /// Rules file, or a directory with one rules file [default: ./rules].
     #[arg(long, env = "TIERD_RULES")]
     rules: Option<PathBuf>,
@@ -161,9 +178,9 @@ impl Cli {
             Command::Simulate {
                 rules,
                 as_of,
-                data,
+                store,
                 format,
-            } => simulate(&rules, as_of, data, format),
+            } => simulate(&rules, as_of, store.location(), format),
             Command::Restore { input, data } => restore(&input, &data),
             Command::Report(args) => report::run(args),
         }
@@ -176,10 +193,10 @@ fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
         match &args.server {
             Some(server) => backup_from_server(server, args.key.as_deref(), &args.out).await,
             None => {
-                let store = open_stopped(args.data.clone())?;
+                let store = open_stopped(args.store.location())?;
                 let out = std::fs::File::create(&args.out)
                     .with_context(|| format!("writing {}", args.out.display()))?;
-                Ok(store.write(move |writer| writer.snapshot(out)).await??)
+                Ok(store.write(move |writer| writer.snapshot(&out)).await??)
             }
         }
     })?;
@@ -213,9 +230,17 @@ async fn backup_from_server(
     Ok(written)
 }
 
-/// The data directory `data` (default `./data`) of a stopped service.
-fn open_stopped(data: Option<PathBuf>) -> anyhow::Result<Store> {
-    let data = data.unwrap_or_else(|| config::DEFAULT_DATA.into());
+/// The store at `location` (default `sled:./data`): for sled, the data
+/// directory of a stopped service; a database may be in use by running
+/// nodes meanwhile.
+fn open_stopped(location: Option<Location>) -> anyhow::Result<Store> {
+    let data = match location {
+        None => config::DEFAULT_DATA.into(),
+        Some(Location::Sled(dir)) => dir,
+        Some(location) => {
+            return Store::at(&location).with_context(|| format!("opening {location}"));
+        }
+    };
     // Opening would create an empty store, and every report would then
     // say "0 members" about a mistyped path.
     if !data.join("conf").is_file() {
@@ -318,17 +343,11 @@ enum SimulationFormat {
 fn simulate(
     candidate: &std::path::Path,
     as_of: Option<chrono::DateTime<chrono::Utc>>,
-    data: Option<PathBuf>,
+    location: Option<Location>,
     format: SimulationFormat,
 ) -> anyhow::Result<ExitCode> {
     let candidate = rules::load(candidate).map_err(|d| anyhow::anyhow!("{d}"))?;
-    let data = data.unwrap_or_else(|| config::DEFAULT_DATA.into());
-    let store = Store::open(&data).with_context(|| {
-        format!(
-            "opening {} (a running service holds it: simulate on a backup restored elsewhere)",
-            data.display()
-        )
-    })?;
+    let store = open_stopped(location)?;
     let program = Program::new(store, Arc::new(candidate.clone()), system_clock());
     let simulation = program.simulate(&candidate, as_of)?;
     let tiers: Vec<String> = candidate.tiers.iter().map(|t| t.id.clone()).collect();

@@ -109,16 +109,14 @@ pub struct ReportArgs {
     /// `table`, `csv` or `json`.
     #[arg(long, value_enum, default_value = "table")]
     format: ReportFormat,
-    /// The data directory of a stopped service or a restored backup
-    /// [default: ./data].
-    #[arg(long, env = "TIERD_DATA", conflicts_with = "server")]
-    data: Option<PathBuf>,
+    #[command(flatten)]
+    store: super::StoreArgs,
     /// With --data: the rules to report under [default: the version that
     /// was last live in that directory].
     #[arg(long, conflicts_with = "server")]
     rules: Option<PathBuf>,
     /// A running service, e.g. http://127.0.0.1:50051.
-    #[arg(long)]
+    #[arg(long, conflicts_with_all = ["store", "data"])]
     server: Option<String>,
     /// A `reporting` or `admin` API key for --server.
     #[arg(long, env = "TIERD_API_KEY")]
@@ -219,7 +217,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
                 key: args.key.clone(),
             },
             None => {
-                let store = open_stopped(args.data.clone())?;
+                let store = open_stopped(args.store.location())?;
                 let rules = rules_for(&store, args.rules.as_ref())?;
                 Source::Data(Program::new(store, Arc::new(rules), system_clock()))
             }

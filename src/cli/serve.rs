@@ -50,8 +50,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
             return Ok(ExitCode::FAILURE);
         }
     };
-    let store = Store::open(&config.data)
-        .with_context(|| format!("opening the data directory {}", config.data.display()))?;
+    let store = Store::at(&config.store).with_context(|| format!("opening {}", config.store))?;
     let program = Arc::new(
         Program::new(store, Arc::new(rules), system_clock()).with_rules_file(rules_path.clone()),
     );
@@ -79,7 +78,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         });
     Ok(Config::resolve(
         args.listen,
-        args.data,
+        args.store.location(),
         args.rules,
         tls,
         file,
@@ -96,7 +95,7 @@ async fn run(
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
         .with_context(|| format!("listening on {}", config.listen))?;
-    tracing::info!(data = %config.data.display(), rules = %rules_path.display(), "tierd starting");
+    tracing::info!(store = %config.store, rules = %rules_path.display(), "tierd starting");
     if config.keyring.is_open() {
         tracing::warn!(
             listen = %config.listen,

@@ -16,7 +16,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-use super::{FORMAT_VERSION, StoreError, Writer, migrate};
+use super::{FORMAT_VERSION, StoreError, migrate, writer::SledWriter};
 
 /// The first bytes of every backup file.
 const MAGIC: &[u8; 8] = b"TIERDBK1";
@@ -69,7 +69,7 @@ impl<W: Write> Hashing<W> {
     }
 }
 
-impl Writer {
+impl SledWriter {
     /// Writes a consistent snapshot of every record to `out` as a backup
     /// file; returns the bytes written. Taken on the writer thread, so no
     /// write interleaves; memory stays bounded whatever the data size.

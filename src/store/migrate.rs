@@ -202,7 +202,7 @@ mod tests {
     use std::path::Path;
 
     use super::*;
-    use crate::store::{Store, open_db};
+    use crate::store::open_db;
 
     /// A copy of the format-2 fixture in a temporary directory.
     fn fixture_copy() -> tempfile::TempDir {
@@ -232,7 +232,7 @@ mod tests {
                 .expect("a record");
             tree.insert(key, new).expect("insert");
         }
-        let store = Store::with_db(db, dir.path()).expect("the rest is migrated");
+        let store = crate::store::SledStore::with_db(db, dir.path()).expect("the rest is migrated");
         for id in ["ana", "bo", "cy", "dee"] {
             assert!(store.member(id).expect("readable").is_some(), "{id}");
         }

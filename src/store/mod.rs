@@ -1,74 +1,74 @@
-//! Durable state in sled: layout, stored records, atomic commits, group
-//! fsync, backups and format migrations.
+//! Durable state behind one interface, on either of two engines:
 //!
-//! # Layout
-//! One sled tree, `tierd`, with a key prefix per kind of record
-//! ([`keys`]); each value is one record of [`records`], encoded by
-//! [`codec`]:
+//! - **sled** ([`embedded`]), the default: a data directory on this
+//!   machine, one writer thread, group commit. One node, no database to run.
+//! - **PostgreSQL** ([`postgres`]), for several stateless nodes over a
+//!   database the operations team already runs (plain PostgreSQL, or a
+//!   distributed engine that speaks its protocol): a connection pool, one
+//!   database transaction per write.
 //!
-//! | key                                  | value                         |
-//! |--------------------------------------|-------------------------------|
-//! | `meta/format`                        | data format version, u32 BE   |
-//! | `meta/next_seq`                      | next history seq, u64 BE      |
-//! | `m/{member_id}`                      | `MemberRecord`                |
-//! | `t/{transaction_id}`                 | `ReceiptRecord`               |
-//! | `h/{seq, u64 BE}`                    | `HistoryRecord`               |
-//! | `i/{member_id} 0xFF {seq, u64 BE}`   | empty (per-member index)      |
-//! | `r/{n, u64 BE}`                      | `RulesVersionRecord`, n-th live |
-//! | `o/{member_id} 0xFF {order_id}`      | `OrderRecord` (redemptions)   |
-//! | `w/{endpoint name}`                  | last seq delivered, u64 BE    |
+//! The application layer sees only [`Store`] (reads, and [`Store::write`]
+//! to run a job) and [`Writer`] (what a job may read and commit). Both
+//! engines keep the same records ([`records`], encoded by [`codec`]): the
+//! sled layout is in [`keys`], the PostgreSQL tables in
+//! `postgres/migrations/`.
 //!
-//! A data directory written by an older format is migrated when it is
-//! opened ([`migrate`]); a newer one is refused.
-//!
-//! # Promises
-//! - **Atomic**: everything one request changes (member, receipts, history
-//!   entries, index, seq counter, the redemptions of an order) goes in one sled batch, applied all or
-//!   nothing.
-//! - **One writer**: every change runs as a job on a single writer thread
-//!   ([`Store::write`], [`writer`]), one after another, so a
-//!   read-modify-write of a member never interleaves with another and no
-//!   async worker ever blocks on a lock. Readers go to sled directly.
-//! - **Gap-free seq**: seqs are handed out by the writer thread and the
-//!   counter is stored in the same batch as the entries that use them.
+//! # Promises, on both engines
+//! - **Atomic**: everything one job commits (members, receipts, history
+//!   entries, the redemptions of an order) is stored all or nothing.
+//! - **Serial per member**: whatever a job reads of a member stays true
+//!   until it commits. sled runs every job on one thread; PostgreSQL locks
+//!   the member's row (`SELECT ... FOR UPDATE`) and reruns the whole job
+//!   when the database reports a conflict, which the idempotency receipt
+//!   makes safe. A job must therefore be re-runnable ([`Store::write`] takes
+//!   an `Fn`).
 //! - **Durable when answered**: [`Store::write`] returns a job's result only
-//!   after its commit is flushed and fsynced, shared by all the jobs of a
-//!   round (group commit).
-//! - Readers may see a commit a moment (one round, about a millisecond)
-//!   before it is durable; nothing is *answered* as done before that.
-//! - sled runs no background flusher here (we flush every round). Its IO
-//!   threads still let go of the database a moment after the last handle
-//!   is dropped (they drop their share just after signalling a write done),
-//!   so [`open_db`] waits up to [`LOCK_WAIT`] for the directory lock before
-//!   it reports the directory as in use: a restart in the same process (a
-//!   test, a tool) opens it again reliably, and a directory held by another
-//!   running tierd is refused with a clear message.
+//!   once its commit is on disk (sled: flushed and fsynced; PostgreSQL:
+//!   committed with `synchronous_commit` on).
+//! - **History in order**: each member's entries are numbered in the order
+//!   they happened; the tier-change stream reads every member's entries in
+//!   one order below a watermark ([`Store::durable_seqs`]) that only moves
+//!   forward, so a consumer resuming after a seq misses nothing and sees
+//!   nothing twice. How each engine numbers is in its module comment.
 
 pub mod backup;
 pub mod codec;
+pub mod embedded;
 pub mod keys;
 pub mod migrate;
+pub mod postgres;
 pub mod records;
 pub mod writer;
 
-use std::path::{Path, PathBuf};
+use std::{
+    fmt,
+    path::{Path, PathBuf},
+    str::FromStr,
+};
 
 use serde::de::DeserializeOwned;
 
 pub use backup::{BackupError, restore};
-pub use writer::{Commit, Writer};
+pub use embedded::{CACHE_BYTES, LOCK_WAIT, SledStore, open_db};
+use postgres::{PgStore, PgWriter};
+use writer::SledWriter;
 
 use crate::{
-    domain::{decide::HistoryEntry, member::MemberState, receipt::Receipt},
+    domain::{
+        decide::HistoryEntry,
+        member::MemberState,
+        receipt::{OrderRedemptions, Receipt},
+    },
     rules::RulesVersion,
 };
-use records::{BadTime, HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord};
+use records::{BadTime, MemberRecord};
 
 /// The data format this build reads and writes.
 pub const FORMAT_VERSION: u32 = 5;
 
-/// Why the store failed. Callers treat every variant as an internal error:
-/// the request changed nothing.
+/// Why the store failed. Callers treat every variant as an internal error
+/// (or, for [`StoreError::Unavailable`], a reason to try again): the
+/// request changed nothing.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     #[error("sled: {0}")]
@@ -85,12 +85,12 @@ pub enum StoreError {
         /// What the decoder said.
         reason: String,
     },
-    /// The data directory was written by a format this build cannot read.
+    /// The data was written by a format this build cannot read.
     #[error(
-        "the data directory has format version {found}, but this tierd reads version {supported} (and migrates 2 to 4)"
+        "the store has data format version {found}, but this tierd reads version {supported} (and migrates 2 to 4)"
     )]
     FormatVersion {
-        /// The directory's version.
+        /// The store's version.
         found: u32,
         /// This build's version.
         supported: u32,
@@ -104,6 +104,21 @@ pub enum StoreError {
     #[error("making the commit durable failed: {0}")]
     /// The commit was made but the flush failed.
     Durability(String),
+    /// The database refused a statement (`code` is its SQLSTATE).
+    #[error("database error {code}: {message}")]
+    Database {
+        /// The SQLSTATE, e.g. `40001` for a serialization failure.
+        code: String,
+        /// What the database said.
+        message: String,
+    },
+    /// The database cannot be reached (down, or the connection broke): the
+    /// request may be retried with the same transaction id.
+    #[error("the database is unreachable: {0}")]
+    Unavailable(String),
+    /// The operation is not available on this engine.
+    #[error("{0}")]
+    Unsupported(String),
 }
 
 impl StoreError {
@@ -114,6 +129,75 @@ impl StoreError {
             reason: reason.into(),
         }
     }
+}
+
+/// Where a programme's data lives, as `--store` names it: `sled:PATH` (a
+/// data directory) or `postgres://...` (a connection URL, as libpq takes
+/// it).
+#[derive(Clone, PartialEq, Eq)]
+pub enum Location {
+    /// A sled data directory.
+    Sled(PathBuf),
+    /// A PostgreSQL-protocol database.
+    Postgres(String),
+}
+
+impl FromStr for Location {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        if let Some(path) = text.strip_prefix("sled:") {
+            if path.is_empty() {
+                return Err("sled: needs a directory, e.g. sled:./data".into());
+            }
+            return Ok(Location::Sled(PathBuf::from(path)));
+        }
+        if text.starts_with("postgres://") || text.starts_with("postgresql://") {
+            text.parse::<tokio_postgres::Config>()
+                .map_err(|err| format!("{}: {err}", postgres::without_password(text)))?;
+            return Ok(Location::Postgres(text.to_owned()));
+        }
+        Err(format!(
+            "{text:?} is not a store: use sled:DIR (e.g. sled:./data) or postgres://USER@HOST/DB"
+        ))
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for Location {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        String::deserialize(deserializer)?
+            .parse()
+            .map_err(serde::de::Error::custom)
+    }
+}
+
+/// Shows the location without a password, so that it can be logged.
+impl fmt::Display for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Location::Sled(dir) => write!(f, "sled:{}", dir.display()),
+            Location::Postgres(url) => f.write_str(&postgres::without_password(url)),
+        }
+    }
+}
+
+impl fmt::Debug for Location {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+/// Everything one request writes, committed together by [`Writer::commit`].
+#[derive(Debug, Default)]
+pub struct Commit {
+    /// Member states to store.
+    pub members: Vec<MemberState>,
+    /// Receipts to store, by transaction id.
+    pub receipts: Vec<(String, Receipt)>,
+    /// Entries numbered by [`Writer::seqs`], in order.
+    pub history: Vec<HistoryEntry>,
+    /// Redemptions against orders, by member id and order id.
+    pub orders: Vec<(String, String, OrderRedemptions)>,
 }
 
 /// A member record as stored, decoded only when needed.
@@ -132,54 +216,6 @@ impl RawMember {
     }
 }
 
-/// The durable store. Cheap to share behind an `Arc`.
-pub struct Store {
-    tree: sled::Tree,
-    dir: PathBuf,
-    writer: writer::WriterThread,
-    durable: tokio::sync::watch::Receiver<u64>,
-}
-
-/// The bytes of records sled keeps decoded in memory. sled's own default
-/// (1 GiB) lets one pass over a million members (a report, a simulation)
-/// grow the process past 1 GiB, to cache pages that pass will not read
-/// again; the operating system's page cache keeps the file itself warm.
-pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
-
-/// How long [`open_db`] waits for a directory lock that is being released.
-pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
-
-/// Opens sled the way tierd uses it: no background flusher (the writer
-/// flushes every round), a page cache of [`CACHE_BYTES`]; a directory lock still held by a handle that is
-/// being released is waited for, up to [`LOCK_WAIT`].
-///
-/// # Errors
-/// [`StoreError::InUse`] when the lock stays held; any other failure of
-/// sled to open the directory.
-pub fn open_db(dir: &Path) -> Result<sled::Db, StoreError> {
-    open_db_within(dir, LOCK_WAIT)
-}
-
-/// [`open_db`], waiting at most `wait` for the directory lock.
-fn open_db_within(dir: &Path, wait: std::time::Duration) -> Result<sled::Db, StoreError> {
-    let started = std::time::Instant::now();
-    loop {
-        let config = sled::Config::new()
-            .path(dir)
-            .cache_capacity(CACHE_BYTES)
-            .flush_every_ms(None);
-        match config.open() {
-            Err(sled::Error::Io(err)) if err.to_string().contains("could not acquire lock") => {
-                if started.elapsed() >= wait {
-                    return Err(StoreError::InUse(dir.display().to_string()));
-                }
-                std::thread::sleep(std::time::Duration::from_millis(5));
-            }
-            opened => return Ok(opened?),
-        }
-    }
-}
-
 /// Decodes a stored record of type `R` into its domain type `T`.
 fn from_bytes<R, T>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError>
 where
@@ -190,61 +226,164 @@ where
     T::try_from(record).map_err(|err| StoreError::corrupt(key, err.to_string()))
 }
 
-/// Reads and decodes the record at `key`, if there is one.
-fn read<R, T>(tree: &sled::Tree, key: &[u8]) -> Result<Option<T>, StoreError>
-where
-    R: DeserializeOwned,
-    T: TryFrom<R, Error = BadTime>,
-{
-    tree.get(key)?
-        .map(|bytes| from_bytes::<R, T>(key, &bytes))
-        .transpose()
+/// What a write job gets: reads of the state as the job's transaction sees
+/// it, and commits. Whatever a job reads of a member stays true until the
+/// job ends (see the module comment).
+pub enum Writer<'a> {
+    /// A job on sled's writer thread.
+    Sled(&'a mut SledWriter),
+    /// A job in a PostgreSQL transaction.
+    Postgres(&'a PgWriter<'a>),
+}
+
+/// Calls the same method on whichever engine the writer is.
+macro_rules! on_engine {
+    ($writer:expr, $engine:ident => $call:expr) => {
+        match $writer {
+            Writer::Sled($engine) => $call,
+            Writer::Postgres($engine) => $call,
+        }
+    };
+}
+
+impl Writer<'_> {
+    /// A member's state, as this job sees it.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
+        on_engine!(self, w => w.member(member_id))
+    }
+
+    /// A transaction id's receipt, as this job sees it.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
+        on_engine!(self, w => w.receipt(transaction_id))
+    }
+
+    /// The redemptions of `member_id` against the order `order_id`, if any.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn order(
+        &self,
+        member_id: &str,
+        order_id: &str,
+    ) -> Result<Option<OrderRedemptions>, StoreError> {
+        on_engine!(self, w => w.order(member_id, order_id))
+    }
+
+    /// The history entry numbered `seq`.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn history_entry(&self, seq: u64) -> Result<Option<HistoryEntry>, StoreError> {
+        on_engine!(self, w => w.history_entry(seq))
+    }
+
+    /// The seqs for the next `count` history entries, in order. Commit the
+    /// entries numbered with them before asking again.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn seqs(&self, count: usize) -> Result<Vec<u64>, StoreError> {
+        match self {
+            Writer::Sled(w) => Ok(w.seqs(count)),
+            Writer::Postgres(w) => w.seqs(count),
+        }
+    }
+
+    /// Stores a commit atomically with the rest of the job.
+    ///
+    /// # Errors
+    /// On a storage failure; then nothing of the job is stored.
+    pub fn commit(&mut self, commit: &Commit) -> Result<(), StoreError> {
+        on_engine!(self, w => w.commit(commit))
+    }
+
+    /// Records that a rules version went live.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn record_rules_version(&mut self, version: &RulesVersion) -> Result<(), StoreError> {
+        on_engine!(self, w => w.record_rules_version(version))
+    }
+
+    /// Keeps `seq` as the last history entry the webhook endpoint `name`
+    /// delivered.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn set_delivery_position(&mut self, name: &str, seq: u64) -> Result<(), StoreError> {
+        on_engine!(self, w => w.set_delivery_position(name, seq))
+    }
+
+    /// Writes a consistent snapshot of every record to `out` as a backup
+    /// file; returns the bytes written.
+    ///
+    /// # Errors
+    /// On a storage or write failure.
+    pub fn snapshot(&mut self, out: impl std::io::Write) -> Result<u64, StoreError> {
+        on_engine!(self, w => w.snapshot(out))
+    }
+}
+
+/// The durable store, on whichever engine `--store` chose. Cheap to share
+/// behind an `Arc`.
+pub struct Store {
+    engine: Engine,
+}
+
+enum Engine {
+    Sled(SledStore),
+    Postgres(PgStore),
+}
+
+/// Calls the same method on whichever engine the store is.
+macro_rules! on_store {
+    ($store:expr, $engine:ident => $call:expr) => {
+        match &$store.engine {
+            Engine::Sled($engine) => $call,
+            Engine::Postgres($engine) => $call,
+        }
+    };
 }
 
 impl Store {
-    /// Opens (or creates) the data directory, migrating an older format.
+    /// Opens (or creates) a sled data directory, migrating an older format.
     ///
     /// # Errors
     /// When sled cannot open it, or it holds a format this build cannot
     /// read.
     pub fn open(dir: &Path) -> Result<Self, StoreError> {
-        Self::with_db(open_db(dir)?, dir)
+        Ok(SledStore::open(dir)?.into())
     }
 
-    /// Opens the store on a sled database already open on `dir`.
+    /// Opens the store at `location`: a sled directory, or a PostgreSQL
+    /// database (whose schema is brought up to date first).
     ///
     /// # Errors
-    /// As [`Store::open`].
-    pub fn with_db(db: sled::Db, dir: &Path) -> Result<Self, StoreError> {
-        let tree = db.open_tree("tierd")?;
-        let mut disk = writer::Disk::open(db, dir)?;
-        migrate::to_current(&tree, &mut disk)?;
-        let next_seq = match tree.get(keys::NEXT_SEQ)? {
-            Some(bytes) => u64::from_be_bytes(
-                bytes
-                    .as_ref()
-                    .try_into()
-                    .map_err(|_| StoreError::corrupt(keys::NEXT_SEQ, "not 8 bytes"))?,
-            ),
-            None => 1,
-        };
-        let (durable_tx, durable) = tokio::sync::watch::channel(next_seq);
-        let writer = writer::spawn(
-            writer::Writer::new(tree.clone(), next_seq),
-            disk,
-            durable_tx,
-        )?;
-        Ok(Self {
-            tree,
-            dir: dir.to_owned(),
-            writer,
-            durable,
-        })
+    /// As [`Store::open`]; for PostgreSQL, when the database cannot be
+    /// reached or its schema is newer than this build's.
+    pub fn at(location: &Location) -> Result<Self, StoreError> {
+        match location {
+            Location::Sled(dir) => Self::open(dir),
+            Location::Postgres(url) => Ok(Self {
+                engine: Engine::Postgres(PgStore::connect(url)?),
+            }),
+        }
     }
 
-    /// The data directory.
-    pub fn dir(&self) -> &Path {
-        &self.dir
+    /// Where backups are staged before they are streamed: the data
+    /// directory (same disk as the data), or the system's temporary
+    /// directory for a database.
+    pub fn scratch_dir(&self) -> PathBuf {
+        match &self.engine {
+            Engine::Sled(store) => store.dir().to_owned(),
+            Engine::Postgres(_) => std::env::temp_dir(),
+        }
     }
 
     /// A member's state, if the member exists.
@@ -252,7 +391,7 @@ impl Store {
     /// # Errors
     /// On a storage failure or an undecodable record.
     pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
-        read::<MemberRecord, _>(&self.tree, &keys::member(member_id))
+        on_store!(self, s => s.member(member_id))
     }
 
     /// The receipt of a transaction id, if it was recorded.
@@ -260,11 +399,12 @@ impl Store {
     /// # Errors
     /// On a storage failure or an undecodable record.
     pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
-        read::<ReceiptRecord, _>(&self.tree, &keys::receipt(transaction_id))
+        on_store!(self, s => s.receipt(transaction_id))
     }
 
-    /// Up to `limit` history entries of a member with seq > `after`, oldest
-    /// first, and whether more follow.
+    /// Up to `limit` history entries of a member after the entry numbered
+    /// `after` (0: from the first), in the order they happened, and whether
+    /// more follow.
     ///
     /// # Errors
     /// On a storage failure or an undecodable record.
@@ -274,30 +414,14 @@ impl Store {
         after: u64,
         limit: usize,
     ) -> Result<(Vec<HistoryEntry>, bool), StoreError> {
-        let prefix = keys::index_prefix(member_id);
-        let start = keys::index(member_id, after.saturating_add(1));
-        let mut entries = Vec::new();
-        for item in self.tree.range(start..).take(limit.saturating_add(1)) {
-            let (key, _) = item?;
-            if !key.starts_with(&prefix) {
-                break;
-            }
-            if entries.len() == limit {
-                return Ok((entries, true));
-            }
-            let seq = keys::number_after(&prefix, &key)
-                .ok_or_else(|| StoreError::corrupt(&key, "index key without an 8-byte seq"))?;
-            let entry = read::<HistoryRecord, _>(&self.tree, &keys::history(seq))?
-                .ok_or_else(|| StoreError::corrupt(&key, "indexed history entry is missing"))?;
-            entries.push(entry);
-        }
-        Ok((entries, false))
+        on_store!(self, s => s.history(member_id, after, limit))
     }
 
-    /// The first history seq not yet durable: entries below it are on disk
-    /// and stay. Changes whenever a write round makes more durable.
+    /// The stream's watermark: every history entry with a seq below it is
+    /// durable and no entry below it will ever appear. Changes as writes
+    /// become durable (on PostgreSQL, as transactions on any node end).
     pub fn durable_seqs(&self) -> tokio::sync::watch::Receiver<u64> {
-        self.durable.clone()
+        on_store!(self, s => s.durable_seqs())
     }
 
     /// Up to `limit` history entries of all members with `after < seq <
@@ -311,19 +435,7 @@ impl Store {
         below: u64,
         limit: usize,
     ) -> Result<Vec<HistoryEntry>, StoreError> {
-        if after.saturating_add(1) >= below {
-            return Ok(Vec::new());
-        }
-        let from = keys::history(after.saturating_add(1));
-        let to = keys::history(below);
-        self.tree
-            .range(from..to)
-            .take(limit)
-            .map(|item| {
-                let (key, value) = item?;
-                from_bytes::<HistoryRecord, _>(&key, &value)
-            })
-            .collect()
+        on_store!(self, s => s.history_between(after, below, limit))
     }
 
     /// The last history seq the webhook endpoint `name` has delivered (0:
@@ -332,29 +444,19 @@ impl Store {
     /// # Errors
     /// On a storage failure or a damaged position.
     pub fn delivery_position(&self, name: &str) -> Result<u64, StoreError> {
-        let key = keys::delivery(name);
-        match self.tree.get(&key)? {
-            None => Ok(0),
-            Some(bytes) => keys::number_after(b"", &bytes)
-                .ok_or_else(|| StoreError::corrupt(&key, "not 8 bytes")),
-        }
+        on_store!(self, s => s.delivery_position(name))
     }
 
-    /// Every member's stored record, undecoded, in key order: for whole-store
-    /// reads that decode on several threads ([`RawMember::decode`]).
-    pub fn raw_members(&self) -> impl Iterator<Item = Result<RawMember, StoreError>> + '_ {
-        self.tree.scan_prefix(keys::MEMBERS).map(|item| {
-            item.map(|(key, value)| RawMember { key, value })
-                .map_err(StoreError::from)
-        })
+    /// Every member's stored record, undecoded, in member id order: for
+    /// whole-store reads that decode on several threads
+    /// ([`RawMember::decode`]).
+    pub fn raw_members(&self) -> Box<dyn Iterator<Item = Result<RawMember, StoreError>> + '_> {
+        on_store!(self, s => Box::new(s.raw_members()))
     }
 
-    /// Every member id, in key order.
-    pub fn member_ids(&self) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
-        self.tree.scan_prefix(keys::MEMBERS).keys().map(|key| {
-            let key = key?;
-            Ok(String::from_utf8_lossy(&key[keys::MEMBERS.len()..]).into_owned())
-        })
+    /// Every member id, in order.
+    pub fn member_ids(&self) -> Box<dyn Iterator<Item = Result<String, StoreError>> + '_> {
+        on_store!(self, s => Box::new(s.member_ids()))
     }
 
     /// Every rules version that went live, oldest first.
@@ -362,125 +464,50 @@ impl Store {
     /// # Errors
     /// On a storage failure or an undecodable record.
     pub fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
-        self.tree
-            .scan_prefix(keys::RULES)
-            .map(|item| {
-                let (key, value) = item?;
-                from_bytes::<RulesVersionRecord, _>(&key, &value)
-            })
-            .collect()
+        on_store!(self, s => s.rules_versions())
     }
 
-    /// Runs `job` on the writer thread, after every job queued before it,
-    /// and returns its result once whatever it committed is on disk.
+    /// Runs `job` and returns its result once whatever it committed is
+    /// durable. On sled it runs once, on the writer thread, after every job
+    /// queued before it; on PostgreSQL it runs in a transaction, again from
+    /// the start when the database reports a conflict (so it must have no
+    /// effect but through the writer).
     ///
     /// # Errors
-    /// [`StoreError::WriterStopped`] when the writer thread is gone (the job
-    /// panicked or the store is shutting down); [`StoreError::Durability`]
-    /// when the flush failed (the commit may or may not survive a crash: a
-    /// retry with the same transaction id settles it).
+    /// [`StoreError::WriterStopped`] when the store is shutting down or the
+    /// job panicked; [`StoreError::Durability`] or
+    /// [`StoreError::Unavailable`] when the outcome is unknown (a retry
+    /// with the same transaction id settles it); a database error that
+    /// stayed after the last rerun.
     pub async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Writer) -> T + Send + 'static,
+        F: Fn(&mut Writer<'_>) -> T + Send + 'static,
     {
-        self.writer.run(job).await
+        match &self.engine {
+            Engine::Sled(store) => store.write(move |w| job(&mut Writer::Sled(w))).await,
+            Engine::Postgres(store) => store.write(job).await,
+        }
     }
 
-    /// Returns once every write queued before it is on disk (flushed and
-    /// fsynced), whether or not anything was written since the last round.
+    /// Returns once every write answered so far is durable, whether or not
+    /// anything was written since: the last step of a clean shutdown.
     ///
     /// # Errors
     /// As [`Store::write`].
     pub async fn sync(&self) -> Result<(), StoreError> {
-        self.write(Writer::mark_dirty).await
+        match &self.engine {
+            Engine::Sled(store) => store.sync().await,
+            // A write is answered only once committed durably.
+            Engine::Postgres(_) => Ok(()),
+        }
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_newer_data_format_is_refused_clearly() {
-        let dir = tempfile::TempDir::new().expect("temp dir");
-        // The same handle throughout: no second open has to wait for a
-        // directory lock.
-        let db = open_db(dir.path()).expect("sled");
-        db.open_tree("tierd")
-            .expect("tree")
-            .insert(keys::FORMAT, 99_u32.to_be_bytes().to_vec())
-            .expect("insert");
-        db.flush().expect("flush");
-        let err = Store::with_db(db, dir.path()).err().expect("refused");
-        assert!(
-            matches!(
-                err,
-                StoreError::FormatVersion {
-                    found: 99,
-                    supported: FORMAT_VERSION
-                }
-            ),
-            "{err}"
-        );
-        assert!(err.to_string().contains("format version 99"), "{err}");
-    }
-
-    /// The largest member a client can make (64 attributes, keys and
-    /// values of 1 KiB) is over sled's 128 KiB log message limit: sled keeps
-    /// it in a blob file, which the round fsyncs too.
-    #[test]
-    fn a_member_kept_as_a_sled_blob_is_written_and_read_back() {
-        let dir = tempfile::TempDir::new().expect("temp dir");
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
-        let mut member = MemberState::new("big", "bronze", chrono::DateTime::UNIX_EPOCH);
-        member.attributes = (0..64)
-            .map(|i| (format!("{i:0>1024}"), "v".repeat(1024)))
-            .collect();
-        {
-            let store = Store::open(dir.path()).expect("store");
-            let members = vec![member.clone()];
-            runtime
-                .block_on(store.write(move |writer| {
-                    writer.commit(&Commit {
-                        members,
-                        ..Commit::default()
-                    })
-                }))
-                .expect("written")
-                .expect("committed");
+impl From<SledStore> for Store {
+    fn from(store: SledStore) -> Self {
+        Self {
+            engine: Engine::Sled(store),
         }
-        let blobs = std::fs::read_dir(dir.path().join("blobs"))
-            .expect("blobs")
-            .count();
-        assert!(blobs > 0, "sled kept the record as a blob");
-        let store = Store::open(dir.path()).expect("reopened");
-        assert_eq!(store.member("big").expect("readable"), Some(member));
-    }
-
-    /// Opening right after dropping always works, though sled lets go of
-    /// the directory lock a moment after the last handle (it failed about
-    /// once in 2,000 cycles before `open_db` waited for it).
-    #[test]
-    fn a_dropped_store_can_be_opened_again_at_once() {
-        let dir = tempfile::TempDir::new().expect("temp dir");
-        for _ in 0..200 {
-            let store = Store::open(dir.path()).expect("opens again at once");
-            drop(store);
-        }
-    }
-
-    #[test]
-    fn a_directory_held_by_a_live_handle_is_reported_in_use() {
-        let dir = tempfile::TempDir::new().expect("temp dir");
-        let _held = Store::open(dir.path()).expect("store");
-        let err = open_db_within(dir.path(), std::time::Duration::ZERO).expect_err("refused");
-        assert!(matches!(err, StoreError::InUse(_)), "{err}");
-        assert!(
-            err.to_string().contains("in use by another process"),
-            "{err}"
-        );
     }
 }

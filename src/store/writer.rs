@@ -32,7 +32,7 @@ use std::{
 use tokio::sync::oneshot;
 
 use super::{
-    StoreError, codec, keys,
+    Commit, StoreError, codec, keys,
     records::{HistoryRecord, MemberRecord, OrderRecord, ReceiptRecord, RulesVersionRecord},
 };
 use crate::{
@@ -44,19 +44,6 @@ use crate::{
     rules::RulesVersion,
 };
 
-/// Everything one request writes, committed together by [`Writer::commit`].
-#[derive(Debug, Default)]
-pub struct Commit {
-    /// Member states to store.
-    pub members: Vec<MemberState>,
-    /// Receipts to store, by transaction id.
-    pub receipts: Vec<(String, Receipt)>,
-    /// Entries numbered from [`Writer::next_seq`] on, in order.
-    pub history: Vec<HistoryEntry>,
-    /// Redemptions against orders, by member id and order id.
-    pub orders: Vec<(String, String, OrderRedemptions)>,
-}
-
 /// What a write job gets: reads of the current state and one atomic commit.
 /// Only the writer thread ever holds one, so whatever a job reads stays true
 /// until it commits.
@@ -64,9 +51,9 @@ pub struct Commit {
 /// Commits go to the round's overlay, not to sled: reads look in the
 /// overlay first, so the jobs of one round see each other's commits in
 /// order, and the round applies the overlay as one sled batch at its end
-/// ([`Writer::apply_pending`]). A request's commit enters the overlay
+/// ([`SledWriter::apply_pending`]). A request's commit enters the overlay
 /// whole or not at all, so it is in the round's batch whole or not at all.
-pub struct Writer {
+pub struct SledWriter {
     pub(super) next_seq: u64,
     pub(super) tree: sled::Tree,
     /// Set by a commit; the round then ends with a flush.
@@ -86,7 +73,7 @@ const MAX_ROUND: usize = 512;
 
 /// Hands a job's result to its caller once the round is durable (or not).
 type Delivery = Box<dyn FnOnce(Option<&StoreError>) + Send>;
-type Job = Box<dyn FnOnce(&mut Writer) -> Delivery + Send>;
+type Job = Box<dyn FnOnce(&mut SledWriter) -> Delivery + Send>;
 
 /// The writer thread and its queue. Dropping it lets the queued jobs finish,
 /// stops the thread and waits for it (after its final flush), so the data
@@ -105,7 +92,7 @@ impl Drop for WriterThread {
     }
 }
 
-impl Writer {
+impl SledWriter {
     /// A writer over `tree`, numbering history from `next_seq`.
     pub(super) fn new(tree: sled::Tree, next_seq: u64) -> Self {
         Self {
@@ -151,13 +138,14 @@ impl Writer {
     {
         match self.pending.get(key) {
             Some(bytes) => super::from_bytes::<R, T>(key, bytes).map(Some),
-            None => super::read::<R, T>(&self.tree, key),
+            None => super::embedded::read::<R, T>(&self.tree, key),
         }
     }
 
-    /// The seq the next history entry gets.
-    pub fn next_seq(&self) -> u64 {
-        self.next_seq
+    /// The seqs the next `count` history entries get: the counter's next
+    /// ones, taken by the commit that stores them.
+    pub fn seqs(&self, count: usize) -> Vec<u64> {
+        (self.next_seq..).take(count).collect()
     }
 
     /// Makes the current round end with a flush even if nothing was
@@ -167,7 +155,7 @@ impl Writer {
     }
 
     /// Applies a commit atomically. History entries must be numbered from
-    /// [`Writer::next_seq`] on without gaps.
+    /// [`SledWriter::seqs`] gave, without gaps.
     ///
     /// # Errors
     /// On a storage failure; then nothing was written.
@@ -279,7 +267,7 @@ impl Writer {
 /// stream reads only below it), and answers the round's jobs. A job that panics ends only its own request
 /// (its caller sees `WriterStopped`); the thread goes on with the next.
 pub(super) fn spawn(
-    mut writer: Writer,
+    mut writer: SledWriter,
     mut disk: Disk,
     durable: tokio::sync::watch::Sender<u64>,
 ) -> Result<WriterThread, StoreError> {
@@ -339,7 +327,7 @@ impl WriterThread {
     pub(super) async fn run<T, F>(&self, job: F) -> Result<T, StoreError>
     where
         T: Send + 'static,
-        F: FnOnce(&mut Writer) -> T + Send + 'static,
+        F: FnOnce(&mut SledWriter) -> T + Send + 'static,
     {
         let (done, result) = oneshot::channel();
         let job: Job = Box::new(move |writer| {
@@ -363,7 +351,7 @@ impl WriterThread {
     }
 }
 
-fn run_job(job: Job, writer: &mut Writer) -> Option<Delivery> {
+fn run_job(job: Job, writer: &mut SledWriter) -> Option<Delivery> {
     let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(writer)));
     if outcome.is_err() {
         tracing::error!(

@@ -233,19 +233,19 @@ pub async fn seed(
         let version = rules.version.clone();
         store
             .write(move |writer| {
-                let mut seq = writer.next_seq();
+                let count = batch.iter().map(|(_, changes)| changes.len()).sum();
+                let mut seqs = writer.seqs(count)?.into_iter();
                 let mut commit = Commit::default();
-                for (member, changes) in batch {
-                    for change in changes {
+                for (member, changes) in &batch {
+                    for (change, seq) in changes.iter().zip(seqs.by_ref()) {
                         commit.history.push(HistoryEntry {
                             seq,
                             member_id: member.member_id.clone(),
-                            change,
+                            change: change.clone(),
                             rules_version: version.clone(),
                         });
-                        seq += 1;
                     }
-                    commit.members.push(member);
+                    commit.members.push(member.clone());
                 }
                 writer.commit(&commit)
             })

@@ -117,7 +117,7 @@ async fn a_large_backup_streams_in_bounded_pieces() {
         store
             .write(move |writer| {
                 writer.commit(&Commit {
-                    members,
+                    members: members.clone(),
                     ..Commit::default()
                 })
             })

@@ -1,0 +1,480 @@
+//! The shared store: a PostgreSQL-protocol database under several tierd
+//! nodes. Tables are in `migrations/` (applied at start by [`schema`]);
+//! records are the sled engine's, encoded the same way.
+//!
+//! # One transaction per write
+//! [`PgStore::write`] runs a job in a `READ COMMITTED` transaction with
+//! `synchronous_commit` on. The job locks each member it reads (`SELECT
+//! ... FOR UPDATE`), so two nodes writing the same member take turns and
+//! the second reads what the first committed. What locking cannot order
+//! the database refuses: two nodes recording the same new transaction id or
+//! creating the same new member collide on a primary key (23505), two batch
+//! writes that lock members in opposite orders deadlock (40P01), and a
+//! `SERIALIZABLE` engine (CockroachDB, YugabyteDB) reports serialization
+//! failures (40001) and ambiguous commits (40003). Each of these reruns
+//! the whole job from `BEGIN`, after a capped, jittered backoff
+//! ([`writer::run`]); the rerun finds the receipt the other node committed
+//! and answers as a retry, so nothing counts twice.
+//!
+//! # History order, across nodes
+//! A global counter, as sled keeps, would make every write of every node
+//! queue on one row. Instead:
+//! - **Per member**, `member_seq` counts 1, 2, 3... in the order the
+//!   entries happened (taken under the member's row lock): a member's
+//!   history pages by it.
+//! - **Across members**, an entry's `seq` is its transaction's id
+//!   (`pg_current_xact_id()`, 64 bits with the epoch) shifted left by
+//!   [`SEQ_BITS`], plus its place in the transaction. Seqs are unique and
+//!   known before the commit (a receipt keeps them), but a transaction with
+//!   a lower id may commit after one with a higher. So the stream reads
+//!   only below a watermark: the oldest transaction id still running
+//!   anywhere (`pg_snapshot_xmin` of a current snapshot), shifted the same
+//!   way. Every transaction below it has ended, and every new one gets a
+//!   higher id, so no entry ever appears below the watermark once it has
+//!   passed: a consumer that resumes after the last seq it saw misses
+//!   nothing and sees nothing twice. The watermark is polled every
+//!   [`WATERMARK_POLL`], and at once after a local write. A transaction
+//!   held open (a stuck client of the same database) holds the stream back
+//!   until it ends; it never reorders it.
+//!
+//! # Threads
+//! The pool's connections run on a small runtime of the store's own, so the
+//! store answers from any thread: async workers, the blocking pool, the
+//! scan threads of a report. A job runs on that runtime's blocking pool and
+//! waits for each statement there; a read on an async worker waits for its
+//! statement (one round trip) as a sled read waits for the disk.
+
+mod schema;
+mod writer;
+
+use std::{collections::VecDeque, future::Future, sync::Arc, time::Duration};
+
+use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
+use tokio::{runtime::Handle, sync::Notify};
+use tokio_postgres::{NoTls, types::ToSql};
+
+pub use writer::PgWriter;
+
+use super::{
+    RawMember, StoreError, Writer, from_bytes, keys,
+    records::{HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord},
+};
+use crate::{
+    domain::{decide::HistoryEntry, member::MemberState, receipt::Receipt},
+    rules::RulesVersion,
+};
+
+/// Bits of a seq that number the entries of one transaction.
+pub const SEQ_BITS: u32 = 20;
+
+/// How often the stream's watermark is read when no local write moved it.
+pub const WATERMARK_POLL: Duration = Duration::from_millis(100);
+
+/// Connections per node. Each write holds one for its transaction.
+pub const POOL_SIZE: usize = 32;
+
+/// How long a request waits for a connection (or for the database to
+/// answer a new one) before it is answered UNAVAILABLE.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
+
+/// Members read per round trip by whole-store scans.
+const PAGE: i64 = 2_000;
+
+/// `url` with its password, if any, replaced by `***`: for logs.
+pub fn without_password(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((userinfo, host)) = rest.split_once('@') else {
+        return url.to_owned();
+    };
+    match userinfo.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:***@{host}"),
+        None => url.to_owned(),
+    }
+}
+
+/// The store on a PostgreSQL-protocol database.
+pub struct PgStore {
+    pool: Pool,
+    /// Runs the connections; shut down (without waiting) on drop.
+    runtime: Option<tokio::runtime::Runtime>,
+    handle: Handle,
+    durable: tokio::sync::watch::Receiver<u64>,
+    /// Wakes the watermark poller after a local write.
+    wrote: Arc<Notify>,
+}
+
+impl Drop for PgStore {
+    fn drop(&mut self) {
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// Waits for `future` on this thread. Only for futures that need no
+/// runtime of their own: a statement on a connection the store's runtime
+/// drives, or a task spawned there.
+fn wait<F: Future>(future: F) -> F::Output {
+    futures_executor::block_on(future)
+}
+
+impl PgStore {
+    /// Connects to `url`, brings the schema up to date and starts the
+    /// stream's watermark.
+    ///
+    /// # Errors
+    /// When the database cannot be reached, or its schema is newer than
+    /// this build's.
+    pub fn connect(url: &str) -> Result<Self, StoreError> {
+        let config: tokio_postgres::Config = url
+            .parse()
+            .map_err(|err| StoreError::Unavailable(format!("{}: {err}", without_password(url))))?;
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("tierd-postgres")
+            .enable_all()
+            .build()?;
+        let manager = Manager::from_config(
+            config,
+            NoTls,
+            ManagerConfig {
+                recycling_method: RecyclingMethod::Fast,
+            },
+        );
+        let pool = Pool::builder(manager)
+            .max_size(POOL_SIZE)
+            .runtime(deadpool_postgres::Runtime::Tokio1)
+            .wait_timeout(Some(CONNECT_TIMEOUT))
+            .create_timeout(Some(CONNECT_TIMEOUT))
+            .recycle_timeout(Some(CONNECT_TIMEOUT))
+            .build()
+            .map_err(|err| StoreError::Unavailable(err.to_string()))?;
+        let handle = runtime.handle().clone();
+        let (watermark, durable) = tokio::sync::watch::channel(0);
+        let mut store = Self {
+            pool,
+            runtime: Some(runtime),
+            handle,
+            durable,
+            wrote: Arc::new(Notify::new()),
+        };
+        store.blocking(async |client| schema::bring_up_to_date(client).await)?;
+        let first = store.blocking(async |client| read_watermark(client).await)?;
+        watermark.send_replace(first);
+        store.durable = watermark.subscribe();
+        store.handle.spawn(poll_watermark(
+            store.pool.clone(),
+            watermark,
+            Arc::clone(&store.wrote),
+        ));
+        Ok(store)
+    }
+
+    /// A connection from the pool (made on the store's runtime).
+    async fn client(&self) -> Result<Object, StoreError> {
+        let pool = self.pool.clone();
+        self.handle
+            .spawn(async move { pool.get().await })
+            .await
+            .map_err(|err| StoreError::Unavailable(err.to_string()))?
+            .map_err(|err| StoreError::Unavailable(err.to_string()))
+    }
+
+    /// Runs `work` on a pooled connection, waiting on this thread.
+    fn blocking<T>(
+        &self,
+        work: impl AsyncFnOnce(&Object) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        wait(async {
+            let client = self.client().await?;
+            work(&client).await
+        })
+    }
+
+    /// The first row's first column of `sql`, decoded as record `R` into
+    /// `T`; `key` names the record in an error.
+    fn record<R, T>(
+        &self,
+        key: &[u8],
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<T>, StoreError>
+    where
+        R: serde::de::DeserializeOwned,
+        T: TryFrom<R, Error = super::records::BadTime>,
+    {
+        self.blocking(async |client| {
+            let statement = client.prepare_cached(sql).await?;
+            client
+                .query_opt(&statement, params)
+                .await?
+                .map(|row| from_bytes::<R, T>(key, row.try_get(0)?))
+                .transpose()
+        })
+    }
+
+    /// All rows' first column of `sql`, each decoded as record `R` into `T`.
+    fn records<R, T>(
+        &self,
+        key: &[u8],
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<T>, StoreError>
+    where
+        R: serde::de::DeserializeOwned,
+        T: TryFrom<R, Error = super::records::BadTime>,
+    {
+        self.blocking(async |client| {
+            let statement = client.prepare_cached(sql).await?;
+            client
+                .query(&statement, params)
+                .await?
+                .iter()
+                .map(|row| from_bytes::<R, T>(key, row.try_get(0)?))
+                .collect()
+        })
+    }
+
+    /// See [`super::Store::member`].
+    pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
+        self.record::<MemberRecord, _>(
+            &keys::member(member_id),
+            "SELECT record FROM tierd_members WHERE member_id = $1",
+            &[&member_id],
+        )
+    }
+
+    /// See [`super::Store::receipt`].
+    pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
+        self.record::<ReceiptRecord, _>(
+            &keys::receipt(transaction_id),
+            "SELECT record FROM tierd_receipts WHERE transaction_id = $1",
+            &[&transaction_id],
+        )
+    }
+
+    /// See [`super::Store::history`]: pages by `member_seq`, after the entry
+    /// numbered `after`.
+    pub fn history(
+        &self,
+        member_id: &str,
+        after: u64,
+        limit: usize,
+    ) -> Result<(Vec<HistoryEntry>, bool), StoreError> {
+        let mut entries = self.records::<HistoryRecord, _>(
+            &keys::index_prefix(member_id),
+            "SELECT record FROM tierd_history WHERE member_id = $1 AND member_seq > \
+             coalesce((SELECT member_seq FROM tierd_history WHERE seq = $2 AND member_id = $1), 0) \
+             ORDER BY member_seq LIMIT $3",
+            &[&member_id, &to_sql_seq(after), &page_limit(limit)],
+        )?;
+        let more = entries.len() > limit;
+        entries.truncate(limit);
+        Ok((entries, more))
+    }
+
+    /// See [`super::Store::durable_seqs`].
+    pub fn durable_seqs(&self) -> tokio::sync::watch::Receiver<u64> {
+        self.durable.clone()
+    }
+
+    /// See [`super::Store::history_between`].
+    pub fn history_between(
+        &self,
+        after: u64,
+        below: u64,
+        limit: usize,
+    ) -> Result<Vec<HistoryEntry>, StoreError> {
+        self.records::<HistoryRecord, _>(
+            b"tierd_history",
+            "SELECT record FROM tierd_history WHERE seq > $1 AND seq < $2 ORDER BY seq LIMIT $3",
+            &[
+                &to_sql_seq(after),
+                &to_sql_seq(below),
+                &i64::try_from(limit).unwrap_or(i64::MAX),
+            ],
+        )
+    }
+
+    /// See [`super::Store::delivery_position`].
+    pub fn delivery_position(&self, name: &str) -> Result<u64, StoreError> {
+        self.blocking(async |client| {
+            let statement = client
+                .prepare_cached("SELECT seq FROM tierd_deliveries WHERE endpoint = $1")
+                .await?;
+            let seq: Option<i64> = client
+                .query_opt(&statement, &[&name])
+                .await?
+                .map(|row| row.try_get(0))
+                .transpose()?;
+            Ok(seq.map_or(0, from_sql_seq))
+        })
+    }
+
+    /// See [`super::Store::rules_versions`].
+    pub fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
+        self.records::<RulesVersionRecord, _>(
+            keys::RULES,
+            "SELECT record FROM tierd_rules_versions ORDER BY n",
+            &[],
+        )
+    }
+
+    /// See [`super::Store::raw_members`].
+    pub fn raw_members(&self) -> impl Iterator<Item = Result<RawMember, StoreError>> + '_ {
+        self.pages(
+            "SELECT member_id, record FROM tierd_members WHERE member_id > $1 \
+             ORDER BY member_id LIMIT $2",
+            |id, row| {
+                let value: Vec<u8> = row.try_get(1)?;
+                Ok(RawMember {
+                    key: keys::member(id).into(),
+                    value: value.into(),
+                })
+            },
+        )
+    }
+
+    /// See [`super::Store::member_ids`].
+    pub fn member_ids(&self) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
+        self.pages(
+            "SELECT member_id FROM tierd_members WHERE member_id > $1 \
+             ORDER BY member_id LIMIT $2",
+            |id, _| Ok(id.to_owned()),
+        )
+    }
+
+    /// Every member, a page of [`PAGE`] at a time, each row made into an
+    /// item by `item` (given the member id).
+    fn pages<'s, T: 's>(
+        &'s self,
+        sql: &'static str,
+        item: impl Fn(&str, &tokio_postgres::Row) -> Result<T, StoreError> + 's,
+    ) -> impl Iterator<Item = Result<T, StoreError>> + 's {
+        let mut after = Some(String::new());
+        let mut page: VecDeque<Result<T, StoreError>> = VecDeque::new();
+        std::iter::from_fn(move || {
+            if page.is_empty() {
+                let from = after.take()?;
+                let rows = self.blocking(async |client| {
+                    let statement = client.prepare_cached(sql).await?;
+                    Ok(client.query(&statement, &[&from, &PAGE]).await?)
+                });
+                match rows {
+                    Err(err) => page.push_back(Err(err)),
+                    Ok(rows) => {
+                        let full = rows.len() == usize::try_from(PAGE).unwrap_or(usize::MAX);
+                        for row in &rows {
+                            let entry = row
+                                .try_get::<_, &str>(0)
+                                .map_err(StoreError::from)
+                                .and_then(|id| {
+                                    if full {
+                                        after = Some(id.to_owned());
+                                    }
+                                    item(id, row)
+                                });
+                            page.push_back(entry);
+                        }
+                    }
+                }
+            }
+            page.pop_front()
+        })
+    }
+
+    /// See [`super::Store::write`]: `job` runs in a transaction on the
+    /// store's blocking pool, again from the start after a conflict.
+    pub async fn write<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&mut Writer<'_>) -> T + Send + 'static,
+    {
+        let client = self.client().await?;
+        let outcome = self
+            .handle
+            .spawn_blocking(move || writer::run(&client, &job))
+            .await
+            .map_err(|_| StoreError::WriterStopped)?;
+        self.wrote.notify_one();
+        outcome
+    }
+}
+
+/// `limit + 1` rows, to tell whether more follow.
+fn page_limit(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX).saturating_add(1)
+}
+
+/// A seq as an INT8 column holds it (seqs stay below 2^63).
+fn to_sql_seq(seq: u64) -> i64 {
+    i64::try_from(seq).unwrap_or(i64::MAX)
+}
+
+/// A seq read from an INT8 column.
+fn from_sql_seq(seq: i64) -> u64 {
+    u64::try_from(seq).unwrap_or(0)
+}
+
+/// The stream's watermark: the oldest transaction id still running, as a
+/// seq (see the module comment).
+async fn read_watermark(client: &Object) -> Result<u64, StoreError> {
+    let xmin: i64 = client
+        .query_one(
+            "SELECT pg_snapshot_xmin(pg_current_snapshot())::text::int8",
+            &[],
+        )
+        .await?
+        .try_get(0)?;
+    Ok(from_sql_seq(xmin) << SEQ_BITS)
+}
+
+/// Moves the watermark forward as transactions end: every
+/// [`WATERMARK_POLL`], or at once after a local write. Ends when the store
+/// is dropped.
+async fn poll_watermark(
+    pool: Pool,
+    watermark: tokio::sync::watch::Sender<u64>,
+    wrote: Arc<Notify>,
+) {
+    while !watermark.is_closed() {
+        tokio::select! {
+            () = tokio::time::sleep(WATERMARK_POLL) => {}
+            () = wrote.notified() => {}
+        }
+        let read = match pool.get().await {
+            Ok(client) => read_watermark(&client).await,
+            Err(err) => Err(StoreError::Unavailable(err.to_string())),
+        };
+        match read {
+            Ok(seq) => {
+                watermark.send_if_modified(|current| {
+                    let moved = seq > *current;
+                    *current = (*current).max(seq);
+                    moved
+                });
+            }
+            Err(err) => tracing::debug!(error = %err, "reading the stream watermark failed"),
+        }
+    }
+}
+
+impl From<tokio_postgres::Error> for StoreError {
+    fn from(err: tokio_postgres::Error) -> Self {
+        match err.as_db_error() {
+            Some(db) => StoreError::Database {
+                code: db.code().code().to_owned(),
+                message: db.message().to_owned(),
+            },
+            None => match err.code() {
+                Some(code) => StoreError::Database {
+                    code: code.code().to_owned(),
+                    message: err.to_string(),
+                },
+                None => StoreError::Unavailable(err.to_string()),
+            },
+        }
+    }
+}

@@ -1,0 +1,351 @@
+//! A write job's transaction on PostgreSQL, and the loop that reruns it
+//! after a conflict (see the parent module).
+//!
+//! The job is synchronous (the same job runs on sled's writer thread), so
+//! each statement waits on the job's thread for the connection's answer.
+//! The first statement that fails ends the transaction: the writer keeps
+//! that failure, refuses every later statement with it, and [`run`] rolls
+//! back and either reruns the job or answers with it.
+
+use std::{
+    cell::{Cell, RefCell},
+    collections::HashSet,
+    time::Duration,
+};
+
+use deadpool_postgres::Object;
+use tokio_postgres::{Row, types::ToSql};
+
+use super::{SEQ_BITS, from_sql_seq, to_sql_seq, wait};
+use crate::{
+    domain::{
+        decide::HistoryEntry,
+        member::MemberState,
+        receipt::{OrderRedemptions, Receipt},
+    },
+    rules::RulesVersion,
+    store::{
+        Commit, StoreError, Writer, codec, from_bytes, keys,
+        records::{HistoryRecord, MemberRecord, OrderRecord, ReceiptRecord, RulesVersionRecord},
+    },
+};
+
+/// Most runs of one job: the first and up to nine reruns.
+pub const MAX_ATTEMPTS: u32 = 10;
+
+/// The backoff before the first rerun; it doubles up to [`MAX_BACKOFF`].
+const FIRST_BACKOFF: Duration = Duration::from_millis(2);
+
+/// The longest backoff before a rerun.
+const MAX_BACKOFF: Duration = Duration::from_millis(250);
+
+/// What starts every job's transaction. `synchronous_commit` is set here,
+/// whatever the server's default, because an answered write must survive
+/// a crash of the database too.
+const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO on";
+
+/// A job's transaction: what [`Writer::Postgres`] reads and writes through.
+pub struct PgWriter<'c> {
+    client: &'c Object,
+    /// The first statement that failed; the transaction is over.
+    failure: RefCell<Option<(String, String)>>,
+    /// Members and receipts read as existing: a commit updates them, and
+    /// inserts the others (so that two nodes creating the same one collide).
+    existing_members: RefCell<HashSet<String>>,
+    existing_receipts: RefCell<HashSet<String>>,
+    /// The transaction's id, once a seq was asked for.
+    xid: Cell<Option<u64>>,
+    /// The place in the transaction of the next history entry.
+    next_entry: Cell<u64>,
+}
+
+impl<'c> PgWriter<'c> {
+    fn new(client: &'c Object) -> Self {
+        Self {
+            client,
+            failure: RefCell::new(None),
+            existing_members: RefCell::new(HashSet::new()),
+            existing_receipts: RefCell::new(HashSet::new()),
+            xid: Cell::new(None),
+            next_entry: Cell::new(0),
+        }
+    }
+
+    /// The failure that ended the transaction, if one did.
+    fn failure(&self) -> Option<StoreError> {
+        self.failure
+            .borrow()
+            .as_ref()
+            .map(|(code, message)| failure_error(code, message))
+    }
+
+    /// Runs one statement of the transaction.
+    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        if let Some(failure) = self.failure() {
+            return Err(failure);
+        }
+        let client = self.client;
+        let outcome = wait(async {
+            let statement = client.prepare_cached(sql).await?;
+            client.query(&statement, params).await
+        });
+        outcome.map_err(|err| {
+            let err = StoreError::from(err);
+            let kept = match &err {
+                StoreError::Database { code, message } => (code.clone(), message.clone()),
+                other => (String::new(), other.to_string()),
+            };
+            self.failure.borrow_mut().get_or_insert(kept);
+            err
+        })
+    }
+
+    /// The record in the first column of the first row of `sql`, decoded.
+    fn record<R, T>(
+        &self,
+        key: &[u8],
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Option<T>, StoreError>
+    where
+        R: serde::de::DeserializeOwned,
+        T: TryFrom<R, Error = crate::store::records::BadTime>,
+    {
+        self.query(sql, params)?
+            .first()
+            .map(|row| from_bytes::<R, T>(key, row.try_get(0)?))
+            .transpose()
+    }
+
+    /// A member's state, its row locked until the transaction ends.
+    pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
+        let member = self.record::<MemberRecord, _>(
+            &keys::member(member_id),
+            "SELECT record FROM tierd_members WHERE member_id = $1 FOR UPDATE",
+            &[&member_id],
+        )?;
+        if member.is_some() {
+            self.existing_members
+                .borrow_mut()
+                .insert(member_id.to_owned());
+        }
+        Ok(member)
+    }
+
+    /// A transaction id's receipt.
+    pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
+        let receipt = self.record::<ReceiptRecord, _>(
+            &keys::receipt(transaction_id),
+            "SELECT record FROM tierd_receipts WHERE transaction_id = $1",
+            &[&transaction_id],
+        )?;
+        if receipt.is_some() {
+            self.existing_receipts
+                .borrow_mut()
+                .insert(transaction_id.to_owned());
+        }
+        Ok(receipt)
+    }
+
+    /// The redemptions of `member_id` against the order `order_id`, if any.
+    pub fn order(
+        &self,
+        member_id: &str,
+        order_id: &str,
+    ) -> Result<Option<OrderRedemptions>, StoreError> {
+        self.record::<OrderRecord, _>(
+            &keys::order(member_id, order_id),
+            "SELECT record FROM tierd_orders WHERE member_id = $1 AND order_id = $2",
+            &[&member_id, &order_id],
+        )
+    }
+
+    /// The history entry numbered `seq`.
+    pub fn history_entry(&self, seq: u64) -> Result<Option<HistoryEntry>, StoreError> {
+        self.record::<HistoryRecord, _>(
+            &keys::history(seq),
+            "SELECT record FROM tierd_history WHERE seq = $1",
+            &[&to_sql_seq(seq)],
+        )
+    }
+
+    /// The next `count` seqs of this transaction (see the parent module).
+    pub fn seqs(&self, count: usize) -> Result<Vec<u64>, StoreError> {
+        let xid = match self.xid.get() {
+            Some(xid) => xid,
+            None => {
+                let rows = self.query("SELECT pg_current_xact_id()::text::int8", &[])?;
+                let xid = rows
+                    .first()
+                    .map(|row| row.try_get::<_, i64>(0))
+                    .transpose()?
+                    .map_or(0, from_sql_seq);
+                self.xid.set(Some(xid));
+                xid
+            }
+        };
+        let first = self.next_entry.get();
+        let end = first.saturating_add(count as u64);
+        if end > 1 << SEQ_BITS {
+            return Err(StoreError::Unsupported(format!(
+                "one transaction may number at most {} history entries",
+                1_u64 << SEQ_BITS
+            )));
+        }
+        self.next_entry.set(end);
+        Ok((first..end).map(|n| xid << SEQ_BITS | n).collect())
+    }
+
+    /// Writes a commit's rows in this transaction.
+    pub fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
+        for member in &commit.members {
+            let record = codec::encode(&MemberRecord::from(member));
+            let sql = if self.existing_members.borrow().contains(&member.member_id) {
+                "UPDATE tierd_members SET record = $2 WHERE member_id = $1"
+            } else {
+                "INSERT INTO tierd_members (member_id, record) VALUES ($1, $2)"
+            };
+            self.query(sql, &[&member.member_id, &record])?;
+            self.existing_members
+                .borrow_mut()
+                .insert(member.member_id.clone());
+        }
+        for (id, receipt) in &commit.receipts {
+            let record = codec::encode(&ReceiptRecord::from(receipt));
+            let sql = if self.existing_receipts.borrow().contains(id) {
+                "UPDATE tierd_receipts SET record = $3 WHERE transaction_id = $1 AND member_id = $2"
+            } else {
+                "INSERT INTO tierd_receipts (transaction_id, member_id, record) VALUES ($1, $2, $3)"
+            };
+            self.query(sql, &[id, &receipt.member_id, &record])?;
+            self.existing_receipts.borrow_mut().insert(id.clone());
+        }
+        for (member_id, order_id, order) in &commit.orders {
+            let record = codec::encode(&OrderRecord::from(order));
+            self.query(
+                "INSERT INTO tierd_orders (member_id, order_id, record) VALUES ($1, $2, $3) \
+                 ON CONFLICT (member_id, order_id) DO UPDATE SET record = excluded.record",
+                &[member_id, order_id, &record],
+            )?;
+        }
+        for entry in &commit.history {
+            let record = codec::encode(&HistoryRecord::from(entry));
+            self.query(
+                "INSERT INTO tierd_history (seq, member_id, member_seq, record) VALUES ($1, $2, \
+                 (SELECT coalesce(max(member_seq), 0) + 1 FROM tierd_history WHERE member_id = $2), $3)",
+                &[&to_sql_seq(entry.seq), &entry.member_id, &record],
+            )?;
+        }
+        Ok(())
+    }
+
+    /// Records that a rules version went live, as the next in order.
+    pub fn record_rules_version(&self, version: &RulesVersion) -> Result<(), StoreError> {
+        let record = codec::encode(&RulesVersionRecord::from(version));
+        self.query(
+            "INSERT INTO tierd_rules_versions (n, record) \
+             SELECT coalesce(max(n) + 1, 0), $1 FROM tierd_rules_versions",
+            &[&record],
+        )?;
+        Ok(())
+    }
+
+    /// Keeps `seq` as the last entry the webhook endpoint `name` delivered.
+    pub fn set_delivery_position(&self, name: &str, seq: u64) -> Result<(), StoreError> {
+        self.query(
+            "INSERT INTO tierd_deliveries (endpoint, seq) VALUES ($1, $2) \
+             ON CONFLICT (endpoint) DO UPDATE SET seq = excluded.seq",
+            &[&name, &to_sql_seq(seq)],
+        )?;
+        Ok(())
+    }
+
+    /// Backups of a database are the database's own (`pg_dump`, its
+    /// replication): not a tierd backup file.
+    pub fn snapshot(&self, _out: impl std::io::Write) -> Result<u64, StoreError> {
+        Err(StoreError::Unsupported(
+            "a tierd backup file is made of a sled store; back a PostgreSQL store up with pg_dump"
+                .into(),
+        ))
+    }
+}
+
+/// The error a kept failure stands for.
+fn failure_error(code: &str, message: &str) -> StoreError {
+    if code.is_empty() {
+        StoreError::Unavailable(message.to_owned())
+    } else {
+        StoreError::Database {
+            code: code.to_owned(),
+            message: message.to_owned(),
+        }
+    }
+}
+
+/// True for the failures a rerun of the job can get past (see the parent
+/// module): serialization failure, ambiguous commit, deadlock, and a
+/// primary key another node took first.
+fn is_conflict(err: &StoreError) -> bool {
+    matches!(err, StoreError::Database { code, .. }
+        if matches!(code.as_str(), "40001" | "40003" | "40P01" | "23505"))
+}
+
+/// The wait before rerun `attempt` (1 for the first): a random part of a
+/// ceiling that doubles from [`FIRST_BACKOFF`] up to [`MAX_BACKOFF`] ("full
+/// jitter"), so that the nodes that collided do not collide again.
+fn backoff(attempt: u32) -> Duration {
+    let ceiling = FIRST_BACKOFF
+        .saturating_mul(1 << attempt.min(16))
+        .min(MAX_BACKOFF);
+    let random = getrandom::u64().unwrap_or(u64::MAX / 2);
+    let nanos = u64::try_from(ceiling.as_nanos()).unwrap_or(u64::MAX);
+    Duration::from_nanos(random % nanos.max(1))
+}
+
+/// Runs `job` in a transaction on `client`, and commits; reruns it from the
+/// start after a conflict, up to [`MAX_ATTEMPTS`] runs. A job that panics
+/// is rolled back and answered [`StoreError::WriterStopped`], so the
+/// connection goes back to the pool clean.
+pub(super) fn run<T>(
+    client: &Object,
+    job: &(dyn Fn(&mut Writer<'_>) -> T + Send),
+) -> Result<T, StoreError> {
+    let mut attempt = 1;
+    loop {
+        match attempt_once(client, job) {
+            Err(err) if is_conflict(&err) && attempt < MAX_ATTEMPTS => {
+                tracing::debug!(error = %err, attempt, "write conflicted; running it again");
+                std::thread::sleep(backoff(attempt));
+                attempt += 1;
+            }
+            outcome => return outcome,
+        }
+    }
+}
+
+fn attempt_once<T>(
+    client: &Object,
+    job: &(dyn Fn(&mut Writer<'_>) -> T + Send),
+) -> Result<T, StoreError> {
+    wait(client.batch_execute(BEGIN))?;
+    let transaction = PgWriter::new(client);
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        job(&mut Writer::Postgres(&transaction))
+    }));
+    let outcome = match (ran, transaction.failure()) {
+        (Err(_), _) => Err(StoreError::WriterStopped),
+        (Ok(_), Some(failure)) => Err(failure),
+        (Ok(value), None) => wait(client.batch_execute("COMMIT"))
+            .map(|()| value)
+            .map_err(StoreError::from),
+    };
+    if outcome.is_err() {
+        // Ends the transaction if COMMIT did not; on a broken connection it
+        // fails too, and the pool drops the connection.
+        let _ = wait(client.batch_execute("ROLLBACK"));
+    }
+    if matches!(outcome, Err(StoreError::WriterStopped)) {
+        tracing::error!("a write job panicked; its transaction was rolled back");
+    }
+    outcome
+}
