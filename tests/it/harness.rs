@@ -18,8 +18,10 @@ use tierd::{
     app::{Clock, Program},
     grpc::{self, ServeOptions, convert::timestamp, pb},
     rules,
-    store::Store,
+    store::{Location, Store},
 };
+
+use crate::pg;
 
 pub use pb::loyalty_client::LoyaltyClient;
 
@@ -63,6 +65,8 @@ pub struct TestServer {
     /// Where the server listens.
     pub address: std::net::SocketAddr,
     dir: Arc<TempDir>,
+    /// Where the data is: kept across restarts.
+    store: Location,
     rules: PathBuf,
     options: ServeOptions,
     client_tls: Option<ClientTlsConfig>,
@@ -81,16 +85,27 @@ impl TestServer {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
         let rules = dir.path().join("rules.yaml");
         std::fs::write(&rules, yaml).expect("write rules");
-        Self::start_with(rules, dir, TestClock::new(), ServeOptions::default(), None).await
+        let store = new_store(dir.path());
+        Self::start_with(
+            rules,
+            dir,
+            store,
+            TestClock::new(),
+            ServeOptions::default(),
+            None,
+        )
+        .await
     }
 
     /// A server on `rules` over a copy of the data directory `fixture`
     /// (which stays untouched), with the clock at `now`.
     pub async fn on_copy_of(fixture: &Path, rules: PathBuf, now: DateTime<Utc>) -> Self {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
-        copy_dir(fixture, &dir.path().join("data"));
+        let data = dir.path().join("data");
+        copy_dir(fixture, &data);
         let clock = TestClock(Arc::new(Mutex::new(now)));
-        Self::start_with(rules, dir, clock, ServeOptions::default(), None).await
+        let store = Location::Sled(data);
+        Self::start_with(rules, dir, store, clock, ServeOptions::default(), None).await
     }
 
     /// A server on the example rules with other limits or keys.
@@ -102,18 +117,28 @@ impl TestServer {
     /// `client_tls` (over https) or plaintext when `None`.
     pub async fn with_tls(options: ServeOptions, client_tls: Option<ClientTlsConfig>) -> Self {
         let dir = Arc::new(TempDir::new().expect("temp dir"));
-        Self::start_with(example_rules(), dir, TestClock::new(), options, client_tls).await
+        let store = new_store(dir.path());
+        Self::start_with(
+            example_rules(),
+            dir,
+            store,
+            TestClock::new(),
+            options,
+            client_tls,
+        )
+        .await
     }
 
     async fn start_with(
         rules_path: PathBuf,
         dir: Arc<TempDir>,
+        store_at: Location,
         clock: TestClock,
         options: ServeOptions,
         client_tls: Option<ClientTlsConfig>,
     ) -> Self {
         let rules = rules::load(&rules_path).expect("valid rules");
-        let store = Store::open(&dir.path().join("data")).expect("open store");
+        let store = Store::at(&store_at).expect("open store");
         let program = Arc::new(
             Program::new(store, Arc::new(rules), clock.as_clock())
                 .with_rules_file(rules_path.clone()),
@@ -144,6 +169,7 @@ impl TestServer {
             clock,
             address,
             dir,
+            store: store_at,
             rules: rules_path,
             options,
             client_tls,
@@ -172,6 +198,7 @@ impl TestServer {
         Self::start_with(
             self.rules.clone(),
             dir,
+            self.store.clone(),
             self.clock.clone(),
             self.options.clone(),
             self.client_tls.clone(),
@@ -286,6 +313,27 @@ impl Drop for TestServer {
             let _ = stop.send(());
         }
     }
+}
+
+/// True for the tests that run on PostgreSQL: the copies of the suites under
+/// `postgres::` (`main.rs`; libtest names each test's thread after its
+/// path), and every test when `TIERD_TEST_STORE=postgres`.
+pub fn on_postgres() -> bool {
+    std::thread::current()
+        .name()
+        .is_some_and(|name| name.starts_with("postgres::"))
+        || std::env::var("TIERD_TEST_STORE").is_ok_and(|store| store == "postgres")
+}
+
+/// Where a new test server keeps its data: a sled directory `data` in
+/// `dir`, or a new database on the test cluster for a test [`on_postgres`]
+/// (sled, after a line saying so, when there is no PostgreSQL here).
+pub fn new_store(dir: &Path) -> Location {
+    let sled = Location::Sled(dir.join("data"));
+    if !on_postgres() {
+        return sled;
+    }
+    pg::database().map_or(sled, Location::Postgres)
 }
 
 /// Copies the directory `from` to `to` with everything in it (sled keeps

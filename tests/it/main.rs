@@ -2,7 +2,12 @@
 //! directory, a real tonic client over TCP. One binary, so the suite links
 //! once; each test gets its own server and data directory.
 
+// `postgres.rs` loads some of these files a second time on purpose: the
+// same tests, run on the other store.
+#![allow(clippy::duplicate_mod)]
+
 mod harness;
+mod pg;
 mod process;
 
 mod access;
@@ -17,6 +22,7 @@ mod layers;
 mod limits;
 mod migration;
 mod overrides;
+mod postgres;
 mod reports;
 mod restart;
 mod rules_reload;

@@ -1,7 +1,17 @@
-//! Running the real `tierd` binary: start it on a data directory, read its
+//! Running the real `tierd` binary: start it on a store, read its
 //! address from the start-up log, stop it politely or kill it.
 
 use std::process::Command;
+
+use tierd::store::Location;
+
+/// `store` as `--store` takes it (with its password, unlike `Display`).
+pub fn store_arg(store: &Location) -> String {
+    match store {
+        Location::Sled(dir) => format!("sled:{}", dir.display()),
+        Location::Postgres(url) => url.clone(),
+    }
+}
 
 /// The `tierd` binary that cargo built for these tests.
 pub fn tierd() -> Command {
@@ -25,12 +35,14 @@ impl Drop for Served {
     }
 }
 
+/// The shipped rules directory.
+pub fn shipped_rules() -> &'static std::path::Path {
+    std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules"))
+}
+
 /// Starts `tierd serve` on `data` with the shipped rules, on a free port.
 pub fn serve(data: &std::path::Path) -> Served {
-    serve_rules(
-        data,
-        std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/rules")),
-    )
+    serve_rules(data, shipped_rules())
 }
 
 /// Starts `tierd serve` on `data` with the given rules, on a free port.
@@ -38,14 +50,20 @@ pub fn serve_rules(data: &std::path::Path, rules: &std::path::Path) -> Served {
     serve_with(data, rules, &[])
 }
 
-/// Starts `tierd serve` with more flags.
+/// Starts `tierd serve` on the sled directory `data` with more flags.
 pub fn serve_with(data: &std::path::Path, rules: &std::path::Path, flags: &[&str]) -> Served {
+    serve_on(&Location::Sled(data.to_owned()), rules, flags)
+}
+
+/// Starts `tierd serve` on `store` (a sled directory or a database) with
+/// the given rules and flags, on a free port.
+pub fn serve_on(store: &Location, rules: &std::path::Path, flags: &[&str]) -> Served {
     use std::io::BufRead as _;
     let mut child = tierd()
         .arg("serve")
         .args(flags)
-        .args(["--listen", "127.0.0.1:0", "--data"])
-        .arg(data)
+        .args(["--listen", "127.0.0.1:0", "--store"])
+        .arg(store_arg(store))
         .arg("--rules")
         .arg(rules)
         .stderr(std::process::Stdio::piped())

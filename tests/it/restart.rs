@@ -30,7 +30,7 @@ async fn members_history_and_idempotency_survive_a_restart() {
     assert_eq!(server.history("ola").await, history);
     let retry = server.buy("ola", "p1", 60_000).await;
     assert!(retry.duplicate, "the idempotency record survived");
-    // The return still knows what is left of p1, and seqs continue.
+    // The return still knows what is left of p1, and seqs go on.
     let over = server
         .client
         .record_return(server.refund("ola", "r2", "p1", 50_001))
@@ -45,8 +45,8 @@ async fn members_history_and_idempotency_survive_a_restart() {
         moves(&after).last().map(|m| m.1.clone()),
         Some("platinum".into())
     );
-    assert_eq!(
-        after.last().map(|c| c.seq),
-        Some(history.last().map_or(0, |c| c.seq) + 1)
+    assert!(
+        after.last().map(|c| c.seq) > history.last().map(|c| c.seq),
+        "seqs go on after a restart: {after:?}"
     );
 }

@@ -1,0 +1,24 @@
+//! The suites about writes, idempotency, history and bad input again, each
+//! test on a database of its own on a throwaway PostgreSQL cluster
+//! (`harness::on_postgres`, `pg`): the same files, not copies of them.
+
+#[path = "bad_input.rs"]
+mod bad_input;
+#[path = "basket.rs"]
+mod basket;
+#[path = "batch.rs"]
+mod batch;
+#[path = "crash.rs"]
+mod crash;
+#[path = "ingestion.rs"]
+mod ingestion;
+#[path = "limits.rs"]
+mod limits;
+#[path = "overrides.rs"]
+mod overrides;
+#[path = "restart.rs"]
+mod restart;
+#[path = "tiers.rs"]
+mod tiers;
+#[path = "watch.rs"]
+mod watch;
