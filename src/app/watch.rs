@@ -155,6 +155,12 @@ impl Program {
         let _ = stopping.wait_for(|stopping| *stopping).await;
     }
 
+    /// Whether the store can be reached (see
+    /// [`crate::store::Store::reachable`]).
+    pub fn store_reachable(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.store.reachable()
+    }
+
     /// Ends every tier-change stream (at shutdown, so that draining the
     /// in-flight requests does not wait for clients that never hang up).
     pub fn stop_streaming(&self) {

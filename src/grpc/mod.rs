@@ -142,6 +142,33 @@ pub fn incoming(listener: TcpListener) -> TcpIncoming {
     TcpIncoming::from(listener).with_nodelay(Some(true))
 }
 
+/// Sets every service SERVING or NOT_SERVING.
+async fn set_health(health: &tonic_health::server::HealthReporter, serving: bool) {
+    if serving {
+        health.set_serving::<LoyaltyServer<LoyaltyApi>>().await;
+        health.set_serving::<ReportsServer<LoyaltyApi>>().await;
+        health.set_serving::<IngestServer<LoyaltyApi>>().await;
+    } else {
+        health.set_not_serving::<LoyaltyServer<LoyaltyApi>>().await;
+        health.set_not_serving::<ReportsServer<LoyaltyApi>>().await;
+        health.set_not_serving::<IngestServer<LoyaltyApi>>().await;
+    }
+}
+
+/// Readiness follows the store: NOT_SERVING while the database cannot be
+/// reached (a load balancer sends requests to the other nodes), SERVING
+/// again when it answers, without a restart.
+async fn follow_the_store(
+    health: tonic_health::server::HealthReporter,
+    mut reachable: tokio::sync::watch::Receiver<bool>,
+) {
+    while reachable.changed().await.is_ok() {
+        let serving = *reachable.borrow_and_update();
+        tracing::info!(serving, "readiness follows the store");
+        set_health(&health, serving).await;
+    }
+}
+
 /// Serves the loyalty service, health and reflection on `listener` until
 /// `shutdown` completes, under `options`. Client deadlines (`grpc-timeout`)
 /// are honoured: a request past its deadline is abandoned; a write it had
@@ -163,9 +190,8 @@ pub async fn serve(
         .await
         .map_err(|err| ServeError::Rules(err.to_string()))?;
     let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<LoyaltyServer<LoyaltyApi>>().await;
-    health.set_serving::<ReportsServer<LoyaltyApi>>().await;
-    health.set_serving::<IngestServer<LoyaltyApi>>().await;
+    set_health(&health, true).await;
+    let readiness = tokio::spawn(follow_the_store(health.clone(), program.store_reachable()));
     let reflection_v1 = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(pb::FILE_DESCRIPTOR_SET)
         .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
@@ -180,9 +206,8 @@ pub async fn serve(
         shutdown.await;
         tracing::info!("shutting down: draining in-flight requests");
         streams.stop_streaming();
-        health.set_not_serving::<LoyaltyServer<LoyaltyApi>>().await;
-        health.set_not_serving::<ReportsServer<LoyaltyApi>>().await;
-        health.set_not_serving::<IngestServer<LoyaltyApi>>().await;
+        readiness.abort();
+        set_health(&health, false).await;
     };
     let api = LoyaltyApi::new(program, &options);
     let mut builder = tonic::transport::Server::builder();

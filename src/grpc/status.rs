@@ -12,7 +12,7 @@
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-use crate::app::ProgramError;
+use crate::{app::ProgramError, store::StoreError};
 
 /// The status a client gets for `err`.
 pub fn status_of(err: ProgramError) -> Status {
@@ -53,6 +53,10 @@ pub fn status_of(err: ProgramError) -> Status {
                 );
             }
             Status::with_error_details(Code::FailedPrecondition, message, details)
+        }
+        ProgramError::Store(inner @ StoreError::Unavailable(_)) => {
+            tracing::warn!(error = %inner, "the store is unreachable");
+            Status::unavailable("the store is unreachable; the request was not recorded: retry it")
         }
         ProgramError::Store(inner) => {
             tracing::error!(error = %inner, "storage failure");

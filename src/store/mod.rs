@@ -424,6 +424,15 @@ impl Store {
         on_store!(self, s => s.durable_seqs())
     }
 
+    /// Whether the store can be reached: always for sled; for a database,
+    /// whether it answered the last look. Serving health follows it.
+    pub fn reachable(&self) -> tokio::sync::watch::Receiver<bool> {
+        match &self.engine {
+            Engine::Sled(_) => tokio::sync::watch::channel(true).1,
+            Engine::Postgres(store) => store.reachable(),
+        }
+    }
+
     /// Up to `limit` history entries of all members with `after < seq <
     /// below`, in seq order.
     ///

@@ -338,7 +338,10 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
         assert_eq!(distinct.len(), seqs.len(), "no history seq twice");
         if !across_nodes {
             let gap_free: BTreeSet<u64> = (1..=seqs.len() as u64).collect();
-            assert_eq!(distinct, gap_free, "sled numbers history 1..=n without gaps");
+            assert_eq!(
+                distinct, gap_free,
+                "sled numbers history 1..=n without gaps"
+            );
         }
         drop(client);
         if let Some(restarted) = restarted {

@@ -21,6 +21,7 @@ mod ingestion;
 mod layers;
 mod limits;
 mod migration;
+mod nodes;
 mod overrides;
 mod postgres;
 mod reports;

@@ -48,13 +48,14 @@ impl Cluster {
         format!("postgres://tierd@127.0.0.1:{}/{database}", self.port)
     }
 
-    /// Stops the cluster (fast shutdown) and waits until it is down.
-    pub fn stop(&self) {
+    /// Stops the cluster (fast shutdown) until the guard is dropped, which
+    /// starts it again on the same port and data.
+    pub fn stopped(&self) -> Down<'_> {
         self.pg_ctl(&["stop", "-m", "fast", "-w"]);
+        Down(self)
     }
 
-    /// Starts the stopped cluster again on the same port and data.
-    pub fn start(&self) {
+    fn start(&self) {
         self.pg_ctl(&["start", "-w", "-l", "/dev/null", "-o", &self.options()]);
     }
 
@@ -90,19 +91,27 @@ impl Cluster {
     }
 }
 
-/// The cluster, started on first use; `None` (and the reason printed) when
-/// there is no PostgreSQL here and it is not required.
-///
-/// # Panics
-/// When PostgreSQL is required (`TIERD_REQUIRE_POSTGRES=1`) but cannot be
-/// started.
-pub fn cluster() -> Option<&'static Cluster> {
-    let cluster = CLUSTER.get_or_init(|| {
-        // Not on the caller's thread: it may be an async worker.
-        std::thread::spawn(start_cluster)
-            .join()
-            .unwrap_or_else(|_| Err("starting the cluster panicked".into()))
-    });
+/// A stopped cluster; dropping it starts the cluster again.
+pub struct Down<'c>(&'c Cluster);
+
+impl Drop for Down<'_> {
+    fn drop(&mut self) {
+        self.0.start();
+    }
+}
+
+/// A cluster of the caller's own, for a test that stops it; `None` as
+/// [`cluster`].
+pub fn private_cluster() -> Option<Cluster> {
+    let started = std::thread::spawn(start_cluster)
+        .join()
+        .unwrap_or_else(|_| Err("starting the cluster panicked".into()));
+    usable(started)
+}
+
+/// The cluster, or why there is none: a panic where PostgreSQL is required,
+/// otherwise a line saying the test was skipped.
+fn usable<C>(cluster: Result<C, String>) -> Option<C> {
     match cluster {
         Ok(cluster) => Some(cluster),
         Err(why) if required() => panic!("PostgreSQL is required but: {why}"),
@@ -115,9 +124,30 @@ pub fn cluster() -> Option<&'static Cluster> {
     }
 }
 
-/// A new, empty database on the cluster, as a URL; `None` as [`cluster`].
+/// The shared cluster, started on first use; `None` (and the reason printed) when
+/// there is no PostgreSQL here and it is not required.
+///
+/// # Panics
+/// When PostgreSQL is required (`TIERD_REQUIRE_POSTGRES=1`) but cannot be
+/// started.
+pub fn cluster() -> Option<&'static Cluster> {
+    let cluster = CLUSTER.get_or_init(|| {
+        // Not on the caller's thread: it may be an async worker.
+        std::thread::spawn(start_cluster)
+            .join()
+            .unwrap_or_else(|_| Err("starting the cluster panicked".into()))
+    });
+    usable(cluster.as_ref().map_err(Clone::clone))
+}
+
+/// A new, empty database on the shared cluster, as a URL; `None` as
+/// [`cluster`].
 pub fn database() -> Option<String> {
-    let cluster = cluster()?;
+    new_database(cluster()?)
+}
+
+/// A new, empty database on `cluster`, as a URL.
+pub fn new_database(cluster: &Cluster) -> Option<String> {
     let name = format!(
         "t{}_{}",
         std::process::id(),

@@ -101,6 +101,8 @@ pub struct PgStore {
     runtime: Option<tokio::runtime::Runtime>,
     handle: Handle,
     durable: tokio::sync::watch::Receiver<u64>,
+    /// Whether the last look at the database reached it.
+    reachable: tokio::sync::watch::Receiver<bool>,
     /// Wakes the watermark poller after a local write.
     wrote: Arc<Notify>,
 }
@@ -153,20 +155,20 @@ impl PgStore {
             .map_err(|err| StoreError::Unavailable(err.to_string()))?;
         let handle = runtime.handle().clone();
         let (watermark, durable) = tokio::sync::watch::channel(0);
-        let mut store = Self {
+        let (reached, reachable) = tokio::sync::watch::channel(true);
+        let store = Self {
             pool,
             runtime: Some(runtime),
             handle,
             durable,
+            reachable,
             wrote: Arc::new(Notify::new()),
         };
         store.blocking(async |client| schema::bring_up_to_date(client).await)?;
-        let first = store.blocking(async |client| read_watermark(client).await)?;
-        watermark.send_replace(first);
-        store.durable = watermark.subscribe();
+        watermark.send_replace(store.blocking(async |client| read_watermark(client).await)?);
         store.handle.spawn(poll_watermark(
             store.pool.clone(),
-            watermark,
+            Looks { watermark, reached },
             Arc::clone(&store.wrote),
         ));
         Ok(store)
@@ -278,6 +280,11 @@ impl PgStore {
     /// See [`super::Store::durable_seqs`].
     pub fn durable_seqs(&self) -> tokio::sync::watch::Receiver<u64> {
         self.durable.clone()
+    }
+
+    /// See [`super::Store::reachable`]: read every [`WATERMARK_POLL`].
+    pub fn reachable(&self) -> tokio::sync::watch::Receiver<bool> {
+        self.reachable.clone()
     }
 
     /// See [`super::Store::history_between`].
@@ -431,15 +438,18 @@ async fn read_watermark(client: &Object) -> Result<u64, StoreError> {
     Ok(from_sql_seq(xmin) << SEQ_BITS)
 }
 
-/// Moves the watermark forward as transactions end: every
-/// [`WATERMARK_POLL`], or at once after a local write. Ends when the store
-/// is dropped.
-async fn poll_watermark(
-    pool: Pool,
+/// What each look at the database tells: the stream's watermark, and
+/// whether the database answered.
+struct Looks {
     watermark: tokio::sync::watch::Sender<u64>,
-    wrote: Arc<Notify>,
-) {
-    while !watermark.is_closed() {
+    reached: tokio::sync::watch::Sender<bool>,
+}
+
+/// Looks at the database every [`WATERMARK_POLL`], or at once after a local
+/// write: moves the watermark forward as transactions end, and tells
+/// whether the database answers. Ends when the store is dropped.
+async fn poll_watermark(pool: Pool, looks: Looks, wrote: Arc<Notify>) {
+    while !looks.watermark.is_closed() {
         tokio::select! {
             () = tokio::time::sleep(WATERMARK_POLL) => {}
             () = wrote.notified() => {}
@@ -448,15 +458,20 @@ async fn poll_watermark(
             Ok(client) => read_watermark(&client).await,
             Err(err) => Err(StoreError::Unavailable(err.to_string())),
         };
+        looks.reached.send_if_modified(|reached| {
+            let changed = *reached != read.is_ok();
+            *reached = read.is_ok();
+            changed
+        });
         match read {
             Ok(seq) => {
-                watermark.send_if_modified(|current| {
+                looks.watermark.send_if_modified(|current| {
                     let moved = seq > *current;
                     *current = (*current).max(seq);
                     moved
                 });
             }
-            Err(err) => tracing::debug!(error = %err, "reading the stream watermark failed"),
+            Err(err) => tracing::warn!(error = %err, "the database does not answer"),
         }
     }
 }

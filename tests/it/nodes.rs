@@ -1,0 +1,253 @@
+//! Several `tierd` processes on one PostgreSQL database: writes through
+//! any node add up exactly, a transaction id counts once whichever nodes it
+//! reaches, and readiness follows the database. (The crash test across
+//! nodes is `crash.rs`, run under `postgres::`.)
+//!
+//! Each test makes its own database on the throwaway cluster (`pg`); where
+//! there is no PostgreSQL it says so and passes.
+
+use std::time::Duration;
+
+use futures::{StreamExt as _, future::join_all};
+use tonic::transport::Channel;
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
+
+use crate::{
+    pg,
+    process::{Served, serve_on, shipped_rules, terminate},
+};
+use tierd::{
+    grpc::{
+        convert::timestamp,
+        pb::{self, loyalty_client::LoyaltyClient},
+    },
+    store::Location,
+};
+
+/// `count` nodes on one new database, and a client of each; `None` where
+/// there is no PostgreSQL.
+async fn nodes(count: usize) -> Option<(Vec<Served>, Vec<LoyaltyClient<Channel>>)> {
+    Some(nodes_on(&pg::database()?, count).await)
+}
+
+/// `count` nodes on the database `url`, and a client of each.
+async fn nodes_on(url: &str, count: usize) -> (Vec<Served>, Vec<LoyaltyClient<Channel>>) {
+    let store = Location::Postgres(url.to_owned());
+    let served: Vec<Served> = (0..count)
+        .map(|_| serve_on(&store, shipped_rules(), &[]))
+        .collect();
+    let mut clients = Vec::new();
+    for node in &served {
+        clients.push(LoyaltyClient::new(connect(node).await));
+    }
+    (served, clients)
+}
+
+async fn connect(node: &Served) -> Channel {
+    Channel::from_shared(format!("http://{}", node.address))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect")
+}
+
+fn purchase(member: &str, txn: &str, amount_minor: i64) -> pb::RecordPurchaseRequest {
+    pb::RecordPurchaseRequest {
+        member_id: member.into(),
+        transaction_id: txn.into(),
+        amount_minor,
+        currency: "EUR".into(),
+        occurred_at: Some(timestamp(chrono::Utc::now())),
+        channel: "pos".into(),
+        store_id: "s1".into(),
+        ..Default::default()
+    }
+}
+
+async fn member(client: &mut LoyaltyClient<Channel>, member_id: &str) -> pb::Member {
+    client
+        .get_member(pb::GetMemberRequest {
+            member_id: member_id.into(),
+        })
+        .await
+        .expect("member")
+        .into_inner()
+}
+
+async fn stop_all(served: Vec<Served>) {
+    for node in served {
+        let status = tokio::task::spawn_blocking(move || terminate(node))
+            .await
+            .expect("stopped");
+        assert!(status.success(), "a node stops cleanly");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn concurrent_purchases_of_the_same_members_through_three_nodes_add_up_exactly() {
+    const MEMBERS: usize = 5;
+    const PURCHASES: usize = 300;
+    let Some((served, clients)) = nodes(3).await else {
+        return;
+    };
+    // Every purchase goes to the next node in turn, 48 in flight, all for
+    // five members: the nodes keep colliding on the same rows.
+    let answers: Vec<pb::RecordPurchaseResponse> = futures::stream::iter(0..PURCHASES)
+        .map(|i| {
+            let mut client = clients[i % clients.len()].clone();
+            let request = purchase(
+                &format!("m{}", i % MEMBERS),
+                &format!("p{i}"),
+                100 + i as i64,
+            );
+            async move {
+                client
+                    .record_purchase(request)
+                    .await
+                    .expect("recorded")
+                    .into_inner()
+            }
+        })
+        .buffer_unordered(48)
+        .collect()
+        .await;
+    assert!(answers.iter().all(|a| !a.duplicate), "each id is new");
+    let mut client = clients[0].clone();
+    for m in 0..MEMBERS {
+        let spent: i64 = (0..PURCHASES)
+            .filter(|i| i % MEMBERS == m)
+            .map(|i| 100 + i as i64)
+            .sum();
+        let state = member(&mut client, &format!("m{m}")).await;
+        assert_eq!(
+            state.lifetime_value_minor, spent,
+            "m{m}: every purchase once"
+        );
+        let mut other = clients[2].clone();
+        assert_eq!(
+            member(&mut other, &format!("m{m}")).await,
+            state,
+            "nodes agree"
+        );
+    }
+    let earned: i64 = answers.iter().map(|a| a.points_earned).sum();
+    let mut balances = 0;
+    for m in 0..MEMBERS {
+        balances += member(&mut client, &format!("m{m}")).await.points_balance;
+    }
+    assert_eq!(balances, earned, "the balances are the points answered");
+    stop_all(served).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_transaction_sent_to_two_nodes_at_once_counts_once() {
+    const TRANSACTIONS: usize = 60;
+    let Some((served, clients)) = nodes(2).await else {
+        return;
+    };
+    let pairs = (0..TRANSACTIONS).map(|i| {
+        // Half of them for members that do not exist yet: the two nodes
+        // also race to create the member.
+        let request = purchase(&format!("m{}", i / 2), &format!("p{i}"), 1_000);
+        let (mut a, mut b) = (clients[0].clone(), clients[1].clone());
+        async move {
+            let (first, second) = tokio::join!(
+                a.record_purchase(request.clone()),
+                b.record_purchase(request)
+            );
+            let first = first.expect("answered").into_inner();
+            let second = second.expect("answered").into_inner();
+            assert_eq!(
+                [first.duplicate, second.duplicate]
+                    .iter()
+                    .filter(|d| **d)
+                    .count(),
+                1,
+                "one node records it, the other answers it as a retry"
+            );
+            assert_eq!(first.points_earned, second.points_earned, "the same effect");
+        }
+    });
+    join_all(pairs).await;
+    let mut client = clients[1].clone();
+    for m in 0..TRANSACTIONS / 2 {
+        let state = member(&mut client, &format!("m{m}")).await;
+        assert_eq!(
+            state.lifetime_value_minor, 2_000,
+            "m{m}: two purchases, once each"
+        );
+    }
+    stop_all(served).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn readiness_follows_the_database_without_a_restart() {
+    // A cluster of its own: the test stops it.
+    let Some(cluster) = pg::private_cluster() else {
+        return;
+    };
+    let url = pg::new_database(&cluster).expect("a database");
+    let (served, mut clients) = nodes_on(&url, 1).await;
+    let mut health = HealthClient::new(connect(&served[0]).await);
+    let status = async |health: &mut HealthClient<Channel>| {
+        health
+            .check(HealthCheckRequest {
+                service: "loyalty.v1.Loyalty".into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status()
+    };
+    assert_eq!(status(&mut health).await, ServingStatus::Serving);
+    clients[0]
+        .record_purchase(purchase("ana", "p1", 1_000))
+        .await
+        .expect("recorded while the database is up");
+
+    let down = cluster.stopped();
+    let within = Duration::from_secs(10);
+    wait_for(&mut health, ServingStatus::NotServing, within).await;
+    let refused = clients[0]
+        .record_purchase(purchase("ana", "p2", 1_000))
+        .await
+        .expect_err("nothing can be recorded");
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+
+    drop(down);
+    wait_for(&mut health, ServingStatus::Serving, within).await;
+    let answer = clients[0]
+        .record_purchase(purchase("ana", "p2", 1_000))
+        .await
+        .expect("recorded once the database is back")
+        .into_inner();
+    assert!(!answer.duplicate);
+    stop_all(served).await;
+}
+
+/// Polls health until it reports `wanted`, for at most `within`. Polling,
+/// not sleeping for a set time: the test waits only as long as the node
+/// takes.
+async fn wait_for(health: &mut HealthClient<Channel>, wanted: ServingStatus, within: Duration) {
+    let started = std::time::Instant::now();
+    loop {
+        let status = health
+            .check(HealthCheckRequest {
+                service: "loyalty.v1.Loyalty".into(),
+            })
+            .await
+            .expect("health answers")
+            .into_inner()
+            .status();
+        if status == wanted {
+            return;
+        }
+        assert!(
+            started.elapsed() < within,
+            "health stayed {status:?}, not {wanted:?}, for {within:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
