@@ -11,6 +11,11 @@
 //! is kept for `GetRules`. Every version that goes live is recorded in the
 //! store with its text, content hash, label and time.
 //!
+//! Several nodes on one database follow each other: each looks at the last
+//! version recorded every [`super::RULES_POLL`] and puts it in force when it
+//! differs ([`LiveRules::follow`]), so the last version put live on any node
+//! is in force on every node within that bound.
+//!
 //! A file with an `effective_from` in the future is *staged*: it is valid
 //! and waiting, shown by `GetRules`, and goes live by itself at the first
 //! request (or sweep) at or after that moment ([`LiveRules::activate_due`]).
@@ -234,6 +239,43 @@ impl LiveRules {
         self.go(Arc::new(candidate), now);
         tracing::info!(rules_version = %version.version, content_hash = %version.content_hash, "rules reloaded");
         Ok((version, true))
+    }
+}
+
+impl LiveRules {
+    /// Puts in force here the version another node put live: when the last
+    /// version recorded in the store is not the one in force, it is loaded
+    /// from its recorded text and goes live, keeping its activation time.
+    /// Returns whether it did. A recorded version this build cannot load
+    /// is logged and left; the running rules stay.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub async fn follow(&self, store: &Store) -> Result<bool, StoreError> {
+        let Some(last) = store.last_rules_version()? else {
+            return Ok(false);
+        };
+        if last.content_hash == self.current().content_hash {
+            return Ok(false);
+        }
+        let _one_at_a_time = self.reloading.lock().await;
+        if last.content_hash == self.current().content_hash {
+            return Ok(false);
+        }
+        let activated_at = last.activated_at;
+        let label = last.version.clone();
+        match tokio::task::spawn_blocking(move || rules::load(&last)).await {
+            Ok(Ok(rules)) => {
+                tracing::info!(rules_version = %rules.version, "rules put live by another node");
+                self.go(Arc::new(rules), activated_at);
+                Ok(true)
+            }
+            Ok(Err(rejected)) => {
+                tracing::error!(rules_version = %label, diagnostics = %rejected, "another node put rules live that this node cannot load");
+                Ok(false)
+            }
+            Err(_) => Ok(false),
+        }
     }
 }
 

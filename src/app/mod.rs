@@ -51,6 +51,10 @@ use crate::{
 use input::MemberId;
 use live_rules::{LiveRules, ReloadFailure};
 
+/// How often a node looks for a rules version another node put live: the
+/// bound within which a reload anywhere is in force everywhere.
+pub const RULES_POLL: std::time::Duration = std::time::Duration::from_secs(1);
+
 /// Where the time comes from: the system clock in production, a fixed or
 /// stepped one in tests.
 pub type Clock = Arc<dyn Fn() -> DateTime<Utc> + Send + Sync>;
@@ -137,6 +141,20 @@ impl Program {
             self.rules.scheduled(),
             self.rules.last_failure(),
         )
+    }
+
+    /// Puts in force the rules version another node put live since the
+    /// last look, every [`RULES_POLL`], until `stop` is cancelled.
+    pub async fn follow_rules(&self, stop: tokio_util::sync::CancellationToken) {
+        loop {
+            tokio::select! {
+                () = stop.cancelled() => return,
+                () = tokio::time::sleep(RULES_POLL) => {}
+            }
+            if let Err(err) = self.rules.follow(&self.store).await {
+                tracing::warn!(error = %err, "looking for rules put live elsewhere failed");
+            }
+        }
     }
 
     /// Every rules version that went live, oldest first.

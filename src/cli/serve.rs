@@ -109,6 +109,11 @@ async fn run(
         signals.hangup,
         stop.clone(),
     ))];
+    background.push(tokio::spawn({
+        let program = Arc::clone(&program);
+        let stop = stop.clone();
+        async move { program.follow_rules(stop).await }
+    }));
     background.extend(webhook::spawn_all(&program, config.webhooks.clone())?);
     if watch_rules {
         background.push(tokio::spawn(watch::reload_on_change(

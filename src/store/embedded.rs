@@ -249,6 +249,16 @@ impl SledStore {
             .collect()
     }
 
+    /// See [`super::Store::last_rules_version`].
+    pub fn last_rules_version(&self) -> Result<Option<RulesVersion>, StoreError> {
+        self.tree
+            .scan_prefix(keys::RULES)
+            .next_back()
+            .transpose()?
+            .map(|(key, value)| from_bytes::<RulesVersionRecord, _>(&key, &value))
+            .transpose()
+    }
+
     /// Runs `job` on the writer thread, after every job queued before it,
     /// and returns its result once whatever it committed is on disk.
     ///

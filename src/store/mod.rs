@@ -476,6 +476,14 @@ impl Store {
         on_store!(self, s => s.rules_versions())
     }
 
+    /// The rules version that went live last, if any.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn last_rules_version(&self) -> Result<Option<RulesVersion>, StoreError> {
+        on_store!(self, s => s.last_rules_version())
+    }
+
     /// Runs `job` and returns its result once whatever it committed is
     /// durable. On sled it runs once, on the writer thread, after every job
     /// queued before it; on PostgreSQL it runs in a transaction, again from

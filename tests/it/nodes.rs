@@ -227,6 +227,75 @@ async fn readiness_follows_the_database_without_a_restart() {
     stop_all(served).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rules_reload_on_one_node_is_in_force_on_the_other_within_the_bound() {
+    let Some(url) = pg::database() else {
+        return;
+    };
+    let store = Location::Postgres(url);
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let example = std::fs::read_to_string(crate::harness::example_rules()).expect("example");
+    // Each node reads a file of its own, as on machines of their own.
+    let files: Vec<std::path::PathBuf> = ["a.yaml", "b.yaml"]
+        .iter()
+        .map(|name| {
+            let file = dir.path().join(name);
+            std::fs::write(&file, &example).expect("rules copy");
+            file
+        })
+        .collect();
+    let served: Vec<Served> = files
+        .iter()
+        .map(|file| serve_on(&store, file, &["--no-watch"]))
+        .collect();
+    let mut a = LoyaltyClient::new(connect(&served[0]).await);
+    let mut b = LoyaltyClient::new(connect(&served[1]).await);
+
+    std::fs::write(
+        &files[0],
+        example.replace("version: \"2026.1\"", "version: \"2026.2\""),
+    )
+    .expect("edit the rules");
+    let reloaded = a
+        .reload_rules(pb::ReloadRulesRequest {})
+        .await
+        .expect("reloaded")
+        .into_inner();
+    assert!(reloaded.changed);
+    let reloaded_at = std::time::Instant::now();
+    // RULES_POLL (1 s) plus loading the rules: 3 s leaves room for a slow
+    // machine without hiding a node that never follows.
+    let bound = tierd::app::RULES_POLL * 3;
+    loop {
+        let active = b
+            .get_rules(pb::GetRulesRequest {})
+            .await
+            .expect("rules")
+            .into_inner()
+            .active
+            .expect("a version");
+        if active.version == "2026.2" {
+            break;
+        }
+        assert!(
+            reloaded_at.elapsed() < bound,
+            "node b still runs {} after {bound:?}",
+            active.version
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    eprintln!("the other node followed in {:?}", reloaded_at.elapsed());
+    let versions = b
+        .list_rules_versions(pb::ListRulesVersionsRequest {})
+        .await
+        .expect("versions")
+        .into_inner()
+        .versions;
+    let labels: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(labels, ["2026.1", "2026.2"], "one history, recorded once");
+    stop_all(served).await;
+}
+
 /// Polls health until it reports `wanted`, for at most `within`. Polling,
 /// not sleeping for a set time: the test waits only as long as the node
 /// takes.

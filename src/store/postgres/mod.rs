@@ -329,6 +329,15 @@ impl PgStore {
         )
     }
 
+    /// See [`super::Store::last_rules_version`].
+    pub fn last_rules_version(&self) -> Result<Option<RulesVersion>, StoreError> {
+        self.record::<RulesVersionRecord, _>(
+            keys::RULES,
+            "SELECT record FROM tierd_rules_versions ORDER BY n DESC LIMIT 1",
+            &[],
+        )
+    }
+
     /// See [`super::Store::raw_members`].
     pub fn raw_members(&self) -> impl Iterator<Item = Result<RawMember, StoreError>> + '_ {
         self.pages(
