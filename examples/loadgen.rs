@@ -8,6 +8,8 @@
 //! target/release/examples/loadgen --compare-noop
 //! # or against any running tierd:
 //! target/release/examples/loadgen --target http://127.0.0.1:50051 --api-key KEY
+//! # or against two nodes of one database, connections spread over both:
+//! target/release/examples/loadgen --target http://127.0.0.1:50051 --target http://127.0.0.1:50052
 //! ```
 //!
 //! With `--compare-noop` it starts the real `tierd serve` binary (on a
@@ -49,9 +51,10 @@ use tierd::grpc::{
 #[derive(Parser, Debug)]
 struct Args {
     /// A running server (`http://host:port`); not needed with
-    /// `--compare-noop`.
+    /// `--compare-noop`. Give it again for several nodes of one store: the
+    /// connections are spread over them in turn.
     #[arg(long)]
-    target: Option<String>,
+    target: Vec<String>,
     /// Start `tierd serve` and the no-op server and compare them.
     #[arg(long)]
     compare_noop: bool,
@@ -105,11 +108,16 @@ impl Figures {
     }
 }
 
-/// Drives `address` for `args.seconds`.
-async fn drive(address: &str, args: &Args, label: &str) -> anyhow::Result<Figures> {
+/// Drives `addresses` (one, or several nodes of one store) for
+/// `args.seconds`.
+async fn drive(addresses: &[String], args: &Args, label: &str) -> anyhow::Result<Figures> {
     let mut channels = Vec::new();
-    for _ in 0..args.connections.max(1) {
-        channels.push(Channel::from_shared(address.to_owned())?.connect().await?);
+    for address in addresses
+        .iter()
+        .cycle()
+        .take(args.connections.max(addresses.len()))
+    {
+        channels.push(Channel::from_shared(address.clone())?.connect().await?);
     }
     let key: Option<MetadataValue<_>> = args
         .api_key
@@ -246,20 +254,19 @@ async fn main() -> anyhow::Result<()> {
         args.concurrency, args.connections, args.seconds, args.members
     );
     if !args.compare_noop {
-        let target = args
-            .target
-            .clone()
-            .ok_or_else(|| anyhow::anyhow!("give --target URL or --compare-noop"))?;
-        drive(&target, &args, "load").await?.show("target");
+        if args.target.is_empty() {
+            anyhow::bail!("give --target URL or --compare-noop");
+        }
+        drive(&args.target, &args, "load").await?.show("target");
         return Ok(());
     }
     let noop = start_noop()?;
-    let baseline = drive(&noop.address, &args, "noop").await?;
+    let baseline = drive(std::slice::from_ref(&noop.address), &args, "noop").await?;
     drop(noop);
     baseline.show("no-op");
     let data = tempfile::TempDir::new()?;
     let tierd = servers::start_tierd(&data.path().join("data"))?;
-    let measured = drive(&tierd.address, &args, "tierd").await?;
+    let measured = drive(std::slice::from_ref(&tierd.address), &args, "tierd").await?;
     drop(tierd);
     measured.show("tierd");
     println!(

@@ -119,7 +119,7 @@ impl Drop for PgStore {
 /// runtime of their own: a statement on a connection the store's runtime
 /// drives, or a task spawned there.
 fn wait<F: Future>(future: F) -> F::Output {
-    futures_executor::block_on(future)
+    futures::executor::block_on(future)
 }
 
 impl PgStore {

@@ -14,6 +14,7 @@ use std::{
 };
 
 use deadpool_postgres::Object;
+use futures::future::join_all;
 use tokio_postgres::{Row, types::ToSql};
 
 use super::{SEQ_BITS, from_sql_seq, to_sql_seq, wait};
@@ -44,16 +45,57 @@ const MAX_BACKOFF: Duration = Duration::from_millis(250);
 /// a crash of the database too.
 const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO on";
 
+/// A parameter of a write, owned until the write is sent.
+enum Value {
+    Text(String),
+    Bytes(Vec<u8>),
+    Int(i64),
+}
+
+impl Value {
+    fn as_sql(&self) -> &(dyn ToSql + Sync) {
+        match self {
+            Value::Text(text) => text,
+            Value::Bytes(bytes) => bytes,
+            Value::Int(int) => int,
+        }
+    }
+}
+
+/// A write held back until the next statement that needs an answer.
+struct Write {
+    sql: &'static str,
+    params: Vec<Value>,
+}
+
+/// What ends a pipeline: a read whose rows the job waits for, or COMMIT.
+enum Tail<'q> {
+    Read(&'q str, &'q [&'q (dyn ToSql + Sync)]),
+    Commit,
+}
+
 /// A job's transaction: what [`Writer::Postgres`] reads and writes through.
+///
+/// Round trips are what a write costs on a database, so statements travel
+/// together (tokio-postgres pipelines statements sent at once, in order):
+/// `BEGIN` goes with the first read, the rows a commit writes wait and go
+/// with the next read or with `COMMIT`, and the transaction's id comes
+/// with the member's row. A purchase of a known member is three round
+/// trips: `BEGIN` and its receipt; the member, locked; its writes and
+/// `COMMIT`.
 pub struct PgWriter<'c> {
     client: &'c Object,
+    /// Whether `BEGIN` was sent.
+    begun: Cell<bool>,
+    /// Writes not sent yet, in order.
+    pending: RefCell<Vec<Write>>,
     /// The first statement that failed; the transaction is over.
     failure: RefCell<Option<(String, String)>>,
     /// Members and receipts read as existing: a commit updates them, and
     /// inserts the others (so that two nodes creating the same one collide).
     existing_members: RefCell<HashSet<String>>,
     existing_receipts: RefCell<HashSet<String>>,
-    /// The transaction's id, once a seq was asked for.
+    /// The transaction's id, once known.
     xid: Cell<Option<u64>>,
     /// The place in the transaction of the next history entry.
     next_entry: Cell<u64>,
@@ -63,6 +105,8 @@ impl<'c> PgWriter<'c> {
     fn new(client: &'c Object) -> Self {
         Self {
             client,
+            begun: Cell::new(false),
+            pending: RefCell::new(Vec::new()),
             failure: RefCell::new(None),
             existing_members: RefCell::new(HashSet::new()),
             existing_receipts: RefCell::new(HashSet::new()),
@@ -79,25 +123,83 @@ impl<'c> PgWriter<'c> {
             .map(|(code, message)| failure_error(code, message))
     }
 
-    /// Runs one statement of the transaction.
-    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+    /// Keeps the first failure of the transaction and returns it.
+    fn fail(&self, err: StoreError) -> StoreError {
+        let kept = match &err {
+            StoreError::Database { code, message } => (code.clone(), message.clone()),
+            other => (String::new(), other.to_string()),
+        };
+        self.failure.borrow_mut().get_or_insert(kept);
+        err
+    }
+
+    /// Sends, in one round trip and in this order: `BEGIN` if not sent yet,
+    /// the held-back writes, and `tail`. Returns the rows of a read.
+    fn pipeline(&self, tail: Tail<'_>) -> Result<Vec<Row>, StoreError> {
         if let Some(failure) = self.failure() {
             return Err(failure);
         }
+        let writes = std::mem::take(&mut *self.pending.borrow_mut());
+        let begin = !self.begun.replace(true);
         let client = self.client;
-        let outcome = wait(async {
-            let statement = client.prepare_cached(sql).await?;
-            client.query(&statement, params).await
-        });
-        outcome.map_err(|err| {
-            let err = StoreError::from(err);
-            let kept = match &err {
-                StoreError::Database { code, message } => (code.clone(), message.clone()),
-                other => (String::new(), other.to_string()),
+        let sent = wait(async {
+            // Prepared first (from the connection's cache, after the first
+            // time), so that nothing below waits before it is sent: the
+            // statements go out in order.
+            let mut prepared = Vec::with_capacity(writes.len());
+            for write in &writes {
+                prepared.push(client.prepare_cached(write.sql).await?);
+            }
+            let read = match &tail {
+                Tail::Read(sql, _) => Some(client.prepare_cached(sql).await?),
+                Tail::Commit => None,
             };
-            self.failure.borrow_mut().get_or_insert(kept);
-            err
-        })
+            let begin = async {
+                if begin {
+                    client.batch_execute(BEGIN).await
+                } else {
+                    Ok(())
+                }
+            };
+            let writes = join_all(writes.iter().zip(&prepared).map(|(write, statement)| {
+                let params: Vec<&(dyn ToSql + Sync)> =
+                    write.params.iter().map(Value::as_sql).collect();
+                async move { client.execute(statement, &params).await }
+            }));
+            let tail = async {
+                match (&tail, &read) {
+                    (Tail::Read(_, params), Some(statement)) => {
+                        client.query(statement, params).await
+                    }
+                    _ => client.batch_execute("COMMIT").await.map(|()| Vec::new()),
+                }
+            };
+            let (begun, written, rows) = futures::join!(begin, writes, tail);
+            begun?;
+            for write in written {
+                write?;
+            }
+            rows
+        });
+        sent.map_err(|err| self.fail(err.into()))
+    }
+
+    /// Runs one read of the transaction (with whatever waits to be sent).
+    fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
+        self.pipeline(Tail::Read(sql, params))
+    }
+
+    /// Holds a write back until the next read or the commit.
+    fn hold(&self, sql: &'static str, params: Vec<Value>) {
+        self.pending.borrow_mut().push(Write { sql, params });
+    }
+
+    /// Sends what waits and commits; nothing when the job ran no statement.
+    fn finish(&self) -> Result<(), StoreError> {
+        if !self.begun.get() && self.pending.borrow().is_empty() {
+            return Ok(());
+        }
+        self.pipeline(Tail::Commit).map(drop)
     }
 
     /// The record in the first column of the first row of `sql`, decoded.
@@ -117,19 +219,25 @@ impl<'c> PgWriter<'c> {
             .transpose()
     }
 
-    /// A member's state, its row locked until the transaction ends.
+    /// A member's state, its row locked until the transaction ends. The
+    /// transaction's id comes with it (locking a row gives the transaction
+    /// one).
     pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
-        let member = self.record::<MemberRecord, _>(
-            &keys::member(member_id),
-            "SELECT record FROM tierd_members WHERE member_id = $1 FOR UPDATE",
+        let key = keys::member(member_id);
+        let rows = self.query(
+            "SELECT record, pg_current_xact_id()::text::int8 FROM tierd_members \
+             WHERE member_id = $1 FOR UPDATE",
             &[&member_id],
         )?;
-        if member.is_some() {
-            self.existing_members
-                .borrow_mut()
-                .insert(member_id.to_owned());
-        }
-        Ok(member)
+        let Some(row) = rows.first() else {
+            return Ok(None);
+        };
+        self.xid.set(Some(from_sql_seq(row.try_get(1)?)));
+        let member = from_bytes::<MemberRecord, MemberState>(&key, row.try_get(0)?)?;
+        self.existing_members
+            .borrow_mut()
+            .insert(member_id.to_owned());
+        Ok(Some(member))
     }
 
     /// A transaction id's receipt.
@@ -196,8 +304,12 @@ impl<'c> PgWriter<'c> {
         Ok((first..end).map(|n| xid << SEQ_BITS | n).collect())
     }
 
-    /// Writes a commit's rows in this transaction.
+    /// Writes a commit's rows in this transaction (sent with the next read
+    /// or the commit).
     pub fn commit(&self, commit: &Commit) -> Result<(), StoreError> {
+        if let Some(failure) = self.failure() {
+            return Err(failure);
+        }
         for member in &commit.members {
             let record = codec::encode(&MemberRecord::from(member));
             let sql = if self.existing_members.borrow().contains(&member.member_id) {
@@ -205,7 +317,10 @@ impl<'c> PgWriter<'c> {
             } else {
                 "INSERT INTO tierd_members (member_id, record) VALUES ($1, $2)"
             };
-            self.query(sql, &[&member.member_id, &record])?;
+            self.hold(
+                sql,
+                vec![Value::Text(member.member_id.clone()), Value::Bytes(record)],
+            );
             self.existing_members
                 .borrow_mut()
                 .insert(member.member_id.clone());
@@ -217,24 +332,37 @@ impl<'c> PgWriter<'c> {
             } else {
                 "INSERT INTO tierd_receipts (transaction_id, member_id, record) VALUES ($1, $2, $3)"
             };
-            self.query(sql, &[id, &receipt.member_id, &record])?;
+            let params = vec![
+                Value::Text(id.clone()),
+                Value::Text(receipt.member_id.clone()),
+                Value::Bytes(record),
+            ];
+            self.hold(sql, params);
             self.existing_receipts.borrow_mut().insert(id.clone());
         }
         for (member_id, order_id, order) in &commit.orders {
             let record = codec::encode(&OrderRecord::from(order));
-            self.query(
+            self.hold(
                 "INSERT INTO tierd_orders (member_id, order_id, record) VALUES ($1, $2, $3) \
                  ON CONFLICT (member_id, order_id) DO UPDATE SET record = excluded.record",
-                &[member_id, order_id, &record],
-            )?;
+                vec![
+                    Value::Text(member_id.clone()),
+                    Value::Text(order_id.clone()),
+                    Value::Bytes(record),
+                ],
+            );
         }
         for entry in &commit.history {
             let record = codec::encode(&HistoryRecord::from(entry));
-            self.query(
+            self.hold(
                 "INSERT INTO tierd_history (seq, member_id, member_seq, record) VALUES ($1, $2, \
                  (SELECT coalesce(max(member_seq), 0) + 1 FROM tierd_history WHERE member_id = $2), $3)",
-                &[&to_sql_seq(entry.seq), &entry.member_id, &record],
-            )?;
+                vec![
+                    Value::Int(to_sql_seq(entry.seq)),
+                    Value::Text(entry.member_id.clone()),
+                    Value::Bytes(record),
+                ],
+            );
         }
         Ok(())
     }
@@ -242,21 +370,21 @@ impl<'c> PgWriter<'c> {
     /// Records that a rules version went live, as the next in order.
     pub fn record_rules_version(&self, version: &RulesVersion) -> Result<(), StoreError> {
         let record = codec::encode(&RulesVersionRecord::from(version));
-        self.query(
+        self.hold(
             "INSERT INTO tierd_rules_versions (n, record) \
              SELECT coalesce(max(n) + 1, 0), $1 FROM tierd_rules_versions",
-            &[&record],
-        )?;
+            vec![Value::Bytes(record)],
+        );
         Ok(())
     }
 
     /// Keeps `seq` as the last entry the webhook endpoint `name` delivered.
     pub fn set_delivery_position(&self, name: &str, seq: u64) -> Result<(), StoreError> {
-        self.query(
+        self.hold(
             "INSERT INTO tierd_deliveries (endpoint, seq) VALUES ($1, $2) \
              ON CONFLICT (endpoint) DO UPDATE SET seq = excluded.seq",
-            &[&name, &to_sql_seq(seq)],
-        )?;
+            vec![Value::Text(name.to_owned()), Value::Int(to_sql_seq(seq))],
+        );
         Ok(())
     }
 
@@ -327,19 +455,15 @@ fn attempt_once<T>(
     client: &Object,
     job: &(dyn Fn(&mut Writer<'_>) -> T + Send),
 ) -> Result<T, StoreError> {
-    wait(client.batch_execute(BEGIN))?;
     let transaction = PgWriter::new(client);
     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         job(&mut Writer::Postgres(&transaction))
     }));
-    let outcome = match (ran, transaction.failure()) {
-        (Err(_), _) => Err(StoreError::WriterStopped),
-        (Ok(_), Some(failure)) => Err(failure),
-        (Ok(value), None) => wait(client.batch_execute("COMMIT"))
-            .map(|()| value)
-            .map_err(StoreError::from),
+    let outcome = match ran {
+        Err(_) => Err(StoreError::WriterStopped),
+        Ok(value) => transaction.finish().map(|()| value),
     };
-    if outcome.is_err() {
+    if outcome.is_err() && transaction.begun.get() {
         // Ends the transaction if COMMIT did not; on a broken connection it
         // fails too, and the pool drops the connection.
         let _ = wait(client.batch_execute("ROLLBACK"));
