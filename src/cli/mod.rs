@@ -59,14 +59,24 @@ enum Command {
     /// A programme report (distribution, migration, value ranks, RFM,
     /// value bands, liability) from a running service or a data directory.
     Report(report::ReportArgs),
-    /// Restore a backup into a new data directory.
+    /// Restore a backup into a new data directory or an empty database.
     Restore {
         /// The backup file.
         #[arg(long = "in")]
         input: PathBuf,
-        /// The data directory to create.
-        #[arg(long, env = "TIERD_DATA")]
-        data: PathBuf,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Move a programme from one store to another (sled or PostgreSQL, in
+    /// either direction), through a backup file: stop the service on the
+    /// source first.
+    MigrateStore {
+        /// The store to read, e.g. sled:./data.
+        #[arg(long)]
+        from: Location,
+        /// The new store, empty, e.g. postgres://tierd@db/loyalty.
+        #[arg(long)]
+        to: Location,
     },
 }
 
@@ -181,7 +191,8 @@ impl Cli {
                 store,
                 format,
             } => simulate(&rules, as_of, store.location(), format),
-            Command::Restore { input, data } => restore(&input, &data),
+            Command::Restore { input, store } => restore(&input, store.location()),
+            Command::MigrateStore { from, to } => migrate_store(&from, &to),
             Command::Report(args) => report::run(args),
         }
     }
@@ -271,9 +282,27 @@ fn authorized<T>(message: T, key: Option<&str>) -> anyhow::Result<tonic::Request
     Ok(request)
 }
 
-fn restore(input: &std::path::Path, data: &std::path::Path) -> anyhow::Result<ExitCode> {
-    let records = crate::store::restore(input, data)?;
-    println!("restored {records} records into {}", data.display());
+fn restore(input: &std::path::Path, location: Option<Location>) -> anyhow::Result<ExitCode> {
+    let location =
+        location.ok_or_else(|| anyhow::anyhow!("name the new store with --store or --data"))?;
+    let records = crate::store::restore(input, &location)?;
+    println!("restored {records} records into {location}");
+    Ok(ExitCode::SUCCESS)
+}
+
+/// Snapshots `from` into a temporary backup file and restores it into `to`.
+fn migrate_store(from: &Location, to: &Location) -> anyhow::Result<ExitCode> {
+    let source = open_stopped(Some(from.clone()))?;
+    let scratch = tempfile::NamedTempFile::new().context("a temporary backup file")?;
+    let file = scratch.reopen()?;
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    let bytes = runtime
+        .block_on(source.write(move |writer| writer.snapshot(&file)))?
+        .with_context(|| format!("reading {from}"))?;
+    drop(source);
+    let records =
+        crate::store::restore(scratch.path(), to).with_context(|| format!("writing {to}"))?;
+    println!("moved {records} records ({bytes} bytes) from {from} to {to}");
     Ok(ExitCode::SUCCESS)
 }
 

@@ -1,6 +1,10 @@
 //! Backups: a consistent snapshot of every record, streamed, and its
 //! restore into a new data directory, in bounded memory both ways.
 //!
+//! Both engines write the same backup file, in sled's key/value layout, so
+//! a backup of either restores into either: that is how `tierd
+//! migrate-store` moves a programme between them.
+//!
 //! A backup file is `TIERDBK1`, the data format (u32 BE), every key/value
 //! pair length-prefixed (u32 BE), and a SHA-256 of all that. Restore reads
 //! the file twice: once to check it whole (checksum, format, structure),
@@ -16,7 +20,7 @@ use std::{
 
 use sha2::{Digest, Sha256};
 
-use super::{FORMAT_VERSION, StoreError, migrate, writer::SledWriter};
+use super::{FORMAT_VERSION, Location, StoreError, migrate, writer::SledWriter};
 
 /// The first bytes of every backup file.
 const MAGIC: &[u8; 8] = b"TIERDBK1";
@@ -38,9 +42,20 @@ pub enum BackupError {
         /// This build's format.
         supported: u32,
     },
-    /// Restoring into a directory that already holds data.
-    #[error("{0} already holds tierd data; restore into a new directory")]
+    /// Restoring into a store that already holds data.
+    #[error("{0} already holds tierd data; restore into a new directory or an empty database")]
     NotEmpty(String),
+    /// A backup of an older format, for a store that takes only the current
+    /// one.
+    #[error(
+        "the backup has data format {found}; a database takes format {supported} only: restore it into a sled directory first (which migrates it), then move it with `tierd migrate-store`"
+    )]
+    OlderFormat {
+        /// The backup's format.
+        found: u32,
+        /// This build's format.
+        supported: u32,
+    },
     /// Reading the backup file failed.
     #[error("reading the backup: {0}")]
     Io(#[from] io::Error),
@@ -49,15 +64,34 @@ pub enum BackupError {
     Store(#[from] StoreError),
 }
 
-/// Writes everything into `out` while hashing it.
-struct Hashing<W> {
-    out: W,
+/// A backup file being written: the header, then records, then the
+/// SHA-256 of all that ([`BackupFile::finish`]). Both engines write theirs
+/// with it, in sled's key/value layout ([`super::keys`]).
+pub struct BackupFile<W: Write> {
+    out: BufWriter<W>,
     hash: Sha256,
+    written: u64,
 }
 
-impl<W: Write> Hashing<W> {
+impl<W: Write> BackupFile<W> {
+    /// Starts a backup of the current format in `out`.
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub fn start(out: W) -> io::Result<Self> {
+        let mut file = Self {
+            out: BufWriter::new(out),
+            hash: Sha256::new(),
+            written: 0,
+        };
+        file.put(MAGIC)?;
+        file.put(&FORMAT_VERSION.to_be_bytes())?;
+        Ok(file)
+    }
+
     fn put(&mut self, bytes: &[u8]) -> io::Result<()> {
         self.hash.update(bytes);
+        self.written += bytes.len() as u64;
         self.out.write_all(bytes)
     }
 
@@ -66,6 +100,26 @@ impl<W: Write> Hashing<W> {
         let len = u32::try_from(part.len()).unwrap_or(u32::MAX);
         self.put(&len.to_be_bytes())?;
         self.put(part)
+    }
+
+    /// Adds one record.
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub fn record(&mut self, key: &[u8], value: &[u8]) -> io::Result<()> {
+        self.part(key)?;
+        self.part(value)
+    }
+
+    /// Closes the file with its checksum; returns the bytes written.
+    ///
+    /// # Errors
+    /// When writing fails.
+    pub fn finish(mut self) -> io::Result<u64> {
+        let digest = std::mem::take(&mut self.hash).finalize();
+        self.out.write_all(&digest)?;
+        self.out.flush()?;
+        Ok(self.written + digest.len() as u64)
     }
 }
 
@@ -79,40 +133,38 @@ impl SledWriter {
     pub fn snapshot(&mut self, out: impl Write) -> Result<u64, StoreError> {
         // The round's earlier commits belong in it.
         self.apply_pending()?;
-        let mut file = Hashing {
-            out: BufWriter::new(out),
-            hash: Sha256::new(),
-        };
-        file.put(MAGIC)?;
-        file.put(&FORMAT_VERSION.to_be_bytes())?;
-        let mut written = (MAGIC.len() + 4) as u64;
+        let mut file = BackupFile::start(out)?;
         for item in self.tree.iter() {
             let (key, value) = item?;
-            file.part(&key)?;
-            file.part(&value)?;
-            written += 8 + (key.len() + value.len()) as u64;
+            file.record(&key, &value)?;
         }
-        let digest = file.hash.finalize();
-        file.out.write_all(&digest)?;
-        file.out.flush()?;
-        Ok(written + digest.len() as u64)
+        Ok(file.finish()?)
     }
 }
 
-/// Restores the backup file `backup` into the new data directory `dir`;
-/// returns the records written.
+/// Restores the backup file `backup` into the new store at `location` (a
+/// sled directory, or a database whose tierd tables are empty); returns
+/// the records written.
 ///
 /// # Errors
-/// A damaged or foreign backup, a directory that already has data, or a
+/// A damaged or foreign backup, a store that already has data, or a
 /// storage failure. Nothing is written unless the whole backup checks out.
-pub fn restore(backup: &Path, dir: &Path) -> Result<usize, BackupError> {
+pub fn restore(backup: &Path, location: &Location) -> Result<usize, BackupError> {
     let records = check(backup)?;
+    let reader = Records::open(backup)?;
+    match location {
+        Location::Sled(dir) => restore_into_sled(reader, dir)?,
+        Location::Postgres(url) => super::postgres::restore(reader, url)?,
+    }
+    Ok(records)
+}
+
+fn restore_into_sled(mut reader: Records, dir: &Path) -> Result<(), BackupError> {
     let db = super::open_db(dir)?;
     let tree = db.open_tree("tierd").map_err(StoreError::from)?;
     if !tree.is_empty() {
         return Err(BackupError::NotEmpty(dir.display().to_string()));
     }
-    let mut reader = Records::open(backup)?;
     let mut batch = sled::Batch::default();
     let mut in_batch = 0;
     while let Some((key, value)) = reader.next_record()? {
@@ -127,7 +179,7 @@ pub fn restore(backup: &Path, dir: &Path) -> Result<usize, BackupError> {
     tree.apply_batch(batch).map_err(StoreError::from)?;
     db.flush().map_err(StoreError::from)?;
     File::open(dir.join("db"))?.sync_all()?;
-    Ok(records)
+    Ok(())
 }
 
 /// Checks the whole file (checksum, header, every record's framing)
@@ -176,11 +228,13 @@ impl Write for HashSink<'_> {
 }
 
 /// A record of a backup: its key and its value.
-type KeyValue = (Vec<u8>, Vec<u8>);
+pub type KeyValue = (Vec<u8>, Vec<u8>);
 
 /// The records of a backup file, read one by one after its header.
-struct Records {
+pub struct Records {
     reader: io::Take<BufReader<File>>,
+    /// The data format the records are in.
+    pub format: u32,
 }
 
 impl Records {
@@ -202,11 +256,17 @@ impl Records {
                 supported: FORMAT_VERSION,
             });
         }
-        Ok(Self { reader })
+        Ok(Self {
+            reader,
+            format: found,
+        })
     }
 
     /// The next key and value, or `None` at the end.
-    fn next_record(&mut self) -> Result<Option<KeyValue>, BackupError> {
+    ///
+    /// # Errors
+    /// A file cut short, or a read failure.
+    pub fn next_record(&mut self) -> Result<Option<KeyValue>, BackupError> {
         if self.reader.limit() == 0 {
             return Ok(None);
         }
@@ -255,15 +315,16 @@ mod tests {
         backup.extend(Sha256::digest(&backup));
         std::fs::write(&file, &backup).expect("write");
         let data = dir.path().join("data");
+        let location = Location::Sled(data.clone());
         assert!(matches!(
-            restore(&file, &data),
+            restore(&file, &location),
             Err(BackupError::Damaged("cut short"))
         ));
         let last = backup.len() - 1;
         backup[last] ^= 1;
         std::fs::write(&file, &backup).expect("write");
         assert!(matches!(
-            restore(&file, &data),
+            restore(&file, &location),
             Err(BackupError::Damaged("checksum mismatch"))
         ));
         assert!(!data.join("db").exists(), "nothing written");

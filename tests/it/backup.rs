@@ -11,7 +11,7 @@ use crate::{
 use tierd::{
     domain::member::MemberState,
     grpc::pb,
-    store::{Commit, Store},
+    store::{Commit, Location, Store},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -41,7 +41,7 @@ async fn a_backup_of_a_running_service_restores_every_member_and_history_entry()
     // Offline, `tierd backup --data` of the stopped service writes the same bytes.
     let offline = work.path().join("offline.backup");
     assert_eq!(
-        backup_bytes(&original.path().join("data"), &offline),
+        backup_bytes(&Location::Sled(original.path().join("data")), &offline),
         backup
     );
     let restored_dir = work.path().join("restored");
@@ -146,7 +146,7 @@ async fn a_large_backup_streams_in_bounded_pieces() {
     let file = work.path().join("tierd.backup");
     std::fs::write(&file, &backup).expect("write backup");
     let restored = work.path().join("restored");
-    tierd::store::restore(&file, &restored).expect("restores");
+    tierd::store::restore(&file, &Location::Sled(restored.clone())).expect("restores");
     let store = Store::open(&restored).expect("opens");
     assert_eq!(store.member_ids().count(), 64);
 }

@@ -178,6 +178,11 @@ impl TestServer {
         }
     }
 
+    /// Where the server keeps its data (the same after a restart or stop).
+    pub fn store(&self) -> &Location {
+        &self.store
+    }
+
     /// The rules file the server loaded (and reloads).
     pub fn rules_path(&self) -> &Path {
         &self.rules

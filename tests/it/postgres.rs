@@ -1,6 +1,7 @@
-//! The suites about writes, idempotency, history and bad input again, each
-//! test on a database of its own on a throwaway PostgreSQL cluster
-//! (`harness::on_postgres`, `pg`): the same files, not copies of them.
+//! The suites about writes, idempotency, history, bad input, crashes,
+//! reports and simulation again, each test on a database of its own on a
+//! throwaway PostgreSQL cluster (`harness::on_postgres`, `pg`): the same
+//! files, not copies of them.
 
 #[path = "bad_input.rs"]
 mod bad_input;
@@ -16,8 +17,12 @@ mod ingestion;
 mod limits;
 #[path = "overrides.rs"]
 mod overrides;
+#[path = "reports.rs"]
+mod reports;
 #[path = "restart.rs"]
 mod restart;
+#[path = "simulate.rs"]
+mod simulate;
 #[path = "tiers.rs"]
 mod tiers;
 #[path = "watch.rs"]

@@ -121,13 +121,12 @@ pub fn stop_with_log(mut served: Served, name: &str) -> (std::process::ExitStatu
     )
 }
 
-/// Runs `tierd backup --data DATA --out OUT` and returns the backup bytes.
-pub fn backup_bytes(data: &std::path::Path, out: &std::path::Path) -> Vec<u8> {
+/// Runs `tierd backup --store STORE --out OUT` and returns the backup bytes.
+pub fn backup_bytes(store: &Location, out: &std::path::Path) -> Vec<u8> {
     let made = tierd()
         .args(["backup", "--out"])
         .arg(out)
-        .arg("--data")
-        .arg(data)
+        .args(["--store", &store_arg(store)])
         .output()
         .expect("tierd runs");
     assert!(

@@ -575,15 +575,15 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
         ["--server", &url],
         "table",
     );
-    let dir = server.stop().await;
-    let data = dir.path().join("data");
-    let data = data.to_str().expect("utf-8 path");
+    let store = crate::process::store_arg(server.store());
+    let _dir = server.stop().await;
+    let data = ["--store", store.as_str()];
     for (kind, (json, csv)) in kinds.into_iter().zip(from_service) {
-        assert_eq!(run(kind, ["--data", data], "json"), json, "{kind:?}");
-        assert_eq!(run(kind, ["--data", data], "csv"), csv, "{kind:?}");
+        assert_eq!(run(kind, data, "json"), json, "{kind:?}");
+        assert_eq!(run(kind, data, "csv"), csv, "{kind:?}");
     }
     let page = page_of("report.html");
-    run(&["html", "--out", &page], ["--data", data], "table");
+    run(&["html", "--out", &page], data, "table");
     let html = std::fs::read_to_string(&page).expect("the page is written");
     let served = std::fs::read_to_string(&served_page).expect("the served page");
     // The liability is always today's: the service's clock is the test's,
@@ -614,12 +614,12 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
         fetched.iter().all(|f| !html.contains(f)),
         "nothing to fetch"
     );
-    let table = run(&["value-ranks"], ["--data", data], "table");
+    let table = run(&["value-ranks"], data, "table");
     assert!(
         table.contains("The top 10% of contributing members"),
         "{table}"
     );
-    let csv = run(&["distribution"], ["--data", data], "csv");
+    let csv = run(&["distribution"], data, "csv");
     assert!(
         csv.starts_with("report,as_of,from,to,rules_version,currency,tier,members,"),
         "{csv}"

@@ -3,7 +3,7 @@
 
 use crate::{
     harness::TestServer,
-    process::{backup_bytes, tierd},
+    process::{backup_bytes, store_arg, tierd},
 };
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -12,8 +12,9 @@ async fn simulate_reports_migrations_and_writes_nothing() {
     server.buy("ann", "p1", 30_000).await; // 325 points: bronze
     server.buy("ben", "p2", 60_000).await; // 625 points: silver
     server.buy("cid", "p3", 10_000).await; // 100 points: bronze
-    let dir = server.stop().await;
-    let data = dir.path().join("data");
+    let store = server.store().clone();
+    let _dir = server.stop().await;
+    let place = ["--store".to_owned(), store_arg(&store)];
     let work = tempfile::TempDir::new().expect("temp dir");
     let candidate = work.path().join("candidate.yaml");
     let example = std::fs::read_to_string(crate::harness::example_rules()).expect("example");
@@ -25,7 +26,7 @@ async fn simulate_reports_migrations_and_writes_nothing() {
     )
     .expect("write candidate");
 
-    let before = backup_bytes(&data, &work.path().join("before"));
+    let before = backup_bytes(&store, &work.path().join("before"));
     let output = tierd()
         .args([
             "simulate",
@@ -36,8 +37,7 @@ async fn simulate_reports_migrations_and_writes_nothing() {
             "--rules",
         ])
         .arg(&candidate)
-        .arg("--data")
-        .arg(&data)
+        .args(&place)
         .output()
         .expect("tierd runs");
     assert!(
@@ -45,7 +45,7 @@ async fn simulate_reports_migrations_and_writes_nothing() {
         "{}",
         String::from_utf8_lossy(&output.stderr)
     );
-    let after = backup_bytes(&data, &work.path().join("after"));
+    let after = backup_bytes(&store, &work.path().join("after"));
     assert_eq!(before, after, "simulate must not write");
 
     let report: serde_json::Value = serde_json::from_slice(&output.stdout).expect("json");
@@ -69,8 +69,7 @@ async fn simulate_reports_migrations_and_writes_nothing() {
     let table = tierd()
         .args(["simulate", "--as-of", "2026-03-02T12:00:00Z", "--rules"])
         .arg(&candidate)
-        .arg("--data")
-        .arg(&data)
+        .args(&place)
         .output()
         .expect("tierd runs");
     let text = String::from_utf8_lossy(&table.stdout);

@@ -45,6 +45,7 @@
 //! statement (one round trip) as a sled read waits for the disk.
 
 mod schema;
+mod transfer;
 mod writer;
 
 use std::{collections::VecDeque, future::Future, sync::Arc, time::Duration};
@@ -53,6 +54,7 @@ use deadpool_postgres::{Manager, ManagerConfig, Object, Pool, RecyclingMethod};
 use tokio::{runtime::Handle, sync::Notify};
 use tokio_postgres::{NoTls, types::ToSql};
 
+pub use transfer::restore;
 pub use writer::PgWriter;
 
 use super::{
@@ -408,6 +410,17 @@ impl PgStore {
         T: Send + 'static,
         F: Fn(&mut Writer<'_>) -> T + Send + 'static,
     {
+        self.transaction(move |tx| job(&mut Writer::Postgres(tx)))
+            .await
+    }
+
+    /// Runs `job` in a transaction, again after a conflict; answered once
+    /// committed.
+    async fn transaction<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&PgWriter<'_>) -> T + Send + 'static,
+    {
         let client = self.client().await?;
         let outcome = self
             .handle
@@ -416,6 +429,31 @@ impl PgStore {
             .map_err(|_| StoreError::WriterStopped)?;
         self.wrote.notify_one();
         outcome
+    }
+
+    /// [`PgStore::transaction`], waiting on this thread (for tools that
+    /// run outside the async runtime).
+    fn transaction_blocking<T, F>(&self, job: F) -> Result<T, StoreError>
+    where
+        T: Send + 'static,
+        F: Fn(&PgWriter<'_>) -> T + Send + 'static,
+    {
+        wait(self.transaction(job))
+    }
+
+    /// Whether any member, receipt or history entry is stored.
+    fn holds_data(&self) -> Result<bool, StoreError> {
+        self.blocking(async |client| {
+            let row = client
+                .query_one(
+                    "SELECT EXISTS (SELECT 1 FROM tierd_members) \
+                     OR EXISTS (SELECT 1 FROM tierd_receipts) \
+                     OR EXISTS (SELECT 1 FROM tierd_history)",
+                    &[],
+                )
+                .await?;
+            Ok(row.try_get(0)?)
+        })
     }
 }
 

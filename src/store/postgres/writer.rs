@@ -26,7 +26,7 @@ use crate::{
     },
     rules::RulesVersion,
     store::{
-        Commit, StoreError, Writer, codec, from_bytes, keys,
+        Commit, StoreError, codec, from_bytes, keys,
         records::{HistoryRecord, MemberRecord, OrderRecord, ReceiptRecord, RulesVersionRecord},
     },
 };
@@ -46,7 +46,8 @@ const MAX_BACKOFF: Duration = Duration::from_millis(250);
 const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous_commit TO on";
 
 /// A parameter of a write, owned until the write is sent.
-enum Value {
+#[derive(Clone)]
+pub(super) enum Value {
     Text(String),
     Bytes(Vec<u8>),
     Int(i64),
@@ -63,9 +64,9 @@ impl Value {
 }
 
 /// A write held back until the next statement that needs an answer.
-struct Write {
-    sql: &'static str,
-    params: Vec<Value>,
+pub(super) struct Write {
+    pub(super) sql: &'static str,
+    pub(super) params: Vec<Value>,
 }
 
 /// What ends a pipeline: a read whose rows the job waits for, or COMMIT.
@@ -190,7 +191,7 @@ impl<'c> PgWriter<'c> {
     }
 
     /// Holds a write back until the next read or the commit.
-    fn hold(&self, sql: &'static str, params: Vec<Value>) {
+    pub(super) fn hold(&self, sql: &'static str, params: Vec<Value>) {
         self.pending.borrow_mut().push(Write { sql, params });
     }
 
@@ -388,13 +389,15 @@ impl<'c> PgWriter<'c> {
         Ok(())
     }
 
-    /// Backups of a database are the database's own (`pg_dump`, its
-    /// replication): not a tierd backup file.
-    pub fn snapshot(&self, _out: impl std::io::Write) -> Result<u64, StoreError> {
-        Err(StoreError::Unsupported(
-            "a tierd backup file is made of a sled store; back a PostgreSQL store up with pg_dump"
-                .into(),
-        ))
+    /// Writes a consistent snapshot of every record to `out` as a backup
+    /// file (see [`super::transfer`]); it must be the job's first statement.
+    pub fn snapshot(&self, out: impl std::io::Write) -> Result<u64, StoreError> {
+        if self.begun.get() {
+            return Err(StoreError::Unsupported(
+                "a snapshot must be the first thing a write job does".into(),
+            ));
+        }
+        super::transfer::snapshot(self.client, out)
     }
 }
 
@@ -436,7 +439,7 @@ fn backoff(attempt: u32) -> Duration {
 /// connection goes back to the pool clean.
 pub(super) fn run<T>(
     client: &Object,
-    job: &(dyn Fn(&mut Writer<'_>) -> T + Send),
+    job: &(dyn Fn(&PgWriter<'_>) -> T + Send),
 ) -> Result<T, StoreError> {
     let mut attempt = 1;
     loop {
@@ -453,12 +456,10 @@ pub(super) fn run<T>(
 
 fn attempt_once<T>(
     client: &Object,
-    job: &(dyn Fn(&mut Writer<'_>) -> T + Send),
+    job: &(dyn Fn(&PgWriter<'_>) -> T + Send),
 ) -> Result<T, StoreError> {
     let transaction = PgWriter::new(client);
-    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-        job(&mut Writer::Postgres(&transaction))
-    }));
+    let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&transaction)));
     let outcome = match ran {
         Err(_) => Err(StoreError::WriterStopped),
         Ok(value) => transaction.finish().map(|()| value),

@@ -1,0 +1,195 @@
+//! `tierd migrate-store`: a programme moves from sled to PostgreSQL and
+//! back with every member, receipt and history entry; a retry after the
+//! move is still a duplicate; nothing is written over a store that holds
+//! data.
+
+use tempfile::TempDir;
+use tonic::transport::Channel;
+
+use crate::{
+    pg,
+    process::{Served, serve, serve_on, shipped_rules, store_arg, terminate, tierd},
+};
+use tierd::{
+    grpc::{
+        convert::timestamp,
+        pb::{self, loyalty_client::LoyaltyClient},
+    },
+    store::Location,
+};
+
+const MEMBERS: [&str; 3] = ["ann", "ben", "cy"];
+
+async fn client(node: &Served) -> LoyaltyClient<Channel> {
+    let channel = Channel::from_shared(format!("http://{}", node.address))
+        .expect("uri")
+        .connect()
+        .await
+        .expect("connect");
+    LoyaltyClient::new(channel)
+}
+
+fn purchase(member: &str, txn: &str, amount_minor: i64) -> pb::RecordPurchaseRequest {
+    pb::RecordPurchaseRequest {
+        member_id: member.into(),
+        transaction_id: txn.into(),
+        amount_minor,
+        currency: "EUR".into(),
+        occurred_at: Some(timestamp(chrono::Utc::now())),
+        channel: "pos".into(),
+        store_id: "s1".into(),
+        ..Default::default()
+    }
+}
+
+/// What a move must keep of each member: its figures and its history.
+async fn programme(
+    client: &mut LoyaltyClient<Channel>,
+) -> Vec<(String, i64, i64, Vec<pb::TierChange>)> {
+    let mut kept = Vec::new();
+    for member in MEMBERS {
+        let state = client
+            .get_member(pb::GetMemberRequest {
+                member_id: member.into(),
+            })
+            .await
+            .expect("member")
+            .into_inner();
+        let history = client
+            .get_tier_history(pb::GetTierHistoryRequest {
+                member_id: member.into(),
+                page_size: 100,
+                page_token: String::new(),
+            })
+            .await
+            .expect("history")
+            .into_inner()
+            .entries;
+        kept.push((
+            state.tier_id,
+            state.points_balance,
+            state.lifetime_value_minor,
+            history,
+        ));
+    }
+    kept
+}
+
+fn migrate(from: &Location, to: &Location) -> std::process::Output {
+    tierd()
+        .args([
+            "migrate-store",
+            "--from",
+            &store_arg(from),
+            "--to",
+            &store_arg(to),
+        ])
+        .output()
+        .expect("tierd runs")
+}
+
+async fn stop(node: Served) {
+    let status = tokio::task::spawn_blocking(move || terminate(node))
+        .await
+        .expect("stopped");
+    assert!(status.success());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_programme_moves_from_sled_to_postgres_and_back_with_everything() {
+    let Some(url) = pg::database() else {
+        return;
+    };
+    let dir = TempDir::new().expect("temp dir");
+    let sled = Location::Sled(dir.path().join("data"));
+    let node = serve(&dir.path().join("data"));
+    let mut on_sled = client(&node).await;
+    let purchases: Vec<pb::RecordPurchaseRequest> = MEMBERS
+        .iter()
+        .zip(1..)
+        .map(|(member, i)| purchase(member, &format!("p-{member}"), 40_000 * i))
+        .collect();
+    for request in &purchases {
+        on_sled
+            .record_purchase(request.clone())
+            .await
+            .expect("recorded");
+    }
+    on_sled
+        .record_return(pb::RecordReturnRequest {
+            member_id: "cy".into(),
+            transaction_id: "r-cy".into(),
+            original_transaction_id: "p-cy".into(),
+            amount_minor: 10_000,
+            occurred_at: Some(timestamp(chrono::Utc::now())),
+            ..Default::default()
+        })
+        .await
+        .expect("returned");
+    let before = programme(&mut on_sled).await;
+    stop(node).await;
+
+    let database = Location::Postgres(url);
+    let moved = migrate(&sled, &database);
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    let node = serve_on(&database, shipped_rules(), &[]);
+    let mut on_postgres = client(&node).await;
+    assert_eq!(
+        programme(&mut on_postgres).await,
+        before,
+        "everything moved"
+    );
+    let retry = on_postgres
+        .record_purchase(purchases[0].clone())
+        .await
+        .expect("answered")
+        .into_inner();
+    assert!(retry.duplicate, "the receipts moved: a retry counts once");
+    let over = on_postgres
+        .record_return(pb::RecordReturnRequest {
+            member_id: "cy".into(),
+            transaction_id: "r2-cy".into(),
+            original_transaction_id: "p-cy".into(),
+            amount_minor: 110_001,
+            occurred_at: Some(timestamp(chrono::Utc::now())),
+            ..Default::default()
+        })
+        .await
+        .expect_err("only 1100.00 is left of p-cy");
+    assert_eq!(over.code(), tonic::Code::InvalidArgument);
+    on_postgres
+        .record_purchase(purchase("ann", "p2-ann", 1_000_000))
+        .await
+        .expect("recorded after the move");
+    let after = programme(&mut on_postgres).await;
+    let (old, new) = (&before[0].3, &after[0].3);
+    assert!(
+        new.len() > old.len() && new.last().map(|e| e.seq) > old.last().map(|e| e.seq),
+        "history goes on after the moved entries: {new:?}"
+    );
+    stop(node).await;
+
+    let refused = migrate(&sled, &database);
+    assert!(
+        !refused.status.success(),
+        "a store with data is not written over"
+    );
+    let stderr = String::from_utf8_lossy(&refused.stderr);
+    assert!(stderr.contains("already holds tierd data"), "{stderr}");
+
+    let back = Location::Sled(dir.path().join("back"));
+    let moved = migrate(&database, &back);
+    assert!(
+        moved.status.success(),
+        "{}",
+        String::from_utf8_lossy(&moved.stderr)
+    );
+    let node = serve(&dir.path().join("back"));
+    let mut on_sled_again = client(&node).await;
+    assert_eq!(programme(&mut on_sled_again).await, after, "and back again");
+    stop(node).await;
+}
