@@ -41,6 +41,9 @@ pub struct Config {
     pub tls: Option<TlsFiles>,
     /// Where tier changes are POSTed.
     pub webhooks: Vec<Endpoint>,
+    /// Where `/metrics` is served (Prometheus text format); none when
+    /// `None`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// The optional config file; every key may be left out.
@@ -65,6 +68,8 @@ pub struct ConfigFile {
     /// them).
     #[serde(default)]
     pub webhooks: Vec<EndpointConfig>,
+    /// Where to serve `/metrics`.
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Where the TLS material lives (PEM files).
@@ -160,6 +165,7 @@ impl Config {
         store: Option<Location>,
         rules: Option<PathBuf>,
         tls: Option<TlsFiles>,
+        metrics_listen: Option<SocketAddr>,
         file: ConfigFile,
     ) -> Result<Self, ConfigError> {
         let default_listen = DEFAULT_LISTEN
@@ -183,6 +189,7 @@ impl Config {
                 .into_iter()
                 .map(EndpointConfig::resolve)
                 .collect::<Result<_, _>>()?,
+            metrics_listen: metrics_listen.or(file.metrics_listen),
         })
     }
 }
@@ -238,7 +245,8 @@ mod tests {
             ..ConfigFile::default()
         };
         let flag = Location::Sled("/tmp/d".into());
-        let config = Config::resolve(None, Some(flag.clone()), None, None, file).expect("valid");
+        let config =
+            Config::resolve(None, Some(flag.clone()), None, None, None, file).expect("valid");
         assert_eq!(config.listen.port(), 9000);
         assert_eq!(config.store, flag);
         assert_eq!(config.rules, PathBuf::from(DEFAULT_RULES));
@@ -249,15 +257,16 @@ mod tests {
         let file: ConfigFile =
             serde_yaml::from_str("store: postgres://tierd@db/loyalty\ndata: /ignored\n")
                 .expect("valid config");
-        let config = Config::resolve(None, None, None, None, file).expect("valid");
+        let config = Config::resolve(None, None, None, None, None, file).expect("valid");
         assert_eq!(
             config.store,
             Location::Postgres("postgres://tierd@db/loyalty".into())
         );
         let file: ConfigFile = serde_yaml::from_str("data: /var/lib/tierd\n").expect("valid");
-        let config = Config::resolve(None, None, None, None, file).expect("valid");
+        let config = Config::resolve(None, None, None, None, None, file).expect("valid");
         assert_eq!(config.store, Location::Sled("/var/lib/tierd".into()));
-        let config = Config::resolve(None, None, None, None, ConfigFile::default()).expect("valid");
+        let config =
+            Config::resolve(None, None, None, None, None, ConfigFile::default()).expect("valid");
         assert_eq!(config.store, Location::Sled(DEFAULT_DATA.into()));
         let bad = serde_yaml::from_str::<ConfigFile>("store: mysql://x\n").expect_err("refused");
         assert!(bad.to_string().contains("sled:DIR"), "{bad}");
@@ -266,14 +275,15 @@ mod tests {
     #[test]
     fn without_keys_only_loopback_is_allowed() {
         let public = Some("0.0.0.0:50051".parse().expect("valid"));
-        let refused = Config::resolve(public, None, None, None, ConfigFile::default());
+        let refused = Config::resolve(public, None, None, None, None, ConfigFile::default());
         assert!(matches!(refused, Err(ConfigError::OpenOnNetwork(_))));
         let file: ConfigFile = serde_yaml::from_str(&format!(
             "api_keys:\n  - {{ name: till, role: pos, sha256: {} }}\n",
             "ab".repeat(32)
         ))
         .expect("valid config");
-        let config = Config::resolve(public, None, None, None, file).expect("keys make it safe");
+        let config =
+            Config::resolve(public, None, None, None, None, file).expect("keys make it safe");
         assert!(!config.keyring.is_open());
     }
 

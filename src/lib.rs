@@ -3,7 +3,8 @@
 //! Point-of-sale and e-commerce backends send purchases, returns, point
 //! adjustments and redemptions over gRPC; tier rules written by marketing
 //! staff (YAML with rhai scripts) decide each member's tier; every state
-//! change is stored atomically and durably in sled.
+//! change is stored atomically and durably: in sled on one node, or in a
+//! PostgreSQL-protocol database under several.
 //!
 //! # Layout
 //! The modules form layers. **A module may use only the layers below it**
@@ -13,14 +14,17 @@
 //!
 //! 1. Foundations, which know nothing of tierd's other modules:
 //!    [`money`] (amounts in minor units, ISO 4217), [`digest`] (SHA-256),
-//!    [`script`] (the rhai sandbox).
+//!    [`script`] (the rhai sandbox), [`telemetry`] (metric names and the
+//!    Prometheus endpoint).
 //! 2. [`rules`]: the rules model, reading it from YAML with diagnostics,
 //!    lint, the sources it comes from.
 //! 3. [`domain`]: pure loyalty logic: member state, the tier decision,
 //!    earning, one function per event kind. No tokio, sled, tonic or
 //!    postcard.
-//! 4. [`store`]: sled layout, the stored record types and their codec,
-//!    the writer thread (rounds, fsync), backups, format migrations.
+//! 4. [`store`]: one interface over two engines, sled (layout, the writer
+//!    thread, rounds, fsync, format migrations) and PostgreSQL (schema
+//!    migrations, a transaction per write, reruns after a conflict); the
+//!    stored record types and their codec; backups in one file format.
 //! 5. [`tools`]: simulate, the rules test runner, seeding, the parallel
 //!    member scan; they apply events through [`domain::apply`] only.
 //!    [`report`] sits beside them: programme reports, one scan of the
@@ -43,6 +47,8 @@ pub mod money;
 pub mod digest;
 
 pub mod script;
+
+pub mod telemetry;
 
 pub mod rules;
 

@@ -43,6 +43,7 @@ use crate::{
         watch::{Page, WatchFilter},
     },
     domain::decide::{ChangeKind, HistoryEntry},
+    telemetry,
 };
 
 /// One endpoint as the config file describes it (`webhooks:`).
@@ -332,9 +333,23 @@ async fn deliver(program: Arc<Program>, client: reqwest::Client, endpoint: Endpo
             return;
         }
         after = page.last_seq;
+        record_delivery(name, &page);
         if let Err(err) = program.save_delivery_position(name, after).await {
             tracing::error!(webhook = name, error = %err, seq = after, "keeping the delivery position failed");
         }
+    }
+}
+
+/// Counts what `endpoint` accepted, and how far behind it is now.
+fn record_delivery(endpoint: &str, page: &Page) {
+    metrics::counter!(telemetry::WEBHOOK_DELIVERED, "endpoint" => endpoint.to_owned())
+        .increment(page.entries.len() as u64);
+    if let Some(last) = page.entries.last() {
+        let behind = (chrono::Utc::now() - last.change.at)
+            .as_seconds_f64()
+            .max(0.0);
+        metrics::gauge!(telemetry::WEBHOOK_LAG_SECONDS, "endpoint" => endpoint.to_owned())
+            .set(behind);
     }
 }
 

@@ -32,6 +32,7 @@ use super::ProgramError;
 use crate::{
     rules::{self, Rejected, RuleSet, RulesVersion},
     store::{Store, StoreError},
+    telemetry,
 };
 
 /// A reload that was refused.
@@ -99,6 +100,9 @@ impl LiveRules {
     }
 
     fn go(&self, rules: Arc<RuleSet>, activated_at: DateTime<Utc>) {
+        let before = self.current();
+        metrics::gauge!(telemetry::RULES_ACTIVE, "version" => before.version.clone()).set(0.0);
+        metrics::gauge!(telemetry::RULES_ACTIVE, "version" => rules.version.clone()).set(1.0);
         self.live.store(Arc::new(Live {
             rules,
             activated_at,
@@ -216,6 +220,7 @@ impl LiveRules {
             Err(rejected) => {
                 let running = self.current().version.clone();
                 tracing::warn!(diagnostics = %rejected, rules_version = %running, "rules reload refused");
+                metrics::counter!(telemetry::RULES_RELOAD_FAILURES).increment(1);
                 *lock(&self.last_failure) = Some(ReloadFailure {
                     at: now,
                     rejected: rejected.clone(),

@@ -244,6 +244,14 @@ impl Program {
         Ok(file)
     }
 
+    /// The bytes the store holds. Blocking (it may walk a directory).
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn store_size(&self) -> Result<u64, ProgramError> {
+        Ok(self.store.size_bytes()?)
+    }
+
     /// Returns once everything written so far is on disk: the last step of
     /// a clean shutdown.
     ///

@@ -130,7 +130,7 @@ enum KeysCommand {
 
 #[derive(Debug, clap::Args)]
 struct ServeArgs {
-    /// YAML config file with `listen`, `store` and `rules` keys.
+    /// YAML config file (`listen`, `store`, `rules`, `metrics_listen`, ...).
     #[arg(long, env = "TIERD_CONFIG")]
     config: Option<PathBuf>,
     /// Address to listen on [default: 127.0.0.1:50051].
@@ -153,6 +153,9 @@ struct ServeArgs {
     /// CA (PEM) that client certificates must be signed by (mutual TLS).
     #[arg(long, env = "TIERD_TLS_CLIENT_CA", requires = "tls_cert")]
     tls_client_ca: Option<PathBuf>,
+    /// Serve Prometheus metrics at http://ADDRESS/metrics [default: off].
+    #[arg(long, env = "TIERD_METRICS_LISTEN")]
+    metrics_listen: Option<SocketAddr>,
 }
 
 #[derive(Debug, Subcommand)]

@@ -27,7 +27,7 @@ use crate::{
     config::{self, Config, ConfigFile},
     grpc, rules,
     store::Store,
-    webhook,
+    telemetry, webhook,
 };
 
 /// How long in-flight requests get to finish after SIGTERM or Ctrl-C.
@@ -81,6 +81,7 @@ fn resolve(args: ServeArgs) -> anyhow::Result<Config> {
         args.store.location(),
         args.rules,
         tls,
+        args.metrics_listen,
         file,
     )?)
 }
@@ -104,6 +105,12 @@ async fn run(
     }
     let signals = Signals::register().context("registering signal handlers")?;
     let stop = CancellationToken::new();
+    if let Some(address) = config.metrics_listen {
+        telemetry::serve(address)?;
+        let version = program.rules().version.clone();
+        metrics::gauge!(telemetry::RULES_ACTIVE, "version" => version).set(1.0);
+        tokio::spawn(sample_sizes(Arc::clone(&program), stop.clone()));
+    }
     let mut background: Vec<JoinHandle<()>> = vec![tokio::spawn(reload_on_sighup(
         Arc::clone(&program),
         signals.hangup,
@@ -163,6 +170,28 @@ async fn serve_until_stopped(
 
 /// Reloads the rules on every SIGHUP until `stop`; a bad file is logged
 /// and changes nothing.
+/// How often the sizes metrics show are read.
+const SAMPLE_EVERY: std::time::Duration = std::time::Duration::from_secs(15);
+
+/// Keeps the memory and store size metrics current, until `stop`.
+async fn sample_sizes(program: Arc<Program>, stop: CancellationToken) {
+    loop {
+        if let Some(bytes) = telemetry::resident_bytes() {
+            metrics::gauge!(telemetry::RESIDENT_BYTES).set(bytes as f64);
+        }
+        let sizing = Arc::clone(&program);
+        match tokio::task::spawn_blocking(move || sizing.store_size()).await {
+            Ok(Ok(bytes)) => metrics::gauge!(telemetry::STORE_BYTES).set(bytes as f64),
+            Ok(Err(err)) => tracing::debug!(error = %err, "sizing the store failed"),
+            Err(_) => {}
+        }
+        tokio::select! {
+            () = stop.cancelled() => return,
+            () = tokio::time::sleep(SAMPLE_EVERY) => {}
+        }
+    }
+}
+
 async fn reload_on_sighup(program: Arc<Program>, mut hangups: Signal, stop: CancellationToken) {
     loop {
         tokio::select! {

@@ -12,6 +12,7 @@
 pub mod auth;
 pub mod convert;
 pub mod ingest;
+mod measure;
 pub mod reports;
 pub mod service;
 pub mod status;
@@ -162,9 +163,11 @@ async fn follow_the_store(
     health: tonic_health::server::HealthReporter,
     mut reachable: tokio::sync::watch::Receiver<bool>,
 ) {
+    metrics::gauge!(crate::telemetry::STORE_REACHABLE).set(1.0);
     while reachable.changed().await.is_ok() {
         let serving = *reachable.borrow_and_update();
         tracing::info!(serving, "readiness follows the store");
+        metrics::gauge!(crate::telemetry::STORE_REACHABLE).set(f64::from(u8::from(serving)));
         set_health(&health, serving).await;
     }
 }
@@ -215,6 +218,7 @@ pub async fn serve(
         builder = builder.tls_config(tls.server_config())?;
     }
     builder
+        .layer(tower::layer::layer_fn(measure::layer))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)

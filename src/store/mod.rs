@@ -476,6 +476,18 @@ impl Store {
         on_store!(self, s => s.rules_versions())
     }
 
+    /// The bytes the store holds on disk: the sled directory's files, or
+    /// the database's size.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn size_bytes(&self) -> Result<u64, StoreError> {
+        match &self.engine {
+            Engine::Sled(store) => Ok(directory_bytes(store.dir())?),
+            Engine::Postgres(store) => store.size_bytes(),
+        }
+    }
+
     /// The rules version that went live last, if any.
     ///
     /// # Errors
@@ -519,6 +531,21 @@ impl Store {
             Engine::Postgres(_) => Ok(()),
         }
     }
+}
+
+/// The bytes of the files under `dir`.
+fn directory_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            directory_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
 }
 
 impl From<SledStore> for Store {

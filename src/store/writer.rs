@@ -42,6 +42,7 @@ use crate::{
         receipt::{OrderRedemptions, Receipt},
     },
     rules::RulesVersion,
+    telemetry,
 };
 
 /// What a write job gets: reads of the current state and one atomic commit.
@@ -288,11 +289,16 @@ pub(super) fn spawn(
                     .drain(..)
                     .filter_map(|job| run_job(job, &mut writer))
                     .collect();
+                metrics::histogram!(telemetry::ROUND_JOBS).record(deliveries.len() as f64);
                 let flush_error = if std::mem::take(&mut writer.dirty) {
-                    writer
+                    let started = std::time::Instant::now();
+                    let failed = writer
                         .apply_pending()
                         .err()
-                        .or_else(|| disk.make_durable().err())
+                        .or_else(|| disk.make_durable().err());
+                    metrics::histogram!(telemetry::FSYNC_SECONDS)
+                        .record(started.elapsed().as_secs_f64());
+                    failed
                 } else {
                     None
                 };

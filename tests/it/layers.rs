@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 /// The top-level modules, lowest layer first; modules on one line share a
 /// layer.
 const LAYERS: &[&[&str]] = &[
-    &["money", "digest", "script"],
+    &["money", "digest", "script", "telemetry"],
     &["rules"],
     &["domain"],
     &["store"],

@@ -20,6 +20,7 @@ mod crash;
 mod ingestion;
 mod layers;
 mod limits;
+mod metrics;
 mod migrate_store;
 mod migration;
 mod nodes;

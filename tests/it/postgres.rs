@@ -15,6 +15,8 @@ mod crash;
 mod ingestion;
 #[path = "limits.rs"]
 mod limits;
+#[path = "metrics.rs"]
+mod metrics;
 #[path = "overrides.rs"]
 mod overrides;
 #[path = "reports.rs"]

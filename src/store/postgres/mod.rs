@@ -331,6 +331,16 @@ impl PgStore {
         )
     }
 
+    /// See [`super::Store::size_bytes`].
+    pub fn size_bytes(&self) -> Result<u64, StoreError> {
+        self.blocking(async |client| {
+            let row = client
+                .query_one("SELECT pg_database_size(current_database())", &[])
+                .await?;
+            Ok(from_sql_seq(row.try_get(0)?))
+        })
+    }
+
     /// See [`super::Store::last_rules_version`].
     pub fn last_rules_version(&self) -> Result<Option<RulesVersion>, StoreError> {
         self.record::<RulesVersionRecord, _>(

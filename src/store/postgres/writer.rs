@@ -29,6 +29,7 @@ use crate::{
         Commit, StoreError, codec, from_bytes, keys,
         records::{HistoryRecord, MemberRecord, OrderRecord, ReceiptRecord, RulesVersionRecord},
     },
+    telemetry,
 };
 
 /// Most runs of one job: the first and up to nine reruns.
@@ -446,6 +447,9 @@ pub(super) fn run<T>(
         match attempt_once(client, job) {
             Err(err) if is_conflict(&err) && attempt < MAX_ATTEMPTS => {
                 tracing::debug!(error = %err, attempt, "write conflicted; running it again");
+                if let StoreError::Database { code, .. } = &err {
+                    metrics::counter!(telemetry::STORE_RERUNS, "code" => code.clone()).increment(1);
+                }
                 std::thread::sleep(backoff(attempt));
                 attempt += 1;
             }
