@@ -182,6 +182,88 @@ async fn the_same_transaction_sent_to_two_nodes_at_once_counts_once() {
     stop_all(served).await;
 }
 
+/// The next `n` tier changes of `stream`.
+async fn take(stream: &mut tonic::Streaming<pb::TierChange>, n: usize) -> Vec<pb::TierChange> {
+    let mut entries = Vec::with_capacity(n);
+    while entries.len() < n {
+        let next = tokio::time::timeout(Duration::from_secs(60), stream.message())
+            .await
+            .expect("the stream delivers")
+            .expect("no error")
+            .expect("the stream goes on");
+        entries.push(next);
+    }
+    entries
+}
+
+async fn watch_from(
+    client: &mut LoyaltyClient<Channel>,
+    from_seq: u64,
+) -> tonic::Streaming<pb::TierChange> {
+    client
+        .watch_tier_changes(pb::WatchTierChangesRequest {
+            from_seq,
+            ..Default::default()
+        })
+        .await
+        .expect("watching")
+        .into_inner()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_stream_of_one_node_carries_every_nodes_changes_and_resumes_on_another() {
+    const MEMBERS: usize = 60;
+    let Some((served, clients)) = nodes(2).await else {
+        return;
+    };
+    let mut a = clients[0].clone();
+    let mut b = clients[1].clone();
+    let mut watching_a = watch_from(&mut a, 0).await;
+    // Enrolments through both nodes at once, 16 in flight: each makes one
+    // INITIAL entry, committed in whatever order the database decides.
+    futures::stream::iter(0..MEMBERS)
+        .map(|i| {
+            let mut client = clients[i % 2].clone();
+            let request = purchase(&format!("m{i}"), &format!("p{i}"), 1_000);
+            async move { client.record_purchase(request).await.expect("recorded") }
+        })
+        .buffer_unordered(16)
+        .collect::<Vec<_>>()
+        .await;
+    let first = take(&mut watching_a, MEMBERS / 2).await;
+    drop(watching_a);
+    // Resume on the other node after the last seq seen, while more come.
+    let resume_after = first.last().map(|e| e.seq).expect("entries");
+    for i in MEMBERS..MEMBERS + 10 {
+        b.record_purchase(purchase(&format!("m{i}"), &format!("p{i}"), 1_000))
+            .await
+            .expect("recorded");
+    }
+    let mut watching_b = watch_from(&mut b, resume_after).await;
+    let rest = take(&mut watching_b, MEMBERS / 2 + 10).await;
+    let seen: Vec<u64> = first.iter().chain(&rest).map(|e| e.seq).collect();
+    let mut recorded = Vec::new();
+    for i in 0..MEMBERS + 10 {
+        let history = a
+            .get_tier_history(pb::GetTierHistoryRequest {
+                member_id: format!("m{i}"),
+                page_size: 10,
+                page_token: String::new(),
+            })
+            .await
+            .expect("history")
+            .into_inner()
+            .entries;
+        recorded.extend(history.iter().map(|e| e.seq));
+    }
+    recorded.sort_unstable();
+    assert_eq!(
+        seen, recorded,
+        "every entry once, in seq order, across the resume"
+    );
+    stop_all(served).await;
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readiness_follows_the_database_without_a_restart() {
     // A cluster of its own: the test stops it.
