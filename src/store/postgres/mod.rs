@@ -38,12 +38,15 @@
 //!   until it ends; it never reorders it.
 //!
 //! # Threads
-//! The pool's connections run on a small runtime of the store's own, so the
-//! store answers from any thread: async workers, the blocking pool, the
-//! scan threads of a report. A job runs on that runtime's blocking pool and
-//! waits for each statement there; a read on an async worker waits for its
-//! statement (one round trip) as a sled read waits for the disk.
+//! A write job runs on a lane ([`lanes`]): a thread that owns one
+//! connection and drives it itself while the job waits for a statement.
+//! Reads use a pool whose connections run on a small runtime of the
+//! store's own, so the store answers from any thread: async workers, the
+//! scan threads of a report, tools outside any runtime. A read on an async
+//! worker waits for its statement (one round trip) as a sled read waits
+//! for the disk.
 
+mod lanes;
 mod schema;
 mod transfer;
 mod writer;
@@ -72,7 +75,8 @@ pub const SEQ_BITS: u32 = 20;
 /// How often the stream's watermark is read when no local write moved it.
 pub const WATERMARK_POLL: Duration = Duration::from_millis(100);
 
-/// Connections per node. Each write holds one for its transaction.
+/// Write connections per node ([`lanes`]): each write holds one for its
+/// transaction. Reads share a pool of as many.
 pub const POOL_SIZE: usize = 32;
 
 /// How long a request waits for a connection (or for the database to
@@ -98,7 +102,10 @@ pub fn without_password(url: &str) -> String {
 
 /// The store on a PostgreSQL-protocol database.
 pub struct PgStore {
+    /// Connections for reads and the watermark.
     pool: Pool,
+    /// Connections for writes, each with its thread.
+    lanes: lanes::Lanes,
     /// Runs the connections; shut down (without waiting) on drop.
     runtime: Option<tokio::runtime::Runtime>,
     handle: Handle,
@@ -141,12 +148,13 @@ impl PgStore {
             .enable_all()
             .build()?;
         let manager = Manager::from_config(
-            config,
+            config.clone(),
             NoTls,
             ManagerConfig {
                 recycling_method: RecyclingMethod::Fast,
             },
         );
+        let lanes = lanes::Lanes::start(&config, POOL_SIZE)?;
         let pool = Pool::builder(manager)
             .max_size(POOL_SIZE)
             .runtime(deadpool_postgres::Runtime::Tokio1)
@@ -160,6 +168,7 @@ impl PgStore {
         let (reached, reachable) = tokio::sync::watch::channel(true);
         let store = Self {
             pool,
+            lanes,
             runtime: Some(runtime),
             handle,
             durable,
@@ -431,12 +440,7 @@ impl PgStore {
         T: Send + 'static,
         F: Fn(&PgWriter<'_>) -> T + Send + 'static,
     {
-        let client = self.client().await?;
-        let outcome = self
-            .handle
-            .spawn_blocking(move || writer::run(&client, &job))
-            .await
-            .map_err(|_| StoreError::WriterStopped)?;
+        let outcome = self.lanes.run(move |lane| writer::run(lane, &job)).await;
         self.wrote.notify_one();
         outcome
     }

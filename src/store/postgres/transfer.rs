@@ -15,12 +15,12 @@
 
 use std::io::Write;
 
-use deadpool_postgres::Object;
 use futures::{StreamExt as _, pin_mut};
 use tokio_postgres::types::ToSql;
 
 use super::{
-    PgStore, from_sql_seq, wait,
+    PgStore, from_sql_seq,
+    lanes::Lane,
     writer::{Value, Write as Statement},
 };
 use crate::store::{
@@ -38,19 +38,20 @@ pub const RESTORE_BATCH: usize = 2_000;
 ///
 /// # Errors
 /// On a database or write failure.
-pub(super) fn snapshot(client: &Object, out: impl Write) -> Result<u64, StoreError> {
-    wait(client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"))?;
-    let written = write_all(client, out);
-    let _ = wait(client.batch_execute("COMMIT"));
+pub(super) fn snapshot(lane: &Lane, out: impl Write) -> Result<u64, StoreError> {
+    let client = lane.client();
+    lane.wait(client.batch_execute("BEGIN ISOLATION LEVEL REPEATABLE READ, READ ONLY"))?;
+    let written = write_all(lane, out);
+    let _ = lane.wait(client.batch_execute("COMMIT"));
     written
 }
 
-fn write_all(client: &Object, out: impl Write) -> Result<u64, StoreError> {
+fn write_all(lane: &Lane, out: impl Write) -> Result<u64, StoreError> {
     let mut file = BackupFile::start(out)?;
     file.record(keys::FORMAT, &FORMAT_VERSION.to_be_bytes())?;
     let mut next_seq = 1_u64;
     each_row(
-        client,
+        lane,
         "SELECT seq, member_id, record FROM tierd_history ORDER BY seq",
         |row| {
             let seq = from_sql_seq(row.try_get(0)?);
@@ -82,7 +83,7 @@ fn write_all(client: &Object, out: impl Write) -> Result<u64, StoreError> {
         ),
     ];
     for (sql, key) in tables {
-        each_row(client, sql, |row| {
+        each_row(lane, sql, |row| {
             let value: &[u8] = row.try_get(1)?;
             Ok(file.record(&key(row)?, value)?)
         })?;
@@ -95,14 +96,14 @@ type KeyOf = fn(&tokio_postgres::Row) -> Result<Vec<u8>, StoreError>;
 
 /// Calls `each` with every row `sql` returns, streamed.
 fn each_row(
-    client: &Object,
+    lane: &Lane,
     sql: &str,
     mut each: impl FnMut(&tokio_postgres::Row) -> Result<(), StoreError>,
 ) -> Result<(), StoreError> {
     let none: [&(dyn ToSql + Sync); 0] = [];
-    let rows = wait(client.query_raw(sql, none))?;
+    let rows = lane.wait(lane.client().query_raw(sql, none))?;
     pin_mut!(rows);
-    while let Some(row) = wait(rows.next()) {
+    while let Some(row) = lane.wait(rows.next()) {
         each(&row?)?;
     }
     Ok(())

@@ -2,7 +2,7 @@
 //! after a conflict (see the parent module).
 //!
 //! The job is synchronous (the same job runs on sled's writer thread), so
-//! each statement waits on the job's thread for the connection's answer.
+//! each statement waits for its answer on the job's lane ([`super::lanes`]).
 //! The first statement that fails ends the transaction: the writer keeps
 //! that failure, refuses every later statement with it, and [`run`] rolls
 //! back and either reruns the job or answers with it.
@@ -13,11 +13,10 @@ use std::{
     time::Duration,
 };
 
-use deadpool_postgres::Object;
 use futures::future::join_all;
 use tokio_postgres::{Row, types::ToSql};
 
-use super::{SEQ_BITS, from_sql_seq, to_sql_seq, wait};
+use super::{SEQ_BITS, from_sql_seq, lanes::Lane, to_sql_seq};
 use crate::{
     domain::{
         decide::HistoryEntry,
@@ -86,7 +85,7 @@ enum Tail<'q> {
 /// trips: `BEGIN` and its receipt; the member, locked; its writes and
 /// `COMMIT`.
 pub struct PgWriter<'c> {
-    client: &'c Object,
+    lane: &'c Lane,
     /// Whether `BEGIN` was sent.
     begun: Cell<bool>,
     /// Writes not sent yet, in order.
@@ -104,9 +103,9 @@ pub struct PgWriter<'c> {
 }
 
 impl<'c> PgWriter<'c> {
-    fn new(client: &'c Object) -> Self {
+    fn new(lane: &'c Lane) -> Self {
         Self {
-            client,
+            lane,
             begun: Cell::new(false),
             pending: RefCell::new(Vec::new()),
             failure: RefCell::new(None),
@@ -143,17 +142,18 @@ impl<'c> PgWriter<'c> {
         }
         let writes = std::mem::take(&mut *self.pending.borrow_mut());
         let begin = !self.begun.replace(true);
-        let client = self.client;
-        let sent = wait(async {
+        let lane = self.lane;
+        let client = lane.client();
+        let sent = lane.wait(async {
             // Prepared first (from the connection's cache, after the first
             // time), so that nothing below waits before it is sent: the
             // statements go out in order.
             let mut prepared = Vec::with_capacity(writes.len());
             for write in &writes {
-                prepared.push(client.prepare_cached(write.sql).await?);
+                prepared.push(lane.prepare(write.sql).await?);
             }
             let read = match &tail {
-                Tail::Read(sql, _) => Some(client.prepare_cached(sql).await?),
+                Tail::Read(sql, _) => Some(lane.prepare(sql).await?),
                 Tail::Commit => None,
             };
             let begin = async {
@@ -398,7 +398,7 @@ impl<'c> PgWriter<'c> {
                 "a snapshot must be the first thing a write job does".into(),
             ));
         }
-        super::transfer::snapshot(self.client, out)
+        super::transfer::snapshot(self.lane, out)
     }
 }
 
@@ -434,17 +434,17 @@ fn backoff(attempt: u32) -> Duration {
     Duration::from_nanos(random % nanos.max(1))
 }
 
-/// Runs `job` in a transaction on `client`, and commits; reruns it from the
+/// Runs `job` in a transaction on `lane`, and commits; reruns it from the
 /// start after a conflict, up to [`MAX_ATTEMPTS`] runs. A job that panics
 /// is rolled back and answered [`StoreError::WriterStopped`], so the
 /// connection goes back to the pool clean.
 pub(super) fn run<T>(
-    client: &Object,
+    lane: &Lane,
     job: &(dyn Fn(&PgWriter<'_>) -> T + Send),
 ) -> Result<T, StoreError> {
     let mut attempt = 1;
     loop {
-        match attempt_once(client, job) {
+        match attempt_once(lane, job) {
             Err(err) if is_conflict(&err) && attempt < MAX_ATTEMPTS => {
                 tracing::debug!(error = %err, attempt, "write conflicted; running it again");
                 if let StoreError::Database { code, .. } = &err {
@@ -459,10 +459,10 @@ pub(super) fn run<T>(
 }
 
 fn attempt_once<T>(
-    client: &Object,
+    lane: &Lane,
     job: &(dyn Fn(&PgWriter<'_>) -> T + Send),
 ) -> Result<T, StoreError> {
-    let transaction = PgWriter::new(client);
+    let transaction = PgWriter::new(lane);
     let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&transaction)));
     let outcome = match ran {
         Err(_) => Err(StoreError::WriterStopped),
@@ -471,7 +471,7 @@ fn attempt_once<T>(
     if outcome.is_err() && transaction.begun.get() {
         // Ends the transaction if COMMIT did not; on a broken connection it
         // fails too, and the pool drops the connection.
-        let _ = wait(client.batch_execute("ROLLBACK"));
+        let _ = lane.wait(lane.client().batch_execute("ROLLBACK"));
     }
     if matches!(outcome, Err(StoreError::WriterStopped)) {
         tracing::error!("a write job panicked; its transaction was rolled back");
