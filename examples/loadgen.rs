@@ -8,6 +8,8 @@
 //! target/release/examples/loadgen --compare-noop
 //! # or against any running tierd:
 //! target/release/examples/loadgen --target http://127.0.0.1:50051 --api-key KEY
+//! # sled against one and two nodes on a PostgreSQL database:
+//! target/release/examples/loadgen --compare-stores postgres://tierd@127.0.0.1/loyalty
 //! # or against two nodes of one database, connections spread over both:
 //! target/release/examples/loadgen --target http://127.0.0.1:50051 --target http://127.0.0.1:50052
 //! ```
@@ -58,6 +60,11 @@ struct Args {
     /// Start `tierd serve` and the no-op server and compare them.
     #[arg(long)]
     compare_noop: bool,
+    /// Start `tierd serve` on sled, then one and two nodes on this
+    /// PostgreSQL database (`postgres://...`, empty or made by an earlier
+    /// run), and compare them.
+    #[arg(long)]
+    compare_stores: Option<String>,
     /// Requests in flight.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -225,6 +232,29 @@ fn keyed<T>(key: Option<&MetadataValue<Ascii>>, message: T) -> tonic::Request<T>
     request
 }
 
+/// sled, one node on `database` and two, one after the other, with the
+/// ratios to sled.
+async fn compare_stores(database: &str, args: &Args) -> anyhow::Result<()> {
+    let data = tempfile::TempDir::new()?;
+    let sled = servers::start_tierd(&data.path().join("data"))?;
+    let on_sled = drive(std::slice::from_ref(&sled.address), args, "sled").await?;
+    drop(sled);
+    on_sled.show("sled");
+    let first = servers::start_tierd_on(database)?;
+    let one = drive(std::slice::from_ref(&first.address), args, "pg1").await?;
+    one.show("pg, 1");
+    let second = servers::start_tierd_on(database)?;
+    let addresses = [first.address.clone(), second.address.clone()];
+    let two = drive(&addresses, args, "pg2").await?;
+    two.show("pg, 2");
+    println!(
+        "ratio    {:.2} (one node) and {:.2} (two nodes) of sled's throughput",
+        one.requests_per_second / on_sled.requests_per_second,
+        two.requests_per_second / on_sled.requests_per_second
+    );
+    Ok(())
+}
+
 /// Starts the no-op server and reads its address.
 fn start_noop() -> anyhow::Result<Server> {
     let mut child = servers::built("examples/noop_server", "--example noop_server")?
@@ -253,6 +283,9 @@ async fn main() -> anyhow::Result<()> {
         "RecordPurchase, {} in flight over {} connections, {} s, {} members",
         args.concurrency, args.connections, args.seconds, args.members
     );
+    if let Some(database) = &args.compare_stores {
+        return compare_stores(database, &args).await;
+    }
     if !args.compare_noop {
         if args.target.is_empty() {
             anyhow::bail!("give --target URL or --compare-noop");

@@ -52,13 +52,18 @@ pub fn tierd() -> anyhow::Result<Command> {
     built("tierd", "--bin tierd")
 }
 
-/// Starts `tierd serve` on `data` with the shipped rules and reads its
-/// address from its log: it returns once the server accepts connections.
+/// Starts `tierd serve` on the sled directory `data`: see [`start_tierd_on`].
 pub fn start_tierd(data: &Path) -> anyhow::Result<Server> {
+    start_tierd_on(&format!("sled:{}", data.display()))
+}
+
+/// Starts `tierd serve` on `store` (as `--store` takes it) with the shipped
+/// rules and reads its address from its log: it returns once the server
+/// accepts connections.
+pub fn start_tierd_on(store: &str) -> anyhow::Result<Server> {
     let mut child = tierd()?
-        .args(["serve", "--listen", "127.0.0.1:0", "--no-watch", "--data"])
-        .arg(data)
-        .args(["--rules", "rules"])
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-watch"])
+        .args(["--store", store, "--rules", "rules"])
         .stderr(Stdio::piped())
         .spawn()?;
     let stderr = child
