@@ -288,6 +288,7 @@ async fn record(store: &Store, version: RulesVersion) -> Result<(), StoreError> 
     store
         .write(move |writer| writer.record_rules_version(&version))
         .await?
+        .map(drop)
 }
 
 #[cfg(test)]

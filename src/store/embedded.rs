@@ -41,6 +41,15 @@ pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How long [`open_db`] waits for a directory lock that is being released.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The rules version recorded last in `tree`, if any.
+pub(super) fn last_rules_version(tree: &sled::Tree) -> Result<Option<RulesVersion>, StoreError> {
+    tree.scan_prefix(keys::RULES)
+        .next_back()
+        .transpose()?
+        .map(|(key, value)| from_bytes::<RulesVersionRecord, _>(&key, &value))
+        .transpose()
+}
+
 /// Opens sled the way tierd uses it: no background flusher (the writer
 /// flushes every round), a page cache of [`CACHE_BYTES`]; a directory lock still held by a handle that is
 /// being released is waited for, up to [`LOCK_WAIT`].
@@ -251,12 +260,7 @@ impl SledStore {
 
     /// See [`super::Store::last_rules_version`].
     pub fn last_rules_version(&self) -> Result<Option<RulesVersion>, StoreError> {
-        self.tree
-            .scan_prefix(keys::RULES)
-            .next_back()
-            .transpose()?
-            .map(|(key, value)| from_bytes::<RulesVersionRecord, _>(&key, &value))
-            .transpose()
+        last_rules_version(&self.tree)
     }
 
     /// Runs `job` on the writer thread, after every job queued before it,

@@ -303,12 +303,20 @@ impl Writer<'_> {
         on_engine!(self, w => w.commit(commit))
     }
 
-    /// Records that a rules version went live.
+    /// Records that a rules version went live, unless it is the version
+    /// recorded last already (nodes starting together on the same rules
+    /// record it once: on a database, the others' transactions rerun after
+    /// the first one's and find it). Returns whether it recorded.
     ///
     /// # Errors
     /// On a storage failure.
-    pub fn record_rules_version(&mut self, version: &RulesVersion) -> Result<(), StoreError> {
-        on_engine!(self, w => w.record_rules_version(version))
+    pub fn record_rules_version(&mut self, version: &RulesVersion) -> Result<bool, StoreError> {
+        let last = on_engine!(self, w => w.last_rules_version())?;
+        if last.is_some_and(|last| last.content_hash == version.content_hash) {
+            return Ok(false);
+        }
+        on_engine!(self, w => w.record_rules_version(version))?;
+        Ok(true)
     }
 
     /// Keeps `seq` as the last history entry the webhook endpoint `name`

@@ -212,6 +212,14 @@ impl SledWriter {
         Ok(())
     }
 
+    /// The rules version recorded last, if any.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn last_rules_version(&self) -> Result<Option<RulesVersion>, StoreError> {
+        super::embedded::last_rules_version(&self.tree)
+    }
+
     /// Keeps `seq` as the last history entry the webhook endpoint `name`
     /// delivered; durable with the round.
     ///

@@ -182,6 +182,43 @@ async fn the_same_transaction_sent_to_two_nodes_at_once_counts_once() {
     stop_all(served).await;
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn nodes_started_together_on_an_empty_database_all_serve_and_record_the_rules_once() {
+    let Some(url) = pg::database() else {
+        return;
+    };
+    let store = Location::Postgres(url);
+    // Three first starts at once: each applies the schema if it is missing
+    // and records the rules version if it is not the last one.
+    let served: Vec<Served> = std::thread::scope(|scope| {
+        let starting: Vec<_> = (0..3)
+            .map(|_| scope.spawn(|| serve_on(&store, shipped_rules(), &[])))
+            .collect();
+        starting
+            .into_iter()
+            .map(|node| node.join().expect("a node starts"))
+            .collect()
+    });
+    for (i, node) in served.iter().enumerate() {
+        let mut client = LoyaltyClient::new(connect(node).await);
+        client
+            .record_purchase(purchase("ann", &format!("p{i}"), 1_000))
+            .await
+            .expect("every node serves");
+    }
+    let mut client = LoyaltyClient::new(connect(&served[0]).await);
+    let versions = client
+        .list_rules_versions(pb::ListRulesVersionsRequest {})
+        .await
+        .expect("versions")
+        .into_inner()
+        .versions;
+    let labels: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
+    assert_eq!(labels, ["2026.1"], "recorded once");
+    assert_eq!(member(&mut client, "ann").await.lifetime_value_minor, 3_000);
+    stop_all(served).await;
+}
+
 /// The next `n` tier changes of `stream`.
 async fn take(stream: &mut tonic::Streaming<pb::TierChange>, n: usize) -> Vec<pb::TierChange> {
     let mut entries = Vec::with_capacity(n);

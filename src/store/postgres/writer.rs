@@ -369,6 +369,15 @@ impl<'c> PgWriter<'c> {
         Ok(())
     }
 
+    /// The rules version recorded last, if any.
+    pub fn last_rules_version(&self) -> Result<Option<RulesVersion>, StoreError> {
+        self.record::<RulesVersionRecord, _>(
+            keys::RULES,
+            "SELECT record FROM tierd_rules_versions ORDER BY n DESC LIMIT 1",
+            &[],
+        )
+    }
+
     /// Records that a rules version went live, as the next in order.
     pub fn record_rules_version(&self, version: &RulesVersion) -> Result<(), StoreError> {
         let record = codec::encode(&RulesVersionRecord::from(version));
