@@ -304,9 +304,10 @@ impl Writer<'_> {
     }
 
     /// Records that a rules version went live, unless it is the version
-    /// recorded last already (nodes starting together on the same rules
-    /// record it once: on a database, the others' transactions rerun after
-    /// the first one's and find it). Returns whether it recorded.
+    /// recorded last already: nodes starting together on the same rules
+    /// record it once (on a database, reading the last version locks the
+    /// rules history until the transaction ends, so they take turns).
+    /// Returns whether it recorded.
     ///
     /// # Errors
     /// On a storage failure.

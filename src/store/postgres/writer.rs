@@ -369,8 +369,15 @@ impl<'c> PgWriter<'c> {
         Ok(())
     }
 
-    /// The rules version recorded last, if any.
+    /// The rules version recorded last, if any. Locks the rules history
+    /// until the transaction ends (through the one `tierd_meta` row every
+    /// database has), so that nodes recording a version at the same moment
+    /// take turns and each sees what the one before it recorded.
     pub fn last_rules_version(&self) -> Result<Option<RulesVersion>, StoreError> {
+        self.hold(
+            "SELECT value FROM tierd_meta WHERE name = 'record_format' FOR UPDATE",
+            Vec::new(),
+        );
         self.record::<RulesVersionRecord, _>(
             keys::RULES,
             "SELECT record FROM tierd_rules_versions ORDER BY n DESC LIMIT 1",
