@@ -183,14 +183,6 @@ fn transaction_id(sent: &Sent) -> &str {
     }
 }
 
-async fn connect(served: &Served) -> Channel {
-    Channel::from_shared(format!("http://{}", served.address))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
-}
-
 fn seed() -> u64 {
     std::env::var("TIERD_CRASH_SEED")
         .ok()
@@ -223,7 +215,7 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
 
     for cycle in 0..loops {
         let served = serve();
-        let channel = connect(&served).await;
+        let channel = served.channel().await;
         let workers: Vec<_> = members
             .iter()
             .map(|member| {
@@ -247,7 +239,7 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
 
         let restarted = survivor.is_none().then(serve);
         let node = survivor.as_ref().or(restarted.as_ref()).expect("a node");
-        let channel = connect(node).await;
+        let channel = node.channel().await;
         let mut client = LoyaltyClient::new(channel.clone());
         let health = HealthClient::new(channel.clone())
             .check(HealthCheckRequest {

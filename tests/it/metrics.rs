@@ -3,16 +3,12 @@
 //! answers, memory and store size, in the Prometheus text format.
 
 use tempfile::TempDir;
-use tonic::transport::Channel;
 
 use crate::{
     harness::new_store,
     process::{serve_on, shipped_rules, terminate},
 };
-use tierd::grpc::{
-    convert::timestamp,
-    pb::{self, loyalty_client::LoyaltyClient},
-};
+use tierd::grpc::{convert::timestamp, pb};
 
 /// A loopback address nobody listens on right now.
 fn free_address() -> String {
@@ -26,12 +22,7 @@ async fn metrics_count_requests_by_rpc_and_status_on_their_own_address() {
     let store = new_store(dir.path());
     let metrics = free_address();
     let node = serve_on(&store, shipped_rules(), &["--metrics-listen", &metrics]);
-    let channel = Channel::from_shared(format!("http://{}", node.address))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    let mut client = LoyaltyClient::new(channel);
+    let mut client = node.client().await;
     let purchase = pb::RecordPurchaseRequest {
         member_id: "ann".into(),
         transaction_id: "p1".into(),

@@ -20,15 +20,6 @@ use tierd::{
 
 const MEMBERS: [&str; 3] = ["ann", "ben", "cy"];
 
-async fn client(node: &Served) -> LoyaltyClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{}", node.address))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    LoyaltyClient::new(channel)
-}
-
 fn purchase(member: &str, txn: &str, amount_minor: i64) -> pb::RecordPurchaseRequest {
     pb::RecordPurchaseRequest {
         member_id: member.into(),
@@ -103,7 +94,7 @@ async fn a_programme_moves_from_sled_to_postgres_and_back_with_everything() {
     let dir = TempDir::new().expect("temp dir");
     let sled = Location::Sled(dir.path().join("data"));
     let node = serve(&dir.path().join("data"));
-    let mut on_sled = client(&node).await;
+    let mut on_sled = node.client().await;
     let purchases: Vec<pb::RecordPurchaseRequest> = MEMBERS
         .iter()
         .zip(1..)
@@ -137,7 +128,7 @@ async fn a_programme_moves_from_sled_to_postgres_and_back_with_everything() {
         String::from_utf8_lossy(&moved.stderr)
     );
     let node = serve_on(&database, shipped_rules(), &[]);
-    let mut on_postgres = client(&node).await;
+    let mut on_postgres = node.client().await;
     assert_eq!(
         programme(&mut on_postgres).await,
         before,
@@ -189,7 +180,7 @@ async fn a_programme_moves_from_sled_to_postgres_and_back_with_everything() {
         String::from_utf8_lossy(&moved.stderr)
     );
     let node = serve(&dir.path().join("back"));
-    let mut on_sled_again = client(&node).await;
+    let mut on_sled_again = node.client().await;
     assert_eq!(programme(&mut on_sled_again).await, after, "and back again");
     stop(node).await;
 }

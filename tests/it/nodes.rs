@@ -17,6 +17,7 @@ use tonic_health::pb::{
 use crate::{
     pg,
     process::{Served, serve_on, shipped_rules, terminate},
+    watch::take,
 };
 use tierd::{
     grpc::{
@@ -40,17 +41,9 @@ async fn nodes_on(url: &str, count: usize) -> (Vec<Served>, Vec<LoyaltyClient<Ch
         .collect();
     let mut clients = Vec::new();
     for node in &served {
-        clients.push(LoyaltyClient::new(connect(node).await));
+        clients.push(node.client().await);
     }
     (served, clients)
-}
-
-async fn connect(node: &Served) -> Channel {
-    Channel::from_shared(format!("http://{}", node.address))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect")
 }
 
 fn purchase(member: &str, txn: &str, amount_minor: i64) -> pb::RecordPurchaseRequest {
@@ -200,13 +193,13 @@ async fn nodes_started_together_on_an_empty_database_all_serve_and_record_the_ru
             .collect()
     });
     for (i, node) in served.iter().enumerate() {
-        let mut client = LoyaltyClient::new(connect(node).await);
+        let mut client = node.client().await;
         client
             .record_purchase(purchase("ann", &format!("p{i}"), 1_000))
             .await
             .expect("every node serves");
     }
-    let mut client = LoyaltyClient::new(connect(&served[0]).await);
+    let mut client = served[0].client().await;
     let versions = client
         .list_rules_versions(pb::ListRulesVersionsRequest {})
         .await
@@ -217,20 +210,6 @@ async fn nodes_started_together_on_an_empty_database_all_serve_and_record_the_ru
     assert_eq!(labels, ["2026.1"], "recorded once");
     assert_eq!(member(&mut client, "ann").await.lifetime_value_minor, 3_000);
     stop_all(served).await;
-}
-
-/// The next `n` tier changes of `stream`.
-async fn take(stream: &mut tonic::Streaming<pb::TierChange>, n: usize) -> Vec<pb::TierChange> {
-    let mut entries = Vec::with_capacity(n);
-    while entries.len() < n {
-        let next = tokio::time::timeout(Duration::from_secs(60), stream.message())
-            .await
-            .expect("the stream delivers")
-            .expect("no error")
-            .expect("the stream goes on");
-        entries.push(next);
-    }
-    entries
 }
 
 async fn watch_from(
@@ -309,25 +288,15 @@ async fn readiness_follows_the_database_without_a_restart() {
     };
     let url = pg::new_database(&cluster).expect("a database");
     let (served, mut clients) = nodes_on(&url, 1).await;
-    let mut health = HealthClient::new(connect(&served[0]).await);
-    let status = async |health: &mut HealthClient<Channel>| {
-        health
-            .check(HealthCheckRequest {
-                service: "loyalty.v1.Loyalty".into(),
-            })
-            .await
-            .expect("health answers")
-            .into_inner()
-            .status()
-    };
-    assert_eq!(status(&mut health).await, ServingStatus::Serving);
+    let mut health = HealthClient::new(served[0].channel().await);
+    let within = Duration::from_secs(10);
+    wait_for(&mut health, ServingStatus::Serving, within).await;
     clients[0]
         .record_purchase(purchase("ana", "p1", 1_000))
         .await
         .expect("recorded while the database is up");
 
     let down = cluster.stopped();
-    let within = Duration::from_secs(10);
     wait_for(&mut health, ServingStatus::NotServing, within).await;
     let refused = clients[0]
         .record_purchase(purchase("ana", "p2", 1_000))
@@ -367,8 +336,8 @@ async fn a_rules_reload_on_one_node_is_in_force_on_the_other_within_the_bound() 
         .iter()
         .map(|file| serve_on(&store, file, &["--no-watch"]))
         .collect();
-    let mut a = LoyaltyClient::new(connect(&served[0]).await);
-    let mut b = LoyaltyClient::new(connect(&served[1]).await);
+    let mut a = served[0].client().await;
+    let mut b = served[1].client().await;
 
     std::fs::write(
         &files[0],

@@ -85,6 +85,24 @@ pub fn serve_on(store: &Location, rules: &std::path::Path, flags: &[&str]) -> Se
     }
 }
 
+impl Served {
+    /// A channel to the server.
+    pub async fn channel(&self) -> tonic::transport::Channel {
+        tonic::transport::Channel::from_shared(format!("http://{}", self.address))
+            .expect("uri")
+            .connect()
+            .await
+            .expect("connect")
+    }
+
+    /// A loyalty client of the server.
+    pub async fn client(
+        &self,
+    ) -> tierd::grpc::pb::loyalty_client::LoyaltyClient<tonic::transport::Channel> {
+        tierd::grpc::pb::loyalty_client::LoyaltyClient::new(self.channel().await)
+    }
+}
+
 /// Sends SIGTERM and waits for the exit status.
 pub fn terminate(served: Served) -> std::process::ExitStatus {
     stop_with(served, "TERM")

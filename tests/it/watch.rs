@@ -15,7 +15,7 @@ use tierd::grpc::pb::{self, TierChangeKind};
 const STALL: Duration = Duration::from_secs(60);
 
 /// The next `n` entries of `stream`.
-async fn take(stream: &mut Streaming<pb::TierChange>, n: usize) -> Vec<pb::TierChange> {
+pub async fn take(stream: &mut Streaming<pb::TierChange>, n: usize) -> Vec<pb::TierChange> {
     let mut entries = Vec::with_capacity(n);
     while entries.len() < n {
         let next = tokio::time::timeout(STALL, stream.message())

@@ -132,15 +132,6 @@ fn start(dir: &Path, config: &Path) -> Served {
     serve_with(&dir.join("data"), rules, &["--config", config])
 }
 
-async fn client(served: &Served) -> LoyaltyClient<Channel> {
-    let channel = Channel::from_shared(format!("http://{}", served.address))
-        .expect("uri")
-        .connect()
-        .await
-        .expect("connect");
-    LoyaltyClient::new(channel)
-}
-
 /// `members` members from `first` on each buy 600.00: an INITIAL and a
 /// PROMOTION entry each.
 async fn promote(client: &LoyaltyClient<Channel>, first: usize, members: usize) {
@@ -166,7 +157,7 @@ async fn deliveries_are_signed_in_order_and_a_failing_endpoint_gets_them_all() {
     let (inbox, url) = receiver(3, 0).await;
     let dir = TempDir::new().expect("temp dir");
     let served = start(dir.path(), &config(dir.path(), &url));
-    let client = client(&served).await;
+    let client = served.client().await;
     promote(&client, 0, 5).await;
     let seqs = inbox.wait_for_all(10).await;
     assert_eq!(seqs, (1..=10).collect::<Vec<u64>>(), "in order, once each");
@@ -189,7 +180,7 @@ async fn a_kill_9_in_mid_delivery_loses_nothing() {
     let dir = TempDir::new().expect("temp dir");
     let config = config(dir.path(), &url);
     let served = start(dir.path(), &config);
-    let client = client(&served).await;
+    let client = served.client().await;
     promote(&client, 0, 100).await;
     // Kill it once some, not all, have been delivered.
     tokio::time::timeout(STALL, async {
@@ -203,7 +194,7 @@ async fn a_kill_9_in_mid_delivery_loses_nothing() {
     let delivered_before = inbox.seqs().len();
     assert!(delivered_before < 200, "killed in mid-delivery");
     let served = start(dir.path(), &config);
-    let client = self::client(&served).await;
+    let client = served.client().await;
     promote(&client, 100, 10).await;
     let seqs = inbox.wait_for_all(220).await;
     let mut first_seen = Vec::new();

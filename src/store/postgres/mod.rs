@@ -218,14 +218,7 @@ impl PgStore {
         R: serde::de::DeserializeOwned,
         T: TryFrom<R, Error = super::records::BadTime>,
     {
-        self.blocking(async |client| {
-            let statement = client.prepare_cached(sql).await?;
-            client
-                .query_opt(&statement, params)
-                .await?
-                .map(|row| from_bytes::<R, T>(key, row.try_get(0)?))
-                .transpose()
-        })
+        Ok(self.records::<R, T>(key, sql, params)?.into_iter().next())
     }
 
     /// All rows' first column of `sql`, each decoded as record `R` into `T`.
@@ -239,15 +232,11 @@ impl PgStore {
         R: serde::de::DeserializeOwned,
         T: TryFrom<R, Error = super::records::BadTime>,
     {
-        self.blocking(async |client| {
+        let rows = self.blocking(async |client| {
             let statement = client.prepare_cached(sql).await?;
-            client
-                .query(&statement, params)
-                .await?
-                .iter()
-                .map(|row| from_bytes::<R, T>(key, row.try_get(0)?))
-                .collect()
-        })
+            Ok(client.query(&statement, params).await?)
+        })?;
+        decode_all::<R, T>(key, &rows)
     }
 
     /// See [`super::Store::member`].
@@ -469,6 +458,18 @@ impl PgStore {
             Ok(row.try_get(0)?)
         })
     }
+}
+
+/// The records in the first column of `rows`, each decoded as record `R`
+/// into `T`; `key` names them in an error.
+fn decode_all<R, T>(key: &[u8], rows: &[tokio_postgres::Row]) -> Result<Vec<T>, StoreError>
+where
+    R: serde::de::DeserializeOwned,
+    T: TryFrom<R, Error = super::records::BadTime>,
+{
+    rows.iter()
+        .map(|row| from_bytes::<R, T>(key, row.try_get(0)?))
+        .collect()
 }
 
 /// `limit + 1` rows, to tell whether more follow.

@@ -16,7 +16,7 @@ use std::{
 use futures::future::join_all;
 use tokio_postgres::{Row, types::ToSql};
 
-use super::{SEQ_BITS, from_sql_seq, lanes::Lane, to_sql_seq};
+use super::{SEQ_BITS, decode_all, from_sql_seq, lanes::Lane, to_sql_seq};
 use crate::{
     domain::{
         decide::HistoryEntry,
@@ -215,10 +215,9 @@ impl<'c> PgWriter<'c> {
         R: serde::de::DeserializeOwned,
         T: TryFrom<R, Error = crate::store::records::BadTime>,
     {
-        self.query(sql, params)?
-            .first()
-            .map(|row| from_bytes::<R, T>(key, row.try_get(0)?))
-            .transpose()
+        Ok(decode_all::<R, T>(key, &self.query(sql, params)?)?
+            .into_iter()
+            .next())
     }
 
     /// A member's state, its row locked until the transaction ends. The
