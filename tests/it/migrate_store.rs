@@ -8,7 +8,7 @@ use tonic::transport::Channel;
 
 use crate::{
     pg,
-    process::{Served, serve, serve_on, shipped_rules, store_arg, terminate, tierd},
+    process::{Served, purchase_now, serve, serve_on, shipped_rules, store_arg, terminate, tierd},
 };
 use tierd::{
     grpc::{
@@ -19,19 +19,6 @@ use tierd::{
 };
 
 const MEMBERS: [&str; 3] = ["ann", "ben", "cy"];
-
-fn purchase(member: &str, txn: &str, amount_minor: i64) -> pb::RecordPurchaseRequest {
-    pb::RecordPurchaseRequest {
-        member_id: member.into(),
-        transaction_id: txn.into(),
-        amount_minor,
-        currency: "EUR".into(),
-        occurred_at: Some(timestamp(chrono::Utc::now())),
-        channel: "pos".into(),
-        store_id: "s1".into(),
-        ..Default::default()
-    }
-}
 
 /// What a move must keep of each member: its figures and its history.
 async fn programme(
@@ -98,7 +85,7 @@ async fn a_programme_moves_from_sled_to_postgres_and_back_with_everything() {
     let purchases: Vec<pb::RecordPurchaseRequest> = MEMBERS
         .iter()
         .zip(1..)
-        .map(|(member, i)| purchase(member, &format!("p-{member}"), 40_000 * i))
+        .map(|(member, i)| purchase_now(member, &format!("p-{member}"), 40_000 * i))
         .collect();
     for request in &purchases {
         on_sled
@@ -153,7 +140,7 @@ async fn a_programme_moves_from_sled_to_postgres_and_back_with_everything() {
         .expect_err("only 1100.00 is left of p-cy");
     assert_eq!(over.code(), tonic::Code::InvalidArgument);
     on_postgres
-        .record_purchase(purchase("ann", "p2-ann", 1_000_000))
+        .record_purchase(purchase_now("ann", "p2-ann", 1_000_000))
         .await
         .expect("recorded after the move");
     let after = programme(&mut on_postgres).await;

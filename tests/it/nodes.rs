@@ -16,14 +16,11 @@ use tonic_health::pb::{
 
 use crate::{
     pg,
-    process::{Served, serve_on, shipped_rules, terminate},
+    process::{Served, purchase_now, serve_on, shipped_rules, terminate},
     watch::take,
 };
 use tierd::{
-    grpc::{
-        convert::timestamp,
-        pb::{self, loyalty_client::LoyaltyClient},
-    },
+    grpc::pb::{self, loyalty_client::LoyaltyClient},
     store::Location,
 };
 
@@ -44,19 +41,6 @@ async fn nodes_on(url: &str, count: usize) -> (Vec<Served>, Vec<LoyaltyClient<Ch
         clients.push(node.client().await);
     }
     (served, clients)
-}
-
-fn purchase(member: &str, txn: &str, amount_minor: i64) -> pb::RecordPurchaseRequest {
-    pb::RecordPurchaseRequest {
-        member_id: member.into(),
-        transaction_id: txn.into(),
-        amount_minor,
-        currency: "EUR".into(),
-        occurred_at: Some(timestamp(chrono::Utc::now())),
-        channel: "pos".into(),
-        store_id: "s1".into(),
-        ..Default::default()
-    }
 }
 
 async fn member(client: &mut LoyaltyClient<Channel>, member_id: &str) -> pb::Member {
@@ -90,7 +74,7 @@ async fn concurrent_purchases_of_the_same_members_through_three_nodes_add_up_exa
     let answers: Vec<pb::RecordPurchaseResponse> = futures::stream::iter(0..PURCHASES)
         .map(|i| {
             let mut client = clients[i % clients.len()].clone();
-            let request = purchase(
+            let request = purchase_now(
                 &format!("m{}", i % MEMBERS),
                 &format!("p{i}"),
                 100 + i as i64,
@@ -143,7 +127,7 @@ async fn the_same_transaction_sent_to_two_nodes_at_once_counts_once() {
     let pairs = (0..TRANSACTIONS).map(|i| {
         // Half of them for members that do not exist yet: the two nodes
         // also race to create the member.
-        let request = purchase(&format!("m{}", i / 2), &format!("p{i}"), 1_000);
+        let request = purchase_now(&format!("m{}", i / 2), &format!("p{i}"), 1_000);
         let (mut a, mut b) = (clients[0].clone(), clients[1].clone());
         async move {
             let (first, second) = tokio::join!(
@@ -195,7 +179,7 @@ async fn nodes_started_together_on_an_empty_database_all_serve_and_record_the_ru
     for (i, node) in served.iter().enumerate() {
         let mut client = node.client().await;
         client
-            .record_purchase(purchase("ann", &format!("p{i}"), 1_000))
+            .record_purchase(purchase_now("ann", &format!("p{i}"), 1_000))
             .await
             .expect("every node serves");
     }
@@ -240,7 +224,7 @@ async fn the_stream_of_one_node_carries_every_nodes_changes_and_resumes_on_anoth
     futures::stream::iter(0..MEMBERS)
         .map(|i| {
             let mut client = clients[i % 2].clone();
-            let request = purchase(&format!("m{i}"), &format!("p{i}"), 1_000);
+            let request = purchase_now(&format!("m{i}"), &format!("p{i}"), 1_000);
             async move { client.record_purchase(request).await.expect("recorded") }
         })
         .buffer_unordered(16)
@@ -251,7 +235,7 @@ async fn the_stream_of_one_node_carries_every_nodes_changes_and_resumes_on_anoth
     // Resume on the other node after the last seq seen, while more come.
     let resume_after = first.last().map(|e| e.seq).expect("entries");
     for i in MEMBERS..MEMBERS + 10 {
-        b.record_purchase(purchase(&format!("m{i}"), &format!("p{i}"), 1_000))
+        b.record_purchase(purchase_now(&format!("m{i}"), &format!("p{i}"), 1_000))
             .await
             .expect("recorded");
     }
@@ -292,14 +276,14 @@ async fn readiness_follows_the_database_without_a_restart() {
     let within = Duration::from_secs(10);
     wait_for(&mut health, ServingStatus::Serving, within).await;
     clients[0]
-        .record_purchase(purchase("ana", "p1", 1_000))
+        .record_purchase(purchase_now("ana", "p1", 1_000))
         .await
         .expect("recorded while the database is up");
 
     let down = cluster.stopped();
     wait_for(&mut health, ServingStatus::NotServing, within).await;
     let refused = clients[0]
-        .record_purchase(purchase("ana", "p2", 1_000))
+        .record_purchase(purchase_now("ana", "p2", 1_000))
         .await
         .expect_err("nothing can be recorded");
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
@@ -307,7 +291,7 @@ async fn readiness_follows_the_database_without_a_restart() {
     drop(down);
     wait_for(&mut health, ServingStatus::Serving, within).await;
     let answer = clients[0]
-        .record_purchase(purchase("ana", "p2", 1_000))
+        .record_purchase(purchase_now("ana", "p2", 1_000))
         .await
         .expect("recorded once the database is back")
         .into_inner();

@@ -103,6 +103,25 @@ impl Served {
     }
 }
 
+/// A purchase at the machine's time (a server process runs on the system
+/// clock).
+pub fn purchase_now(
+    member: &str,
+    txn: &str,
+    amount_minor: i64,
+) -> tierd::grpc::pb::RecordPurchaseRequest {
+    tierd::grpc::pb::RecordPurchaseRequest {
+        member_id: member.into(),
+        transaction_id: txn.into(),
+        amount_minor,
+        currency: "EUR".into(),
+        occurred_at: Some(tierd::grpc::convert::timestamp(chrono::Utc::now())),
+        channel: "pos".into(),
+        store_id: "s1".into(),
+        ..Default::default()
+    }
+}
+
 /// Sends SIGTERM and waits for the exit status.
 pub fn terminate(served: Served) -> std::process::ExitStatus {
     stop_with(served, "TERM")
