@@ -564,3 +564,42 @@ impl From<SledStore> for Store {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_store_is_a_sled_directory_or_a_postgres_url() {
+        assert_eq!(
+            "sled:./data".parse::<Location>(),
+            Ok(Location::Sled("./data".into()))
+        );
+        let url = "postgres://tierd:s3cret@db.internal:5432/loyalty";
+        assert_eq!(url.parse::<Location>(), Ok(Location::Postgres(url.into())));
+        for refused in [
+            "./data",
+            "sled:",
+            "mysql://db/x",
+            "postgres://db:notaport/x",
+        ] {
+            let err = refused.parse::<Location>().expect_err(refused);
+            assert!(!err.is_empty(), "{refused}");
+        }
+        assert!(
+            "./data"
+                .parse::<Location>()
+                .expect_err("a bare path")
+                .contains("sled:DIR")
+        );
+    }
+
+    #[test]
+    fn a_logged_store_never_shows_its_password() {
+        let location: Location = "postgres://tierd:s3cret@db/loyalty".parse().expect("valid");
+        assert_eq!(location.to_string(), "postgres://tierd:***@db/loyalty");
+        assert_eq!(format!("{location:?}"), "postgres://tierd:***@db/loyalty");
+        let no_password: Location = "postgres://tierd@db/loyalty".parse().expect("valid");
+        assert_eq!(no_password.to_string(), "postgres://tierd@db/loyalty");
+    }
+}

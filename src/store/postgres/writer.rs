@@ -493,3 +493,38 @@ fn attempt_once<T>(
     }
     outcome
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_what_a_rerun_can_get_past_is_rerun() {
+        let database = |code: &str| StoreError::Database {
+            code: code.into(),
+            message: String::new(),
+        };
+        for code in ["40001", "40003", "40P01", "23505"] {
+            assert!(is_conflict(&database(code)), "{code}");
+        }
+        for code in ["23502", "42P01", "57014"] {
+            assert!(!is_conflict(&database(code)), "{code}");
+        }
+        assert!(!is_conflict(&StoreError::Unavailable("gone".into())));
+    }
+
+    #[test]
+    fn backoff_is_jittered_under_a_ceiling_that_doubles_up_to_the_cap() {
+        for attempt in 1..=MAX_ATTEMPTS {
+            let ceiling = FIRST_BACKOFF.saturating_mul(1 << attempt).min(MAX_BACKOFF);
+            let waits: Vec<Duration> = (0..50).map(|_| backoff(attempt)).collect();
+            assert!(
+                waits.iter().all(|wait| *wait < ceiling),
+                "{attempt}: {waits:?}"
+            );
+            let distinct: std::collections::HashSet<&Duration> = waits.iter().collect();
+            assert!(distinct.len() > 1, "{attempt}: jittered, not fixed");
+        }
+        assert!(backoff(MAX_ATTEMPTS * 4) < MAX_BACKOFF, "capped");
+    }
+}
