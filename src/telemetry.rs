@@ -32,6 +32,11 @@ pub const RESIDENT_BYTES: &str = "tierd_resident_memory_bytes";
 pub const RULES_ACTIVE: &str = "tierd_rules_active";
 /// Rules reloads refused (an invalid file; the running rules stayed).
 pub const RULES_RELOAD_FAILURES: &str = "tierd_rules_reload_failures_total";
+/// `WatchTierChanges` streams open now.
+pub const WATCH_STREAMS: &str = "tierd_watch_streams";
+/// How far behind a stream's entries are as they are sent: now minus the
+/// time of the change.
+pub const WATCH_LAG_SECONDS: &str = "tierd_watch_lag_seconds";
 /// Tier changes an endpoint accepted, by `endpoint`.
 pub const WEBHOOK_DELIVERED: &str = "tierd_webhook_delivered_total";
 /// How far behind an endpoint is: now minus the time of the last tier
@@ -96,6 +101,12 @@ fn describe() {
     );
     describe_gauge!(RULES_ACTIVE, "1 for the rules version in force");
     describe_counter!(RULES_RELOAD_FAILURES, "Rules reloads refused");
+    describe_gauge!(WATCH_STREAMS, "WatchTierChanges streams open");
+    describe_histogram!(
+        WATCH_LAG_SECONDS,
+        Unit::Seconds,
+        "Now minus the time of each change a stream sends"
+    );
     describe_counter!(WEBHOOK_DELIVERED, "Tier changes an endpoint accepted");
     describe_gauge!(
         WEBHOOK_LAG_SECONDS,

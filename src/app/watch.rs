@@ -13,7 +13,10 @@ use std::sync::Arc;
 use tokio::sync::mpsc;
 
 use super::{Program, ProgramError};
-use crate::domain::decide::{ChangeKind, HistoryEntry};
+use crate::{
+    domain::decide::{ChangeKind, HistoryEntry},
+    telemetry,
+};
 
 /// History entries read from the store at a time.
 pub const PAGE: usize = 256;
@@ -96,6 +99,7 @@ impl Program {
         let (sender, receiver) = mpsc::channel(STREAM_BUFFER);
         let program = Arc::clone(self);
         tokio::spawn(async move {
+            let _open = OpenStream::counted();
             let mut after = from_seq;
             loop {
                 let page = tokio::select! {
@@ -118,6 +122,8 @@ impl Program {
                     }
                 };
                 for entry in page.entries {
+                    let behind = (program.now() - entry.change.at).as_seconds_f64();
+                    metrics::histogram!(telemetry::WATCH_LAG_SECONDS).record(behind.max(0.0));
                     if sender.send(Ok(entry)).await.is_err() {
                         return;
                     }
@@ -165,5 +171,21 @@ impl Program {
     /// in-flight requests does not wait for clients that never hang up).
     pub fn stop_streaming(&self) {
         self.stopping.send_replace(true);
+    }
+}
+
+/// Counts a stream in [`telemetry::WATCH_STREAMS`] while it is open.
+struct OpenStream;
+
+impl OpenStream {
+    fn counted() -> Self {
+        metrics::gauge!(telemetry::WATCH_STREAMS).increment(1.0);
+        Self
+    }
+}
+
+impl Drop for OpenStream {
+    fn drop(&mut self) {
+        metrics::gauge!(telemetry::WATCH_STREAMS).decrement(1.0);
     }
 }

@@ -1,14 +1,15 @@
 //! `/metrics` on its own address: requests by RPC and status with their
 //! latency, the writer's rounds, the rules in force, whether the store
-//! answers, memory and store size, in the Prometheus text format.
+//! answers, memory and store size, open streams and their lag, in the
+//! Prometheus text format.
 
 use tempfile::TempDir;
 
 use crate::{
     harness::new_store,
-    process::{serve_on, shipped_rules, terminate},
+    process::{purchase_now, serve_on, shipped_rules, terminate},
 };
-use tierd::grpc::{convert::timestamp, pb};
+use tierd::grpc::pb;
 
 /// A loopback address nobody listens on right now.
 fn free_address() -> String {
@@ -23,19 +24,19 @@ async fn metrics_count_requests_by_rpc_and_status_on_their_own_address() {
     let metrics = free_address();
     let node = serve_on(&store, shipped_rules(), &["--metrics-listen", &metrics]);
     let mut client = node.client().await;
-    let purchase = pb::RecordPurchaseRequest {
-        member_id: "ann".into(),
-        transaction_id: "p1".into(),
-        amount_minor: 1_000,
-        currency: "EUR".into(),
-        occurred_at: Some(timestamp(chrono::Utc::now())),
-        channel: "pos".into(),
-        ..Default::default()
-    };
+    let purchase = purchase_now("ann", "p1", 1_000);
     client
         .record_purchase(purchase.clone())
         .await
         .expect("recorded");
+    // A watcher that has taken ann's enrolment and stays open.
+    let mut stream = client
+        .watch_tier_changes(pb::WatchTierChangesRequest::default())
+        .await
+        .expect("watching")
+        .into_inner();
+    let first = crate::watch::take(&mut stream, 1).await;
+    assert_eq!(first.len(), 1);
     let refused = client
         .record_purchase(pb::RecordPurchaseRequest {
             amount_minor: -5,
@@ -57,6 +58,8 @@ async fn metrics_count_requests_by_rpc_and_status_on_their_own_address() {
         r#"tierd_request_duration_seconds_bucket{rpc="loyalty.v1.Loyalty/RecordPurchase",le="0.005"}"#,
         r#"tierd_rules_active{version="2026.1"} 1"#,
         "tierd_store_reachable 1",
+        "tierd_watch_streams 1",
+        "tierd_watch_lag_seconds_count 1",
         "tierd_resident_memory_bytes ",
         "tierd_store_size_bytes ",
         "# HELP tierd_requests_total Requests answered, by rpc and gRPC status",
@@ -70,6 +73,7 @@ async fn metrics_count_requests_by_rpc_and_status_on_their_own_address() {
             "{page}"
         );
     }
+    drop(stream);
     let status = tokio::task::spawn_blocking(move || terminate(node))
         .await
         .expect("stopped");
