@@ -33,7 +33,8 @@
 //!   higher id, so no entry ever appears below the watermark once it has
 //!   passed: a consumer that resumes after the last seq it saw misses
 //!   nothing and sees nothing twice. The watermark is polled every
-//!   [`WATERMARK_POLL`], and at once after a local write. A transaction
+//!   [`WATERMARK_POLL`], and after a local write (at most every
+//!   [`WATERMARK_GAP`]). A transaction
 //!   held open (a stuck client of the same database) holds the stream back
 //!   until it ends; it never reorders it.
 //!
@@ -74,6 +75,11 @@ pub const SEQ_BITS: u32 = 20;
 
 /// How often the stream's watermark is read when no local write moved it.
 pub const WATERMARK_POLL: Duration = Duration::from_millis(100);
+
+/// The least time between two reads of the watermark: under load every
+/// write wakes the poller, and reading after each would add a query per
+/// write; this bounds it to 100 a second and the stream's delay to 10 ms.
+pub const WATERMARK_GAP: Duration = Duration::from_millis(10);
 
 /// Write connections per node ([`lanes`]): each write holds one for its
 /// transaction. Reads share a pool of as many.
@@ -507,8 +513,8 @@ struct Looks {
     reached: tokio::sync::watch::Sender<bool>,
 }
 
-/// Looks at the database every [`WATERMARK_POLL`], or at once after a local
-/// write: moves the watermark forward as transactions end, and tells
+/// Looks at the database every [`WATERMARK_POLL`], or after a local write
+/// (at most once per [`WATERMARK_GAP`]): moves the watermark forward as transactions end, and tells
 /// whether the database answers. Ends when the store is dropped.
 async fn poll_watermark(pool: Pool, looks: Looks, wrote: Arc<Notify>) {
     while !looks.watermark.is_closed() {
@@ -535,6 +541,7 @@ async fn poll_watermark(pool: Pool, looks: Looks, wrote: Arc<Notify>) {
             }
             Err(err) => tracing::warn!(error = %err, "the database does not answer"),
         }
+        tokio::time::sleep(WATERMARK_GAP).await;
     }
 }
 
