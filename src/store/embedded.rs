@@ -41,6 +41,21 @@ pub const CACHE_BYTES: u64 = 256 * 1024 * 1024;
 /// How long [`open_db`] waits for a directory lock that is being released.
 pub const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
+/// The bytes of the files under `dir`.
+fn directory_bytes(dir: &Path) -> std::io::Result<u64> {
+    let mut total = 0;
+    for entry in std::fs::read_dir(dir)? {
+        let entry = entry?;
+        let meta = entry.metadata()?;
+        total += if meta.is_dir() {
+            directory_bytes(&entry.path())?
+        } else {
+            meta.len()
+        };
+    }
+    Ok(total)
+}
+
 /// The rules version recorded last in `tree`, if any.
 pub(super) fn last_rules_version(tree: &sled::Tree) -> Result<Option<RulesVersion>, StoreError> {
     tree.scan_prefix(keys::RULES)
@@ -256,6 +271,11 @@ impl SledStore {
                 from_bytes::<RulesVersionRecord, _>(&key, &value)
             })
             .collect()
+    }
+
+    /// See [`super::Store::size_bytes`].
+    pub fn size_bytes(&self) -> Result<u64, StoreError> {
+        Ok(directory_bytes(&self.dir)?)
     }
 
     /// See [`super::Store::last_rules_version`].

@@ -491,10 +491,7 @@ impl Store {
     /// # Errors
     /// On a storage failure.
     pub fn size_bytes(&self) -> Result<u64, StoreError> {
-        match &self.engine {
-            Engine::Sled(store) => Ok(directory_bytes(store.dir())?),
-            Engine::Postgres(store) => store.size_bytes(),
-        }
+        on_store!(self, s => s.size_bytes())
     }
 
     /// The rules version that went live last, if any.
@@ -540,21 +537,6 @@ impl Store {
             Engine::Postgres(_) => Ok(()),
         }
     }
-}
-
-/// The bytes of the files under `dir`.
-fn directory_bytes(dir: &Path) -> std::io::Result<u64> {
-    let mut total = 0;
-    for entry in std::fs::read_dir(dir)? {
-        let entry = entry?;
-        let meta = entry.metadata()?;
-        total += if meta.is_dir() {
-            directory_bytes(&entry.path())?
-        } else {
-            meta.len()
-        };
-    }
-    Ok(total)
 }
 
 impl From<SledStore> for Store {
