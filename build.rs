@@ -18,5 +18,29 @@ fn main() -> Result<(), Box<dyn Error>> {
         .generate_default_stubs(true)
         .file_descriptor_set_path(out_dir.join("loyalty_descriptor.bin"))
         .compile_with_config(config, &["proto/loyalty/v1/loyalty.proto"], &["proto"])?;
+    batch_server(&out_dir);
     Ok(())
+}
+
+/// The server side of `loyalty.v1.Ingest`, generated a second time with a
+/// codec of tierd's own: a batch arrives with each event still encoded, so
+/// that its events are counted before any is decoded and then decoded one
+/// at a time (`src/grpc/ingest.rs`). The wire contract is the proto's.
+fn batch_server(out_dir: &std::path::Path) {
+    let record_events = tonic_build::manual::Method::builder()
+        .name("record_events")
+        .route_name("RecordEvents")
+        .input_type("crate::grpc::ingest::Batch")
+        .output_type("crate::grpc::pb::RecordEventsResponse")
+        .codec_path("crate::grpc::ingest::BatchCodec")
+        .build();
+    let ingest = tonic_build::manual::Service::builder()
+        .name("Ingest")
+        .package("loyalty.v1")
+        .method(record_events)
+        .build();
+    tonic_build::manual::Builder::new()
+        .build_client(false)
+        .out_dir(out_dir)
+        .compile(&[ingest]);
 }

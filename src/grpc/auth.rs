@@ -14,7 +14,7 @@ use std::{collections::HashMap, fmt};
 
 use serde::Deserialize;
 use sha2::{Digest, Sha256};
-use tonic::{Status, metadata::MetadataMap};
+use tonic::{Status, codegen::http};
 
 /// What a key may do.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
@@ -162,42 +162,66 @@ impl Keyring {
         self.keys.is_empty()
     }
 
-    /// The caller behind a request's `authorization` header, if it may
-    /// perform `action`.
+    /// The caller behind a request's `authorization` header. It reads the
+    /// headers only, so [`super::gate`] calls it before any of the body is
+    /// read: a caller without a key costs no decoding. The scheme is
+    /// matched case-insensitively (`Bearer`, `bearer`: RFC 7235).
     ///
     /// # Errors
-    /// `UNAUTHENTICATED` without a known key, `PERMISSION_DENIED` when the
-    /// key's role does not allow `action`.
-    pub fn authorize(&self, metadata: &MetadataMap, action: Action) -> Result<Caller, Status> {
+    /// `UNAUTHENTICATED` without a known key.
+    pub fn authenticate(&self, headers: &http::HeaderMap) -> Result<Caller, Status> {
         if self.is_open() {
             return Ok(Caller {
                 name: "anonymous".into(),
                 role: Role::Admin,
             });
         }
-        let key = metadata
+        let key = headers
             .get("authorization")
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .ok_or_else(|| Status::unauthenticated("send `authorization: Bearer <api key>`"))?;
-        let hash: [u8; 32] = Sha256::digest(key.trim().as_bytes()).into();
-        let caller = self
-            .keys
+            .and_then(bearer_token)
+            .ok_or_else(|| {
+                Status::unauthenticated(
+                    "no api key: send the header `authorization: Bearer <api key>` \
+                     (the tierd CLI: --key KEY or TIERD_API_KEY)",
+                )
+            })?;
+        let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        self.keys
             .get(&hash)
-            .ok_or_else(|| Status::unauthenticated("unknown api key"))?;
-        if !caller.role.allows(action) {
-            return Err(Status::permission_denied(format!(
-                "api key {:?} ({:?}) may not {action:?}",
-                caller.name, caller.role
-            )));
-        }
-        Ok(caller.clone())
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("unknown api key"))
     }
+}
+
+impl Caller {
+    /// Whether this caller's role allows `action`.
+    ///
+    /// # Errors
+    /// `PERMISSION_DENIED`, naming the key and its role.
+    pub fn may(&self, action: Action) -> Result<(), Status> {
+        if self.role.allows(action) {
+            return Ok(());
+        }
+        Err(Status::permission_denied(format!(
+            "api key {:?} ({:?}) may not {action:?}",
+            self.name, self.role
+        )))
+    }
+}
+
+/// The token of an `authorization` value whose scheme is `Bearer`, in any
+/// case, with the spaces around it dropped.
+fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim().split_once(' ')?;
+    let token = token.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && !token.is_empty()).then_some(token)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use tonic::metadata::MetadataMap;
 
     #[test]
     fn roles_allow_what_the_docs_say() {
@@ -229,18 +253,31 @@ mod tests {
         let mut metadata = MetadataMap::new();
         let header = format!("Bearer {key}").parse().expect("ascii");
         metadata.insert("authorization", header);
-        let caller = ring
-            .authorize(&metadata, Action::RecordEvents)
-            .expect("allowed");
+        let caller = ring.authenticate(metadata.as_ref()).expect("known");
         assert_eq!(caller.name, "till-1");
-        let denied = ring
-            .authorize(&metadata, Action::Adjust)
-            .expect_err("pos may not adjust");
+        caller.may(Action::RecordEvents).expect("allowed");
+        let denied = caller.may(Action::Adjust).expect_err("pos may not adjust");
         assert_eq!(denied.code(), tonic::Code::PermissionDenied);
         let missing = ring
-            .authorize(&MetadataMap::new(), Action::Read)
+            .authenticate(MetadataMap::new().as_ref())
             .expect_err("no key");
         assert_eq!(missing.code(), tonic::Code::Unauthenticated);
+        for scheme in ["bearer", "BEARER", "Bearer "] {
+            let mut metadata = MetadataMap::new();
+            let header = format!("{scheme} {key}").parse().expect("ascii");
+            metadata.insert("authorization", header);
+            let caller = ring
+                .authenticate(metadata.as_ref())
+                .expect("any case of the scheme");
+            assert_eq!(caller.name, "till-1");
+        }
+        for wrong in ["Basic {key}", "Bearer", "Bearer  ", "{key}"] {
+            let mut metadata = MetadataMap::new();
+            let header = wrong.replace("{key}", &key).parse().expect("ascii");
+            metadata.insert("authorization", header);
+            let refused = ring.authenticate(metadata.as_ref()).expect_err(wrong);
+            assert_eq!(refused.code(), tonic::Code::Unauthenticated);
+        }
         assert!(
             Keyring::new(&[ApiKey {
                 name: "bad".into(),

@@ -5,12 +5,15 @@
 //! - [`convert`]: every proto <-> service conversion, in one place.
 //! - [`status`]: the one mapping from errors to `tonic::Status`.
 //! - [`auth`]: API keys and roles.
+//! - [`gate`]: the key and the size of each call, checked before its body
+//!   is read.
 //!
 //! [`serve`] runs until `shutdown` completes; in-flight requests finish
 //! before it returns.
 
 pub mod auth;
 pub mod convert;
+pub mod gate;
 pub mod ingest;
 mod measure;
 pub mod reports;
@@ -36,9 +39,9 @@ pub mod pb {
         tonic::include_file_descriptor_set!("loyalty_descriptor");
 }
 
-use pb::{
-    ingest_server::IngestServer, loyalty_server::LoyaltyServer, reports_server::ReportsServer,
-};
+use gate::{GateLayer, RequestCaps};
+use ingest::wire::ingest_server::IngestServer;
+use pb::{loyalty_server::LoyaltyServer, reports_server::ReportsServer};
 
 /// Limits that protect the service from more work than it can do.
 #[derive(Debug, Clone, Copy)]
@@ -51,8 +54,12 @@ pub struct ServeLimits {
     /// Largest request message, in bytes (64 KiB; the largest valid request
     /// is far smaller). Larger ones are refused unread with `OUT_OF_RANGE`
     /// (tonic 0.14.5's code for it); so is each event of a batch.
+    /// `SimulateRules` may carry a rules file at its own limit
+    /// ([`crate::rules::MAX_FILE_BYTES`]).
     pub max_request_bytes: usize,
-    /// Largest `RecordEvents` call, in bytes (8 MiB), refused the same way.
+    /// Largest `RecordEvents` call, in bytes (8 MiB), refused the same way;
+    /// it holds at most [`crate::app::MAX_EVENTS`] events, counted before
+    /// any is decoded.
     pub max_batch_bytes: usize,
 }
 
@@ -213,24 +220,20 @@ pub async fn serve(
         set_health(&health, false).await;
     };
     let api = LoyaltyApi::new(program, &options);
+    let caps = RequestCaps::new(&options.limits);
     let mut builder = tonic::transport::Server::builder();
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls.server_config())?;
     }
     builder
         .layer(tower::layer::layer_fn(measure::layer))
+        .layer(GateLayer::new(options.keyring.clone(), caps))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .add_service(
-            LoyaltyServer::new(api.clone())
-                .max_decoding_message_size(options.limits.max_request_bytes),
-        )
-        .add_service(
-            IngestServer::new(api.clone())
-                .max_decoding_message_size(options.limits.max_batch_bytes),
-        )
-        .add_service(ReportsServer::new(api))
+        .add_service(LoyaltyServer::new(api.clone()).max_decoding_message_size(caps.largest()))
+        .add_service(IngestServer::new(api.clone()).max_decoding_message_size(caps.largest()))
+        .add_service(ReportsServer::new(api).max_decoding_message_size(caps.largest()))
         .serve_with_incoming_shutdown(incoming(listener), shutdown)
         .await?;
     Ok(())

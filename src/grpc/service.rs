@@ -64,15 +64,21 @@ impl LoyaltyApi {
         }
     }
 
-    /// Checks the caller's key and role for `action`, then takes a place
-    /// among the requests in flight, or refuses at once with
-    /// `RESOURCE_EXHAUSTED` (load shedding).
+    /// Checks the caller's role for `action` (its key was checked by the
+    /// gate, before the body was read; the keyring is asked again only
+    /// when a request came by another way), then takes a place among the
+    /// requests in flight, or refuses at once with `RESOURCE_EXHAUSTED`
+    /// (load shedding).
     pub(super) fn admit<T>(
         &self,
         request: &Request<T>,
         action: Action,
     ) -> Result<Admitted, Status> {
-        let caller = self.keyring.authorize(request.metadata(), action)?;
+        let caller = match request.extensions().get::<Caller>() {
+            Some(caller) => caller.clone(),
+            None => self.keyring.authenticate(request.metadata().as_ref())?,
+        };
+        caller.may(action)?;
         let place = Arc::clone(&self.in_flight)
             .try_acquire_owned()
             .map_err(|_| {

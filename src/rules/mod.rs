@@ -32,7 +32,7 @@ pub use condition::{Condition, Lifecycle, Metric, SegmentCondition, did_you_mean
 pub use expiry::{CalendarPeriod, Expiry, Lifetime};
 pub use lint::{at_line_rule, lint};
 pub use reporting::{Reporting, RfmSegment, ScoreRange, Segment, ValueBand};
-pub use source::{Candidate, RulesSource};
+pub use source::{Candidate, MAX_FILE_BYTES, RulesSource};
 pub use values::{Count, Moment, Money, Rate, Window};
 pub use version::RulesVersion;
 
@@ -544,6 +544,14 @@ impl std::error::Error for Rejected {}
 pub fn load<S: RulesSource + ?Sized>(source: &S) -> Result<RuleSet, Rejected> {
     let file = &source.name();
     let text = source.read()?;
+    if text.len() > MAX_FILE_BYTES {
+        let message = source::too_large(text.len());
+        return Err(Rejected::one(Diagnostic::about_file(
+            file,
+            Severity::Error,
+            message,
+        )));
+    }
     if let Some((line, column)) = too_deep(&text) {
         return Err(Rejected::one(Diagnostic {
             file: file.to_owned(),

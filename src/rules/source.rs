@@ -8,6 +8,38 @@ use std::path::{Path, PathBuf};
 
 use super::{Diagnostic, Rejected, RulesVersion, Severity};
 
+/// The largest rules file, and the largest script file it names: 1 MiB,
+/// a hundred times the example programme. A larger text is refused
+/// before it is parsed, wherever it comes from (a file, `SimulateRules`,
+/// `rules check`), so that no rules version stored or sent is larger.
+pub const MAX_FILE_BYTES: usize = 1024 * 1024;
+
+/// Why a text over [`MAX_FILE_BYTES`] is refused.
+pub(crate) fn too_large(bytes: usize) -> String {
+    format!(
+        "{bytes} bytes, over the limit of {MAX_FILE_BYTES} bytes (1 MiB) for a rules or script file"
+    )
+}
+
+/// The text of the file at `path`, read no further than
+/// [`MAX_FILE_BYTES`]: a file that is larger is refused without being
+/// read whole.
+pub(crate) fn read_capped(path: &Path) -> Result<String, String> {
+    use std::io::Read as _;
+    let file = std::fs::File::open(path).map_err(|err| err.to_string())?;
+    let mut text = String::new();
+    file.take(MAX_FILE_BYTES as u64 + 1)
+        .read_to_string(&mut text)
+        .map_err(|err| err.to_string())?;
+    if text.len() > MAX_FILE_BYTES {
+        let size = std::fs::metadata(path).map_or(text.len(), |m| {
+            usize::try_from(m.len()).unwrap_or(usize::MAX)
+        });
+        return Err(too_large(size));
+    }
+    Ok(text)
+}
+
 /// A rules text and how to refer to it.
 pub trait RulesSource {
     /// How diagnostics name the text: a path, `candidate`, `stored rules
@@ -32,8 +64,8 @@ impl RulesSource for Path {
     }
 
     fn read(&self) -> Result<String, Rejected> {
-        std::fs::read_to_string(self).map_err(|err| {
-            let message = format!("cannot read the rules file: {err}");
+        read_capped(self).map_err(|message| {
+            let message = format!("cannot read the rules file: {message}");
             Rejected::one(Diagnostic::about_file(self, Severity::Error, message))
         })
     }

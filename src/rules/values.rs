@@ -72,7 +72,7 @@ pub(crate) fn load_script_file(name: &str, kind: ScriptKind) -> Result<Script, S
         ));
     }
     let path = dir.join(name);
-    let text = std::fs::read_to_string(&path)
+    let text = super::source::read_capped(&path)
         .map_err(|e| format!("cannot read script {}: {e}", path.display()))?;
     SCRIPT_FILES.with(|f| f.borrow_mut().push((path.clone(), text.clone())));
     Script::compile(&text, kind).map_err(|err| {

@@ -17,6 +17,7 @@ mod basket;
 mod batch;
 mod cli;
 mod crash;
+mod hostile;
 mod ingestion;
 mod layers;
 mod limits;
