@@ -13,7 +13,10 @@ use std::{
 use serde::Deserialize;
 
 use crate::{
-    grpc::auth::{ApiKey, BadKey, Keyring},
+    grpc::{
+        ServeLimits,
+        auth::{ApiKey, BadKey, Keyring},
+    },
     store::Location,
     webhook::{Endpoint, EndpointConfig, WebhookError},
 };
@@ -44,6 +47,8 @@ pub struct Config {
     /// Where `/metrics` is served (Prometheus text format); none when
     /// `None`.
     pub metrics_listen: Option<SocketAddr>,
+    /// What one caller may take: sizes, connections, streams.
+    pub limits: ServeLimits,
 }
 
 /// The optional config file; every key may be left out.
@@ -70,6 +75,9 @@ pub struct ConfigFile {
     pub webhooks: Vec<EndpointConfig>,
     /// Where to serve `/metrics`.
     pub metrics_listen: Option<SocketAddr>,
+    /// Overrides any of the limits (`docs/reliability.md` lists them).
+    #[serde(default)]
+    pub limits: ServeLimits,
 }
 
 /// Where the TLS material lives (PEM files).
@@ -190,6 +198,7 @@ impl Config {
                 .map(EndpointConfig::resolve)
                 .collect::<Result<_, _>>()?,
             metrics_listen: metrics_listen.or(file.metrics_listen),
+            limits: file.limits,
         })
     }
 }

@@ -19,6 +19,9 @@ pub const REQUEST_SECONDS: &str = "tierd_request_duration_seconds";
 pub const ROUND_JOBS: &str = "tierd_write_round_jobs";
 /// Time a round spends making its commits durable (sled flush + fsync).
 pub const FSYNC_SECONDS: &str = "tierd_fsync_duration_seconds";
+/// Connections closed as soon as accepted: over the total or per-peer
+/// limit (`limits.max_connections`, `limits.max_connections_per_peer`).
+pub const CONNECTIONS_REFUSED: &str = "tierd_connections_refused_total";
 /// Write transactions run again after a conflict on a database, by SQLSTATE
 /// `code`.
 pub const STORE_RERUNS: &str = "tierd_store_reruns_total";

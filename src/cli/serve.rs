@@ -55,7 +55,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<ExitCode> {
         Program::new(store, Arc::new(rules), system_clock()).with_rules_file(rules_path.clone()),
     );
     let options = grpc::ServeOptions {
-        limits: grpc::ServeLimits::default(),
+        limits: config.limits,
         keyring: config.keyring.clone(),
         tls,
     };

@@ -171,7 +171,7 @@ impl http_body::Body for Capped {
             let size = frame.data_ref().map_or(0, Bytes::len);
             if size > self.left {
                 return Poll::Ready(Some(Err(Status::out_of_range(format!(
-                    "request: larger than this call's limit of {} bytes",
+                    "request too large: this call's limit is {} bytes",
                     self.cap
                 )))));
             }

@@ -7,11 +7,14 @@
 //! - [`auth`]: API keys and roles.
 //! - [`gate`]: the key and the size of each call, checked before its body
 //!   is read.
+//! - [`connections`]: how many connections, from whom, and how long a new
+//!   one may stay silent.
 //!
 //! [`serve`] runs until `shutdown` completes; in-flight requests finish
 //! before it returns.
 
 pub mod auth;
+pub mod connections;
 pub mod convert;
 pub mod gate;
 pub mod ingest;
@@ -20,7 +23,7 @@ pub mod reports;
 pub mod service;
 pub mod status;
 
-use std::{future::Future, net::SocketAddr, sync::Arc};
+use std::{future::Future, net::SocketAddr, sync::Arc, time::Duration};
 
 use tokio::net::TcpListener;
 use tonic::transport::{Certificate, Identity, ServerTlsConfig, server::TcpIncoming};
@@ -43,8 +46,10 @@ use gate::{GateLayer, RequestCaps};
 use ingest::wire::ingest_server::IngestServer;
 use pb::{loyalty_server::LoyaltyServer, reports_server::ReportsServer};
 
-/// Limits that protect the service from more work than it can do.
-#[derive(Debug, Clone, Copy)]
+/// Limits that protect the service from more work than it can do: the
+/// config file's `limits:` section, each key optional.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Deserialize)]
+#[serde(default, deny_unknown_fields)]
 pub struct ServeLimits {
     /// Loyalty requests handled at once, across all connections (1024). One
     /// more is refused at once with `RESOURCE_EXHAUSTED` (load shedding)
@@ -61,7 +66,33 @@ pub struct ServeLimits {
     /// it holds at most [`crate::app::MAX_EVENTS`] events, counted before
     /// any is decoded.
     pub max_batch_bytes: usize,
+    /// Connections open at once, in all (4,096; keep it below the
+    /// process's descriptor limit, `ulimit -n`). One more is closed as
+    /// soon as it is accepted.
+    pub max_connections: usize,
+    /// Connections open at once from one peer IP address (256): a till
+    /// needs one, a load balancer a few dozen.
+    pub max_connections_per_peer: usize,
+    /// How long a new connection may stay silent before it is closed (10
+    /// s). Its first bytes are a TLS hello or the HTTP/2 preface, which any
+    /// client sends at once.
+    #[serde(with = "humantime_serde")]
+    pub handshake_timeout: Duration,
+    /// How often an HTTP/2 keepalive ping goes to a quiet connection (30
+    /// s); one unanswered for 20 s closes it.
+    #[serde(with = "humantime_serde")]
+    pub keepalive_interval: Duration,
+    /// HTTP/2 streams (calls) open at once on one connection (256).
+    pub max_streams_per_connection: u32,
+    /// `WatchTierChanges` streams open at once, across all connections
+    /// (64). One more is refused with `RESOURCE_EXHAUSTED`. Each holds a
+    /// bounded buffer whatever its reader does.
+    pub max_watch_streams: usize,
 }
+
+/// How long a keepalive ping may go unanswered before its connection is
+/// closed.
+const KEEPALIVE_TIMEOUT: Duration = Duration::from_secs(20);
 
 impl Default for ServeLimits {
     fn default() -> Self {
@@ -69,6 +100,12 @@ impl Default for ServeLimits {
             max_in_flight: 1024,
             max_request_bytes: 64 * 1024,
             max_batch_bytes: 8 * 1024 * 1024,
+            max_connections: 4096,
+            max_connections_per_peer: 256,
+            handshake_timeout: Duration::from_secs(10),
+            keepalive_interval: Duration::from_secs(30),
+            max_streams_per_connection: 256,
+            max_watch_streams: 64,
         }
     }
 }
@@ -221,7 +258,11 @@ pub async fn serve(
     };
     let api = LoyaltyApi::new(program, &options);
     let caps = RequestCaps::new(&options.limits);
-    let mut builder = tonic::transport::Server::builder();
+    let limits = options.limits;
+    let mut builder = tonic::transport::Server::builder()
+        .http2_keepalive_interval(Some(limits.keepalive_interval))
+        .http2_keepalive_timeout(Some(KEEPALIVE_TIMEOUT))
+        .max_concurrent_streams(limits.max_streams_per_connection);
     if let Some(tls) = &options.tls {
         builder = builder.tls_config(tls.server_config())?;
     }
@@ -234,7 +275,7 @@ pub async fn serve(
         .add_service(LoyaltyServer::new(api.clone()).max_decoding_message_size(caps.largest()))
         .add_service(IngestServer::new(api.clone()).max_decoding_message_size(caps.largest()))
         .add_service(ReportsServer::new(api).max_decoding_message_size(caps.largest()))
-        .serve_with_incoming_shutdown(incoming(listener), shutdown)
+        .serve_with_incoming_shutdown(connections::accept(listener, limits), shutdown)
         .await?;
     Ok(())
 }

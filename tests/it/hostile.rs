@@ -230,3 +230,122 @@ async fn the_bearer_scheme_is_case_insensitive() {
         client.record_purchase(request).await.expect(scheme);
     }
 }
+
+/// CPU time the server process has used, in clock ticks (1/100 s).
+fn cpu_ticks(served: &Served) -> u64 {
+    let stat = std::fs::read_to_string(format!("/proc/{}/stat", served.child.id()))
+        .expect("the server's /proc stat");
+    // Fields after the command name (which is in brackets): utime is the
+    // 12th, stime the 13th.
+    let after = stat.rsplit(')').next().expect("stat fields");
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let ticks = |i: usize| fields[i].parse::<u64>().expect("a tick count");
+    ticks(11) + ticks(12)
+}
+
+/// The share of one core the server used over the next second.
+async fn cpu_share_over_a_second(served: &Served) -> f64 {
+    let before = cpu_ticks(served);
+    tokio::time::sleep(std::time::Duration::from_secs(1)).await;
+    (cpu_ticks(served) - before) as f64 / 100.0
+}
+
+/// `count` connections from `source` that never send a byte.
+async fn silent_sockets(address: &str, source: &str, count: usize) -> Vec<tokio::net::TcpStream> {
+    let target: std::net::SocketAddr = address.parse().expect("server address");
+    let mut sockets = Vec::with_capacity(count);
+    for _ in 0..count {
+        let socket = tokio::net::TcpSocket::new_v4().expect("socket");
+        socket
+            .bind(format!("{source}:0").parse().expect("source address"))
+            .expect("bind");
+        sockets.push(socket.connect(target).await.expect("connect"));
+    }
+    sockets
+}
+
+/// A server with at most 1,024 file descriptors (as `ulimit -n` often
+/// is), and the given `limits:` section.
+fn serve_with_descriptors(dir: &Path, limits: &str) -> Served {
+    let config = dir.join("tierd.yaml");
+    std::fs::write(&config, format!("limits: {limits}\n")).expect("config written");
+    let mut command = std::process::Command::new("prlimit");
+    command.args(["--nofile=1024", env!("CARGO_BIN_EXE_tierd")]);
+    let config = config.display().to_string();
+    crate::process::serve_by(
+        command,
+        &tierd::store::Location::Sled(dir.join("data")),
+        shipped_rules(),
+        &["--config", &config],
+    )
+}
+
+/// 2,000 connections that send nothing, from one address, took every file
+/// descriptor the process had: its accept loop then spun and new tills
+/// timed out. Now one peer holds at most its share, silent connections
+/// are closed after the handshake timeout, and another client is served
+/// at once while the server idles.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn silent_connections_cannot_crowd_out_a_till() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let served = serve_with_descriptors(
+        dir.path(),
+        "{ max_connections_per_peer: 64, handshake_timeout: 2s }",
+    );
+    let mut silent = silent_sockets(&served.address, "127.0.0.2", 2_000).await;
+    let started = std::time::Instant::now();
+    let answered = tokio::time::timeout(std::time::Duration::from_secs(1), async {
+        let mut client = served.client().await;
+        client
+            .record_purchase(crate::process::purchase_now("m", "t1", 1_000))
+            .await
+    })
+    .await;
+    assert!(
+        matches!(answered, Ok(Ok(_))),
+        "a till's purchase within 1 s: {answered:?} after {:?}",
+        started.elapsed()
+    );
+    let share = cpu_share_over_a_second(&served).await;
+    assert!(share < 0.05, "idle, the server used {share} of a core");
+    // The first 64 were let in (the server sends its HTTP/2 settings);
+    // silent, they are closed after 2 s.
+    let first = silent.first_mut().expect("a silent socket");
+    let mut sent = Vec::new();
+    let closed = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tokio::io::AsyncReadExt::read_to_end(first, &mut sent),
+    )
+    .await;
+    assert!(
+        closed.is_ok(),
+        "a silent connection is closed after the handshake timeout: {closed:?}"
+    );
+}
+
+/// Out of file descriptors, accepting pauses instead of spinning.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn out_of_descriptors_the_server_waits_instead_of_spinning() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let served = serve_with_descriptors(
+        dir.path(),
+        "{ max_connections_per_peer: 100, handshake_timeout: 30s }",
+    );
+    let mut sockets = Vec::new();
+    for source in 2..=13 {
+        sockets.extend(silent_sockets(&served.address, &format!("127.0.1.{source}"), 100).await);
+    }
+    tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    let share = cpu_share_over_a_second(&served).await;
+    drop(sockets);
+    let (_, log) = crate::process::stop_with_log(served, "TERM");
+    assert!(
+        log.iter()
+            .any(|line| line.contains("out of file descriptors")),
+        "1,200 connections against 1,024 descriptors: the limit was reached"
+    );
+    assert!(
+        share < 0.05,
+        "out of descriptors, the server used {share} of a core"
+    );
+}

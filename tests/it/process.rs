@@ -58,8 +58,19 @@ pub fn serve_with(data: &std::path::Path, rules: &std::path::Path, flags: &[&str
 /// Starts `tierd serve` on `store` (a sled directory or a database) with
 /// the given rules and flags, on a free port.
 pub fn serve_on(store: &Location, rules: &std::path::Path, flags: &[&str]) -> Served {
+    serve_by(tierd(), store, rules, flags)
+}
+
+/// Starts `tierd serve` as `command` runs it (the binary itself, or a
+/// wrapper such as `prlimit` that execs it), as [`serve_on`] does.
+pub fn serve_by(
+    mut command: Command,
+    store: &Location,
+    rules: &std::path::Path,
+    flags: &[&str],
+) -> Served {
     use std::io::BufRead as _;
-    let mut child = tierd()
+    let mut child = command
         .arg("serve")
         .args(flags)
         .args(["--listen", "127.0.0.1:0", "--store"])
