@@ -10,6 +10,8 @@
 //! target/release/examples/loadgen --target http://127.0.0.1:50051 --api-key KEY
 //! # sled against one and two nodes on a PostgreSQL database:
 //! target/release/examples/loadgen --compare-stores postgres://tierd@127.0.0.1/loyalty
+//! # a purchase's latency with no streams open, then with 64 that never read:
+//! target/release/examples/loadgen --compare-stalled-watchers 64
 //! # or against two nodes of one database, connections spread over both:
 //! target/release/examples/loadgen --target http://127.0.0.1:50051 --target http://127.0.0.1:50052
 //! ```
@@ -65,6 +67,11 @@ struct Args {
     /// run), and compare them.
     #[arg(long)]
     compare_stores: Option<String>,
+    /// Start `tierd serve`, drive it, then open this many
+    /// `WatchTierChanges` streams that never read (each on a connection of
+    /// its own) and drive it again, and compare the two.
+    #[arg(long)]
+    compare_stalled_watchers: Option<usize>,
     /// Requests in flight.
     #[arg(long, default_value_t = 64)]
     concurrency: usize,
@@ -255,6 +262,50 @@ async fn compare_stores(database: &str, args: &Args) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// One server driven with no streams open, then with `count` streams that
+/// never read; one more is asked for, to show the limit.
+async fn compare_stalled_watchers(count: usize, args: &Args) -> anyhow::Result<()> {
+    let data = tempfile::TempDir::new()?;
+    let tierd = servers::start_tierd(&data.path().join("data"))?;
+    let address = std::slice::from_ref(&tierd.address);
+    let free = drive(address, args, "free").await?;
+    free.show("0 open");
+    let key: Option<MetadataValue<_>> = args
+        .api_key
+        .as_ref()
+        .map(|k| format!("Bearer {k}").parse())
+        .transpose()?;
+    let mut stalled = Vec::with_capacity(count);
+    for _ in 0..=count {
+        let channel = Channel::from_shared(tierd.address.clone())?
+            .connect()
+            .await?;
+        let request = keyed(key.as_ref(), pb::WatchTierChangesRequest::default());
+        match LoyaltyClient::new(channel)
+            .watch_tier_changes(request)
+            .await
+        {
+            Ok(stream) => stalled.push(stream.into_inner()),
+            Err(status) => println!(
+                "stream {} of {count}: {:?} {}",
+                stalled.len() + 1,
+                status.code(),
+                status.message()
+            ),
+        }
+    }
+    let watched = drive(address, args, "stalled").await?;
+    watched.show(&format!("{} open", stalled.len()));
+    println!(
+        "ratio    {:.2} of the throughput with no streams open; p50 x{:.2}, p99 x{:.2}, p99.9 x{:.2}",
+        watched.requests_per_second / free.requests_per_second,
+        watched.at(0.50) / free.at(0.50),
+        watched.at(0.99) / free.at(0.99),
+        watched.at(0.999) / free.at(0.999)
+    );
+    Ok(())
+}
+
 /// Starts the no-op server and reads its address.
 fn start_noop() -> anyhow::Result<Server> {
     let mut child = servers::built("examples/noop_server", "--example noop_server")?
@@ -285,6 +336,9 @@ async fn main() -> anyhow::Result<()> {
     );
     if let Some(database) = &args.compare_stores {
         return compare_stores(database, &args).await;
+    }
+    if let Some(count) = args.compare_stalled_watchers {
+        return compare_stalled_watchers(count, &args).await;
     }
     if !args.compare_noop {
         if args.target.is_empty() {

@@ -36,6 +36,10 @@ const DEFAULT_PAGE_SIZE: u32 = 100;
 pub struct LoyaltyApi {
     program: Arc<Program>,
     in_flight: Arc<Semaphore>,
+    /// Places for open `WatchTierChanges` streams: a stream outlives its
+    /// handler (and its in-flight place), so it is counted here for as
+    /// long as it is open.
+    watch_streams: Arc<Semaphore>,
     keyring: Keyring,
     /// The largest single request, and so the largest event of a batch.
     pub(super) max_event_bytes: usize,
@@ -59,6 +63,7 @@ impl LoyaltyApi {
         Self {
             program,
             in_flight: Arc::new(Semaphore::new(options.limits.max_in_flight)),
+            watch_streams: Arc::new(Semaphore::new(options.limits.max_watch_streams)),
             keyring: options.keyring.clone(),
             max_event_bytes: options.limits.max_request_bytes,
         }
@@ -297,13 +302,25 @@ impl Loyalty for LoyaltyApi {
         request: Request<pb::WatchTierChangesRequest>,
     ) -> Answer<tonic::codegen::BoxStream<pb::TierChange>> {
         let _admitted = self.admit(&request, Action::Report)?;
+        let place = Arc::clone(&self.watch_streams)
+            .try_acquire_owned()
+            .map_err(|_| {
+                Status::resource_exhausted(
+                    "tierd is at its limit of open WatchTierChanges streams \
+                     (limits.max_watch_streams); close one or retry with backoff",
+                )
+            })?;
         let request = request.into_inner();
         let rules = self.program.rules();
         let filter =
             convert::watch_filter(request.kinds, request.tiers, &rules).map_err(status_of)?;
         let entries = self.program.watch_tier_changes(request.from_seq, filter);
-        let stream = ReceiverStream::new(entries)
-            .map(|entry| entry.map(pb::TierChange::from).map_err(status_of));
+        // The place goes with the stream: given back when tonic drops it,
+        // as the client hangs up or the server stops.
+        let stream = ReceiverStream::new(entries).map(move |entry| {
+            let _open = &place;
+            entry.map(pb::TierChange::from).map_err(status_of)
+        });
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -349,3 +349,54 @@ async fn out_of_descriptors_the_server_waits_instead_of_spinning() {
         "out of descriptors, the server used {share} of a core"
     );
 }
+
+/// A `WatchTierChanges` stream outlives its handler: open streams count
+/// against a limit of their own, and a closed one gives its place back.
+#[tokio::test]
+async fn open_streams_count_against_their_own_limit() {
+    use tierd::grpc::{ServeLimits, ServeOptions, pb};
+    let mut server = crate::harness::TestServer::with_options(ServeOptions {
+        limits: ServeLimits {
+            max_watch_streams: 3,
+            max_in_flight: 3,
+            ..ServeLimits::default()
+        },
+        ..ServeOptions::default()
+    })
+    .await;
+    let watch = || pb::WatchTierChangesRequest::default();
+    let mut open = Vec::new();
+    for _ in 0..3 {
+        let stream = server.client.watch_tier_changes(watch()).await;
+        open.push(stream.expect("within the limit").into_inner());
+    }
+    let refused = server
+        .client
+        .watch_tier_changes(watch())
+        .await
+        .expect_err("over the limit");
+    assert_eq!(refused.code(), Code::ResourceExhausted, "{refused:?}");
+    assert!(
+        refused.message().contains("max_watch_streams"),
+        "{refused:?}"
+    );
+    // The streams hold no in-flight place: purchases are still answered.
+    for n in 0..5 {
+        server.buy("m", &format!("t{n}"), 1_000).await;
+    }
+    drop(open.pop());
+    let reopened = async {
+        loop {
+            match server.client.watch_tier_changes(watch()).await {
+                Ok(stream) => return stream,
+                Err(status) if status.code() == Code::ResourceExhausted => {
+                    tokio::task::yield_now().await;
+                }
+                Err(status) => panic!("{status:?}"),
+            }
+        }
+    };
+    tokio::time::timeout(std::time::Duration::from_secs(5), reopened)
+        .await
+        .expect("a closed stream gives its place back");
+}
