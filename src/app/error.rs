@@ -1,7 +1,7 @@
 //! Why the service refused a request: one variant per answer a client can
 //! act on, mapped to a gRPC status in one place (`crate::grpc::status`).
 
-use crate::{report::ReportError, rules::Rejected, store::StoreError};
+use crate::{domain::earn::Overearned, report::ReportError, rules::Rejected, store::StoreError};
 
 /// Why a command was refused. A refused command changed nothing.
 #[derive(Debug, thiserror::Error)]
@@ -69,5 +69,14 @@ impl From<ReportError> for ProgramError {
             (Some(field), other) => ProgramError::invalid(field, other.to_string()),
             (None, other) => ProgramError::invalid("report", other.to_string()),
         }
+    }
+}
+
+/// The rules in force would pay an event more than their ceiling: the
+/// request is well-formed, the rules refuse it (FAILED_PRECONDITION,
+/// naming the rule).
+impl From<Overearned> for ProgramError {
+    fn from(err: Overearned) -> Self {
+        ProgramError::FailedPrecondition(err.to_string())
     }
 }

@@ -110,7 +110,7 @@ impl Program {
                 occurred_at,
                 lines: cmd.lines.as_slice(),
             };
-            let (track, effect) = apply::purchase(rules, &mut member, &purchase, now);
+            let (track, effect) = apply::purchase(rules, &mut member, &purchase, now)?;
             Ok(Applied {
                 purchase: Some(track),
                 ..Applied::new(member, enrolment, effect)
@@ -154,7 +154,7 @@ impl Program {
                 details: cmd.details.as_map(),
                 occurred_at,
             };
-            let effect = apply::activity(rules, &mut member, &activity, &facts, now);
+            let effect = apply::activity(rules, &mut member, &activity, &facts, now)?;
             Ok(Applied::new(member, enrolment, effect))
         }))
     }

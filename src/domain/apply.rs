@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     decide::{self, Change, ChangeKind, Metrics, OverrideMode, Subject, TierOverride},
-    earn::{self, PurchaseFacts},
+    earn::{self, Overearned, PurchaseFacts},
     member::{InsufficientPoints, Lapse, MemberState},
     receipt::{LineTrack, OrderRedemptions, PurchaseTrack, ReturnRefused, Returned},
 };
@@ -144,14 +144,18 @@ pub struct Purchase<'a> {
 
 /// Records a purchase received at `now`; returns what a return will need
 /// (points earned included) and the effect.
+///
+/// # Errors
+/// [`Overearned`] when the rules would pay it more than
+/// `earning.max_points_per_event`; the caller keeps nothing of `member`.
 pub fn purchase(
     rules: &RuleSet,
     member: &mut MemberState,
     purchase: &Purchase<'_>,
     now: DateTime<Utc>,
-) -> (PurchaseTrack, Effect) {
+) -> Result<(PurchaseTrack, Effect), Overearned> {
     let lapsed = member.expire(now);
-    let earned = purchase_points(rules, member, purchase, now);
+    let earned = purchase_points(rules, member, purchase, now)?;
     let points = earned.points;
     member.record_purchase(
         purchase.transaction_id,
@@ -177,7 +181,7 @@ pub fn purchase(
         lapsed,
         ..Effect::default()
     };
-    (track, effect)
+    Ok((track, effect))
 }
 
 /// What `purchase` earns `member` (not yet recorded), line by line. With
@@ -189,7 +193,7 @@ fn purchase_points(
     member: &MemberState,
     purchase: &Purchase<'_>,
     now: DateTime<Utc>,
-) -> earn::Earned {
+) -> Result<earn::Earned, Overearned> {
     let metrics = metrics(rules, member, now);
     let subject = Subject {
         metrics: &metrics,
@@ -220,7 +224,7 @@ fn purchase_points(
     reached.record_purchase(
         purchase.transaction_id,
         purchase.amount_minor,
-        earn::points_for_purchase(rules, untiered, subject),
+        earn::points_for_purchase(rules, untiered, subject)?,
         purchase.occurred_at,
         expiry(rules, purchase.occurred_at),
     );
@@ -247,13 +251,17 @@ pub struct ActivityFacts<'a> {
 
 /// Records an activity (earning by `activity`, the rules for its kind)
 /// received at `now`: points within the caps, engagement always.
+///
+/// # Errors
+/// [`Overearned`] when the rules would pay it more than
+/// `earning.max_points_per_event`; the caller keeps nothing of `member`.
 pub fn activity(
     rules: &RuleSet,
     member: &mut MemberState,
     activity: &Activity,
     facts: &ActivityFacts<'_>,
     now: DateTime<Utc>,
-) -> Effect {
+) -> Result<Effect, Overearned> {
     let ActivityFacts {
         transaction_id,
         kind,
@@ -270,7 +278,8 @@ pub fn activity(
         attributes: &member.attributes,
         lifecycle: None,
     };
-    let earned = earn::points_for_activity(activity, kind, details, subject);
+    let ceiling = rules.earning.max_points_per_event;
+    let earned = earn::points_for_activity(activity, kind, details, subject, ceiling)?;
     let points = if capped { 0 } else { earned };
     member.record_activity(
         transaction_id,
@@ -279,13 +288,13 @@ pub fn activity(
         occurred_at,
         expiry(rules, occurred_at),
     );
-    Effect {
+    Ok(Effect {
         points,
         capped,
         changes: evaluate(rules, member, now).into_iter().collect(),
         lapsed,
         ..Effect::default()
-    }
+    })
 }
 
 /// A return of `what` of the purchase `original` (tracked by `track`,

@@ -78,6 +78,47 @@ pub struct Earned {
     pub per_line: Vec<i64>,
 }
 
+/// An event the rules would pay more than `earning.max_points_per_event`:
+/// refused whole, so that every sum of points stays exact (before this
+/// ceiling, a bonus script answering `i64::MAX` saturated a member's
+/// balance and one purchase's points vanished).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the rules would earn {points} points on this event through {rule}, over \
+     earning.max_points_per_event ({ceiling}); the event was not recorded: fix the rule, or \
+     raise the ceiling if such an event is real"
+)]
+pub struct Overearned {
+    /// The rule that pays the most of it: `earning.bonus`, the rate, the
+    /// product bonuses, `activities.KIND`.
+    pub rule: String,
+    /// What the event would earn in all (before any rounding to `i64`).
+    pub points: i128,
+    /// The ceiling in force.
+    pub ceiling: i64,
+}
+
+/// The points of `parts` (each a rule and what it pays), within `ceiling`
+/// each and in all, or the rule that pays most over it.
+fn within_ceiling(parts: &[(&str, i128)], ceiling: i64) -> Result<i64, Overearned> {
+    let total = parts
+        .iter()
+        .fold(0_i128, |sum, (_, p)| sum.saturating_add(*p));
+    if total <= i128::from(ceiling) {
+        // Each part is at least 0, so the total bounds each of them.
+        return Ok(i64::try_from(total).unwrap_or(ceiling));
+    }
+    let largest = parts
+        .iter()
+        .max_by_key(|(_, points)| *points)
+        .map_or("the earning rules", |(rule, _)| rule);
+    Err(Overearned {
+        rule: largest.to_owned(),
+        points: total,
+        ceiling,
+    })
+}
+
 /// Points earned by a purchase: the rate part (spend x `points_per_unit`,
 /// or the line rules' per-unit pay when the basket has lines) x channel
 /// multiplier x the largest tag multiplier x the largest active campaign
@@ -85,26 +126,33 @@ pub struct Earned {
 /// bonuses and the bonus script (which counts as 0 if it fails or is
 /// negative). Nothing below the minimum order. Exact integer arithmetic
 /// throughout.
+///
+/// # Errors
+/// [`Overearned`] when that is more than `earning.max_points_per_event`.
 pub fn points_for_purchase(
     rules: &RuleSet,
     purchase: PurchaseFacts<'_>,
     subject: Subject<'_>,
-) -> i64 {
-    purchase_earnings(rules, purchase, subject).points
+) -> Result<i64, Overearned> {
+    purchase_earnings(rules, purchase, subject).map(|earned| earned.points)
 }
 
 /// [`points_for_purchase`], line by line.
+///
+/// # Errors
+/// [`Overearned`] when the purchase would earn more than
+/// `earning.max_points_per_event`.
 pub fn purchase_earnings(
     rules: &RuleSet,
     purchase: PurchaseFacts<'_>,
     subject: Subject<'_>,
-) -> Earned {
+) -> Result<Earned, Overearned> {
     let earning = &rules.earning;
     if purchase.amount_minor < earning.minimum_order_minor {
-        return Earned {
+        return Ok(Earned {
             points: 0,
             per_line: vec![0; purchase.lines.len()],
-        };
+        });
     }
     let multiplier = purchase_multipliers(rules, &purchase)
         .iter()
@@ -131,14 +179,30 @@ pub fn purchase_earnings(
     };
     let numerators: Vec<i128> = spend.iter().map(|s| s.saturating_mul(multiplier)).collect();
     let denominator = i128::from(rules.currency.minor_per_major()) * SCALE.pow(6);
-    let rate_parts = share::split_quotients(&numerators, denominator);
     let bonus = bonus_points(rules, purchase, subject);
+    let rate_total = numerators
+        .iter()
+        .fold(0_i128, |sum, n| sum.saturating_add(*n))
+        / denominator;
+    let products_total = products.iter().map(|p| i128::from(*p)).sum::<i128>();
+    let points = within_ceiling(
+        &[
+            (
+                "the earning rate (points_per_unit or line_rules, with multipliers)",
+                rate_total,
+            ),
+            ("the product bonuses of line_rules", products_total),
+            ("the bonus script (earning.bonus)", i128::from(bonus)),
+        ],
+        earning.max_points_per_event,
+    )?;
+    // Within the ceiling every part and every sum below fits an i64.
+    let rate_parts = share::split_quotients(&numerators, denominator);
     if purchase.lines.is_empty() {
-        let base = rate_parts.first().copied().unwrap_or(0);
-        return Earned {
-            points: base.saturating_add(bonus),
+        return Ok(Earned {
+            points,
             per_line: Vec::new(),
-        };
+        });
     }
     let amounts: Vec<i64> = purchase.lines.iter().map(|l| l.amount_minor).collect();
     let bonus_parts = share::split(bonus, &amounts);
@@ -149,10 +213,7 @@ pub fn purchase_earnings(
                 .saturating_add(bonus_parts[i])
         })
         .collect();
-    Earned {
-        points: per_line.iter().fold(0_i64, |s, p| s.saturating_add(*p)),
-        per_line,
-    }
+    Ok(Earned { points, per_line })
 }
 
 /// The multipliers of the whole purchase: channel, the largest tag one,
@@ -288,12 +349,17 @@ fn bonus_points(rules: &RuleSet, purchase: PurchaseFacts<'_>, subject: Subject<'
 
 /// Points an activity earns before caps: its fixed points plus its script
 /// (which counts as 0 if it fails or is negative).
+///
+/// # Errors
+/// [`Overearned`] when that is more than `ceiling`
+/// (`earning.max_points_per_event`).
 pub fn points_for_activity(
     activity: &Activity,
     kind: &str,
     details: &BTreeMap<String, String>,
     subject: Subject<'_>,
-) -> i64 {
+    ceiling: i64,
+) -> Result<i64, Overearned> {
     let extra = activity.script.as_ref().map_or(0, |script| {
         let inputs = Inputs {
             activity: Some((kind, details)),
@@ -304,5 +370,12 @@ pub fn points_for_activity(
             0
         })
     });
-    activity.points.saturating_add(extra.max(0))
+    let rule = format!("activities.{kind}");
+    within_ceiling(
+        &[
+            (&rule, i128::from(activity.points)),
+            (&rule, i128::from(extra.max(0))),
+        ],
+        ceiling,
+    )
 }

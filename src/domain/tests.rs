@@ -9,7 +9,7 @@ use super::{
     decide::*,
     earn::{PurchaseFacts, points_for_purchase},
 };
-use crate::rules::{self, RuleSet, Window};
+use crate::rules::{self, PointsCeiling, RuleSet, Window};
 
 const RULES: &str = "\
 program: test
@@ -247,26 +247,26 @@ fn earning_multiplies_exactly() {
     };
     assert_eq!(
         points_for_purchase(&rules, facts(9_999, "pos", &[]), subject),
-        99
+        Ok(99)
     );
     assert_eq!(
         points_for_purchase(&rules, facts(12_345, "pos", &[]), subject),
-        130
+        Ok(130)
     );
     assert_eq!(
         points_for_purchase(&rules, facts(999, "web", &[]), subject),
-        14
+        Ok(14)
     );
     let leaked: &'static [String] = Box::leak(tags.into_boxed_slice());
     // 50.00 x 1.5 (web) x 3 (largest tag) = 225.
     assert_eq!(
         points_for_purchase(&rules, facts(5_000, "web", leaked), subject),
-        225
+        Ok(225)
     );
     // 100.00 earns 100 plus the scripted bonus of 7.
     assert_eq!(
         points_for_purchase(&rules, facts(10_000, "pos", &[]), subject),
-        107
+        Ok(107)
     );
 }
 
@@ -485,7 +485,7 @@ demotion:
             lines: &[],
             occurred_at: at,
         };
-        apply::purchase(rules, member, &purchase, at)
+        apply::purchase(rules, member, &purchase, at).expect("within the ceiling")
     }
 
     /// The reproduction of the review: A's points lapsed 10 days ago; B's
@@ -558,5 +558,133 @@ demotion:
         let swept = apply::sweep(&rules, &mut member, later);
         assert_eq!(swept.changes.len(), 1, "the sweep demotes");
         assert_eq!(member.tier.tier_id, "bronze");
+    }
+}
+
+mod ceiling {
+    //! No sum of points saturates: an event the rules would pay more than
+    //! `earning.max_points_per_event` is refused whole, and every event
+    //! within it keeps the ledger exact, at the extremes of what a till may
+    //! send (amounts up to the input limit) and a rules file may set.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::{
+        apply,
+        member::MemberState,
+        receipt::{PurchaseTrack, Returned},
+    };
+
+    /// The largest amount a till may send (`LIMITS.max_amount` in the app
+    /// layer, which this pure layer does not see).
+    const MAX_AMOUNT: i64 = 1_000_000_000_000;
+
+    /// 100 points per 1.00 at the highest ceiling: the largest purchase a
+    /// till may send (10^12 minor units) earns exactly the ceiling.
+    const GREEDY: &str = "\
+program: test
+version: t1
+currency: EUR
+window: rolling 12 months
+earning:
+  points_per_unit: 100
+  max_points_per_event: 1000000000000
+tiers:
+  - id: bronze
+  - id: silver
+    qualify: { qualifying_points: 100 }
+";
+
+    fn load(text: &str) -> RuleSet {
+        rules::load(&rules::Candidate::new("ceiling.yaml", text)).expect("valid rules")
+    }
+
+    fn purchase<'a>(id: &'a str, amount_minor: i64) -> apply::Purchase<'a> {
+        apply::Purchase {
+            transaction_id: id,
+            amount_minor,
+            channel: "pos",
+            store_id: "",
+            tags: &[],
+            lines: &[],
+            occurred_at: day(0),
+        }
+    }
+
+    #[test]
+    fn a_bonus_of_i64_max_is_refused_naming_the_script() {
+        let rules = load(&RULES.replace(
+            "bonus: 'if amount >= 10000 { 7 } else { 0 }'",
+            "bonus: '9223372036854775807'",
+        ));
+        let mut member = MemberState::new("m", "bronze", day(0));
+        let refused = apply::purchase(&rules, &mut member, &purchase("t1", 1_000), day(0))
+            .expect_err("over the ceiling");
+        assert!(refused.rule.contains("earning.bonus"), "{refused}");
+        assert_eq!(refused.ceiling, 1_000_000_000);
+        assert!(
+            refused.to_string().contains("max_points_per_event"),
+            "{refused}"
+        );
+    }
+
+    #[test]
+    fn a_ceiling_outside_its_range_is_refused_at_its_line() {
+        let text = GREEDY.replace("1000000000000", "1000000000001");
+        let rejected =
+            rules::load(&rules::Candidate::new("ceiling.yaml", text)).expect_err("too high");
+        let first = &rejected.diagnostics[0];
+        assert_eq!(first.line, 7, "{rejected}");
+        assert!(first.message.contains("max_points_per_event"), "{rejected}");
+    }
+
+    proptest! {
+        #[test]
+        fn every_ledger_identity_holds_at_the_extremes(
+            amounts in proptest::collection::vec(
+                prop_oneof![
+                    Just(MAX_AMOUNT),
+                    1..=MAX_AMOUNT,
+                    1..=1_000_i64,
+                ],
+                1..12,
+            ),
+            ceiling in prop_oneof![Just(PointsCeiling::HIGHEST), 1..=PointsCeiling::HIGHEST],
+        ) {
+            let rules = load(&GREEDY.replace("1000000000000", &ceiling.to_string()));
+            let mut member = MemberState::new("m", "bronze", day(0));
+            let mut kept: Vec<(String, PurchaseTrack)> = Vec::new();
+            let mut earned = 0_i128;
+            for (i, amount) in amounts.iter().enumerate() {
+                let id = format!("t{i}");
+                let due = i128::from(*amount) * 100 / 100;
+                match apply::purchase(&rules, &mut member, &purchase(&id, *amount), day(0)) {
+                    Ok((track, effect)) => {
+                        prop_assert!(due <= i128::from(ceiling));
+                        prop_assert_eq!(i128::from(effect.points), due);
+                        earned += due;
+                        kept.push((id, track));
+                    }
+                    Err(refused) => {
+                        prop_assert!(due > i128::from(ceiling));
+                        prop_assert_eq!(refused.points, due);
+                    }
+                }
+                prop_assert_eq!(i128::from(member.points_balance(day(0))), earned);
+            }
+            let spent: i128 = kept.iter().map(|(_, t)| i128::from(t.amount_minor)).sum();
+            prop_assert_eq!(i128::from(member.lifetime_value_minor), spent);
+            for (id, track) in &mut kept {
+                let all = Returned::Amount(track.amount_minor);
+                apply::return_purchase(&rules, &mut member, id, track, all, None, day(0))
+                    .expect("a whole return fits");
+            }
+            let metrics = apply::metrics(&rules, &member, day(0));
+            prop_assert_eq!(member.points_balance(day(0)), 0);
+            prop_assert_eq!(metrics.qualifying_points, 0);
+            prop_assert_eq!(metrics.purchase_volume_minor, 0);
+            prop_assert_eq!(member.lifetime_value_minor, 0);
+        }
     }
 }

@@ -33,7 +33,7 @@ pub use expiry::{CalendarPeriod, Expiry, Lifetime};
 pub use lint::{at_line_rule, lint};
 pub use reporting::{Reporting, RfmSegment, ScoreRange, Segment, ValueBand};
 pub use source::{Candidate, MAX_FILE_BYTES, RulesSource};
-pub use values::{Count, Moment, Money, Rate, Window};
+pub use values::{Count, Moment, Money, PointsCeiling, Rate, Window};
 pub use version::RulesVersion;
 
 use crate::{
@@ -204,6 +204,11 @@ pub struct Earning {
     pub tier_multipliers: BTreeMap<String, Rate>,
     /// Which tier's multiplier a purchase that promotes earns at.
     pub tier_rate_applies: TierRateApplies,
+    /// The most points one purchase or activity may earn
+    /// (`max_points_per_event`, default [`PointsCeiling::DEFAULT`]). An
+    /// event the rules would pay more is refused, naming the rule, rather
+    /// than recorded with a sum that no longer adds up.
+    pub max_points_per_event: i64,
 }
 
 /// Which tier's multiplier applies to a purchase that changes the tier.
@@ -406,6 +411,8 @@ struct EarningFile {
     tier_multipliers: BTreeMap<String, Rate>,
     #[serde(default)]
     tier_rate_applies: TierRateApplies,
+    #[serde(default)]
+    max_points_per_event: Option<values::PointsCeiling>,
 }
 
 /// An activity script, compiled while it is read.
@@ -762,6 +769,11 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
             minimum_order_minor: raw.earning.minimum_order.map_or(0, |m| m.0),
             tier_multipliers: raw.earning.tier_multipliers,
             tier_rate_applies: raw.earning.tier_rate_applies,
+            max_points_per_event: raw
+                .earning
+                .max_points_per_event
+                .unwrap_or(values::PointsCeiling::DEFAULT)
+                .0,
         },
         points_expiry,
         tiers,

@@ -207,6 +207,37 @@ impl<'de> serde::Deserialize<'de> for Count {
     }
 }
 
+/// The most points one event (a purchase, an activity) may earn:
+/// `earning.max_points_per_event`, from 1 to [`PointsCeiling::HIGHEST`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PointsCeiling(pub i64);
+
+impl PointsCeiling {
+    /// The default: a billion points, thousands of times what any real
+    /// purchase earns, yet far enough below `i64::MAX` that no sum of a
+    /// member's events can overflow.
+    pub const DEFAULT: Self = Self(1_000_000_000);
+    /// The highest ceiling a rules file may set (10^12): millions of events
+    /// at it still fit every sum exactly.
+    pub const HIGHEST: i64 = 1_000_000_000_000;
+}
+
+impl<'de> serde::Deserialize<'de> for PointsCeiling {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        read_scalar(
+            deserializer,
+            "a whole number of points",
+            |text| match text.parse::<i64>() {
+                Ok(points) if (1..=Self::HIGHEST).contains(&points) => Ok(Self(points)),
+                _ => Err(format!(
+                    "{text:?} is not a whole number of points from 1 to {}",
+                    Self::HIGHEST
+                )),
+            },
+        )
+    }
+}
+
 /// An exact non-negative rate such as 1, 1.5 or 0.25: `numerator /
 /// denominator`, with the denominator a power of ten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -422,9 +422,12 @@ fn run_metrics(rules: &RuleSet, case: &Case) -> Vec<String> {
                     rate_tier: Some(&tier),
                     lines: &lines,
                 };
-                let points = earn::points_for_purchase(rules, facts, subject);
-                if points != expected.0 {
-                    problems.push(format!("expected {} points, got {points}", expected.0));
+                match earn::points_for_purchase(rules, facts, subject) {
+                    Ok(points) if points == expected.0 => {}
+                    Ok(points) => {
+                        problems.push(format!("expected {} points, got {points}", expected.0));
+                    }
+                    Err(refused) => problems.push(refused.to_string()),
                 }
             }
         }
@@ -592,7 +595,7 @@ impl Purchases {
             return Err("one event per step: purchase, return, activity, adjust or redeem".into());
         }
         let effect = if let Some(purchase) = &step.purchase {
-            self.purchase(rules, member, purchase, transaction_id, now)
+            self.purchase(rules, member, purchase, transaction_id, now)?
         } else if let Some(spec) = &step.return_of {
             let mut effect = self.return_of(rules, member, spec, now)?;
             effect.points = -effect.points;
@@ -634,7 +637,7 @@ impl Purchases {
         purchase: &PurchaseSpec,
         transaction_id: String,
         now: DateTime<Utc>,
-    ) -> Effect {
+    ) -> Result<Effect, String> {
         let lines = purchase.basket();
         let facts = apply::Purchase {
             transaction_id: &transaction_id,
@@ -645,7 +648,8 @@ impl Purchases {
             lines: &lines,
             occurred_at: purchase.at.map_or(now, |at| at.0.min(now)),
         };
-        let (track, effect) = apply::purchase(rules, member, &facts, now);
+        let (track, effect) =
+            apply::purchase(rules, member, &facts, now).map_err(|e| e.to_string())?;
         self.0.push(Bought {
             id: purchase
                 .id
@@ -654,7 +658,7 @@ impl Purchases {
             transaction_id,
             track,
         });
-        effect
+        Ok(effect)
     }
 
     /// Takes back part of the purchase named by `of` (else the latest).
@@ -726,7 +730,7 @@ fn activity(
         details: &spec.details,
         occurred_at: now,
     };
-    Ok(apply::activity(rules, member, activity, &facts, now))
+    apply::activity(rules, member, activity, &facts, now).map_err(|e| e.to_string())
 }
 
 /// The tier a member with these metrics qualifies for, from the entry tier.

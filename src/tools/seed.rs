@@ -170,7 +170,10 @@ fn member(
                     lines: &[],
                     occurred_at: at,
                 };
-                let (track, effect) = apply::purchase(rules, &mut member, &purchase, at);
+                // Purchases the rules refuse (over their ceiling) are left out.
+                let Ok((track, effect)) = apply::purchase(rules, &mut member, &purchase, at) else {
+                    continue;
+                };
                 tracks.push((transaction_id, track));
                 effect
             }
@@ -201,7 +204,10 @@ fn member(
                     details: &no_details,
                     occurred_at: at,
                 };
-                apply::activity(rules, &mut member, activity, &facts, at)
+                let Ok(effect) = apply::activity(rules, &mut member, activity, &facts, at) else {
+                    continue;
+                };
+                effect
             }
         };
         changes.extend(effect.changes);

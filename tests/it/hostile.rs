@@ -400,3 +400,39 @@ async fn open_streams_count_against_their_own_limit() {
         .await
         .expect("a closed stream gives its place back");
 }
+
+/// A bonus script answering `i64::MAX` saturated the balance; now the
+/// purchase is refused whole, naming the rule and the ceiling, and a
+/// purchase within the ceiling still counts exactly.
+#[tokio::test]
+async fn points_over_the_ceiling_refuse_the_purchase_naming_the_rule() {
+    const GREEDY: &str = "\
+program: greedy
+version: g1
+currency: EUR
+window: rolling 12 months
+earning:
+  points_per_unit: 1
+  max_points_per_event: 500
+  bonus: 'if amount >= 100000 { 9223372036854775807 } else { 0 }'
+tiers:
+  - id: bronze
+";
+    let mut server = crate::harness::TestServer::with_rules(GREEDY).await;
+    let refused = server
+        .client
+        .record_purchase(server.purchase("m", "t1", 100_000))
+        .await
+        .expect_err("over the ceiling");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("earning.bonus"), "{refused:?}");
+    assert!(
+        refused.message().contains("max_points_per_event (500)"),
+        "{refused:?}"
+    );
+    let answered = server.buy("m", "t2", 40_000).await;
+    assert_eq!(answered.points_earned, 400);
+    let member = server.member("m").await;
+    assert_eq!(member.points_balance, 400);
+    assert_eq!(member.lifetime_value_minor, 40_000);
+}
