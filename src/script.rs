@@ -11,12 +11,14 @@
 //! error instead of a silent `()` at run time.
 
 use std::{
+    cell::Cell,
     collections::BTreeMap,
     fmt,
     sync::{
-        LazyLock,
+        Arc, LazyLock,
         atomic::{AtomicU64, Ordering},
     },
+    time::{Duration, Instant},
 };
 
 use rhai::{AST, Dynamic, Engine, Scope};
@@ -35,6 +37,12 @@ pub struct ScriptLimits {
     pub max_string_size: usize,
     /// Elements in any array or map a script builds.
     pub max_collection_size: usize,
+    /// Wall-clock time per evaluation, unless the rules set their own
+    /// (`script_time_limit`). Operations are counted, but one operation
+    /// (sorting an array, say) may take long: a script that sorted a
+    /// 1,000-item array in a loop took 0.26 s per purchase within its
+    /// operation limit, and writes queued behind it.
+    pub time_budget: Duration,
 }
 
 /// The limits used by tierd: generous for threshold logic, tight enough that
@@ -45,7 +53,28 @@ pub const LIMITS: ScriptLimits = ScriptLimits {
     max_expr_depth: 64,
     max_string_size: 4_096,
     max_collection_size: 1_024,
+    time_budget: Duration::from_millis(5),
 };
+
+/// The longest time budget a rules file may give its scripts: a script
+/// runs inside a write, and writes queue behind it.
+pub const MAX_TIME_BUDGET: Duration = Duration::from_millis(100);
+
+thread_local! {
+    /// When the script running on this thread must stop.
+    static DEADLINE: Cell<Option<Instant>> = const { Cell::new(None) };
+}
+
+/// Operations between two looks at the clock (a look costs about as much
+/// as a few operations).
+const CLOCK_EVERY: u64 = 16;
+
+/// Whether the script running on this thread is past its deadline.
+fn past_deadline() -> bool {
+    DEADLINE
+        .with(Cell::get)
+        .is_some_and(|deadline| Instant::now() > deadline)
+}
 
 static ENGINE: LazyLock<Engine> = LazyLock::new(|| build_engine(&LIMITS));
 
@@ -72,6 +101,9 @@ fn build_engine(limits: &ScriptLimits) -> Engine {
     engine.set_max_variables(64);
     engine.set_strict_variables(true);
     engine.disable_symbol("eval");
+    engine.on_progress(|operations| {
+        (operations % CLOCK_EVERY == 0 && past_deadline()).then(|| Dynamic::from(OVER_BUDGET))
+    });
     engine.on_print(|text| tracing::info!(target: "tierd::script", "{text}"));
     engine.on_debug(|text, _, pos| tracing::debug!(target: "tierd::script", %pos, "{text}"));
     engine
@@ -105,12 +137,37 @@ pub struct LifecycleDays {
     pub since_enrolment: i64,
 }
 
+/// The token a script stopped for its time budget ends with.
+const OVER_BUDGET: &str = "time budget";
+
+/// A script's time budget, and how often it ran over: shared by the
+/// clones of one compiled script, so `rules test` and `simulate` can say
+/// which scripts of the rules they ran were too slow.
+#[derive(Debug)]
+struct Timing {
+    budget_micros: AtomicU64,
+    overruns: AtomicU64,
+    slowest_micros: AtomicU64,
+}
+
+/// How a script did against its time budget.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Overruns {
+    /// Runs stopped at the budget.
+    pub count: u64,
+    /// The longest of them (at least the budget).
+    pub slowest: Duration,
+    /// The budget.
+    pub budget: Duration,
+}
+
 /// A compiled script with its source, ready to run many times.
 #[derive(Clone)]
 pub struct Script {
     source: String,
     kind: ScriptKind,
     ast: AST,
+    timing: Arc<Timing>,
 }
 
 impl fmt::Debug for Script {
@@ -138,6 +195,14 @@ pub enum ScriptError {
     /// The script failed while running (a limit, a type error, ...).
     #[error("script failed: {0}")]
     Run(String),
+    /// The script ran past its time budget and was stopped.
+    #[error("script stopped after {elapsed:?}, over its time budget of {budget:?}")]
+    OverBudget {
+        /// How long it had run.
+        elapsed: Duration,
+        /// Its budget.
+        budget: Duration,
+    },
 }
 
 /// Everything a script can see. Built per evaluation by the engine.
@@ -226,7 +291,29 @@ impl Script {
             source: source.to_owned(),
             kind,
             ast,
+            timing: Arc::new(Timing {
+                budget_micros: AtomicU64::new(micros(LIMITS.time_budget)),
+                overruns: AtomicU64::new(0),
+                slowest_micros: AtomicU64::new(0),
+            }),
         })
+    }
+
+    /// Gives this script (and its clones) `budget` per evaluation.
+    pub fn set_time_budget(&self, budget: Duration) {
+        self.timing
+            .budget_micros
+            .store(micros(budget), Ordering::Relaxed);
+    }
+
+    /// How this script (with its clones) did against its time budget.
+    pub fn overruns(&self) -> Overruns {
+        let timing = &self.timing;
+        Overruns {
+            count: timing.overruns.load(Ordering::Relaxed),
+            slowest: Duration::from_micros(timing.slowest_micros.load(Ordering::Relaxed)),
+            budget: Duration::from_micros(timing.budget_micros.load(Ordering::Relaxed)),
+        }
     }
 
     /// The script text as written.
@@ -250,15 +337,39 @@ impl Script {
         self.run::<i64>(inputs)
     }
 
+    /// Runs the script under its limits and its time budget: one past
+    /// the budget is stopped and fails like any other ([`failures`]
+    /// counts it), and its time is kept ([`Script::overruns`]).
     fn run<T: Clone + Send + Sync + 'static>(&self, inputs: &Inputs<'_>) -> Result<T, ScriptError> {
         let mut scope = scope_for(inputs);
-        ENGINE
-            .eval_ast_with_scope::<T>(&mut scope, &self.ast)
-            .map_err(|err| {
-                FAILURES.fetch_add(1, Ordering::Relaxed);
-                ScriptError::Run(err.to_string())
-            })
+        let budget = Duration::from_micros(self.timing.budget_micros.load(Ordering::Relaxed));
+        let started = Instant::now();
+        DEADLINE.with(|deadline| deadline.set(Some(started + budget)));
+        let result = ENGINE.eval_ast_with_scope::<T>(&mut scope, &self.ast);
+        DEADLINE.with(|deadline| deadline.set(None));
+        result.map_err(|err| {
+            FAILURES.fetch_add(1, Ordering::Relaxed);
+            match *err {
+                rhai::EvalAltResult::ErrorTerminated(..) => self.over_budget(started, budget),
+                other => ScriptError::Run(other.to_string()),
+            }
+        })
     }
+
+    /// Counts a run stopped at its budget, with its time.
+    fn over_budget(&self, started: Instant, budget: Duration) -> ScriptError {
+        let elapsed = started.elapsed();
+        self.timing.overruns.fetch_add(1, Ordering::Relaxed);
+        self.timing
+            .slowest_micros
+            .fetch_max(micros(elapsed), Ordering::Relaxed);
+        ScriptError::OverBudget { elapsed, budget }
+    }
+}
+
+/// `duration` in whole microseconds.
+fn micros(duration: Duration) -> u64 {
+    u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
 /// A scope naming every variable a script of `kind` may read, so strict
@@ -351,7 +462,7 @@ fn scope_for(inputs: &Inputs<'_>) -> Scope<'static> {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     #[test]
@@ -385,6 +496,49 @@ mod tests {
         // Purchase variables exist only for bonus scripts.
         assert!(Script::compile("amount > 3", ScriptKind::Condition).is_err());
         assert!(Script::compile("if amount > 3 { 10 } else { 0 }", ScriptKind::Bonus).is_ok());
+    }
+
+    /// Sorts a copy of a shuffled 1,000-item array again and again: each
+    /// sort is one operation, so the operation limit alone let one run
+    /// take a quarter of a second.
+    pub(crate) const SLOW_BONUS: &str = "\
+        let a = []; for i in 0..1000 { a.push((i * 7919) % 1000) } \
+        let n = 0; for k in 0..100000 { let b = a; b.sort(); n += 1 } n";
+
+    #[test]
+    fn a_script_is_stopped_at_its_time_budget_and_its_overrun_kept() {
+        let script = Script::compile(SLOW_BONUS, ScriptKind::Bonus).expect("compiles");
+        script.set_time_budget(Duration::from_millis(2));
+        let started = Instant::now();
+        let stopped = script.eval_points(&Inputs::default());
+        let elapsed = started.elapsed();
+        assert!(
+            matches!(stopped, Err(ScriptError::OverBudget { budget, .. }) if budget == Duration::from_millis(2)),
+            "{stopped:?}"
+        );
+        assert!(
+            elapsed < Duration::from_millis(50),
+            "stopped after {elapsed:?}"
+        );
+        let clone = script.clone();
+        let overruns = clone.overruns();
+        assert_eq!(overruns.count, 1);
+        assert!(overruns.slowest >= Duration::from_millis(2), "{overruns:?}");
+        // A quick script is untouched by the budget.
+        let quick = Script::compile("amount / 100", ScriptKind::Bonus).expect("compiles");
+        quick.set_time_budget(Duration::from_millis(2));
+        let inputs = Inputs {
+            purchase: Some(PurchaseInputs {
+                amount_minor: 12_345,
+                channel: "pos",
+                store_id: "",
+                tags: &[],
+                lines: Vec::new(),
+            }),
+            ..Inputs::default()
+        };
+        assert_eq!(quick.eval_points(&inputs), Ok(123));
+        assert_eq!(quick.overruns().count, 0);
     }
 
     #[test]

@@ -672,6 +672,16 @@ pub fn simulation_reply(simulation: Simulation, tiers: &[String]) -> pb::Simulat
             })
             .collect(),
         tiers: summaries,
+        slow_scripts: simulation
+            .slow_scripts
+            .into_iter()
+            .map(|slow| pb::SlowScript {
+                at: slow.at,
+                runs: slow.runs,
+                slowest_micros: slow.slowest_micros,
+                budget_micros: slow.budget_micros,
+            })
+            .collect(),
     }
 }
 

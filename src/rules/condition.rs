@@ -140,6 +140,22 @@ pub enum Condition {
     },
 }
 
+impl Condition {
+    /// Adds the scripts of this condition, at any depth, to `scripts`,
+    /// each named `at` (where the condition is written).
+    pub fn scripts<'a>(&'a self, at: &str, scripts: &mut Vec<(String, &'a Script)>) {
+        match self {
+            Condition::Script(script) => scripts.push((at.to_owned(), script)),
+            Condition::All(all) | Condition::Any(all) => {
+                for condition in all {
+                    condition.scripts(at, scripts);
+                }
+            }
+            Condition::AtLeast { .. } | Condition::Within { .. } => {}
+        }
+    }
+}
+
 thread_local! {
     /// Set while a segment's condition is read: only then are lifecycle
     /// measures and segment scripts accepted.

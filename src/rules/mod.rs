@@ -324,6 +324,11 @@ pub struct RuleSet {
     pub effective_from: Option<chrono::DateTime<chrono::Utc>>,
     /// What the reports need: point value, value bands, RFM segments.
     pub reporting: Reporting,
+    /// How long one evaluation of any of these rules' scripts may take
+    /// (`script_time_limit`; default [`crate::script::LIMITS`]'s). A script
+    /// past it is stopped and counts as failing: a condition not met, a
+    /// bonus of 0.
+    pub script_time_limit: std::time::Duration,
 }
 
 impl RuleSet {
@@ -336,6 +341,35 @@ impl RuleSet {
     pub fn entry_tier(&self) -> &Tier {
         // `load` refuses a file without tiers.
         &self.tiers[0]
+    }
+
+    /// Every script of these rules, each with where it is written
+    /// (`tiers.gold.qualify`, `earning.bonus`, `activities.review`,
+    /// `reporting.segments.lapsing`): what `rules test` and `simulate`
+    /// report on when a script ran over its time budget.
+    pub fn scripts(&self) -> Vec<(String, &Script)> {
+        let mut scripts = Vec::new();
+        for tier in &self.tiers {
+            for (part, condition) in [("qualify", &tier.qualify), ("retain", &tier.retain)] {
+                if let Some(condition) = condition {
+                    let at = format!("tiers.{}.{part}", tier.id);
+                    condition.scripts(&at, &mut scripts);
+                }
+            }
+        }
+        if let Some(bonus) = &self.earning.bonus {
+            scripts.push(("earning.bonus".to_owned(), bonus));
+        }
+        for (kind, activity) in &self.activities {
+            if let Some(script) = &activity.script {
+                scripts.push((format!("activities.{kind}"), script));
+            }
+        }
+        for segment in &self.reporting.segments {
+            let at = format!("reporting.segments.{}", segment.name);
+            segment.when.scripts(&at, &mut scripts);
+        }
+        scripts
     }
 }
 
@@ -362,6 +396,8 @@ struct RulesFile {
     activities: BTreeMap<String, ActivityFile>,
     #[serde(default)]
     reporting: reporting::ReportingFile,
+    #[serde(default)]
+    script_time_limit: Option<values::ScriptTimeLimit>,
 }
 
 #[derive(Deserialize)]
@@ -797,6 +833,14 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
             .collect(),
         effective_from: raw.effective_from,
         reporting,
+        script_time_limit: raw
+            .script_time_limit
+            .map_or(crate::script::LIMITS.time_budget, |limit| limit.0),
+    })
+    .inspect(|rules| {
+        for (_, script) in rules.scripts() {
+            script.set_time_budget(rules.script_time_limit);
+        }
     })
 }
 

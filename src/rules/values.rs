@@ -238,6 +238,30 @@ impl<'de> serde::Deserialize<'de> for PointsCeiling {
     }
 }
 
+/// How long one evaluation of a script may take (`script_time_limit`, e.g.
+/// `5ms`), from 1 ms to [`crate::script::MAX_TIME_BUDGET`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ScriptTimeLimit(pub std::time::Duration);
+
+impl<'de> serde::Deserialize<'de> for ScriptTimeLimit {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let highest = crate::script::MAX_TIME_BUDGET;
+        read_scalar(
+            deserializer,
+            "a duration such as 5ms",
+            |text| match humantime::parse_duration(text) {
+                Ok(limit) if (std::time::Duration::from_millis(1)..=highest).contains(&limit) => {
+                    Ok(Self(limit))
+                }
+                _ => Err(format!(
+                    "{text:?} is not a duration from 1ms to {}",
+                    humantime::format_duration(highest)
+                )),
+            },
+        )
+    }
+}
+
 /// An exact non-negative rate such as 1, 1.5 or 0.25: `numerator /
 /// denominator`, with the denominator a power of ten.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -51,6 +51,7 @@ use crate::{
         self, Count, Diagnostic, LinePay, LineRule, Moment, Money, Rate, Rejected, RuleSet,
         Severity,
     },
+    tools::simulate::SlowScript,
 };
 
 #[derive(Deserialize)]
@@ -271,7 +272,36 @@ pub fn run_cases(rules: &RuleSet, file: &Path) -> Result<Vec<CaseResult>, Reject
         Rejected::one(Diagnostic::about_file(file, Severity::Error, message))
     })?;
     let cases: CasesFile = rules::read_document(file, &text, rules.currency)?;
-    Ok(cases.tests.iter().map(|case| run(rules, case)).collect())
+    Ok(cases
+        .tests
+        .iter()
+        .map(|case| {
+            let before = SlowScript::of(rules);
+            let mut result = run(rules, case);
+            let slow = slower_since(&before, SlowScript::of(rules));
+            if !slow.is_empty() {
+                let mut failure = result.failure.take().into_iter().collect::<Vec<_>>();
+                failure.extend(slow.iter().map(ToString::to_string));
+                result.failure = Some(failure.join("; "));
+            }
+            result
+        })
+        .collect())
+}
+
+/// The scripts of `now` that ran over their budget since `before`, with
+/// the runs of this stretch only.
+fn slower_since(before: &[SlowScript], now: Vec<SlowScript>) -> Vec<SlowScript> {
+    now.into_iter()
+        .filter_map(|mut slow| {
+            let earlier = before
+                .iter()
+                .find(|b| b.at == slow.at)
+                .map_or(0, |b| b.runs);
+            slow.runs -= earlier;
+            (slow.runs > 0).then_some(slow)
+        })
+        .collect()
 }
 
 /// Warnings, for `rules check`, about line rules that no basket of the
@@ -765,6 +795,37 @@ mod tests {
             .into_iter()
             .map(|r| r.failure)
             .collect()
+    }
+
+    #[test]
+    fn a_case_that_runs_a_script_over_its_budget_fails_naming_the_script() {
+        let text = std::fs::read_to_string("rules/example.yaml").expect("example rules");
+        let slow = format!("{text}\nscript_time_limit: 2ms\n").replace(
+            "bonus: |",
+            &format!(
+                "bonus: |\n    if amount > 1000000 {{ return {{ {} }}; }}",
+                crate::script::tests::SLOW_BONUS
+            ),
+        );
+        let rules = rules::load(&rules::Candidate::new("slow.yaml", slow)).expect("valid rules");
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let file = dir.path().join("slow.test.yaml");
+        let cases = "tests:
+  - name: a small purchase
+    purchase: { amount: \"123.45\", channel: pos }
+    expect_points: 123
+  - name: a large one
+    purchase: { amount: \"20000.00\", channel: pos }
+    expect_points: 20000
+";
+        std::fs::write(&file, cases).expect("write cases");
+        let results = run_cases(&rules, &file).expect("cases parse");
+        assert_eq!(results[0].failure, None);
+        let failure = results[1].failure.as_deref().unwrap_or_default();
+        assert!(
+            failure.contains("earning.bonus: 1 runs over its time budget of 2000 µs"),
+            "{failure}"
+        );
     }
 
     #[test]

@@ -58,6 +58,52 @@ pub struct Simulation {
     pub before: BTreeMap<String, TierTotals>,
     /// Per tier, under the candidate.
     pub after: BTreeMap<String, TierTotals>,
+    /// The candidate's scripts that ran over their time budget (each such
+    /// run counted as failing).
+    pub slow_scripts: Vec<SlowScript>,
+}
+
+/// A script of the rules that ran over its time budget.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct SlowScript {
+    /// Where it is written (`tiers.gold.qualify`, `earning.bonus`).
+    pub at: String,
+    /// Runs stopped at the budget.
+    pub runs: u64,
+    /// The longest of them, microseconds.
+    pub slowest_micros: u64,
+    /// The budget, microseconds.
+    pub budget_micros: u64,
+}
+
+impl SlowScript {
+    /// The scripts of `rules` that have run over their budget so far.
+    pub fn of(rules: &RuleSet) -> Vec<Self> {
+        let micros = |d: std::time::Duration| u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
+        rules
+            .scripts()
+            .into_iter()
+            .filter_map(|(at, script)| {
+                let overruns = script.overruns();
+                (overruns.count > 0).then(|| Self {
+                    at,
+                    runs: overruns.count,
+                    slowest_micros: micros(overruns.slowest),
+                    budget_micros: micros(overruns.budget),
+                })
+            })
+            .collect()
+    }
+}
+
+impl std::fmt::Display for SlowScript {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{}: {} runs over its time budget of {} µs (slowest {} µs), each counted as failing",
+            self.at, self.runs, self.budget_micros, self.slowest_micros
+        )
+    }
 }
 
 impl Simulation {
@@ -179,6 +225,12 @@ impl Simulation {
             out.push_str("\nmoves\n");
             moved.iter().for_each(|m| out.push_str(&format!("  {m}\n")));
         }
+        if !self.slow_scripts.is_empty() {
+            out.push_str("\nscripts over their time budget (script_time_limit)\n");
+            for slow in &self.slow_scripts {
+                out.push_str(&format!("  {slow}\n"));
+            }
+        }
         out
     }
 
@@ -206,12 +258,14 @@ pub fn simulate(
     candidate: &RuleSet,
     as_of: DateTime<Utc>,
 ) -> Result<Simulation, StoreError> {
-    scan::fold_members(
+    let mut simulation = scan::fold_members(
         store,
         || Simulation::new(candidate, as_of),
         |simulation, member| simulation.add(candidate, &member),
         Simulation::merge,
-    )
+    )?;
+    simulation.slow_scripts = SlowScript::of(candidate);
+    Ok(simulation)
 }
 
 fn cells<S: serde::Serializer>(

@@ -436,3 +436,73 @@ tiers:
     assert_eq!(member.points_balance, 400);
     assert_eq!(member.lifetime_value_minor, 40_000);
 }
+
+/// A bonus script that sorts a copy of a 1,000-item array in a loop: each
+/// sort is one operation, so only the time budget stops it.
+const SLOW_RULES: &str = "\
+program: slow
+version: s1
+currency: EUR
+window: rolling 12 months
+script_time_limit: 5ms
+earning:
+  points_per_unit: 1
+  bonus: |
+    if amount < 500000 { return 0; }
+    let a = []; for i in 0..1000 { a.push((i * 7919) % 1000) }
+    let n = 0; for k in 0..100000 { let b = a; b.sort(); n += 1 } n
+tiers:
+  - id: bronze
+  - id: silver
+    qualify:
+      script: 'let a = []; for i in 0..1000 { a.push((i * 7919) % 1000) } let n = 0; for k in 0..100000 { let b = a; b.sort(); n += 1 } n > 5'
+";
+
+/// Sixteen purchases whose bonus script runs long, and one unrelated 1.00
+/// purchase behind them: each script is stopped at 5 ms (its bonus counts
+/// as 0), so the unrelated purchase waited 3.85 s before and is answered
+/// at once now; `SimulateRules` names the slow scripts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_slow_script_is_stopped_at_its_budget_and_named() {
+    let server = crate::harness::TestServer::with_rules(SLOW_RULES).await;
+    let slow = (0..16).map(|n| {
+        let mut client = server.client.clone();
+        let request = server.purchase(&format!("slow-{n}"), &format!("s{n}"), 500_000);
+        async move { client.record_purchase(request).await }
+    });
+    let mut client = server.client.clone();
+    let unrelated = server.purchase("other", "u1", 100);
+    let started = std::time::Instant::now();
+    let (slow, unrelated) = tokio::join!(futures::future::join_all(slow), async {
+        let answer = client.record_purchase(unrelated).await;
+        (answer, started.elapsed())
+    });
+    for answer in slow {
+        let answer = answer.expect("recorded").into_inner();
+        assert_eq!(answer.points_earned, 5_000, "the stopped bonus counts as 0");
+    }
+    let (answer, waited) = unrelated;
+    answer.expect("recorded");
+    assert!(
+        waited < std::time::Duration::from_secs(1),
+        "waited {waited:?}"
+    );
+    let simulated = client
+        .simulate_rules(tierd::grpc::pb::SimulateRulesRequest {
+            rules_text: SLOW_RULES.replace("s1", "s2"),
+            as_of: None,
+        })
+        .await
+        .expect("simulated")
+        .into_inner();
+    let slow: Vec<&str> = simulated
+        .slow_scripts
+        .iter()
+        .map(|s| s.at.as_str())
+        .collect();
+    assert_eq!(slow, ["tiers.silver.qualify"], "{simulated:?}");
+    let script = &simulated.slow_scripts[0];
+    assert_eq!(script.runs, 17, "one run per member");
+    assert_eq!(script.budget_micros, 5_000);
+    assert!(script.slowest_micros >= 5_000, "{script:?}");
+}
