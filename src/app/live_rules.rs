@@ -168,7 +168,7 @@ impl LiveRules {
         now: DateTime<Utc>,
     ) -> Result<RulesVersion, StoreError> {
         let _one_at_a_time = self.reloading.lock().await;
-        let last = store.rules_versions()?.pop();
+        let last = store.last_rules_version()?;
         let file_rules = self.current();
         if file_rules.effective_from.is_some_and(|at| at > now) {
             let previous = last.as_ref().and_then(|v| rules::load(v).ok());

@@ -157,12 +157,31 @@ impl Program {
         }
     }
 
-    /// Every rules version that went live, oldest first.
+    /// Up to `limit` rules versions that went live after position `after`,
+    /// oldest first, each with its position (see
+    /// [`crate::store::Store::rules_versions_after`]).
     ///
     /// # Errors
     /// On a storage failure.
-    pub fn rules_versions(&self) -> Result<Vec<RulesVersion>, ProgramError> {
-        Ok(self.store.rules_versions()?)
+    pub fn rules_versions(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, RulesVersion)>, ProgramError> {
+        Ok(self.store.rules_versions_after(after, limit)?)
+    }
+
+    /// The rules version at `position`, with its text.
+    ///
+    /// # Errors
+    /// `NotFound` for a position no version has, or a storage failure.
+    pub fn rules_version(&self, position: u64) -> Result<RulesVersion, ProgramError> {
+        self.store
+            .rules_version_at(position)?
+            .ok_or_else(|| ProgramError::NotFound {
+                field: "position",
+                message: format!("no rules version at position {position}"),
+            })
     }
 
     /// A member as of now.

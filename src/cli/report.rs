@@ -291,7 +291,7 @@ impl Source {
 
 /// The rules given, or those last live in `store`, or the default file.
 fn rules_for(store: &Store, given: Option<&PathBuf>) -> anyhow::Result<RuleSet> {
-    let loaded = match (given, store.rules_versions()?.pop()) {
+    let loaded = match (given, store.last_rules_version()?) {
         (Some(path), _) => rules::load(path),
         (None, Some(version)) => rules::load(&version),
         (None, None) => rules::load(&config::rules_file(config::DEFAULT_RULES.as_ref())?),

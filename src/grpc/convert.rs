@@ -614,7 +614,87 @@ impl From<RulesVersion> for pb::RulesVersion {
             program: v.program,
             activated_at: Some(timestamp(v.activated_at)),
             text: v.text,
+            position: 0,
         }
+    }
+}
+
+/// The stored version at `position`, with its text.
+pub fn rules_version(position: u64, version: RulesVersion) -> pb::RulesVersion {
+    pb::RulesVersion {
+        position,
+        ..version.into()
+    }
+}
+
+/// Versions per `ListRulesVersions` page, unless the caller asks for fewer.
+const RULES_VERSIONS_PAGE: u32 = 50;
+/// The most versions one page may hold.
+const MAX_RULES_VERSIONS_PAGE: u32 = 200;
+
+/// Which page of rules versions a request asks for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RulesVersionsPage {
+    /// Versions after this position.
+    pub after: u64,
+    /// Versions on the page.
+    pub size: usize,
+}
+
+/// The page `request` asks for.
+///
+/// # Errors
+/// `INVALID_ARGUMENT` for a page size over the limit or a token that is
+/// not one this service gave.
+pub fn rules_versions_page(
+    request: &pb::ListRulesVersionsRequest,
+) -> Result<RulesVersionsPage, ProgramError> {
+    let size = match request.page_size {
+        0 => RULES_VERSIONS_PAGE,
+        n if n <= MAX_RULES_VERSIONS_PAGE => n,
+        n => {
+            return Err(ProgramError::invalid(
+                "page_size",
+                format!("at most {MAX_RULES_VERSIONS_PAGE}, got {n}"),
+            ));
+        }
+    };
+    let after = match request.page_token.as_str() {
+        "" => 0,
+        token => token.parse().map_err(|_| {
+            ProgramError::invalid(
+                "page_token",
+                format!("{token:?} is not a page token ListRulesVersions gave"),
+            )
+        })?,
+    };
+    Ok(RulesVersionsPage {
+        after,
+        size: usize::try_from(size).unwrap_or(usize::MAX),
+    })
+}
+
+/// A page of `size` versions out of `read` (which holds one more when a
+/// next page follows), without their texts.
+pub fn rules_versions_reply(
+    mut read: Vec<(u64, RulesVersion)>,
+    size: usize,
+) -> pb::ListRulesVersionsResponse {
+    let more = read.len() > size;
+    read.truncate(size);
+    let next_page_token = match (more, read.last()) {
+        (true, Some((position, _))) => position.to_string(),
+        _ => String::new(),
+    };
+    pb::ListRulesVersionsResponse {
+        versions: read
+            .into_iter()
+            .map(|(position, version)| pb::RulesVersion {
+                text: String::new(),
+                ..rules_version(position, version)
+            })
+            .collect(),
+        next_page_token,
     }
 }
 

@@ -291,10 +291,24 @@ impl Loyalty for LoyaltyApi {
         request: Request<pb::ListRulesVersionsRequest>,
     ) -> Answer<pb::ListRulesVersionsResponse> {
         let _admitted = self.admit(&request, Action::Read)?;
-        let versions = self.program.rules_versions().map_err(status_of)?;
-        Ok(Response::new(pb::ListRulesVersionsResponse {
-            versions: versions.into_iter().map(Into::into).collect(),
-        }))
+        let page = convert::rules_versions_page(request.get_ref()).map_err(status_of)?;
+        let versions = self
+            .program
+            .rules_versions(page.after, page.size + 1)
+            .map_err(status_of)?;
+        Ok(Response::new(convert::rules_versions_reply(
+            versions, page.size,
+        )))
+    }
+
+    async fn get_rules_version(
+        &self,
+        request: Request<pb::GetRulesVersionRequest>,
+    ) -> Answer<pb::RulesVersion> {
+        let _admitted = self.admit(&request, Action::Read)?;
+        let position = request.get_ref().position;
+        let version = self.program.rules_version(position).map_err(status_of)?;
+        Ok(Response::new(convert::rules_version(position, version)))
     }
 
     async fn watch_tier_changes(

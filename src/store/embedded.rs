@@ -259,18 +259,38 @@ impl SledStore {
         })
     }
 
-    /// Every rules version that went live, oldest first.
-    ///
-    /// # Errors
-    /// On a storage failure or an undecodable record.
-    pub fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
+    /// See [`super::Store::rules_versions_after`].
+    pub fn rules_versions_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, RulesVersion)>, StoreError> {
+        // Stored under n = position - 1.
         self.tree
-            .scan_prefix(keys::RULES)
+            .range(keys::rules_version(after)..)
+            .take_while(|item| {
+                item.as_ref()
+                    .map_or(true, |(k, _)| k.starts_with(keys::RULES))
+            })
+            .take(limit)
             .map(|item| {
                 let (key, value) = item?;
-                from_bytes::<RulesVersionRecord, _>(&key, &value)
+                let n = keys::number_after(keys::RULES, &key).unwrap_or(0);
+                Ok((n + 1, from_bytes::<RulesVersionRecord, _>(&key, &value)?))
             })
             .collect()
+    }
+
+    /// See [`super::Store::rules_version_at`].
+    pub fn rules_version_at(&self, position: u64) -> Result<Option<RulesVersion>, StoreError> {
+        let Some(n) = position.checked_sub(1) else {
+            return Ok(None);
+        };
+        let key = keys::rules_version(n);
+        self.tree
+            .get(&key)?
+            .map(|value| from_bytes::<RulesVersionRecord, _>(&key, &value))
+            .transpose()
     }
 
     /// See [`super::Store::size_bytes`].

@@ -237,7 +237,10 @@ mod tests {
             assert!(store.member(id).expect("readable").is_some(), "{id}");
         }
         assert!(store.receipt("p1").expect("readable").is_some());
-        assert_eq!(store.rules_versions().expect("readable").len(), 1);
+        assert_eq!(
+            store.rules_versions_after(0, 10).expect("readable").len(),
+            1
+        );
     }
 
     /// A member as format 3 wrote it (`records::tests::member()`, from the

@@ -477,12 +477,28 @@ impl Store {
         on_store!(self, s => Box::new(s.member_ids()))
     }
 
-    /// Every rules version that went live, oldest first.
+    /// Up to `limit` rules versions that went live after position `after`
+    /// (positions count 1, 2, 3... in the order versions went live; 0 is
+    /// before the first), oldest
+    /// first, each with its position: a page, so that no answer holds every
+    /// version's text at once.
     ///
     /// # Errors
     /// On a storage failure or an undecodable record.
-    pub fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
-        on_store!(self, s => s.rules_versions())
+    pub fn rules_versions_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, RulesVersion)>, StoreError> {
+        on_store!(self, s => s.rules_versions_after(after, limit))
+    }
+
+    /// The rules version at `position`, if there is one.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn rules_version_at(&self, position: u64) -> Result<Option<RulesVersion>, StoreError> {
+        on_store!(self, s => s.rules_version_at(position))
     }
 
     /// The bytes the store holds on disk: the sled directory's files, or

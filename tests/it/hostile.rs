@@ -506,3 +506,86 @@ async fn a_slow_script_is_stopped_at_its_budget_and_named() {
     assert_eq!(script.budget_micros, 5_000);
     assert!(script.slowest_micros >= 5_000, "{script:?}");
 }
+
+/// A 50 MB rules file was accepted, and every version's text came back in
+/// one `ListRulesVersions` answer (101 MB after two of them). Now a rules
+/// file over 1 MiB is refused with its size, and versions are listed a page
+/// at a time without their text, which comes one version at a time.
+#[tokio::test]
+async fn rules_files_are_capped_and_versions_are_listed_by_page() {
+    use tierd::grpc::pb;
+    let good = std::fs::read_to_string(crate::harness::example_rules()).expect("rules");
+    // A copy of the rules of its own, which the test edits.
+    let mut server = crate::harness::TestServer::with_rules(&good).await;
+    for n in 2..=4 {
+        let next = good.replace("version: \"2026.1\"", &format!("version: \"2026.{n}\""));
+        std::fs::write(server.rules_path(), next).expect("edit rules");
+        let reloaded = server
+            .client
+            .reload_rules(pb::ReloadRulesRequest {})
+            .await
+            .expect("reloaded");
+        assert!(reloaded.into_inner().changed);
+    }
+    let padded = format!("{good}\n#{}\n", "x".repeat(tierd::rules::MAX_FILE_BYTES));
+    std::fs::write(server.rules_path(), padded).expect("oversized rules");
+    let refused = server
+        .client
+        .reload_rules(pb::ReloadRulesRequest {})
+        .await
+        .expect_err("over 1 MiB");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("1 MiB"), "{refused:?}");
+
+    let list = |page_token: String| pb::ListRulesVersionsRequest {
+        page_size: 3,
+        page_token,
+    };
+    let first = server
+        .client
+        .list_rules_versions(list(String::new()))
+        .await
+        .expect("page 1")
+        .into_inner();
+    let second = server
+        .client
+        .list_rules_versions(list(first.next_page_token.clone()))
+        .await
+        .expect("page 2")
+        .into_inner();
+    let labels: Vec<(u64, &str)> = first
+        .versions
+        .iter()
+        .chain(&second.versions)
+        .map(|v| (v.position, v.version.as_str()))
+        .collect();
+    assert_eq!(
+        labels,
+        [(1, "2026.1"), (2, "2026.2"), (3, "2026.3"), (4, "2026.4")]
+    );
+    assert!(second.next_page_token.is_empty(), "the last page says so");
+    assert!(first.versions.iter().all(|v| v.text.is_empty()));
+    let third = server
+        .client
+        .get_rules_version(pb::GetRulesVersionRequest { position: 3 })
+        .await
+        .expect("one version")
+        .into_inner();
+    assert!(third.text.contains("version: \"2026.3\""));
+    let missing = server
+        .client
+        .get_rules_version(pb::GetRulesVersionRequest { position: 9 })
+        .await
+        .expect_err("no such version");
+    assert_eq!(missing.code(), Code::NotFound);
+    let too_many = server
+        .client
+        .list_rules_versions(pb::ListRulesVersionsRequest {
+            page_size: 1_000,
+            page_token: String::new(),
+        })
+        .await
+        .expect_err("over the page limit");
+    assert_eq!(too_many.code(), Code::InvalidArgument);
+    assert!(too_many.message().contains("page_size"), "{too_many:?}");
+}

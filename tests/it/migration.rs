@@ -100,7 +100,7 @@ async fn a_format_2_directory_is_migrated_and_reads_as_before() {
     );
     let versions = server
         .client
-        .list_rules_versions(pb::ListRulesVersionsRequest {})
+        .list_rules_versions(pb::ListRulesVersionsRequest::default())
         .await
         .expect("versions")
         .into_inner()

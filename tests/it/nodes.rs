@@ -185,7 +185,7 @@ async fn nodes_started_together_on_an_empty_database_all_serve_and_record_the_ru
     }
     let mut client = served[0].client().await;
     let versions = client
-        .list_rules_versions(pb::ListRulesVersionsRequest {})
+        .list_rules_versions(pb::ListRulesVersionsRequest::default())
         .await
         .expect("versions")
         .into_inner()
@@ -358,7 +358,7 @@ async fn a_rules_reload_on_one_node_is_in_force_on_the_other_within_the_bound() 
     }
     eprintln!("the other node followed in {:?}", reloaded_at.elapsed());
     let versions = b
-        .list_rules_versions(pb::ListRulesVersionsRequest {})
+        .list_rules_versions(pb::ListRulesVersionsRequest::default())
         .await
         .expect("versions")
         .into_inner()

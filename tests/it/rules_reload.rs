@@ -30,7 +30,7 @@ async fn reload(server: &mut TestServer) -> Result<pb::ReloadRulesResponse, toni
 async fn versions(server: &mut TestServer) -> Vec<pb::RulesVersion> {
     server
         .client
-        .list_rules_versions(pb::ListRulesVersionsRequest {})
+        .list_rules_versions(pb::ListRulesVersionsRequest::default())
         .await
         .expect("versions")
         .into_inner()
@@ -81,7 +81,16 @@ async fn a_valid_change_goes_live_at_once_and_is_recorded() {
     let labels: Vec<&str> = versions.iter().map(|v| v.version.as_str()).collect();
     assert_eq!(labels, ["v1", "v2"]);
     assert_ne!(versions[0].content_hash, versions[1].content_hash);
-    assert_eq!(versions[0].text, V1);
+    assert_eq!(versions[0].text, "", "a list leaves the texts out");
+    let first = server
+        .client
+        .get_rules_version(pb::GetRulesVersionRequest {
+            position: versions[0].position,
+        })
+        .await
+        .expect("version 1")
+        .into_inner();
+    assert_eq!((first.text.as_str(), first.position), (V1, 1));
 }
 
 #[tokio::test]

@@ -326,12 +326,35 @@ impl PgStore {
         })
     }
 
-    /// See [`super::Store::rules_versions`].
-    pub fn rules_versions(&self) -> Result<Vec<RulesVersion>, StoreError> {
-        self.records::<RulesVersionRecord, _>(
+    /// See [`super::Store::rules_versions_after`].
+    pub fn rules_versions_after(
+        &self,
+        after: u64,
+        limit: usize,
+    ) -> Result<Vec<(u64, RulesVersion)>, StoreError> {
+        let (after, limit) = (to_sql_seq(after), i64::try_from(limit).unwrap_or(i64::MAX));
+        let rows = self.blocking(async |client| {
+            let statement = client
+                .prepare_cached(
+                    "SELECT record, n + 1 FROM tierd_rules_versions WHERE n >= $1 ORDER BY n LIMIT $2",
+                )
+                .await?;
+            Ok(client.query(&statement, &[&after, &limit]).await?)
+        })?;
+        let versions = decode_all::<RulesVersionRecord, RulesVersion>(keys::RULES, &rows)?;
+        let positions = rows
+            .iter()
+            .map(|row| Ok(from_sql_seq(row.try_get(1)?)))
+            .collect::<Result<Vec<u64>, StoreError>>()?;
+        Ok(positions.into_iter().zip(versions).collect())
+    }
+
+    /// See [`super::Store::rules_version_at`].
+    pub fn rules_version_at(&self, position: u64) -> Result<Option<RulesVersion>, StoreError> {
+        self.record::<RulesVersionRecord, _>(
             keys::RULES,
-            "SELECT record FROM tierd_rules_versions ORDER BY n",
-            &[],
+            "SELECT record FROM tierd_rules_versions WHERE n + 1 = $1",
+            &[&to_sql_seq(position)],
         )
     }
 
