@@ -279,6 +279,16 @@ impl Script {
                          cost a member their tier; use `qualifying_points` (status points) instead",
                     )
                 }
+                rhai::ParseErrorType::PropertyExpected => decimal_in(source).map_or_else(
+                    || rhai::ParseErrorType::PropertyExpected.to_string(),
+                    |number| {
+                        format!(
+                            "`{number}`: scripts have no decimals; amounts are whole cents \
+                             (`amount >= 1050` for 10.50) and a rate is a fraction \
+                             (`amount * 3 / 2` for x1.5)"
+                        )
+                    },
+                ),
                 other => other.to_string(),
             };
             ScriptError::Compile {
@@ -365,6 +375,23 @@ impl Script {
             .fetch_max(micros(elapsed), Ordering::Relaxed);
         ScriptError::OverBudget { elapsed, budget }
     }
+}
+
+/// The first decimal number written in `source` (`1.5`), if any: rhai
+/// without floats reads it as a property of `1` and says only "Expecting
+/// name of a property".
+fn decimal_in(source: &str) -> Option<&str> {
+    let bytes = source.as_bytes();
+    let dot = (1..bytes.len().saturating_sub(1)).find(|&i| {
+        bytes[i] == b'.' && bytes[i - 1].is_ascii_digit() && bytes[i + 1].is_ascii_digit()
+    })?;
+    let start = source[..dot]
+        .rfind(|c: char| !c.is_ascii_digit())
+        .map_or(0, |i| i + 1);
+    let end = source[dot + 1..]
+        .find(|c: char| !c.is_ascii_digit())
+        .map_or(source.len(), |i| dot + 1 + i);
+    source.get(start..end)
 }
 
 /// `duration` in whole microseconds.
@@ -572,7 +599,13 @@ pub(crate) mod tests {
 
     #[test]
     fn the_sandbox_has_no_floats_or_eval() {
-        assert!(Script::compile("purchase_volume * 1.5 > 3", ScriptKind::Condition).is_err());
+        let decimal = Script::compile("purchase_volume * 1.5 > 3", ScriptKind::Condition)
+            .expect_err("no floats");
+        let message = decimal.to_string();
+        assert!(
+            message.contains("`1.5`: scripts have no decimals; amounts are whole cents"),
+            "{message}"
+        );
         assert!(Script::compile(r#"eval("1") > 0"#, ScriptKind::Condition).is_err());
     }
 }

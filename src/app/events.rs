@@ -10,7 +10,7 @@ use super::{
     command::{
         ActivityEvent, Adjustment, Keyed, OverrideCommand, Purchase, Redemption, Return, Upsert,
     },
-    input::{Amount, LIMITS, not_in_future},
+    input::{Amount, LIMITS, event_time},
     write::{Applied, Recorded, WriteJob, WriteKey, job, number},
 };
 use crate::{
@@ -92,7 +92,7 @@ impl Program {
         let now = self.now();
         let rules = self.rules_at(now).await?;
         program_currency(&rules, Some(cmd.currency))?;
-        let occurred_at = not_in_future("occurred_at", cmd.occurred_at, now)?;
+        let occurred_at = event_time("occurred_at", cmd.occurred_at, now)?;
         let key = WriteKey::of(&cmd, actor, now);
         Ok(job(rules, key, move |rules, _, existing| {
             let (mut member, enrolment) = apply::member_or_new(
@@ -127,7 +127,7 @@ impl Program {
     ) -> Result<WriteJob, ProgramError> {
         let now = self.now();
         let rules = self.rules_at(now).await?;
-        let occurred_at = not_in_future("occurred_at", cmd.occurred_at, now)?;
+        let occurred_at = event_time("occurred_at", cmd.occurred_at, now)?;
         let Some(activity) = rules.activities.get(cmd.kind.as_str()).cloned() else {
             let known: Vec<&str> = rules.activities.keys().map(String::as_str).collect();
             return Err(ProgramError::invalid(
@@ -168,7 +168,7 @@ impl Program {
         let now = self.now();
         let rules = self.rules_at(now).await?;
         program_currency(&rules, cmd.currency)?;
-        not_in_future("occurred_at", cmd.occurred_at, now)?;
+        event_time("occurred_at", cmd.occurred_at, now)?;
         let key = WriteKey::of(&cmd, actor, now);
         Ok(job(rules, key, move |rules, writer, existing| {
             let original_id = cmd.original_transaction_id.as_str();
@@ -184,6 +184,15 @@ impl Program {
                 .filter(|receipt| receipt.member_id == cmd.member_id.as_str())
                 .ok_or_else(not_found)?;
             let mut track = original.purchase.take().ok_or_else(not_found)?;
+            if cmd.occurred_at < track.occurred_at {
+                return Err(ProgramError::invalid(
+                    "occurred_at",
+                    format!(
+                        "{} is before the purchase {original_id:?} it returns ({})",
+                        cmd.occurred_at, track.occurred_at
+                    ),
+                ));
+            }
             let mut member = existing.ok_or_else(not_found)?;
             let member_id = cmd.member_id.as_str();
             let mut order = writer.order(member_id, original_id)?;
@@ -232,7 +241,7 @@ impl Program {
         self.member_job(cmd, actor, |rules, _, mut member, cmd, now| {
             let points = cmd.points.get();
             let at = match cmd.occurred_at {
-                Some(at) => not_in_future("occurred_at", at, now)?.min(now),
+                Some(at) => event_time("occurred_at", at, now)?.min(now),
                 None => now,
             };
             let txn = cmd.transaction_id.as_str();
@@ -374,7 +383,7 @@ impl Program {
         let now = self.now();
         let rules = self.rules_at(now).await?;
         if let Some(at) = cmd.enrolled_at {
-            not_in_future("enrolled_at", at, now)
+            event_time("enrolled_at", at, now)
                 .map_err(|_| ProgramError::invalid("enrolled_at", "must not lie in the future"))?;
         }
         self.change_member(rules, move |rules, writer| {

@@ -14,6 +14,7 @@ use chrono::{DateTime, TimeDelta, Utc};
 use super::ProgramError;
 use crate::domain::{
     earn::Line,
+    member::DAY_RETENTION,
     receipt::{LineSize, ReturnLine},
 };
 
@@ -54,7 +55,7 @@ macro_rules! id_type {
         pub struct $name(String);
 
         impl $name {
-            /// Checks `id` (1 to 128 bytes, no control characters), as
+            /// Checks `id` (1 to 128 bytes, not only whitespace, no control or format characters), as
             /// request field `field`.
             ///
             /// # Errors
@@ -95,13 +96,33 @@ fn check_id(field: &'static str, id: &str) -> Checked<()> {
             ),
         ));
     }
-    if id.chars().any(char::is_control) {
+    if id.trim().is_empty() {
+        return Err(ProgramError::invalid(field, "must not be only whitespace"));
+    }
+    if let Some((position, c)) = id.chars().enumerate().find(|(_, c)| invisible(*c)) {
         return Err(ProgramError::invalid(
             field,
-            "must not contain control characters",
+            format!(
+                "character {} is U+{:04X}, a control or format character (such as a zero-width \
+                 space or a direction mark): ids may not hold them, since they make ids that \
+                 look the same differ",
+                position + 1,
+                u32::from(c)
+            ),
         ));
     }
     Ok(())
+}
+
+/// A control (Unicode Cc) or format (Cf) character: invisible, so `tx`
+/// and `tx` followed by U+200B would be different transactions that look
+/// alike.
+fn invisible(c: char) -> bool {
+    use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    matches!(
+        c.general_category(),
+        GeneralCategory::Control | GeneralCategory::Format
+    )
 }
 
 /// A positive amount of money (minor units) or points, at most 10^12.
@@ -267,7 +288,8 @@ impl Basket {
         if lines.len() > MAX_LINES {
             return invalid(format!("at most {MAX_LINES} lines, got {}", lines.len()));
         }
-        let mut total: i64 = 0;
+        // Wide enough for any count of lines at any i64 amount: the real sum.
+        let mut total: i128 = 0;
         for (i, line) in lines.iter().enumerate() {
             if !(1..=LIMITS.max_amount).contains(&line.quantity) {
                 return invalid(format!(
@@ -288,9 +310,9 @@ impl Basket {
                 .into_iter()
                 .chain(&line.labels)
                 .try_for_each(|text| check_text("lines", text))?;
-            total = total.saturating_add(line.amount_minor);
+            total += i128::from(line.amount_minor);
         }
-        if !lines.is_empty() && total != amount.get() {
+        if !lines.is_empty() && total != i128::from(amount.get()) {
             return invalid(format!(
                 "the lines' amount_minor add up to {total}, but the purchase's amount_minor is {}",
                 amount.get()
@@ -399,11 +421,15 @@ pub fn required_time(field: &'static str, at: Option<DateTime<Utc>>) -> Checked<
     at.ok_or_else(|| ProgramError::invalid(field, "required"))
 }
 
-/// Refuses a time further in the future than the clock skew allows.
+/// Refuses an event's time further in the future than the clock skew
+/// allows, or further back than the store keeps day totals
+/// ([`DAY_RETENTION`], about 25 months): an event dated before that would
+/// land in a day no window can read (a purchase dated 1970 made the
+/// member enrolled in 1970).
 ///
 /// # Errors
 /// `InvalidArgument` naming `field`.
-pub fn not_in_future(
+pub fn event_time(
     field: &'static str,
     at: DateTime<Utc>,
     now: DateTime<Utc>,
@@ -414,6 +440,50 @@ pub fn not_in_future(
             format!(
                 "{at} lies more than {} minutes in the future (server time {now})",
                 LIMITS.max_clock_skew.num_minutes()
+            ),
+        ));
+    }
+    not_before_kept_days(field, at, now)
+}
+
+/// How far ahead an evaluation or simulation may look (`as_of`): five
+/// years, beyond any grace period or expiry a programme sets.
+pub const MAX_LOOKAHEAD: TimeDelta = TimeDelta::days(5 * 366);
+
+/// Refuses an `as_of` further back than the kept day totals or further
+/// ahead than [`MAX_LOOKAHEAD`].
+///
+/// # Errors
+/// `InvalidArgument` naming `field`.
+pub fn as_of_time(
+    field: &'static str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Checked<DateTime<Utc>> {
+    if at > now + MAX_LOOKAHEAD {
+        return Err(ProgramError::invalid(
+            field,
+            format!(
+                "{at} lies more than {} days ahead (server time {now})",
+                MAX_LOOKAHEAD.num_days()
+            ),
+        ));
+    }
+    not_before_kept_days(field, at, now)
+}
+
+fn not_before_kept_days(
+    field: &'static str,
+    at: DateTime<Utc>,
+    now: DateTime<Utc>,
+) -> Checked<DateTime<Utc>> {
+    let oldest = now - DAY_RETENTION;
+    if at < oldest {
+        return Err(ProgramError::invalid(
+            field,
+            format!(
+                "{at} is older than the {} days the store keeps (the oldest accepted is {oldest})",
+                DAY_RETENTION.num_days()
             ),
         ));
     }
@@ -471,12 +541,20 @@ mod tests {
     }
 
     #[test]
-    fn times_may_not_lie_far_ahead() {
-        let now = DateTime::UNIX_EPOCH;
-        assert!(not_in_future("occurred_at", now + TimeDelta::minutes(5), now).is_ok());
-        let err =
-            not_in_future("occurred_at", now + TimeDelta::minutes(6), now).expect_err("too far");
+    fn times_may_not_lie_far_ahead_or_before_the_kept_days() {
+        let now = DateTime::UNIX_EPOCH + TimeDelta::days(20_000);
+        assert!(event_time("occurred_at", now + TimeDelta::minutes(5), now).is_ok());
+        let err = event_time("occurred_at", now + TimeDelta::minutes(6), now).expect_err("too far");
         assert!(err.to_string().contains("more than 5 minutes"), "{err}");
+        assert!(event_time("occurred_at", now - DAY_RETENTION, now).is_ok());
+        let err = event_time("occurred_at", DateTime::UNIX_EPOCH, now).expect_err("1970");
+        assert!(err.to_string().contains("older than the 775 days"), "{err}");
+        assert!(as_of_time("as_of", now + MAX_LOOKAHEAD, now).is_ok());
+        let err = as_of_time("as_of", now + MAX_LOOKAHEAD + TimeDelta::days(1), now)
+            .expect_err("too far ahead");
+        assert!(err.to_string().starts_with("as_of:"), "{err}");
+        let year_one = DateTime::<Utc>::MIN_UTC;
+        assert!(as_of_time("as_of", year_one, now).is_err());
         assert!(required_time("occurred_at", None).is_err());
     }
 }

@@ -223,7 +223,8 @@ impl Program {
         candidate: &RuleSet,
         as_of: Option<DateTime<Utc>>,
     ) -> Result<Simulation, ProgramError> {
-        let as_of = as_of.unwrap_or_else(|| self.now());
+        let now = self.now();
+        let as_of = input::as_of_time("as_of", as_of.unwrap_or(now), now)?;
         Ok(simulate::simulate(&self.store, candidate, as_of)?)
     }
 

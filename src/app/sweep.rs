@@ -9,7 +9,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     Program, ProgramError,
-    input::MemberId,
+    input::{MemberId, as_of_time},
     write::{book_lapses, number},
 };
 use crate::{
@@ -76,7 +76,7 @@ impl Program {
     ) -> Result<EvaluationReport, ProgramError> {
         let now = self.now();
         let rules = self.rules_at(now).await?;
-        let as_of = as_of.unwrap_or(now);
+        let as_of = as_of_time("as_of", as_of.unwrap_or(now), now)?;
         for id in member_ids {
             if self.store.member(id.as_str())?.is_none() {
                 return Err(ProgramError::NotFound {

@@ -47,6 +47,30 @@ async fn bad_purchases_are_refused_and_change_nothing() {
             "occurred_at",
         ),
         (Box::new(|r| r.tags = vec!["t".into(); 33]), "tags"),
+        // Older than the kept day totals: 1970, year 1.
+        (
+            Box::new(|r| r.occurred_at = Some(timestamp(chrono::DateTime::UNIX_EPOCH))),
+            "occurred_at",
+        ),
+        (
+            Box::new(|r| r.occurred_at = Some(timestamp(chrono::DateTime::<chrono::Utc>::MIN_UTC))),
+            "occurred_at",
+        ),
+        (
+            Box::new(move |r| r.occurred_at = Some(timestamp(now - TimeDelta::days(800)))),
+            "occurred_at",
+        ),
+        // Ids that are blank or hold invisible characters.
+        (Box::new(|r| r.member_id = " ".into()), "member_id"),
+        (
+            Box::new(|r| r.transaction_id = "ok\u{200B}".into()),
+            "transaction_id",
+        ),
+        (
+            Box::new(|r| r.transaction_id = "\u{FEFF}ok".into()),
+            "transaction_id",
+        ),
+        (Box::new(|r| r.member_id = "m\u{202E}".into()), "member_id"),
     ];
     for (edit, field) in cases {
         let mut request = base.clone();
@@ -58,6 +82,36 @@ async fn bad_purchases_are_refused_and_change_nothing() {
         );
     }
     assert_eq!(server.member("m").await, before);
+    let mut invisible = base.clone();
+    invisible.transaction_id = "ok\u{200B}".into();
+    let refused = server
+        .client
+        .record_purchase(invisible)
+        .await
+        .expect_err("refused");
+    assert!(
+        refused.message().contains("character 3 is U+200B"),
+        "the position is named: {refused:?}"
+    );
+    // Lines whose amounts overflow an i64 are reported with their real sum.
+    let mut overflowing = base.clone();
+    overflowing.lines = (0..3)
+        .map(|n| pb::PurchaseLine {
+            sku: format!("s{n}"),
+            quantity: 1,
+            amount_minor: i64::MAX / 2,
+            ..Default::default()
+        })
+        .collect();
+    let refused = server
+        .client
+        .record_purchase(overflowing)
+        .await
+        .expect_err("refused");
+    assert!(
+        refused.message().contains("add up to 13835058055282163709"),
+        "the real sum: {refused:?}"
+    );
     // The refused transaction id is still free.
     assert!(!server.buy("m", "bad", 1_000).await.duplicate);
 }
@@ -238,4 +292,39 @@ async fn unknown_members_and_bad_queries() {
         Code::NotFound,
         "member_ids",
     );
+}
+
+/// A return dated before the purchase it names, and evaluations as of a
+/// day the store cannot know, are refused naming the field.
+#[tokio::test]
+async fn times_before_the_purchase_or_the_kept_days_are_refused() {
+    let mut server = TestServer::start().await;
+    server.buy("m", "p1", 10_000).await;
+    let purchased = server.clock.now();
+    let mut early = server.refund("m", "r1", "p1", 1_000);
+    early.occurred_at = Some(timestamp(purchased - TimeDelta::hours(1)));
+    assert_refused(
+        server.client.record_return(early).await,
+        Code::InvalidArgument,
+        "occurred_at",
+    );
+    for as_of in [
+        chrono::DateTime::<chrono::Utc>::MIN_UTC,
+        purchased - TimeDelta::days(800),
+        purchased + TimeDelta::days(5 * 366 + 1),
+    ] {
+        assert_refused(
+            server
+                .client
+                .evaluate_tiers(pb::EvaluateTiersRequest {
+                    as_of: Some(timestamp(as_of)),
+                    dry_run: true,
+                    ..Default::default()
+                })
+                .await,
+            Code::InvalidArgument,
+            "as_of",
+        );
+    }
+    assert_eq!(server.member("m").await.lifetime_value_minor, 10_000);
 }
