@@ -6,13 +6,22 @@
 //! the same way. A refused rules reload is `FAILED_PRECONDITION` with every
 //! problem of the file as a `google.rpc.PreconditionFailure` violation
 //! (type: the severity, subject: `file:line:column`, description: what is
-//! wrong). Storage failures are logged and answered as `INTERNAL` without
-//! internals.
+//! wrong). A write whose outcome the store cannot confirm is `UNAVAILABLE`
+//! ("retry with the same transaction_id"); other storage failures are
+//! logged and answered as `INTERNAL` without internals.
 
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
 use crate::{app::ProgramError, store::StoreError};
+
+/// What a client is told when the store could not say whether a request
+/// was recorded (unreachable, a failed flush, a stopped writer).
+/// UNAVAILABLE is what standard gRPC retry policies retry, and the
+/// transaction id makes the retry safe: it counts once, whatever happened.
+pub const OUTCOME_UNKNOWN: &str = "the store could not confirm this request (unreachable, stopping, or \
+     a failed flush): it may or may not be recorded; retry with the same transaction_id, which \
+     counts it exactly once";
 
 /// The status a client gets for `err`.
 pub fn status_of(err: ProgramError) -> Status {
@@ -54,9 +63,13 @@ pub fn status_of(err: ProgramError) -> Status {
             }
             Status::with_error_details(Code::FailedPrecondition, message, details)
         }
-        ProgramError::Store(inner @ StoreError::Unavailable(_)) => {
-            tracing::warn!(error = %inner, "the store is unreachable");
-            Status::unavailable("the store is unreachable; the request was not recorded: retry it")
+        ProgramError::Store(
+            inner @ (StoreError::Unavailable(_)
+            | StoreError::Durability(_)
+            | StoreError::WriterStopped),
+        ) => {
+            tracing::warn!(error = %inner, "a write's outcome is unknown");
+            Status::unavailable(OUTCOME_UNKNOWN)
         }
         ProgramError::Store(inner) => {
             tracing::error!(error = %inner, "storage failure");
@@ -85,6 +98,29 @@ pub fn event_error(err: ProgramError) -> crate::grpc::pb::EventError {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_outcome_is_unavailable_with_the_retry_advice() {
+        for unknown in [
+            StoreError::Unavailable("connection reset".into()),
+            StoreError::Durability("fdatasync: EIO".into()),
+            StoreError::WriterStopped,
+        ] {
+            let status = status_of(ProgramError::Store(unknown));
+            assert_eq!(status.code(), Code::Unavailable, "{status:?}");
+            assert!(
+                status
+                    .message()
+                    .contains("retry with the same transaction_id"),
+                "{status:?}"
+            );
+        }
+        let corrupt = status_of(ProgramError::Store(StoreError::Corrupt {
+            key: "m/x".into(),
+            reason: "truncated".into(),
+        }));
+        assert_eq!(corrupt.code(), Code::Internal);
+    }
 
     #[test]
     fn a_bad_field_is_named_in_the_message_and_the_details() {

@@ -287,15 +287,32 @@ async fn readiness_follows_the_database_without_a_restart() {
         .await
         .expect_err("nothing can be recorded");
     assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    assert!(
+        refused
+            .message()
+            .contains("retry with the same transaction_id"),
+        "{refused:?}"
+    );
 
     drop(down);
     wait_for(&mut health, ServingStatus::Serving, within).await;
+    let retried = purchase_now("ana", "p2", 1_000);
     let answer = clients[0]
-        .record_purchase(purchase_now("ana", "p2", 1_000))
+        .record_purchase(retried.clone())
         .await
         .expect("recorded once the database is back")
         .into_inner();
     assert!(!answer.duplicate);
+    let again = clients[0]
+        .record_purchase(retried)
+        .await
+        .expect("a retry")
+        .into_inner();
+    assert!(again.duplicate, "the retry counts once");
+    assert_eq!(
+        member(&mut clients[0], "ana").await.lifetime_value_minor,
+        2_000
+    );
     stop_all(served).await;
 }
 
