@@ -9,7 +9,7 @@
 
 use super::{
     Program, ProgramError,
-    command::{ActivityEvent, Adjustment, Event, Purchase, Redemption, Return},
+    command::{ActivityEvent, Adjustment, Event, OverrideCommand, Purchase, Redemption, Return},
     write::{Recorded, WriteJob},
 };
 
@@ -66,6 +66,20 @@ impl Program {
         actor: &str,
     ) -> Result<Recorded, ProgramError> {
         self.run(self.adjustment_job(cmd, actor).await?).await
+    }
+
+    /// Sets or clears a manual tier override (see
+    /// [`Program::override_job`]).
+    ///
+    /// # Errors
+    /// Invalid fields (unknown tier, past `until`), an unknown member, a
+    /// reused transaction id, or a storage failure.
+    pub async fn set_override(
+        &self,
+        cmd: OverrideCommand,
+        actor: &str,
+    ) -> Result<Recorded, ProgramError> {
+        self.run(self.override_job(cmd, actor).await?).await
     }
 
     /// Redeems points, oldest first; never below zero, never a tier change.

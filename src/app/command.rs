@@ -134,6 +134,8 @@ impl Event {
 pub struct OverrideCommand {
     /// The member placed.
     pub member_id: MemberId,
+    /// The idempotency key.
+    pub transaction_id: TransactionId,
     /// The tier and how it holds, or `None` to clear the override.
     pub placement: Option<(Text, OverrideMode)>,
     /// When it lapses; `None`: until cleared.
@@ -210,6 +212,24 @@ impl Keyed for Adjustment {
             points: self.points.get(),
             reason: self.reason.as_str(),
             occurred_at: self.occurred_at,
+        }
+    }
+}
+
+impl Keyed for OverrideCommand {
+    fn facts(&self) -> RequestFacts<'_> {
+        let (tier_id, mode) = match &self.placement {
+            Some((tier_id, OverrideMode::Floor)) => (tier_id.as_str(), "floor"),
+            Some((tier_id, OverrideMode::Lock)) => (tier_id.as_str(), "lock"),
+            None => ("", "clear"),
+        };
+        RequestFacts::Override {
+            member_id: self.member_id.as_str(),
+            transaction_id: self.transaction_id.as_str(),
+            tier_id,
+            mode,
+            until: self.until,
+            reason: self.reason.as_str(),
         }
     }
 }

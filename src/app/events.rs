@@ -11,11 +11,11 @@ use super::{
         ActivityEvent, Adjustment, Keyed, OverrideCommand, Purchase, Redemption, Return, Upsert,
     },
     input::{Amount, LIMITS, event_time},
-    write::{Applied, Recorded, WriteJob, WriteKey, job, number},
+    write::{Applied, WriteJob, WriteKey, job, number},
 };
 use crate::{
     domain::{
-        apply::{self, Placement},
+        apply::{self, Effect, Placement},
         decide::TierOverride,
         member::MemberState,
         receipt::{OrderRedemptions, ReturnRefused, Returned},
@@ -313,12 +313,14 @@ impl Program {
         }))
     }
 
-    /// Sets or clears a manual tier override; always recorded as MANUAL.
-    ///
-    /// # Errors
-    /// Invalid fields (unknown tier, past `until`), an unknown member, or a
-    /// storage failure.
-    pub async fn set_override(&self, cmd: OverrideCommand) -> Result<Recorded, ProgramError> {
+    /// The write job of [`Program::set_override`]: a manual tier placement,
+    /// recorded as MANUAL unless it changes nothing, idempotent on its
+    /// transaction id like every write.
+    pub(super) async fn override_job(
+        &self,
+        cmd: OverrideCommand,
+        actor: &str,
+    ) -> Result<WriteJob, ProgramError> {
         let now = self.now();
         let rules = self.rules_at(now).await?;
         if let Some((tier_id, _)) = &cmd.placement
@@ -337,11 +339,7 @@ impl Program {
         if cmd.until.is_some_and(|until| until <= now) {
             return Err(ProgramError::invalid("until", "must lie in the future"));
         }
-        self.change_member(rules, move |rules, writer| {
-            let member_id = cmd.member_id.as_str();
-            let mut member = writer
-                .member(member_id)?
-                .ok_or_else(|| ProgramError::unknown_member(member_id))?;
+        self.member_job(cmd, actor, |rules, _, mut member, cmd, now| {
             let placement = Placement {
                 tier_override: cmd.placement.as_ref().map(|(tier_id, mode)| TierOverride {
                     tier_id: tier_id.as_str().to_owned(),
@@ -351,25 +349,11 @@ impl Program {
                 }),
                 reason: cmd.reason.as_str().to_owned(),
             };
-            let changes = apply::place_by_hand(rules, &mut member, placement, now);
-            let history = number(rules, writer, member_id, changes)?;
-            let outcome = super::Outcome {
-                member: view::view(rules, &member, now),
-                points: 0,
-                tier_changes: history.clone(),
-                capped: false,
-                refunded_minor: 0,
-                points_recredited: 0,
+            let effect = Effect {
+                changes: apply::place_by_hand(rules, &mut member, placement, now),
+                ..Effect::default()
             };
-            writer.commit(&Commit {
-                members: vec![member],
-                history,
-                ..Commit::default()
-            })?;
-            Ok(Recorded {
-                outcome,
-                duplicate: false,
-            })
+            Ok(Applied::new(member, Vec::new(), effect))
         })
         .await
     }

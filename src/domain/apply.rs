@@ -406,15 +406,20 @@ pub struct Placement {
     pub reason: String,
 }
 
-/// Sets or clears a manual override at `now`: always one MANUAL change
-/// (even when the tier stays), then an evaluation (which may promote at
-/// once, and never demotes without the grace period).
+/// Sets or clears a manual override at `now`: one MANUAL change (even
+/// when the tier stays), then an evaluation (which may promote at once,
+/// and never demotes without the grace period). A placement that changes
+/// nothing (the same tier, mode and end already in force, or a clear with
+/// no override in force) changes nothing and makes no change entry.
 pub fn place_by_hand(
     rules: &RuleSet,
     member: &mut MemberState,
     placement: Placement,
     now: DateTime<Utc>,
 ) -> Vec<Change> {
+    if changes_nothing(member, &placement, now) {
+        return Vec::new();
+    }
     let from = member.tier.tier_id.clone();
     let current = rules.tier_index(&from).unwrap_or(0);
     let (to, reason) = match &placement.tier_override {
@@ -443,6 +448,24 @@ pub fn place_by_hand(
     std::iter::once(manual)
         .chain(evaluate(rules, member, now))
         .collect()
+}
+
+/// Whether `placement` is what is in force already at `now`.
+fn changes_nothing(member: &MemberState, placement: &Placement, now: DateTime<Utc>) -> bool {
+    let in_force = member
+        .tier
+        .tier_override
+        .as_ref()
+        .filter(|current| current.until.is_none_or(|until| now < until));
+    match (in_force, &placement.tier_override) {
+        (None, None) => true,
+        (Some(current), Some(placed)) => {
+            current.tier_id == placed.tier_id
+                && current.mode == placed.mode
+                && current.until == placed.until
+        }
+        _ => false,
+    }
 }
 
 /// Merges descriptive attributes (an empty value removes its key), sets

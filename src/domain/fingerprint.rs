@@ -100,6 +100,21 @@ pub enum RequestFacts<'a> {
         /// The order the points pay for, if named.
         order_id: Option<&'a str>,
     },
+    /// SetTierOverride.
+    Override {
+        /// The member.
+        member_id: &'a str,
+        /// The idempotency key.
+        transaction_id: &'a str,
+        /// The tier placed (empty when clearing).
+        tier_id: &'a str,
+        /// `floor`, `lock` or `clear`.
+        mode: &'a str,
+        /// When it lapses, if it does.
+        until: Option<DateTime<Utc>>,
+        /// Why.
+        reason: &'a str,
+    },
 }
 
 impl RequestFacts<'_> {
@@ -111,6 +126,7 @@ impl RequestFacts<'_> {
             RequestFacts::Activity { .. } => RequestKind::Activity,
             RequestFacts::Adjustment { .. } => RequestKind::Adjustment,
             RequestFacts::Redemption { .. } => RequestKind::Redemption,
+            RequestFacts::Override { .. } => RequestKind::Override,
         }
     }
 
@@ -121,7 +137,8 @@ impl RequestFacts<'_> {
             | RequestFacts::Return { member_id, .. }
             | RequestFacts::Activity { member_id, .. }
             | RequestFacts::Adjustment { member_id, .. }
-            | RequestFacts::Redemption { member_id, .. } => member_id,
+            | RequestFacts::Redemption { member_id, .. }
+            | RequestFacts::Override { member_id, .. } => member_id,
         }
     }
 
@@ -132,7 +149,8 @@ impl RequestFacts<'_> {
             | RequestFacts::Return { transaction_id, .. }
             | RequestFacts::Activity { transaction_id, .. }
             | RequestFacts::Adjustment { transaction_id, .. }
-            | RequestFacts::Redemption { transaction_id, .. } => transaction_id,
+            | RequestFacts::Redemption { transaction_id, .. }
+            | RequestFacts::Override { transaction_id, .. } => transaction_id,
         }
     }
 
@@ -221,6 +239,20 @@ impl RequestFacts<'_> {
                 if let Some(order_id) = order_id {
                     out.text("order_id", order_id);
                 }
+            }
+            RequestFacts::Override {
+                tier_id,
+                mode,
+                until,
+                reason,
+                ..
+            } => {
+                out.text("tier_id", tier_id);
+                out.text("mode", mode);
+                if let Some(until) = until {
+                    out.time("until", until);
+                }
+                out.text("reason", reason);
             }
         }
         out.finish()

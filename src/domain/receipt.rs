@@ -27,6 +27,8 @@ pub enum RequestKind {
     Adjustment,
     /// A redemption of points.
     Redemption,
+    /// A manual tier placement (or its clearing) by customer service.
+    Override,
 }
 
 impl RequestKind {
@@ -38,6 +40,7 @@ impl RequestKind {
             RequestKind::Activity => "activity",
             RequestKind::Adjustment => "adjustment",
             RequestKind::Redemption => "redemption",
+            RequestKind::Override => "override",
         }
     }
 }

@@ -260,6 +260,14 @@ pub fn event_outcome(
             RequestKind::Activity => Outcome::Activity(recorded.into()),
             RequestKind::Adjustment => Outcome::Adjustment(recorded.into()),
             RequestKind::Redemption => Outcome::Redemption(recorded.into()),
+            // A batch holds no overrides (`Event` has none): refused whole.
+            RequestKind::Override => {
+                return error_outcome(pb::EventError {
+                    code: tonic::Code::InvalidArgument as i32,
+                    message: "event: SetTierOverride is not a batch event".into(),
+                    field: "event".into(),
+                });
+            }
         },
     };
     pb::EventOutcome {
@@ -390,6 +398,7 @@ impl TryFrom<pb::SetTierOverrideRequest> for OverrideCommand {
         let tier_id = Text::parse("tier_id", r.tier_id)?;
         Ok(OverrideCommand {
             member_id,
+            transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
             placement: mode.map(|mode| (tier_id, mode)),
             until: time_from("until", r.until)?,
             reason,
@@ -588,6 +597,7 @@ impl From<Recorded> for pb::SetTierOverrideResponse {
         Self {
             member: member_of(&r),
             tier_change: r.outcome.tier_changes.first().cloned().map(Into::into),
+            duplicate: r.duplicate,
         }
     }
 }

@@ -226,9 +226,13 @@ impl Loyalty for LoyaltyApi {
         &self,
         request: Request<pb::SetTierOverrideRequest>,
     ) -> Answer<pb::SetTierOverrideResponse> {
-        let _admitted = self.admit(&request, Action::Adjust)?;
+        let admitted = self.admit(&request, Action::Adjust)?;
         let placement = command(request)?;
-        reply(self.program.set_override(placement).await)
+        reply(
+            self.program
+                .set_override(placement, &admitted.caller.name)
+                .await,
+        )
     }
 
     async fn upsert_member(&self, request: Request<pb::UpsertMemberRequest>) -> Answer<pb::Member> {

@@ -342,6 +342,8 @@ enum KindRecord {
     Activity,
     Adjustment,
     Redemption,
+    /// Appended: receipts written before it decode as they did.
+    Override,
 }
 
 /// A purchase's track (format 5: with its lines).
@@ -433,6 +435,7 @@ impl From<&Receipt> for ReceiptRecord {
                 RequestKind::Activity => KindRecord::Activity,
                 RequestKind::Adjustment => KindRecord::Adjustment,
                 RequestKind::Redemption => KindRecord::Redemption,
+                RequestKind::Override => KindRecord::Override,
             },
             member_id: r.member_id.clone(),
             fingerprint: r.fingerprint.0,
@@ -484,6 +487,7 @@ impl TryFrom<ReceiptRecord> for Receipt {
                 KindRecord::Activity => RequestKind::Activity,
                 KindRecord::Adjustment => RequestKind::Adjustment,
                 KindRecord::Redemption => RequestKind::Redemption,
+                KindRecord::Override => RequestKind::Override,
             },
             member_id: r.member_id,
             fingerprint: Fingerprint(r.fingerprint),

@@ -1,4 +1,6 @@
-//! Manual tier overrides: FLOOR, LOCK and CLEAR, each recorded as MANUAL.
+//! Manual tier overrides: FLOOR, LOCK and CLEAR, each recorded as MANUAL,
+//! idempotent on their transaction id, and nothing written for a request
+//! that changes nothing.
 
 use chrono::TimeDelta;
 use tonic::Code;
@@ -21,6 +23,7 @@ fn request(
         mode: mode.into(),
         until: None,
         reason: reason.into(),
+        transaction_id: format!("override-{member}-{tier}-{reason}"),
     }
 }
 
@@ -153,6 +156,14 @@ async fn overrides_are_checked() {
             Code::NotFound,
             "member_id",
         ),
+        (
+            pb::SetTierOverrideRequest {
+                transaction_id: String::new(),
+                ..request("dee", "gold", OverrideMode::Lock, "x")
+            },
+            Code::InvalidArgument,
+            "transaction_id",
+        ),
     ];
     for (request, code, field) in cases {
         let status = server
@@ -172,4 +183,85 @@ async fn overrides_are_checked() {
         .expect_err("refused");
     assert!(status.message().starts_with("until"), "{status:?}");
     assert_eq!(server.history("dee").await.len(), 1, "nothing recorded");
+}
+
+/// The same LOCK sent three times made three MANUAL entries, each sent to
+/// every stream and webhook. Now a retry answers what the first did, the
+/// same id with other fields is refused, and a request that changes
+/// nothing (the same override again under a new id, a CLEAR with none in
+/// force) writes no entry.
+#[tokio::test]
+async fn retries_count_once_and_a_request_that_changes_nothing_writes_nothing() {
+    let mut server = TestServer::start().await;
+    server.buy("eve", "p1", 1_000).await;
+    let lock = request("eve", "gold", OverrideMode::Lock, "vip");
+    let first = server
+        .client
+        .set_tier_override(lock.clone())
+        .await
+        .expect("locked")
+        .into_inner();
+    assert!(!first.duplicate);
+    for _ in 0..2 {
+        let retry = server
+            .client
+            .set_tier_override(lock.clone())
+            .await
+            .expect("a retry")
+            .into_inner();
+        assert!(retry.duplicate);
+        assert_eq!(retry.tier_change, first.tier_change, "what the first did");
+    }
+    let reused = server
+        .client
+        .set_tier_override(pb::SetTierOverrideRequest {
+            tier_id: "silver".into(),
+            ..lock.clone()
+        })
+        .await
+        .expect_err("the id names another request");
+    assert_eq!(reused.code(), Code::AlreadyExists, "{reused:?}");
+    let again = server
+        .client
+        .set_tier_override(pb::SetTierOverrideRequest {
+            transaction_id: "lock-again".into(),
+            ..lock
+        })
+        .await
+        .expect("the same lock under a new id")
+        .into_inner();
+    assert_eq!(again.tier_change, None, "nothing changed");
+    let cleared = request("eve", "", OverrideMode::Clear, "over");
+    server
+        .client
+        .set_tier_override(cleared.clone())
+        .await
+        .expect("cleared");
+    let after_the_clear = server.history("eve").await;
+    let nothing_to_clear = server
+        .client
+        .set_tier_override(pb::SetTierOverrideRequest {
+            transaction_id: "clear-again".into(),
+            ..cleared
+        })
+        .await
+        .expect("nothing to clear")
+        .into_inner();
+    assert_eq!(nothing_to_clear.tier_change, None);
+    assert_eq!(
+        server.history("eve").await,
+        after_the_clear,
+        "nothing written"
+    );
+    let kinds: Vec<_> = moves(&after_the_clear).into_iter().map(|m| m.2).collect();
+    assert_eq!(
+        kinds,
+        [
+            TierChangeKind::Initial,
+            TierChangeKind::Manual,
+            TierChangeKind::Manual,
+            TierChangeKind::AtRisk
+        ],
+        "one entry for the lock, one for the clear (and the member is then at risk)"
+    );
 }
