@@ -144,8 +144,14 @@ impl Program {
     }
 
     /// Puts in force the rules version another node put live since the
-    /// last look, every [`RULES_POLL`], until `stop` is cancelled.
+    /// last look, every [`RULES_POLL`], until `stop` is cancelled. On a
+    /// store only this process can open (sled, whose directory it locks)
+    /// there is no other node: it returns at once, so nothing but this
+    /// node's own reloads ever changes the rules in force.
     pub async fn follow_rules(&self, stop: tokio_util::sync::CancellationToken) {
+        if !self.store.is_shared() {
+            return;
+        }
         loop {
             tokio::select! {
                 () = stop.cancelled() => return,

@@ -177,3 +177,33 @@ fn writes_to_an_unknown_member_are_refused_naming_the_member_id() {
         "nothing written"
     );
 }
+
+/// A sled directory is locked by the one process that opened it, so no
+/// other node can put rules live there: a last recorded version that is
+/// not the one in force (as a crash in mid-reload can leave) must not
+/// flip the rules in force. Before, the follower put it live, logging
+/// "rules put live by another node", and the next reload flipped it back.
+#[tokio::test]
+async fn a_node_alone_on_sled_never_follows_another_node() {
+    let text = std::fs::read_to_string("rules/example.yaml").expect("example rules");
+    let fixture = Fixture::new(&text);
+    let program = &fixture.program;
+    program.go_live().await.expect("recorded");
+    let other = rules::load(&rules::Candidate::new(
+        "other.yaml",
+        text.replace("version: \"2026.1\"", "version: \"other\""),
+    ))
+    .expect("rules");
+    let version = rules::RulesVersion::of(&other, fixture.now());
+    program
+        .store
+        .write(move |writer| writer.record_rules_version(&version))
+        .await
+        .expect("written")
+        .expect("recorded");
+    let stop = tokio_util::sync::CancellationToken::new();
+    let followed =
+        tokio::time::timeout(super::RULES_POLL * 3, program.follow_rules(stop.clone())).await;
+    assert!(followed.is_ok(), "on sled the follower returns at once");
+    assert_eq!(program.rules().version, "2026.1");
+}

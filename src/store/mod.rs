@@ -477,6 +477,13 @@ impl Store {
         on_store!(self, s => Box::new(s.member_ids()))
     }
 
+    /// Whether other nodes may write to this store at the same time (a
+    /// database); a sled directory is locked by the one process that
+    /// opened it.
+    pub fn is_shared(&self) -> bool {
+        matches!(self.engine, Engine::Postgres(_))
+    }
+
     /// Up to `limit` rules versions that went live after position `after`
     /// (positions count 1, 2, 3... in the order versions went live; 0 is
     /// before the first), oldest

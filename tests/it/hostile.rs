@@ -589,3 +589,91 @@ async fn rules_files_are_capped_and_versions_are_listed_by_page() {
     assert_eq!(too_many.code(), Code::InvalidArgument);
     assert!(too_many.message().contains("page_size"), "{too_many:?}");
 }
+
+/// `kill -9` while a large rules file is being reloaded, then a restart:
+/// from the first answer on, one version is in force (the last one
+/// recorded), it never flips, and a node alone on its sled directory never
+/// says another node put rules live. `TIERD_CRASH_LOOPS` sets the rounds.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn after_a_crash_during_a_reload_one_version_is_in_force_and_stays() {
+    use tierd::grpc::pb;
+    let rounds: u64 = std::env::var("TIERD_CRASH_LOOPS")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(3);
+    let dir = tempfile::tempdir().expect("temp dir");
+    let rules = dir.path().join("rules.yaml");
+    let example = std::fs::read_to_string(crate::harness::example_rules()).expect("rules");
+    std::fs::write(&rules, &example).expect("rules copy");
+    let data = dir.path().join("data");
+    let mut served = crate::process::serve_rules(&data, &rules);
+    // Near the size limit, so that a reload takes long enough to be cut.
+    let padding = format!("# {}\n", "x".repeat(800 * 1024));
+    for round in 1..=rounds {
+        let version = format!("crash-{round}");
+        let text = example.replace("version: \"2026.1\"", &format!("version: \"{version}\""));
+        std::fs::write(&rules, format!("{text}{padding}")).expect("edit rules");
+        let mut client = served.client().await;
+        let reload =
+            tokio::spawn(async move { client.reload_rules(pb::ReloadRulesRequest {}).await });
+        tokio::time::sleep(std::time::Duration::from_millis(40 * round % 400)).await;
+        crate::process::crash(served);
+        reload.abort();
+        served = crate::process::serve_rules(&data, &rules);
+        let mut client = served.client().await;
+        let mut seen = Vec::new();
+        let polled = std::time::Instant::now();
+        while polled.elapsed() < tierd::app::RULES_POLL * 2 {
+            let rules = client
+                .get_rules(pb::GetRulesRequest {})
+                .await
+                .expect("rules")
+                .into_inner();
+            seen.push(rules.active.expect("a version in force").version);
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        seen.dedup();
+        assert_eq!(
+            seen.len(),
+            1,
+            "round {round}: the version in force flipped: {seen:?}"
+        );
+        let recorded = last_recorded(&mut client).await;
+        assert_eq!(
+            seen[0], recorded,
+            "round {round}: the last recorded version is in force"
+        );
+        let (_, log) = crate::process::stop_with_log(served, "TERM");
+        assert!(
+            !log.iter().any(|line| line.contains("another node")),
+            "round {round}: a single sled node followed 'another node'"
+        );
+        served = crate::process::serve_rules(&data, &rules);
+    }
+}
+
+/// The label of the last rules version recorded, paging to the end.
+async fn last_recorded(
+    client: &mut tierd::grpc::pb::loyalty_client::LoyaltyClient<tonic::transport::Channel>,
+) -> String {
+    use tierd::grpc::pb;
+    let mut page_token = String::new();
+    let mut last = String::new();
+    loop {
+        let page = client
+            .list_rules_versions(pb::ListRulesVersionsRequest {
+                page_size: 200,
+                page_token,
+            })
+            .await
+            .expect("versions")
+            .into_inner();
+        if let Some(version) = page.versions.last() {
+            last.clone_from(&version.version);
+        }
+        if page.next_page_token.is_empty() {
+            return last;
+        }
+        page_token = page.next_page_token;
+    }
+}
