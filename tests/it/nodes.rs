@@ -282,6 +282,43 @@ async fn readiness_follows_the_database_without_a_restart() {
 
     let down = cluster.stopped();
     wait_for(&mut health, ServingStatus::NotServing, within).await;
+    // Reads fail fast while the database is down, and never hold the
+    // workers that answer health checks.
+    let reads = (0..8).map(|_| {
+        let mut client = clients[0].clone();
+        async move {
+            let started = std::time::Instant::now();
+            let read = client
+                .get_member(pb::GetMemberRequest {
+                    member_id: "ana".into(),
+                })
+                .await;
+            (read, started.elapsed())
+        }
+    });
+    let checked = async {
+        let started = std::time::Instant::now();
+        let answer = health
+            .check(HealthCheckRequest {
+                service: String::new(),
+            })
+            .await;
+        (answer, started.elapsed())
+    };
+    let (reads, (answer, health_took)) = tokio::join!(join_all(reads), checked);
+    answer.expect("health answers");
+    assert!(
+        health_took < Duration::from_millis(100),
+        "health took {health_took:?}"
+    );
+    for (read, took) in reads {
+        let status = read.expect_err("the database is down");
+        assert_eq!(status.code(), tonic::Code::Unavailable, "{status:?}");
+        assert!(
+            took < Duration::from_millis(500),
+            "a read took {took:?} to fail"
+        );
+    }
     let refused = clients[0]
         .record_purchase(purchase_now("ana", "p2", 1_000))
         .await

@@ -45,7 +45,9 @@
 //! store's own, so the store answers from any thread: async workers, the
 //! scan threads of a report, tools outside any runtime. A read on an async
 //! worker waits for its statement (one round trip) as a sled read waits
-//! for the disk.
+//! for the disk, but tells tokio so (`block_in_place`): the worker's other
+//! tasks move on without it. While the database is known to be down a read
+//! fails at once (UNAVAILABLE) instead of waiting for the pool.
 
 mod lanes;
 mod schema;
@@ -201,15 +203,36 @@ impl PgStore {
             .map_err(|err| StoreError::Unavailable(err.to_string()))
     }
 
-    /// Runs `work` on a pooled connection, waiting on this thread.
+    /// Runs `work` on a pooled connection, waiting on this thread. While
+    /// the database is known to be unreachable it fails at once with
+    /// [`StoreError::Unavailable`] instead of waiting for the pool's
+    /// timeout. On a worker of a multi-threaded tokio runtime (a handler,
+    /// the stream, the webhooks) the wait is announced to tokio
+    /// (`block_in_place`), which moves the worker's other tasks (health
+    /// checks among them) to another thread while this one waits.
     fn blocking<T>(
         &self,
         work: impl AsyncFnOnce(&Object) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
-        wait(async {
-            let client = self.client().await?;
-            work(&client).await
-        })
+        if !*self.reachable.borrow() {
+            return Err(StoreError::Unavailable(
+                "the database did not answer the last check".into(),
+            ));
+        }
+        let read = || {
+            wait(async {
+                let client = self.client().await?;
+                work(&client).await
+            })
+        };
+        let on_a_worker = Handle::try_current().is_ok_and(|runtime| {
+            runtime.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread
+        });
+        if on_a_worker {
+            tokio::task::block_in_place(read)
+        } else {
+            read()
+        }
     }
 
     /// The first row's first column of `sql`, decoded as record `R` into
