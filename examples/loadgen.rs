@@ -263,11 +263,16 @@ async fn compare_stores(database: &str, args: &Args) -> anyhow::Result<()> {
 }
 
 /// One server driven with no streams open, then with `count` streams that
-/// never read; one more is asked for, to show the limit.
+/// never read, then with none again; one more stream is asked for, to show
+/// the limit. A first run warms the store up (every member created), so
+/// that the runs compared write the same kind of purchases; the runs with
+/// no streams before and after bracket the one with them, since the store
+/// grows as they go.
 async fn compare_stalled_watchers(count: usize, args: &Args) -> anyhow::Result<()> {
     let data = tempfile::TempDir::new()?;
     let tierd = servers::start_tierd(&data.path().join("data"))?;
     let address = std::slice::from_ref(&tierd.address);
+    drive(address, args, "warm").await?.show("warm-up");
     let free = drive(address, args, "free").await?;
     free.show("0 open");
     let key: Option<MetadataValue<_>> = args
@@ -296,12 +301,17 @@ async fn compare_stalled_watchers(count: usize, args: &Args) -> anyhow::Result<(
     }
     let watched = drive(address, args, "stalled").await?;
     watched.show(&format!("{} open", stalled.len()));
+    drop(stalled);
+    let after = drive(address, args, "after").await?;
+    after.show("0 open");
+    let worse = |q: f64| watched.at(q) / free.at(q).max(after.at(q));
     println!(
-        "ratio    {:.2} of the throughput with no streams open; p50 x{:.2}, p99 x{:.2}, p99.9 x{:.2}",
-        watched.requests_per_second / free.requests_per_second,
-        watched.at(0.50) / free.at(0.50),
-        watched.at(0.99) / free.at(0.99),
-        watched.at(0.999) / free.at(0.999)
+        "ratio    {:.2} of the throughput with no streams open; p50 x{:.2}, p99 x{:.2}, p99.9 x{:.2} \
+         (against the worse of the runs before and after)",
+        watched.requests_per_second / free.requests_per_second.min(after.requests_per_second),
+        worse(0.50),
+        worse(0.99),
+        worse(0.999)
     );
     Ok(())
 }
