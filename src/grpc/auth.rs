@@ -52,6 +52,19 @@ pub enum Action {
 }
 
 impl Role {
+    /// Every role, from the least allowed.
+    pub const ALL: [Role; 4] = [Role::Pos, Role::Marketing, Role::Reporting, Role::Admin];
+
+    /// The role as the config file writes it (`pos`).
+    pub fn name(self) -> &'static str {
+        match self {
+            Role::Pos => "pos",
+            Role::Marketing => "marketing",
+            Role::Reporting => "reporting",
+            Role::Admin => "admin",
+        }
+    }
+
     /// Whether this role may perform `action`.
     pub fn allows(self, action: Action) -> bool {
         match self {
@@ -195,17 +208,26 @@ impl Keyring {
 }
 
 impl Caller {
-    /// Whether this caller's role allows `action`.
+    /// Whether this caller's role allows `action`, the action of the RPC
+    /// `rpc` (`WatchTierChanges`).
     ///
     /// # Errors
-    /// `PERMISSION_DENIED`, naming the key and its role.
-    pub fn may(&self, action: Action) -> Result<(), Status> {
+    /// `PERMISSION_DENIED`, naming the key, its role as the config file
+    /// writes it, the RPC, and the roles that may call it.
+    pub fn may(&self, action: Action, rpc: &str) -> Result<(), Status> {
         if self.role.allows(action) {
             return Ok(());
         }
+        let allowed: Vec<&str> = Role::ALL
+            .into_iter()
+            .filter(|role| role.allows(action))
+            .map(Role::name)
+            .collect();
         Err(Status::permission_denied(format!(
-            "api key {:?} ({:?}) may not {action:?}",
-            self.name, self.role
+            "api key {:?} (role {}) may not call {rpc}; the roles that may: {}",
+            self.name,
+            self.role.name(),
+            allowed.join(", ")
         )))
     }
 }
@@ -255,9 +277,18 @@ mod tests {
         metadata.insert("authorization", header);
         let caller = ring.authenticate(metadata.as_ref()).expect("known");
         assert_eq!(caller.name, "till-1");
-        caller.may(Action::RecordEvents).expect("allowed");
-        let denied = caller.may(Action::Adjust).expect_err("pos may not adjust");
+        caller
+            .may(Action::RecordEvents, "RecordPurchase")
+            .expect("allowed");
+        let denied = caller
+            .may(Action::Report, "WatchTierChanges")
+            .expect_err("pos may not watch");
         assert_eq!(denied.code(), tonic::Code::PermissionDenied);
+        assert_eq!(
+            denied.message(),
+            "api key \"till-1\" (role pos) may not call WatchTierChanges; \
+             the roles that may: reporting, admin"
+        );
         let missing = ring
             .authenticate(MetadataMap::new().as_ref())
             .expect_err("no key");

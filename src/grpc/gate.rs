@@ -30,6 +30,11 @@ use tower::Service;
 
 use super::{ServeLimits, auth::Keyring};
 
+/// The method a request calls (`WatchTierChanges`), as the gate found it
+/// in the path: what a refusal names.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Rpc(pub String);
+
 /// The package whose RPCs pass the gate.
 const GATED: &str = "/loyalty.v1.";
 
@@ -134,9 +139,11 @@ where
             return Box::pin(self.inner.call(request));
         }
         let cap = self.checks.caps.of(path);
+        let rpc = Rpc(path.rsplit('/').next().unwrap_or(path).to_owned());
         match self.checks.keyring.authenticate(request.headers()) {
             Ok(caller) => {
                 request.extensions_mut().insert(caller);
+                request.extensions_mut().insert(rpc);
             }
             Err(refused) => return Box::pin(std::future::ready(Ok(refused.into_http()))),
         }

@@ -12,6 +12,7 @@ use super::{
     ServeOptions,
     auth::{Action, Caller, Keyring},
     convert::{self, time_from},
+    gate::Rpc,
     pb::{self, loyalty_server::Loyalty},
     status::status_of,
 };
@@ -83,7 +84,11 @@ impl LoyaltyApi {
             Some(caller) => caller.clone(),
             None => self.keyring.authenticate(request.metadata().as_ref())?,
         };
-        caller.may(action)?;
+        let rpc = request
+            .extensions()
+            .get::<Rpc>()
+            .map_or("this RPC", |rpc| rpc.0.as_str());
+        caller.may(action, rpc)?;
         let place = Arc::clone(&self.in_flight)
             .try_acquire_owned()
             .map_err(|_| {

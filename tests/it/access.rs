@@ -98,6 +98,20 @@ async fn roles_decide_what_a_key_may_do() {
         .await
         .expect_err("a till may not adjust");
     assert_eq!(denied.code(), Code::PermissionDenied);
+    assert_eq!(
+        denied.message(),
+        "api key \"till-42\" (role pos) may not call AdjustPoints; the roles that may: admin"
+    );
+    let watch = server
+        .client
+        .watch_tier_changes(with_key(pb::WatchTierChangesRequest::default(), TILL))
+        .await
+        .expect_err("a till may not watch");
+    assert_eq!(
+        watch.message(),
+        "api key \"till-42\" (role pos) may not call WatchTierChanges; \
+         the roles that may: reporting, admin"
+    );
     let sweep = pb::EvaluateTiersRequest {
         as_of: None,
         member_ids: vec![],
