@@ -9,7 +9,7 @@
 
 use std::collections::BTreeMap;
 
-use chrono::{DateTime, TimeDelta, Utc};
+use chrono::{DateTime, DurationRound as _, TimeDelta, Utc};
 
 use super::ProgramError;
 use crate::domain::{
@@ -425,7 +425,10 @@ pub fn required_time(field: &'static str, at: Option<DateTime<Utc>>) -> Checked<
 /// allows, or further back than the store keeps day totals
 /// ([`DAY_RETENTION`], about 25 months): an event dated before that would
 /// land in a day no window can read (a purchase dated 1970 made the
-/// member enrolled in 1970).
+/// member enrolled in 1970). The time returned is `at` to the
+/// microsecond, the precision the store keeps, so that what a write
+/// answers is what a later read shows (the request's fingerprint keeps the
+/// time as sent).
 ///
 /// # Errors
 /// `InvalidArgument` naming `field`.
@@ -443,7 +446,8 @@ pub fn event_time(
             ),
         ));
     }
-    not_before_kept_days(field, at, now)
+    let kept = at.duration_trunc(TimeDelta::microseconds(1)).unwrap_or(at);
+    not_before_kept_days(field, kept, now)
 }
 
 /// How far ahead an evaluation or simulation may look (`as_of`): five

@@ -105,8 +105,15 @@ impl Program {
         self.rules.file()
     }
 
+    /// The clock's time to the microsecond, the precision the store keeps:
+    /// a write's answer, a later read and the stream show the same
+    /// instant (`tier_since` was `...46.142408485Z` in an answer and
+    /// `...46.142408Z` when read back).
     fn now(&self) -> DateTime<Utc> {
-        (self.clock)()
+        use chrono::DurationRound as _;
+        let now = (self.clock)();
+        now.duration_trunc(chrono::TimeDelta::microseconds(1))
+            .unwrap_or(now)
     }
 
     /// Records the running rules version as live (at start-up).

@@ -50,3 +50,32 @@ async fn members_history_and_idempotency_survive_a_restart() {
         "seqs go on after a restart: {after:?}"
     );
 }
+
+/// On the machine's clock, a write's answer, a later read and the stream
+/// show one instant: times are kept to the microsecond everywhere (the
+/// answer used to carry nanoseconds the store dropped).
+#[tokio::test]
+async fn a_write_s_answer_and_a_later_read_show_the_same_times() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let served = crate::process::serve(&dir.path().join("data"));
+    let mut client = served.client().await;
+    let answer = client
+        .record_purchase(crate::process::purchase_now("m", "t1", 1_000))
+        .await
+        .expect("recorded")
+        .into_inner();
+    let written = answer.member.expect("member");
+    let read = client
+        .get_member(tierd::grpc::pb::GetMemberRequest {
+            member_id: "m".into(),
+        })
+        .await
+        .expect("read")
+        .into_inner();
+    assert_eq!(written.tier_since, read.tier_since);
+    assert_eq!(written.enrolled_at, read.enrolled_at);
+    let since = written.tier_since.expect("tier_since");
+    assert_eq!(since.nanos % 1_000, 0, "microseconds: {since:?}");
+    drop(client);
+    crate::process::terminate(served);
+}
