@@ -25,9 +25,16 @@ pub enum ProgramError {
     /// A transaction id reused with a different payload.
     #[error("{0}")]
     AlreadyExists(String),
-    /// Well-formed, but the member's state does not allow it.
-    #[error("{0}")]
-    FailedPrecondition(String),
+    /// Well-formed, but the member's state (or the rules) does not allow
+    /// it; `field` names the request field it is about, empty when it is
+    /// about none (a reload with no rules file).
+    #[error("{message}")]
+    FailedPrecondition {
+        /// The request field it is about, as named in the proto.
+        field: &'static str,
+        /// Why, starting with the field when there is one.
+        message: String,
+    },
     /// A rules reload was refused: the running rules stay.
     #[error("{rejected}; the running rules stay version {running}")]
     RulesRejected {
@@ -48,6 +55,14 @@ impl ProgramError {
     /// A malformed field.
     pub fn invalid(field: &'static str, message: impl Into<String>) -> Self {
         ProgramError::InvalidArgument {
+            field,
+            message: message.into(),
+        }
+    }
+
+    /// Refused in the member's state, about `field`.
+    pub fn precondition(field: &'static str, message: impl Into<String>) -> Self {
+        ProgramError::FailedPrecondition {
             field,
             message: message.into(),
         }
@@ -77,6 +92,6 @@ impl From<ReportError> for ProgramError {
 /// naming the rule).
 impl From<Overearned> for ProgramError {
     fn from(err: Overearned) -> Self {
-        ProgramError::FailedPrecondition(err.to_string())
+        ProgramError::precondition("points", format!("points: {err}"))
     }
 }

@@ -35,9 +35,12 @@ fn return_refused(original_id: &str, refused: ReturnRefused) -> ProgramError {
                 "the return exceeds what is left unreturned of {original_id:?}: {returnable_minor}"
             ),
         ),
-        ReturnRefused::NoLines => ProgramError::FailedPrecondition(format!(
-            "lines: purchase {original_id:?} was recorded without lines; return it by amount_minor"
-        )),
+        ReturnRefused::NoLines => ProgramError::precondition(
+            "lines",
+            format!(
+                "lines: purchase {original_id:?} was recorded without lines; return it by amount_minor"
+            ),
+        ),
         ReturnRefused::AmountMismatch { .. } => {
             ProgramError::invalid("amount_minor", refused.to_string())
         }
@@ -276,10 +279,13 @@ impl Program {
                 None => Vec::new(),
             };
             let effect = apply::redeem(&mut member, points, now).map_err(|short| {
-                ProgramError::FailedPrecondition(format!(
-                    "points: cannot redeem {points} points, the balance is {}",
-                    short.balance
-                ))
+                ProgramError::precondition(
+                    "points",
+                    format!(
+                        "points: cannot redeem {points} points, the balance is {}",
+                        short.balance
+                    ),
+                )
             })?;
             Ok(Applied {
                 orders,

@@ -208,13 +208,14 @@ impl LiveRules {
     ) -> Result<(RulesVersion, bool), ProgramError> {
         let _one_at_a_time = self.reloading.lock().await;
         let file = self.file.clone().ok_or_else(|| {
-            ProgramError::FailedPrecondition(
-                "the rules were not loaded from a file, so there is nothing to reload".into(),
+            ProgramError::precondition(
+                "",
+                "the rules were not loaded from a file, so there is nothing to reload",
             )
         })?;
         let loaded = tokio::task::spawn_blocking(move || rules::load(&file))
             .await
-            .map_err(|_| ProgramError::FailedPrecondition("reading the rules failed".into()))?;
+            .map_err(|_| ProgramError::precondition("", "reading the rules failed"))?;
         let candidate = match loaded {
             Ok(rules) => rules,
             Err(rejected) => {

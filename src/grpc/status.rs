@@ -44,7 +44,7 @@ pub fn status_of(err: ProgramError) -> Status {
             ErrorDetails::with_bad_request_violation(field, why),
         ),
         ProgramError::AlreadyExists(message) => Status::already_exists(message),
-        ProgramError::FailedPrecondition(message) => Status::failed_precondition(message),
+        ProgramError::FailedPrecondition { message, .. } => Status::failed_precondition(message),
         ProgramError::Unavailable(message) => Status::unavailable(message),
         ProgramError::RulesRejected { rejected, .. } => {
             let mut details = ErrorDetails::new();
@@ -82,9 +82,10 @@ pub fn status_of(err: ProgramError) -> Status {
 /// would have had alone, and the field at fault.
 pub fn event_error(err: ProgramError) -> crate::grpc::pb::EventError {
     let field = match &err {
-        ProgramError::InvalidArgument { field, .. } | ProgramError::NotFound { field, .. } => {
-            (*field).to_owned()
-        }
+        ProgramError::InvalidArgument { field, .. }
+        | ProgramError::NotFound { field, .. }
+        | ProgramError::FailedPrecondition { field, .. } => (*field).to_owned(),
+        ProgramError::AlreadyExists(_) => "transaction_id".to_owned(),
         _ => String::new(),
     };
     let status = status_of(err);

@@ -150,3 +150,39 @@ async fn a_till_key_may_not_adjust_in_a_batch_and_an_empty_event_is_refused() {
     assert_eq!(shape[5], ("redemption", 0), "the others went on");
     assert_eq!(shape[6], ("error", Code::InvalidArgument as i32));
 }
+
+/// Every refusal in a batch names its field, as a single call's message
+/// does: a redemption above the balance names `points`, a reused
+/// transaction id names `transaction_id`.
+#[tokio::test]
+async fn every_refusal_in_a_batch_names_its_field() {
+    let mut server = TestServer::start().await;
+    server.buy("ann", "p1", 1_000).await;
+    let redeem = |txn: &str, points| {
+        event(Kind::Redemption(pb::RedeemPointsRequest {
+            member_id: "ann".into(),
+            transaction_id: txn.into(),
+            points,
+            ..Default::default()
+        }))
+    };
+    let outcomes = send(
+        &server.channel,
+        vec![redeem("r1", 1_000_000), redeem("p1", 5)],
+    )
+    .await;
+    let fields: Vec<(i32, &str)> = outcomes
+        .iter()
+        .map(|o| match &o.outcome {
+            Some(Outcome::Error(e)) => (e.code, e.field.as_str()),
+            other => panic!("refused: {other:?}"),
+        })
+        .collect();
+    assert_eq!(
+        fields,
+        [
+            (Code::FailedPrecondition as i32, "points"),
+            (Code::AlreadyExists as i32, "transaction_id")
+        ]
+    );
+}
