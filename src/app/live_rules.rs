@@ -234,9 +234,17 @@ impl LiveRules {
             *lock(&self.staged) = None;
             return Ok((self.active(), false));
         }
-        if candidate.effective_from.is_some_and(|at| at > now) {
-            tracing::info!(rules_version = %candidate.version, effective_from = ?candidate.effective_from, "rules staged");
-            *lock(&self.staged) = Some(Arc::new(candidate));
+        if let Some(at) = candidate.effective_from.filter(|at| *at > now) {
+            let mut staged = lock(&self.staged);
+            // The watcher may see one edit as several changes: say it once.
+            if staged
+                .as_ref()
+                .is_none_or(|s| s.content_hash != candidate.content_hash)
+            {
+                tracing::info!(rules_version = %candidate.version, effective_from = %at.to_rfc3339(), "rules staged");
+            }
+            *staged = Some(Arc::new(candidate));
+            drop(staged);
             return Ok((self.active(), false));
         }
         *lock(&self.staged) = None;

@@ -354,3 +354,36 @@ fn rules_test_runs_the_cases_shipped_with_the_rules() {
         "{stdout}"
     );
 }
+
+/// One staging is logged once, with its time written as a time: the
+/// watcher and reloads seeing one edit several times said "rules staged"
+/// three times, with `effective_from=Some(...)`. (A second worker lets the
+/// dropped client's connection close while the test waits for the exit.)
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_staged_file_is_logged_once_with_a_readable_time() {
+    let dir = tempfile::TempDir::new().expect("temp dir");
+    let rules = dir.path().join("rules.yaml");
+    let example = std::fs::read_to_string(crate::harness::example_rules()).expect("rules");
+    std::fs::write(&rules, &example).expect("rules copy");
+    let served = crate::process::serve_rules(&dir.path().join("data"), &rules);
+    let staged = example.replace(
+        "version: \"2026.1\"",
+        "version: \"2099.1\"\neffective_from: 2099-01-01T00:00:00Z",
+    );
+    std::fs::write(&rules, staged).expect("stage rules");
+    let mut client = served.client().await;
+    for _ in 0..3 {
+        client
+            .reload_rules(tierd::grpc::pb::ReloadRulesRequest {})
+            .await
+            .expect("staged");
+    }
+    drop(client);
+    let (_, log) = crate::process::stop_with_log(served, "TERM");
+    let staged: Vec<&String> = log.iter().filter(|l| l.contains("rules staged")).collect();
+    assert_eq!(staged.len(), 1, "{staged:?}");
+    assert!(
+        staged[0].contains("effective_from=2099-01-01T00:00:00+00:00"),
+        "{staged:?}"
+    );
+}

@@ -54,7 +54,7 @@ async fn members_history_and_idempotency_survive_a_restart() {
 /// On the machine's clock, a write's answer, a later read and the stream
 /// show one instant: times are kept to the microsecond everywhere (the
 /// answer used to carry nanoseconds the store dropped).
-#[tokio::test]
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_write_s_answer_and_a_later_read_show_the_same_times() {
     let dir = tempfile::TempDir::new().expect("temp dir");
     let served = crate::process::serve(&dir.path().join("data"));
