@@ -4,11 +4,22 @@
 //! Flags may also come from `TIERD_*` environment variables and, for
 //! `serve`, from a YAML config file (`--config`); see [`crate::config`].
 
+/// Writes a line to stdout and returns the write's result. Unlike
+/// `println!`, which panics when the reader has gone away (`tierd ... |
+/// head -1`), a closed pipe comes back as an error, on which `main` ends
+/// quietly with status 0.
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout().lock(), $($arg)*)
+    }};
+}
+
 mod report;
 mod serve;
 mod watch;
 
-use std::{net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
+use std::{io::Write as _, net::SocketAddr, path::PathBuf, process::ExitCode, sync::Arc};
 
 use anyhow::Context as _;
 use clap::{Parser, Subcommand};
@@ -184,7 +195,7 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Serve(args) => serve::serve(args),
-            Command::Rules(RulesCommand::Check { paths, format }) => Ok(check(paths, format)),
+            Command::Rules(RulesCommand::Check { paths, format }) => check(paths, format),
             Command::Rules(RulesCommand::Test { paths }) => test_rules(paths),
             Command::Keys(KeysCommand::New { name, role }) => new_key(&name, &role),
             Command::Backup(args) => backup(args),
@@ -214,7 +225,7 @@ fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
             }
         }
     })?;
-    println!("backup written: {} ({written} bytes)", args.out.display());
+    out!("backup written: {} ({written} bytes)", args.out.display())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -289,7 +300,7 @@ fn restore(input: &std::path::Path, location: Option<Location>) -> anyhow::Resul
     let location =
         location.ok_or_else(|| anyhow::anyhow!("name the new store with --store or --data"))?;
     let records = crate::store::restore(input, &location)?;
-    println!("restored {records} records into {location}");
+    out!("restored {records} records into {location}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -305,7 +316,7 @@ fn migrate_store(from: &Location, to: &Location) -> anyhow::Result<ExitCode> {
     drop(source);
     let records =
         crate::store::restore(scratch.path(), to).with_context(|| format!("writing {to}"))?;
-    println!("moved {records} records ({bytes} bytes) from {from} to {to}");
+    out!("moved {records} records ({bytes} bytes) from {from} to {to}")?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -316,12 +327,12 @@ fn new_key(name: &str, role: &str) -> anyhow::Result<ExitCode> {
         "--role must be pos, marketing, reporting or admin, not {role:?}"
     );
     let key = grpc::auth::new_key().map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
-    println!("key (give it to {name}; it is not stored anywhere): {key}");
-    println!("config file line, under api_keys:");
-    println!(
+    out!("key (give it to {name}; it is not stored anywhere): {key}")?;
+    out!("config file line, under api_keys:")?;
+    out!(
         "  - {{ name: {name}, role: {role}, sha256: {} }}",
         grpc::auth::hash_key(&key)
-    );
+    )?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -342,21 +353,21 @@ fn test_rules(paths: Vec<PathBuf>) -> anyhow::Result<ExitCode> {
         let rules = rules::load(&file).map_err(|d| anyhow::anyhow!("{d}"))?;
         let cases = rules_test::cases_file(&file);
         let results = rules_test::run_cases(&rules, &cases).map_err(|d| anyhow::anyhow!("{d}"))?;
-        println!("{} (rules version {}):", cases.display(), rules.version);
+        out!("{} (rules version {}):", cases.display(), rules.version)?;
         for result in results {
             match result.failure {
                 None => {
                     passed += 1;
-                    println!("  ok    {}", result.name);
+                    out!("  ok    {}", result.name)?;
                 }
                 Some(why) => {
                     failed += 1;
-                    println!("  FAIL  {}: {why}", result.name);
+                    out!("  FAIL  {}: {why}", result.name)?;
                 }
             }
         }
     }
-    println!("{passed} passed, {failed} failed");
+    out!("{passed} passed, {failed} failed")?;
     Ok(if failed == 0 {
         ExitCode::SUCCESS
     } else {
@@ -383,11 +394,12 @@ fn simulate(
     let program = Program::new(store, Arc::new(candidate.clone()), system_clock());
     let simulation = program.simulate(&candidate, as_of)?;
     let tiers: Vec<String> = candidate.tiers.iter().map(|t| t.id.clone()).collect();
-    match format {
-        SimulationFormat::Table => print!("{}", simulation.to_table(&tiers)),
-        SimulationFormat::Csv => print!("{}", simulation.to_csv()),
-        SimulationFormat::Json => println!("{}", serde_json::to_string_pretty(&simulation)?),
-    }
+    let text = match format {
+        SimulationFormat::Table => simulation.to_table(&tiers),
+        SimulationFormat::Csv => simulation.to_csv(),
+        SimulationFormat::Json => format!("{}\n", serde_json::to_string_pretty(&simulation)?),
+    };
+    std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
 }
 
@@ -398,7 +410,7 @@ enum Format {
     Json,
 }
 
-fn check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
+fn check(paths: Vec<PathBuf>, format: Format) -> anyhow::Result<ExitCode> {
     let paths = or_default_rules(paths);
     let mut diagnostics = Vec::new();
     let mut summaries = Vec::new();
@@ -432,20 +444,18 @@ fn check(paths: Vec<PathBuf>, format: Format) -> ExitCode {
     }
     match format {
         Format::Text => {
-            diagnostics.iter().for_each(|d| println!("{d}"));
-            summaries.iter().for_each(|s| println!("{s}"));
+            for line in diagnostics.iter().map(ToString::to_string).chain(summaries) {
+                out!("{line}")?;
+            }
         }
-        Format::Json => match serde_json::to_string_pretty(&diagnostics) {
-            Ok(json) => println!("{json}"),
-            Err(err) => eprintln!("tierd: cannot encode the diagnostics: {err}"),
-        },
+        Format::Json => out!("{}", serde_json::to_string_pretty(&diagnostics)?)?,
     }
     let failed = diagnostics
         .iter()
         .any(|d| d.severity == rules::Severity::Error);
-    if failed {
+    Ok(if failed {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
-    }
+    })
 }

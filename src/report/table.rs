@@ -184,7 +184,7 @@ pub fn write_csv(report: &dyn Tabular, out: &mut dyn Write) -> std::io::Result<(
             .into_iter()
             .map(str::to_owned)
             .chain(table.columns.iter().cloned());
-        csv.write_record(names)?;
+        csv.write_record(names).map_err(io_of)?;
         for row in &table.rows {
             let cells = row.iter().map(|cell| match cell {
                 Cell::Text(s) => s.clone(),
@@ -192,11 +192,21 @@ pub fn write_csv(report: &dyn Tabular, out: &mut dyn Write) -> std::io::Result<(
                 Cell::Percent(p) => format!("{p:.2}"),
                 Cell::Empty => String::new(),
             });
-            csv.write_record(context.iter().cloned().chain(cells))?;
+            csv.write_record(context.iter().cloned().chain(cells))
+                .map_err(io_of)?;
         }
         csv.flush()?;
     }
     Ok(())
+}
+
+/// A csv error as the io error it wraps (a closed pipe stays a closed
+/// pipe, which the CLI ends on quietly), or as an error of its own.
+fn io_of(err: csv::Error) -> std::io::Error {
+    match err.into_kind() {
+        csv::ErrorKind::Io(io) => io,
+        other => std::io::Error::other(format!("writing CSV: {other:?}")),
+    }
 }
 
 fn count(n: i64) -> Cell {

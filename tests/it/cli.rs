@@ -387,3 +387,74 @@ async fn a_staged_file_is_logged_once_with_a_readable_time() {
         "{staged:?}"
     );
 }
+
+/// Every command that writes to stdout ends quietly with status 0 when
+/// its reader has gone away (`tierd ... | head -1`): here the pipe is
+/// closed before the command writes anything, so every write fails.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_closed_pipe_ends_every_command_quietly() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("data");
+    let served = serve(&data);
+    let mut client = served.client().await;
+    client
+        .record_purchase(crate::process::purchase_now("m", "t1", 60_000))
+        .await
+        .expect("recorded");
+    drop(client);
+    assert!(terminate(served).success());
+    let data = data.display().to_string();
+    let rules = crate::process::shipped_rules().display().to_string();
+    let file = crate::harness::example_rules().display().to_string();
+    let commands: Vec<Vec<&str>> = vec![
+        vec!["rules", "check", &rules],
+        vec!["rules", "check", "--format", "json", &rules],
+        vec!["rules", "test", &rules],
+        vec!["keys", "new", "--name", "till", "--role", "pos"],
+        vec!["simulate", "--rules", &file, "--data", &data],
+        vec![
+            "simulate", "--rules", &file, "--data", &data, "--format", "csv",
+        ],
+        vec![
+            "simulate", "--rules", &file, "--data", &data, "--format", "json",
+        ],
+        vec!["report", "distribution", "--data", &data],
+        vec!["report", "distribution", "--data", &data, "--format", "csv"],
+        vec![
+            "report",
+            "distribution",
+            "--data",
+            &data,
+            "--format",
+            "json",
+        ],
+        vec![
+            "report",
+            "rfm",
+            "--members",
+            "--data",
+            &data,
+            "--format",
+            "csv",
+        ],
+    ];
+    for args in commands {
+        let mut child = tierd()
+            .args(&args)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
+            .expect("tierd runs");
+        drop(child.stdout.take());
+        let output = child.wait_with_output().expect("tierd exits");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(
+            output.status.success()
+                && !stderr.contains("Broken pipe")
+                && !stderr.contains("panicked"),
+            "tierd {}: {:?}\n{stderr}",
+            args.join(" "),
+            output.status
+        );
+    }
+}
