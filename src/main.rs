@@ -27,7 +27,7 @@ fn main() -> ExitCode {
         // wanted was written; say nothing, as other command-line tools do.
         Err(err) if closed_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
-            eprintln!("tierd: {err:#}");
+            eprintln!("tierd: {}", tierd::cli::failure_message(&err));
             ExitCode::FAILURE
         }
     }

@@ -68,7 +68,8 @@ enum Command {
         format: SimulationFormat,
     },
     /// A programme report (distribution, migration, value ranks, RFM,
-    /// value bands, liability) from a running service or a data directory.
+    /// value bands, segments, clusters, liability, or all of them on an
+    /// HTML page) from a running service or a data directory.
     Report(report::ReportArgs),
     /// Restore a backup into a new data directory or an empty database.
     Restore {
@@ -185,6 +186,23 @@ enum RulesCommand {
         /// Rules files or directories [default: ./rules].
         paths: Vec<PathBuf>,
     },
+}
+
+/// What `main` prints for a failed command: the service's message as it
+/// is, once, when the failure came from the service (rather than tonic's
+/// `code: '...', message: "..."`), saying how to send a key when the
+/// service wanted one; otherwise the error and its causes.
+pub fn failure_message(err: &anyhow::Error) -> String {
+    let Some(status) = err.chain().find_map(|e| e.downcast_ref::<tonic::Status>()) else {
+        return format!("{err:#}");
+    };
+    match status.code() {
+        tonic::Code::Unauthenticated => format!(
+            "{}: give an API key with --key KEY (or TIERD_API_KEY)",
+            status.message()
+        ),
+        _ => status.message().to_owned(),
+    }
 }
 
 impl Cli {

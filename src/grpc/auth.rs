@@ -195,8 +195,7 @@ impl Keyring {
             .and_then(bearer_token)
             .ok_or_else(|| {
                 Status::unauthenticated(
-                    "no api key: send the header `authorization: Bearer <api key>` \
-                     (the tierd CLI: --key KEY or TIERD_API_KEY)",
+                    "no api key: send the header `authorization: Bearer <api key>`",
                 )
             })?;
         let hash: [u8; 32] = Sha256::digest(key.as_bytes()).into();

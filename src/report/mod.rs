@@ -138,7 +138,7 @@ impl Report {
 #[derive(Debug, thiserror::Error)]
 pub enum ReportError {
     /// The day totals of so long ago are not kept.
-    #[error("{field} {day} is too far back: day totals are kept from {earliest} on (25 months)")]
+    #[error("{day} is too far back: day totals are kept from {earliest} on (25 months)")]
     TooFarBack {
         /// The option at fault (`as_of`, `from`).
         field: &'static str,

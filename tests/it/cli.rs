@@ -458,3 +458,49 @@ async fn a_closed_pipe_ends_every_command_quietly() {
         );
     }
 }
+
+/// The service's refusals as the CLI prints them: the message once,
+/// plainly (not tonic's `code: '...', message: "..."`), and how to give a
+/// key when the service wants one.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_prints_the_service_s_refusals_plainly() {
+    let dir = TempDir::new().expect("temp dir");
+    let config = dir.path().join("tierd.yaml");
+    let key = "reports-secret-0123456789abcdef";
+    std::fs::write(
+        &config,
+        format!(
+            "api_keys:\n  - {{ name: crm, role: reporting, sha256: {} }}\n",
+            tierd::grpc::auth::hash_key(key)
+        ),
+    )
+    .expect("config");
+    let config = config.display().to_string();
+    let served = serve_with(
+        &dir.path().join("data"),
+        crate::process::shipped_rules(),
+        &["--config", &config],
+    );
+    let server = format!("http://{}", served.address);
+    let report = |args: &[&str]| {
+        let output = tierd()
+            .args(["report", "distribution", "--server", &server])
+            .args(args)
+            .env_remove("TIERD_API_KEY")
+            .output()
+            .expect("tierd runs");
+        assert!(!output.status.success());
+        String::from_utf8_lossy(&output.stderr).into_owned()
+    };
+    let no_key = report(&[]);
+    assert_eq!(
+        no_key.trim(),
+        "tierd: no api key: send the header `authorization: Bearer <api key>`: \
+         give an API key with --key KEY (or TIERD_API_KEY)"
+    );
+    let too_early = report(&["--key", key, "--as-of", "2001-01-01"]);
+    assert!(too_early.starts_with("tierd: as_of: "), "{too_early}");
+    assert!(!too_early.contains("code:"), "{too_early}");
+    assert_eq!(too_early.matches("as_of").count(), 1, "{too_early}");
+    terminate(served);
+}
