@@ -414,7 +414,7 @@ fn simulate(
     let tiers: Vec<String> = candidate.tiers.iter().map(|t| t.id.clone()).collect();
     let text = match format {
         SimulationFormat::Table => simulation.to_table(&tiers),
-        SimulationFormat::Csv => simulation.to_csv(),
+        SimulationFormat::Csv => simulation.to_csv(&tiers),
         SimulationFormat::Json => format!("{}\n", serde_json::to_string_pretty(&simulation)?),
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;

@@ -234,14 +234,29 @@ impl Simulation {
         out
     }
 
-    /// The matrix as CSV: `from,to,members,sample`.
-    pub fn to_csv(&self) -> String {
+    /// The simulation as CSV, for a spreadsheet: the migration cells
+    /// (`from,to,members,sample`), a blank line, then each tier's members
+    /// and points before and after; tiers in ladder order (`tiers`).
+    pub fn to_csv(&self, tiers: &[String]) -> String {
         let mut out = String::from("from,to,members,sample\n");
-        for ((from, to), cell) in &self.matrix {
+        for from in tiers {
+            for to in tiers {
+                if let Some(cell) = self.matrix.get(&(from.clone(), to.clone())) {
+                    out.push_str(&format!(
+                        "{from},{to},{},{}\n",
+                        cell.members,
+                        cell.sample.join(" ")
+                    ));
+                }
+            }
+        }
+        out.push_str("\ntier,members_before,points_before,members_after,points_after\n");
+        for tier in tiers {
+            let before = self.before.get(tier).copied().unwrap_or_default();
+            let after = self.after.get(tier).copied().unwrap_or_default();
             out.push_str(&format!(
-                "{from},{to},{},{}\n",
-                cell.members,
-                cell.sample.join(" ")
+                "{tier},{},{},{},{}\n",
+                before.members, before.points, after.members, after.points
             ));
         }
         out
@@ -341,7 +356,29 @@ mod tests {
                 .to_table(&["bronze".into(), "silver".into()])
                 .contains("3 would change tier")
         );
-        assert!(simulation.to_csv().contains("bronze,silver,3,m1 m2 m3"));
+        let ladder: Vec<String> = rules.tiers.iter().map(|t| t.id.clone()).collect();
+        let csv = simulation.to_csv(&ladder);
+        assert!(csv.contains("bronze,silver,3,m1 m2 m3"), "{csv}");
+        let (cells, tiers) = csv.split_once("\n\n").expect("two tables");
+        let firsts: Vec<&str> = cells
+            .lines()
+            .skip(1)
+            .map(|l| &l[..l.find(',').unwrap_or(0)])
+            .collect();
+        let mut in_ladder = firsts.clone();
+        in_ladder.sort_by_key(|t| ladder.iter().position(|l| l == t));
+        assert_eq!(firsts, in_ladder, "rows in ladder order: {csv}");
+        let rows: Vec<&str> = tiers.lines().collect();
+        assert_eq!(
+            rows[0],
+            "tier,members_before,points_before,members_after,points_after"
+        );
+        assert!(rows[1].starts_with("bronze,4,1250,1,"), "{csv}");
+        assert_eq!(
+            rows.len(),
+            1 + ladder.len(),
+            "every tier, in ladder order: {csv}"
+        );
         let json = serde_json::to_value(&simulation).expect("json");
         assert_eq!(json["matrix"][1]["to"], "silver");
     }
