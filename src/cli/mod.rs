@@ -54,19 +54,7 @@ enum Command {
     Backup(BackupArgs),
     /// What-if: how candidate rules would place the stored members (reads
     /// only; run it on a stopped service's data or a restored backup).
-    Simulate {
-        /// The candidate rules file.
-        #[arg(long)]
-        rules: PathBuf,
-        /// Evaluate as of this time (RFC 3339) [default: now].
-        #[arg(long)]
-        as_of: Option<chrono::DateTime<chrono::Utc>>,
-        #[command(flatten)]
-        store: StoreArgs,
-        /// `table`, `csv` or `json`.
-        #[arg(long, value_enum, default_value = "table")]
-        format: SimulationFormat,
-    },
+    Simulate(SimulateArgs),
     /// A programme report (distribution, migration, value ranks, RFM,
     /// value bands, segments, clusters, liability, or all of them on an
     /// HTML page) from a running service or a data directory.
@@ -110,6 +98,28 @@ impl StoreArgs {
             .clone()
             .or_else(|| self.data.clone().map(Location::Sled))
     }
+}
+
+#[derive(Debug, clap::Args)]
+struct SimulateArgs {
+    /// The candidate rules file.
+    #[arg(long)]
+    rules: PathBuf,
+    /// Evaluate as of this time (RFC 3339) [default: now].
+    #[arg(long)]
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
+    #[command(flatten)]
+    store: StoreArgs,
+    /// A running service, e.g. http://127.0.0.1:50051 (needs a marketing
+    /// or admin key): it simulates over its own members (SimulateRules).
+    #[arg(long, conflicts_with_all = ["store", "data"])]
+    server: Option<String>,
+    /// The marketing or admin API key for --server.
+    #[arg(long, env = "TIERD_API_KEY")]
+    key: Option<String>,
+    /// `table`, `csv` or `json`.
+    #[arg(long, value_enum, default_value = "table")]
+    format: SimulationFormat,
 }
 
 #[derive(Debug, clap::Args)]
@@ -217,12 +227,7 @@ impl Cli {
             Command::Rules(RulesCommand::Test { paths }) => test_rules(paths),
             Command::Keys(KeysCommand::New { name, role }) => new_key(&name, &role),
             Command::Backup(args) => backup(args),
-            Command::Simulate {
-                rules,
-                as_of,
-                store,
-                format,
-            } => simulate(&rules, as_of, store.location(), format),
+            Command::Simulate(args) => simulate(args),
             Command::Restore { input, store } => restore(&input, store.location()),
             Command::MigrateStore { from, to } => migrate_store(&from, &to),
             Command::Report(args) => report::run(args),
@@ -401,24 +406,49 @@ enum SimulationFormat {
     Json,
 }
 
-fn simulate(
-    candidate: &std::path::Path,
-    as_of: Option<chrono::DateTime<chrono::Utc>>,
-    location: Option<Location>,
-    format: SimulationFormat,
-) -> anyhow::Result<ExitCode> {
-    let candidate = rules::load(candidate).map_err(|d| anyhow::anyhow!("{d}"))?;
-    let store = open_stopped(location)?;
-    let program = Program::new(store, Arc::new(candidate.clone()), system_clock());
-    let simulation = program.simulate(&candidate, as_of)?;
+fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
+    let candidate = rules::load(&args.rules).map_err(|d| anyhow::anyhow!("{d}"))?;
+    let simulation = match &args.server {
+        Some(server) => {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            runtime.block_on(simulate_on_server(server, &args, &candidate))?
+        }
+        None => {
+            let store = open_stopped(args.store.location())?;
+            let program = Program::new(store, Arc::new(candidate.clone()), system_clock());
+            program.simulate(&candidate, args.as_of)?
+        }
+    };
     let tiers: Vec<String> = candidate.tiers.iter().map(|t| t.id.clone()).collect();
-    let text = match format {
+    let text = match args.format {
         SimulationFormat::Table => simulation.to_table(&tiers),
         SimulationFormat::Csv => simulation.to_csv(&tiers),
         SimulationFormat::Json => format!("{}\n", serde_json::to_string_pretty(&simulation)?),
     };
     std::io::stdout().lock().write_all(text.as_bytes())?;
     Ok(ExitCode::SUCCESS)
+}
+
+/// `candidate` simulated by the running service at `server`, over its
+/// members (`SimulateRules`), as the local simulation would be shown.
+async fn simulate_on_server(
+    server: &str,
+    args: &SimulateArgs,
+    candidate: &rules::RuleSet,
+) -> anyhow::Result<crate::tools::simulate::Simulation> {
+    let mut client = grpc::pb::loyalty_client::LoyaltyClient::connect(server.to_owned())
+        .await
+        .with_context(|| format!("connecting to {server}"))?;
+    let as_of = args.as_of.unwrap_or_else(chrono::Utc::now);
+    let request = grpc::pb::SimulateRulesRequest {
+        rules_text: candidate.source.clone(),
+        as_of: Some(grpc::convert::timestamp(as_of)),
+    };
+    let reply = client
+        .simulate_rules(authorized(request, args.key.as_deref())?)
+        .await?
+        .into_inner();
+    Ok(grpc::convert::simulation_of(reply, as_of))
 }
 
 /// How `rules check` prints.

@@ -29,7 +29,7 @@ use crate::{
     },
     money::Currency,
     rules::{Benefit, Campaign, Diagnostic, RuleSet, RulesVersion},
-    tools::simulate::Simulation,
+    tools::simulate::{Cell, Simulation, SlowScript, TierTotals},
 };
 
 /// A protobuf timestamp as a UTC time; `None` stays `None`.
@@ -770,6 +770,48 @@ pub fn simulation_reply(simulation: Simulation, tiers: &[String]) -> pb::Simulat
                 runs: slow.runs,
                 slowest_micros: slow.slowest_micros,
                 budget_micros: slow.budget_micros,
+            })
+            .collect(),
+    }
+}
+
+/// A `SimulateRules` reply as the simulation it shows (what `tierd
+/// simulate --server` prints the same way as a local one).
+pub fn simulation_of(reply: pb::SimulateRulesResponse, as_of: DateTime<Utc>) -> Simulation {
+    let totals = |members, points| TierTotals { members, points };
+    Simulation {
+        candidate_version: reply.candidate_version,
+        as_of,
+        members: reply.members,
+        matrix: reply
+            .cells
+            .into_iter()
+            .map(|c| {
+                let cell = Cell {
+                    members: c.members,
+                    sample: c.sample,
+                };
+                ((c.from_tier, c.to_tier), cell)
+            })
+            .collect(),
+        before: reply
+            .tiers
+            .iter()
+            .map(|t| (t.tier_id.clone(), totals(t.members_before, t.points_before)))
+            .collect(),
+        after: reply
+            .tiers
+            .iter()
+            .map(|t| (t.tier_id.clone(), totals(t.members_after, t.points_after)))
+            .collect(),
+        slow_scripts: reply
+            .slow_scripts
+            .into_iter()
+            .map(|s| SlowScript {
+                at: s.at,
+                runs: s.runs,
+                slowest_micros: s.slowest_micros,
+                budget_micros: s.budget_micros,
             })
             .collect(),
     }

@@ -504,3 +504,37 @@ async fn the_cli_prints_the_service_s_refusals_plainly() {
     assert_eq!(too_early.matches("as_of").count(), 1, "{too_early}");
     terminate(served);
 }
+
+/// `tierd simulate --server` asks the running service (`SimulateRules`)
+/// and prints what a simulation on its stopped data directory prints.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn simulate_asks_a_running_service_as_it_reads_a_directory() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("data");
+    let served = serve(&data);
+    let mut client = served.client().await;
+    for (member, amount) in [("a", 10_000), ("b", 60_000), ("c", 200_000)] {
+        client
+            .record_purchase(crate::process::purchase_now(member, member, amount))
+            .await
+            .expect("recorded");
+    }
+    drop(client);
+    let rules = crate::harness::example_rules().display().to_string();
+    let simulate = |source: &[&str]| {
+        let output = tierd()
+            .args(["simulate", "--rules", &rules, "--format", "csv"])
+            .args(source)
+            .output()
+            .expect("tierd runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        String::from_utf8(output.stdout).expect("utf-8")
+    };
+    let server = format!("http://{}", served.address);
+    let asked = simulate(&["--server", &server]);
+    assert!(terminate(served).success());
+    let read = simulate(&["--data", &data.display().to_string()]);
+    assert_eq!(asked, read);
+    assert!(asked.contains("\ntier,members_before"), "{asked}");
+}
