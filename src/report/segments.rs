@@ -12,7 +12,7 @@
 //! kept as they are now, not as they were, so a group holds the members
 //! whose attribute has that value today.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 
 use chrono::{Datelike, Months, NaiveDate};
 use serde::Serialize;
@@ -294,7 +294,9 @@ impl Reporter<'_> {
     /// attribute `by`.
     ///
     /// # Errors
-    /// A period the day totals do not cover; an empty attribute name; a
+    /// A period the day totals do not cover; an empty attribute name, or
+    /// one that no member has (a misspelt `--by regoin` would put everyone
+    /// under `(none)`), with a did-you-mean from the names members have; a
     /// storage failure.
     pub fn groups(&self, period: Period, by: &str) -> Result<Groups, ReportError> {
         self.check_period(period)?;
@@ -305,10 +307,13 @@ impl Reporter<'_> {
             });
         }
         let worth = self.rules().reporting.point_value_minor;
-        let sums = self.fold(
-            BTreeMap::<Option<String>, GroupRow>::new,
-            |sums, m| {
+        let (sums, names) = self.fold(
+            || (BTreeMap::<Option<String>, GroupRow>::new(), BTreeSet::new()),
+            |(sums, names), m| {
                 if figures::enrolled_by(&m, period.to) {
+                    if names.len() < MAX_NAMES_SEEN {
+                        names.extend(m.attributes.keys().cloned());
+                    }
                     let row = sums.entry(m.attributes.get(by).cloned()).or_default();
                     row.add(&GroupRow {
                         members: 1,
@@ -321,12 +326,16 @@ impl Reporter<'_> {
                 }
                 Ok(())
             },
-            |total, part| {
+            |(total, names), (part, more)| {
                 for (key, row) in part {
                     total.entry(key).or_default().add(&row);
                 }
+                names.extend(more);
             },
         )?;
+        if !sums.is_empty() && sums.keys().all(Option::is_none) {
+            return Err(unknown_attribute(by, &names));
+        }
         let mut total = GroupRow {
             group: "total".into(),
             ..GroupRow::default()
@@ -351,6 +360,27 @@ impl Reporter<'_> {
             groups,
             total,
         })
+    }
+}
+
+/// Attribute names kept while looking for the one asked for: enough for a
+/// did-you-mean, bounded whatever the members hold.
+const MAX_NAMES_SEEN: usize = 1_000;
+
+/// `--by` names an attribute no member has.
+fn unknown_attribute(by: &str, names: &BTreeSet<String>) -> ReportError {
+    let known: Vec<&str> = names.iter().map(String::as_str).collect();
+    let listed = if known.is_empty() {
+        "members have no attributes".to_owned()
+    } else {
+        format!("members have {}", known.join(", "))
+    };
+    ReportError::BadOption {
+        field: "by",
+        message: format!(
+            "no member has the attribute {by:?}; {listed}{}",
+            crate::rules::did_you_mean(by, &known)
+        ),
     }
 }
 

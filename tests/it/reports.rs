@@ -454,6 +454,26 @@ async fn segments_groups_and_clusters_add_up_to_what_was_sent() {
         .expect_err("no attribute");
     assert_eq!(status.code(), Code::InvalidArgument);
     assert!(status.message().starts_with("by:"), "{status:?}");
+    // A misspelt attribute no member has is refused, not shown as
+    // everyone under `(none)`.
+    let status = client
+        .groups(pb::GroupsRequest {
+            by: "regoin".into(),
+            ..pb::GroupsRequest::default()
+        })
+        .await
+        .expect_err("no member has it");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status
+            .message()
+            .starts_with("by: no member has the attribute \"regoin\"; members have "),
+        "{status:?}"
+    );
+    assert!(
+        status.message().ends_with("did you mean `region`?"),
+        "{status:?}"
+    );
 }
 
 #[tokio::test]
