@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 
 use super::ProgramError;
 use crate::{
-    rules::{self, Rejected, RuleSet, RulesVersion},
+    rules::{self, Diagnostic, Rejected, RuleSet, RulesVersion, Severity},
     store::{Store, StoreError},
     telemetry,
 };
@@ -91,6 +91,13 @@ impl LiveRules {
     /// The rules file reloads read, if any.
     pub fn file(&self) -> Option<&PathBuf> {
         self.file.as_ref()
+    }
+
+    /// How diagnostics name the rules: their file, else `rules`.
+    fn file_name(&self) -> &std::path::Path {
+        self.file
+            .as_deref()
+            .unwrap_or_else(|| std::path::Path::new("rules"))
     }
 
     /// The version in force, as recorded.
@@ -161,15 +168,20 @@ impl LiveRules {
     /// later is held back and the last version that was live runs meanwhile.
     ///
     /// # Errors
-    /// On a storage failure.
+    /// `RulesRejected` when the file's version label was put live before
+    /// with other content; a storage failure.
     pub async fn go_live(
         &self,
         store: &Store,
         now: DateTime<Utc>,
-    ) -> Result<RulesVersion, StoreError> {
+    ) -> Result<RulesVersion, ProgramError> {
         let _one_at_a_time = self.reloading.lock().await;
         let last = store.last_rules_version()?;
         let file_rules = self.current();
+        let running = last
+            .as_ref()
+            .map_or_else(String::new, |v| v.version.clone());
+        refuse_a_reused_label(store, &file_rules, self.file_name(), running)?;
         if file_rules.effective_from.is_some_and(|at| at > now) {
             let previous = last.as_ref().and_then(|v| rules::load(v).ok());
             match (previous, &last) {
@@ -229,6 +241,17 @@ impl LiveRules {
                 return Err(ProgramError::RulesRejected { rejected, running });
             }
         };
+        let running = self.current().version.clone();
+        if let Err(refused) = refuse_a_reused_label(store, &candidate, self.file_name(), running) {
+            metrics::counter!(telemetry::RULES_RELOAD_FAILURES).increment(1);
+            if let ProgramError::RulesRejected { rejected, .. } = &refused {
+                *lock(&self.last_failure) = Some(ReloadFailure {
+                    at: now,
+                    rejected: rejected.clone(),
+                });
+            }
+            return Err(refused);
+        }
         *lock(&self.last_failure) = None;
         if candidate.content_hash == self.current().content_hash {
             *lock(&self.staged) = None;
@@ -290,6 +313,62 @@ impl LiveRules {
             }
             Err(_) => Ok(false),
         }
+    }
+}
+
+/// Versions read at a time while looking for a label.
+const LABELS_PAGE: usize = 64;
+
+/// Refuses `rules` when its version label was put live before with other
+/// content: two different files under one label would make the history,
+/// and every answer naming the label, ambiguous. The same content under
+/// its label again (a restart, a revert) is fine.
+///
+/// # Errors
+/// `RulesRejected` at the `version:` line, with both content hashes
+/// (`running` is the version that stays); a storage failure.
+fn refuse_a_reused_label(
+    store: &Store,
+    rules: &RuleSet,
+    file: &std::path::Path,
+    running: String,
+) -> Result<(), ProgramError> {
+    let mut after = 0;
+    loop {
+        let page = store.rules_versions_after(after, LABELS_PAGE)?;
+        let Some(&(last, _)) = page.last() else {
+            return Ok(());
+        };
+        after = last;
+        let Some((_, earlier)) = page
+            .into_iter()
+            .find(|(_, v)| v.version == rules.version && v.content_hash != rules.content_hash)
+        else {
+            continue;
+        };
+        let line = rules
+            .source
+            .lines()
+            .position(|l| l.starts_with("version:"))
+            .map_or(0, |i| i + 1);
+        let diagnostic = Diagnostic {
+            file: file.to_owned(),
+            line,
+            column: 1,
+            severity: Severity::Error,
+            message: format!(
+                "version {:?} was put live on {} with other content (content hash {}, this file's is {}): \
+                 give the changed file a new version label",
+                rules.version,
+                earlier.activated_at.to_rfc3339(),
+                earlier.content_hash,
+                rules.content_hash
+            ),
+        };
+        return Err(ProgramError::RulesRejected {
+            rejected: Rejected::one(diagnostic),
+            running,
+        });
     }
 }
 

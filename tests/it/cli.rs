@@ -538,3 +538,34 @@ async fn simulate_asks_a_running_service_as_it_reads_a_directory() {
     assert_eq!(asked, read);
     assert!(asked.contains("\ntier,members_before"), "{asked}");
 }
+
+/// A restart on a file edited without a new version label does not start:
+/// the label was put live before with other content.
+#[test]
+fn serve_refuses_to_start_on_a_changed_file_under_a_recorded_label() {
+    let dir = TempDir::new().expect("temp dir");
+    let rules = dir.path().join("rules.yaml");
+    let example = std::fs::read_to_string(crate::harness::example_rules()).expect("rules");
+    std::fs::write(&rules, &example).expect("rules copy");
+    let data = dir.path().join("data");
+    let served = crate::process::serve_rules(&data, &rules);
+    assert!(terminate(served).success());
+    std::fs::write(
+        &rules,
+        example.replace("points_per_unit: 1 ", "points_per_unit: 2 "),
+    )
+    .expect("edit rules");
+    let output = tierd()
+        .args(["serve", "--listen", "127.0.0.1:0", "--no-watch", "--data"])
+        .arg(&data)
+        .arg("--rules")
+        .arg(&rules)
+        .output()
+        .expect("tierd runs");
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("version \"2026.1\" was put live on"),
+        "{stderr}"
+    );
+}

@@ -379,3 +379,31 @@ async fn a_request_is_checked_and_applied_under_one_rules_version() {
     }
     assert!(recorded > 0, "some visits went through under A");
 }
+
+/// A file edited without a new version label is refused: two different
+/// files under one label would make the history, and every answer that
+/// names the label, ambiguous. The same content under its label again is
+/// fine.
+#[tokio::test]
+async fn a_changed_file_under_a_label_already_live_is_refused() {
+    let mut server = TestServer::with_rules(V1).await;
+    let edited = V1.replace("qualifying_points: 100", "qualifying_points: 50");
+    std::fs::write(server.rules_path(), &edited).expect("edit rules");
+    let refused = reload(&mut server).await.expect_err("same label");
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    let message = refused.message();
+    assert!(
+        message.contains(":2:1: error: version \"v1\" was put live on"),
+        "{message}"
+    );
+    assert!(
+        message.contains("give the changed file a new version label"),
+        "{message}"
+    );
+    let status = rules(&mut server).await;
+    assert_eq!(status.active.expect("active").version, "v1");
+    assert!(status.last_failure.is_some(), "the refusal is shown");
+    std::fs::write(server.rules_path(), V1).expect("revert");
+    let reverted = reload(&mut server).await.expect("the same content again");
+    assert!(!reverted.changed);
+}
