@@ -121,7 +121,7 @@ impl Program {
     /// # Errors
     /// On a storage failure.
     pub async fn go_live(&self) -> Result<RulesVersion, ProgramError> {
-        Ok(self.rules.go_live(&self.store, self.now()).await?)
+        self.rules.go_live(&self.store, self.now()).await
     }
 
     /// The rules in force at `now`, after putting a staged version live if
