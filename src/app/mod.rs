@@ -119,7 +119,8 @@ impl Program {
     /// Records the running rules version as live (at start-up).
     ///
     /// # Errors
-    /// On a storage failure.
+    /// `RulesRejected` when the file reuses a recorded label with other
+    /// content; a storage failure.
     pub async fn go_live(&self) -> Result<RulesVersion, ProgramError> {
         self.rules.go_live(&self.store, self.now()).await
     }
