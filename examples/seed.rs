@@ -1,11 +1,29 @@
-//! Fills a data directory with realistic synthetic members, placed by the
-//! example rules, to try `tierd simulate` or the service on a program-sized
-//! store: `cargo run --release --example seed -- DATA_DIR [MEMBERS]`
-//! (default 100000; the directory must not be in use by a running tierd).
+//! Fills a data directory with realistic synthetic members, placed by a
+//! rules file, to try `tierd simulate`, the reports or the service on a
+//! program-sized store:
+//! `cargo run --release --example seed -- DATA_DIR [MEMBERS] [--rules FILE]`
+//! (100000 members and `rules/example.yaml` by default; the directory must
+//! not be in use by a running tierd). The rules used are recorded in the
+//! store as the version in force, as `tierd serve` records them, so a
+//! report on the directory needs no rules file of its own.
 
-use std::{path::Path, time::Instant};
+use std::{path::PathBuf, time::Instant};
 
+use clap::Parser;
 use tierd::{rules, store::Store, tools::seed};
+
+/// What to seed.
+#[derive(Parser, Debug)]
+struct Args {
+    /// The data directory to fill.
+    data: PathBuf,
+    /// How many members.
+    #[arg(default_value_t = 100_000)]
+    members: u64,
+    /// The rules the members are placed by (and recorded as in force).
+    #[arg(long, default_value = "rules/example.yaml")]
+    rules: PathBuf,
+}
 
 /// The service's allocator (see `src/main.rs`): seeding 250,000 members
 /// took 62 s with glibc's and 33 s with it.
@@ -14,16 +32,17 @@ static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let mut args = std::env::args().skip(1);
-    let data = args.next().ok_or("usage: seed DATA_DIR [MEMBERS]")?;
-    let count: u64 = args.next().map_or(Ok(100_000), |n| n.parse())?;
-    let rules = rules::load(Path::new("rules/example.yaml"))?;
-    let store = Store::open(Path::new(&data))?;
+    let args = Args::parse();
+    let rules = rules::load(&args.rules)?;
+    let store = Store::open(&args.data)?;
     let started = Instant::now();
-    let written = seed::seed(&store, &rules, count, 42, chrono::Utc::now()).await?;
+    let written = seed::seed(&store, &rules, args.members, 42, chrono::Utc::now()).await?;
     println!(
-        "{written} members written to {data} in {:.1?}",
-        started.elapsed()
+        "{written} members written to {} in {:.1?}, placed by {} (version {}, recorded as in force)",
+        args.data.display(),
+        started.elapsed(),
+        args.rules.display(),
+        rules.version
     );
     Ok(())
 }

@@ -22,7 +22,7 @@ use crate::{
         member::MemberState,
         receipt::Returned,
     },
-    rules::RuleSet,
+    rules::{RuleSet, RulesVersion},
     store::{Commit, Store, StoreError},
 };
 
@@ -218,7 +218,10 @@ fn member(
 }
 
 /// Writes `count` synthetic members and their tier history into `store`,
-/// grown under `rules` up to `now`. Returns how many were written.
+/// grown under `rules` up to `now`, and records `rules` as the version in
+/// force (unless it is the last one recorded), as `tierd serve` does: the
+/// reports and a later `serve` then read the members under the rules they
+/// were made with. Returns how many were written.
 ///
 /// # Errors
 /// On a storage failure.
@@ -257,6 +260,13 @@ pub async fn seed(
             })
             .await??;
         written += size;
+    }
+    let live = RulesVersion::of(rules, now);
+    let recorded = store.last_rules_version()?;
+    if recorded.is_none_or(|last| last.content_hash != live.content_hash) {
+        store
+            .write(move |writer| writer.record_rules_version(&live))
+            .await??;
     }
     Ok(written)
 }

@@ -569,3 +569,39 @@ fn serve_refuses_to_start_on_a_changed_file_under_a_recorded_label() {
         "{stderr}"
     );
 }
+
+/// A seeded directory carries the rules it was seeded with: a report on it
+/// from another directory (no `./rules` at hand) reads it under them.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_report_on_a_seeded_directory_needs_no_rules_file() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("seeded");
+    {
+        let store = tierd::store::Store::open(&data).expect("store");
+        let rules = tierd::rules::load(crate::harness::example_rules().as_path()).expect("rules");
+        let written = tierd::tools::seed::seed(&store, &rules, 50, 7, chrono::Utc::now())
+            .await
+            .expect("seeded");
+        assert_eq!(written, 50);
+        store.sync().await.expect("synced");
+    }
+    let output = tierd()
+        .current_dir(dir.path())
+        .args([
+            "report",
+            "distribution",
+            "--format",
+            "csv",
+            "--data",
+            "seeded",
+        ])
+        .output()
+        .expect("tierd runs");
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(output.status.success(), "{stderr}");
+    let csv = String::from_utf8_lossy(&output.stdout);
+    assert!(
+        csv.contains(",2026.1,EUR,"),
+        "under the seeded rules: {csv}"
+    );
+}
