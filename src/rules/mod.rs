@@ -96,17 +96,19 @@ impl Diagnostic {
     }
 }
 
+/// `file:line:column: severity: message`, as compilers print it; a
+/// problem of the whole file (line 0) is `file: severity: message`, and
+/// one of a line without a known column `file:line: severity: message`.
 impl fmt::Display for Diagnostic {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "{}:{}:{}: {}: {}",
-            self.file.display(),
-            self.line,
-            self.column,
-            self.severity.as_str(),
-            self.message
-        )
+        write!(f, "{}", self.file.display())?;
+        if self.line > 0 {
+            write!(f, ":{}", self.line)?;
+            if self.column > 0 {
+                write!(f, ":{}", self.column)?;
+            }
+        }
+        write!(f, ": {}: {}", self.severity.as_str(), self.message)
     }
 }
 
