@@ -720,10 +720,13 @@ fn suggest_field(message: &str) -> String {
 /// A problem found after parsing, with a text snippet to locate it by.
 struct Problem {
     message: String,
-    /// Text whose first occurrence (after `after`) marks the spot.
+    /// Text whose first occurrence (after `within`) marks the spot.
     anchor: String,
     /// Find `anchor` after this many earlier occurrences.
     occurrence: usize,
+    /// Text the anchor is looked for after (the start of the block it is
+    /// in), if any.
+    within: Option<String>,
 }
 
 impl Problem {
@@ -732,11 +735,36 @@ impl Problem {
             message: message.into(),
             anchor: anchor.into(),
             occurrence,
+            within: None,
+        }
+    }
+
+    /// A problem at the first `anchor` after the first `within` (a name
+    /// inside the block that starts there); at `within` itself when the
+    /// anchor is not found after it.
+    fn inside(
+        within: impl Into<String>,
+        anchor: impl Into<String>,
+        message: impl Into<String>,
+    ) -> Self {
+        Self {
+            within: Some(within.into()),
+            ..Self::at(anchor, 0, message)
         }
     }
 
     fn locate(self, file: &Path, text: &str) -> Diagnostic {
-        let (line, column) = find_nth(text, &self.anchor, self.occurrence).unwrap_or((0, 0));
+        let found = match &self.within {
+            None => find_nth(text, &self.anchor, self.occurrence),
+            Some(within) => text.find(within.as_str()).and_then(|start| {
+                let after = start + within.len();
+                text[after..]
+                    .find(self.anchor.as_str())
+                    .map(|offset| position_at(text, after + offset))
+                    .or_else(|| find_nth(text, within, 0))
+            }),
+        };
+        let (line, column) = found.unwrap_or((0, 0));
         Diagnostic {
             file: file.to_owned(),
             line,
@@ -750,10 +778,15 @@ impl Problem {
 /// 1-based line and column of the `n`th (0-based) occurrence of `needle`.
 fn find_nth(text: &str, needle: &str, n: usize) -> Option<(usize, usize)> {
     let offset = text.match_indices(needle).nth(n)?.0;
+    Some(position_at(text, offset))
+}
+
+/// 1-based line and column of byte `offset` of `text`.
+fn position_at(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset];
     let line = before.matches('\n').count() + 1;
     let column = offset - before.rfind('\n').map_or(0, |i| i + 1) + 1;
-    Some((line, column))
+    (line, column)
 }
 
 /// Turns the file as read into rules, collecting every problem of how its
@@ -865,7 +898,7 @@ fn compile_campaigns(
                 c.name,
                 condition::did_you_mean(unknown, &known)
             );
-            problems.push(Problem::at(anchor.clone(), 0, message));
+            problems.push(Problem::inside(anchor.clone(), unknown.as_str(), message));
         }
         campaigns.push(Campaign {
             name: c.name,

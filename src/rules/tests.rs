@@ -187,10 +187,11 @@ fn campaigns_are_checked() {
     };
     let rules = parse_text(&campaign("silver", "2026-02-01T00:00:00Z")).expect("valid");
     assert_eq!(rules.campaigns.len(), 1);
+    // At the name, not at the campaign's first line.
     assert_error(
         &campaign("silvr", "2026-02-01T00:00:00Z"),
+        17,
         13,
-        5,
         "names tier `silvr`, which the ladder does not have; did you mean `silver`?",
     );
     assert_error(
