@@ -50,14 +50,16 @@ enum Command {
     #[command(subcommand)]
     Keys(KeysCommand),
     /// Write a consistent backup of a data directory, or of a running
-    /// service (with --server).
+    /// service (with --server and an admin key).
     Backup(BackupArgs),
     /// What-if: how candidate rules would place the stored members (reads
-    /// only; run it on a stopped service's data or a restored backup).
+    /// only; on a stopped service's data or a restored backup, or asked of
+    /// a running service with --server and a marketing or admin key).
     Simulate(SimulateArgs),
     /// A programme report (distribution, migration, value ranks, RFM,
     /// value bands, segments, clusters, liability, or all of them on an
-    /// HTML page) from a running service or a data directory.
+    /// HTML page) from a data directory, or from a running service with
+    /// --server and a reporting or admin key.
     Report(report::ReportArgs),
     /// Restore a backup into a new data directory or an empty database.
     Restore {
@@ -110,13 +112,10 @@ struct SimulateArgs {
     as_of: Option<chrono::DateTime<chrono::Utc>>,
     #[command(flatten)]
     store: StoreArgs,
-    /// A running service, e.g. http://127.0.0.1:50051 (needs a marketing
-    /// or admin key): it simulates over its own members (SimulateRules).
-    #[arg(long, conflicts_with_all = ["store", "data"])]
-    server: Option<String>,
-    /// The marketing or admin API key for --server.
-    #[arg(long, env = "TIERD_API_KEY")]
-    key: Option<String>,
+    // With --server the service simulates over its own members
+    // (SimulateRules).
+    #[command(flatten)]
+    remote: ServerArgs,
     /// `table`, `csv` or `json`.
     #[arg(long, value_enum, default_value = "table")]
     format: SimulationFormat,
@@ -129,10 +128,20 @@ struct BackupArgs {
     out: PathBuf,
     #[command(flatten)]
     store: StoreArgs,
-    /// A running service, e.g. http://127.0.0.1:50051 (needs an admin key).
+    #[command(flatten)]
+    remote: ServerArgs,
+}
+
+/// A running service to ask instead of a stopped store, and the key to
+/// ask with: what `backup`, `simulate` and `report` share.
+#[derive(Debug, clap::Args)]
+pub struct ServerArgs {
+    /// A running service, e.g. http://127.0.0.1:50051, instead of a data
+    /// directory or database.
     #[arg(long, conflicts_with_all = ["store", "data"])]
     server: Option<String>,
-    /// The admin API key for --server.
+    /// The API key for --server (the command's description says which
+    /// role it needs).
     #[arg(long, env = "TIERD_API_KEY")]
     key: Option<String>,
 }
@@ -238,8 +247,8 @@ impl Cli {
 fn backup(args: BackupArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     let written = runtime.block_on(async {
-        match &args.server {
-            Some(server) => backup_from_server(server, args.key.as_deref(), &args.out).await,
+        match &args.remote.server {
+            Some(server) => backup_from_server(server, args.remote.key.as_deref(), &args.out).await,
             None => {
                 let store = open_stopped(args.store.location())?;
                 let out = std::fs::File::create(&args.out)
@@ -408,7 +417,7 @@ enum SimulationFormat {
 
 fn simulate(args: SimulateArgs) -> anyhow::Result<ExitCode> {
     let candidate = rules::load(&args.rules).map_err(|d| anyhow::anyhow!("{d}"))?;
-    let simulation = match &args.server {
+    let simulation = match &args.remote.server {
         Some(server) => {
             let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
             runtime.block_on(simulate_on_server(server, &args, &candidate))?
@@ -445,7 +454,7 @@ async fn simulate_on_server(
         as_of: Some(grpc::convert::timestamp(as_of)),
     };
     let reply = client
-        .simulate_rules(authorized(request, args.key.as_deref())?)
+        .simulate_rules(authorized(request, args.remote.key.as_deref())?)
         .await?
         .into_inner();
     Ok(grpc::convert::simulation_of(reply, as_of))

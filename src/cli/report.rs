@@ -115,12 +115,8 @@ pub struct ReportArgs {
     /// was last live in that directory].
     #[arg(long, conflicts_with = "server")]
     rules: Option<PathBuf>,
-    /// A running service, e.g. http://127.0.0.1:50051.
-    #[arg(long, conflicts_with_all = ["store", "data"])]
-    server: Option<String>,
-    /// A `reporting` or `admin` API key for --server.
-    #[arg(long, env = "TIERD_API_KEY")]
-    key: Option<String>,
+    #[command(flatten)]
+    remote: super::ServerArgs,
 }
 
 fn day(d: Option<NaiveDate>) -> String {
@@ -209,12 +205,12 @@ enum Source {
 pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
     let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
     runtime.block_on(async {
-        let mut source = match &args.server {
+        let mut source = match &args.remote.server {
             Some(server) => Source::Server {
                 client: ReportsClient::connect(server.clone())
                     .await
                     .with_context(|| format!("connecting to {server}"))?,
-                key: args.key.clone(),
+                key: args.remote.key.clone(),
             },
             None => {
                 let store = open_stopped(args.store.location())?;
