@@ -30,10 +30,18 @@ use tower::Service;
 
 use super::{ServeLimits, auth::Keyring};
 
-/// The method a request calls (`WatchTierChanges`), as the gate found it
-/// in the path: what a refusal names.
+/// The path a request calls, as the gate found it: what a refusal names.
+/// It shares the request URI's bytes, so keeping it costs no allocation.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Rpc(pub String);
+pub struct Rpc(http::uri::PathAndQuery);
+
+impl Rpc {
+    /// The method's name (`WatchTierChanges`).
+    pub fn method(&self) -> &str {
+        let path = self.0.path();
+        path.rsplit('/').next().unwrap_or(path)
+    }
+}
 
 /// The package whose RPCs pass the gate.
 const GATED: &str = "/loyalty.v1.";
@@ -139,11 +147,13 @@ where
             return Box::pin(self.inner.call(request));
         }
         let cap = self.checks.caps.of(path);
-        let rpc = Rpc(path.rsplit('/').next().unwrap_or(path).to_owned());
+        let rpc = request.uri().path_and_query().cloned().map(Rpc);
         match self.checks.keyring.authenticate(request.headers()) {
             Ok(caller) => {
                 request.extensions_mut().insert(caller);
-                request.extensions_mut().insert(rpc);
+                if let Some(rpc) = rpc {
+                    request.extensions_mut().insert(rpc);
+                }
             }
             Err(refused) => return Box::pin(std::future::ready(Ok(refused.into_http()))),
         }

@@ -87,7 +87,7 @@ impl LoyaltyApi {
         let rpc = request
             .extensions()
             .get::<Rpc>()
-            .map_or("this RPC", |rpc| rpc.0.as_str());
+            .map_or("this RPC", Rpc::method);
         caller.may(action, rpc)?;
         let place = Arc::clone(&self.in_flight)
             .try_acquire_owned()
