@@ -289,6 +289,10 @@ impl Script {
                         )
                     },
                 ),
+                rhai::ParseErrorType::VariableUndefined(name) => format!(
+                    "undefined variable `{name}`{}",
+                    did_you_mean(&name, &readable_names(kind).iter().map(String::as_str).collect::<Vec<_>>())
+                ),
                 other => other.to_string(),
             };
             ScriptError::Compile {
@@ -399,6 +403,19 @@ fn micros(duration: Duration) -> u64 {
     u64::try_from(duration.as_micros()).unwrap_or(u64::MAX)
 }
 
+/// "; did you mean `x`?" for a name close to a known one, else nothing.
+/// Here, in the lowest layer, because script messages need it as much as
+/// the rules' and the service's do.
+pub fn did_you_mean(unknown: &str, known: &[&str]) -> String {
+    known
+        .iter()
+        .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))
+        .filter(|(distance, _)| *distance <= 3)
+        .min()
+        .map(|(_, k)| format!("; did you mean `{k}`?"))
+        .unwrap_or_default()
+}
+
 /// A scope naming every variable a script of `kind` may read, so strict
 /// variables accept exactly those at compile time.
 fn template_scope(kind: ScriptKind) -> Scope<'static> {
@@ -423,6 +440,14 @@ fn template_scope(kind: ScriptKind) -> Scope<'static> {
         let _unreadable = scope.remove::<i64>(BALANCE);
     }
     scope
+}
+
+/// The names a script of `kind` may read, for a "did you mean".
+fn readable_names(kind: ScriptKind) -> Vec<String> {
+    template_scope(kind)
+        .iter_raw()
+        .map(|(name, ..)| name.to_owned())
+        .collect()
 }
 
 /// The redeemable balance: earning scripts may read it, tier conditions

@@ -29,7 +29,7 @@ use std::{cell::Cell, fmt};
 use serde::de::{self, Deserializer, MapAccess, Visitor};
 
 use super::values::{Count, Money};
-use crate::script::{Script, ScriptKind};
+use crate::script::{Script, ScriptKind, did_you_mean};
 
 /// A number the tier rules can put a threshold on.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -214,17 +214,6 @@ fn condition_keys() -> Vec<&'static str> {
         .chain(lifecycle.map(|l| l.name()))
         .chain(COMBINATORS)
         .collect()
-}
-
-/// "; did you mean `x`?" for a name close to a known one, else nothing.
-pub fn did_you_mean(unknown: &str, known: &[&str]) -> String {
-    known
-        .iter()
-        .map(|k| (strsim::damerau_levenshtein(unknown, k), *k))
-        .filter(|(distance, _)| *distance <= 3)
-        .min()
-        .map(|(_, k)| format!("; did you mean `{k}`?"))
-        .unwrap_or_default()
 }
 
 impl<'de> serde::Deserialize<'de> for Condition {

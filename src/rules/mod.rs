@@ -13,6 +13,7 @@ mod basket;
 mod condition;
 mod expiry;
 mod lint;
+mod plain;
 mod recovery;
 mod reporting;
 mod source;
@@ -27,8 +28,9 @@ use std::{
 
 use serde::Deserialize;
 
+pub use crate::script::did_you_mean;
 pub use basket::{LineMatch, LineMultipliers, LinePay, LineRule, LineView};
-pub use condition::{Condition, Lifecycle, Metric, SegmentCondition, did_you_mean};
+pub use condition::{Condition, Lifecycle, Metric, SegmentCondition};
 pub use expiry::{CalendarPeriod, Expiry, Lifetime};
 pub use lint::{at_line_rule, lint};
 pub use reporting::{Reporting, RfmSegment, ScoreRange, Segment, ValueBand};
@@ -617,7 +619,7 @@ pub fn load<S: RulesSource + ?Sized>(source: &S) -> Result<RuleSet, Rejected> {
         |err| {
             context
                 .take_script_error()
-                .unwrap_or_else(|| yaml_diagnostic(file, err))
+                .unwrap_or_else(|| yaml_diagnostic(file, &text, err))
         },
     )
     .map_err(|diagnostics| Rejected { diagnostics })?;
@@ -654,7 +656,7 @@ pub fn read_document<T: serde::de::DeserializeOwned>(
     recovery::read_reporting_all(
         text,
         |text| serde_yaml::from_str::<T>(text),
-        |err| yaml_diagnostic(file, err),
+        |err| yaml_diagnostic(file, text, err),
     )
     .map_err(|diagnostics| Rejected { diagnostics })
 }
@@ -685,8 +687,9 @@ fn too_deep(text: &str) -> Option<(usize, usize)> {
 }
 
 /// A serde_yaml error as a diagnostic at its line and column, with a "did
-/// you mean" for a misspelt key.
-fn yaml_diagnostic(file: &Path, err: &serde_yaml::Error) -> Diagnostic {
+/// you mean" for a misspelt key; a script's error is placed at the
+/// mistake inside the script, in the file's own lines.
+fn yaml_diagnostic(file: &Path, text: &str, err: &serde_yaml::Error) -> Diagnostic {
     let (line, column) = err
         .location()
         .map_or((0, 0), |loc| (loc.line(), loc.column()));
@@ -695,12 +698,21 @@ fn yaml_diagnostic(file: &Path, err: &serde_yaml::Error) -> Diagnostic {
         message.truncate(cut);
     }
     message.push_str(&suggest_field(&message));
-    Diagnostic {
+    let diagnostic = Diagnostic {
         file: file.to_owned(),
         line,
         column,
         severity: Severity::Error,
         message,
+    };
+    match plain::in_script(text, line, column, &diagnostic.message) {
+        Some(plain) => Diagnostic {
+            line: plain.line,
+            column: plain.column,
+            message: plain.message,
+            ..diagnostic
+        },
+        None => diagnostic,
     }
 }
 
@@ -804,7 +816,7 @@ fn check_tier_multipliers(
             0,
             format!(
                 "tier_multipliers names tier `{unknown}`, which the ladder does not have{}",
-                condition::did_you_mean(unknown, &known)
+                did_you_mean(unknown, &known)
             ),
         ));
     }
@@ -896,7 +908,7 @@ fn compile_campaigns(
             let message = format!(
                 "campaign `{}` names tier `{unknown}`, which the ladder does not have{}",
                 c.name,
-                condition::did_you_mean(unknown, &known)
+                did_you_mean(unknown, &known)
             );
             problems.push(Problem::inside(anchor.clone(), unknown.as_str(), message));
         }

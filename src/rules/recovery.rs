@@ -53,8 +53,15 @@ pub(super) fn read_reporting_all<T>(
         Err(error) => error,
     };
     let Some(outline) = Outline::of(text) else {
-        // Not even valid YAML: nothing to go on from.
-        return Err(vec![report(&error)]);
+        // Not even valid YAML: nothing to go on from, and the parser's
+        // words are put plainly where possible.
+        let mut diagnostic = report(&error);
+        if let Some(plain) = super::plain::syntax_error(text) {
+            diagnostic.line = plain.line;
+            diagnostic.column = plain.column;
+            diagnostic.message = plain.message;
+        }
+        return Err(vec![diagnostic]);
     };
     let mut patched = outline.chars.clone();
     let mut blanked = vec![false; outline.entries.len()];

@@ -119,15 +119,13 @@ fn ladder_mistakes_are_located() {
 }
 
 #[test]
-fn script_errors_name_the_script_line() {
+fn script_errors_are_located_at_the_mistake_in_the_file_s_own_lines() {
     let text = MINIMAL.replace(
         "qualifying_points: 100",
         "script: |\n          purchase_count > 1 &&\n          unknown_metric > 2",
     );
-    let rejected = parse_text(&text).expect_err("unknown variable");
-    let diag = &rejected.diagnostics[0];
-    assert!(diag.message.contains("script line 2"), "{diag}");
-    assert_eq!(diag.line, 11, "{diag}");
+    // The mistake is on the script's second line, the file's 13th.
+    assert_error(&text, 13, 11, "undefined variable `unknown_metric`");
 }
 
 /// Redeeming points must never cost a member their tier, so no tier
@@ -135,7 +133,7 @@ fn script_errors_name_the_script_line() {
 #[test]
 fn a_tier_condition_reading_the_redeemable_balance_is_refused_where_it_is() {
     let text = MINIMAL.replace("qualifying_points: 100", "script: 'points_balance >= 100'");
-    assert_error(&text, 11, 7, "cannot read `points_balance`");
+    assert_error(&text, 11, 16, "cannot read `points_balance`");
     let earning = MINIMAL.replace(
         "  points_per_unit: 1\n",
         "  points_per_unit: 1\n  bonus: 'if points_balance > 100 { 5 } else { 0 }'\n",
@@ -149,7 +147,39 @@ fn earning_script_errors_are_located_at_the_script() {
         "  points_per_unit: 1\n",
         "  points_per_unit: 1\n  bonus: 'if chanel == \"pos\" { 5 } else { 0 }'\n",
     );
-    assert_error(&text, 7, 10, "Undefined variable: chanel");
+    assert_error(
+        &text,
+        7,
+        14,
+        "undefined variable `chanel`; did you mean `channel`?",
+    );
+}
+
+/// Text that is not YAML is reported at the slip, in words about the
+/// file: the example with a quote left open, or a tab for indentation.
+#[test]
+fn yaml_slips_are_named_where_they_are() {
+    let example = std::fs::read_to_string("rules/example.yaml").expect("example");
+    let quote = example.replacen("version: \"2026.1\"", "version: \"2026.1", 1);
+    let line = 1 + example[..example.find("version:").expect("version")]
+        .lines()
+        .count();
+    assert_error(
+        &quote,
+        line,
+        10,
+        &format!("the quote opened at {line}:10 is never closed"),
+    );
+    let tab = example.replacen("\n  points_per_unit", "\n\tpoints_per_unit", 1);
+    let line = 1 + example[..example.find("  points_per_unit").expect("earning")]
+        .lines()
+        .count();
+    assert_error(
+        &tab,
+        line,
+        1,
+        &format!("YAML indents with spaces, not tabs: line {line} starts with a tab"),
+    );
 }
 
 #[test]
