@@ -30,7 +30,7 @@ use chrono::{DateTime, Utc};
 
 use super::ProgramError;
 use crate::{
-    rules::{self, Diagnostic, Rejected, RuleSet, RulesVersion, Severity},
+    rules::{self, Diagnostic, Rejected, RuleSet, RulesVersion},
     store::{Store, StoreError},
     telemetry,
 };
@@ -320,9 +320,7 @@ impl LiveRules {
 const LABELS_PAGE: usize = 64;
 
 /// Refuses `rules` when its version label was put live before with other
-/// content: two different files under one label would make the history,
-/// and every answer naming the label, ambiguous. The same content under
-/// its label again (a restart, a revert) is fine.
+/// content (see [`RulesVersion::reused_by`]).
 ///
 /// # Errors
 /// `RulesRejected` at the `version:` line, with both content hashes
@@ -333,42 +331,36 @@ fn refuse_a_reused_label(
     file: &std::path::Path,
     running: String,
 ) -> Result<(), ProgramError> {
+    match label_reused(store, rules, file)? {
+        None => Ok(()),
+        Some(diagnostic) => Err(ProgramError::RulesRejected {
+            rejected: Rejected::one(diagnostic),
+            running,
+        }),
+    }
+}
+
+/// The problem of putting `rules` live under a label recorded in `store`
+/// with other content, if there is one: what `serve`, a reload and
+/// `tierd rules check --data` all ask.
+///
+/// # Errors
+/// A storage failure.
+pub fn label_reused(
+    store: &Store,
+    rules: &RuleSet,
+    file: &std::path::Path,
+) -> Result<Option<Diagnostic>, StoreError> {
     let mut after = 0;
     loop {
         let page = store.rules_versions_after(after, LABELS_PAGE)?;
         let Some(&(last, _)) = page.last() else {
-            return Ok(());
+            return Ok(None);
         };
         after = last;
-        let Some((_, earlier)) = page
-            .into_iter()
-            .find(|(_, v)| v.version == rules.version && v.content_hash != rules.content_hash)
-        else {
-            continue;
-        };
-        let line = rules
-            .source
-            .lines()
-            .position(|l| l.starts_with("version:"))
-            .map_or(0, |i| i + 1);
-        let diagnostic = Diagnostic {
-            file: file.to_owned(),
-            line,
-            column: 1,
-            severity: Severity::Error,
-            message: format!(
-                "version {:?} was put live on {} with other content (content hash {}, this file's is {}): \
-                 give the changed file a new version label",
-                rules.version,
-                earlier.activated_at.to_rfc3339(),
-                earlier.content_hash,
-                rules.content_hash
-            ),
-        };
-        return Err(ProgramError::RulesRejected {
-            rejected: Rejected::one(diagnostic),
-            running,
-        });
+        if let Some(problem) = page.iter().find_map(|(_, v)| v.reused_by(rules, file)) {
+            return Ok(Some(problem));
+        }
     }
 }
 

@@ -199,6 +199,13 @@ enum RulesCommand {
         /// `text` for people, `json` for editors and CI.
         #[arg(long, value_enum, default_value = "text")]
         format: Format,
+        // With a store (--data, --store) or a running service (--server),
+        // a version label put live before with other content is refused,
+        // as `serve` and a reload would refuse it.
+        #[command(flatten)]
+        store: StoreArgs,
+        #[command(flatten)]
+        remote: ServerArgs,
     },
     /// Run the test cases kept next to rules files (`x.test.yaml`).
     Test {
@@ -232,7 +239,12 @@ impl Cli {
     pub fn run(self) -> anyhow::Result<ExitCode> {
         match self.command {
             Command::Serve(args) => serve::serve(args),
-            Command::Rules(RulesCommand::Check { paths, format }) => check(paths, format),
+            Command::Rules(RulesCommand::Check {
+                paths,
+                format,
+                store,
+                remote,
+            }) => check(paths, format, &History { store, remote }),
             Command::Rules(RulesCommand::Test { paths }) => test_rules(paths),
             Command::Keys(KeysCommand::New { name, role }) => new_key(&name, &role),
             Command::Backup(args) => backup(args),
@@ -467,8 +479,67 @@ enum Format {
     Json,
 }
 
-fn check(paths: Vec<PathBuf>, format: Format) -> anyhow::Result<ExitCode> {
+/// Where `rules check` finds the versions put live before, if anywhere.
+struct History {
+    store: StoreArgs,
+    remote: ServerArgs,
+}
+
+impl History {
+    /// Every version put live, oldest first; none when no store or service
+    /// was named.
+    fn versions(&self) -> anyhow::Result<Vec<rules::RulesVersion>> {
+        if let Some(server) = &self.remote.server {
+            let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+            return runtime.block_on(self.versions_on(server));
+        }
+        let Some(location) = self.store.location() else {
+            return Ok(Vec::new());
+        };
+        let store = open_stopped(Some(location))?;
+        let mut versions = Vec::new();
+        let mut after = 0;
+        loop {
+            let page = store.rules_versions_after(after, 200)?;
+            let Some(&(last, _)) = page.last() else {
+                return Ok(versions);
+            };
+            after = last;
+            versions.extend(page.into_iter().map(|(_, version)| version));
+        }
+    }
+
+    async fn versions_on(&self, server: &str) -> anyhow::Result<Vec<rules::RulesVersion>> {
+        let mut client = grpc::pb::loyalty_client::LoyaltyClient::connect(server.to_owned())
+            .await
+            .with_context(|| format!("connecting to {server}"))?;
+        let mut versions = Vec::new();
+        let mut page_token = String::new();
+        loop {
+            let request = grpc::pb::ListRulesVersionsRequest {
+                page_size: 200,
+                page_token,
+            };
+            let page = client
+                .list_rules_versions(authorized(request, self.remote.key.as_deref())?)
+                .await?
+                .into_inner();
+            versions.extend(
+                page.versions
+                    .into_iter()
+                    .map(grpc::convert::rules_version_of),
+            );
+            if page.next_page_token.is_empty() {
+                return Ok(versions);
+            }
+            page_token = page.next_page_token;
+        }
+    }
+}
+
+fn check(paths: Vec<PathBuf>, format: Format, history: &History) -> anyhow::Result<ExitCode> {
     let paths = or_default_rules(paths);
+    let recorded = history.versions()?;
     let mut diagnostics = Vec::new();
     let mut summaries = Vec::new();
     for path in paths {
@@ -486,6 +557,7 @@ fn check(paths: Vec<PathBuf>, format: Format) -> anyhow::Result<ExitCode> {
         };
         match rules::load(&file) {
             Ok(rules) => {
+                diagnostics.extend(recorded.iter().find_map(|v| v.reused_by(&rules, &file)));
                 diagnostics.extend(rules::lint(&rules, &file));
                 diagnostics.extend(rules_test::line_rules_no_case_matches(&rules, &file));
                 summaries.push(format!(

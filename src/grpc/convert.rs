@@ -637,6 +637,22 @@ pub fn rules_version(position: u64, version: RulesVersion) -> pb::RulesVersion {
     }
 }
 
+/// A version as the service listed it, for a client comparing its own
+/// file with the history (`tierd rules check --server`).
+pub fn rules_version_of(version: pb::RulesVersion) -> RulesVersion {
+    let activated_at = time_from("activated_at", version.activated_at)
+        .ok()
+        .flatten()
+        .unwrap_or_default();
+    RulesVersion {
+        version: version.version,
+        content_hash: version.content_hash,
+        program: version.program,
+        activated_at,
+        text: version.text,
+    }
+}
+
 /// Versions per `ListRulesVersions` page, unless the caller asks for fewer.
 const RULES_VERSIONS_PAGE: u32 = 50;
 /// The most versions one page may hold.

@@ -539,35 +539,59 @@ async fn simulate_asks_a_running_service_as_it_reads_a_directory() {
     assert!(asked.contains("\ntier,members_before"), "{asked}");
 }
 
-/// A restart on a file edited without a new version label does not start:
-/// the label was put live before with other content.
+/// A file edited without a new version label is refused wherever it is
+/// checked against the history: `rules check --server` while the service
+/// runs, `rules check --data` once it stopped, and a restart on it.
 #[test]
-fn serve_refuses_to_start_on_a_changed_file_under_a_recorded_label() {
+fn a_changed_file_under_a_recorded_label_is_refused_by_check_and_start() {
     let dir = TempDir::new().expect("temp dir");
     let rules = dir.path().join("rules.yaml");
     let example = std::fs::read_to_string(crate::harness::example_rules()).expect("rules");
     std::fs::write(&rules, &example).expect("rules copy");
-    let data = dir.path().join("data");
-    let served = crate::process::serve_rules(&data, &rules);
-    assert!(terminate(served).success());
+    let edited = dir.path().join("edited.yaml");
     std::fs::write(
-        &rules,
+        &edited,
         example.replace("points_per_unit: 1 ", "points_per_unit: 2 "),
     )
-    .expect("edit rules");
+    .expect("edited copy");
+    let data = dir.path().join("data");
+    let served = crate::process::serve_rules(&data, &rules);
+    let refused = "version \"2026.1\" was put live on";
+    let check = |history: &[&str]| {
+        let output = tierd()
+            .args(["rules", "check"])
+            .arg(&edited)
+            .args(history)
+            .output()
+            .expect("tierd runs");
+        (
+            output.status.success(),
+            String::from_utf8_lossy(&output.stdout).into_owned(),
+        )
+    };
+    let server = format!("http://{}", served.address);
+    let (passed, said) = check(&["--server", &server]);
+    assert!(!passed && said.contains(refused), "{said}");
+    assert!(
+        said.starts_with(&format!("{}:8:1: error:", edited.display())),
+        "{said}"
+    );
+    assert!(terminate(served).success());
+    let (passed, said) = check(&["--data", &data.display().to_string()]);
+    assert!(!passed && said.contains(refused), "{said}");
+    // Without a history to compare with, the file itself is fine.
+    let (passed, said) = check(&[]);
+    assert!(passed, "{said}");
     let output = tierd()
         .args(["serve", "--listen", "127.0.0.1:0", "--no-watch", "--data"])
         .arg(&data)
         .arg("--rules")
-        .arg(&rules)
+        .arg(&edited)
         .output()
         .expect("tierd runs");
     assert!(!output.status.success());
     let stderr = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        stderr.contains("version \"2026.1\" was put live on"),
-        "{stderr}"
-    );
+    assert!(stderr.contains(refused), "{stderr}");
 }
 
 /// A seeded directory carries the rules it was seeded with: a report on it
