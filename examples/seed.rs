@@ -23,6 +23,11 @@ struct Args {
     /// The rules the members are placed by (and recorded as in force).
     #[arg(long, default_value = "rules/example.yaml")]
     rules: PathBuf,
+    /// The day the programme has reached (RFC 3339) [default: now]: the
+    /// same day gives the same members, so documented figures can be
+    /// reproduced.
+    #[arg(long)]
+    as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 /// The service's allocator (see `src/main.rs`): seeding 250,000 members
@@ -35,8 +40,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     let rules = rules::load(&args.rules)?;
     let store = Store::open(&args.data)?;
+    let as_of = args.as_of.unwrap_or_else(chrono::Utc::now);
     let started = Instant::now();
-    let written = seed::seed(&store, &rules, args.members, 42, chrono::Utc::now()).await?;
+    let written = seed::seed(&store, &rules, args.members, 42, as_of).await?;
     println!(
         "{written} members written to {} in {:.1?}, placed by {} (version {}, recorded as in force)",
         args.data.display(),

@@ -52,7 +52,8 @@ border-bottom:1px solid #ccc;padding-bottom:.2rem}p.what{color:#555;margin:.2rem
 table{border-collapse:collapse;margin:.6rem 0 1rem;font-size:.85rem}caption{text-align:left;\
 font-weight:600;padding:.3rem 0}th,td{border:1px solid #ddd;padding:.2rem .5rem}td.n{text-align:right;\
 font-variant-numeric:tabular-nums}th{background:#f3f3f3}tr{break-inside:avoid}\
-svg{max-width:100%;height:auto}svg text{font-family:inherit;font-size:12px;fill:#222}\
+svg{max-width:100%;height:auto}svg text{font-family:inherit;font-size:12px;fill:#222}svg text.title{font-size:14px;font-weight:600}\
+svg text.axis{font-style:italic;fill:#555}\
 section{break-inside:avoid-page}@media print{body{margin:0}h2{break-after:avoid}}";
 
 /// The page as one HTML document.
@@ -92,6 +93,11 @@ pub fn render(page: &Page) -> String {
         "Lifetime-value bands",
         &page.value_bands,
         &member_bars(
+            &Titles {
+                chart: "Members in each lifetime-value band",
+                x: "Members",
+                y: "Lifetime-value band",
+            },
             page.value_bands
                 .bands
                 .iter()
@@ -103,6 +109,11 @@ pub fn render(page: &Page) -> String {
         "RFM segments",
         &page.rfm,
         &member_bars(
+            &Titles {
+                chart: "Members in each RFM segment",
+                x: "Members",
+                y: "RFM segment",
+            },
             page.rfm
                 .segments
                 .iter()
@@ -196,12 +207,76 @@ fn tables(html: &mut String, report: &dyn Tabular, header: &Header) {
     }
 }
 
-/// An SVG element of the page width and `height`.
-fn svg(height: i64, body: &str) -> String {
+/// What a chart is called and what its axes measure: shown on the chart,
+/// and its title is the chart's accessible name (a screen reader says it).
+struct Titles<'a> {
+    chart: &'a str,
+    /// The horizontal axis.
+    x: &'a str,
+    /// The vertical axis.
+    y: &'a str,
+}
+
+/// Room above a chart for its title.
+const TITLE_ROW: i64 = 28;
+
+/// An SVG element of the page width, `height` plus its title row, named
+/// by its title for assistive technology; `body` is drawn below the title.
+fn svg(titles: &Titles<'_>, height: i64, body: &str) -> String {
+    let id = format!(
+        "chart-{}",
+        titles
+            .chart
+            .chars()
+            .map(|c| if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '-'
+            })
+            .collect::<String>()
+    );
+    let title = escape(titles.chart);
+    let height = height + TITLE_ROW;
     format!(
         "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 {WIDTH} {height}\" \
-         width=\"{WIDTH}\" height=\"{height}\" role=\"img\">{body}</svg>"
+         width=\"{WIDTH}\" height=\"{height}\" role=\"img\" aria-labelledby=\"{id}\">\
+         <title id=\"{id}\">{title}</title>\
+         <text x=\"{}\" y=\"18\" text-anchor=\"middle\" class=\"title\">{title}</text>\
+         <g transform=\"translate(0,{TITLE_ROW})\">{body}</g></svg>",
+        WIDTH / 2
     )
+}
+
+/// An axis title along the bottom, centred on `centre`.
+fn x_title(text: &str, centre: i64, y: i64) -> String {
+    format!(
+        "<text x=\"{centre}\" y=\"{y}\" text-anchor=\"middle\" class=\"axis\">{}</text>",
+        escape(text)
+    )
+}
+
+/// An axis title up the left side, centred on `middle`.
+fn y_title(text: &str, middle: i64) -> String {
+    format!(
+        "<text x=\"14\" y=\"{middle}\" text-anchor=\"middle\" class=\"axis\" \
+         transform=\"rotate(-90 14 {middle})\">{}</text>",
+        escape(text)
+    )
+}
+
+/// A tick step of 1, 2 or 5 times a power of ten that cuts `0..=max` into
+/// at most five or so parts: ticks a reader can add up in their head.
+fn tick_step(max: i64) -> i64 {
+    let rough = (max / 5).max(1);
+    let mut magnitude = 1_i64;
+    while magnitude.saturating_mul(10) <= rough {
+        magnitude *= 10;
+    }
+    [1, 2, 5]
+        .into_iter()
+        .map(|m| magnitude.saturating_mul(m))
+        .find(|step| *step >= rough)
+        .unwrap_or(magnitude.saturating_mul(10))
 }
 
 /// `value` of `max` as a length of `span` pixels.
@@ -213,15 +288,21 @@ fn scaled(value: i64, max: i64, span: i64) -> i64 {
     i64::try_from(length).unwrap_or(span)
 }
 
-/// Horizontal bars: a label, a bar as long as the value, the value's text.
-fn bars(items: &[(String, i64, String)]) -> String {
+/// Horizontal bars: a label, a bar as long as the value, the value's text;
+/// the labels' axis is titled above them, the values' below the bars.
+fn bars(titles: &Titles<'_>, items: &[(String, i64, String)]) -> String {
     const LABEL: i64 = 150;
     const ROW: i64 = 24;
+    const HEAD: i64 = 20;
     let span = WIDTH - LABEL - 220;
     let max = items.iter().map(|i| i.1).max().unwrap_or(0);
-    let mut body = String::new();
+    let mut body = format!(
+        "<text x=\"{}\" y=\"12\" text-anchor=\"end\" class=\"axis\">{}</text>",
+        LABEL - 6,
+        escape(titles.y)
+    );
     for (i, (label, value, text)) in items.iter().enumerate() {
-        let y = i64::try_from(i).unwrap_or(0) * ROW + 4;
+        let y = HEAD + i64::try_from(i).unwrap_or(0) * ROW + 4;
         let length = scaled(*value, max, span);
         let colour = PALETTE[i % PALETTE.len()];
         let _ = write!(
@@ -238,12 +319,15 @@ fn bars(items: &[(String, i64, String)]) -> String {
             escape(text)
         );
     }
-    svg(i64::try_from(items.len()).unwrap_or(0) * ROW + 8, &body)
+    let bottom = HEAD + i64::try_from(items.len()).unwrap_or(0) * ROW + 8;
+    body.push_str(&x_title(titles.x, LABEL + span / 2, bottom + 14));
+    svg(titles, bottom + 22, &body)
 }
 
 /// A grid of numbers shaded by size: by the largest cell, or by the
 /// largest of each column when the columns are in different units.
 fn heat_map(
+    titles: &Titles<'_>,
     rows: &[String],
     columns: &[String],
     cells: &[Vec<(i64, String)>],
@@ -259,17 +343,25 @@ fn heat_map(
         })
         .collect();
     let overall = column_max.iter().copied().max().unwrap_or(0);
-    let mut body = String::new();
+    // The columns' title, then their names; the rows' title above their
+    // names.
+    let mut body = x_title(titles.x, LABEL + (WIDTH - LABEL) / 2, 14);
+    let _ = write!(
+        body,
+        "<text x=\"{}\" y=\"38\" text-anchor=\"end\" class=\"axis\">{}</text>",
+        LABEL - 6,
+        escape(titles.y)
+    );
     for (c, name) in columns.iter().enumerate() {
         let x = LABEL + i64::try_from(c).unwrap_or(0) * width + width / 2;
         let _ = write!(
             body,
-            "<text x=\"{x}\" y=\"16\" text-anchor=\"middle\">{}</text>",
+            "<text x=\"{x}\" y=\"38\" text-anchor=\"middle\">{}</text>",
             escape(name)
         );
     }
     for (r, (name, row)) in rows.iter().zip(cells).enumerate() {
-        let y = 24 + i64::try_from(r).unwrap_or(0) * HEIGHT;
+        let y = 46 + i64::try_from(r).unwrap_or(0) * HEIGHT;
         let _ = write!(
             body,
             "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
@@ -300,14 +392,17 @@ fn heat_map(
         }
     }
     svg(
-        24 + i64::try_from(rows.len()).unwrap_or(0) * HEIGHT + 4,
+        titles,
+        46 + i64::try_from(rows.len()).unwrap_or(0) * HEIGHT + 4,
         &body,
     )
 }
 
-/// Lines over labelled points, one per series, with a legend; values
-/// from 0 to the largest.
+/// Lines over labelled points, one per series, with a legend; the value
+/// axis runs from 0 to a round number at or above the largest value, with
+/// ticks on 1-2-5 steps.
 fn lines(
+    titles: &Titles<'_>,
     x_labels: &[String],
     series: &[(String, Vec<i64>)],
     axis: &dyn Fn(i64) -> String,
@@ -316,16 +411,12 @@ fn lines(
     const TOP: i64 = 10;
     const PLOT: i64 = 220;
     let right = WIDTH - 20;
-    let max = series
-        .iter()
-        .flat_map(|s| &s.1)
-        .copied()
-        .max()
-        .unwrap_or(0)
-        .max(1);
+    let largest = series.iter().flat_map(|s| &s.1).copied().max().unwrap_or(0);
+    let step = tick_step(largest);
+    let top = ((largest.max(1) - 1) / step + 1).saturating_mul(step);
     let steps = i64::try_from(x_labels.len().saturating_sub(1).max(1)).unwrap_or(1);
     let x_of = |i: usize| LEFT + i64::try_from(i).unwrap_or(0) * (right - LEFT) / steps;
-    let y_of = |v: i64| TOP + PLOT - scaled(v, max, PLOT);
+    let y_of = |v: i64| TOP + PLOT - scaled(v, top, PLOT);
     let mut body = format!(
         "<line x1=\"{LEFT}\" y1=\"{}\" x2=\"{right}\" y2=\"{}\" stroke=\"#888\"/>\
          <line x1=\"{LEFT}\" y1=\"{TOP}\" x2=\"{LEFT}\" y2=\"{}\" stroke=\"#888\"/>",
@@ -333,11 +424,10 @@ fn lines(
         TOP + PLOT,
         TOP + PLOT
     );
-    for fraction in [0, 1, 2, 3, 4] {
-        let value = max / 4 * fraction;
+    for value in (0..=top).step_by(usize::try_from(step).unwrap_or(1)) {
         let _ = write!(
             body,
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>",
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\" class=\"tick\">{}</text>",
             LEFT - 6,
             y_of(value) + 4,
             escape(&axis(value))
@@ -353,6 +443,8 @@ fn lines(
             escape(label)
         );
     }
+    body.push_str(&x_title(titles.x, (LEFT + right) / 2, TOP + PLOT + 38));
+    body.push_str(&y_title(titles.y, TOP + PLOT / 2));
     for (n, (name, values)) in series.iter().enumerate() {
         let colour = PALETTE[n % PALETTE.len()];
         let points: Vec<String> = values
@@ -365,7 +457,7 @@ fn lines(
             "<polyline points=\"{}\" fill=\"none\" stroke=\"{colour}\" stroke-width=\"2\"/>",
             points.join(" ")
         );
-        let legend_y = TOP + PLOT + 40 + i64::try_from(n / 4).unwrap_or(0) * 18;
+        let legend_y = TOP + PLOT + 62 + i64::try_from(n / 4).unwrap_or(0) * 18;
         let legend_x = LEFT + i64::try_from(n % 4).unwrap_or(0) * 150;
         let _ = write!(
             body,
@@ -377,19 +469,27 @@ fn lines(
         );
     }
     let legend_rows = i64::try_from(series.len().div_ceil(4)).unwrap_or(0);
-    svg(TOP + PLOT + 30 + legend_rows * 18 + 6, &body)
+    svg(titles, TOP + PLOT + 52 + legend_rows * 18 + 6, &body)
 }
 
 /// Bars of members per group, labelled with the count and the share.
-fn member_bars<'a>(groups: impl Iterator<Item = (&'a String, i64, f64)>) -> String {
+fn member_bars<'a>(
+    titles: &Titles<'_>,
+    groups: impl Iterator<Item = (&'a String, i64, f64)>,
+) -> String {
     let items: Vec<(String, i64, String)> = groups
         .map(|(name, members, share)| (name.clone(), members, count_label(members, share)))
         .collect();
-    bars(&items)
+    bars(titles, &items)
 }
 
 fn distribution_chart(r: &Distribution) -> String {
     member_bars(
+        &Titles {
+            chart: "Members in each tier",
+            x: "Members",
+            y: "Tier",
+        },
         r.tiers
             .iter()
             .map(|t| (&t.tier, t.members, t.share_percent)),
@@ -409,7 +509,12 @@ fn migration_chart(r: &Migration) -> String {
         .chain([&r.joined])
         .map(|row| row.to.iter().map(|n| (*n, n.to_string())).collect())
         .collect();
-    heat_map(&rows, &r.tiers, &cells, false)
+    let titles = Titles {
+        chart: "Moves between tiers over the period",
+        x: "To tier (end of period)",
+        y: "From tier (start)",
+    };
+    heat_map(&titles, &rows, &r.tiers, &cells, false)
 }
 
 /// The cumulative share of value by rank, in hundredths of a percent.
@@ -421,7 +526,12 @@ fn pareto_chart(r: &ValueRanks) -> String {
         cumulative.push(basis_points(rank.cumulative_share_percent));
     }
     let series = [(String::from("cumulative share of value"), cumulative)];
-    lines(&labels, &series, &|v| format!("{}%", v / 100))
+    let titles = Titles {
+        chart: "Cumulative share of value by rank",
+        x: "Value rank (1 = the most valuable members)",
+        y: "Share of value",
+    };
+    lines(&titles, &labels, &series, &|v| format!("{}%", v / 100))
 }
 
 #[allow(clippy::cast_possible_truncation)] // a percentage, 0 to 100 or so
@@ -444,7 +554,12 @@ fn segments_chart(r: &Segments) -> String {
             (s.segment.clone(), sizes)
         })
         .collect();
-    lines(&labels, &series, &|v| v.to_string())
+    let titles = Titles {
+        chart: "Segment sizes month by month",
+        x: "Month",
+        y: "Members",
+    };
+    lines(&titles, &labels, &series, &|v| v.to_string())
 }
 
 /// The clusters' centres, each feature shaded against its largest centre.
@@ -484,7 +599,12 @@ fn clusters_chart(r: &Clusters) -> String {
             ]
         })
         .collect();
-    heat_map(&rows, &columns, &cells, true)
+    let titles = Titles {
+        chart: "Cluster centres, each measure shaded against its largest",
+        x: "Measure (the cluster's average)",
+        y: "Cluster",
+    };
+    heat_map(&titles, &rows, &columns, &cells, true)
 }
 
 fn liability_chart(r: &Liability, currency: Currency) -> String {
@@ -500,7 +620,12 @@ fn liability_chart(r: &Liability, currency: Currency) -> String {
             (m.month.clone(), m.points, text)
         })
         .collect();
-    bars(&items)
+    let titles = Titles {
+        chart: "Points expiring month by month",
+        x: "Points (their value)",
+        y: "Month",
+    };
+    bars(&titles, &items)
 }
 
 #[cfg(test)]
@@ -517,11 +642,19 @@ mod tests {
 
     #[test]
     fn bars_scale_to_the_largest_value() {
-        let chart = bars(&[
-            ("a".into(), 10, "10".into()),
-            ("b".into(), 5, "5".into()),
-            ("c".into(), 0, "0".into()),
-        ]);
+        let titles = Titles {
+            chart: "t",
+            x: "x",
+            y: "y",
+        };
+        let chart = bars(
+            &titles,
+            &[
+                ("a".into(), 10, "10".into()),
+                ("b".into(), 5, "5".into()),
+                ("c".into(), 0, "0".into()),
+            ],
+        );
         let span = WIDTH - 150 - 220;
         assert!(chart.contains(&format!("width=\"{span}\"")), "{chart}");
         assert!(
@@ -531,5 +664,48 @@ mod tests {
         assert!(chart.contains("width=\"0\""), "{chart}");
         assert_eq!(scaled(5, 0, 100), 0);
         assert_eq!(scaled(-5, 10, 100), 0);
+    }
+
+    #[test]
+    fn ticks_fall_on_one_two_five_steps() {
+        assert_eq!(tick_step(7592), 2000);
+        assert_eq!(tick_step(10_000), 2000);
+        assert_eq!(tick_step(3796), 1000);
+        assert_eq!(tick_step(240), 50);
+        assert_eq!(tick_step(0), 1);
+        assert_eq!(tick_step(i64::MAX) % 10, 0);
+    }
+
+    #[test]
+    fn a_chart_is_named_by_its_title_and_its_axes_are_titled() {
+        let titles = Titles {
+            chart: "Segment sizes <by> month",
+            x: "Month",
+            y: "Members",
+        };
+        let chart = lines(
+            &titles,
+            &["2026-01".into(), "2026-02".into()],
+            &[("a".into(), vec![3796, 7592])],
+            &|v| v.to_string(),
+        );
+        let id = "chart-segment-sizes--by--month";
+        assert!(
+            chart.contains(&format!("aria-labelledby=\"{id}\"")),
+            "{chart}"
+        );
+        assert!(
+            chart.contains(&format!(
+                "<title id=\"{id}\">Segment sizes &lt;by&gt; month</title>"
+            )),
+            "{chart}"
+        );
+        assert!(chart.contains(">Month</text>") && chart.contains(">Members</text>"));
+        let ticks: Vec<&str> = chart
+            .split("class=\"tick\">")
+            .skip(1)
+            .filter_map(|t| t.split('<').next())
+            .collect();
+        assert_eq!(ticks, ["0", "2000", "4000", "6000", "8000"]);
     }
 }

@@ -388,3 +388,16 @@ pub fn assert_refused<T: std::fmt::Debug>(
         assert!(!violations[0].description.is_empty(), "{status:?}");
     }
 }
+
+/// A sled directory at `data` holding `members` seeded members (the
+/// seeding tool's programme, drawn from `seed`) as of `now`, under the
+/// example rules, which it records as in force.
+pub async fn seeded(data: &Path, members: u64, seed: u64, now: DateTime<Utc>) {
+    let store = tierd::store::Store::open(data).expect("store");
+    let rules = tierd::rules::load(example_rules().as_path()).expect("rules");
+    let written = tierd::tools::seed::seed(&store, &rules, members, seed, now)
+        .await
+        .expect("seeded");
+    assert_eq!(written, members);
+    store.sync().await.expect("synced");
+}

@@ -184,3 +184,14 @@ pub fn backup_bytes(store: &Location, out: &std::path::Path) -> Vec<u8> {
     );
     std::fs::read(out).expect("backup")
 }
+
+/// `output` of a command that must have succeeded (else its stderr is the
+/// failure message).
+pub fn succeeded(output: std::process::Output) -> std::process::Output {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    output
+}
