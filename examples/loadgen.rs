@@ -8,6 +8,9 @@
 //! target/release/examples/loadgen --compare-noop
 //! # or against any running tierd:
 //! target/release/examples/loadgen --target http://127.0.0.1:50051 --api-key KEY
+//! # purchases landing on the members of a seeded store (a copy of it):
+//! target/release/examples/seed /tmp/s100k 100000 && cp -r /tmp/s100k /tmp/run
+//! target/release/examples/loadgen --compare-noop --members-from /tmp/run --members 100000
 //! # sled against one and two nodes on a PostgreSQL database:
 //! target/release/examples/loadgen --compare-stores postgres://tierd@127.0.0.1/loyalty
 //! # a purchase's latency with no streams open, then with 64 that never read:
@@ -81,6 +84,13 @@ struct Args {
     /// Seconds per server.
     #[arg(long, default_value_t = 5)]
     seconds: u64,
+    /// With --compare-noop: run tierd on this data directory instead of a
+    /// fresh one, a store made by `examples/seed` (a copy: it is written
+    /// to), and send the purchases to its members (ids as the seed tool
+    /// names them; set --members to the number seeded), so that each
+    /// lands on a member with two years of history.
+    #[arg(long)]
+    members_from: Option<std::path::PathBuf>,
     /// Distinct members the purchases go to.
     #[arg(long, default_value_t = 10_000)]
     members: u64,
@@ -155,17 +165,22 @@ async fn drive(addresses: &[String], args: &Args, label: &str) -> anyhow::Result
             let mut ingest = IngestClient::new(channel);
             let (next, errors, events) =
                 (Arc::clone(&next), Arc::clone(&errors), Arc::clone(&events));
-            let (members, label, key, batch) = (
+            let (members, label, key, batch, seeded) = (
                 args.members.max(1),
                 label.to_owned(),
                 key.clone(),
                 args.batch,
+                args.members_from.is_some(),
             );
             tokio::spawn(async move {
                 let mut latencies =
                     Histogram::<u64>::new_with_bounds(1, 60_000_000, 3).expect("bounds");
                 let purchase = |n: u64| pb::RecordPurchaseRequest {
-                    member_id: format!("member-{}", n % members),
+                    member_id: if seeded {
+                        tierd::tools::seed::member_id(n % members)
+                    } else {
+                        format!("member-{}", n % members)
+                    },
                     transaction_id: format!("{label}-{run}-{n}"),
                     amount_minor: 1_000 + i64::try_from(n % 50_000).unwrap_or(0),
                     currency: "EUR".into(),
@@ -337,6 +352,86 @@ fn start_noop() -> anyhow::Result<Server> {
     })
 }
 
+/// Bytes in the files under `dir` (the data directory's size on disk).
+fn bytes_under(dir: &std::path::Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .filter_map(Result::ok)
+        .map(|entry| match entry.metadata() {
+            Ok(meta) if meta.is_dir() => bytes_under(&entry.path()),
+            Ok(meta) => meta.len(),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+/// The resident memory of process `pid`, in KiB (Linux `/proc`).
+fn rss_kib(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    line.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The server's resident memory, sampled every 10 s while it is driven.
+struct RssSamples {
+    sampler: tokio::task::JoinHandle<()>,
+    samples: Arc<std::sync::Mutex<Vec<u64>>>,
+}
+
+impl RssSamples {
+    fn start(pid: u32) -> Self {
+        let samples = Arc::new(std::sync::Mutex::new(Vec::new()));
+        let kept = Arc::clone(&samples);
+        let sampler = tokio::spawn(async move {
+            let mut every = tokio::time::interval(Duration::from_secs(10));
+            loop {
+                every.tick().await;
+                if let (Some(kib), Ok(mut samples)) = (rss_kib(pid), kept.lock()) {
+                    samples.push(kib);
+                }
+            }
+        });
+        Self { sampler, samples }
+    }
+
+    /// The samples taken, in KiB.
+    fn stop(self) -> Vec<u64> {
+        self.sampler.abort();
+        self.samples.lock().map(|s| s.clone()).unwrap_or_default()
+    }
+}
+
+/// The data directory's growth per event recorded.
+fn show_growth(grown: u64, events: f64) {
+    if events >= 1.0 {
+        println!(
+            "disk     +{grown} bytes over {events:.0} events: {:.0} bytes per event",
+            grown as f64 / events
+        );
+    }
+}
+
+/// The resident memory samples, and how far the last half strays from its
+/// first sample (flat memory stays within a few percent).
+fn show_rss(samples: &[u64]) {
+    let Some(last) = samples.last() else {
+        return;
+    };
+    let second_half = &samples[samples.len() / 2..];
+    let low = second_half.iter().min().copied().unwrap_or(*last);
+    let high = second_half.iter().max().copied().unwrap_or(*last);
+    let shown: Vec<String> = samples.iter().map(|k| (k / 1024).to_string()).collect();
+    println!(
+        "rss      MiB every 10 s: {}; last half {} to {} MiB ({:+.1}%)",
+        shown.join(" "),
+        low / 1024,
+        high / 1024,
+        (high as f64 - low as f64) * 100.0 / low.max(1) as f64
+    );
+}
+
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
     let args = Args::parse();
@@ -362,10 +457,22 @@ async fn main() -> anyhow::Result<()> {
     drop(noop);
     baseline.show("no-op");
     let data = tempfile::TempDir::new()?;
-    let tierd = servers::start_tierd(&data.path().join("data"))?;
+    let store = args
+        .members_from
+        .clone()
+        .unwrap_or_else(|| data.path().join("data"));
+    let tierd = servers::start_tierd(&store)?;
+    let size_before = bytes_under(&store);
+    let sampling = RssSamples::start(tierd.child.id());
     let measured = drive(std::slice::from_ref(&tierd.address), &args, "tierd").await?;
+    let rss = sampling.stop();
     drop(tierd);
     measured.show("tierd");
+    show_growth(
+        bytes_under(&store).saturating_sub(size_before),
+        measured.events_per_second * args.seconds as f64,
+    );
+    show_rss(&rss);
     println!(
         "ratio    {:.2} of the no-op throughput; p50 x{:.1}, p99 x{:.1}, p99.9 x{:.1} of the no-op's",
         measured.requests_per_second / baseline.requests_per_second,

@@ -139,6 +139,12 @@ fn events(
     events
 }
 
+/// The id of the `index`th seeded member: what a load generator sends to
+/// land purchases on seeded members rather than new ones.
+pub fn member_id(index: u64) -> String {
+    format!("member-{index:07}")
+}
+
 /// One synthetic member as of `now`, with the tier changes it went through.
 fn member(
     rules: &RuleSet,
@@ -147,8 +153,7 @@ fn member(
     now: DateTime<Utc>,
 ) -> (MemberState, Vec<Change>) {
     let enrolled = now - rng.days_below(3 * 365) - TimeDelta::days(1);
-    let (mut member, mut changes) =
-        apply::member_or_new(rules, None, &format!("member-{index:07}"), enrolled);
+    let (mut member, mut changes) = apply::member_or_new(rules, None, &member_id(index), enrolled);
     member
         .attributes
         .insert("region".into(), rng.pick(&REGIONS).into());
