@@ -376,34 +376,39 @@ impl Program {
             event_time("enrolled_at", at, now)
                 .map_err(|_| ProgramError::invalid("enrolled_at", "must not lie in the future"))?;
         }
-        self.change_member(rules, move |rules, writer| {
-            let member_id = cmd.member_id.as_str();
-            let existing = writer.member(member_id)?;
-            let enrolled_at = cmd.enrolled_at.unwrap_or(now);
-            let (mut member, mut changes) =
-                apply::member_or_new(rules, existing, member_id, enrolled_at);
-            changes.extend(apply::update_profile(
-                rules,
-                &mut member,
-                cmd.attributes.as_map(),
-                cmd.enrolled_at,
-                now,
-            ));
-            if member.attributes.len() > LIMITS.max_attributes {
-                return Err(ProgramError::invalid(
-                    "attributes",
-                    format!("a member has at most {} attributes", LIMITS.max_attributes),
+        let shown = std::sync::Arc::clone(&rules);
+        let member = self
+            .change_member(rules, move |rules, writer| {
+                let member_id = cmd.member_id.as_str();
+                let existing = writer.member(member_id)?;
+                let enrolled_at = cmd.enrolled_at.unwrap_or(now);
+                let (mut member, mut changes) =
+                    apply::member_or_new(rules, existing, member_id, enrolled_at);
+                changes.extend(apply::update_profile(
+                    rules,
+                    &mut member,
+                    cmd.attributes.as_map(),
+                    cmd.enrolled_at,
+                    now,
                 ));
-            }
-            let history = number(rules, writer, member_id, changes)?;
-            let answer = view::view(rules, &member, now);
-            writer.commit(&Commit {
-                members: vec![member],
-                history,
-                ..Commit::default()
-            })?;
-            Ok(answer)
-        })
-        .await
+                if member.attributes.len() > LIMITS.max_attributes {
+                    return Err(ProgramError::invalid(
+                        "attributes",
+                        format!("a member has at most {} attributes", LIMITS.max_attributes),
+                    ));
+                }
+                let history = number(rules, writer, member_id, changes)?;
+                let mut commit = Commit {
+                    members: vec![member],
+                    history,
+                    ..Commit::default()
+                };
+                writer.commit(&commit)?;
+                // The view is built off the writer thread, from the member put
+                // in above.
+                Ok(commit.members.swap_remove(0))
+            })
+            .await?;
+        Ok(view::view(&shown, &member, now))
     }
 }

@@ -119,6 +119,11 @@ fn check_id(field: &'static str, id: &str) -> Checked<()> {
 /// alike.
 fn invisible(c: char) -> bool {
     use unicode_properties::{GeneralCategory, UnicodeGeneralCategory as _};
+    // Nearly every id is ASCII, whose only Cc/Cf characters are the
+    // controls: no table lookup for those.
+    if c.is_ascii() {
+        return c.is_ascii_control();
+    }
     matches!(
         c.general_category(),
         GeneralCategory::Control | GeneralCategory::Format

@@ -5,10 +5,12 @@
 //! request did, and refuses any other request; otherwise the request is
 //! applied, its tier changes numbered, the purchases whose points lapsed on
 //! the way told so, and member, receipts and history committed as one
-//! batch. The answer is rendered from the state after the write; a retry's
-//! answer is rendered when the retry comes (the member as it is then, the
-//! points and tier changes the request made), since receipts keep facts,
-//! not text.
+//! batch. The writer thread hands back the member's state, and the answer
+//! is rendered from it once the write is durable, off the writer thread
+//! (the view may run scripts; the writer only commits). A retry's answer
+//! is rendered when the retry comes (the member as it is then, the points
+//! and tier changes the request made), since receipts keep facts, not
+//! text.
 
 use std::sync::Arc;
 
@@ -53,6 +55,39 @@ pub struct Recorded {
     pub outcome: Outcome,
     /// True when the transaction id had been recorded before.
     pub duplicate: bool,
+}
+
+/// A write as the writer thread leaves it: the member's state, not yet
+/// rendered. The answer's view (next tier, projection, scripts) is built
+/// from it once the write is durable, off the writer thread, which then
+/// spends its time on commits alone.
+pub(super) struct Written {
+    rules: Arc<RuleSet>,
+    member: MemberState,
+    now: DateTime<Utc>,
+    points: i64,
+    tier_changes: Vec<HistoryEntry>,
+    capped: bool,
+    refunded_minor: i64,
+    points_recredited: i64,
+    duplicate: bool,
+}
+
+impl Written {
+    /// The answer: the view of the member, and what the request did.
+    pub(super) fn rendered(self) -> Recorded {
+        Recorded {
+            outcome: Outcome {
+                member: view::view(&self.rules, &self.member, self.now),
+                points: self.points,
+                tier_changes: self.tier_changes,
+                capped: self.capped,
+                refunded_minor: self.refunded_minor,
+                points_recredited: self.points_recredited,
+            },
+            duplicate: self.duplicate,
+        }
+    }
 }
 
 /// A write's effect on the writer thread, before it is numbered and stored.
@@ -113,7 +148,7 @@ impl WriteKey {
 /// An idempotent write, checked and ready to run on the writer thread:
 /// it checks the transaction id, applies, numbers and commits.
 /// Re-runnable: the PostgreSQL store runs it again after a conflict.
-pub(super) type WriteJob = Box<dyn Fn(&mut Writer) -> Result<Recorded, ProgramError> + Send>;
+pub(super) type WriteJob = Box<dyn Fn(&mut Writer) -> Result<Written, ProgramError> + Send>;
 
 /// The job of an idempotent write under `rules` (the version the request
 /// was checked under).
@@ -127,7 +162,7 @@ where
 impl Program {
     /// Runs one write job, answered once durable.
     pub(super) async fn run(&self, job: WriteJob) -> Result<Recorded, ProgramError> {
-        self.store.write(job).await?
+        self.store.write(job).await?.map(Written::rendered)
     }
 
     /// Runs `jobs` one after another in one writer job (one round, one
@@ -139,7 +174,10 @@ impl Program {
             .write(move |writer| jobs.iter().map(|job| job(writer)).collect::<Vec<_>>())
             .await
         {
-            Ok(outcomes) => outcomes,
+            Ok(outcomes) => outcomes
+                .into_iter()
+                .map(|written| written.map(Written::rendered))
+                .collect(),
             Err(err) => {
                 let message = err.to_string();
                 (0..count)
@@ -174,11 +212,11 @@ impl Program {
 /// On the writer thread: answers a retry from its receipt, refuses a
 /// reused id, or applies the write and commits it with its receipt.
 fn record<F>(
-    rules: &RuleSet,
+    rules: &Arc<RuleSet>,
     writer: &mut Writer,
     key: &WriteKey,
     apply: &F,
-) -> Result<Recorded, ProgramError>
+) -> Result<Written, ProgramError>
 where
     F: Fn(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError>,
 {
@@ -202,14 +240,6 @@ where
     member.prune_days(key.now);
     book_lapses(writer, &effect.lapsed, &mut receipts)?;
     let history = number(rules, writer, &key.member_id, effect.changes)?;
-    let outcome = Outcome {
-        member: view::view(rules, &member, key.now),
-        points: effect.points,
-        tier_changes: history.clone(),
-        capped: effect.capped,
-        refunded_minor: effect.refunded_minor,
-        points_recredited: effect.points_recredited,
-    };
     receipts.push((
         key.transaction_id.clone(),
         Receipt {
@@ -225,24 +255,35 @@ where
             points_recredited: effect.points_recredited,
         },
     ));
-    writer.commit(&Commit {
+    let mut commit = Commit {
         members: vec![member],
         receipts,
         history,
         orders,
-    })?;
+    };
+    writer.commit(&commit)?;
+    // Taken back whole (the commit was stored from a borrow): one member,
+    // put there above.
+    let member = commit.members.swap_remove(0);
     tracing::info!(
         member_id = key.member_id,
         transaction_id = key.transaction_id,
         kind = key.kind.name(),
         actor = key.actor,
         rules_version = %rules.version,
-        points = outcome.points,
-        tier = %outcome.member.tier_id,
+        points = effect.points,
+        tier = %member.tier.tier_id,
         "recorded"
     );
-    Ok(Recorded {
-        outcome,
+    Ok(Written {
+        rules: Arc::clone(rules),
+        member,
+        now: key.now,
+        points: effect.points,
+        tier_changes: commit.history,
+        capped: effect.capped,
+        refunded_minor: effect.refunded_minor,
+        points_recredited: effect.points_recredited,
         duplicate: false,
     })
 }
@@ -250,11 +291,11 @@ where
 /// The answer to a retry: the member as it is now, and what the original
 /// request did.
 fn answer_again(
-    rules: &RuleSet,
+    rules: &Arc<RuleSet>,
     writer: &Writer,
     receipt: &Receipt,
     now: DateTime<Utc>,
-) -> Result<Recorded, ProgramError> {
+) -> Result<Written, ProgramError> {
     let member = writer
         .member(&receipt.member_id)?
         .ok_or_else(|| ProgramError::unknown_member(&receipt.member_id))?;
@@ -263,15 +304,15 @@ fn answer_again(
         .iter()
         .filter_map(|seq| writer.history_entry(*seq).transpose())
         .collect::<Result<_, _>>()?;
-    Ok(Recorded {
-        outcome: Outcome {
-            member: view::view(rules, &member, now),
-            points: receipt.points,
-            tier_changes,
-            capped: receipt.capped,
-            refunded_minor: receipt.refunded_minor,
-            points_recredited: receipt.points_recredited,
-        },
+    Ok(Written {
+        rules: Arc::clone(rules),
+        member,
+        now,
+        points: receipt.points,
+        tier_changes,
+        capped: receipt.capped,
+        refunded_minor: receipt.refunded_minor,
+        points_recredited: receipt.points_recredited,
         duplicate: true,
     })
 }
