@@ -16,6 +16,7 @@ use super::{
 use crate::{
     domain::{
         apply::{self, Effect, Placement},
+        books::{self, Books as _, ReturnError},
         decide::TierOverride,
         member::MemberState,
         receipt::{OrderRedemptions, ReturnRefused, Returned},
@@ -182,23 +183,7 @@ impl Program {
                     cmd.member_id.as_str()
                 ),
             };
-            let mut original = writer
-                .receipt(original_id)?
-                .filter(|receipt| receipt.member_id == cmd.member_id.as_str())
-                .ok_or_else(not_found)?;
-            let mut track = original.purchase.take().ok_or_else(not_found)?;
-            if cmd.occurred_at < track.occurred_at {
-                return Err(ProgramError::invalid(
-                    "occurred_at",
-                    format!(
-                        "{} is before the purchase {original_id:?} it returns ({})",
-                        cmd.occurred_at, track.occurred_at
-                    ),
-                ));
-            }
             let mut member = existing.ok_or_else(not_found)?;
-            let member_id = cmd.member_id.as_str();
-            let mut order = writer.order(member_id, original_id)?;
             let what = match cmd.amount {
                 _ if !cmd.lines.as_slice().is_empty() => Returned::Lines {
                     lines: cmd.lines.as_slice(),
@@ -212,24 +197,31 @@ impl Program {
                     ));
                 }
             };
-            let effect = apply::return_purchase(
+            let occurred_at = Some(cmd.occurred_at);
+            let (effect, entries) = books::return_purchase(
+                writer,
                 rules,
                 &mut member,
                 original_id,
-                &mut track,
                 what,
-                order.as_mut(),
+                occurred_at,
                 now,
             )
-            .map_err(|refused| return_refused(original_id, refused))?;
-            original.purchase = Some(track);
+            .map_err(|error| match error {
+                ReturnError::NotFound => not_found(),
+                ReturnError::BeforePurchase { purchased_at } => ProgramError::invalid(
+                    "occurred_at",
+                    format!(
+                        "{} is before the purchase {original_id:?} it returns ({purchased_at})",
+                        cmd.occurred_at
+                    ),
+                ),
+                ReturnError::Refused(refused) => return_refused(original_id, refused),
+                ReturnError::Books(store) => ProgramError::Store(store),
+            })?;
             Ok(Applied {
-                other_receipts: vec![(original_id.to_owned(), original)],
-                orders: order
-                    .filter(|_| effect.points_recredited > 0)
-                    .map(|o| (member_id.to_owned(), original_id.to_owned(), o))
-                    .into_iter()
-                    .collect(),
+                other_receipts: entries.receipts,
+                orders: entries.orders,
                 ..Applied::new(member, Vec::new(), effect)
             })
         }))

@@ -10,10 +10,10 @@ use chrono::{DateTime, Utc};
 use super::{
     Program, ProgramError,
     input::{MemberId, as_of_time},
-    write::{book_lapses, number},
+    write::number,
 };
 use crate::{
-    domain::{apply, decide::ChangeKind, decide::HistoryEntry},
+    domain::{apply, books::book_lapses, decide::ChangeKind, decide::HistoryEntry},
     rules::RuleSet,
     store::{Commit, Writer},
 };

@@ -20,9 +20,10 @@ use super::{Program, ProgramError, command::Keyed};
 use crate::{
     domain::{
         apply::Effect,
+        books::{self, Books as _},
         decide::{Change, HistoryEntry},
         fingerprint::Fingerprint,
-        member::{Lapse, MemberState},
+        member::MemberState,
         receipt::{OrderRedemptions, PurchaseTrack, Receipt, RequestKind},
         view::{self, MemberView},
     },
@@ -237,8 +238,7 @@ where
         other_receipts: mut receipts,
         orders,
     } = apply(rules, writer, existing)?;
-    member.prune_days(key.now);
-    book_lapses(writer, &effect.lapsed, &mut receipts)?;
+    books::settle(writer, &mut member, &effect.lapsed, key.now, &mut receipts)?;
     let history = number(rules, writer, &key.member_id, effect.changes)?;
     receipts.push((
         key.transaction_id.clone(),
@@ -315,31 +315,6 @@ fn answer_again(
         points_recredited: receipt.points_recredited,
         duplicate: true,
     })
-}
-
-/// Tells each purchase whose points lapsed how many did, so that a later
-/// return does not take them again; the receipts changed join `receipts`
-/// (one already there is updated in place).
-pub(super) fn book_lapses(
-    writer: &Writer,
-    lapsed: &[Lapse],
-    receipts: &mut Vec<(String, Receipt)>,
-) -> Result<(), ProgramError> {
-    for lapse in lapsed.iter().filter(|lapse| lapse.points > 0) {
-        if let Some((_, receipt)) = receipts.iter_mut().find(|(id, _)| *id == lapse.source) {
-            if let Some(track) = receipt.purchase.as_mut() {
-                track.record_lapse(lapse.points);
-            }
-            continue;
-        }
-        if let Some(mut receipt) = writer.receipt(&lapse.source)?
-            && let Some(track) = receipt.purchase.as_mut()
-        {
-            track.record_lapse(lapse.points);
-            receipts.push((lapse.source.clone(), receipt));
-        }
-    }
-    Ok(())
 }
 
 /// Gives changes their seqs, in order, from the store.

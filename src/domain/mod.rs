@@ -21,6 +21,7 @@
 //! sandbox and money; nothing above it (`store`, `app`, `grpc`).
 
 pub mod apply;
+pub mod books;
 pub mod decide;
 pub mod earn;
 pub mod fingerprint;

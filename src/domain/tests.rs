@@ -559,6 +559,117 @@ demotion:
         assert_eq!(swept.changes.len(), 1, "the sweep demotes");
         assert_eq!(member.tier.tier_id, "bronze");
     }
+
+    /// The shared bookkeeping ([`crate::domain::books`]) over books kept in
+    /// memory, as `tierd rules test` keeps them.
+    mod books {
+        use std::collections::BTreeMap;
+
+        use super::*;
+        use crate::domain::{
+            books::{Books, ReturnError, return_purchase, settle},
+            fingerprint::Fingerprint,
+            receipt::{OrderRedemptions, Receipt, RequestKind},
+        };
+
+        #[derive(Default)]
+        struct Memory {
+            receipts: BTreeMap<String, Receipt>,
+            orders: BTreeMap<(String, String), OrderRedemptions>,
+        }
+
+        impl Books for Memory {
+            type Error = std::convert::Infallible;
+
+            fn receipt(&self, id: &str) -> Result<Option<Receipt>, Self::Error> {
+                Ok(self.receipts.get(id).cloned())
+            }
+
+            fn order(
+                &self,
+                member: &str,
+                order: &str,
+            ) -> Result<Option<OrderRedemptions>, Self::Error> {
+                Ok(self.orders.get(&(member.into(), order.into())).cloned())
+            }
+        }
+
+        /// A member who bought 100.00 (100 points) as `A` on day 0.
+        fn bought(rules: &RuleSet) -> (MemberState, Memory) {
+            let mut member = MemberState::new("m", "bronze", day(0));
+            let (track, effect) = buy(rules, &mut member, "A", day(0));
+            let mut books = Memory::default();
+            let receipt = Receipt {
+                kind: RequestKind::Purchase,
+                member_id: "m".into(),
+                fingerprint: Fingerprint([0; 32]),
+                actor: "test".into(),
+                points: effect.points,
+                capped: false,
+                tier_changes: Vec::new(),
+                purchase: Some(track),
+                refunded_minor: 0,
+                points_recredited: 0,
+            };
+            books.receipts.insert("A".into(), receipt);
+            (member, books)
+        }
+
+        #[test]
+        fn a_lapse_is_booked_on_its_purchase_and_a_later_return_takes_none_back() {
+            let rules = rules();
+            let (mut member, mut books) = bought(&rules);
+            let effect = apply::sweep(&rules, &mut member, day(40));
+            let mut changed = Vec::new();
+            let Ok(()) = settle(&books, &mut member, &effect.lapsed, day(40), &mut changed);
+            assert_eq!(changed.len(), 1, "the purchase's receipt is told");
+            books.receipts.extend(changed);
+            let what = Returned::Amount(10_000);
+            let (effect, entries) =
+                return_purchase(&books, &rules, &mut member, "A", what, None, day(41))
+                    .expect("returned");
+            assert_eq!(effect.points, 0, "its points lapsed already");
+            assert_eq!(entries.receipts.len(), 1);
+        }
+
+        #[test]
+        fn a_return_re_credits_the_points_its_order_was_paid_with() {
+            let rules = rules();
+            let (mut member, mut books) = bought(&rules);
+            apply::redeem(&mut member, 40, day(1)).expect("enough points");
+            let paid = OrderRedemptions {
+                redeemed: 40,
+                recredited: 0,
+            };
+            books.orders.insert(("m".into(), "A".into()), paid);
+            let what = Returned::Amount(5_000);
+            let (effect, entries) =
+                return_purchase(&books, &rules, &mut member, "A", what, None, day(2))
+                    .expect("returned");
+            assert_eq!(
+                effect.points_recredited, 20,
+                "half the order, half its points"
+            );
+            let recredited = OrderRedemptions {
+                redeemed: 40,
+                recredited: 20,
+            };
+            assert_eq!(entries.orders, [("m".into(), "A".into(), recredited)]);
+        }
+
+        #[test]
+        fn a_return_before_its_purchase_or_of_another_member_s_is_refused() {
+            let rules = rules();
+            let (mut member, books) = bought(&rules);
+            let what = Returned::Amount(100);
+            let early = Some(day(0) - TimeDelta::days(1));
+            let before = return_purchase(&books, &rules, &mut member, "A", what, early, day(1));
+            assert!(matches!(before, Err(ReturnError::BeforePurchase { .. })));
+            let mut other = MemberState::new("m2", "bronze", day(0));
+            let theirs = return_purchase(&books, &rules, &mut other, "A", what, None, day(1));
+            assert!(matches!(theirs, Err(ReturnError::NotFound)));
+        }
+    }
 }
 
 mod ceiling {

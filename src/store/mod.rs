@@ -55,6 +55,7 @@ use writer::SledWriter;
 
 use crate::{
     domain::{
+        books::Books,
         decide::HistoryEntry,
         member::MemberState,
         receipt::{OrderRedemptions, Receipt},
@@ -246,6 +247,24 @@ macro_rules! on_engine {
     };
 }
 
+/// A job's books are the store as the job sees it: the service's
+/// bookkeeping runs the domain's code over them (see [`Books`]).
+impl Books for Writer<'_> {
+    type Error = StoreError;
+
+    fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
+        on_engine!(self, w => w.receipt(transaction_id))
+    }
+
+    fn order(
+        &self,
+        member_id: &str,
+        order_id: &str,
+    ) -> Result<Option<OrderRedemptions>, StoreError> {
+        on_engine!(self, w => w.order(member_id, order_id))
+    }
+}
+
 impl Writer<'_> {
     /// A member's state, as this job sees it.
     ///
@@ -253,26 +272,6 @@ impl Writer<'_> {
     /// On a storage failure or an undecodable record.
     pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
         on_engine!(self, w => w.member(member_id))
-    }
-
-    /// A transaction id's receipt, as this job sees it.
-    ///
-    /// # Errors
-    /// On a storage failure or an undecodable record.
-    pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
-        on_engine!(self, w => w.receipt(transaction_id))
-    }
-
-    /// The redemptions of `member_id` against the order `order_id`, if any.
-    ///
-    /// # Errors
-    /// On a storage failure or an undecodable record.
-    pub fn order(
-        &self,
-        member_id: &str,
-        order_id: &str,
-    ) -> Result<Option<OrderRedemptions>, StoreError> {
-        on_engine!(self, w => w.order(member_id, order_id))
     }
 
     /// The history entry numbered `seq`.

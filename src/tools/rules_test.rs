@@ -42,10 +42,14 @@ use serde::Deserialize;
 use crate::{
     domain::{
         apply::{self, Effect},
+        books::{self, Books, ReturnError},
         decide::{self, Metrics, Subject, TierState},
         earn::{self, PurchaseFacts},
+        fingerprint::Fingerprint,
         member::MemberState,
-        receipt::{LineSize, PurchaseTrack, ReturnLine, ReturnRefused, Returned},
+        receipt::{
+            LineSize, OrderRedemptions, Receipt, RequestKind, ReturnLine, ReturnRefused, Returned,
+        },
     },
     rules::{
         self, Count, Diagnostic, LinePay, LineRule, Moment, Money, Rate, Rejected, RuleSet,
@@ -590,21 +594,32 @@ fn enrol(rules: &RuleSet, case: &Case, at: DateTime<Utc>) -> MemberState {
     member
 }
 
-/// A purchase of a case: the `id` returns name it by, the transaction id
-/// its points lot is named after, and what returns may take back.
-struct Bought {
-    id: String,
-    transaction_id: String,
-    track: PurchaseTrack,
+/// The books of a case's story, kept as the service keeps its own: a
+/// receipt per purchase (under its transaction id, which its points lot is
+/// named after), with the `id` the case's returns name it by. A case
+/// redeems against no order, so it has no order redemptions.
+#[derive(Default)]
+struct Purchases {
+    /// A purchase's `id` in the case, and its transaction id, in order.
+    named: Vec<(String, String)>,
+    receipts: BTreeMap<String, Receipt>,
 }
 
-/// The purchases of a case so far, for returns to name.
-#[derive(Default)]
-struct Purchases(Vec<Bought>);
+impl Books for Purchases {
+    type Error = std::convert::Infallible;
+
+    fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, Self::Error> {
+        Ok(self.receipts.get(transaction_id).cloned())
+    }
+
+    fn order(&self, _: &str, _: &str) -> Result<Option<OrderRedemptions>, Self::Error> {
+        Ok(None)
+    }
+}
 
 impl Purchases {
-    /// Applies the step's event (or, with none, the periodic sweep);
-    /// returns the points it moved.
+    /// Applies the step's event (or, with none, the periodic sweep), and
+    /// settles the books as the service does; returns the points moved.
     fn apply(
         &mut self,
         rules: &RuleSet,
@@ -646,17 +661,10 @@ impl Purchases {
         } else {
             apply::sweep(rules, member, now)
         };
-        self.book_lapses(&effect);
+        let mut changed = Vec::new();
+        let Ok(()) = books::settle(self, member, &effect.lapsed, now, &mut changed);
+        self.receipts.extend(changed);
         Ok(effect.points)
-    }
-
-    /// Tells the purchases whose points lapsed, as the service does.
-    fn book_lapses(&mut self, effect: &Effect) {
-        for lapse in &effect.lapsed {
-            if let Some(bought) = self.0.iter_mut().find(|b| b.transaction_id == lapse.source) {
-                bought.track.record_lapse(lapse.points);
-            }
-        }
     }
 
     /// Records the purchase (under its `id`, else its transaction id).
@@ -680,14 +688,24 @@ impl Purchases {
         };
         let (track, effect) =
             apply::purchase(rules, member, &facts, now).map_err(|e| e.to_string())?;
-        self.0.push(Bought {
-            id: purchase
-                .id
-                .clone()
-                .unwrap_or_else(|| transaction_id.clone()),
-            transaction_id,
-            track,
-        });
+        let receipt = Receipt {
+            kind: RequestKind::Purchase,
+            member_id: member.member_id.clone(),
+            fingerprint: Fingerprint([0; 32]),
+            actor: String::from("rules test"),
+            points: effect.points,
+            capped: effect.capped,
+            tier_changes: Vec::new(),
+            purchase: Some(track),
+            refunded_minor: 0,
+            points_recredited: 0,
+        };
+        let id = purchase
+            .id
+            .clone()
+            .unwrap_or_else(|| transaction_id.clone());
+        self.named.push((id, transaction_id.clone()));
+        self.receipts.insert(transaction_id, receipt);
         Ok(effect)
     }
 
@@ -700,10 +718,10 @@ impl Purchases {
         now: DateTime<Utc>,
     ) -> Result<Effect, String> {
         let found = match &spec.of {
-            Some(id) => self.0.iter_mut().rev().find(|b| b.id == *id),
-            None => self.0.last_mut(),
+            Some(id) => self.named.iter().rev().find(|(named, _)| named == id),
+            None => self.named.last(),
         };
-        let Some(bought) = found else {
+        let Some((_, transaction_id)) = found.cloned() else {
             return Err(match &spec.of {
                 Some(id) => format!("no purchase with id {id} before this return"),
                 None => "a return needs a purchase before it".to_owned(),
@@ -719,22 +737,22 @@ impl Purchases {
                 amount_minor,
             },
         };
-        apply::return_purchase(
-            rules,
-            member,
-            &bought.transaction_id,
-            &mut bought.track,
-            what,
-            None,
-            now,
-        )
-        .map_err(|refused| match refused {
-            ReturnRefused::TooLarge { returnable_minor } => {
-                let left = rules.currency.format_minor(returnable_minor);
-                format!("only {left} is left to return")
-            }
-            other => other.to_string(),
-        })
+        let (effect, entries) =
+            books::return_purchase(self, rules, member, &transaction_id, what, None, now).map_err(
+                |error| match error {
+                    ReturnError::Refused(ReturnRefused::TooLarge { returnable_minor }) => {
+                        let left = rules.currency.format_minor(returnable_minor);
+                        format!("only {left} is left to return")
+                    }
+                    ReturnError::Refused(other) => other.to_string(),
+                    ReturnError::NotFound | ReturnError::BeforePurchase { .. } => {
+                        format!("no purchase {transaction_id} to return")
+                    }
+                    ReturnError::Books(never) => match never {},
+                },
+            )?;
+        self.receipts.extend(entries.receipts);
+        Ok(effect)
     }
 }
 
