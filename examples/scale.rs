@@ -15,8 +15,9 @@
 //! serve` starts (cold start: process start to accepting connections and
 //! answering health SERVING) and sweeps as of 30 days on (a monthly sweep:
 //! the window moves on, so some members fall to at risk or lower and some
-//! points expire), which writes what it finds. Prints one Markdown table
-//! row per step.
+//! points expire), which writes what it finds, then sweeps again as of the
+//! same moment (nothing is due). `--sweep-only` skips simulate and the
+//! reports. Prints one Markdown table row per step.
 
 use std::{
     process::{Child, ExitStatus, Stdio},
@@ -25,7 +26,7 @@ use std::{
 
 use tierd::grpc::{
     convert::timestamp,
-    pb::{EvaluateTiersRequest, loyalty_client::LoyaltyClient},
+    pb::{EvaluateTiersRequest, EvaluateTiersResponse, loyalty_client::LoyaltyClient},
 };
 use tonic::transport::Channel;
 use tonic_health::pb::{HealthCheckRequest, health_client::HealthClient};
@@ -100,15 +101,9 @@ async fn serve_and_sweep(data: &str) -> anyhow::Result<()> {
     let cold_start = started.elapsed();
 
     let mut client = LoyaltyClient::new(channel);
-    let swept = Instant::now();
-    let report = client
-        .evaluate_tiers(EvaluateTiersRequest {
-            as_of: Some(timestamp(chrono::Utc::now() + chrono::Days::new(30))),
-            ..EvaluateTiersRequest::default()
-        })
-        .await?
-        .into_inner();
-    let sweep = swept.elapsed();
+    let as_of = chrono::Utc::now() + chrono::Days::new(30);
+    let first = sweep(&mut client, as_of).await?;
+    let again = sweep(&mut client, as_of).await?;
 
     let pid = libc::pid_t::try_from(server.child.id())?;
     // SAFETY: signalling our own child, which has not been reaped.
@@ -120,24 +115,61 @@ async fn serve_and_sweep(data: &str) -> anyhow::Result<()> {
         peak,
         "",
     );
-    row(
-        "sweep (`EvaluateTiers` as of 30 days on, every member)",
-        sweep,
-        peak,
-        &format!(
+    for (step, (wall, report)) in [
+        (
+            "sweep (`EvaluateTiers` as of 30 days on: the month's due members)",
+            first,
+        ),
+        ("sweep again, as of the same moment (nothing due)", again),
+    ] {
+        let note = format!(
             "{} evaluated, {} promoted, {} demoted, {} points expired; memory of the serve process",
             report.evaluated, report.promoted, report.demoted, report.points_expired
-        ),
-    );
+        );
+        row(step, wall, peak, &note);
+    }
     Ok(())
+}
+
+/// One sweep of every member due by `as_of`, timed.
+async fn sweep(
+    client: &mut LoyaltyClient<Channel>,
+    as_of: chrono::DateTime<chrono::Utc>,
+) -> anyhow::Result<(Duration, EvaluateTiersResponse)> {
+    let started = Instant::now();
+    let report = client
+        .evaluate_tiers(EvaluateTiersRequest {
+            as_of: Some(timestamp(as_of)),
+            ..EvaluateTiersRequest::default()
+        })
+        .await?
+        .into_inner();
+    Ok((started.elapsed(), report))
+}
+
+/// What to measure.
+#[derive(clap::Parser)]
+struct Args {
+    /// A data directory seeded by `examples/seed`.
+    data: String,
+    /// Only start the service and sweep (twice), without simulate and
+    /// the reports.
+    #[arg(long)]
+    sweep_only: bool,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let data = std::env::args()
-        .nth(1)
-        .ok_or_else(|| anyhow::anyhow!("usage: scale DATA_DIR (seeded by examples/seed)"))?;
+    let Args { data, sweep_only } = clap::Parser::parse();
     println!("| step | wall | peak RSS | |\n|---|---|---|---|");
+    if !sweep_only {
+        simulate_and_report(&data)?;
+    }
+    serve_and_sweep(&data).await
+}
+
+/// Every whole-programme command that reads the data directory as it is.
+fn simulate_and_report(data: &str) -> anyhow::Result<()> {
     measure(
         "simulate (`rules/example.yaml` as the candidate)",
         &[
@@ -145,7 +177,7 @@ async fn main() -> anyhow::Result<()> {
             "--rules",
             "rules/example.yaml",
             "--data",
-            &data,
+            data,
             "--format",
             "json",
         ],
@@ -161,8 +193,8 @@ async fn main() -> anyhow::Result<()> {
         } else {
             ["--format", "json"]
         };
-        let args = [["report", kind, "--data", &data].as_slice(), &output].concat();
+        let args = [["report", kind, "--data", data].as_slice(), &output].concat();
         measure(&format!("report {kind}"), &args)?;
     }
-    serve_and_sweep(&data).await
+    Ok(())
 }

@@ -18,6 +18,7 @@ use crate::{
         apply::{self, Effect, Placement},
         books::{self, Books as _, ReturnError},
         decide::TierOverride,
+        due,
         member::MemberState,
         receipt::{OrderRedemptions, ReturnRefused, Returned},
         view::{self, MemberView},
@@ -391,6 +392,7 @@ impl Program {
                 }
                 let history = number(rules, writer, member_id, changes)?;
                 let mut commit = Commit {
+                    dues: vec![(member_id.to_owned(), due::next_due(rules, &member, now))],
                     members: vec![member],
                     history,
                     ..Commit::default()

@@ -1,6 +1,8 @@
-//! The periodic sweep (`EvaluateTiers`): points due expire, and every
-//! member's tier is decided as of a time, in short writer jobs so that live
-//! traffic interleaves. It runs under the rules in force now, after a staged
+//! The periodic sweep (`EvaluateTiers`): points due expire, and the tier
+//! of every member something is due for is decided as of a time, in short
+//! writer jobs so that live traffic interleaves. The store keeps each
+//! member's due moment in an index, so a sweep reads the members time has
+//! changed, not all of them. It runs under the rules in force now, after a staged
 //! version whose time has come has gone live, like any other request.
 
 use std::sync::Arc;
@@ -13,7 +15,7 @@ use super::{
     write::number,
 };
 use crate::{
-    domain::{apply, books::book_lapses, decide::ChangeKind, decide::HistoryEntry},
+    domain::{apply, books::book_lapses, decide::ChangeKind, decide::HistoryEntry, due},
     rules::RuleSet,
     store::{Commit, Writer},
 };
@@ -63,8 +65,9 @@ impl EvaluationReport {
 
 impl Program {
     /// Applies expiries, demotions and promotions as of `as_of` (default
-    /// now) to the listed members (all when empty). A dry run writes
-    /// nothing.
+    /// now) to the listed members, or when none are listed to every member
+    /// something is due for by then ([`crate::domain::due`]: the others
+    /// would not change). A dry run writes nothing.
     ///
     /// # Errors
     /// An unknown listed member, or a storage failure.
@@ -86,7 +89,7 @@ impl Program {
             }
         }
         let ids: Vec<String> = if member_ids.is_empty() {
-            self.store.member_ids().collect::<Result<_, _>>()?
+            self.store.due_member_ids(due::rules_id(&rules), as_of)?
         } else {
             member_ids.iter().map(|id| id.as_str().to_owned()).collect()
         };
@@ -134,13 +137,21 @@ fn evaluate_chunk(
         let mut history = number(rules, writer, member_id, effect.changes)?;
         if dry_run {
             history.iter_mut().for_each(|entry| entry.seq = 0);
-        } else if member != before {
+        } else {
+            // The due moment moves on even when nothing else changed; the
+            // writer writes it only if it did.
+            let dues = vec![(member_id.clone(), due::next_due(rules, &member, as_of))];
             let mut receipts = Vec::new();
             book_lapses(writer, &effect.lapsed, &mut receipts)?;
             writer.commit(&Commit {
-                members: vec![member],
+                members: if member == before {
+                    Vec::new()
+                } else {
+                    vec![member]
+                },
                 receipts,
                 history: history.clone(),
+                dues,
                 ..Commit::default()
             })?;
         }

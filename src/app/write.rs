@@ -22,6 +22,7 @@ use crate::{
         apply::Effect,
         books::{self, Books as _},
         decide::{Change, HistoryEntry},
+        due::{self, Due},
         fingerprint::Fingerprint,
         member::MemberState,
         receipt::{OrderRedemptions, PurchaseTrack, Receipt, RequestKind},
@@ -255,7 +256,13 @@ where
             points_recredited: effect.points_recredited,
         },
     ));
+    let due = if effect.undecided {
+        Due::now(rules, key.now)
+    } else {
+        due::next_due(rules, &member, key.now)
+    };
     let mut commit = Commit {
+        dues: vec![(key.member_id.clone(), due)],
         members: vec![member],
         receipts,
         history,

@@ -43,6 +43,9 @@ pub struct Effect {
     pub refunded_minor: i64,
     /// Redeemed points a return gave back (its order's redemptions).
     pub points_recredited: i64,
+    /// True when the event changed the member without deciding its tier
+    /// (a redemption): its due moment is then now, for the next sweep.
+    pub undecided: bool,
 }
 
 /// The member as stored, or a new one in the entry tier with its INITIAL
@@ -392,6 +395,7 @@ pub fn redeem(
     Ok(Effect {
         points,
         lapsed,
+        undecided: true,
         ..Effect::default()
     })
 }

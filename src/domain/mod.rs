@@ -9,6 +9,7 @@
 //!   its arithmetic.
 //! - [`decide`]: metrics + rules + time -> tier (promotion, grace period,
 //!   soft landing, overrides), and what the next tier still needs.
+//! - [`due`]: when time alone next changes a member (what the sweep reads).
 //! - [`earn`]: points for a purchase or an activity.
 //! - [`apply`]: one function per event kind, used by everyone.
 //! - [`receipt`]: what a recorded request did (for retries and returns).
@@ -23,6 +24,7 @@
 pub mod apply;
 pub mod books;
 pub mod decide;
+pub mod due;
 pub mod earn;
 pub mod fingerprint;
 pub mod member;

@@ -799,3 +799,273 @@ tiers:
         }
     }
 }
+
+mod due {
+    //! The due moment is never late: a member decided at `at` and swept at
+    //! any moment before [`next_due`](crate::domain::due::next_due) changes
+    //! in nothing, on random stories of purchases (some reported late),
+    //! returns across months, adjustments, manual floors that run out,
+    //! sweeps and expiries, under every kind of window.
+
+    use proptest::prelude::*;
+
+    use super::*;
+    use crate::domain::{
+        apply::{self, Placement},
+        due::{Due, next_due, rules_id},
+        member::MemberState,
+        receipt::{PurchaseTrack, Returned},
+    };
+
+    const LADDER: &str = "\
+program: due
+version: d1
+currency: EUR
+window: WINDOW
+earning:
+  points_per_unit: 1
+points_expiry:
+  months: EXPIRY
+tiers:
+  - id: bronze
+  - id: silver
+    qualify: { qualifying_points: 100 }
+    retain: { purchase_count: 2 }
+  - id: gold
+    qualify: { purchase_volume: \"900.00\" }
+    retain: { qualifying_points: 400 }
+demotion:
+  grace_days: GRACE
+  max_drop: 1
+  warn_days_before: 7
+";
+
+    fn ladder(window: &str, expiry: u32, grace: u32) -> RuleSet {
+        let text = LADDER
+            .replace("WINDOW", window)
+            .replace("EXPIRY", &expiry.to_string())
+            .replace("GRACE", &grace.to_string());
+        let mut rules = rules::load(&rules::Candidate::new("due.yaml", text)).expect("valid rules");
+        rules.content_hash = format!("{:064x}", u128::from(expiry) << 8 | u128::from(grace));
+        rules
+    }
+
+    /// One step of a story: how long after the last one, and what.
+    #[derive(Debug, Clone)]
+    enum Step {
+        /// A purchase of this many whole euros, reported this many days
+        /// late.
+        Purchase(i64, u32),
+        /// A return of this percentage of an earlier purchase (by index).
+        Return(usize, i64),
+        /// Points added (or taken) by hand.
+        Adjust(i64),
+        /// A manual floor on silver for this many days.
+        Floor(u32),
+        /// The periodic sweep.
+        Sweep,
+        /// Other rules go live (another window and grace period), and the
+        /// sweep decides the member under them.
+        Reload,
+    }
+
+    fn step() -> impl Strategy<Value = Step> {
+        prop_oneof![
+            4 => (1..400_i64, prop_oneof![3 => Just(0_u32), 1 => 1..40_u32])
+                .prop_map(|(euros, late)| Step::Purchase(euros, late)),
+            2 => (0..8_usize, 10..=100_i64).prop_map(|(of, pct)| Step::Return(of, pct)),
+            1 => (-50..200_i64).prop_map(Step::Adjust),
+            1 => (1..90_u32).prop_map(Step::Floor),
+            2 => Just(Step::Sweep),
+            1 => Just(Step::Reload),
+        ]
+    }
+
+    /// Applies `step` at `now`; returns whether it was recorded (and the
+    /// member decided), as the service would.
+    fn apply_step(
+        rules: &RuleSet,
+        member: &mut MemberState,
+        tracks: &mut Vec<(String, PurchaseTrack)>,
+        step: &Step,
+        now: DateTime<Utc>,
+    ) -> bool {
+        match step {
+            Step::Purchase(euros, late) => {
+                let id = format!("p{}", tracks.len());
+                let purchase = apply::Purchase {
+                    transaction_id: &id,
+                    amount_minor: euros * 100,
+                    channel: "pos",
+                    store_id: "",
+                    tags: &[],
+                    lines: &[],
+                    occurred_at: now - TimeDelta::days(i64::from(*late)),
+                };
+                let (track, _) =
+                    apply::purchase(rules, member, &purchase, now).expect("within the ceiling");
+                tracks.push((id, track));
+            }
+            Step::Return(of, pct) => {
+                let Some((id, track)) = tracks.get_mut(*of) else {
+                    return false;
+                };
+                let amount = track.amount_minor * pct / 100;
+                let (mut changed, mut kept) = (member.clone(), track.clone());
+                let what = Returned::Amount(amount);
+                if apply::return_purchase(rules, &mut changed, id, &mut kept, what, None, now)
+                    .is_err()
+                {
+                    // Refused, as the service refuses it: nothing changed.
+                    return false;
+                }
+                (*member, *track) = (changed, kept);
+            }
+            Step::Adjust(points) => {
+                apply::adjust(rules, member, "adj", *points, now, now);
+            }
+            Step::Floor(days) => {
+                let placement = Placement {
+                    tier_override: Some(TierOverride {
+                        tier_id: "silver".into(),
+                        mode: OverrideMode::Floor,
+                        until: Some(now + TimeDelta::days(i64::from(*days))),
+                        reason: "test".into(),
+                    }),
+                    reason: "test".into(),
+                };
+                apply::place_by_hand(rules, member, placement, now);
+            }
+            Step::Sweep | Step::Reload => {
+                apply::sweep(rules, member, now);
+            }
+        }
+        member.prune_days(now);
+        true
+    }
+
+    fn window() -> impl Strategy<Value = &'static str> {
+        prop_oneof![
+            Just("rolling 12 months"),
+            Just("rolling 1 months"),
+            Just("rolling 24 months"),
+            Just("calendar year"),
+            Just("anniversary year"),
+        ]
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(128))]
+        #[test]
+        fn a_member_swept_before_its_due_moment_changes_in_nothing(
+            (window, other) in (window(), window()),
+            expiry in 1..24_u32,
+            grace in 8..60_u32,
+            story in proptest::collection::vec((0..70_u32, step()), 1..40),
+            probes in proptest::collection::vec(0.0..1.0_f64, 4),
+        ) {
+            let programme = [ladder(window, expiry, grace), ladder(other, expiry + 1, grace + 3)];
+            let mut live = 0;
+            let start = day(0) + TimeDelta::hours(3);
+            let mut member = MemberState::new("m", "bronze", start);
+            let mut tracks = Vec::new();
+            let mut now = start;
+            for (gap, step) in &story {
+                now += TimeDelta::days(i64::from(*gap)) + TimeDelta::minutes(17);
+                if matches!(step, Step::Reload) {
+                    live = 1 - live;
+                }
+                let rules = &programme[live];
+                if !apply_step(rules, &mut member, &mut tracks, step, now) {
+                    continue;
+                }
+                let due = next_due(rules, &member, now);
+                prop_assert_eq!(due.rules, rules_id(rules));
+                let horizon = due.at.unwrap_or(now + TimeDelta::days(800));
+                prop_assert!(horizon >= now, "due {horizon} before {now}");
+                if horizon == now {
+                    // Unsettled (just promoted): due at once, nothing to skip.
+                    continue;
+                }
+                let span = (horizon - now).num_seconds();
+                for probe in probes.iter().chain(&[1.0]) {
+                    // Any moment strictly between the decision and the due
+                    // moment, the last second before it included.
+                    let offset = ((span - 1) as f64 * probe) as i64 + 1;
+                    let at = (now + TimeDelta::seconds(offset)).min(horizon - TimeDelta::seconds(1));
+                    let mut swept = member.clone();
+                    let effect = apply::sweep(rules, &mut swept, at);
+                    prop_assert!(
+                        effect.changes.is_empty() && effect.lapsed.is_empty() && swept == member,
+                        "{:?} at {} (decided {}, due {:?}) under {}: {:?} {:?}\n{:?}\n{:?}",
+                        step, at, now, due.at, window, effect.changes, effect.lapsed,
+                        member.tier, swept.tier
+                    );
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn a_lot_a_window_day_and_a_grace_period_each_set_the_moment() {
+        let short_lots = ladder("rolling 12 months", 6, 30);
+        let long_lots = ladder("rolling 12 months", 23, 30);
+        let mut tracks = Vec::new();
+        let mut bronze_under = |rules: &RuleSet| {
+            let mut member = MemberState::new("m", "bronze", day(0));
+            apply_step(
+                rules,
+                &mut member,
+                &mut tracks,
+                &Step::Purchase(50, 0),
+                day(0),
+            );
+            next_due(rules, &member, day(0)).at
+        };
+        // The lot lapses after 6 months, before the day leaves the window.
+        assert_eq!(
+            bronze_under(&short_lots),
+            Some(day(0) + chrono::Months::new(6))
+        );
+        // Lots that outlive the window: the day leaving it decides, at the
+        // first midnight it is out.
+        let midnight = |y, m, d| Utc.with_ymd_and_hms(y, m, d, 0, 0, 0).single();
+        assert_eq!(bronze_under(&long_lots), midnight(2027, 1, 2));
+        let calendar = ladder("calendar year", 23, 30);
+        assert_eq!(bronze_under(&calendar), midnight(2027, 1, 1));
+
+        // Promoted to silver at once, a member is due at once: silver's
+        // retain (two purchases) is first checked at the next decision,
+        // which starts its grace period of 30 days.
+        let mut silver = MemberState::new("s", "bronze", day(0));
+        apply_step(
+            &long_lots,
+            &mut silver,
+            &mut tracks,
+            &Step::Purchase(150, 0),
+            day(0),
+        );
+        assert_eq!(silver.tier.tier_id, "silver");
+        assert_eq!(next_due(&long_lots, &silver, day(0)).at, Some(day(0)));
+        apply_step(&long_lots, &mut silver, &mut tracks, &Step::Sweep, day(1));
+        assert_eq!(silver.tier.retain_failing_since, Some(day(1)));
+        let due = |m: &MemberState| next_due(&long_lots, m, day(1)).at;
+        assert_eq!(
+            due(&silver),
+            Some(day(31) - TimeDelta::days(7)),
+            "the warning"
+        );
+        silver.tier.warned = true;
+        assert_eq!(due(&silver), Some(day(31)), "the demotion");
+
+        // A member with nothing that time can change is never due.
+        let new = MemberState::new("n", "bronze", day(0));
+        assert_eq!(
+            next_due(&long_lots, &new, day(1)),
+            Due {
+                rules: rules_id(&long_lots),
+                at: None
+            }
+        );
+    }
+}

@@ -251,6 +251,37 @@ impl SledStore {
         })
     }
 
+    /// See [`super::Store::due_member_ids`]: the due index read in three
+    /// ranges, those of other rules before and after `rules`' own, and
+    /// `rules`' own up to `as_of`.
+    pub fn due_member_ids(
+        &self,
+        rules: u64,
+        as_of: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let own = keys::due(&keys::due_bytes(rules, None), "");
+        let own_start = &own[..keys::DUE.len() + 8];
+        // Ids are UTF-8, which never holds 0xFF: every key of `rules` sorts
+        // below its "never" moment followed by 0xFF.
+        let own_end = [own.as_slice(), &[0xFF]].concat();
+        let due_end = keys::due(&keys::due_bytes(rules, Some(as_of.timestamp_micros())), "");
+        let ranges = [
+            self.tree.range(keys::DUE.to_vec()..own_start.to_vec()),
+            self.tree
+                .range(own_start.to_vec()..=[due_end.as_slice(), &[0xFF]].concat()),
+            self.tree.range(own_end..keys::DUE_END.to_vec()),
+        ];
+        let mut ids = Vec::new();
+        for key in ranges.into_iter().flat_map(sled::Iter::keys) {
+            let key = key?;
+            let id =
+                keys::member_of_due(&key).ok_or_else(|| StoreError::corrupt(&key, "too short"))?;
+            ids.push(String::from_utf8_lossy(id).into_owned());
+        }
+        ids.sort_unstable();
+        Ok(ids)
+    }
+
     /// Every member id, in key order.
     pub fn member_ids(&self) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
         self.tree.scan_prefix(keys::MEMBERS).keys().map(|key| {

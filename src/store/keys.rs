@@ -1,10 +1,21 @@
-//! Key encoding: one sled tree, a prefix per kind of record (see the
-//! layout table in the module comment of [`super`]).
+//! Key encoding: one sled tree, a prefix per kind of record.
 //!
-//! Ids are UTF-8, which never contains the byte 0xFF, so the history index
-//! key `i/{member_id} 0xFF {seq}` and the order key
-//! `o/{member_id} 0xFF {order_id}` are unambiguous and sorts a member's
-//! entries by seq. Numbers are big-endian so that keys sort numerically.
+//! | key | value |
+//! |---|---|
+//! | `meta/format`, `meta/next_seq` | the data format; the next history seq |
+//! | `m/{member_id}` | the member's record |
+//! | `t/{transaction_id}` | a request's receipt (idempotency, returns) |
+//! | `h/{seq}` | a history entry (the tier-change stream reads these in order) |
+//! | `i/{member_id} 0xFF {seq}` | empty: a member's history, by seq |
+//! | `o/{member_id} 0xFF {order_id}` | the redemptions against an order |
+//! | `r/{n}` | the `n`th rules version that went live |
+//! | `w/{endpoint}` | a webhook endpoint's delivery position |
+//! | `n/{member_id}` | the member's due moment (format 6) |
+//! | `d/{due}{member_id}` | empty: the due index the sweep reads (format 6) |
+//!
+//! Ids are UTF-8, which never contains the byte 0xFF, so keys that join an
+//! id and what follows it with 0xFF are unambiguous and sort a member's
+//! entries in order. Numbers are big-endian so that keys sort numerically.
 
 /// The data format version.
 pub const FORMAT: &[u8] = b"meta/format";
@@ -22,6 +33,48 @@ pub const RULES: &[u8] = b"r/";
 pub const ORDERS: &[u8] = b"o/";
 /// Prefix of webhook delivery positions.
 pub const DELIVERIES: &[u8] = b"w/";
+/// Prefix of the due index: `d/{due}{member_id}`, empty values, in the
+/// order the sweep reads them (by rules, then by moment).
+pub const DUE: &[u8] = b"d/";
+/// The first key after the due index.
+pub const DUE_END: &[u8] = b"d0";
+/// Prefix of each member's due moment, `n/{member_id}` -> `{due}`: what
+/// its one entry in the due index is, so a commit can move it.
+pub const DUE_OF: &[u8] = b"n/";
+
+/// A due moment as keys hold it: the rules id, then the moment in
+/// microseconds since 1970 with the sign bit flipped (so that keys sort by
+/// time), both big-endian; "never" is the largest moment.
+pub type DueBytes = [u8; 16];
+
+/// The due of a member stored before due moments were kept (or changed
+/// without being decided): rules 0 at the earliest moment, due under any
+/// rules at any time.
+pub const DUE_UNKNOWN: DueBytes = [0; 16];
+
+/// The encoding of a due moment (see [`DueBytes`]).
+pub fn due_bytes(rules: u64, micros: Option<i64>) -> DueBytes {
+    let mut bytes = [0; 16];
+    bytes[..8].copy_from_slice(&rules.to_be_bytes());
+    let moment = micros.map_or(u64::MAX, |m| m.cast_unsigned() ^ (1 << 63));
+    bytes[8..].copy_from_slice(&moment.to_be_bytes());
+    bytes
+}
+
+/// A member's entry in the due index.
+pub fn due(due: &DueBytes, member_id: &str) -> Vec<u8> {
+    [DUE, due.as_slice(), member_id.as_bytes()].concat()
+}
+
+/// Where a member's due moment is kept.
+pub fn due_of(member_id: &str) -> Vec<u8> {
+    [DUE_OF, member_id.as_bytes()].concat()
+}
+
+/// The member id of a due index entry.
+pub fn member_of_due(key: &[u8]) -> Option<&[u8]> {
+    key.get(DUE.len() + 16..)
+}
 
 /// The delivery position of the webhook endpoint `name`.
 pub fn delivery(name: &str) -> Vec<u8> {
@@ -68,4 +121,31 @@ pub fn number_after(prefix: &[u8], key: &[u8]) -> Option<u64> {
     key.strip_prefix(prefix)
         .and_then(|rest| <[u8; 8]>::try_from(rest).ok())
         .map(u64::from_be_bytes)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The due index's bytes are part of data format 6: pinned.
+    #[test]
+    fn due_keys_are_pinned_and_sort_by_rules_then_time() {
+        let moment = due_bytes(0x0102_0304_0506_0708, Some(1));
+        assert_eq!(
+            moment,
+            [1, 2, 3, 4, 5, 6, 7, 8, 0x80, 0, 0, 0, 0, 0, 0, 1],
+            "rules id, then the moment with its sign bit flipped"
+        );
+        assert_eq!(due_bytes(9, None)[8..], [0xFF; 8], "never is last");
+        assert_eq!(
+            due(&moment, "m"),
+            b"d/\x01\x02\x03\x04\x05\x06\x07\x08\x80\0\0\0\0\0\0\x01m"
+        );
+        assert_eq!(member_of_due(&due(&moment, "m-1")), Some(b"m-1".as_slice()));
+        let before_1970 = due_bytes(9, Some(-5));
+        let after_1970 = due_bytes(9, Some(5));
+        let later_rules = due_bytes(10, Some(-5));
+        assert!(before_1970 < after_1970 && after_1970 < later_rules);
+        assert!(due(&due_bytes(9, None), "z") < DUE_END.to_vec());
+    }
 }

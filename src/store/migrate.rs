@@ -27,6 +27,12 @@
 //! history entry the details of an AT_RISK event (none before). The
 //! redemptions against orders are new records. Rules versions only change
 //! their encoding byte.
+//!
+//! Format 5 -> 6: records are unchanged; two kinds of keys are new, each
+//! member's due moment and the due index the sweep reads
+//! ([`super::keys::DUE`]). Every member gets the unknown moment
+//! ([`index_dues`]), so the first sweep decides everyone, as every sweep
+//! did before.
 
 mod v2;
 mod v3;
@@ -86,6 +92,8 @@ pub(super) fn to_current(tree: &sled::Tree, disk: &mut Disk) -> Result<(), Store
         "migrating the data directory"
     );
     let converted = convert_all(tree)?;
+    let indexed = index_dues(tree)?;
+    tracing::info!(members = indexed, "members entered in the due index");
     tree.insert(keys::FORMAT, FORMAT_VERSION.to_be_bytes().to_vec())?;
     disk.make_durable()?;
     tracing::info!(records = converted, "data directory migrated");
@@ -119,6 +127,39 @@ fn convert_all(tree: &sled::Tree) -> Result<usize, StoreError> {
             return Ok(converted);
         }
     }
+}
+
+/// Gives every member that has no due moment the unknown one (due at once
+/// under any rules: the next sweep decides it and works out its moment),
+/// in atomic batches; returns how many it gave one. Members that have one
+/// are passed over, so an interrupted run simply runs again. Used by the
+/// migration to format 6 and after a restore from a database's backup
+/// (which has no due moments).
+///
+/// # Errors
+/// On a storage failure.
+pub fn index_dues(tree: &sled::Tree) -> Result<usize, StoreError> {
+    let mut indexed = 0;
+    let mut batch = sled::Batch::default();
+    let mut in_batch = 0;
+    for key in tree.scan_prefix(keys::MEMBERS).keys() {
+        let key = key?;
+        let id = String::from_utf8_lossy(&key[keys::MEMBERS.len()..]).into_owned();
+        let pointer = keys::due_of(&id);
+        if tree.contains_key(&pointer)? {
+            continue;
+        }
+        batch.insert(keys::due(&keys::DUE_UNKNOWN, &id), Vec::new());
+        batch.insert(pointer, keys::DUE_UNKNOWN.to_vec());
+        indexed += 1;
+        in_batch += 1;
+        if in_batch == BATCH {
+            tree.apply_batch(std::mem::take(&mut batch))?;
+            in_batch = 0;
+        }
+    }
+    tree.apply_batch(batch)?;
+    Ok(indexed)
 }
 
 /// Today's value for a format-2 record at `key`; `None` for keys whose
@@ -240,6 +281,40 @@ mod tests {
         assert_eq!(
             store.rules_versions_after(0, 10).expect("readable").len(),
             1
+        );
+    }
+
+    /// Indexing the due moments of a format-5 store resumes where it
+    /// stopped: a member indexed before the interruption keeps its entry,
+    /// every other gets the unknown one, and each member has one entry.
+    #[test]
+    fn due_indexing_interrupted_completes_and_keeps_what_it_did() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let db = open_db(dir.path()).expect("sled");
+        let tree = db.open_tree("tierd").expect("tree");
+        for id in ["a", "b", "c"] {
+            tree.insert(keys::member(id), b"record".to_vec())
+                .expect("insert");
+        }
+        let earlier = keys::due_bytes(7, Some(1_000));
+        tree.insert(keys::due_of("b"), earlier.to_vec())
+            .expect("insert");
+        tree.insert(keys::due(&earlier, "b"), Vec::new())
+            .expect("insert");
+        assert_eq!(index_dues(&tree).expect("indexed"), 2);
+        assert_eq!(index_dues(&tree).expect("indexed again"), 0);
+        let entries: Vec<Vec<u8>> = tree
+            .scan_prefix(keys::DUE)
+            .keys()
+            .map(|key| key.expect("read").to_vec())
+            .collect();
+        assert_eq!(
+            entries,
+            [
+                keys::due(&keys::DUE_UNKNOWN, "a"),
+                keys::due(&keys::DUE_UNKNOWN, "c"),
+                keys::due(&earlier, "b"),
+            ]
         );
     }
 

@@ -57,6 +57,7 @@ use crate::{
     domain::{
         books::Books,
         decide::HistoryEntry,
+        due::{Due, RulesId},
         member::MemberState,
         receipt::{OrderRedemptions, Receipt},
     },
@@ -65,7 +66,7 @@ use crate::{
 use records::{BadTime, MemberRecord};
 
 /// The data format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 5;
+pub const FORMAT_VERSION: u32 = 6;
 
 /// Why the store failed. Callers treat every variant as an internal error
 /// (or, for [`StoreError::Unavailable`], a reason to try again): the
@@ -88,7 +89,7 @@ pub enum StoreError {
     },
     /// The data was written by a format this build cannot read.
     #[error(
-        "the store has data format version {found}, but this tierd reads version {supported} (and migrates 2 to 4)"
+        "the store has data format version {found}, but this tierd reads version {supported} (and migrates the older ones from 2)"
     )]
     FormatVersion {
         /// The store's version.
@@ -199,6 +200,10 @@ pub struct Commit {
     pub history: Vec<HistoryEntry>,
     /// Redemptions against orders, by member id and order id.
     pub orders: Vec<(String, String, OrderRedemptions)>,
+    /// When the sweep must next decide these members (see
+    /// [`crate::domain::due`]); a member stored here without one keeps the
+    /// moment it had (a new one is due at once).
+    pub dues: Vec<(String, Due)>,
 }
 
 /// A member record as stored, decoded only when needed.
@@ -469,6 +474,21 @@ impl Store {
     /// ([`RawMember::decode`]).
     pub fn raw_members(&self) -> Box<dyn Iterator<Item = Result<RawMember, StoreError>> + '_> {
         on_store!(self, s => Box::new(s.raw_members()))
+    }
+
+    /// The members the sweep must decide by `as_of` under the rules
+    /// `rules` ([`crate::domain::due::rules_id`]), in member id order: those
+    /// whose due moment has come, and every member whose moment was worked
+    /// out under other rules (or never).
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn due_member_ids(
+        &self,
+        rules: RulesId,
+        as_of: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        on_store!(self, s => s.due_member_ids(rules, as_of))
     }
 
     /// Every member id, in order.

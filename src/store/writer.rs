@@ -59,8 +59,9 @@ pub struct SledWriter {
     pub(super) tree: sled::Tree,
     /// Set by a commit; the round then ends with a flush.
     dirty: bool,
-    /// The round's commits, key -> value, not yet in sled.
-    pending: HashMap<Vec<u8>, Vec<u8>>,
+    /// The round's commits, key -> value (`None`: removed), not yet in
+    /// sled.
+    pending: HashMap<Vec<u8>, Option<Vec<u8>>>,
     /// `next_seq` as sled has it: where a failed round goes back to.
     applied_seq: u64,
 }
@@ -117,7 +118,10 @@ impl SledWriter {
         }
         let mut batch = sled::Batch::default();
         for (key, value) in self.pending.drain() {
-            batch.insert(key, value);
+            match value {
+                Some(value) => batch.insert(key, value),
+                None => batch.remove(key),
+            }
         }
         match self.tree.apply_batch(batch) {
             Ok(()) => {
@@ -138,9 +142,47 @@ impl SledWriter {
         T: TryFrom<R, Error = super::records::BadTime>,
     {
         match self.pending.get(key) {
-            Some(bytes) => super::from_bytes::<R, T>(key, bytes).map(Some),
+            Some(Some(bytes)) => super::from_bytes::<R, T>(key, bytes).map(Some),
+            Some(None) => Ok(None),
             None => super::embedded::read::<R, T>(&self.tree, key),
         }
+    }
+
+    /// The bytes at `key` as this round sees them.
+    fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.pending.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => Ok(self.tree.get(key)?.map(|bytes| bytes.to_vec())),
+        }
+    }
+
+    /// Moves `member_id`'s entry in the due index to `due`; with `None`,
+    /// gives a member that has no entry yet the unknown one (due at once).
+    /// Writes nothing when the entry stays.
+    fn index_due(
+        &self,
+        member_id: &str,
+        due: Option<keys::DueBytes>,
+        batch: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) -> Result<(), StoreError> {
+        let pointer = keys::due_of(member_id);
+        let old = self.get_raw(&pointer)?;
+        let new = match (due, &old) {
+            (Some(due), _) => due,
+            (None, Some(_)) => return Ok(()),
+            (None, None) => keys::DUE_UNKNOWN,
+        };
+        if let Some(old) = old {
+            if old == new {
+                return Ok(());
+            }
+            let old = keys::DueBytes::try_from(old.as_slice())
+                .map_err(|_| StoreError::corrupt(&pointer, "a due moment is 16 bytes"))?;
+            batch.push((keys::due(&old, member_id), None));
+        }
+        batch.push((keys::due(&new, member_id), Some(Vec::new())));
+        batch.push((pointer, Some(new.to_vec())));
+        Ok(())
     }
 
     /// The seqs the next `count` history entries get: the counter's next
@@ -162,28 +204,55 @@ impl SledWriter {
     /// On a storage failure; then nothing was written.
     pub fn commit(&mut self, commit: &Commit) -> Result<(), StoreError> {
         // Built apart first, so that the overlay takes the commit whole.
-        let mut batch: Vec<(Vec<u8>, Vec<u8>)> = Vec::new();
+        let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
         for member in &commit.members {
             let record = MemberRecord::from(member);
-            batch.push((keys::member(&member.member_id), codec::encode(&record)));
+            batch.push((
+                keys::member(&member.member_id),
+                Some(codec::encode(&record)),
+            ));
+            if !commit.dues.iter().any(|(id, _)| *id == member.member_id) {
+                self.index_due(&member.member_id, None, &mut batch)?;
+            }
+        }
+        for (member_id, due) in &commit.dues {
+            self.index_due(
+                member_id,
+                Some(keys::due_bytes(
+                    due.rules,
+                    due.at.map(|t| t.timestamp_micros()),
+                )),
+                &mut batch,
+            )?;
         }
         for (id, receipt) in &commit.receipts {
             let record = ReceiptRecord::from(receipt);
-            batch.push((keys::receipt(id), codec::encode(&record)));
+            batch.push((keys::receipt(id), Some(codec::encode(&record))));
         }
         for (member_id, order_id, order) in &commit.orders {
             let record = OrderRecord::from(order);
-            batch.push((keys::order(member_id, order_id), codec::encode(&record)));
+            batch.push((
+                keys::order(member_id, order_id),
+                Some(codec::encode(&record)),
+            ));
         }
         let mut next_seq = self.next_seq;
         for entry in &commit.history {
             debug_assert_eq!(entry.seq, next_seq, "history seqs must be gap-free");
             let record = HistoryRecord::from(entry);
-            batch.push((keys::history(entry.seq), codec::encode(&record)));
-            batch.push((keys::index(&entry.member_id, entry.seq), Vec::new()));
+            batch.push((keys::history(entry.seq), Some(codec::encode(&record))));
+            batch.push((keys::index(&entry.member_id, entry.seq), Some(Vec::new())));
             next_seq = entry.seq + 1;
         }
-        batch.push((keys::NEXT_SEQ.to_vec(), next_seq.to_be_bytes().to_vec()));
+        if next_seq != self.next_seq {
+            batch.push((
+                keys::NEXT_SEQ.to_vec(),
+                Some(next_seq.to_be_bytes().to_vec()),
+            ));
+        }
+        if batch.is_empty() {
+            return Ok(());
+        }
         self.pending.extend(batch);
         self.next_seq = next_seq;
         self.dirty = true;
@@ -227,7 +296,7 @@ impl SledWriter {
     /// On a storage failure.
     pub fn set_delivery_position(&mut self, name: &str, seq: u64) -> Result<(), StoreError> {
         self.pending
-            .insert(keys::delivery(name), seq.to_be_bytes().to_vec());
+            .insert(keys::delivery(name), Some(seq.to_be_bytes().to_vec()));
         self.dirty = true;
         Ok(())
     }

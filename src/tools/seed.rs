@@ -19,6 +19,7 @@ use crate::{
     domain::{
         apply,
         decide::{Change, HistoryEntry},
+        due::{self, Due},
         member::MemberState,
         receipt::Returned,
     },
@@ -240,17 +241,22 @@ pub async fn seed(
     let mut rng = Rng::new(seed);
     let mut written = 0;
     while written < count {
-        let batch: Vec<(MemberState, Vec<Change>)> = (written..count.min(written + BATCH as u64))
-            .map(|i| member(rules, &mut rng, i, now))
+        let batch: Vec<(MemberState, Vec<Change>, Due)> = (written
+            ..count.min(written + BATCH as u64))
+            .map(|i| {
+                let (member, changes) = member(rules, &mut rng, i, now);
+                let due = due::next_due(rules, &member, now);
+                (member, changes, due)
+            })
             .collect();
         let size = batch.len() as u64;
         let version = rules.version.clone();
         store
             .write(move |writer| {
-                let count = batch.iter().map(|(_, changes)| changes.len()).sum();
+                let count = batch.iter().map(|(_, changes, _)| changes.len()).sum();
                 let mut seqs = writer.seqs(count)?.into_iter();
                 let mut commit = Commit::default();
-                for (member, changes) in &batch {
+                for (member, changes, due) in &batch {
                     for (change, seq) in changes.iter().zip(seqs.by_ref()) {
                         commit.history.push(HistoryEntry {
                             seq,
@@ -260,6 +266,7 @@ pub async fn seed(
                         });
                     }
                     commit.members.push(member.clone());
+                    commit.dues.push((member.member_id.clone(), *due));
                 }
                 writer.commit(&commit)
             })

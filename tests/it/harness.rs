@@ -97,6 +97,27 @@ impl TestServer {
         .await
     }
 
+    /// A server on a copy of the example rules of its own, which
+    /// [`TestServer::relabel_rules`] may change.
+    pub async fn on_example_copy() -> Self {
+        let example = std::fs::read_to_string(example_rules()).expect("rules");
+        Self::with_rules(&example).await
+    }
+
+    /// Rewrites the server's copy of the example rules with the version
+    /// label `2026.{n}` (new content: new rules) and reloads it.
+    pub async fn relabel_rules(&mut self, n: u32) -> pb::ReloadRulesResponse {
+        let example = std::fs::read_to_string(example_rules()).expect("rules");
+        let next = example.replacen("version: \"2026.1\"", &format!("version: \"2026.{n}\""), 1);
+        assert_ne!(next, example, "the example's version label moved");
+        std::fs::write(self.rules_path(), next).expect("edit rules");
+        self.client
+            .reload_rules(pb::ReloadRulesRequest {})
+            .await
+            .expect("reloaded")
+            .into_inner()
+    }
+
     /// A server on `rules` over a copy of the data directory `fixture`
     /// (which stays untouched), with the clock at `now`.
     pub async fn on_copy_of(fixture: &Path, rules: PathBuf, now: DateTime<Utc>) -> Self {

@@ -534,16 +534,9 @@ async fn rules_files_are_capped_and_versions_are_listed_by_page() {
     use tierd::grpc::pb;
     let good = std::fs::read_to_string(crate::harness::example_rules()).expect("rules");
     // A copy of the rules of its own, which the test edits.
-    let mut server = crate::harness::TestServer::with_rules(&good).await;
+    let mut server = crate::harness::TestServer::on_example_copy().await;
     for n in 2..=4 {
-        let next = good.replace("version: \"2026.1\"", &format!("version: \"2026.{n}\""));
-        std::fs::write(server.rules_path(), next).expect("edit rules");
-        let reloaded = server
-            .client
-            .reload_rules(pb::ReloadRulesRequest {})
-            .await
-            .expect("reloaded");
-        assert!(reloaded.into_inner().changed);
+        assert!(server.relabel_rules(n).await.changed);
     }
     let padded = format!("{good}\n#{}\n", "x".repeat(tierd::rules::MAX_FILE_BYTES));
     std::fs::write(server.rules_path(), padded).expect("oversized rules");

@@ -2,7 +2,10 @@
 //! made by tierd at commit 54e9b22; its README lists what it holds) opens
 //! with today's tierd: every record is migrated, the members and their
 //! history read as before, and requests recorded before the migration are
-//! still recognised when a till retries them.
+//! still recognised when a till retries them. One written by data format 5
+//! (`tests/fixtures/data-format-5`, seeded members) gets its due index: its
+//! members read as the seed tool makes them today, and the first sweep
+//! decides every one of them, the next none.
 
 use std::path::{Path, PathBuf};
 
@@ -219,4 +222,57 @@ async fn a_migrated_purchase_can_still_be_returned_and_history_goes_on() {
     // The migration happened once: the directory opens as the current format now.
     let mut server = server.restart().await;
     assert_eq!(server.member("eve").await.purchase_count, 1);
+}
+
+fn fixture_5() -> &'static Path {
+    Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/data-format-5"
+    ))
+}
+
+/// The moment the format-5 fixture was seeded as of.
+fn seeded_at() -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0)
+        .single()
+        .expect("valid date")
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_format_5_directory_gets_its_due_index_and_reads_as_before() {
+    let rules =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-format-5.rules.yaml");
+    let mut migrated = TestServer::on_copy_of(fixture_5(), rules.clone(), seeded_at()).await;
+    let fresh_dir = tempfile::tempdir().expect("temp dir");
+    let fresh_data = fresh_dir.path().join("data");
+    // Seeded today as the fixture was then: the same rules, seed and day.
+    let store = tierd::store::Store::open(&fresh_data).expect("store");
+    let programme = tierd::rules::load(rules.as_path()).expect("rules");
+    tierd::tools::seed::seed(&store, &programme, 12, 42, seeded_at())
+        .await
+        .expect("seeded");
+    store.sync().await.expect("synced");
+    drop(store);
+    let mut fresh = TestServer::on_copy_of(&fresh_data, rules, seeded_at()).await;
+    for index in 0..12 {
+        let id = tierd::tools::seed::member_id(index);
+        assert_eq!(migrated.member(&id).await, fresh.member(&id).await, "{id}");
+        assert_eq!(
+            migrated.history(&id).await,
+            fresh.history(&id).await,
+            "{id}"
+        );
+    }
+    let first = migrated.evaluate_in_days(0).await;
+    assert_eq!(
+        (first.evaluated, first.changes.len()),
+        (12, 0),
+        "every member is due once, and nothing changes"
+    );
+    assert_eq!(migrated.evaluate_in_days(0).await.evaluated, 0);
+    assert_eq!(
+        fresh.evaluate_in_days(0).await.evaluated,
+        0,
+        "seeded members have their moments"
+    );
 }

@@ -92,11 +92,11 @@ async fn a_return_below_retain_demotes_only_after_the_grace_period() {
     );
 
     // The early warning (warn_days_before: 7) comes at the first sweep in
-    // the last week.
+    // the last week; before it nothing is due, and the sweep decides no one.
     let early = server.evaluate_in_days(22).await;
     assert_eq!(
         (early.evaluated, early.demoted, early.changes.len()),
-        (1, 0, 0)
+        (0, 0, 0)
     );
     let early = server.evaluate_in_days(29).await;
     assert_eq!((early.evaluated, early.demoted), (1, 0));
@@ -382,4 +382,41 @@ async fn get_member_projects_the_member_s_pace_to_the_end_of_its_window() {
         "{}",
         projection.summary
     );
+}
+
+/// The sweep reads the due index: it decides the members time has
+/// changed (a warning before a demotion, lapsing points, days leaving the
+/// window) and, after new rules go live, everyone once; the index survives
+/// a restart.
+#[tokio::test(flavor = "multi_thread")]
+async fn the_sweep_decides_only_the_members_something_is_due_for() {
+    let mut server = TestServer::on_example_copy().await;
+    server.buy("ann", "a1", 60_000).await; // silver
+    let refund = server.refund("ann", "r1", "a1", 30_000);
+    server.client.record_return(refund).await.expect("return"); // at risk
+    server.buy("bob", "b1", 1_000).await; // bronze: nothing due for a year
+    assert_eq!(server.evaluate_in_days(0).await.evaluated, 0);
+    let warned = server.evaluate_in_days(24).await;
+    assert_eq!(
+        (warned.evaluated, warned.changes.len()),
+        (1, 1),
+        "ann's warning, a week before her demotion"
+    );
+    assert_eq!(server.evaluate_in_days(24).await.evaluated, 0);
+
+    let mut server = server.restart().await;
+    assert_eq!(server.evaluate_in_days(25).await.evaluated, 0);
+    let balances =
+        server.member("ann").await.points_balance + server.member("bob").await.points_balance;
+    let year = server.evaluate_in_days(400).await;
+    assert_eq!(
+        (year.evaluated, year.demoted, year.points_expired),
+        (2, 1, balances),
+        "ann demoted, and both members' points lapsed"
+    );
+    assert_eq!(server.evaluate_in_days(400).await.evaluated, 0);
+
+    assert!(server.relabel_rules(2).await.changed);
+    assert_eq!(server.evaluate_in_days(400).await.evaluated, 2, "new rules");
+    assert_eq!(server.evaluate_in_days(400).await.evaluated, 0);
 }

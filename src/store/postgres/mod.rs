@@ -415,6 +415,28 @@ impl PgStore {
         )
     }
 
+    /// See [`super::Store::due_member_ids`].
+    pub fn due_member_ids(
+        &self,
+        rules: u64,
+        as_of: chrono::DateTime<chrono::Utc>,
+    ) -> Result<Vec<String>, StoreError> {
+        let rules = rules.cast_signed();
+        let as_of = as_of.timestamp_micros();
+        let rows = self.blocking(async |client| {
+            let statement = client
+                .prepare_cached(
+                    "SELECT member_id FROM tierd_members WHERE due_rules IS NULL \
+                     OR due_rules <> $1 OR (due_rules = $1 AND due_at <= $2) ORDER BY member_id",
+                )
+                .await?;
+            Ok(client.query(&statement, &[&rules, &as_of]).await?)
+        })?;
+        rows.iter()
+            .map(|row| row.try_get::<_, String>(0).map_err(StoreError::from))
+            .collect()
+    }
+
     /// See [`super::Store::member_ids`].
     pub fn member_ids(&self) -> impl Iterator<Item = Result<String, StoreError>> + '_ {
         self.pages(

@@ -13,8 +13,10 @@ use deadpool_postgres::Object;
 use super::super::{FORMAT_VERSION, StoreError};
 
 /// Every migration, in order: version, name, SQL.
-const MIGRATIONS: &[(i64, &str, &str)] =
-    &[(1, "tables", include_str!("migrations/0001_tables.sql"))];
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "tables", include_str!("migrations/0001_tables.sql")),
+    (2, "due", include_str!("migrations/0002_due.sql")),
+];
 
 /// How often a start retries after losing a race to another node.
 const ATTEMPTS: usize = 5;

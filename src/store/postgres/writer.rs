@@ -20,6 +20,7 @@ use super::{SEQ_BITS, decode_all, from_sql_seq, lanes::Lane, to_sql_seq};
 use crate::{
     domain::{
         decide::HistoryEntry,
+        due::Due,
         member::MemberState,
         receipt::{OrderRedemptions, Receipt},
     },
@@ -51,6 +52,15 @@ pub(super) enum Value {
     Text(String),
     Bytes(Vec<u8>),
     Int(i64),
+}
+
+/// A due moment as the columns `due_rules` and `due_at` hold it (see
+/// `migrations/0002_due.sql`).
+fn due_values(due: &Due) -> Vec<Value> {
+    vec![
+        Value::Int(due.rules.cast_signed()),
+        Value::Int(due.at.map_or(i64::MAX, |at| at.timestamp_micros())),
+    ]
 }
 
 impl Value {
@@ -313,18 +323,40 @@ impl<'c> PgWriter<'c> {
         }
         for member in &commit.members {
             let record = codec::encode(&MemberRecord::from(member));
-            let sql = if self.existing_members.borrow().contains(&member.member_id) {
-                "UPDATE tierd_members SET record = $2 WHERE member_id = $1"
-            } else {
-                "INSERT INTO tierd_members (member_id, record) VALUES ($1, $2)"
-            };
-            self.hold(
-                sql,
-                vec![Value::Text(member.member_id.clone()), Value::Bytes(record)],
-            );
+            let existing = self.existing_members.borrow().contains(&member.member_id);
+            let id = Value::Text(member.member_id.clone());
+            let due = commit.dues.iter().find(|(id, _)| *id == member.member_id);
+            match (existing, due) {
+                (true, Some((_, due))) => self.hold(
+                    "UPDATE tierd_members SET record = $2, due_rules = $3, due_at = $4 \
+                     WHERE member_id = $1",
+                    [vec![id, Value::Bytes(record)], due_values(due)].concat(),
+                ),
+                (false, Some((_, due))) => self.hold(
+                    "INSERT INTO tierd_members (member_id, record, due_rules, due_at) \
+                     VALUES ($1, $2, $3, $4)",
+                    [vec![id, Value::Bytes(record)], due_values(due)].concat(),
+                ),
+                (true, None) => self.hold(
+                    "UPDATE tierd_members SET record = $2 WHERE member_id = $1",
+                    vec![id, Value::Bytes(record)],
+                ),
+                (false, None) => self.hold(
+                    "INSERT INTO tierd_members (member_id, record) VALUES ($1, $2)",
+                    vec![id, Value::Bytes(record)],
+                ),
+            }
             self.existing_members
                 .borrow_mut()
                 .insert(member.member_id.clone());
+        }
+        for (member_id, due) in &commit.dues {
+            if !commit.members.iter().any(|m| m.member_id == *member_id) {
+                self.hold(
+                    "UPDATE tierd_members SET due_rules = $2, due_at = $3 WHERE member_id = $1",
+                    [vec![Value::Text(member_id.clone())], due_values(due)].concat(),
+                );
+            }
         }
         for (id, receipt) in &commit.receipts {
             let record = codec::encode(&ReceiptRecord::from(receipt));
