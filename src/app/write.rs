@@ -20,7 +20,7 @@ use super::{Program, ProgramError, command::Keyed};
 use crate::{
     domain::{
         apply::Effect,
-        books::{self, Books as _},
+        books,
         decide::{Change, HistoryEntry},
         due::{self, Due},
         fingerprint::Fingerprint,
@@ -222,7 +222,8 @@ fn record<F>(
 where
     F: Fn(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError>,
 {
-    if let Some(receipt) = writer.receipt(&key.transaction_id)? {
+    let (receipt, existing) = writer.receipt_and_member(&key.transaction_id, &key.member_id)?;
+    if let Some(receipt) = receipt {
         if receipt.fingerprint == key.fingerprint && receipt.member_id == key.member_id {
             return answer_again(rules, writer, &receipt, key.now);
         }
@@ -231,7 +232,6 @@ where
             key.transaction_id
         )));
     }
-    let existing = writer.member(&key.member_id)?;
     let Applied {
         mut member,
         effect,

@@ -271,6 +271,22 @@ impl Books for Writer<'_> {
 }
 
 impl Writer<'_> {
+    /// A transaction id's receipt and a member's state, as this job sees
+    /// them: what every write reads first, in one round trip on a database.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn receipt_and_member(
+        &self,
+        transaction_id: &str,
+        member_id: &str,
+    ) -> Result<(Option<Receipt>, Option<MemberState>), StoreError> {
+        match self {
+            Writer::Sled(w) => Ok((w.receipt(transaction_id)?, w.member(member_id)?)),
+            Writer::Postgres(w) => w.receipt_and_member(transaction_id, member_id),
+        }
+    }
+
     /// A member's state, as this job sees it.
     ///
     /// # Errors

@@ -55,9 +55,9 @@ pub(super) async fn bring_up_to_date(client: &Object) -> Result<(), StoreError> 
 }
 
 /// A failure that another node starting at the same moment causes: a
-/// duplicate row, table or type.
+/// duplicate row, table, column or type.
 fn is_race(code: &str) -> bool {
-    matches!(code, "23505" | "42P07" | "42710" | "40001")
+    matches!(code, "23505" | "42P07" | "42701" | "42710" | "40001")
 }
 
 async fn apply_missing(client: &Object) -> Result<(), StoreError> {

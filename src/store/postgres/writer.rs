@@ -79,11 +79,22 @@ pub(super) struct Write {
     pub(super) params: Vec<Value>,
 }
 
-/// What ends a pipeline: a read whose rows the job waits for, or COMMIT.
+/// One read: its SQL and parameters.
+type Read<'q> = (&'q str, &'q [&'q (dyn ToSql + Sync)]);
+
+/// What ends a pipeline: reads whose rows the job waits for, or COMMIT.
 enum Tail<'q> {
-    Read(&'q str, &'q [&'q (dyn ToSql + Sync)]),
+    Reads(&'q [Read<'q>]),
     Commit,
 }
+
+/// A transaction id's receipt.
+const RECEIPT: &str = "SELECT record FROM tierd_receipts WHERE transaction_id = $1";
+
+/// A member's row, locked, with the transaction's id (locking a row gives
+/// the transaction one).
+const MEMBER: &str = "SELECT record, pg_current_xact_id()::text::int8 FROM tierd_members \
+                      WHERE member_id = $1 FOR UPDATE";
 
 /// A job's transaction: what [`Writer::Postgres`] reads and writes through.
 ///
@@ -145,8 +156,8 @@ impl<'c> PgWriter<'c> {
     }
 
     /// Sends, in one round trip and in this order: `BEGIN` if not sent yet,
-    /// the held-back writes, and `tail`. Returns the rows of a read.
-    fn pipeline(&self, tail: Tail<'_>) -> Result<Vec<Row>, StoreError> {
+    /// the held-back writes, and `tail`. Returns the rows of each read.
+    fn pipeline(&self, tail: Tail<'_>) -> Result<Vec<Vec<Row>>, StoreError> {
         if let Some(failure) = self.failure() {
             return Err(failure);
         }
@@ -162,10 +173,12 @@ impl<'c> PgWriter<'c> {
             for write in &writes {
                 prepared.push(lane.prepare(write.sql).await?);
             }
-            let read = match &tail {
-                Tail::Read(sql, _) => Some(lane.prepare(sql).await?),
-                Tail::Commit => None,
-            };
+            let mut reads = Vec::new();
+            if let Tail::Reads(wanted) = &tail {
+                for (sql, _) in *wanted {
+                    reads.push(lane.prepare(sql).await?);
+                }
+            }
             let begin = async {
                 if begin {
                     client.batch_execute(BEGIN).await
@@ -179,11 +192,17 @@ impl<'c> PgWriter<'c> {
                 async move { client.execute(statement, &params).await }
             }));
             let tail = async {
-                match (&tail, &read) {
-                    (Tail::Read(_, params), Some(statement)) => {
-                        client.query(statement, params).await
-                    }
-                    _ => client.batch_execute("COMMIT").await.map(|()| Vec::new()),
+                match &tail {
+                    Tail::Reads(wanted) => join_all(
+                        wanted
+                            .iter()
+                            .zip(&reads)
+                            .map(|((_, params), statement)| client.query(statement, params)),
+                    )
+                    .await
+                    .into_iter()
+                    .collect(),
+                    Tail::Commit => client.batch_execute("COMMIT").await.map(|()| Vec::new()),
                 }
             };
             let (begun, written, rows) = futures::join!(begin, writes, tail);
@@ -198,7 +217,8 @@ impl<'c> PgWriter<'c> {
 
     /// Runs one read of the transaction (with whatever waits to be sent).
     fn query(&self, sql: &str, params: &[&(dyn ToSql + Sync)]) -> Result<Vec<Row>, StoreError> {
-        self.pipeline(Tail::Read(sql, params))
+        let mut rows = self.pipeline(Tail::Reads(&[(sql, params)]))?;
+        Ok(rows.pop().unwrap_or_default())
     }
 
     /// Holds a write back until the next read or the commit.
@@ -234,16 +254,50 @@ impl<'c> PgWriter<'c> {
     /// transaction's id comes with it (locking a row gives the transaction
     /// one).
     pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
-        let key = keys::member(member_id);
-        let rows = self.query(
-            "SELECT record, pg_current_xact_id()::text::int8 FROM tierd_members \
-             WHERE member_id = $1 FOR UPDATE",
-            &[&member_id],
-        )?;
+        let rows = self.query(MEMBER, &[&member_id])?;
+        self.member_from(member_id, &rows)
+    }
+
+    /// A transaction id's receipt.
+    pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
+        let rows = self.query(RECEIPT, &[&transaction_id])?;
+        self.receipt_from(transaction_id, &rows)
+    }
+
+    /// A transaction id's receipt and a member's state (its row locked), in
+    /// one round trip: what every write reads first.
+    pub fn receipt_and_member(
+        &self,
+        transaction_id: &str,
+        member_id: &str,
+    ) -> Result<(Option<Receipt>, Option<MemberState>), StoreError> {
+        let rows = self.pipeline(Tail::Reads(&[
+            (RECEIPT, &[&transaction_id]),
+            (MEMBER, &[&member_id]),
+        ]))?;
+        let [receipt, member] = rows.as_slice() else {
+            return Err(StoreError::Unsupported(
+                "two reads gave other than two answers".into(),
+            ));
+        };
+        Ok((
+            self.receipt_from(transaction_id, receipt)?,
+            self.member_from(member_id, member)?,
+        ))
+    }
+
+    /// The member in `rows` (of [`MEMBER`]), noting the transaction's id
+    /// and that the member exists.
+    fn member_from(
+        &self,
+        member_id: &str,
+        rows: &[Row],
+    ) -> Result<Option<MemberState>, StoreError> {
         let Some(row) = rows.first() else {
             return Ok(None);
         };
         self.xid.set(Some(from_sql_seq(row.try_get(1)?)));
+        let key = keys::member(member_id);
         let member = from_bytes::<MemberRecord, MemberState>(&key, row.try_get(0)?)?;
         self.existing_members
             .borrow_mut()
@@ -251,13 +305,16 @@ impl<'c> PgWriter<'c> {
         Ok(Some(member))
     }
 
-    /// A transaction id's receipt.
-    pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
-        let receipt = self.record::<ReceiptRecord, _>(
-            &keys::receipt(transaction_id),
-            "SELECT record FROM tierd_receipts WHERE transaction_id = $1",
-            &[&transaction_id],
-        )?;
+    /// The receipt in `rows` (of [`RECEIPT`]), noting that it exists.
+    fn receipt_from(
+        &self,
+        transaction_id: &str,
+        rows: &[Row],
+    ) -> Result<Option<Receipt>, StoreError> {
+        let key = keys::receipt(transaction_id);
+        let receipt = decode_all::<ReceiptRecord, Receipt>(&key, rows)?
+            .into_iter()
+            .next();
         if receipt.is_some() {
             self.existing_receipts
                 .borrow_mut()
