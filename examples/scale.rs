@@ -89,7 +89,7 @@ fn measure(step: &str, args: &[&str]) -> anyhow::Result<()> {
 
 /// Starts `tierd serve`, waits for health SERVING, sweeps, then stops it
 /// with SIGTERM (a clean shutdown) and reads its peak memory.
-async fn serve_and_sweep(data: &str) -> anyhow::Result<()> {
+async fn serve_and_sweep(data: &str, days: u64) -> anyhow::Result<()> {
     let started = Instant::now();
     let server = servers::start_tierd(data.as_ref())?;
     let channel = Channel::from_shared(server.address.clone())?
@@ -101,7 +101,7 @@ async fn serve_and_sweep(data: &str) -> anyhow::Result<()> {
     let cold_start = started.elapsed();
 
     let mut client = LoyaltyClient::new(channel);
-    let as_of = chrono::Utc::now() + chrono::Days::new(30);
+    let as_of = chrono::Utc::now() + chrono::Days::new(days);
     let first = sweep(&mut client, as_of).await?;
     let again = sweep(&mut client, as_of).await?;
 
@@ -117,7 +117,7 @@ async fn serve_and_sweep(data: &str) -> anyhow::Result<()> {
     );
     for (step, (wall, report)) in [
         (
-            "sweep (`EvaluateTiers` as of 30 days on: the month's due members)",
+            "sweep (`EvaluateTiers` as of `--days` on: the month's due members)",
             first,
         ),
         ("sweep again, as of the same moment (nothing due)", again),
@@ -156,16 +156,24 @@ struct Args {
     /// the reports.
     #[arg(long)]
     sweep_only: bool,
+    /// How many days on the sweeps are as of (another month on a store
+    /// swept before: 60).
+    #[arg(long, default_value_t = 30)]
+    days: u64,
 }
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    let Args { data, sweep_only } = clap::Parser::parse();
+    let Args {
+        data,
+        sweep_only,
+        days,
+    } = clap::Parser::parse();
     println!("| step | wall | peak RSS | |\n|---|---|---|---|");
     if !sweep_only {
         simulate_and_report(&data)?;
     }
-    serve_and_sweep(&data).await
+    serve_and_sweep(&data, days).await
 }
 
 /// Every whole-programme command that reads the data directory as it is.

@@ -120,8 +120,11 @@ fn evaluate_chunk(
         let Some(mut member) = writer.member(member_id)? else {
             continue;
         };
-        let before = member.clone();
+        // A sweep changes a member only by lapsing lots or moving its tier
+        // state: comparing those spares copying its two years of days.
+        let tier_before = member.tier.clone();
         let effect = apply::sweep(rules, &mut member, as_of);
+        let changed = !effect.lapsed.is_empty() || member.tier != tier_before;
         report.evaluated += 1;
         report.points_expired = effect
             .lapsed
@@ -144,11 +147,7 @@ fn evaluate_chunk(
             let mut receipts = Vec::new();
             book_lapses(writer, &effect.lapsed, &mut receipts)?;
             writer.commit(&Commit {
-                members: if member == before {
-                    Vec::new()
-                } else {
-                    vec![member]
-                },
+                members: if changed { vec![member] } else { Vec::new() },
                 receipts,
                 history: history.clone(),
                 dues,
