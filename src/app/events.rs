@@ -390,9 +390,10 @@ impl Program {
                         format!("a member has at most {} attributes", LIMITS.max_attributes),
                     ));
                 }
+                let due = due::next_due(rules, &member, now, !changes.is_empty());
                 let history = number(rules, writer, member_id, changes)?;
                 let mut commit = Commit {
-                    dues: vec![(member_id.to_owned(), due::next_due(rules, &member, now))],
+                    dues: vec![(member_id.to_owned(), due)],
                     members: vec![member],
                     history,
                     ..Commit::default()

@@ -137,13 +137,17 @@ fn evaluate_chunk(
             Some(ChangeKind::Demotion) => report.demoted += 1,
             _ => report.unchanged += 1,
         }
+        let moved = !effect.changes.is_empty();
         let mut history = number(rules, writer, member_id, effect.changes)?;
         if dry_run {
             history.iter_mut().for_each(|entry| entry.seq = 0);
         } else {
             // The due moment moves on even when nothing else changed; the
             // writer writes it only if it did.
-            let dues = vec![(member_id.clone(), due::next_due(rules, &member, as_of))];
+            let dues = vec![(
+                member_id.clone(),
+                due::next_due(rules, &member, as_of, moved),
+            )];
             let mut receipts = Vec::new();
             book_lapses(writer, &effect.lapsed, &mut receipts)?;
             writer.commit(&Commit {

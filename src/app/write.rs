@@ -240,6 +240,7 @@ where
         orders,
     } = apply(rules, writer, existing)?;
     books::settle(writer, &mut member, &effect.lapsed, key.now, &mut receipts)?;
+    let moved = !effect.changes.is_empty();
     let history = number(rules, writer, &key.member_id, effect.changes)?;
     receipts.push((
         key.transaction_id.clone(),
@@ -259,7 +260,7 @@ where
     let due = if effect.undecided {
         Due::now(rules, key.now)
     } else {
-        due::next_due(rules, &member, key.now)
+        due::next_due(rules, &member, key.now, moved)
     };
     let mut commit = Commit {
         dues: vec![(key.member_id.clone(), due)],

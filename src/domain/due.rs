@@ -66,8 +66,14 @@ impl Due {
 /// The first moment after `at` at which time alone can change `member`,
 /// decided under `rules` at `at` (by an event or a sweep); `at` itself
 /// when deciding it again would change it.
-pub fn next_due(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> Due {
-    if !settled(rules, member, at) {
+///
+/// `moved` says whether that decision made a change. A decision that made
+/// none is its own fixpoint (deciding again at `at` changes nothing), so
+/// only after a change is the member decided a second time to see whether
+/// it has settled: the common event, which changes no tier, pays nothing
+/// for it.
+pub fn next_due(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>, moved: bool) -> Due {
+    if moved && !settled(rules, member, at) {
         return Due::now(rules, at);
     }
     let tier = &member.tier;

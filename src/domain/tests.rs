@@ -881,16 +881,17 @@ demotion:
         ]
     }
 
-    /// Applies `step` at `now`; returns whether it was recorded (and the
-    /// member decided), as the service would.
+    /// Applies `step` at `now`, as the service would; `None` when it was
+    /// refused, else whether its decision changed the tier state (a
+    /// change in the history).
     fn apply_step(
         rules: &RuleSet,
         member: &mut MemberState,
         tracks: &mut Vec<(String, PurchaseTrack)>,
         step: &Step,
         now: DateTime<Utc>,
-    ) -> bool {
-        match step {
+    ) -> Option<bool> {
+        let changes = match step {
             Step::Purchase(euros, late) => {
                 let id = format!("p{}", tracks.len());
                 let purchase = apply::Purchase {
@@ -902,28 +903,24 @@ demotion:
                     lines: &[],
                     occurred_at: now - TimeDelta::days(i64::from(*late)),
                 };
-                let (track, _) =
+                let (track, effect) =
                     apply::purchase(rules, member, &purchase, now).expect("within the ceiling");
                 tracks.push((id, track));
+                effect.changes
             }
             Step::Return(of, pct) => {
-                let Some((id, track)) = tracks.get_mut(*of) else {
-                    return false;
-                };
+                let (id, track) = tracks.get_mut(*of)?;
                 let amount = track.amount_minor * pct / 100;
                 let (mut changed, mut kept) = (member.clone(), track.clone());
                 let what = Returned::Amount(amount);
-                if apply::return_purchase(rules, &mut changed, id, &mut kept, what, None, now)
-                    .is_err()
-                {
-                    // Refused, as the service refuses it: nothing changed.
-                    return false;
-                }
+                // Refused, as the service refuses it: nothing changed.
+                let effect =
+                    apply::return_purchase(rules, &mut changed, id, &mut kept, what, None, now)
+                        .ok()?;
                 (*member, *track) = (changed, kept);
+                effect.changes
             }
-            Step::Adjust(points) => {
-                apply::adjust(rules, member, "adj", *points, now, now);
-            }
+            Step::Adjust(points) => apply::adjust(rules, member, "adj", *points, now, now).changes,
             Step::Floor(days) => {
                 let placement = Placement {
                     tier_override: Some(TierOverride {
@@ -934,14 +931,12 @@ demotion:
                     }),
                     reason: "test".into(),
                 };
-                apply::place_by_hand(rules, member, placement, now);
+                apply::place_by_hand(rules, member, placement, now)
             }
-            Step::Sweep | Step::Reload => {
-                apply::sweep(rules, member, now);
-            }
-        }
+            Step::Sweep | Step::Reload => apply::sweep(rules, member, now).changes,
+        };
         member.prune_days(now);
-        true
+        Some(!changes.is_empty())
     }
 
     fn window() -> impl Strategy<Value = &'static str> {
@@ -976,10 +971,10 @@ demotion:
                     live = 1 - live;
                 }
                 let rules = &programme[live];
-                if !apply_step(rules, &mut member, &mut tracks, step, now) {
+                let Some(moved) = apply_step(rules, &mut member, &mut tracks, step, now) else {
                     continue;
-                }
-                let due = next_due(rules, &member, now);
+                };
+                let due = next_due(rules, &member, now, moved);
                 prop_assert_eq!(due.rules, rules_id(rules));
                 let horizon = due.at.unwrap_or(now + TimeDelta::days(800));
                 prop_assert!(horizon >= now, "due {horizon} before {now}");
@@ -1020,7 +1015,7 @@ demotion:
                 &Step::Purchase(50, 0),
                 day(0),
             );
-            next_due(rules, &member, day(0)).at
+            next_due(rules, &member, day(0), false).at
         };
         // The lot lapses after 6 months, before the day leaves the window.
         assert_eq!(
@@ -1046,10 +1041,10 @@ demotion:
             day(0),
         );
         assert_eq!(silver.tier.tier_id, "silver");
-        assert_eq!(next_due(&long_lots, &silver, day(0)).at, Some(day(0)));
+        assert_eq!(next_due(&long_lots, &silver, day(0), true).at, Some(day(0)));
         apply_step(&long_lots, &mut silver, &mut tracks, &Step::Sweep, day(1));
         assert_eq!(silver.tier.retain_failing_since, Some(day(1)));
-        let due = |m: &MemberState| next_due(&long_lots, m, day(1)).at;
+        let due = |m: &MemberState| next_due(&long_lots, m, day(1), true).at;
         assert_eq!(
             due(&silver),
             Some(day(31) - TimeDelta::days(7)),
@@ -1061,7 +1056,7 @@ demotion:
         // A member with nothing that time can change is never due.
         let new = MemberState::new("n", "bronze", day(0));
         assert_eq!(
-            next_due(&long_lots, &new, day(1)),
+            next_due(&long_lots, &new, day(1), false),
             Due {
                 rules: rules_id(&long_lots),
                 at: None

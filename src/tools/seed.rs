@@ -245,7 +245,8 @@ pub async fn seed(
             ..count.min(written + BATCH as u64))
             .map(|i| {
                 let (member, changes) = member(rules, &mut rng, i, now);
-                let due = due::next_due(rules, &member, now);
+                // The last decision's changes are among the story's: check.
+                let due = due::next_due(rules, &member, now, true);
                 (member, changes, due)
             })
             .collect();
