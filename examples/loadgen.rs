@@ -403,6 +403,61 @@ impl RssSamples {
     }
 }
 
+/// A loopback address no one listens on (for tierd's `/metrics`).
+fn free_address() -> anyhow::Result<String> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0")?;
+    Ok(listener.local_addr()?.to_string())
+}
+
+/// What tierd's write rounds handed to sled, from its `/metrics`.
+struct Written {
+    bytes: f64,
+    keys: f64,
+    rounds: f64,
+}
+
+impl Written {
+    /// Reads the counters from tierd's `/metrics` at `address` (HTTP/1.0,
+    /// plain text).
+    fn scrape(address: &str) -> anyhow::Result<Self> {
+        use std::io::{Read as _, Write as _};
+        let mut stream = std::net::TcpStream::connect(address)?;
+        stream.write_all(b"GET /metrics HTTP/1.0\r\n\r\n")?;
+        let mut page = String::new();
+        stream.read_to_string(&mut page)?;
+        let value = |name: &str| {
+            page.lines()
+                .find_map(|line| {
+                    line.strip_prefix(name)?
+                        .strip_prefix(' ')?
+                        .trim()
+                        .parse()
+                        .ok()
+                })
+                .ok_or_else(|| anyhow::anyhow!("{name} is not on the page"))
+        };
+        Ok(Self {
+            bytes: value("tierd_store_written_bytes_total")?,
+            keys: value("tierd_store_written_keys_total")?,
+            rounds: value("tierd_fsync_duration_seconds_count")?,
+        })
+    }
+
+    /// Per event and per round (a round: one sled batch and one fsync).
+    fn show(&self, events: f64) {
+        if events >= 1.0 && self.rounds >= 1.0 {
+            println!(
+                "sled     {:.0} bytes and {:.2} keys handed to sled per event; {:.0} bytes, {:.1} keys per round ({:.0} rounds)",
+                self.bytes / events,
+                self.keys / events,
+                self.bytes / self.rounds,
+                self.keys / self.rounds,
+                self.rounds
+            );
+        }
+    }
+}
+
 /// The data directory's growth per event recorded.
 fn show_growth(grown: u64, events: f64) {
     if events >= 1.0 {
@@ -461,17 +516,22 @@ async fn main() -> anyhow::Result<()> {
         .members_from
         .clone()
         .unwrap_or_else(|| data.path().join("data"));
-    let tierd = servers::start_tierd(&store)?;
+    let metrics = free_address()?;
+    let store_arg = format!("sled:{}", store.display());
+    let tierd = servers::start_tierd_with(&store_arg, &["--metrics-listen", &metrics])?;
     let size_before = bytes_under(&store);
     let sampling = RssSamples::start(tierd.child.id());
     let measured = drive(std::slice::from_ref(&tierd.address), &args, "tierd").await?;
     let rss = sampling.stop();
+    let written = Written::scrape(&metrics);
     drop(tierd);
     measured.show("tierd");
-    show_growth(
-        bytes_under(&store).saturating_sub(size_before),
-        measured.events_per_second * args.seconds as f64,
-    );
+    let events = measured.events_per_second * args.seconds as f64;
+    show_growth(bytes_under(&store).saturating_sub(size_before), events);
+    match written {
+        Ok(written) => written.show(events),
+        Err(err) => println!("sled     (no figures from /metrics: {err})"),
+    }
     show_rss(&rss);
     println!(
         "ratio    {:.2} of the no-op throughput; p50 x{:.1}, p99 x{:.1}, p99.9 x{:.1} of the no-op's",

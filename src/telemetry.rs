@@ -19,6 +19,11 @@ pub const REQUEST_SECONDS: &str = "tierd_request_duration_seconds";
 pub const ROUND_JOBS: &str = "tierd_write_round_jobs";
 /// Time a round spends making its commits durable (sled flush + fsync).
 pub const FSYNC_SECONDS: &str = "tierd_fsync_duration_seconds";
+/// Bytes of keys and values handed to sled by write rounds (what a write
+/// costs the store before sled's own copying).
+pub const WRITTEN_BYTES: &str = "tierd_store_written_bytes_total";
+/// Keys set or removed by write rounds.
+pub const WRITTEN_KEYS: &str = "tierd_store_written_keys_total";
 /// Connections closed as soon as accepted: over the total or per-peer
 /// limit (`limits.max_connections`, `limits.max_connections_per_peer`).
 pub const CONNECTIONS_REFUSED: &str = "tierd_connections_refused_total";
@@ -91,6 +96,12 @@ fn describe() {
         Unit::Seconds,
         "Flush and fsync per round (sled)"
     );
+    describe_counter!(
+        WRITTEN_BYTES,
+        Unit::Bytes,
+        "Bytes of keys and values handed to sled by write rounds"
+    );
+    describe_counter!(WRITTEN_KEYS, "Keys set or removed by write rounds (sled)");
     describe_counter!(
         STORE_RERUNS,
         "Transactions rerun after a conflict, by SQLSTATE"

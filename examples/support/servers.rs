@@ -61,9 +61,15 @@ pub fn start_tierd(data: &Path) -> anyhow::Result<Server> {
 /// rules and reads its address from its log: it returns once the server
 /// accepts connections.
 pub fn start_tierd_on(store: &str) -> anyhow::Result<Server> {
+    start_tierd_with(store, &[])
+}
+
+/// [`start_tierd_on`] with more flags for `tierd serve`.
+pub fn start_tierd_with(store: &str, flags: &[&str]) -> anyhow::Result<Server> {
     let mut child = tierd()?
         .args(["serve", "--listen", "127.0.0.1:0", "--no-watch"])
         .args(["--store", store, "--rules", "rules"])
+        .args(flags)
         .stderr(Stdio::piped())
         .spawn()?;
     let stderr = child

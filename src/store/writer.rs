@@ -117,6 +117,14 @@ impl SledWriter {
             return Ok(());
         }
         let mut batch = sled::Batch::default();
+        let keys = self.pending.len() as u64;
+        let bytes: usize = self
+            .pending
+            .iter()
+            .map(|(key, value)| key.len() + value.as_ref().map_or(0, Vec::len))
+            .sum();
+        metrics::counter!(telemetry::WRITTEN_KEYS).increment(keys);
+        metrics::counter!(telemetry::WRITTEN_BYTES).increment(bytes as u64);
         for (key, value) in self.pending.drain() {
             match value {
                 Some(value) => batch.insert(key, value),
