@@ -156,11 +156,16 @@ impl SledWriter {
         }
     }
 
-    /// The bytes at `key` as this round sees them.
-    fn get_raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.pending.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => Ok(self.tree.get(key)?.map(|bytes| bytes.to_vec())),
+    /// The due moment kept at `pointer` ([`keys::due_of`]), as this round
+    /// sees it.
+    fn stored_due(&self, pointer: &[u8]) -> Result<Option<keys::DueBytes>, StoreError> {
+        let decode = |bytes: &[u8]| {
+            keys::DueBytes::try_from(bytes)
+                .map_err(|_| StoreError::corrupt(pointer, "a due moment is 16 bytes"))
+        };
+        match self.pending.get(pointer) {
+            Some(value) => value.as_deref().map(decode).transpose(),
+            None => self.tree.get(pointer)?.as_deref().map(decode).transpose(),
         }
     }
 
@@ -174,8 +179,8 @@ impl SledWriter {
         batch: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
     ) -> Result<(), StoreError> {
         let pointer = keys::due_of(member_id);
-        let old = self.get_raw(&pointer)?;
-        let new = match (due, &old) {
+        let old = self.stored_due(&pointer)?;
+        let new = match (due, old) {
             (Some(due), _) => due,
             (None, Some(_)) => return Ok(()),
             (None, None) => keys::DUE_UNKNOWN,
@@ -184,8 +189,6 @@ impl SledWriter {
             if old == new {
                 return Ok(());
             }
-            let old = keys::DueBytes::try_from(old.as_slice())
-                .map_err(|_| StoreError::corrupt(&pointer, "a due moment is 16 bytes"))?;
             batch.push((keys::due(&old, member_id), None));
         }
         batch.push((keys::due(&new, member_id), Some(Vec::new())));
@@ -213,13 +216,14 @@ impl SledWriter {
     pub fn commit(&mut self, commit: &Commit) -> Result<(), StoreError> {
         // Built apart first, so that the overlay takes the commit whole.
         let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        let with_due: HashSet<&str> = commit.dues.iter().map(|(id, _)| id.as_str()).collect();
         for member in &commit.members {
             let record = MemberRecord::from(member);
             batch.push((
                 keys::member(&member.member_id),
                 Some(codec::encode(&record)),
             ));
-            if !commit.dues.iter().any(|(id, _)| *id == member.member_id) {
+            if !with_due.contains(member.member_id.as_str()) {
                 self.index_due(&member.member_id, None, &mut batch)?;
             }
         }

@@ -426,8 +426,8 @@ impl PgStore {
         let rows = self.blocking(async |client| {
             let statement = client
                 .prepare_cached(
-                    "SELECT member_id FROM tierd_members WHERE due_rules IS NULL \
-                     OR due_rules <> $1 OR (due_rules = $1 AND due_at <= $2) ORDER BY member_id",
+                    "SELECT member_id FROM tierd_members \
+                     WHERE due_rules IS DISTINCT FROM $1 OR due_at <= $2 ORDER BY member_id",
                 )
                 .await?;
             Ok(client.query(&statement, &[&rules, &as_of]).await?)

@@ -9,7 +9,7 @@
 
 use std::{
     cell::{Cell, RefCell},
-    collections::HashSet,
+    collections::{HashMap, HashSet},
     time::Duration,
 };
 
@@ -378,18 +378,22 @@ impl<'c> PgWriter<'c> {
         if let Some(failure) = self.failure() {
             return Err(failure);
         }
+        let dues: HashMap<&str, &Due> = commit
+            .dues
+            .iter()
+            .map(|(id, due)| (id.as_str(), due))
+            .collect();
         for member in &commit.members {
             let record = codec::encode(&MemberRecord::from(member));
             let existing = self.existing_members.borrow().contains(&member.member_id);
             let id = Value::Text(member.member_id.clone());
-            let due = commit.dues.iter().find(|(id, _)| *id == member.member_id);
-            match (existing, due) {
-                (true, Some((_, due))) => self.hold(
+            match (existing, dues.get(member.member_id.as_str())) {
+                (true, Some(due)) => self.hold(
                     "UPDATE tierd_members SET record = $2, due_rules = $3, due_at = $4 \
                      WHERE member_id = $1",
                     [vec![id, Value::Bytes(record)], due_values(due)].concat(),
                 ),
-                (false, Some((_, due))) => self.hold(
+                (false, Some(due)) => self.hold(
                     "INSERT INTO tierd_members (member_id, record, due_rules, due_at) \
                      VALUES ($1, $2, $3, $4)",
                     [vec![id, Value::Bytes(record)], due_values(due)].concat(),
@@ -407,8 +411,15 @@ impl<'c> PgWriter<'c> {
                 .borrow_mut()
                 .insert(member.member_id.clone());
         }
+        // The dues of members the commit does not store otherwise, in the
+        // commit's order (rows are locked in a stable order).
+        let stored: HashSet<&str> = commit
+            .members
+            .iter()
+            .map(|m| m.member_id.as_str())
+            .collect();
         for (member_id, due) in &commit.dues {
-            if !commit.members.iter().any(|m| m.member_id == *member_id) {
+            if !stored.contains(member_id.as_str()) {
                 self.hold(
                     "UPDATE tierd_members SET due_rules = $2, due_at = $3 WHERE member_id = $1",
                     [vec![Value::Text(member_id.clone())], due_values(due)].concat(),
