@@ -7,6 +7,13 @@
 //! the storage work alone. The ratio is what the domain logic costs.
 //! `baseline/raw_sled_x64_not_durable` skips the flush: what sled's batches
 //! cost in CPU alone.
+//!
+//! `tierd/record_events_x500`: one `RecordEvents` batch of 500 purchases
+//! through [`Program`]. `baseline/raw_sled_events_x500`: what the least a
+//! durable event can cost on sled, one sled batch holding 500 events of
+//! two keys each (the member rewritten, a new receipt), one flush and one
+//! fdatasync: the ceiling of any design that keeps a member record and a
+//! receipt per event.
 
 use std::{fs::File, sync::Arc, sync::atomic::AtomicU64, sync::atomic::Ordering};
 
@@ -15,13 +22,20 @@ use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use futures::future::join_all;
 
 use tierd::{
-    app::{Program, command::Purchase, system_clock},
+    app::{
+        Program,
+        command::{Event, Purchase},
+        system_clock,
+    },
     grpc::{convert::timestamp, pb},
     rules,
     store::Store,
 };
 
 const IN_FLIGHT: u64 = 64;
+
+/// Events in one `RecordEvents` call (the batches of 500).
+const BATCH: u64 = 500;
 
 /// The `n`th purchase, validated as the server would.
 fn purchase(n: u64) -> Purchase {
@@ -98,6 +112,36 @@ fn bench_program(c: &mut Criterion) {
     });
     group.bench_function("baseline/raw_sled_x64_not_durable", |b| {
         b.iter(|| raw_batches(raw_next.fetch_add(IN_FLIGHT, Ordering::Relaxed)))
+    });
+    group.finish();
+
+    let mut group = c.benchmark_group("ingest");
+    group.throughput(Throughput::Elements(BATCH));
+    group.bench_function("tierd/record_events_x500", |b| {
+        b.to_async(&runtime).iter(|| {
+            let start = next.fetch_add(BATCH, Ordering::Relaxed);
+            let events = (start..start + BATCH)
+                .map(|n| Event::Purchase(purchase(n)))
+                .collect();
+            let program = Arc::clone(&program);
+            async move {
+                let outcomes = program.record_events(events, "bench").await;
+                assert!(outcomes.iter().all(Result::is_ok), "every event recorded");
+            }
+        })
+    });
+    group.bench_function("baseline/raw_sled_events_x500", |b| {
+        b.iter(|| {
+            let start = raw_next.fetch_add(BATCH, Ordering::Relaxed);
+            let mut batch = sled::Batch::default();
+            for n in start..start + BATCH {
+                batch.insert(format!("m/member-{}", n % 5_000).as_bytes(), vec![7u8; 400]);
+                batch.insert(format!("t/txn-{n}").as_bytes(), vec![7u8; 450]);
+            }
+            tree.apply_batch(batch).expect("batch");
+            db.flush().expect("flush");
+            data_file.sync_data().expect("fdatasync");
+        })
     });
     group.finish();
 }

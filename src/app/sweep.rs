@@ -89,7 +89,12 @@ impl Program {
             }
         }
         let ids: Vec<String> = if member_ids.is_empty() {
-            self.store.due_member_ids(due::rules_id(&rules), as_of)?
+            // In key order, not due order: neighbouring members share sled's
+            // leaves, so a chunk reads and rewrites a few pages, not one
+            // cold page per member.
+            let mut due = self.store.due_member_ids(due::rules_id(&rules), as_of)?;
+            due.sort_unstable();
+            due
         } else {
             member_ids.iter().map(|id| id.as_str().to_owned()).collect()
         };
