@@ -177,8 +177,9 @@ fn restore_into_sled(mut reader: Records, dir: &Path) -> Result<(), BackupError>
         }
     }
     tree.apply_batch(batch).map_err(StoreError::from)?;
-    // A database's backup has no due moments: its members are due at once.
-    super::migrate::index_dues(&tree)?;
+    // A database's backup has no due moments (its members are due at once),
+    // and a sled backup before format 7 keeps them under keys of their own.
+    super::migrate::due_in_members(&tree)?;
     db.flush().map_err(StoreError::from)?;
     File::open(dir.join("db"))?.sync_all()?;
     Ok(())

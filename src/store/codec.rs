@@ -5,7 +5,7 @@
 
 use serde::{Serialize, de::DeserializeOwned};
 
-use super::StoreError;
+use super::{StoreError, keys::DueBytes};
 
 /// The record encoding of this data format (format 2 wrote 1, format 3
 /// wrote 2, format 4 wrote 3).
@@ -46,5 +46,112 @@ pub fn decode_as<T: DeserializeOwned>(
             format!("record encoding {found}, expected {encoding}"),
         )),
         None => Err(StoreError::corrupt(key, "empty value")),
+    }
+}
+
+/// The encoding byte of a member's value in sled since format 7: the
+/// member's due moment ([`DueBytes`], 16 bytes) and then its record, so
+/// that the writer moves the member's entry in the due index without a
+/// key of its own for the moment. A database keeps the moment in columns
+/// and the record alone, under [`RECORD_ENCODING`].
+pub const MEMBER_ENCODING: u8 = 5;
+
+/// Encodes a member's value for sled: its due moment, then its record.
+pub fn encode_member<T: Serialize>(due: &DueBytes, record: &T) -> Vec<u8> {
+    let mut bytes = Vec::with_capacity(128);
+    bytes.push(MEMBER_ENCODING);
+    bytes.extend_from_slice(due);
+    bytes.extend(postcard::to_stdvec(record).unwrap_or_default());
+    bytes
+}
+
+/// A member's value split into its due moment (`None`: a value of a
+/// database, or of sled before format 7) and its record's bytes.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming the key when the value is neither.
+pub fn split_member<'a>(
+    key: &[u8],
+    bytes: &'a [u8],
+) -> Result<(Option<DueBytes>, &'a [u8]), StoreError> {
+    match bytes.split_first() {
+        Some((&MEMBER_ENCODING, rest)) => {
+            let (due, record) = rest
+                .split_first_chunk::<16>()
+                .ok_or_else(|| StoreError::corrupt(key, "a member value without its due moment"))?;
+            Ok((Some(*due), record))
+        }
+        Some((&RECORD_ENCODING, record)) => Ok((None, record)),
+        Some((found, _)) => Err(StoreError::corrupt(
+            key,
+            format!("record encoding {found}, expected {MEMBER_ENCODING}"),
+        )),
+        None => Err(StoreError::corrupt(key, "empty value")),
+    }
+}
+
+/// Decodes a member's record from its value, in sled's layout or a
+/// database's ([`split_member`]).
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming the key when the bytes are not a member.
+pub fn decode_member<T: DeserializeOwned>(key: &[u8], bytes: &[u8]) -> Result<T, StoreError> {
+    let (_, record) = split_member(key, bytes)?;
+    postcard::from_bytes(record).map_err(|e| StoreError::corrupt(key, e.to_string()))
+}
+
+/// The same member value with its due moment set to `due` (a value without
+/// one gains it).
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming the key when the bytes are not a member.
+pub fn with_due(key: &[u8], bytes: &[u8], due: &DueBytes) -> Result<Vec<u8>, StoreError> {
+    let (_, record) = split_member(key, bytes)?;
+    Ok([&[MEMBER_ENCODING], due.as_slice(), record].concat())
+}
+
+/// The member value as a database keeps it: the record alone.
+///
+/// # Errors
+/// [`StoreError::Corrupt`] naming the key when the bytes are not a member.
+pub fn without_due(key: &[u8], bytes: &[u8]) -> Result<Vec<u8>, StoreError> {
+    let (_, record) = split_member(key, bytes)?;
+    Ok([&[RECORD_ENCODING], record].concat())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::keys::due_bytes;
+
+    /// A member's value in sled is part of data format 7: pinned.
+    #[test]
+    fn a_member_value_is_its_due_moment_then_its_record() {
+        let due = due_bytes(0x0102_0304_0506_0708, Some(1));
+        let value = encode_member(&due, &(3_u8, "ab"));
+        assert_eq!(
+            value,
+            [
+                &[5, 1, 2, 3, 4, 5, 6, 7, 8, 0x80, 0, 0, 0, 0, 0, 0, 1][..],
+                &[3, 2, b'a', b'b']
+            ]
+            .concat()
+        );
+        assert_eq!(
+            split_member(b"m/x", &value).expect("a member"),
+            (Some(due), &[3, 2, b'a', b'b'][..])
+        );
+        let database = without_due(b"m/x", &value).expect("a member");
+        assert_eq!(
+            database,
+            encode(&(3_u8, "ab")),
+            "a database keeps the record alone"
+        );
+        assert_eq!(split_member(b"m/x", &database).expect("a member").0, None);
+        assert_eq!(with_due(b"m/x", &database, &due).expect("a member"), value);
+        let record: (u8, String) = decode_member(b"m/x", &value).expect("decodes");
+        assert_eq!(record, (3, "ab".to_owned()));
+        assert!(split_member(b"m/x", &value[..10]).is_err(), "cut short");
+        assert!(split_member(b"m/x", &[9, 1]).is_err(), "another encoding");
     }
 }

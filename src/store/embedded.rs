@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     RawMember, StoreError, from_bytes, keys, migrate,
-    records::{BadTime, HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord},
+    records::{BadTime, HistoryRecord, ReceiptRecord, RulesVersionRecord},
     writer::{self, SledWriter},
 };
 use crate::{
@@ -154,7 +154,11 @@ impl SledStore {
     /// # Errors
     /// On a storage failure or an undecodable record.
     pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
-        read::<MemberRecord, _>(&self.tree, &keys::member(member_id))
+        let key = keys::member(member_id);
+        self.tree
+            .get(&key)?
+            .map(|value| super::member_from_bytes(&key, &value))
+            .transpose()
     }
 
     /// The receipt of a transaction id, if it was recorded.

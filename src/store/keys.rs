@@ -3,15 +3,18 @@
 //! | key | value |
 //! |---|---|
 //! | `meta/format`, `meta/next_seq` | the data format; the next history seq |
-//! | `m/{member_id}` | the member's record |
+//! | `m/{member_id}` | the member's due moment, then its record (format 7) |
 //! | `t/{transaction_id}` | a request's receipt (idempotency, returns) |
 //! | `h/{seq}` | a history entry (the tier-change stream reads these in order) |
 //! | `i/{member_id} 0xFF {seq}` | empty: a member's history, by seq |
 //! | `o/{member_id} 0xFF {order_id}` | the redemptions against an order |
 //! | `r/{n}` | the `n`th rules version that went live |
 //! | `w/{endpoint}` | a webhook endpoint's delivery position |
-//! | `n/{member_id}` | the member's due moment (format 6) |
 //! | `d/{due}{member_id}` | empty: the due index the sweep reads (format 6) |
+//!
+//! Format 6 kept each member's due moment under a key of its own,
+//! `n/{member_id}`; format 7 keeps it at the start of the member's value
+//! ([`super::codec::encode_member`]), so that moving it writes no key more.
 //!
 //! Ids are UTF-8, which never contains the byte 0xFF, so keys that join an
 //! id and what follows it with 0xFF are unambiguous and sort a member's
@@ -38,10 +41,6 @@ pub const DELIVERIES: &[u8] = b"w/";
 pub const DUE: &[u8] = b"d/";
 /// The first key after the due index.
 pub const DUE_END: &[u8] = b"d0";
-/// Prefix of each member's due moment, `n/{member_id}` -> `{due}`: what
-/// its one entry in the due index is, so a commit can move it.
-pub const DUE_OF: &[u8] = b"n/";
-
 /// A due moment as keys hold it: the rules id, then the moment in
 /// microseconds since 1970 with the sign bit flipped (so that keys sort by
 /// time), both big-endian; "never" is the largest moment.
@@ -64,11 +63,6 @@ pub fn due_bytes(rules: u64, micros: Option<i64>) -> DueBytes {
 /// A member's entry in the due index.
 pub fn due(due: &DueBytes, member_id: &str) -> Vec<u8> {
     [DUE, due.as_slice(), member_id.as_bytes()].concat()
-}
-
-/// Where a member's due moment is kept.
-pub fn due_of(member_id: &str) -> Vec<u8> {
-    [DUE_OF, member_id.as_bytes()].concat()
 }
 
 /// The member id of a due index entry.

@@ -29,10 +29,14 @@
 //! their encoding byte.
 //!
 //! Format 5 -> 6: records are unchanged; two kinds of keys are new, each
-//! member's due moment and the due index the sweep reads
-//! ([`super::keys::DUE`]). Every member gets the unknown moment
-//! ([`index_dues`]), so the first sweep decides everyone, as every sweep
-//! did before.
+//! member's due moment (`n/{member_id}`) and the due index the sweep reads
+//! ([`super::keys::DUE`]). Every member got the unknown moment, so the
+//! first sweep decides everyone, as every sweep did before.
+//!
+//! Format 6 -> 7: a member's due moment moves from its own key to the
+//! start of the member's value ([`super::codec::encode_member`]); records
+//! are unchanged. [`due_in_members`] does it, and gives a member stored
+//! before format 6 the unknown moment.
 
 mod v2;
 mod v3;
@@ -92,8 +96,8 @@ pub(super) fn to_current(tree: &sled::Tree, disk: &mut Disk) -> Result<(), Store
         "migrating the data directory"
     );
     let converted = convert_all(tree)?;
-    let indexed = index_dues(tree)?;
-    tracing::info!(members = indexed, "members entered in the due index");
+    let moved = due_in_members(tree)?;
+    tracing::info!(members = moved, "members given their due moment");
     tree.insert(keys::FORMAT, FORMAT_VERSION.to_be_bytes().to_vec())?;
     disk.make_durable()?;
     tracing::info!(records = converted, "data directory migrated");
@@ -129,29 +133,45 @@ fn convert_all(tree: &sled::Tree) -> Result<usize, StoreError> {
     }
 }
 
-/// Gives every member that has no due moment the unknown one (due at once
-/// under any rules: the next sweep decides it and works out its moment),
-/// in atomic batches; returns how many it gave one. Members that have one
-/// are passed over, so an interrupted run simply runs again. Used by the
-/// migration to format 6 and after a restore from a database's backup
-/// (which has no due moments).
+/// Where format 6 kept a member's due moment.
+fn format_6_due_of(member_id: &[u8]) -> Vec<u8> {
+    [b"n/".as_slice(), member_id].concat()
+}
+
+/// Puts each member's due moment at the start of its value (format 7):
+/// the one format 6 kept under its own key (which goes), or for a member
+/// stored without one the unknown moment (due at once under any rules: the
+/// next sweep decides it and works out its moment), entered in the due
+/// index. In atomic batches; returns how many members it changed. Values
+/// that have their moment are passed over, so an interrupted run simply
+/// runs again; records of older encodings are left to [`convert_all`].
+/// Used by the migration and after a restore (a database's backup has no
+/// due moments).
 ///
 /// # Errors
-/// On a storage failure.
-pub fn index_dues(tree: &sled::Tree) -> Result<usize, StoreError> {
-    let mut indexed = 0;
+/// On a storage failure, or a format-6 due moment that is not 16 bytes.
+pub fn due_in_members(tree: &sled::Tree) -> Result<usize, StoreError> {
+    let mut moved = 0;
     let mut batch = sled::Batch::default();
     let mut in_batch = 0;
-    for key in tree.scan_prefix(keys::MEMBERS).keys() {
-        let key = key?;
-        let id = String::from_utf8_lossy(&key[keys::MEMBERS.len()..]).into_owned();
-        let pointer = keys::due_of(&id);
-        if tree.contains_key(&pointer)? {
+    for item in tree.scan_prefix(keys::MEMBERS) {
+        let (key, value) = item?;
+        if value.first() != Some(&codec::RECORD_ENCODING) {
             continue;
         }
-        batch.insert(keys::due(&keys::DUE_UNKNOWN, &id), Vec::new());
-        batch.insert(pointer, keys::DUE_UNKNOWN.to_vec());
-        indexed += 1;
+        let pointer = format_6_due_of(&key[keys::MEMBERS.len()..]);
+        let due = match tree.get(&pointer)? {
+            Some(bytes) => keys::DueBytes::try_from(bytes.as_ref())
+                .map_err(|_| StoreError::corrupt(&pointer, "a due moment is 16 bytes"))?,
+            None => {
+                let id = String::from_utf8_lossy(&key[keys::MEMBERS.len()..]);
+                batch.insert(keys::due(&keys::DUE_UNKNOWN, &id), Vec::new());
+                keys::DUE_UNKNOWN
+            }
+        };
+        batch.insert(key.to_vec(), codec::with_due(&key, &value, &due)?);
+        batch.remove(pointer);
+        moved += 1;
         in_batch += 1;
         if in_batch == BATCH {
             tree.apply_batch(std::mem::take(&mut batch))?;
@@ -159,7 +179,7 @@ pub fn index_dues(tree: &sled::Tree) -> Result<usize, StoreError> {
         }
     }
     tree.apply_batch(batch)?;
-    Ok(indexed)
+    Ok(moved)
 }
 
 /// Today's value for a format-2 record at `key`; `None` for keys whose
@@ -284,25 +304,62 @@ mod tests {
         );
     }
 
-    /// Indexing the due moments of a format-5 store resumes where it
-    /// stopped: a member indexed before the interruption keeps its entry,
-    /// every other gets the unknown one, and each member has one entry.
+    /// Moving the due moments into the members' values resumes where it
+    /// stopped: a member moved before the interruption is passed over, a
+    /// format-6 moment comes along (its key goes), a member without one
+    /// gets the unknown moment and its entry in the index.
     #[test]
-    fn due_indexing_interrupted_completes_and_keeps_what_it_did() {
+    fn moving_due_moments_interrupted_completes_and_keeps_what_it_did() {
         let dir = tempfile::tempdir().expect("temp dir");
         let db = open_db(dir.path()).expect("sled");
         let tree = db.open_tree("tierd").expect("tree");
-        for id in ["a", "b", "c"] {
-            tree.insert(keys::member(id), b"record".to_vec())
-                .expect("insert");
-        }
+        let old_value = |body: &[u8]| [&[codec::RECORD_ENCODING], body].concat();
         let earlier = keys::due_bytes(7, Some(1_000));
-        tree.insert(keys::due_of("b"), earlier.to_vec())
+        let done = keys::due_bytes(8, None);
+        tree.insert(
+            keys::member("a"),
+            codec::with_due(b"m/a", &old_value(b"A"), &done).expect("a value"),
+        )
+        .expect("insert");
+        tree.insert(keys::due(&done, "a"), Vec::new())
+            .expect("insert");
+        tree.insert(keys::member("b"), old_value(b"B"))
+            .expect("insert");
+        tree.insert(format_6_due_of(b"b"), earlier.to_vec())
             .expect("insert");
         tree.insert(keys::due(&earlier, "b"), Vec::new())
             .expect("insert");
-        assert_eq!(index_dues(&tree).expect("indexed"), 2);
-        assert_eq!(index_dues(&tree).expect("indexed again"), 0);
+        tree.insert(keys::member("c"), old_value(b"C"))
+            .expect("insert");
+        assert_eq!(due_in_members(&tree).expect("moved"), 2);
+        assert_eq!(due_in_members(&tree).expect("moved again"), 0);
+        let value = |id| {
+            tree.get(keys::member(id))
+                .expect("read")
+                .expect("a member")
+                .to_vec()
+        };
+        assert_eq!(
+            value("a"),
+            [&[codec::MEMBER_ENCODING], done.as_slice(), b"A"].concat()
+        );
+        assert_eq!(
+            value("b"),
+            [&[codec::MEMBER_ENCODING], earlier.as_slice(), b"B"].concat()
+        );
+        assert_eq!(
+            value("c"),
+            [
+                &[codec::MEMBER_ENCODING],
+                keys::DUE_UNKNOWN.as_slice(),
+                b"C"
+            ]
+            .concat()
+        );
+        assert!(
+            !tree.contains_key(format_6_due_of(b"b")).expect("read"),
+            "format 6's key goes"
+        );
         let entries: Vec<Vec<u8>> = tree
             .scan_prefix(keys::DUE)
             .keys()
@@ -311,10 +368,11 @@ mod tests {
         assert_eq!(
             entries,
             [
-                keys::due(&keys::DUE_UNKNOWN, "a"),
                 keys::due(&keys::DUE_UNKNOWN, "c"),
                 keys::due(&earlier, "b"),
-            ]
+                keys::due(&done, "a"),
+            ],
+            "one entry per member"
         );
     }
 

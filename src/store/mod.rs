@@ -66,7 +66,7 @@ use crate::{
 use records::{BadTime, MemberRecord};
 
 /// The data format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 6;
+pub const FORMAT_VERSION: u32 = 7;
 
 /// Why the store failed. Callers treat every variant as an internal error
 /// (or, for [`StoreError::Unavailable`], a reason to try again): the
@@ -218,7 +218,7 @@ impl RawMember {
     /// # Errors
     /// [`StoreError::Corrupt`] for an undecodable record.
     pub fn decode(&self) -> Result<MemberState, StoreError> {
-        from_bytes::<MemberRecord, _>(&self.key, &self.value)
+        member_from_bytes(&self.key, &self.value)
     }
 }
 
@@ -230,6 +230,13 @@ where
 {
     let record: R = codec::decode(key, bytes)?;
     T::try_from(record).map_err(|err| StoreError::corrupt(key, err.to_string()))
+}
+
+/// Decodes a member's value, in sled's layout (its due moment first) or a
+/// database's ([`codec::split_member`]).
+fn member_from_bytes(key: &[u8], bytes: &[u8]) -> Result<MemberState, StoreError> {
+    let record: MemberRecord = codec::decode_member(key, bytes)?;
+    MemberState::try_from(record).map_err(|err| StoreError::corrupt(key, err.to_string()))
 }
 
 /// What a write job gets: reads of the state as the job's transaction sees

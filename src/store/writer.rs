@@ -156,44 +156,41 @@ impl SledWriter {
         }
     }
 
-    /// The due moment kept at `pointer` ([`keys::due_of`]), as this round
-    /// sees it.
-    fn stored_due(&self, pointer: &[u8]) -> Result<Option<keys::DueBytes>, StoreError> {
-        let decode = |bytes: &[u8]| {
-            keys::DueBytes::try_from(bytes)
-                .map_err(|_| StoreError::corrupt(pointer, "a due moment is 16 bytes"))
-        };
-        match self.pending.get(pointer) {
-            Some(value) => value.as_deref().map(decode).transpose(),
-            None => self.tree.get(pointer)?.as_deref().map(decode).transpose(),
+    /// The value at `key` as this round sees it, undecoded.
+    fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        match self.pending.get(key) {
+            Some(value) => Ok(value.clone()),
+            None => Ok(self.tree.get(key)?.map(|value| value.to_vec())),
         }
     }
 
-    /// Moves `member_id`'s entry in the due index to `due`; with `None`,
-    /// gives a member that has no entry yet the unknown one (due at once).
-    /// Writes nothing when the entry stays.
-    fn index_due(
-        &self,
-        member_id: &str,
-        due: Option<keys::DueBytes>,
-        batch: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
-    ) -> Result<(), StoreError> {
-        let pointer = keys::due_of(member_id);
-        let old = self.stored_due(&pointer)?;
-        let new = match (due, old) {
-            (Some(due), _) => due,
-            (None, Some(_)) => return Ok(()),
-            (None, None) => keys::DUE_UNKNOWN,
+    /// The due moment `member_id`'s stored value holds (`None`: no member
+    /// stored yet), as this round sees it.
+    fn stored_due(&self, key: &[u8]) -> Result<Option<keys::DueBytes>, StoreError> {
+        let due = |bytes: &[u8]| {
+            codec::split_member(key, bytes).map(|(due, _)| due.unwrap_or(keys::DUE_UNKNOWN))
         };
+        match self.pending.get(key) {
+            Some(value) => value.as_deref().map(due).transpose(),
+            None => self.tree.get(key)?.as_deref().map(due).transpose(),
+        }
+    }
+
+    /// Moves `member_id`'s entry in the due index from `old` (`None`: it has
+    /// none yet) to `new`; nothing when it stays.
+    fn move_due(
+        member_id: &str,
+        old: Option<keys::DueBytes>,
+        new: keys::DueBytes,
+        batch: &mut Vec<(Vec<u8>, Option<Vec<u8>>)>,
+    ) {
+        if old == Some(new) {
+            return;
+        }
         if let Some(old) = old {
-            if old == new {
-                return Ok(());
-            }
             batch.push((keys::due(&old, member_id), None));
         }
         batch.push((keys::due(&new, member_id), Some(Vec::new())));
-        batch.push((pointer, Some(new.to_vec())));
-        Ok(())
     }
 
     /// The seqs the next `count` history entries get: the counter's next
@@ -216,26 +213,50 @@ impl SledWriter {
     pub fn commit(&mut self, commit: &Commit) -> Result<(), StoreError> {
         // Built apart first, so that the overlay takes the commit whole.
         let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
-        let with_due: HashSet<&str> = commit.dues.iter().map(|(id, _)| id.as_str()).collect();
+        let dues: HashMap<&str, keys::DueBytes> = commit
+            .dues
+            .iter()
+            .map(|(id, due)| {
+                let moment = due.at.map(|t| t.timestamp_micros());
+                (id.as_str(), keys::due_bytes(due.rules, moment))
+            })
+            .collect();
         for member in &commit.members {
-            let record = MemberRecord::from(member);
-            batch.push((
-                keys::member(&member.member_id),
-                Some(codec::encode(&record)),
-            ));
-            if !with_due.contains(member.member_id.as_str()) {
-                self.index_due(&member.member_id, None, &mut batch)?;
-            }
+            let key = keys::member(&member.member_id);
+            let old = self.stored_due(&key)?;
+            // A member stored without a moment keeps the one it had; a new
+            // one is due at once.
+            let new = dues
+                .get(member.member_id.as_str())
+                .copied()
+                .or(old)
+                .unwrap_or(keys::DUE_UNKNOWN);
+            Self::move_due(&member.member_id, old, new, &mut batch);
+            let value = codec::encode_member(&new, &MemberRecord::from(member));
+            batch.push((key, Some(value)));
         }
-        for (member_id, due) in &commit.dues {
-            self.index_due(
-                member_id,
-                Some(keys::due_bytes(
-                    due.rules,
-                    due.at.map(|t| t.timestamp_micros()),
-                )),
-                &mut batch,
-            )?;
+        let stored: HashSet<&str> = commit
+            .members
+            .iter()
+            .map(|m| m.member_id.as_str())
+            .collect();
+        for (&member_id, &new) in &dues {
+            if stored.contains(member_id) {
+                continue;
+            }
+            // Only the moment moved: the member's value is rewritten with
+            // it, its record's bytes as they are.
+            let key = keys::member(member_id);
+            let Some(value) = self.raw(&key)? else {
+                continue;
+            };
+            let (old, _) = codec::split_member(&key, &value)?;
+            let old = old.unwrap_or(keys::DUE_UNKNOWN);
+            if old != new {
+                Self::move_due(member_id, Some(old), new, &mut batch);
+                let value = codec::with_due(&key, &value, &new)?;
+                batch.push((key, Some(value)));
+            }
         }
         for (id, receipt) in &commit.receipts {
             let record = ReceiptRecord::from(receipt);
@@ -318,7 +339,18 @@ impl SledWriter {
     /// # Errors
     /// On a storage failure or an undecodable record.
     pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
-        self.get::<MemberRecord, _>(&keys::member(member_id))
+        let key = keys::member(member_id);
+        match self.pending.get(&key) {
+            Some(value) => value
+                .as_deref()
+                .map(|bytes| super::member_from_bytes(&key, bytes))
+                .transpose(),
+            None => self
+                .tree
+                .get(&key)?
+                .map(|bytes| super::member_from_bytes(&key, &bytes))
+                .transpose(),
+        }
     }
 
     /// A transaction id's receipt, as this writer last committed it.

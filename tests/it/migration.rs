@@ -5,7 +5,9 @@
 //! still recognised when a till retries them. One written by data format 5
 //! (`tests/fixtures/data-format-5`, seeded members) gets its due index: its
 //! members read as the seed tool makes them today, and the first sweep
-//! decides every one of them, the next none.
+//! decides every one of them, the next none. One written by format 6
+//! (`tests/fixtures/data-format-6`) keeps its members' due moments when
+//! they move into the members' values.
 
 use std::path::{Path, PathBuf};
 
@@ -224,28 +226,29 @@ async fn a_migrated_purchase_can_still_be_returned_and_history_goes_on() {
     assert_eq!(server.member("eve").await.purchase_count, 1);
 }
 
-fn fixture_5() -> &'static Path {
-    Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/data-format-5"
-    ))
+/// A seeded fixture of a later format (`tests/fixtures/data-format-N`).
+fn seeded_fixture(format: u32) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(format!("tests/fixtures/data-format-{format}"))
 }
 
-/// The moment the format-5 fixture was seeded as of.
+/// The moment the seeded fixtures were seeded as of.
 fn seeded_at() -> DateTime<Utc> {
     Utc.with_ymd_and_hms(2026, 11, 24, 12, 0, 0)
         .single()
         .expect("valid date")
 }
 
-#[tokio::test(flavor = "multi_thread")]
-async fn a_format_5_directory_gets_its_due_index_and_reads_as_before() {
+/// Opens a copy of the seeded fixture of `format` and the same 12 members
+/// seeded today (the same rules, seed and day), checks that every member
+/// and its history read alike in both, and returns both servers.
+async fn migrated_and_seeded_today(format: u32) -> (TestServer, TestServer) {
+    // Both seeded fixtures were made under these rules (the README says).
     let rules =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-format-5.rules.yaml");
-    let mut migrated = TestServer::on_copy_of(fixture_5(), rules.clone(), seeded_at()).await;
+    let mut migrated =
+        TestServer::on_copy_of(&seeded_fixture(format), rules.clone(), seeded_at()).await;
     let fresh_dir = tempfile::tempdir().expect("temp dir");
     let fresh_data = fresh_dir.path().join("data");
-    // Seeded today as the fixture was then: the same rules, seed and day.
     let store = tierd::store::Store::open(&fresh_data).expect("store");
     let programme = tierd::rules::load(rules.as_path()).expect("rules");
     tierd::tools::seed::seed(&store, &programme, 12, 42, seeded_at())
@@ -263,6 +266,12 @@ async fn a_format_5_directory_gets_its_due_index_and_reads_as_before() {
             "{id}"
         );
     }
+    (migrated, fresh)
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_format_5_directory_gets_its_due_index_and_reads_as_before() {
+    let (mut migrated, mut fresh) = migrated_and_seeded_today(5).await;
     let first = migrated.evaluate_in_days(0).await;
     assert_eq!(
         (first.evaluated, first.changes.len()),
@@ -275,4 +284,29 @@ async fn a_format_5_directory_gets_its_due_index_and_reads_as_before() {
         0,
         "seeded members have their moments"
     );
+}
+
+/// Format 7 keeps a member's due moment in its value: a format-6
+/// directory's moments come through the move, so nothing is due at once,
+/// and a month on the same members are due as in a store seeded today.
+#[tokio::test(flavor = "multi_thread")]
+async fn a_format_6_directory_keeps_its_members_due_moments() {
+    let (mut migrated, mut fresh) = migrated_and_seeded_today(6).await;
+    assert_eq!(
+        migrated.evaluate_in_days(0).await.evaluated,
+        0,
+        "no member lost its moment"
+    );
+    let (later, expected) = (
+        migrated.evaluate_in_days(45).await,
+        fresh.evaluate_in_days(45).await,
+    );
+    assert!(
+        expected.evaluated > 0,
+        "the fixture has members due by then"
+    );
+    assert_eq!(later, expected);
+    // The migration happened once: the directory opens as format 7 now.
+    let mut migrated = migrated.restart().await;
+    assert_eq!(migrated.evaluate_in_days(45).await.evaluated, 0);
 }

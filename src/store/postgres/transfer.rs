@@ -26,7 +26,7 @@ use super::{
 use crate::store::{
     FORMAT_VERSION, StoreError,
     backup::{BackupError, BackupFile, Records},
-    from_bytes, keys,
+    codec, from_bytes, keys,
     records::{HistoryRecord, ReceiptRecord},
 };
 
@@ -161,9 +161,14 @@ fn statement_for(
     };
     let statement = |sql, params| Ok(Some(Statement { sql, params }));
     if let Some(id) = key.strip_prefix(keys::MEMBERS) {
+        // A sled backup's member starts with its due moment, which a
+        // database keeps in columns: left empty, the member is due at once.
         return statement(
             "INSERT INTO tierd_members (member_id, record) VALUES ($1, $2)",
-            vec![Value::Text(text(id)?), Value::Bytes(value)],
+            vec![
+                Value::Text(text(id)?),
+                Value::Bytes(codec::without_due(key, &value)?),
+            ],
         );
     }
     if let Some(id) = key.strip_prefix(keys::RECEIPTS) {
