@@ -91,6 +91,12 @@ enum Tail<'q> {
 /// A transaction id's receipt.
 const RECEIPT: &str = "SELECT record FROM tierd_receipts WHERE transaction_id = $1";
 
+/// A transaction id's receipt (NULL: none) and the transaction's id, in one
+/// row: a new member has no row to lock, and its enrolment's history entry
+/// needs the id (without this, a round trip of its own).
+const RECEIPT_AND_XID: &str = "SELECT (SELECT record FROM tierd_receipts WHERE transaction_id = $1), \
+                               pg_current_xact_id()::text::int8";
+
 /// A member's row, locked, with the transaction's id (locking a row gives
 /// the transaction one).
 const MEMBER: &str = "SELECT record, pg_current_xact_id()::text::int8 FROM tierd_members \
@@ -261,7 +267,8 @@ impl<'c> PgWriter<'c> {
     /// A transaction id's receipt.
     pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
         let rows = self.query(RECEIPT, &[&transaction_id])?;
-        self.receipt_from(transaction_id, &rows)
+        let record = rows.first().map(|row| row.try_get(0)).transpose()?;
+        self.receipt_from(transaction_id, record)
     }
 
     /// A transaction id's receipt and a member's state (its row locked), in
@@ -272,7 +279,7 @@ impl<'c> PgWriter<'c> {
         member_id: &str,
     ) -> Result<(Option<Receipt>, Option<MemberState>), StoreError> {
         let rows = self.pipeline(Tail::Reads(&[
-            (RECEIPT, &[&transaction_id]),
+            (RECEIPT_AND_XID, &[&transaction_id]),
             (MEMBER, &[&member_id]),
         ]))?;
         let [receipt, member] = rows.as_slice() else {
@@ -280,10 +287,14 @@ impl<'c> PgWriter<'c> {
                 "two reads gave other than two answers".into(),
             ));
         };
-        Ok((
-            self.receipt_from(transaction_id, receipt)?,
-            self.member_from(member_id, member)?,
-        ))
+        let Some(receipt) = receipt.first() else {
+            return Err(StoreError::Unsupported(
+                "the receipt's read gave no row".into(),
+            ));
+        };
+        self.xid.set(Some(from_sql_seq(receipt.try_get(1)?)));
+        let receipt = self.receipt_from(transaction_id, receipt.try_get(0)?)?;
+        Ok((receipt, self.member_from(member_id, member)?))
     }
 
     /// The member in `rows` (of [`MEMBER`]), noting the transaction's id
@@ -305,22 +316,20 @@ impl<'c> PgWriter<'c> {
         Ok(Some(member))
     }
 
-    /// The receipt in `rows` (of [`RECEIPT`]), noting that it exists.
+    /// The receipt stored as `record`, if any, noting that it exists.
     fn receipt_from(
         &self,
         transaction_id: &str,
-        rows: &[Row],
+        record: Option<&[u8]>,
     ) -> Result<Option<Receipt>, StoreError> {
-        let key = keys::receipt(transaction_id);
-        let receipt = decode_all::<ReceiptRecord, Receipt>(&key, rows)?
-            .into_iter()
-            .next();
-        if receipt.is_some() {
-            self.existing_receipts
-                .borrow_mut()
-                .insert(transaction_id.to_owned());
-        }
-        Ok(receipt)
+        let Some(record) = record else {
+            return Ok(None);
+        };
+        let receipt = from_bytes::<ReceiptRecord, Receipt>(&keys::receipt(transaction_id), record)?;
+        self.existing_receipts
+            .borrow_mut()
+            .insert(transaction_id.to_owned());
+        Ok(Some(receipt))
     }
 
     /// The redemptions of `member_id` against the order `order_id`, if any.
