@@ -95,7 +95,9 @@ pub(super) fn to_current(tree: &sled::Tree, disk: &mut Disk) -> Result<(), Store
         to = FORMAT_VERSION,
         "migrating the data directory"
     );
-    let converted = convert_all(tree)?;
+    // Records have kept their encoding since format 5: only older ones
+    // need the walk over every key.
+    let converted = if found < 5 { convert_all(tree)? } else { 0 };
     let moved = due_in_members(tree)?;
     tracing::info!(members = moved, "members given their due moment");
     tree.insert(keys::FORMAT, FORMAT_VERSION.to_be_bytes().to_vec())?;
