@@ -73,15 +73,19 @@ fn benches(c: &mut Criterion) {
         b.iter(|| hand_written(black_box(&metrics)))
     });
     let tags = vec!["double-points".to_owned()];
-    let purchase = PurchaseFacts {
+    let bought = earn::Purchase {
+        transaction_id: "p",
         amount_minor: 25_000,
         channel: "pos",
         store_id: "s1",
         tags: &tags,
         occurred_at: at,
+        lines: &[],
+    };
+    let purchase = PurchaseFacts {
+        purchase: &bought,
         tier_id: "silver",
         rate_tier: Some("silver"),
-        lines: &[],
     };
     c.bench_function("earning/points_with_bonus_script", |b| {
         b.iter(|| earn::points_for_purchase(black_box(&rules), purchase, subject))

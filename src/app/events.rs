@@ -18,7 +18,7 @@ use crate::{
         apply::{self, Effect, Placement},
         books::{self, Books as _, ReturnError},
         decide::TierOverride,
-        due,
+        due, earn,
         member::MemberState,
         receipt::{OrderRedemptions, ReturnRefused, Returned},
         view::{self, MemberView},
@@ -106,7 +106,7 @@ impl Program {
                 cmd.member_id.as_str(),
                 occurred_at.min(now),
             );
-            let purchase = apply::Purchase {
+            let purchase = earn::Purchase {
                 transaction_id: cmd.transaction_id.as_str(),
                 amount_minor: cmd.amount.get(),
                 channel: cmd.channel.as_str(),

@@ -21,7 +21,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     decide::{self, Change, ChangeKind, Metrics, OverrideMode, Subject, TierOverride},
-    earn::{self, Overearned, PurchaseFacts},
+    earn::{self, Overearned, Purchase, PurchaseFacts},
     member::{InsufficientPoints, Lapse, MemberState},
     receipt::{LineTrack, OrderRedemptions, PurchaseTrack, ReturnRefused, Returned},
 };
@@ -126,25 +126,6 @@ pub fn sweep(rules: &RuleSet, member: &mut MemberState, as_of: DateTime<Utc>) ->
     }
 }
 
-/// A purchase as the till reports it.
-#[derive(Debug, Clone, Copy)]
-pub struct Purchase<'a> {
-    /// Its transaction id: the points lot is named after it.
-    pub transaction_id: &'a str,
-    /// Amount paid, minor units.
-    pub amount_minor: i64,
-    /// Sales channel.
-    pub channel: &'a str,
-    /// Store.
-    pub store_id: &'a str,
-    /// Tags (for tag multipliers and campaigns).
-    pub tags: &'a [String],
-    /// When it happened.
-    pub occurred_at: DateTime<Utc>,
-    /// The basket's lines (may be empty).
-    pub lines: &'a [earn::Line],
-}
-
 /// Records a purchase received at `now`; returns what a return will need
 /// (points earned included) and the effect.
 ///
@@ -205,14 +186,9 @@ fn purchase_points(
     };
     let before = member.tier.tier_id.as_str();
     let facts = PurchaseFacts {
-        amount_minor: purchase.amount_minor,
-        channel: purchase.channel,
-        store_id: purchase.store_id,
-        tags: purchase.tags,
-        occurred_at: purchase.occurred_at,
+        purchase,
         tier_id: before,
         rate_tier: Some(before),
-        lines: purchase.lines,
     };
     if rules.earning.tier_rate_applies == TierRateApplies::Before
         || rules.earning.tier_multipliers.is_empty()

@@ -41,26 +41,37 @@ impl Line {
     }
 }
 
-/// A purchase as the earning rules see it.
+/// A purchase as the till reports it: the one shape every layer below the
+/// service borrows (the service's validated command lends its fields).
 #[derive(Debug, Clone, Copy)]
-pub struct PurchaseFacts<'a> {
+pub struct Purchase<'a> {
+    /// Its transaction id: the points lot is named after it.
+    pub transaction_id: &'a str,
     /// Amount paid, minor units.
     pub amount_minor: i64,
-    /// Channel the till sent ("pos", "web", ...).
+    /// Sales channel ("pos", "web", ...).
     pub channel: &'a str,
-    /// Store the till sent.
+    /// Store.
     pub store_id: &'a str,
-    /// Purchase tags.
+    /// Tags (for tag multipliers and campaigns).
     pub tags: &'a [String],
-    /// When the purchase happened (campaigns are time-boxed).
+    /// When it happened (campaigns are time-boxed).
     pub occurred_at: DateTime<Utc>,
+    /// The basket's lines; empty when the till sent a sum only.
+    pub lines: &'a [Line],
+}
+
+/// A purchase as the earning rules see it: the purchase, and the tiers
+/// that decide its rates.
+#[derive(Debug, Clone, Copy)]
+pub struct PurchaseFacts<'a> {
+    /// The purchase.
+    pub purchase: &'a Purchase<'a>,
     /// The member's tier before the purchase (campaigns may target tiers).
     pub tier_id: &'a str,
     /// The tier whose `tier_multipliers` entry applies (see
     /// `tier_rate_applies`); `None`: no tier multiplier.
     pub rate_tier: Option<&'a str>,
-    /// The basket's lines; empty when the till sent a sum only.
-    pub lines: &'a [Line],
 }
 
 /// What a purchase earned: in total, and line by line when the till sent
@@ -131,10 +142,10 @@ fn within_ceiling(parts: &[(&str, i128)], ceiling: i64) -> Result<i64, Overearne
 /// [`Overearned`] when that is more than `earning.max_points_per_event`.
 pub fn points_for_purchase(
     rules: &RuleSet,
-    purchase: PurchaseFacts<'_>,
+    facts: PurchaseFacts<'_>,
     subject: Subject<'_>,
 ) -> Result<i64, Overearned> {
-    purchase_earnings(rules, purchase, subject).map(|earned| earned.points)
+    purchase_earnings(rules, facts, subject).map(|earned| earned.points)
 }
 
 /// [`points_for_purchase`], line by line.
@@ -144,17 +155,18 @@ pub fn points_for_purchase(
 /// `earning.max_points_per_event`.
 pub fn purchase_earnings(
     rules: &RuleSet,
-    purchase: PurchaseFacts<'_>,
+    facts: PurchaseFacts<'_>,
     subject: Subject<'_>,
 ) -> Result<Earned, Overearned> {
     let earning = &rules.earning;
+    let purchase = facts.purchase;
     if purchase.amount_minor < earning.minimum_order_minor {
         return Ok(Earned {
             points: 0,
             per_line: vec![0; purchase.lines.len()],
         });
     }
-    let multiplier = purchase_multipliers(rules, &purchase)
+    let multiplier = purchase_multipliers(rules, &facts)
         .iter()
         .fold(1_i128, |n, r| n.saturating_mul(scaled(*r)));
     let (spend, products) = if purchase.lines.is_empty() || earning.line_rules.is_empty() {
@@ -218,8 +230,9 @@ pub fn purchase_earnings(
 
 /// The multipliers of the whole purchase: channel, the largest tag one,
 /// the largest active campaign's, the tier's.
-fn purchase_multipliers(rules: &RuleSet, purchase: &PurchaseFacts<'_>) -> [Rate; 4] {
+fn purchase_multipliers(rules: &RuleSet, facts: &PurchaseFacts<'_>) -> [Rate; 4] {
     let earning = &rules.earning;
+    let purchase = facts.purchase;
     let channel = earning
         .channel_multipliers
         .get(purchase.channel)
@@ -241,12 +254,12 @@ fn purchase_multipliers(rules: &RuleSet, purchase: &PurchaseFacts<'_>) -> [Rate;
                     purchase.occurred_at,
                     purchase.channel,
                     purchase.tags,
-                    purchase.tier_id,
+                    facts.tier_id,
                 )
             })
             .map(|c| c.multiplier),
     );
-    let tier = purchase
+    let tier = facts
         .rate_tier
         .and_then(|t| earning.tier_multipliers.get(t))
         .copied()
@@ -324,7 +337,7 @@ fn rule_earnings(rule: &LineRule, line: LineView<'_>, bought: &mut bool) -> (i12
     }
 }
 
-fn bonus_points(rules: &RuleSet, purchase: PurchaseFacts<'_>, subject: Subject<'_>) -> i64 {
+fn bonus_points(rules: &RuleSet, purchase: &Purchase<'_>, subject: Subject<'_>) -> i64 {
     let Some(script) = &rules.earning.bonus else {
         return 0;
     };

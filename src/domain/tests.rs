@@ -7,7 +7,7 @@ use chrono::{DateTime, TimeDelta, TimeZone, Utc};
 
 use super::{
     decide::*,
-    earn::{PurchaseFacts, points_for_purchase},
+    earn::{self, PurchaseFacts, points_for_purchase},
 };
 use crate::rules::{self, PointsCeiling, RuleSet, Window};
 
@@ -234,40 +234,31 @@ fn earning_multiplies_exactly() {
         attributes: &attributes,
         lifecycle: None,
     };
-    let tags = vec!["double".to_owned(), "triple".to_owned()];
-    let facts = |amount_minor, channel, tags: &'static [String]| PurchaseFacts {
-        amount_minor,
-        channel,
-        store_id: "s1",
-        tags,
-        lines: &[],
-        occurred_at: day(0),
-        tier_id: "bronze",
-        rate_tier: Some("bronze"),
+    let points = |amount_minor, channel, tags: &[String]| {
+        let purchase = earn::Purchase {
+            transaction_id: "p",
+            amount_minor,
+            channel,
+            store_id: "s1",
+            tags,
+            lines: &[],
+            occurred_at: day(0),
+        };
+        let facts = PurchaseFacts {
+            purchase: &purchase,
+            tier_id: "bronze",
+            rate_tier: Some("bronze"),
+        };
+        points_for_purchase(&rules, facts, subject)
     };
-    assert_eq!(
-        points_for_purchase(&rules, facts(9_999, "pos", &[]), subject),
-        Ok(99)
-    );
-    assert_eq!(
-        points_for_purchase(&rules, facts(12_345, "pos", &[]), subject),
-        Ok(130)
-    );
-    assert_eq!(
-        points_for_purchase(&rules, facts(999, "web", &[]), subject),
-        Ok(14)
-    );
-    let leaked: &'static [String] = Box::leak(tags.into_boxed_slice());
+    assert_eq!(points(9_999, "pos", &[]), Ok(99));
+    assert_eq!(points(12_345, "pos", &[]), Ok(130));
+    assert_eq!(points(999, "web", &[]), Ok(14));
     // 50.00 x 1.5 (web) x 3 (largest tag) = 225.
-    assert_eq!(
-        points_for_purchase(&rules, facts(5_000, "web", leaked), subject),
-        Ok(225)
-    );
+    let tags = ["double".to_owned(), "triple".to_owned()];
+    assert_eq!(points(5_000, "web", &tags), Ok(225));
     // 100.00 earns 100 plus the scripted bonus of 7.
-    assert_eq!(
-        points_for_purchase(&rules, facts(10_000, "pos", &[]), subject),
-        Ok(107)
-    );
+    assert_eq!(points(10_000, "pos", &[]), Ok(107));
 }
 
 /// What the tier above `tier` needs of a member with `metrics`.
@@ -476,7 +467,7 @@ demotion:
         id: &str,
         at: DateTime<Utc>,
     ) -> (PurchaseTrack, Effect) {
-        let purchase = apply::Purchase {
+        let purchase = earn::Purchase {
             transaction_id: id,
             amount_minor: 10_000,
             channel: "pos",
@@ -711,8 +702,8 @@ tiers:
         rules::load(&rules::Candidate::new("ceiling.yaml", text)).expect("valid rules")
     }
 
-    fn purchase<'a>(id: &'a str, amount_minor: i64) -> apply::Purchase<'a> {
-        apply::Purchase {
+    fn purchase<'a>(id: &'a str, amount_minor: i64) -> earn::Purchase<'a> {
+        earn::Purchase {
             transaction_id: id,
             amount_minor,
             channel: "pos",
@@ -894,7 +885,7 @@ demotion:
         let changes = match step {
             Step::Purchase(euros, late) => {
                 let id = format!("p{}", tracks.len());
-                let purchase = apply::Purchase {
+                let purchase = earn::Purchase {
                     transaction_id: &id,
                     amount_minor: euros * 100,
                     channel: "pos",

@@ -236,6 +236,25 @@ impl PurchaseSpec {
         })
     }
 
+    /// The purchase as the domain takes it, under `transaction_id`, with
+    /// `lines` (its [`PurchaseSpec::basket`]), at its time or `default_at`.
+    fn as_purchase<'a>(
+        &'a self,
+        transaction_id: &'a str,
+        lines: &'a [earn::Line],
+        at: impl FnOnce(Option<DateTime<Utc>>) -> DateTime<Utc>,
+    ) -> earn::Purchase<'a> {
+        earn::Purchase {
+            transaction_id,
+            amount_minor: self.amount.0,
+            channel: &self.channel,
+            store_id: &self.store_id,
+            tags: &self.tags,
+            lines,
+            occurred_at: at(self.at.map(|at| at.0)),
+        }
+    }
+
     /// The basket as the domain takes it.
     fn basket(&self) -> Vec<earn::Line> {
         self.lines
@@ -446,15 +465,13 @@ fn run_metrics(rules: &RuleSet, case: &Case) -> Vec<String> {
                 problems.extend(purchase.basket_problem());
                 let tier = qualified_tier(rules, subject);
                 let lines = purchase.basket();
+                let bought = purchase.as_purchase("expect_points", &lines, |at| {
+                    at.unwrap_or(DateTime::<Utc>::UNIX_EPOCH)
+                });
                 let facts = PurchaseFacts {
-                    amount_minor: purchase.amount.0,
-                    channel: &purchase.channel,
-                    store_id: &purchase.store_id,
-                    tags: &purchase.tags,
-                    occurred_at: purchase.at.map_or(DateTime::<Utc>::UNIX_EPOCH, |at| at.0),
+                    purchase: &bought,
                     tier_id: &tier,
                     rate_tier: Some(&tier),
-                    lines: &lines,
                 };
                 match earn::points_for_purchase(rules, facts, subject) {
                     Ok(points) if points == expected.0 => {}
@@ -677,15 +694,9 @@ impl Purchases {
         now: DateTime<Utc>,
     ) -> Result<Effect, String> {
         let lines = purchase.basket();
-        let facts = apply::Purchase {
-            transaction_id: &transaction_id,
-            amount_minor: purchase.amount.0,
-            channel: &purchase.channel,
-            store_id: &purchase.store_id,
-            tags: &purchase.tags,
-            lines: &lines,
-            occurred_at: purchase.at.map_or(now, |at| at.0.min(now)),
-        };
+        let facts = purchase.as_purchase(&transaction_id, &lines, |at| {
+            at.map_or(now, |at| at.min(now))
+        });
         let (track, effect) =
             apply::purchase(rules, member, &facts, now).map_err(|e| e.to_string())?;
         let receipt = Receipt {

@@ -20,6 +20,7 @@ use crate::{
         apply,
         decide::{Change, HistoryEntry},
         due::{self, Due},
+        earn,
         member::MemberState,
         receipt::Returned,
     },
@@ -167,7 +168,7 @@ fn member(
         let transaction_id = format!("seed-{index}-{n}");
         let effect = match event {
             Event::Purchase { amount_minor, web } => {
-                let purchase = apply::Purchase {
+                let purchase = earn::Purchase {
                     transaction_id: &transaction_id,
                     amount_minor,
                     channel: if web { "web" } else { "pos" },
