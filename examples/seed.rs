@@ -28,6 +28,10 @@ struct Args {
     /// reproduced.
     #[arg(long)]
     as_of: Option<chrono::DateTime<chrono::Utc>>,
+    /// Write every purchase's receipt too (about 30 a member), as a real
+    /// store has them: sweeps and returns then cost what they do there.
+    #[arg(long)]
+    receipts: bool,
 }
 
 /// The service's allocator (see `src/main.rs`): seeding 250,000 members
@@ -42,7 +46,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let store = Store::open(&args.data)?;
     let as_of = args.as_of.unwrap_or_else(chrono::Utc::now);
     let started = Instant::now();
-    let written = seed::seed(&store, &rules, args.members, 42, as_of).await?;
+    let written =
+        seed::seed_members(&store, &rules, args.members, 42, as_of, args.receipts).await?;
     println!(
         "{written} members written to {} in {:.1?}, placed by {} (version {}, recorded as in force)",
         args.data.display(),

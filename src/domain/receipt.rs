@@ -71,6 +71,26 @@ pub struct Receipt {
     pub points_recredited: i64,
 }
 
+impl Receipt {
+    /// The receipt of a purchase booked outside the service (a rules test's
+    /// story, a seeded store): no request to fingerprint, no tier change
+    /// numbered, never capped (caps are for activities).
+    pub fn of_booked_purchase(member_id: &str, actor: &str, track: PurchaseTrack) -> Self {
+        Self {
+            kind: RequestKind::Purchase,
+            member_id: member_id.to_owned(),
+            fingerprint: Fingerprint([0; 32]),
+            actor: actor.to_owned(),
+            points: track.points,
+            capped: false,
+            tier_changes: Vec::new(),
+            purchase: Some(track),
+            refunded_minor: 0,
+            points_recredited: 0,
+        }
+    }
+}
+
 /// Why a return was refused; nothing changed.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum ReturnRefused {

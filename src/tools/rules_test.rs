@@ -45,11 +45,8 @@ use crate::{
         books::{self, Books, ReturnError},
         decide::{self, Metrics, Subject, TierState},
         earn::{self, PurchaseFacts},
-        fingerprint::Fingerprint,
         member::MemberState,
-        receipt::{
-            LineSize, OrderRedemptions, Receipt, RequestKind, ReturnLine, ReturnRefused, Returned,
-        },
+        receipt::{LineSize, OrderRedemptions, Receipt, ReturnLine, ReturnRefused, Returned},
     },
     rules::{
         self, Count, Diagnostic, LinePay, LineRule, Moment, Money, Rate, Rejected, RuleSet,
@@ -699,18 +696,7 @@ impl Purchases {
         });
         let (track, effect) =
             apply::purchase(rules, member, &facts, now).map_err(|e| e.to_string())?;
-        let receipt = Receipt {
-            kind: RequestKind::Purchase,
-            member_id: member.member_id.clone(),
-            fingerprint: Fingerprint([0; 32]),
-            actor: String::from("rules test"),
-            points: effect.points,
-            capped: effect.capped,
-            tier_changes: Vec::new(),
-            purchase: Some(track),
-            refunded_minor: 0,
-            points_recredited: 0,
-        };
+        let receipt = Receipt::of_booked_purchase(&member.member_id, "rules test", track);
         let id = purchase
             .id
             .clone()

@@ -11,7 +11,9 @@
 //! played in time order through [`crate::domain::apply`], exactly as the
 //! service would have received them (windows, earning, promotions,
 //! returns, expiry as the rules say), then swept as of `now`; members and
-//! their tier history are written. Deterministic for a seed.
+//! their tier history are written, and with [`seed_members`] each
+//! purchase's receipt too (what returns and lapses read and rewrite in a
+//! real store). Deterministic for a seed.
 
 use chrono::{DateTime, TimeDelta, Utc};
 
@@ -21,8 +23,8 @@ use crate::{
         decide::{Change, HistoryEntry},
         due::{self, Due},
         earn,
-        member::MemberState,
-        receipt::Returned,
+        member::{Lapse, MemberState},
+        receipt::{PurchaseTrack, Receipt, Returned},
     },
     rules::{RuleSet, RulesVersion},
     store::{Commit, Store, StoreError},
@@ -34,6 +36,14 @@ use crate::{
 /// 0.7 GB for 100,000 (sled's memory still grows with what it has
 /// written: docs/performance.md).
 const BATCH: usize = 500;
+
+/// One member ready to be written.
+struct Seeded {
+    member: MemberState,
+    changes: Vec<Change>,
+    receipts: Vec<(String, Receipt)>,
+    due: Due,
+}
 
 const REGIONS: [&str; 5] = ["north", "south", "east", "west", "flagship"];
 
@@ -147,13 +157,15 @@ pub fn member_id(index: u64) -> String {
     format!("member-{index:07}")
 }
 
-/// One synthetic member as of `now`, with the tier changes it went through.
+/// One synthetic member as of `now`: its state, the tier changes it went
+/// through, and its purchases' receipts (with the points of theirs that
+/// lapsed).
 fn member(
     rules: &RuleSet,
     rng: &mut Rng,
     index: u64,
     now: DateTime<Utc>,
-) -> (MemberState, Vec<Change>) {
+) -> (MemberState, Vec<Change>, Vec<(String, Receipt)>) {
     let enrolled = now - rng.days_below(3 * 365) - TimeDelta::days(1);
     let (mut member, mut changes) = apply::member_or_new(rules, None, &member_id(index), enrolled);
     member
@@ -217,18 +229,41 @@ fn member(
                 effect
             }
         };
+        book_lapses(&mut tracks, &effect.lapsed);
         changes.extend(effect.changes);
     }
-    changes.extend(apply::sweep(rules, &mut member, now).changes);
+    let swept = apply::sweep(rules, &mut member, now);
+    book_lapses(&mut tracks, &swept.lapsed);
+    changes.extend(swept.changes);
     member.prune_days(now);
-    (member, changes)
+    let receipts = tracks
+        .into_iter()
+        .map(|(id, track)| {
+            (
+                id,
+                Receipt::of_booked_purchase(&member.member_id, "seed", track),
+            )
+        })
+        .collect();
+    (member, changes, receipts)
+}
+
+/// Tells each purchase of the story whose points lapsed how many did, as
+/// the service's books do ([`crate::domain::books::book_lapses`]).
+fn book_lapses(tracks: &mut [(String, PurchaseTrack)], lapsed: &[Lapse]) {
+    for lapse in lapsed {
+        if let Some((_, track)) = tracks.iter_mut().find(|(id, _)| *id == lapse.source) {
+            track.record_lapse(lapse.points);
+        }
+    }
 }
 
 /// Writes `count` synthetic members and their tier history into `store`,
 /// grown under `rules` up to `now`, and records `rules` as the version in
 /// force (unless it is the last one recorded), as `tierd serve` does: the
 /// reports and a later `serve` then read the members under the rules they
-/// were made with. Returns how many were written.
+/// were made with. Returns how many were written. No receipts: what
+/// reports, simulation and the sweep's member counts need, fast.
 ///
 /// # Errors
 /// On a storage failure.
@@ -239,36 +274,62 @@ pub async fn seed(
     seed: u64,
     now: DateTime<Utc>,
 ) -> Result<u64, StoreError> {
+    seed_members(store, rules, count, seed, now, false).await
+}
+
+/// [`seed`], and with `with_receipts` every purchase's receipt written as
+/// the service would have (about 30 a member): a store whose sweeps and
+/// returns cost what a real programme's do.
+///
+/// # Errors
+/// On a storage failure.
+pub async fn seed_members(
+    store: &Store,
+    rules: &RuleSet,
+    count: u64,
+    seed: u64,
+    now: DateTime<Utc>,
+    with_receipts: bool,
+) -> Result<u64, StoreError> {
     let mut rng = Rng::new(seed);
     let mut written = 0;
     while written < count {
-        let batch: Vec<(MemberState, Vec<Change>, Due)> = (written
-            ..count.min(written + BATCH as u64))
+        let batch: Vec<Seeded> = (written..count.min(written + BATCH as u64))
             .map(|i| {
-                let (member, changes) = member(rules, &mut rng, i, now);
+                let (member, changes, mut receipts) = member(rules, &mut rng, i, now);
+                if !with_receipts {
+                    receipts.clear();
+                }
                 // The last decision's changes are among the story's: check.
                 let due = due::next_due(rules, &member, now, true);
-                (member, changes, due)
+                Seeded {
+                    member,
+                    changes,
+                    receipts,
+                    due,
+                }
             })
             .collect();
         let size = batch.len() as u64;
         let version = rules.version.clone();
         store
             .write(move |writer| {
-                let count = batch.iter().map(|(_, changes, _)| changes.len()).sum();
+                let count = batch.iter().map(|seeded| seeded.changes.len()).sum();
                 let mut seqs = writer.seqs(count)?.into_iter();
                 let mut commit = Commit::default();
-                for (member, changes, due) in &batch {
-                    for (change, seq) in changes.iter().zip(seqs.by_ref()) {
+                for seeded in &batch {
+                    let member_id = &seeded.member.member_id;
+                    for (change, seq) in seeded.changes.iter().zip(seqs.by_ref()) {
                         commit.history.push(HistoryEntry {
                             seq,
-                            member_id: member.member_id.clone(),
+                            member_id: member_id.clone(),
                             change: change.clone(),
                             rules_version: version.clone(),
                         });
                     }
-                    commit.members.push(member.clone());
-                    commit.dues.push((member.member_id.clone(), *due));
+                    commit.dues.push((member_id.clone(), seeded.due));
+                    commit.receipts.extend(seeded.receipts.iter().cloned());
+                    commit.members.push(seeded.member.clone());
                 }
                 writer.commit(&commit)
             })
@@ -283,4 +344,53 @@ pub async fn seed(
             .await??;
     }
     Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Each purchase's transaction id in a seeded member's story, as far as
+    /// the story could go.
+    fn transaction_ids(index: u64) -> impl Iterator<Item = String> {
+        (0..200).map(move |n| format!("seed-{index}-{n}"))
+    }
+
+    /// With receipts, every seeded purchase can be found by its transaction
+    /// id, belongs to its member, and carries the points of it that lapsed
+    /// on the way (some did: the story spans two years, the points live
+    /// one); without, none is written.
+    #[tokio::test]
+    async fn receipts_are_written_with_their_lapses_only_when_asked() {
+        let rules = crate::rules::load(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/rules/example.yaml"
+        )))
+        .expect("example rules");
+        let now = Utc::now();
+        let plain_dir = tempfile::tempdir().expect("temp dir");
+        let plain = Store::open(plain_dir.path()).expect("store");
+        seed(&plain, &rules, 20, 3, now).await.expect("seeded");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let store = Store::open(dir.path()).expect("store");
+        seed_members(&store, &rules, 20, 3, now, true)
+            .await
+            .expect("seeded");
+        let (mut found, mut lapsed) = (0, 0);
+        for index in 0..20 {
+            for id in transaction_ids(index) {
+                assert!(plain.receipt(&id).expect("readable").is_none(), "{id}");
+                let Some(receipt) = store.receipt(&id).expect("readable") else {
+                    continue;
+                };
+                assert_eq!(receipt.member_id, member_id(index));
+                let track = receipt.purchase.expect("a purchase's receipt");
+                assert!(track.points_lapsed <= track.points, "{id}");
+                found += 1;
+                lapsed += track.points_lapsed;
+            }
+        }
+        assert!(found > 100, "{found} purchases found");
+        assert!(lapsed > 0, "no lapse was booked");
+    }
 }
