@@ -58,6 +58,10 @@ use crate::domain::{
 /// Records converted per atomic batch.
 const BATCH: usize = 5_000;
 
+/// The first format whose records are encoded as today's (formats 6 and
+/// 7 changed keys and the member value's head, not records).
+const RECORDS_SETTLED: u32 = 5;
+
 /// The oldest format this build migrates.
 const OLDEST: u32 = 2;
 
@@ -95,9 +99,13 @@ pub(super) fn to_current(tree: &sled::Tree, disk: &mut Disk) -> Result<(), Store
         to = FORMAT_VERSION,
         "migrating the data directory"
     );
-    // Records have kept their encoding since format 5: only older ones
-    // need the walk over every key.
-    let converted = if found < 5 { convert_all(tree)? } else { 0 };
+    // Only formats before the records' encoding settled need the walk over
+    // every key.
+    let converted = if found < RECORDS_SETTLED {
+        convert_all(tree)?
+    } else {
+        0
+    };
     let moved = due_in_members(tree)?;
     tracing::info!(members = moved, "members given their due moment");
     tree.insert(keys::FORMAT, FORMAT_VERSION.to_be_bytes().to_vec())?;

@@ -143,37 +143,34 @@ impl SledWriter {
         }
     }
 
-    /// The value at `key` as this round sees it: its overlay, then sled.
+    /// Reads the value at `key` as this round sees it (its overlay, then
+    /// sled) with `read`, without copying it.
+    fn read_value<T>(
+        &self,
+        key: &[u8],
+        read: impl FnOnce(&[u8]) -> Result<T, StoreError>,
+    ) -> Result<Option<T>, StoreError> {
+        match self.pending.get(key) {
+            Some(value) => value.as_deref().map(read).transpose(),
+            None => self.tree.get(key)?.as_deref().map(read).transpose(),
+        }
+    }
+
+    /// The record at `key` as this round sees it.
     fn get<R, T>(&self, key: &[u8]) -> Result<Option<T>, StoreError>
     where
         R: serde::de::DeserializeOwned,
         T: TryFrom<R, Error = super::records::BadTime>,
     {
-        match self.pending.get(key) {
-            Some(Some(bytes)) => super::from_bytes::<R, T>(key, bytes).map(Some),
-            Some(None) => Ok(None),
-            None => super::embedded::read::<R, T>(&self.tree, key),
-        }
+        self.read_value(key, |bytes| super::from_bytes::<R, T>(key, bytes))
     }
 
-    /// The value at `key` as this round sees it, undecoded.
-    fn raw(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        match self.pending.get(key) {
-            Some(value) => Ok(value.clone()),
-            None => Ok(self.tree.get(key)?.map(|value| value.to_vec())),
-        }
-    }
-
-    /// The due moment `member_id`'s stored value holds (`None`: no member
+    /// The due moment the member value at `key` holds (`None`: no member
     /// stored yet), as this round sees it.
     fn stored_due(&self, key: &[u8]) -> Result<Option<keys::DueBytes>, StoreError> {
-        let due = |bytes: &[u8]| {
+        self.read_value(key, |bytes| {
             codec::split_member(key, bytes).map(|(due, _)| due.unwrap_or(keys::DUE_UNKNOWN))
-        };
-        match self.pending.get(key) {
-            Some(value) => value.as_deref().map(due).transpose(),
-            None => self.tree.get(key)?.as_deref().map(due).transpose(),
-        }
+        })
     }
 
     /// Moves `member_id`'s entry in the due index from `old` (`None`: it has
@@ -247,14 +244,16 @@ impl SledWriter {
             // Only the moment moved: the member's value is rewritten with
             // it, its record's bytes as they are.
             let key = keys::member(member_id);
-            let Some(value) = self.raw(&key)? else {
-                continue;
-            };
-            let (old, _) = codec::split_member(&key, &value)?;
-            let old = old.unwrap_or(keys::DUE_UNKNOWN);
-            if old != new {
+            let moved = self.read_value(&key, |bytes| {
+                let (old, _) = codec::split_member(&key, bytes)?;
+                let old = old.unwrap_or(keys::DUE_UNKNOWN);
+                if old == new {
+                    return Ok(None);
+                }
+                codec::with_due(&key, bytes, &new).map(|value| Some((old, value)))
+            })?;
+            if let Some(Some((old, value))) = moved {
                 Self::move_due(member_id, Some(old), new, &mut batch);
-                let value = codec::with_due(&key, &value, &new)?;
                 batch.push((key, Some(value)));
             }
         }
@@ -340,17 +339,7 @@ impl SledWriter {
     /// On a storage failure or an undecodable record.
     pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
         let key = keys::member(member_id);
-        match self.pending.get(&key) {
-            Some(value) => value
-                .as_deref()
-                .map(|bytes| super::member_from_bytes(&key, bytes))
-                .transpose(),
-            None => self
-                .tree
-                .get(&key)?
-                .map(|bytes| super::member_from_bytes(&key, &bytes))
-                .transpose(),
-        }
+        self.read_value(&key, |bytes| super::member_from_bytes(&key, bytes))
     }
 
     /// A transaction id's receipt, as this writer last committed it.

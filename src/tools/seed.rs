@@ -20,11 +20,12 @@ use chrono::{DateTime, TimeDelta, Utc};
 use crate::{
     domain::{
         apply,
+        books::{self, Books},
         decide::{Change, HistoryEntry},
         due::{self, Due},
         earn,
-        member::{Lapse, MemberState},
-        receipt::{PurchaseTrack, Receipt, Returned},
+        member::MemberState,
+        receipt::{OrderRedemptions, Receipt, Returned},
     },
     rules::{RuleSet, RulesVersion},
     store::{Commit, Store, StoreError},
@@ -174,7 +175,7 @@ fn member(
     member
         .attributes
         .insert("age_band".into(), rng.pick(&AGE_BANDS).into());
-    let mut tracks = Vec::new();
+    let mut receipts: Vec<(String, Receipt)> = Vec::new();
     let no_details = std::collections::BTreeMap::new();
     for (n, (at, event)) in events(rng, enrolled, now).into_iter().enumerate() {
         let transaction_id = format!("seed-{index}-{n}");
@@ -193,11 +194,19 @@ fn member(
                 let Ok((track, effect)) = apply::purchase(rules, &mut member, &purchase, at) else {
                     continue;
                 };
-                tracks.push((transaction_id, track));
+                let receipt = Receipt::of_booked_purchase(&member.member_id, "seed", track);
+                receipts.push((transaction_id, receipt));
                 effect
             }
             Event::Return { of, percent } => {
-                let Some((original, track)) = tracks.get_mut(of) else {
+                let Some((
+                    original,
+                    Receipt {
+                        purchase: Some(track),
+                        ..
+                    },
+                )) = receipts.get_mut(of)
+                else {
                     continue;
                 };
                 let amount = track.amount_minor * percent / 100;
@@ -229,32 +238,30 @@ fn member(
                 effect
             }
         };
-        book_lapses(&mut tracks, &effect.lapsed);
+        let Ok(()) = books::book_lapses(&NoBooks, &effect.lapsed, &mut receipts);
         changes.extend(effect.changes);
     }
     let swept = apply::sweep(rules, &mut member, now);
-    book_lapses(&mut tracks, &swept.lapsed);
+    let Ok(()) = books::book_lapses(&NoBooks, &swept.lapsed, &mut receipts);
     changes.extend(swept.changes);
     member.prune_days(now);
-    let receipts = tracks
-        .into_iter()
-        .map(|(id, track)| {
-            (
-                id,
-                Receipt::of_booked_purchase(&member.member_id, "seed", track),
-            )
-        })
-        .collect();
     (member, changes, receipts)
 }
 
-/// Tells each purchase of the story whose points lapsed how many did, as
-/// the service's books do ([`crate::domain::books::book_lapses`]).
-fn book_lapses(tracks: &mut [(String, PurchaseTrack)], lapsed: &[Lapse]) {
-    for lapse in lapsed {
-        if let Some((_, track)) = tracks.iter_mut().find(|(id, _)| *id == lapse.source) {
-            track.record_lapse(lapse.points);
-        }
+/// A story's books hold only its own purchases' receipts, which
+/// [`books::book_lapses`] finds among those it is given: nothing to look
+/// up beyond them.
+struct NoBooks;
+
+impl Books for NoBooks {
+    type Error = std::convert::Infallible;
+
+    fn receipt(&self, _: &str) -> Result<Option<Receipt>, Self::Error> {
+        Ok(None)
+    }
+
+    fn order(&self, _: &str, _: &str) -> Result<Option<OrderRedemptions>, Self::Error> {
+        Ok(None)
     }
 }
 
