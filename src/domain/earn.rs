@@ -306,12 +306,15 @@ fn rule_earnings(rule: &LineRule, line: LineView<'_>, bought: &mut bool) -> (i12
         LinePay::PerUnit {
             points_per_unit,
             multipliers,
+            combine,
             exclude,
+            only,
         } => {
-            if exclude.matches(line) {
+            let outside = only.as_ref().is_some_and(|only| !only.matches(line));
+            if outside || exclude.matches(line) {
                 return (0, 0);
             }
-            let spend = multipliers.of(line).map_or(0, |multiplier| {
+            let spend = multipliers.of(line, *combine).map_or(0, |multiplier| {
                 i128::from(line.amount_minor)
                     .saturating_mul(scaled(*points_per_unit))
                     .saturating_mul(scaled(multiplier))

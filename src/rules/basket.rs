@@ -12,6 +12,11 @@
 //!       points_per_unit: 1
 //!       multipliers: { categories: { coffee: 2 } }
 //!       exclude: { categories: [gift-card, delivery] }
+//!     - name: coffee earns double again
+//!       points_per_unit: 2
+//!       only: { categories: [coffee] }   # no other line earns here
+//!       multipliers: { labels: { organic: 2, fairtrade: 2 } }
+//!       combine: multiply                 # organic and fairtrade: x4
 //!     - name: the new blend
 //!       buy: { sku: BLEND-7 }
 //!       points: 100
@@ -43,15 +48,21 @@ pub struct LineRule {
 /// What a line rule pays.
 #[derive(Debug, Clone)]
 pub enum LinePay {
-    /// `points_per_unit` per major unit of each matching line's amount,
-    /// times the line's multiplier.
+    /// `points_per_unit` per major unit of each line it pays on (those in
+    /// `only`, if given, and not in `exclude`), times the line's multiplier.
     PerUnit {
         /// Points per major unit.
         points_per_unit: Rate,
         /// Multipliers by what a line is.
         multipliers: LineMultipliers,
+        /// How a line's several multipliers make one.
+        combine: Combine,
         /// Lines that earn nothing under this rule.
         exclude: LineMatch,
+        /// When given, the only lines that earn under this rule (Odoo's
+        /// "points per unit spent on a category"): a line outside it earns
+        /// nothing here, so a return of it takes back nothing of this rule.
+        only: Option<LineMatch>,
     },
     /// Fixed points for buying a matching line.
     Product {
@@ -64,8 +75,23 @@ pub enum LinePay {
     },
 }
 
+/// How the several multipliers that match one line make its multiplier
+/// (a 0 among them excludes the line either way).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Combine {
+    /// The largest applies (blue x2 and xxl x2: x2).
+    #[default]
+    Largest,
+    /// They multiply, as Open Loyalty's label multipliers do (blue x2 and
+    /// xxl x2: x4); the product is kept to a rate's 4 decimals, rounded
+    /// down.
+    Multiply,
+}
+
 /// Multipliers of a line by its labels, category and SKU. When several
-/// match, a 0 among them excludes the line; otherwise the largest applies.
+/// match, a 0 among them excludes the line; otherwise they make one as the
+/// rule's [`Combine`] says.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct LineMultipliers {
@@ -111,6 +137,11 @@ fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<BTreeSet<String
 }
 
 impl LineMatch {
+    /// Its labels, categories and SKUs, in that order.
+    pub fn by_kind(&self) -> [&BTreeSet<String>; 3] {
+        [&self.labels, &self.categories, &self.skus]
+    }
+
     pub(super) fn is_empty(&self) -> bool {
         self.labels.is_empty() && self.categories.is_empty() && self.skus.is_empty()
     }
@@ -124,9 +155,14 @@ impl LineMatch {
 }
 
 impl LineMultipliers {
+    /// Its multipliers by label, by category and by SKU, in that order.
+    pub fn by_kind(&self) -> [&BTreeMap<String, Rate>; 3] {
+        [&self.labels, &self.categories, &self.skus]
+    }
+
     /// The line's multiplier: `None` when a matching one is 0 (excluded),
-    /// else the largest matching one, 1 when none matches.
-    pub fn of(&self, line: LineView<'_>) -> Option<Rate> {
+    /// else the matching ones combined by `combine`, 1 when none matches.
+    pub fn of(&self, line: LineView<'_>, combine: Combine) -> Option<Rate> {
         let matching: Vec<Rate> = line
             .labels
             .iter()
@@ -138,7 +174,10 @@ impl LineMultipliers {
         if matching.iter().any(|r| r.numerator == 0) {
             return None;
         }
-        Some(Rate::largest(matching.into_iter()))
+        Some(match combine {
+            Combine::Largest => Rate::largest(matching.into_iter()),
+            Combine::Multiply => Rate::product(matching.into_iter()),
+        })
     }
 }
 
@@ -152,7 +191,11 @@ pub(super) struct LineRuleFile {
     #[serde(default)]
     multipliers: LineMultipliers,
     #[serde(default)]
+    combine: Option<Combine>,
+    #[serde(default)]
     exclude: LineMatch,
+    #[serde(default)]
+    only: Option<LineMatch>,
     #[serde(default)]
     buy: Option<LineMatch>,
     #[serde(default)]
@@ -190,13 +233,33 @@ pub(super) fn compile(raw: Vec<LineRuleFile>, problems: &mut Vec<Problem>) -> Ve
                             ),
                         );
                     }
+                    if r.only.as_ref().is_some_and(LineMatch::is_empty) {
+                        problem(
+                            problems,
+                            format!(
+                                "line rule `{}`: `only` names no sku, category or label (no line would earn)",
+                                r.name
+                            ),
+                        );
+                    }
                     LinePay::PerUnit {
                         points_per_unit,
                         multipliers: r.multipliers,
+                        combine: r.combine.unwrap_or_default(),
                         exclude: r.exclude,
+                        only: r.only,
                     }
                 }
                 (None, Some(buy)) => {
+                    if r.only.is_some() || r.combine.is_some() {
+                        problem(
+                            problems,
+                            format!(
+                                "line rule `{}` buys something: `only` and `combine` belong to a rule paying `points_per_unit` (`buy` already names its lines)",
+                                r.name
+                            ),
+                        );
+                    }
                     if buy.is_empty() {
                         problem(
                             problems,

@@ -197,6 +197,8 @@ fn pays_on_every_line(rule: &LineRule) -> bool {
         points_per_unit,
         multipliers,
         exclude,
+        only: None,
+        ..
     } = &rule.pays
     else {
         return false;

@@ -717,9 +717,13 @@ fn yaml_diagnostic(file: &Path, text: &str, err: &serde_yaml::Error) -> Diagnost
 }
 
 /// "; did you mean `x`?" for serde's "unknown field `y`, expected one of
-/// `x`, `z`" (or "expected `x` or `z`").
+/// `x`, `z`" (or "expected `x` or `z`"), and the same of a variant
+/// (`combine: multiplied`).
 fn suggest_field(message: &str) -> String {
-    let Some(rest) = message.split("unknown field `").nth(1) else {
+    let Some(rest) = ["unknown field `", "unknown variant `"]
+        .iter()
+        .find_map(|unknown| message.split(unknown).nth(1))
+    else {
         return String::new();
     };
     let Some((unknown, expected)) = rest.split_once('`') else {

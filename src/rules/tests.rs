@@ -490,6 +490,30 @@ fn line_rule_mistakes_are_located() {
         49,
         "unknown field `colours`",
     );
+    assert_error(
+        &with("    - { name: a, points_per_unit: 2, onli: { labels: [red] } }\n"),
+        8,
+        38,
+        "did you mean `only`?",
+    );
+    assert_error(
+        &with("    - { name: a, points_per_unit: 2, combine: multiplied }\n"),
+        8,
+        47,
+        "unknown variant `multiplied`, expected `largest` or `multiply`; did you mean `multiply`?",
+    );
+    assert_error(
+        &with("    - { name: a, points_per_unit: 2, only: {} }\n"),
+        8,
+        9,
+        "`only` names no sku, category or label",
+    );
+    assert_error(
+        &with("    - { name: gift, buy: { sku: X }, points: 5, only: { sku: X } }\n"),
+        8,
+        9,
+        "`only` and `combine` belong to a rule paying `points_per_unit`",
+    );
     let rules = parse_text(&with(
         "    - { name: a, points_per_unit: 2, exclude: { category: delivery } }\n    - { name: b, buy: { skus: [X, Y] }, points: 5, per: unit, final: true }\n",
     ))

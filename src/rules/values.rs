@@ -292,6 +292,21 @@ impl Rate {
             .unwrap_or(Rate::ONE)
     }
 
+    /// The product of some rates, 1 when there are none. A rate has at most
+    /// 4 decimals, so the product is kept to 4 decimals after each factor,
+    /// rounded down (1.5 x 1.5 = 2.25 exactly; 1.0001 x 1.0001 = 1.0002),
+    /// and saturates instead of overflowing.
+    pub fn product(rates: impl Iterator<Item = Rate>) -> Rate {
+        let scale = 10_i128.pow(Rate::MAX_DECIMALS);
+        let scaled = rates.fold(scale, |product, rate| {
+            product.saturating_mul(i128::from(rate.numerator)) / i128::from(rate.denominator.max(1))
+        });
+        Rate {
+            numerator: i64::try_from(scaled).unwrap_or(i64::MAX),
+            denominator: 10_i64.pow(Rate::MAX_DECIMALS),
+        }
+    }
+
     /// The rate as people write it: "2", "1.5", "0.25".
     pub fn to_decimal_string(self) -> String {
         let whole = self.numerator / self.denominator.max(1);
@@ -435,5 +450,26 @@ mod tests {
         let two: Rate = serde_yaml::from_str("2").expect("a rate");
         assert_eq!(two.to_decimal_string(), "2");
         assert!(serde_yaml::from_str::<Rate>("-1").is_err());
+    }
+
+    #[test]
+    fn a_product_of_rates_keeps_four_decimals_rounded_down() {
+        let rate = |text: &str| serde_yaml::from_str::<Rate>(text).expect("a rate");
+        let product =
+            |rates: &[&str]| Rate::product(rates.iter().map(|r| rate(r))).to_decimal_string();
+        assert_eq!(product(&["2", "2"]), "4");
+        assert_eq!(product(&["1.5", "1.5"]), "2.25");
+        assert_eq!(product(&["1.0001", "1.0001"]), "1.0002");
+        assert_eq!(product(&[]), "1");
+        assert_eq!(
+            Rate::product([Rate::ONE, rate("3")].into_iter()).to_decimal_string(),
+            "3"
+        );
+        let huge = ["1000000000"; 4];
+        assert_eq!(
+            Rate::product(huge.iter().map(|r| rate(r))).numerator,
+            i64::MAX,
+            "saturates"
+        );
     }
 }

@@ -49,8 +49,8 @@ use crate::{
         receipt::{LineSize, OrderRedemptions, Receipt, ReturnLine, ReturnRefused, Returned},
     },
     rules::{
-        self, Count, Diagnostic, LinePay, LineRule, Moment, Money, Rate, Rejected, RuleSet,
-        Severity,
+        self, Count, Diagnostic, LineMatch, LinePay, LineRule, Moment, Money, Rate, Rejected,
+        RuleSet, Severity,
     },
     tools::simulate::SlowScript,
 };
@@ -370,8 +370,8 @@ pub fn line_rules_no_case_matches(rules: &RuleSet, rules_file: &Path) -> Vec<Dia
 
 /// The (kind, key, keys the lines have) of each label, category or SKU
 /// that `rule` pays on and no line of `lines` has: its `buy`, or its
-/// multipliers above 0 (a 0 excludes, and excluding what no case buys is
-/// normal).
+/// `only` and multipliers above 0 (a 0 excludes, and excluding what no
+/// case buys is normal).
 fn unmatched_keys(
     rule: &LineRule,
     lines: &[earn::Line],
@@ -385,16 +385,19 @@ fn unmatched_keys(
         lines.iter().map(|l| l.sku.clone()).collect(),
     ];
     let wanted: [Vec<&String>; 3] = match &rule.pays {
-        LinePay::Product { buy, .. } => [
-            buy.labels.iter().collect(),
-            buy.categories.iter().collect(),
-            buy.skus.iter().collect(),
-        ],
-        LinePay::PerUnit { multipliers, .. } => [
-            paying(&multipliers.labels),
-            paying(&multipliers.categories),
-            paying(&multipliers.skus),
-        ],
+        LinePay::Product { buy, .. } => buy.by_kind().map(|keys| keys.iter().collect()),
+        LinePay::PerUnit {
+            multipliers, only, ..
+        } => {
+            let rates = multipliers.by_kind();
+            let only = only.as_ref().map(LineMatch::by_kind);
+            std::array::from_fn(|kind| {
+                paying(rates[kind])
+                    .into_iter()
+                    .chain(only.iter().flat_map(|only| only[kind]))
+                    .collect()
+            })
+        }
     };
     ["label", "category", "sku"]
         .into_iter()
@@ -841,6 +844,93 @@ mod tests {
             failure.contains("earning.bonus: 1 runs over its time budget of 2000 µs"),
             "{failure}"
         );
+    }
+
+    /// Rules for the peers' basket: `line_rules` (indented four spaces)
+    /// under one tier.
+    fn basket_rules(line_rules: &str) -> String {
+        format!(
+            "program: p\nversion: v1\ncurrency: EUR\nwindow: rolling 12 months\n\
+             earning:\n  points_per_unit: 1\n  line_rules:\n{line_rules}tiers:\n  - id: member\n"
+        )
+    }
+
+    /// The peers' basket as a cases file writes it.
+    const PEERS_BASKET: &str = "lines:
+          - { sku: \"123\", category: shirts, amount: \"12.00\", labels: [red] }
+          - { sku: \"456\", category: shirts, quantity: 2, amount: \"100.00\", labels: [blue, xxl] }
+          - { sku: ship, category: delivery, amount: \"40.00\" }";
+
+    #[test]
+    fn only_and_combine_play_in_stories_as_the_service_earns() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let file = dir.path().join("peers.yaml");
+        let run = |line_rules: &str, cases: String| {
+            std::fs::write(&file, basket_rules(line_rules)).expect("write rules");
+            let rules = rules::load(&file).expect("valid rules");
+            let cases_file = dir.path().join("peers.test.yaml");
+            std::fs::write(&cases_file, cases).expect("write cases");
+            let failures: Vec<Option<String>> = run_cases(&rules, &cases_file)
+                .expect("cases parse")
+                .into_iter()
+                .map(|r| r.failure)
+                .collect();
+            let warned: Vec<String> = line_rules_no_case_matches(&rules, &file)
+                .iter()
+                .map(|d| d.message.clone())
+                .collect();
+            (failures, warned)
+        };
+        let only_red = "    - { name: red, points_per_unit: 4, only: { labels: [red] } }\n";
+        let story = format!(
+            "tests:
+  - name: only red earns, and only its return takes points back
+    events:
+      - at: 2026-03-01
+        purchase:
+          amount: \"152.00\"
+          id: b1
+          {PEERS_BASKET}
+        expect_points: 48
+      - at: 2026-03-02
+        return: {{ of: b1, lines: [{{ sku: ship, quantity: 1 }}] }}
+        expect_points: 0
+      - at: 2026-03-03
+        return: {{ of: b1, lines: [{{ sku: \"123\", quantity: 1 }}] }}
+        expect_points: -48
+"
+        );
+        assert_eq!(run(only_red, story.clone()), (vec![None], Vec::new()));
+        let typo = only_red.replace("[red]", "[rd]");
+        let (failures, warned) = run(&typo, story);
+        assert!(
+            failures[0]
+                .as_deref()
+                .is_some_and(|f| f.contains("expected 48 points, got 0")),
+            "{failures:?}"
+        );
+        assert_eq!(
+            warned,
+            [
+                "line rule `red`: no basket in peers.test.yaml has the label `rd`; did you mean `red`?"
+            ]
+        );
+        let multiply = "    - name: labels\n      points_per_unit: 4\n      multipliers: { labels: { red: 0, blue: 2, xxl: 2 } }\n      combine: multiply\n";
+        let purchase = |points: i64| {
+            format!(
+                "tests:
+  - name: blue x2 and xxl x2
+    purchase:
+      amount: \"152.00\"
+      {}
+    expect_points: {points}
+",
+                PEERS_BASKET.replace("\n        ", "\n    ")
+            )
+        };
+        assert_eq!(run(multiply, purchase(1_760)), (vec![None], Vec::new()));
+        let largest = multiply.replace("multiply", "largest");
+        assert_eq!(run(&largest, purchase(960)), (vec![None], Vec::new()));
     }
 
     #[test]

@@ -41,18 +41,25 @@ fn basket() -> Vec<pb::PurchaseLine> {
     ]
 }
 
-/// Points the basket earns under `earning`.
-async fn earned(earning: &str) -> i64 {
+/// A server under `earning` where ann bought the basket as `b1`, and the
+/// points the basket earned.
+async fn bought_basket(earning: &str) -> (TestServer, i64) {
     let mut server = TestServer::with_rules(&rules(earning)).await;
     let mut request = server.purchase("ann", "b1", 15_200);
     request.lines = basket();
-    server
+    let points = server
         .client
         .record_purchase(request)
         .await
         .expect("purchase accepted")
         .into_inner()
-        .points_earned
+        .points_earned;
+    (server, points)
+}
+
+/// Points the basket earns under `earning`.
+async fn earned(earning: &str) -> i64 {
+    bought_basket(earning).await.1
 }
 
 #[tokio::test]
@@ -76,6 +83,31 @@ async fn baskets_earn_the_peers_figures() {
         (
             "red x0 excludes, blue x2 and xxl x2: the largest, not both",
             "  points_per_unit: 1\n  line_rules:\n    - name: labels\n      points_per_unit: 4\n      multipliers: { labels: { red: 0, blue: 2, xxl: 2 } }\n",
+            960,
+        ),
+        (
+            "only red earns (Open Loyalty's figure)",
+            "  points_per_unit: 1\n  line_rules:\n    - { name: red, points_per_unit: 4, only: { labels: [red] } }\n",
+            48,
+        ),
+        (
+            "only blue earns",
+            "  points_per_unit: 1\n  line_rules:\n    - { name: blue, points_per_unit: 4, only: { label: blue } }\n",
+            400,
+        ),
+        (
+            "only shirts, red excluded: only and exclude together",
+            "  points_per_unit: 1\n  line_rules:\n    - name: shirts\n      points_per_unit: 4\n      only: { categories: [shirts] }\n      exclude: { labels: [red] }\n",
+            400,
+        ),
+        (
+            "red x0 excludes, blue x2 and xxl x2 multiplied: x4",
+            "  points_per_unit: 1\n  line_rules:\n    - name: labels\n      points_per_unit: 4\n      multipliers: { labels: { red: 0, blue: 2, xxl: 2 } }\n      combine: multiply\n",
+            1_760,
+        ),
+        (
+            "combine: largest says what the default does",
+            "  points_per_unit: 1\n  line_rules:\n    - name: labels\n      points_per_unit: 4\n      multipliers: { labels: { red: 0, blue: 2, xxl: 2 } }\n      combine: largest\n",
             960,
         ),
         (
@@ -329,16 +361,8 @@ const LINE_EARNING: &str = "  points_per_unit: 1\n  line_rules:\n    - name: goo
 
 #[tokio::test]
 async fn a_return_naming_lines_takes_back_exactly_what_they_earned() {
-    let mut server = TestServer::with_rules(&rules(LINE_EARNING)).await;
-    let mut purchase = server.purchase("ann", "b1", 15_200);
-    purchase.lines = basket();
-    let bought = server
-        .client
-        .record_purchase(purchase)
-        .await
-        .expect("purchase accepted")
-        .into_inner();
-    assert_eq!(bought.points_earned, 548);
+    let (mut server, points) = bought_basket(LINE_EARNING).await;
+    assert_eq!(points, 548);
     let cases = [
         ("r1", vec![returned("ship", 1, 0)], 4_000, 0),
         ("r2", vec![returned("456", 1, 0)], 5_000, 200),
@@ -522,4 +546,30 @@ async fn points_redeemed_for_an_order_come_back_when_it_is_refunded() {
         500,
         "nothing redeemed"
     );
+}
+
+/// A per-unit rule limited with `only` gives each line exactly what it
+/// earned, so a return takes back exactly that: the bonus script that had
+/// to say "4 per unit on red" shared its 48 points over every line by
+/// amount, and returning the delivery took back points it never earned.
+#[tokio::test]
+async fn a_return_takes_back_only_what_an_only_rule_paid_the_line() {
+    let only_red = "  points_per_unit: 1\n  line_rules:\n    - { name: red, points_per_unit: 4, only: { labels: [red] } }\n";
+    let by_script = "  points_per_unit: 0\n  bonus: |\n    let n = 0; for l in lines { if \"red\" in l.labels { n += l.amount * 4 / 100 } } n\n";
+    // The script's 48 shared by amount (12.00, 100.00, 40.00): 4, 31, 13.
+    for (earning, takes) in [(only_red, [0, 48]), (by_script, [13, 4])] {
+        let (mut server, points) = bought_basket(earning).await;
+        assert_eq!(points, 48, "{earning}");
+        let mut taken = Vec::new();
+        for (txn, sku) in [("r1", "ship"), ("r2", "123")] {
+            let answer = server
+                .client
+                .record_return(give_back(&server, txn, vec![returned(sku, 1, 0)]))
+                .await
+                .expect("return accepted")
+                .into_inner();
+            taken.push(answer.points_reversed);
+        }
+        assert_eq!(taken, takes, "{earning}");
+    }
 }
