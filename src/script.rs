@@ -351,6 +351,25 @@ impl Script {
         self.run::<i64>(inputs)
     }
 
+    /// Runs a bonus script, which may answer one number for the purchase
+    /// or one per basket line: a list with a number for each line, or a
+    /// map from a line's index (`#{ "0": 10, "2": 5 }`; lines left out get
+    /// 0). Negative numbers count as 0, as a negative bonus always has.
+    ///
+    /// # Errors
+    /// [`ScriptError::Run`] when it fails, answers something else, or a
+    /// list whose length is not the basket's, or a map naming no line of
+    /// it.
+    pub fn eval_bonus(&self, inputs: &Inputs<'_>) -> Result<Bonus, ScriptError> {
+        let lines = inputs.purchase.as_ref().map_or(0, |p| p.lines.len());
+        let answer = self.run::<Dynamic>(inputs)?;
+        let bonus = bonus_of(answer, lines).map_err(ScriptError::Run);
+        if bonus.is_err() {
+            FAILURES.fetch_add(1, Ordering::Relaxed);
+        }
+        bonus
+    }
+
     /// Runs the script under its limits and its time budget: one past
     /// the budget is stopped and fails like any other ([`failures`]
     /// counts it), and its time is kept ([`Script::overruns`]).
@@ -379,6 +398,66 @@ impl Script {
             .fetch_max(micros(elapsed), Ordering::Relaxed);
         ScriptError::OverBudget { elapsed, budget }
     }
+}
+
+/// A bonus script's answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Bonus {
+    /// Points for the whole purchase, shared over its lines by amount.
+    Total(i64),
+    /// Points for each line of the basket, in its order.
+    PerLine(Vec<i64>),
+}
+
+impl Bonus {
+    /// All its points.
+    pub fn total(&self) -> i64 {
+        match self {
+            Bonus::Total(points) => *points,
+            Bonus::PerLine(points) => points.iter().fold(0_i64, |sum, p| sum.saturating_add(*p)),
+        }
+    }
+}
+
+/// Reads a bonus script's answer for a basket of `lines` lines.
+fn bonus_of(answer: Dynamic, lines: usize) -> Result<Bonus, String> {
+    let points = |value: Dynamic, what: &dyn Fn() -> String| {
+        value
+            .as_int()
+            .map(|points| points.max(0))
+            .map_err(|found| format!("{} is a {found}, not a whole number of points", what()))
+    };
+    if answer.is_array() {
+        let list = answer.into_array().unwrap_or_default();
+        if list.len() != lines {
+            return Err(format!(
+                "the bonus gave a list of {} numbers for a basket of {lines} lines: give one per line",
+                list.len()
+            ));
+        }
+        let per_line = list
+            .into_iter()
+            .enumerate()
+            .map(|(i, value)| points(value, &|| format!("the bonus for line {i}")))
+            .collect::<Result<_, _>>()?;
+        return Ok(Bonus::PerLine(per_line));
+    }
+    if answer.is_map() {
+        let map = answer.cast::<rhai::Map>();
+        let mut per_line = vec![0; lines];
+        for (key, value) in map {
+            let slot = key
+                .parse::<usize>()
+                .ok()
+                .and_then(|index| per_line.get_mut(index))
+                .ok_or_else(|| {
+                    format!("the bonus names line {key:?}, but the basket has {lines} lines, numbered from 0")
+                })?;
+            *slot = points(value, &|| format!("the bonus for line {key}"))?;
+        }
+        return Ok(Bonus::PerLine(per_line));
+    }
+    points(answer, &|| "the bonus".to_owned()).map(Bonus::Total)
 }
 
 /// The first decimal number written in `source` (`1.5`), if any: rhai
@@ -538,6 +617,60 @@ pub(crate) mod tests {
         inputs.qualifying_points = 150;
         inputs.attributes = Some(&empty);
         assert_eq!(script.eval_condition(&inputs), Ok(false));
+    }
+
+    #[test]
+    fn a_bonus_is_one_number_or_one_per_line() {
+        let labels = vec!["xxl".to_owned()];
+        let line = |sku, labels| LineView {
+            sku,
+            category: "shirts",
+            quantity: 2,
+            amount_minor: 1_000,
+            labels,
+        };
+        let lines = vec![line("a", &[][..]), line("b", &labels), line("c", &[][..])];
+        let bonus = |source: &str| {
+            let inputs = Inputs {
+                purchase: Some(PurchaseInputs {
+                    amount_minor: 3_000,
+                    channel: "pos",
+                    store_id: "s",
+                    tags: &[],
+                    lines: lines.clone(),
+                }),
+                ..Inputs::default()
+            };
+            Script::compile(source, ScriptKind::Bonus)
+                .expect("compiles")
+                .eval_bonus(&inputs)
+        };
+        assert_eq!(bonus("25"), Ok(Bonus::Total(25)));
+        assert_eq!(bonus("-5"), Ok(Bonus::Total(0)), "negative is none");
+        assert_eq!(
+            bonus(r#"lines.map(|l| if "xxl" in l.labels { l.quantity * 7 } else { 0 })"#),
+            Ok(Bonus::PerLine(vec![0, 14, 0]))
+        );
+        assert_eq!(
+            bonus(r#"#{ "2": 5, "0": -3 }"#),
+            Ok(Bonus::PerLine(vec![0, 0, 5])),
+            "left out and negative lines get 0"
+        );
+        assert_eq!(bonus("[1, 2, 3]").map(|b| b.total()), Ok(6));
+        let refused = [
+            ("[1, 2]", "a list of 2 numbers for a basket of 3 lines"),
+            (
+                r#"#{ "3": 1 }"#,
+                "names line \"3\", but the basket has 3 lines",
+            ),
+            (r#"#{ first: 1 }"#, "names line \"first\""),
+            (r#"[1, "x", 3]"#, "the bonus for line 1 is a string"),
+            (r#""ten""#, "the bonus is a string"),
+        ];
+        for (source, says) in refused {
+            let err = bonus(source).expect_err(source);
+            assert!(err.to_string().contains(says), "{source}: {err}");
+        }
     }
 
     #[test]

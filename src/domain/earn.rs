@@ -8,7 +8,7 @@ use chrono::{DateTime, Utc};
 use super::{decide::Subject, share};
 use crate::{
     rules::{Activity, LinePay, LineRule, LineView, Rate, RuleSet},
-    script::{Inputs, PurchaseInputs},
+    script::{Bonus, Inputs, PurchaseInputs},
 };
 
 /// One line of a basket, as the till sent it (checked at the boundary:
@@ -192,6 +192,7 @@ pub fn purchase_earnings(
     let numerators: Vec<i128> = spend.iter().map(|s| s.saturating_mul(multiplier)).collect();
     let denominator = i128::from(rules.currency.minor_per_major()) * SCALE.pow(6);
     let bonus = bonus_points(rules, purchase, subject);
+    let bonus_total = bonus.total();
     let rate_total = numerators
         .iter()
         .fold(0_i128, |sum, n| sum.saturating_add(*n))
@@ -204,7 +205,7 @@ pub fn purchase_earnings(
                 rate_total,
             ),
             ("the product bonuses of line_rules", products_total),
-            ("the bonus script (earning.bonus)", i128::from(bonus)),
+            ("the bonus script (earning.bonus)", i128::from(bonus_total)),
         ],
         earning.max_points_per_event,
     )?;
@@ -216,8 +217,13 @@ pub fn purchase_earnings(
             per_line: Vec::new(),
         });
     }
-    let amounts: Vec<i64> = purchase.lines.iter().map(|l| l.amount_minor).collect();
-    let bonus_parts = share::split(bonus, &amounts);
+    let bonus_parts = match bonus {
+        Bonus::PerLine(per_line) => per_line,
+        Bonus::Total(points) => {
+            let amounts: Vec<i64> = purchase.lines.iter().map(|l| l.amount_minor).collect();
+            share::split(points, &amounts)
+        }
+    };
     let per_line: Vec<i64> = (0..purchase.lines.len())
         .map(|i| {
             rate_parts[i]
@@ -340,9 +346,11 @@ fn rule_earnings(rule: &LineRule, line: LineView<'_>, bought: &mut bool) -> (i12
     }
 }
 
-fn bonus_points(rules: &RuleSet, purchase: &Purchase<'_>, subject: Subject<'_>) -> i64 {
+/// The bonus script's points, for the purchase or line by line; none when
+/// the rules have no script, or it fails.
+fn bonus_points(rules: &RuleSet, purchase: &Purchase<'_>, subject: Subject<'_>) -> Bonus {
     let Some(script) = &rules.earning.bonus else {
-        return 0;
+        return Bonus::Total(0);
     };
     let inputs = Inputs {
         purchase: Some(PurchaseInputs {
@@ -354,13 +362,10 @@ fn bonus_points(rules: &RuleSet, purchase: &Purchase<'_>, subject: Subject<'_>) 
         }),
         ..subject.inputs()
     };
-    match script.eval_points(&inputs) {
-        Ok(points) => points.max(0),
-        Err(err) => {
-            tracing::warn!(error = %err, "bonus script failed; no bonus awarded");
-            0
-        }
-    }
+    script.eval_bonus(&inputs).unwrap_or_else(|err| {
+        tracing::warn!(error = %err, "bonus script failed; no bonus awarded");
+        Bonus::Total(0)
+    })
 }
 
 /// Points an activity earns before caps: its fixed points plus its script

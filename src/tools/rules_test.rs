@@ -846,27 +846,52 @@ mod tests {
         );
     }
 
-    /// Rules for the peers' basket: `line_rules` (indented four spaces)
-    /// under one tier.
-    fn basket_rules(line_rules: &str) -> String {
+    /// Rules for the peers' basket: `earning` (its lines, indented two
+    /// spaces) under one tier.
+    fn basket_rules(earning: &str) -> String {
         format!(
             "program: p\nversion: v1\ncurrency: EUR\nwindow: rolling 12 months\n\
-             earning:\n  points_per_unit: 1\n  line_rules:\n{line_rules}tiers:\n  - id: member\n"
+             earning:\n{earning}tiers:\n  - id: member\n"
         )
     }
 
-    /// The peers' basket as a cases file writes it.
-    const PEERS_BASKET: &str = "lines:
-          - { sku: \"123\", category: shirts, amount: \"12.00\", labels: [red] }
-          - { sku: \"456\", category: shirts, quantity: 2, amount: \"100.00\", labels: [blue, xxl] }
-          - { sku: ship, category: delivery, amount: \"40.00\" }";
+    /// A story: the peers' basket bought, expecting `points`, then one
+    /// unit of each SKU of `returns` given back, expecting what it takes.
+    fn basket_story(points: i64, returns: &[(&str, i64)]) -> String {
+        let mut story = format!(
+            "tests:
+  - name: the peers' basket
+    events:
+      - at: 2026-03-01
+        purchase:
+          amount: \"152.00\"
+          id: b1
+          lines:
+            - {{ sku: \"123\", category: shirts, amount: \"12.00\", labels: [red] }}
+            - {{ sku: \"456\", category: shirts, quantity: 2, amount: \"100.00\", labels: [blue, xxl] }}
+            - {{ sku: ship, category: delivery, amount: \"40.00\" }}
+        expect_points: {points}
+"
+        );
+        for (day, (sku, back)) in returns.iter().enumerate() {
+            story.push_str(&format!(
+                "      - at: 2026-03-{:02}
+        return: {{ of: b1, lines: [{{ sku: \"{sku}\", quantity: 1 }}] }}
+        expect_points: {}
+",
+                day + 2,
+                -back
+            ));
+        }
+        story
+    }
 
     #[test]
-    fn only_and_combine_play_in_stories_as_the_service_earns() {
+    fn the_peers_line_rules_play_in_stories_as_the_service_earns() {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let file = dir.path().join("peers.yaml");
-        let run = |line_rules: &str, cases: String| {
-            std::fs::write(&file, basket_rules(line_rules)).expect("write rules");
+        let run = |earning: &str, cases: String| {
+            std::fs::write(&file, basket_rules(earning)).expect("write rules");
             let rules = rules::load(&file).expect("valid rules");
             let cases_file = dir.path().join("peers.test.yaml");
             std::fs::write(&cases_file, cases).expect("write cases");
@@ -881,28 +906,12 @@ mod tests {
                 .collect();
             (failures, warned)
         };
-        let only_red = "    - { name: red, points_per_unit: 4, only: { labels: [red] } }\n";
-        let story = format!(
-            "tests:
-  - name: only red earns, and only its return takes points back
-    events:
-      - at: 2026-03-01
-        purchase:
-          amount: \"152.00\"
-          id: b1
-          {PEERS_BASKET}
-        expect_points: 48
-      - at: 2026-03-02
-        return: {{ of: b1, lines: [{{ sku: ship, quantity: 1 }}] }}
-        expect_points: 0
-      - at: 2026-03-03
-        return: {{ of: b1, lines: [{{ sku: \"123\", quantity: 1 }}] }}
-        expect_points: -48
-"
-        );
-        assert_eq!(run(only_red, story.clone()), (vec![None], Vec::new()));
+        let passes = (vec![None], Vec::<String>::new());
+        let only_red = "  points_per_unit: 1\n  line_rules:\n    - { name: red, points_per_unit: 4, only: { labels: [red] } }\n";
+        let only_story = basket_story(48, &[("ship", 0), ("123", 48)]);
+        assert_eq!(run(only_red, only_story.clone()), passes);
         let typo = only_red.replace("[red]", "[rd]");
-        let (failures, warned) = run(&typo, story);
+        let (failures, warned) = run(&typo, only_story);
         assert!(
             failures[0]
                 .as_deref()
@@ -915,22 +924,13 @@ mod tests {
                 "line rule `red`: no basket in peers.test.yaml has the label `rd`; did you mean `red`?"
             ]
         );
-        let multiply = "    - name: labels\n      points_per_unit: 4\n      multipliers: { labels: { red: 0, blue: 2, xxl: 2 } }\n      combine: multiply\n";
-        let purchase = |points: i64| {
-            format!(
-                "tests:
-  - name: blue x2 and xxl x2
-    purchase:
-      amount: \"152.00\"
-      {}
-    expect_points: {points}
-",
-                PEERS_BASKET.replace("\n        ", "\n    ")
-            )
-        };
-        assert_eq!(run(multiply, purchase(1_760)), (vec![None], Vec::new()));
+        let multiply = "  points_per_unit: 1\n  line_rules:\n    - name: labels\n      points_per_unit: 4\n      multipliers: { labels: { red: 0, blue: 2, xxl: 2 } }\n      combine: multiply\n";
+        assert_eq!(run(multiply, basket_story(1_760, &[])), passes);
         let largest = multiply.replace("multiply", "largest");
-        assert_eq!(run(&largest, purchase(960)), (vec![None], Vec::new()));
+        assert_eq!(run(&largest, basket_story(960, &[])), passes);
+        let per_line = "  points_per_unit: 0\n  bonus: |\n    lines.map(|l| if \"xxl\" in l.labels { l.quantity * 7 } else { 0 })\n";
+        let per_line_story = basket_story(14, &[("ship", 0), ("456", 7)]);
+        assert_eq!(run(per_line, per_line_story), passes);
     }
 
     #[test]

@@ -347,6 +347,19 @@ fn give_back(
     }
 }
 
+/// The answer to `request`, which must be accepted.
+async fn return_accepted(
+    server: &mut TestServer,
+    request: pb::RecordReturnRequest,
+) -> pb::RecordReturnResponse {
+    server
+        .client
+        .record_return(request)
+        .await
+        .expect("return accepted")
+        .into_inner()
+}
+
 fn returned(sku: &str, quantity: i64, amount_minor: i64) -> pb::ReturnLine {
     pb::ReturnLine {
         sku: sku.into(),
@@ -372,12 +385,7 @@ async fn a_return_naming_lines_takes_back_exactly_what_they_earned() {
     for (txn, lines, amount, points) in cases {
         let request = give_back(&server, txn, lines);
         sent.push(request.clone());
-        let answer = server
-            .client
-            .record_return(request)
-            .await
-            .expect("return accepted")
-            .into_inner();
+        let answer = return_accepted(&mut server, request).await;
         assert_eq!(
             (answer.amount_returned_minor, answer.points_reversed),
             (amount, points),
@@ -548,6 +556,18 @@ async fn points_redeemed_for_an_order_come_back_when_it_is_refunded() {
     );
 }
 
+/// The points the basket earns under `earning`, and what returning one
+/// unit of each SKU in `skus`, in turn, takes back.
+async fn taken_back(earning: &str, skus: &[&str]) -> (i64, Vec<i64>) {
+    let (mut server, points) = bought_basket(earning).await;
+    let mut taken = Vec::new();
+    for (n, sku) in skus.iter().enumerate() {
+        let request = give_back(&server, &format!("r{n}"), vec![returned(sku, 1, 0)]);
+        taken.push(return_accepted(&mut server, request).await.points_reversed);
+    }
+    (points, taken)
+}
+
 /// A per-unit rule limited with `only` gives each line exactly what it
 /// earned, so a return takes back exactly that: the bonus script that had
 /// to say "4 per unit on red" shared its 48 points over every line by
@@ -557,19 +577,42 @@ async fn a_return_takes_back_only_what_an_only_rule_paid_the_line() {
     let only_red = "  points_per_unit: 1\n  line_rules:\n    - { name: red, points_per_unit: 4, only: { labels: [red] } }\n";
     let by_script = "  points_per_unit: 0\n  bonus: |\n    let n = 0; for l in lines { if \"red\" in l.labels { n += l.amount * 4 / 100 } } n\n";
     // The script's 48 shared by amount (12.00, 100.00, 40.00): 4, 31, 13.
-    for (earning, takes) in [(only_red, [0, 48]), (by_script, [13, 4])] {
-        let (mut server, points) = bought_basket(earning).await;
-        assert_eq!(points, 48, "{earning}");
-        let mut taken = Vec::new();
-        for (txn, sku) in [("r1", "ship"), ("r2", "123")] {
-            let answer = server
-                .client
-                .record_return(give_back(&server, txn, vec![returned(sku, 1, 0)]))
-                .await
-                .expect("return accepted")
-                .into_inner();
-            taken.push(answer.points_reversed);
-        }
-        assert_eq!(taken, takes, "{earning}");
+    assert_eq!(
+        taken_back(only_red, &["ship", "123"]).await,
+        (48, vec![0, 48])
+    );
+    assert_eq!(
+        taken_back(by_script, &["ship", "123"]).await,
+        (48, vec![13, 4])
+    );
+}
+
+/// A bonus script may give its points line by line (a list, or a map by
+/// line index), and each line's return takes back its own: 7 per unit
+/// labelled xxl, as one number, was shared by amount (1, 9 and 4 of 14),
+/// and half the shirts took back 4 of their 9.
+#[tokio::test]
+async fn a_bonus_given_per_line_is_taken_back_with_its_line() {
+    let bonus = |script: &str| format!("  points_per_unit: 0\n  bonus: |\n    {script}\n");
+    let per_line = bonus(r#"lines.map(|l| if "xxl" in l.labels { l.quantity * 7 } else { 0 })"#);
+    let by_index = bonus(r##"#{ "1": 14 }"##);
+    let one_number =
+        bonus(r#"let n = 0; for l in lines { if "xxl" in l.labels { n += l.quantity * 7 } } n"#);
+    for earning in [per_line, by_index] {
+        assert_eq!(
+            taken_back(&earning, &["ship", "456", "456"]).await,
+            (14, vec![0, 7, 7]),
+            "{earning}"
+        );
     }
+    assert_eq!(
+        taken_back(&one_number, &["ship", "456", "456"]).await,
+        (14, vec![4, 4, 5])
+    );
+    let wrong_length = bonus("[1, 2]");
+    assert_eq!(
+        taken_back(&wrong_length, &[]).await,
+        (0, vec![]),
+        "a list that does not fit the basket gives no bonus, as a failing script"
+    );
 }
