@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use super::{
     decide::{self, Change, ChangeKind, Metrics, OverrideMode, Subject, TierOverride},
     earn::{self, Overearned, Purchase, PurchaseFacts},
-    member::{InsufficientPoints, Lapse, MemberState},
+    member::{InsufficientPoints, Lapse, MemberState, Qualified},
     receipt::{LineTrack, OrderRedemptions, PurchaseTrack, ReturnRefused, Returned},
 };
 use crate::rules::{Activity, RuleSet, TierRateApplies};
@@ -141,24 +141,18 @@ pub fn purchase(
     let lapsed = member.expire(now);
     let earned = purchase_points(rules, member, purchase, now)?;
     let points = earned.points;
-    member.record_purchase(
+    let track = PurchaseTrack {
+        lines: line_tracks(rules, purchase, &earned.per_line),
+        minimums: earned.minimums,
+        ..PurchaseTrack::new(purchase.amount_minor, points, purchase.occurred_at)
+    };
+    member.record_qualified_purchase(
         purchase.transaction_id,
-        purchase.amount_minor,
+        qualified(purchase, &track.lines, points),
         points,
         purchase.occurred_at,
         expiry(rules, purchase.occurred_at),
     );
-    let track = PurchaseTrack {
-        lines: purchase
-            .lines
-            .iter()
-            .zip(earned.per_line)
-            .map(|(line, points)| {
-                LineTrack::new(&line.sku, line.quantity, line.amount_minor, points)
-            })
-            .collect(),
-        ..PurchaseTrack::new(purchase.amount_minor, points, purchase.occurred_at)
-    };
     let effect = Effect {
         points,
         changes: evaluate(rules, member, now).into_iter().collect(),
@@ -166,6 +160,39 @@ pub fn purchase(
         ..Effect::default()
     };
     Ok((track, effect))
+}
+
+/// The basket's lines as returns will need them: what each earned
+/// (`per_line`), and whether it counts toward the tier.
+fn line_tracks(rules: &RuleSet, purchase: &Purchase<'_>, per_line: &[i64]) -> Vec<LineTrack> {
+    purchase
+        .lines
+        .iter()
+        .zip(per_line)
+        .map(|(line, points)| LineTrack {
+            qualifies: rules.qualifying.counts(line.view()),
+            ..LineTrack::new(&line.sku, line.quantity, line.amount_minor, *points)
+        })
+        .collect()
+}
+
+/// What of `purchase`, which earned `points` over `lines`, counts toward
+/// the tier: all of a purchase sent as a sum; else the lines that count,
+/// and no purchase at all when none does (a gift card alone).
+fn qualified(purchase: &Purchase<'_>, lines: &[LineTrack], points: i64) -> Qualified {
+    if lines.is_empty() {
+        return Qualified {
+            amount_minor: purchase.amount_minor,
+            points,
+            counts: true,
+        };
+    }
+    let counting = || lines.iter().filter(|line| line.qualifies);
+    Qualified {
+        amount_minor: counting().fold(0_i64, |sum, l| sum.saturating_add(l.amount_minor)),
+        points: counting().fold(0_i64, |sum, l| sum.saturating_add(l.points)),
+        counts: counting().next().is_some(),
+    }
 }
 
 /// What `purchase` earns `member` (not yet recorded), line by line. With
@@ -199,11 +226,13 @@ fn purchase_points(
         rate_tier: None,
         ..facts
     };
+    let untiered = earn::purchase_earnings(rules, untiered, subject)?;
+    let lines = line_tracks(rules, purchase, &untiered.per_line);
     let mut reached = member.clone();
-    reached.record_purchase(
+    reached.record_qualified_purchase(
         purchase.transaction_id,
-        purchase.amount_minor,
-        earn::points_for_purchase(rules, untiered, subject)?,
+        qualified(purchase, &lines, untiered.points),
+        untiered.points,
         purchase.occurred_at,
         expiry(rules, purchase.occurred_at),
     );

@@ -5,9 +5,13 @@ use std::collections::BTreeMap;
 
 use chrono::{DateTime, Utc};
 
-use super::{decide::Subject, share};
+use super::{
+    decide::Subject,
+    receipt::{MinimumLine, MinimumTrack},
+    share,
+};
 use crate::{
-    rules::{Activity, LinePay, LineRule, LineView, Rate, RuleSet},
+    rules::{Activity, LinePay, LineRule, LineView, Minimum, Rate, RuleSet},
     script::{Bonus, Inputs, PurchaseInputs},
 };
 
@@ -87,6 +91,10 @@ pub struct Earned {
     /// remainder first), its product bonuses, and its share of the bonus
     /// script's points by amount.
     pub per_line: Vec<i64>,
+    /// What each line rule with a minimum paid, line by line (part of
+    /// `per_line`): a return that takes its lines below the minimum takes
+    /// it back.
+    pub minimums: Vec<MinimumTrack>,
 }
 
 /// An event the rules would pay more than `earning.max_points_per_event`:
@@ -164,31 +172,33 @@ pub fn purchase_earnings(
         return Ok(Earned {
             points: 0,
             per_line: vec![0; purchase.lines.len()],
+            minimums: Vec::new(),
         });
     }
     let multiplier = purchase_multipliers(rules, &facts)
         .iter()
         .fold(1_i128, |n, r| n.saturating_mul(scaled(*r)));
-    let (spend, products) = if purchase.lines.is_empty() || earning.line_rules.is_empty() {
-        // Each line (or the whole sum) as a line with multiplier 1, to
-        // share the line rules' scale.
-        let amounts: Vec<i64> = if purchase.lines.is_empty() {
-            vec![purchase.amount_minor]
+    let (spend, products, conditional) =
+        if purchase.lines.is_empty() || earning.line_rules.is_empty() {
+            // Each line (or the whole sum) as a line with multiplier 1, to
+            // share the line rules' scale.
+            let amounts: Vec<i64> = if purchase.lines.is_empty() {
+                vec![purchase.amount_minor]
+            } else {
+                purchase.lines.iter().map(|l| l.amount_minor).collect()
+            };
+            let spend = amounts
+                .iter()
+                .map(|a| {
+                    i128::from(*a)
+                        .saturating_mul(scaled(earning.points_per_unit))
+                        .saturating_mul(SCALE)
+                })
+                .collect();
+            (spend, vec![0; purchase.lines.len()], Vec::new())
         } else {
-            purchase.lines.iter().map(|l| l.amount_minor).collect()
+            line_earnings(&earning.line_rules, purchase.lines)
         };
-        let spend = amounts
-            .iter()
-            .map(|a| {
-                i128::from(*a)
-                    .saturating_mul(scaled(earning.points_per_unit))
-                    .saturating_mul(SCALE)
-            })
-            .collect();
-        (spend, vec![0; purchase.lines.len()])
-    } else {
-        line_earnings(&earning.line_rules, purchase.lines)
-    };
     let numerators: Vec<i128> = spend.iter().map(|s| s.saturating_mul(multiplier)).collect();
     let denominator = i128::from(rules.currency.minor_per_major()) * SCALE.pow(6);
     let bonus = bonus_points(rules, purchase, subject);
@@ -215,8 +225,27 @@ pub fn purchase_earnings(
         return Ok(Earned {
             points,
             per_line: Vec::new(),
+            minimums: Vec::new(),
         });
     }
+    // Each minimum's rate part of a line, rounded down on its own: never
+    // more than the line's rate part, which was rounded with every rule.
+    let minimums = conditional
+        .into_iter()
+        .map(|paid| MinimumTrack {
+            minimum: paid.minimum,
+            lines: paid
+                .lines
+                .into_iter()
+                .map(|(index, spend, products)| MinimumLine {
+                    index,
+                    points: i64::try_from(spend.saturating_mul(multiplier) / denominator)
+                        .unwrap_or(0)
+                        .saturating_add(products),
+                })
+                .collect(),
+        })
+        .collect();
     let bonus_parts = match bonus {
         Bonus::PerLine(per_line) => per_line,
         Bonus::Total(points) => {
@@ -231,7 +260,11 @@ pub fn purchase_earnings(
                 .saturating_add(bonus_parts[i])
         })
         .collect();
-    Ok(Earned { points, per_line })
+    Ok(Earned {
+        points,
+        per_line,
+        minimums,
+    })
 }
 
 /// The multipliers of the whole purchase: channel, the largest tag one,
@@ -281,13 +314,33 @@ fn scaled(rate: Rate) -> i128 {
     i128::from(rate.numerator) * SCALE / i128::from(rate.denominator.max(1))
 }
 
+/// What a line rule with a minimum paid the lines it matched, before the
+/// purchase's multipliers and rounding: (line index, per-unit pay as in
+/// [`LineEarnings::spend`], product bonus points).
+struct Conditional {
+    minimum: Minimum,
+    lines: Vec<(usize, i128, i64)>,
+}
+
 /// The line rules' pay for a basket, line by line: the per-unit part
 /// (money x points per unit x multiplier, in minor units x [`SCALE`]^2,
-/// not yet rounded) and the product bonuses' points.
-fn line_earnings(rules: &[LineRule], lines: &[Line]) -> (Vec<i128>, Vec<i64>) {
+/// not yet rounded), the product bonuses' points, and what each rule with
+/// a minimum paid of them. A rule whose matched lines miss its minimum
+/// pays nothing (and so does not stop the rules after it).
+fn line_earnings(rules: &[LineRule], lines: &[Line]) -> (Vec<i128>, Vec<i64>, Vec<Conditional>) {
     let mut spend = vec![0_i128; lines.len()];
     let mut products = vec![0_i64; lines.len()];
+    let mut conditional = Vec::new();
     for rule in rules {
+        let matched: Vec<bool> = lines.iter().map(|l| rule.matches(l.view())).collect();
+        let mut held = match rule.minimum {
+            Some(minimum) if !meets(minimum, lines, &matched) => continue,
+            Some(minimum) => Some(Conditional {
+                minimum,
+                lines: Vec::new(),
+            }),
+            None => None,
+        };
         let mut paid = false;
         let mut bought = false;
         for (i, line) in lines.iter().enumerate() {
@@ -295,12 +348,31 @@ fn line_earnings(rules: &[LineRule], lines: &[Line]) -> (Vec<i128>, Vec<i64>) {
             spend[i] = spend[i].saturating_add(line_spend);
             products[i] = products[i].saturating_add(line_points);
             paid |= line_spend > 0 || line_points > 0;
+            if let Some(held) = held.as_mut().filter(|_| matched[i]) {
+                held.lines.push((i, line_spend, line_points));
+            }
         }
+        conditional.extend(held);
         if rule.stops && paid {
             break;
         }
     }
-    (spend, products)
+    (spend, products, conditional)
+}
+
+/// Whether the `matched` lines of `lines` meet `minimum`.
+fn meets(minimum: Minimum, lines: &[Line], matched: &[bool]) -> bool {
+    let (quantity, amount) = lines
+        .iter()
+        .zip(matched)
+        .filter(|(_, matched)| **matched)
+        .fold((0_i64, 0_i64), |(q, a), (line, _)| {
+            (
+                q.saturating_add(line.quantity),
+                a.saturating_add(line.amount_minor),
+            )
+        });
+    minimum.met_by(quantity, amount)
 }
 
 /// What `rule` pays for `line`. `bought` says whether an earlier line of

@@ -143,17 +143,38 @@ pub struct LineBack {
     pub points: i64,
 }
 
+/// What of a purchase counts toward the tier, on the rules' `qualifying`
+/// basis: its spend (and lifetime value, and the reports' spend), its
+/// status points, and whether it counts as a purchase at all.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Qualified {
+    /// Spend that counts, minor units.
+    pub amount_minor: i64,
+    /// Status points.
+    pub points: i64,
+    /// False for a purchase none of whose lines count (a gift card).
+    pub counts: bool,
+}
+
 /// What a return takes back from the member.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TakeBack {
-    /// Spend refunded, minor units (off the purchase's day and lifetime value).
+    /// Money refunded, minor units.
     pub amount_minor: i64,
-    /// Status points taken off the purchase's day.
+    /// Of it, what counted toward the tier (the rules' `qualifying`
+    /// basis): off the purchase's day and lifetime value, and the refund
+    /// the reports count.
+    pub qualifying_minor: i64,
+    /// Points of the purchase taken back, whatever lines earned them.
+    pub points: i64,
+    /// Of them, the status points taken off the purchase's day (those of
+    /// lines that count toward the tier).
     pub qualifying_points: i64,
     /// Redeemable points taken back: from the purchase's own lot first,
     /// then oldest first, then as debt.
     pub redeemable_points: i64,
-    /// True when nothing of the purchase is left: it no longer counts as one.
+    /// True when nothing of a purchase that counted is left: it no longer
+    /// counts as one.
     pub fully_returned: bool,
     /// Line by line, for a purchase with a basket (the lines that moved).
     pub lines: Vec<LineBack>,
@@ -225,8 +246,9 @@ impl MemberState {
         self.days.entry(day_number(at)).or_default()
     }
 
-    /// Records a purchase that earned `points` (status and redeemable),
-    /// expiring at `expires_at`.
+    /// Records a purchase of `amount_minor` that earned `points` (status
+    /// and redeemable), expiring at `expires_at`, all of it counting
+    /// toward the tier.
     pub fn record_purchase(
         &mut self,
         source: &str,
@@ -235,13 +257,33 @@ impl MemberState {
         occurred_at: DateTime<Utc>,
         expires_at: Option<DateTime<Utc>>,
     ) {
+        let qualified = Qualified {
+            amount_minor,
+            points,
+            counts: true,
+        };
+        self.record_qualified_purchase(source, qualified, points, occurred_at, expires_at);
+    }
+
+    /// Records a purchase that earned `points` (redeemable, expiring at
+    /// `expires_at`), of which `qualified` counts toward the tier.
+    pub fn record_qualified_purchase(
+        &mut self,
+        source: &str,
+        qualified: Qualified,
+        points: i64,
+        occurred_at: DateTime<Utc>,
+        expires_at: Option<DateTime<Utc>>,
+    ) {
         let day = self.day(occurred_at);
-        day.spend_minor = day.spend_minor.saturating_add(amount_minor);
-        day.purchased_minor = day.purchased_minor.saturating_add(amount_minor);
-        day.purchases = day.purchases.saturating_add(1);
-        day.qualifying_points = day.qualifying_points.saturating_add(points);
+        day.spend_minor = day.spend_minor.saturating_add(qualified.amount_minor);
+        day.purchased_minor = day.purchased_minor.saturating_add(qualified.amount_minor);
+        day.purchases = day.purchases.saturating_add(i64::from(qualified.counts));
+        day.qualifying_points = day.qualifying_points.saturating_add(qualified.points);
         day.points_earned = day.points_earned.saturating_add(points);
-        self.lifetime_value_minor = self.lifetime_value_minor.saturating_add(amount_minor);
+        self.lifetime_value_minor = self
+            .lifetime_value_minor
+            .saturating_add(qualified.amount_minor);
         self.earn(source, points, occurred_at, expires_at);
     }
 
@@ -258,15 +300,17 @@ impl MemberState {
         back: &TakeBack,
     ) {
         let day = self.day(original_at);
-        day.spend_minor = day.spend_minor.saturating_sub(back.amount_minor);
+        day.spend_minor = day.spend_minor.saturating_sub(back.qualifying_minor);
         day.qualifying_points = day.qualifying_points.saturating_sub(back.qualifying_points);
         if back.fully_returned {
             day.purchases = day.purchases.saturating_sub(1);
         }
         let day = self.day(returned_at);
-        day.refunded_minor = day.refunded_minor.saturating_add(back.amount_minor);
+        day.refunded_minor = day.refunded_minor.saturating_add(back.qualifying_minor);
         day.points_taken_back = day.points_taken_back.saturating_add(back.redeemable_points);
-        self.lifetime_value_minor = self.lifetime_value_minor.saturating_sub(back.amount_minor);
+        self.lifetime_value_minor = self
+            .lifetime_value_minor
+            .saturating_sub(back.qualifying_minor);
         let mut owed = back.redeemable_points;
         if let Some(lot) = self.lots.iter_mut().find(|lot| lot.source == original) {
             let taken = owed.min(lot.remaining);
@@ -507,6 +551,8 @@ mod tests {
     fn full_return(amount_minor: i64, points: i64) -> TakeBack {
         TakeBack {
             amount_minor,
+            qualifying_minor: amount_minor,
+            points,
             qualifying_points: points,
             redeemable_points: points,
             fully_returned: true,
@@ -695,6 +741,8 @@ mod properties {
                             let back = (*points - *taken) * share / 100;
                             let take = TakeBack {
                                 amount_minor: 0,
+                                qualifying_minor: 0,
+                                points: back,
                                 qualifying_points: back,
                                 redeemable_points: back,
                                 fully_returned: false,

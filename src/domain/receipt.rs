@@ -13,6 +13,7 @@ use super::{
     member::{LineBack, TakeBack},
     share,
 };
+use crate::rules::Minimum;
 
 /// The kinds of request that carry a transaction id.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,10 +188,14 @@ pub struct LineTrack {
     pub returned_minor: i64,
     /// Status points taken back so far.
     pub points_reversed: i64,
+    /// Whether the line counted toward the tier when it was bought (the
+    /// rules' `qualifying` basis then): its returns take back as much.
+    pub qualifies: bool,
 }
 
 impl LineTrack {
-    /// A line that earned `points`, nothing returned.
+    /// A line that earned `points` and counts toward the tier, nothing
+    /// returned.
     pub fn new(sku: &str, quantity: i64, amount_minor: i64, points: i64) -> Self {
         Self {
             sku: sku.to_owned(),
@@ -200,6 +205,7 @@ impl LineTrack {
             returned_quantity: 0,
             returned_minor: 0,
             points_reversed: 0,
+            qualifies: true,
         }
     }
 
@@ -239,14 +245,13 @@ impl LineTrack {
         }
     }
 
-    /// Status points due back after what has been returned: the line's
-    /// points in proportion to its money back (to its units back, for a
-    /// line that cost nothing).
-    fn points_due(&self) -> i64 {
+    /// `points` of the line in proportion to its money back (to its units
+    /// back, for a line that cost nothing).
+    fn returned_share(&self, points: i64) -> i64 {
         if self.amount_minor > 0 {
-            share::share(self.points, self.returned_minor, self.amount_minor)
+            share::share(points, self.returned_minor, self.amount_minor)
         } else {
-            share::share(self.points, self.returned_quantity, self.quantity)
+            share::share(points, self.returned_quantity, self.quantity)
         }
     }
 }
@@ -274,7 +279,8 @@ pub struct PurchaseTrack {
     pub occurred_at: DateTime<Utc>,
     /// Amount returned so far, minor units.
     pub returned_minor: i64,
-    /// Status points taken back so far.
+    /// Points taken back so far (status points, of the lines that
+    /// count toward the tier).
     pub points_reversed: i64,
     /// Redeemable points taken back so far.
     pub redeemable_reversed: i64,
@@ -282,6 +288,40 @@ pub struct PurchaseTrack {
     pub points_lapsed: i64,
     /// The basket's lines; empty for a purchase sent as a sum.
     pub lines: Vec<LineTrack>,
+    /// What line rules with a minimum paid (part of the lines' points).
+    pub minimums: Vec<MinimumTrack>,
+}
+
+/// What a line rule with a minimum paid the lines it matched. While what
+/// is left of those lines meets the minimum, a return takes its points
+/// back in proportion, as any line's; once a return takes them below it,
+/// the rest of what the rule paid goes back with that return.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct MinimumTrack {
+    /// The rule's minimum, as it was when the purchase earned.
+    pub minimum: Minimum,
+    /// Every line the rule matched, with what the rule paid it.
+    pub lines: Vec<MinimumLine>,
+}
+
+/// One line a rule with a minimum matched.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MinimumLine {
+    /// The line's index in the basket.
+    pub index: usize,
+    /// The points the rule paid it.
+    pub points: i64,
+}
+
+impl MinimumTrack {
+    /// Whether what is left of its lines, as `lines` stand, meets the
+    /// minimum.
+    fn holds(&self, lines: &[LineTrack]) -> bool {
+        let left = self.lines.iter().filter_map(|l| lines.get(l.index));
+        let quantity = total(left.clone().map(LineTrack::units_left));
+        let amount = total(left.map(LineTrack::money_left));
+        self.minimum.met_by(quantity, amount)
+    }
 }
 
 impl PurchaseTrack {
@@ -296,6 +336,7 @@ impl PurchaseTrack {
             redeemable_reversed: 0,
             points_lapsed: 0,
             lines: Vec::new(),
+            minimums: Vec::new(),
         }
     }
 
@@ -310,7 +351,7 @@ impl PurchaseTrack {
     /// [`ReturnRefused`] saying what does not fit the purchase.
     pub fn take_back(&self, what: Returned<'_>) -> Result<TakeBack, ReturnRefused> {
         let returnable_minor = self.returnable_minor();
-        let (amount_minor, qualifying, lines) = if self.lines.is_empty() {
+        let (amount_minor, points, lines) = if self.lines.is_empty() {
             let Returned::Amount(amount) = what else {
                 return Err(ReturnRefused::NoLines);
             };
@@ -319,7 +360,7 @@ impl PurchaseTrack {
             (amount, due.saturating_sub(self.points_reversed), Vec::new())
         } else {
             let after = self.lines_after(what)?;
-            let lines = line_backs(&self.lines, after);
+            let lines = self.line_backs(after);
             let amount = total(lines.iter().map(|l| l.amount_minor));
             let points = total(lines.iter().map(|l| l.points));
             (amount, points, lines)
@@ -327,18 +368,40 @@ impl PurchaseTrack {
         if amount_minor > returnable_minor {
             return Err(ReturnRefused::TooLarge { returnable_minor });
         }
-        let reversed_after = self.points_reversed.saturating_add(qualifying);
+        let (qualifying_minor, qualifying_points) = if self.lines.is_empty() {
+            (amount_minor, points)
+        } else {
+            let qualifying = || {
+                lines
+                    .iter()
+                    .filter(|back| self.lines.get(back.index).is_some_and(|l| l.qualifies))
+            };
+            (
+                total(qualifying().map(|l| l.amount_minor)),
+                total(qualifying().map(|l| l.points)),
+            )
+        };
+        let reversed_after = self.points_reversed.saturating_add(points);
         let still_held = self.points.saturating_sub(self.points_lapsed).max(0);
         let redeemable = share::share(still_held, reversed_after, self.points)
             .saturating_sub(self.redeemable_reversed)
             .max(0);
+        let emptied = returnable_minor > 0 && amount_minor == returnable_minor;
         Ok(TakeBack {
             amount_minor,
-            qualifying_points: qualifying,
+            qualifying_minor,
+            points,
+            qualifying_points,
             redeemable_points: redeemable,
-            fully_returned: returnable_minor > 0 && amount_minor == returnable_minor,
+            fully_returned: emptied && self.counts(),
             lines,
         })
+    }
+
+    /// Whether the purchase counted as one toward the tier: sent as a sum,
+    /// or with a line that counts.
+    fn counts(&self) -> bool {
+        self.lines.is_empty() || self.lines.iter().any(|l| l.qualifies)
     }
 
     /// The lines as they would be after returning `what`.
@@ -376,7 +439,7 @@ impl PurchaseTrack {
     /// Books a return that took `back`.
     pub fn record_return(&mut self, back: &TakeBack) {
         self.returned_minor = self.returned_minor.saturating_add(back.amount_minor);
-        self.points_reversed = self.points_reversed.saturating_add(back.qualifying_points);
+        self.points_reversed = self.points_reversed.saturating_add(back.points);
         self.redeemable_reversed = self
             .redeemable_reversed
             .saturating_add(back.redeemable_points);
@@ -473,20 +536,52 @@ fn total(values: impl Iterator<Item = i64>) -> i64 {
     values.fold(0_i64, i64::saturating_add)
 }
 
-/// What each line gives back, going from `before` to `after`.
-fn line_backs(before: &[LineTrack], after: Vec<LineTrack>) -> Vec<LineBack> {
-    before
-        .iter()
-        .zip(after)
-        .enumerate()
-        .filter(|(_, (old, new))| *old != new)
-        .map(|(index, (old, new))| LineBack {
-            index,
-            quantity: new.returned_quantity.saturating_sub(old.returned_quantity),
-            amount_minor: new.returned_minor.saturating_sub(old.returned_minor),
-            points: new.points_due().saturating_sub(old.points_reversed),
-        })
-        .collect()
+impl PurchaseTrack {
+    /// What each line gives back, going from its lines now to `after`:
+    /// the lines returned, and lines a broken minimum takes points from.
+    fn line_backs(&self, after: Vec<LineTrack>) -> Vec<LineBack> {
+        let due: Vec<i64> = (0..after.len())
+            .map(|index| self.points_due(&after, index))
+            .collect();
+        self.lines
+            .iter()
+            .zip(after)
+            .zip(due)
+            .enumerate()
+            .filter(|(_, ((old, new), due))| *old != new || *due != old.points_reversed)
+            .map(|(index, ((old, new), due))| LineBack {
+                index,
+                quantity: new.returned_quantity.saturating_sub(old.returned_quantity),
+                amount_minor: new.returned_minor.saturating_sub(old.returned_minor),
+                points: due.saturating_sub(old.points_reversed),
+            })
+            .collect()
+    }
+
+    /// Status points line `index` owes back in all once the lines stand as
+    /// `lines`: its points in proportion to what of it came back, except
+    /// what a rule whose minimum no longer holds paid it, which is owed
+    /// whole.
+    fn points_due(&self, lines: &[LineTrack], index: usize) -> i64 {
+        let Some(line) = lines.get(index) else {
+            return 0;
+        };
+        let mut due = 0_i64;
+        let mut held = 0_i64;
+        for minimum in &self.minimums {
+            let broken = !minimum.holds(lines);
+            for paid in minimum.lines.iter().filter(|l| l.index == index) {
+                held = held.saturating_add(paid.points);
+                let owed = if broken {
+                    paid.points
+                } else {
+                    line.returned_share(paid.points)
+                };
+                due = due.saturating_add(owed);
+            }
+        }
+        due.saturating_add(line.returned_share(line.points.saturating_sub(held)))
+    }
 }
 
 #[cfg(test)]
@@ -596,6 +691,80 @@ mod tests {
         p.record_return(&rest);
         assert_eq!((p.points_reversed, p.redeemable_reversed), (100, 100));
         assert!(p.lines.iter().all(|l| l.returned_quantity == l.quantity));
+    }
+
+    /// A basket whose coffee earned under a rule with a minimum: 4 bags
+    /// for 40.00, `amount` 30.00 at 2 per 1.00 (80 points, all the rule's),
+    /// and tea for 10.00 (10 points of another rule).
+    fn coffee_over_a_minimum() -> PurchaseTrack {
+        PurchaseTrack {
+            lines: vec![
+                LineTrack::new("coffee", 4, 4_000, 80),
+                LineTrack::new("tea", 1, 1_000, 10),
+            ],
+            minimums: vec![minimum(0, 3_000, &[(0, 80)])],
+            ..track(5_000, 90)
+        }
+    }
+
+    /// A rule's minimum of `quantity` units and `amount_minor`, which paid
+    /// `paid` (line index, points).
+    fn minimum(quantity: i64, amount_minor: i64, paid: &[(usize, i64)]) -> MinimumTrack {
+        MinimumTrack {
+            minimum: Minimum {
+                quantity,
+                amount_minor,
+            },
+            lines: paid
+                .iter()
+                .map(|&(index, points)| MinimumLine { index, points })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn below_its_minimum_a_rule_takes_back_all_it_paid() {
+        let mut p = coffee_over_a_minimum();
+        // 30.00 of coffee left: the minimum holds, the bag takes its share.
+        assert_eq!(lines_back(&mut p, &[units("coffee", 1)]), (1_000, 20));
+        // 20.00 left: below it, the rest of the rule's 80 goes back.
+        assert_eq!(lines_back(&mut p, &[units("coffee", 1)]), (1_000, 60));
+        assert_eq!(lines_back(&mut p, &[units("coffee", 2)]), (2_000, 0));
+        assert_eq!(lines_back(&mut p, &[units("tea", 1)]), (1_000, 10));
+        assert_eq!(p.points_reversed, 90, "exactly what was earned");
+    }
+
+    #[test]
+    fn a_line_returned_below_the_minimum_takes_back_what_the_rule_paid_another() {
+        // "Buy 3 coffees, get 50": the bonus went to the first line, the
+        // second counted toward the 3.
+        let mut p = PurchaseTrack {
+            lines: vec![
+                LineTrack::new("arabica", 2, 2_000, 50),
+                LineTrack::new("robusta", 1, 1_000, 0),
+            ],
+            minimums: vec![minimum(3, 0, &[(0, 50), (1, 0)])],
+            ..track(3_000, 50)
+        };
+        let back = p
+            .take_back(Returned::Lines {
+                lines: &[units("robusta", 1)],
+                amount_minor: None,
+            })
+            .expect("returnable");
+        assert_eq!(back.qualifying_points, 50);
+        let moved: Vec<(usize, i64, i64)> = back
+            .lines
+            .iter()
+            .map(|l| (l.index, l.quantity, l.points))
+            .collect();
+        assert_eq!(
+            moved,
+            [(0, 0, 50), (1, 1, 0)],
+            "the kept line gives back the bonus"
+        );
+        p.record_return(&back);
+        assert_eq!(lines_back(&mut p, &[units("arabica", 2)]), (2_000, 0));
     }
 
     #[test]

@@ -185,6 +185,8 @@ mod tests {
             at(3, 5),
             &crate::domain::member::TakeBack {
                 amount_minor: 2_000,
+                qualifying_minor: 2_000,
+                points: 20,
                 qualifying_points: 20,
                 redeemable_points: 20,
                 fully_returned: false,

@@ -41,8 +41,50 @@ pub struct LineRule {
     pub name: String,
     /// What it pays.
     pub pays: LinePay,
+    /// What the lines it matches must come to for it to pay at all.
+    pub minimum: Option<Minimum>,
     /// Whether a rule that pays anything stops the rules after it.
     pub stops: bool,
+}
+
+/// A rule's minimum over the lines it matches (Odoo's `minimum_qty` and
+/// `minimum_amount`): both, when both are given. A return that takes the
+/// matched lines below it takes back what the rule paid.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Minimum {
+    /// Units, all matched lines together (0: no minimum).
+    pub quantity: i64,
+    /// Money paid for them, minor units (0: no minimum).
+    pub amount_minor: i64,
+}
+
+impl Minimum {
+    /// Whether lines of `quantity` units for `amount_minor` meet it.
+    pub fn met_by(self, quantity: i64, amount_minor: i64) -> bool {
+        quantity >= self.quantity && amount_minor >= self.amount_minor
+    }
+}
+
+impl LineRule {
+    /// Whether `line` is one of the lines this rule pays on, and so one its
+    /// minimum counts: in `only` (if given), not excluded, its multiplier
+    /// not 0, for a per-unit rule; bought, for a product bonus.
+    pub fn matches(&self, line: LineView<'_>) -> bool {
+        match &self.pays {
+            LinePay::PerUnit {
+                multipliers,
+                combine,
+                exclude,
+                only,
+                ..
+            } => {
+                only.as_ref().is_none_or(|only| only.matches(line))
+                    && !exclude.matches(line)
+                    && multipliers.of(line, *combine).is_some()
+            }
+            LinePay::Product { buy, .. } => buy.matches(line),
+        }
+    }
 }
 
 /// What a line rule pays.
@@ -181,6 +223,34 @@ impl LineMultipliers {
     }
 }
 
+/// Which basket lines count toward the tier (`qualifying:` in the rules):
+/// their money toward spend, lifetime value and the reports' spend, their
+/// points toward qualifying points. Gift cards and delivery fees raising a
+/// member's tier is what programmes complain of most.
+///
+/// ```yaml
+/// qualifying:
+///   exclude: { categories: [gift-card, delivery] }
+/// ```
+///
+/// An excluded line still earns its redeemable points, as the earning
+/// rules say. A purchase sent without lines counts whole; one whose lines
+/// are all excluded is no purchase for the tier.
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Qualifying {
+    /// Lines that do not count.
+    #[serde(default)]
+    pub exclude: LineMatch,
+}
+
+impl Qualifying {
+    /// Whether `line` counts toward the tier.
+    pub fn counts(&self, line: LineView<'_>) -> bool {
+        !self.exclude.matches(line)
+    }
+}
+
 /// A line rule as written.
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -202,8 +272,20 @@ pub(super) struct LineRuleFile {
     points: Option<super::values::Count>,
     #[serde(default)]
     per: Option<Per>,
+    #[serde(default)]
+    minimum: Option<MinimumFile>,
     #[serde(default, rename = "final")]
     stops: bool,
+}
+
+/// `minimum` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct MinimumFile {
+    #[serde(default)]
+    quantity: Option<super::values::Count>,
+    #[serde(default)]
+    amount: Option<super::values::Money>,
 }
 
 /// How often a product bonus pays.
@@ -300,9 +382,23 @@ pub(super) fn compile(raw: Vec<LineRuleFile>, problems: &mut Vec<Problem>) -> Ve
                     return None;
                 }
             };
+            let minimum = r.minimum.map(|m| Minimum {
+                quantity: m.quantity.map_or(0, |q| q.0),
+                amount_minor: m.amount.map_or(0, |a| a.0),
+            });
+            if minimum.is_some_and(|m| m == Minimum::default()) {
+                problem(
+                    problems,
+                    format!(
+                        "line rule `{}`: `minimum` gives neither `quantity` nor `amount`",
+                        r.name
+                    ),
+                );
+            }
             Some(LineRule {
                 name: r.name,
                 pays,
+                minimum,
                 stops: r.stops,
             })
         })

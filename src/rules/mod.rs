@@ -29,7 +29,7 @@ use std::{
 use serde::Deserialize;
 
 pub use crate::script::did_you_mean;
-pub use basket::{LineMatch, LineMultipliers, LinePay, LineRule, LineView};
+pub use basket::{LineMatch, LineMultipliers, LinePay, LineRule, LineView, Minimum, Qualifying};
 pub use condition::{Condition, Lifecycle, Metric, SegmentCondition};
 pub use expiry::{CalendarPeriod, Expiry, Lifetime};
 pub use lint::{at_line_rule, lint};
@@ -307,6 +307,8 @@ pub struct RuleSet {
     pub window: Window,
     /// Earning rates.
     pub earning: Earning,
+    /// Which basket lines count toward the tier.
+    pub qualifying: Qualifying,
     /// When earned points lapse; `None`: never.
     pub points_expiry: Option<Expiry>,
     /// The ladder, entry tier first.
@@ -398,6 +400,8 @@ struct RulesFile {
     campaigns: Vec<CampaignFile>,
     #[serde(default)]
     activities: BTreeMap<String, ActivityFile>,
+    #[serde(default)]
+    qualifying: basket::Qualifying,
     #[serde(default)]
     reporting: reporting::ReportingFile,
     #[serde(default)]
@@ -862,6 +866,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
                 .unwrap_or(values::PointsCeiling::DEFAULT)
                 .0,
         },
+        qualifying: raw.qualifying,
         points_expiry,
         tiers,
         demotion,

@@ -509,6 +509,24 @@ fn line_rule_mistakes_are_located() {
         "`only` names no sku, category or label",
     );
     assert_error(
+        &with("    - { name: a, points_per_unit: 2, minimum: {} }\n"),
+        8,
+        9,
+        "`minimum` gives neither `quantity` nor `amount`",
+    );
+    assert_error(
+        &with("    - { name: a, points_per_unit: 2, minimum: { quantty: 3 } }\n"),
+        8,
+        49,
+        "did you mean `quantity`?",
+    );
+    assert_error(
+        &with("    - { name: a, points_per_unit: 2, minimum: { amount: 30.001 } }\n"),
+        8,
+        57,
+        "30.001",
+    );
+    assert_error(
         &with("    - { name: gift, buy: { sku: X }, points: 5, only: { sku: X } }\n"),
         8,
         9,

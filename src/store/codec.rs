@@ -11,9 +11,21 @@ use super::{StoreError, keys::DueBytes};
 /// wrote 2, format 4 wrote 3).
 pub const RECORD_ENCODING: u8 = 4;
 
+/// The encoding byte of a receipt since format 8, which added what line
+/// rules with a minimum paid and which lines did not count toward the
+/// tier. A receipt of formats 5 to 7 keeps
+/// [`RECORD_ENCODING`] and is read as it is (`store::receipt_from_bytes`),
+/// so no receipt is rewritten when a store moves to format 8.
+pub const RECEIPT_ENCODING: u8 = 6;
+
 /// Encodes a stored record.
 pub fn encode<T: Serialize>(record: &T) -> Vec<u8> {
-    let mut bytes = vec![RECORD_ENCODING];
+    encode_as(RECORD_ENCODING, record)
+}
+
+/// Encodes a stored record under `encoding` (a receipt's is its own).
+pub fn encode_as<T: Serialize>(encoding: u8, record: &T) -> Vec<u8> {
+    let mut bytes = vec![encoding];
     // Serializing plain records into a Vec cannot fail.
     bytes.extend(postcard::to_stdvec(record).unwrap_or_default());
     bytes

@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 
 use super::{
     RawMember, StoreError, from_bytes, keys, migrate,
-    records::{BadTime, HistoryRecord, ReceiptRecord, RulesVersionRecord},
+    records::{BadTime, HistoryRecord, RulesVersionRecord},
     writer::{self, SledWriter},
 };
 use crate::{
@@ -166,7 +166,11 @@ impl SledStore {
     /// # Errors
     /// On a storage failure or an undecodable record.
     pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
-        read::<ReceiptRecord, _>(&self.tree, &keys::receipt(transaction_id))
+        let key = keys::receipt(transaction_id);
+        self.tree
+            .get(&key)?
+            .map(|value| super::receipt_from_bytes(&key, &value))
+            .transpose()
     }
 
     /// Up to `limit` history entries of a member with seq > `after`, oldest

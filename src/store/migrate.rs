@@ -45,8 +45,7 @@ mod v4;
 use super::{
     FORMAT_VERSION, StoreError, codec, keys,
     records::{
-        DayRecord, HistoryRecord, MemberRecord, PurchaseRecord, ReceiptRecord, ReturnRecord,
-        RulesVersionRecord,
+        DayRecord, HistoryRecord, MemberRecord, PurchaseRecord, ReturnRecord, RulesVersionRecord,
     },
     writer::Disk,
 };
@@ -61,6 +60,11 @@ const BATCH: usize = 5_000;
 /// The first format whose records are encoded as today's (formats 6 and
 /// 7 changed keys and the member value's head, not records).
 const RECORDS_SETTLED: u32 = 5;
+
+/// The first format that keeps each member's due moment in its value.
+/// (Format 8 reads the receipts of formats 5 to 7 as they are: nothing of
+/// theirs is rewritten.)
+const DUE_IN_MEMBERS: u32 = 7;
 
 /// The oldest format this build migrates.
 const OLDEST: u32 = 2;
@@ -106,8 +110,10 @@ pub(super) fn to_current(tree: &sled::Tree, disk: &mut Disk) -> Result<(), Store
     } else {
         0
     };
-    let moved = due_in_members(tree)?;
-    tracing::info!(members = moved, "members given their due moment");
+    if found < DUE_IN_MEMBERS {
+        let moved = due_in_members(tree)?;
+        tracing::info!(members = moved, "members given their due moment");
+    }
     tree.insert(keys::FORMAT, FORMAT_VERSION.to_be_bytes().to_vec())?;
     disk.make_durable()?;
     tracing::info!(records = converted, "data directory migrated");
@@ -203,7 +209,7 @@ fn convert_v2(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         let receipt = txn
             .into_receipt()
             .map_err(|err| StoreError::corrupt(key, err.to_string()))?;
-        codec::encode(&ReceiptRecord::from(&receipt))
+        super::receipt_to_bytes(&receipt)
     } else if key.starts_with(keys::HISTORY) {
         let entry: v2::History = codec::decode_as(v2::RECORD_ENCODING, key, value)?;
         codec::encode(&HistoryRecord::from(&HistoryEntry::from(entry)))
@@ -249,7 +255,8 @@ fn convert_unchanged_since_3(
 ) -> Result<Option<Vec<u8>>, StoreError> {
     let bytes = if key.starts_with(keys::RECEIPTS) {
         let old: v4::Receipt = codec::decode_as(encoding, key, value)?;
-        codec::encode(&old.upgrade(PurchaseRecord::from, ReturnRecord::default()))
+        let receipt = old.upgrade(PurchaseRecord::from, ReturnRecord::default());
+        codec::encode_as(codec::RECEIPT_ENCODING, &receipt)
     } else if key.starts_with(keys::HISTORY) {
         let old: HistoryRecord<()> = codec::decode_as(encoding, key, value)?;
         codec::encode(&old.upgrade())
@@ -390,12 +397,7 @@ mod tests {
     /// golden bytes of commit ac4a1a8).
     const MEMBER_FORMAT_3: &str = "0203616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca6060376697002b8a55ac0a90702b0090000baa55a00006402010672657669657702c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406b00902763180a0f9e5f481a606006406080a";
 
-    fn bytes(hex: &str) -> Vec<u8> {
-        (0..hex.len())
-            .step_by(2)
-            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).expect("hex"))
-            .collect()
-    }
+    use crate::store::records::tests::from_hex as bytes;
 
     #[test]
     fn a_format_3_member_reads_its_days_as_net_spend_without_point_movements() {
@@ -457,8 +459,7 @@ mod tests {
         let new = convert_v4(b"t/p1", &bytes(RECEIPT_FORMAT_4))
             .expect("converts")
             .expect("a record");
-        let record: ReceiptRecord = codec::decode(b"t/p1", &new).expect("today's record");
-        let receipt = crate::domain::receipt::Receipt::try_from(record).expect("valid times");
+        let receipt = crate::store::receipt_from_bytes(b"t/p1", &new).expect("today's record");
         let track = receipt.purchase.expect("a purchase");
         assert_eq!(
             (track.amount_minor, track.points, track.returned_minor),

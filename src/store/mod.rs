@@ -63,10 +63,10 @@ use crate::{
     },
     rules::RulesVersion,
 };
-use records::{BadTime, MemberRecord};
+use records::{BadTime, MemberRecord, ReceiptRecord, ReceiptRecordV7};
 
 /// The data format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 7;
+pub const FORMAT_VERSION: u32 = 8;
 
 /// Why the store failed. Callers treat every variant as an internal error
 /// (or, for [`StoreError::Unavailable`], a reason to try again): the
@@ -230,6 +230,24 @@ where
 {
     let record: R = codec::decode(key, bytes)?;
     T::try_from(record).map_err(|err| StoreError::corrupt(key, err.to_string()))
+}
+
+/// Decodes a receipt: of this format ([`codec::RECEIPT_ENCODING`]), or of
+/// formats 5 to 7, which had no minimums and are read without a rewrite.
+fn receipt_from_bytes(key: &[u8], bytes: &[u8]) -> Result<Receipt, StoreError> {
+    let record: ReceiptRecord = match bytes.first() {
+        Some(&codec::RECORD_ENCODING) => {
+            codec::decode_as::<ReceiptRecordV7>(codec::RECORD_ENCODING, key, bytes)?
+                .with_no_basket()
+        }
+        _ => codec::decode_as(codec::RECEIPT_ENCODING, key, bytes)?,
+    };
+    Receipt::try_from(record).map_err(|err| StoreError::corrupt(key, err.to_string()))
+}
+
+/// Encodes a receipt as this format keeps it.
+fn receipt_to_bytes(receipt: &Receipt) -> Vec<u8> {
+    codec::encode_as(codec::RECEIPT_ENCODING, &ReceiptRecord::from(receipt))
 }
 
 /// Decodes a member's value, in sled's layout (its due moment first) or a

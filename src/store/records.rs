@@ -21,9 +21,12 @@ use crate::{
         decide::{AtRisk, Change, ChangeKind, HistoryEntry, OverrideMode, TierOverride, TierState},
         fingerprint::Fingerprint,
         member::{DayTotals, MemberState, PointsLot},
-        receipt::{LineTrack, OrderRedemptions, PurchaseTrack, Receipt, RequestKind},
+        receipt::{
+            LineTrack, MinimumLine, MinimumTrack, OrderRedemptions, PurchaseTrack, Receipt,
+            RequestKind,
+        },
     },
-    rules::RulesVersion,
+    rules::{Minimum, RulesVersion},
 };
 
 /// A time that cannot be read back: the record is damaged.
@@ -290,9 +293,11 @@ impl TryFrom<MemberRecord> for MemberState {
 /// The receipt of a transaction id (`t/{transaction_id}`). Generic over
 /// the record of a purchase and the fields after it, so that a migration
 /// can read a receipt of format 4 (`super::migrate::v4`), whose purchases
-/// had no lines and which ended with the purchase (`()` is no bytes).
+/// had no lines and which ended with the purchase (`()` is no bytes), and
+/// the store a receipt of formats 5 to 7, which ended before `basket`
+/// ([`ReceiptRecordV7`]).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct ReceiptRecord<Purchase = PurchaseRecord, Tail = ReturnRecord> {
+pub struct ReceiptRecord<Purchase = PurchaseRecord, Tail = ReturnRecord, Basket = BasketRecord> {
     kind: KindRecord,
     member_id: String,
     fingerprint: [u8; 32],
@@ -302,6 +307,71 @@ pub struct ReceiptRecord<Purchase = PurchaseRecord, Tail = ReturnRecord> {
     tier_changes: Vec<u64>,
     purchase: Option<Purchase>,
     tail: Tail,
+    /// What format 8 added of the purchase's basket.
+    basket: Basket,
+}
+
+/// What format 8 keeps of a purchase's basket beyond its lines: what line
+/// rules with a minimum paid them, and which lines did not count toward
+/// the tier (their indices; empty for any other receipt).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BasketRecord {
+    minimums: Vec<MinimumRecord>,
+    not_qualifying: Vec<u32>,
+}
+
+/// A receipt as formats 5 to 7 wrote it: no `basket`, which those
+/// formats' rules could not have (every line counted toward the tier).
+pub type ReceiptRecordV7 = ReceiptRecord<PurchaseRecord, ReturnRecord, ()>;
+
+impl ReceiptRecordV7 {
+    /// The receipt as this format keeps it.
+    pub fn with_no_basket(self) -> ReceiptRecord {
+        let tail = self.tail;
+        self.upgrade(|purchase| purchase, tail)
+    }
+}
+
+/// What one line rule with a minimum paid: the minimum, and each line it
+/// matched (its index in the basket) with the points it paid it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MinimumRecord {
+    quantity: i64,
+    amount_minor: i64,
+    lines: Vec<(u32, i64)>,
+}
+
+impl From<&MinimumTrack> for MinimumRecord {
+    fn from(m: &MinimumTrack) -> Self {
+        Self {
+            quantity: m.minimum.quantity,
+            amount_minor: m.minimum.amount_minor,
+            lines: m
+                .lines
+                .iter()
+                .map(|l| (u32::try_from(l.index).unwrap_or(u32::MAX), l.points))
+                .collect(),
+        }
+    }
+}
+
+impl From<MinimumRecord> for MinimumTrack {
+    fn from(m: MinimumRecord) -> Self {
+        Self {
+            minimum: Minimum {
+                quantity: m.quantity,
+                amount_minor: m.amount_minor,
+            },
+            lines: m
+                .lines
+                .into_iter()
+                .map(|(index, points)| MinimumLine {
+                    index: usize::try_from(index).unwrap_or(usize::MAX),
+                    points,
+                })
+                .collect(),
+        }
+    }
 }
 
 /// What a return refunded and gave back (format 5); zero for other
@@ -312,9 +382,10 @@ pub struct ReturnRecord {
     points_recredited: i64,
 }
 
-impl<Purchase> ReceiptRecord<Purchase, ()> {
-    /// The same receipt with its purchase converted by `convert` and
-    /// `tail` after it.
+impl<Purchase, Tail> ReceiptRecord<Purchase, Tail, ()> {
+    /// The same receipt with its purchase converted by `convert`, `tail`
+    /// after it and nothing of its basket beyond its lines, which formats
+    /// before 8 did not keep.
     pub fn upgrade<New>(
         self,
         convert: impl Fn(Purchase) -> New,
@@ -330,6 +401,7 @@ impl<Purchase> ReceiptRecord<Purchase, ()> {
             tier_changes: self.tier_changes,
             purchase: self.purchase.map(convert),
             tail,
+            basket: BasketRecord::default(),
         }
     }
 }
@@ -395,6 +467,7 @@ impl From<LineRecord> for LineTrack {
             returned_quantity: l.returned_quantity,
             returned_minor: l.returned_minor,
             points_reversed: l.points_reversed,
+            qualifies: true,
         }
     }
 }
@@ -453,6 +526,17 @@ impl From<&Receipt> for ReceiptRecord {
                 points_lapsed: p.points_lapsed,
                 lines: p.lines.iter().map(LineRecord::from).collect(),
             }),
+            basket: r
+                .purchase
+                .as_ref()
+                .map_or_else(BasketRecord::default, |p| BasketRecord {
+                    minimums: p.minimums.iter().map(MinimumRecord::from).collect(),
+                    not_qualifying: (0_u32..)
+                        .zip(&p.lines)
+                        .filter(|(_, line)| !line.qualifies)
+                        .map(|(index, _)| index)
+                        .collect(),
+                }),
             tail: ReturnRecord {
                 refunded_minor: r.refunded_minor,
                 points_recredited: r.points_recredited,
@@ -465,9 +549,16 @@ impl TryFrom<ReceiptRecord> for Receipt {
     type Error = BadTime;
 
     fn try_from(r: ReceiptRecord) -> Result<Self, BadTime> {
+        let basket = r.basket;
         let purchase = r
             .purchase
             .map(|p| {
+                let mut lines: Vec<LineTrack> = p.lines.into_iter().map(LineTrack::from).collect();
+                for index in basket.not_qualifying {
+                    if let Some(line) = usize::try_from(index).ok().and_then(|i| lines.get_mut(i)) {
+                        line.qualifies = false;
+                    }
+                }
                 Ok::<_, BadTime>(PurchaseTrack {
                     amount_minor: p.amount_minor,
                     points: p.points,
@@ -476,7 +567,12 @@ impl TryFrom<ReceiptRecord> for Receipt {
                     points_reversed: p.points_reversed,
                     redeemable_reversed: p.redeemable_reversed,
                     points_lapsed: p.points_lapsed,
-                    lines: p.lines.into_iter().map(LineTrack::from).collect(),
+                    lines,
+                    minimums: basket
+                        .minimums
+                        .into_iter()
+                        .map(MinimumTrack::from)
+                        .collect(),
                 })
             })
             .transpose()?;
@@ -672,6 +768,14 @@ pub(crate) mod tests {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
     }
 
+    /// The bytes written in `text` as hex.
+    pub(crate) fn from_hex(text: &str) -> Vec<u8> {
+        (0..text.len())
+            .step_by(2)
+            .filter_map(|i| u8::from_str_radix(text.get(i..i + 2)?, 16).ok())
+            .collect()
+    }
+
     /// Encodes `record`, compares with `pinned`, and checks that it
     /// decodes back to itself.
     fn pinned<R>(record: &R, pinned: &str)
@@ -729,6 +833,18 @@ pub(crate) mod tests {
             points_reversed: 2,
             ..LineTrack::new("sku-1", 2, 60_000, 600)
         }];
+        let without_minimums = track.clone();
+        track.lines[0].qualifies = false;
+        track.minimums = vec![MinimumTrack {
+            minimum: Minimum {
+                quantity: 3,
+                amount_minor: 3_000,
+            },
+            lines: vec![MinimumLine {
+                index: 0,
+                points: 50,
+            }],
+        }];
         let receipt = Receipt {
             kind: RequestKind::Purchase,
             member_id: "ana".into(),
@@ -741,9 +857,20 @@ pub(crate) mod tests {
             refunded_minor: 5,
             points_recredited: 6,
         };
-        pinned(&ReceiptRecord::from(&receipt), RECEIPT);
-        let back = Receipt::try_from(ReceiptRecord::from(&receipt)).expect("converts");
+        let bytes = crate::store::receipt_to_bytes(&receipt);
+        assert_eq!(hex(&bytes), RECEIPT);
+        let back = crate::store::receipt_from_bytes(b"test", &bytes).expect("decodes");
         assert_eq!(back, receipt);
+        let before = Receipt {
+            purchase: Some(without_minimums),
+            ..receipt
+        };
+        let old = crate::store::receipt_from_bytes(b"test", &from_hex(RECEIPT_FORMAT_7));
+        assert_eq!(
+            old.expect("a format-7 receipt reads as it is"),
+            before,
+            "nothing of its basket beyond its lines: every line counts"
+        );
     }
 
     #[test]
@@ -799,7 +926,9 @@ pub(crate) mod tests {
     }
 
     const MEMBER: &str = "0403616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca606037669700002b8a55ac0a90702b0090000c0a90700b009000000baa55a00006402010672657669657702000064000000c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406b00902763180a0f9e5f481a606006406080a";
-    const RECEIPT: &str = "040003616e6107070707070707070707070707070707070707070707070707070707070707070674696c6c2d31b0090002010201c0a907b00980a0be88f1fca506020406080105736b752d3104c0a907b0090202040a0c";
+    const RECEIPT: &str = "060003616e6107070707070707070707070707070707070707070707070707070707070707070674696c6c2d31b0090002010201c0a907b00980a0be88f1fca506020406080105736b752d3104c0a907b0090202040a0c0106f02e0100640100";
+    /// The same receipt, without minimums, as formats 5 to 7 wrote it.
+    const RECEIPT_FORMAT_7: &str = "040003616e6107070707070707070707070707070707070707070707070707070707070707070674696c6c2d31b0090002010201c0a907b00980a0be88f1fca506020406080105736b752d3104c0a907b0090202040a0c";
     const ORDER: &str = "04e807f403";
     const HISTORY: &str = "040903616e610673696c7665720673696c7665720480a0be88f1fca506076174207269736b06323032362e310180a0a8fce093a70601117175616c696679696e675f706f696e7473f001";
     const RULES_VERSION: &str =

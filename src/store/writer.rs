@@ -33,7 +33,7 @@ use tokio::sync::oneshot;
 
 use super::{
     Commit, StoreError, codec, keys,
-    records::{HistoryRecord, MemberRecord, OrderRecord, ReceiptRecord, RulesVersionRecord},
+    records::{HistoryRecord, MemberRecord, OrderRecord, RulesVersionRecord},
 };
 use crate::{
     domain::{
@@ -258,8 +258,7 @@ impl SledWriter {
             }
         }
         for (id, receipt) in &commit.receipts {
-            let record = ReceiptRecord::from(receipt);
-            batch.push((keys::receipt(id), Some(codec::encode(&record))));
+            batch.push((keys::receipt(id), Some(super::receipt_to_bytes(receipt))));
         }
         for (member_id, order_id, order) in &commit.orders {
             let record = OrderRecord::from(order);
@@ -347,7 +346,8 @@ impl SledWriter {
     /// # Errors
     /// On a storage failure or an undecodable record.
     pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
-        self.get::<ReceiptRecord, _>(&keys::receipt(transaction_id))
+        let key = keys::receipt(transaction_id);
+        self.read_value(&key, |bytes| super::receipt_from_bytes(&key, bytes))
     }
 
     /// The redemptions of `member_id` against the order `order_id`, if any.

@@ -931,6 +931,9 @@ mod tests {
         let per_line = "  points_per_unit: 0\n  bonus: |\n    lines.map(|l| if \"xxl\" in l.labels { l.quantity * 7 } else { 0 })\n";
         let per_line_story = basket_story(14, &[("ship", 0), ("456", 7)]);
         assert_eq!(run(per_line, per_line_story), passes);
+        let minimum = "  points_per_unit: 1\n  line_rules:\n    - { name: shirts, points_per_unit: 4, only: { categories: [shirts] }, minimum: { amount: \"100.00\" } }\n";
+        let below_it = basket_story(448, &[("123", 48), ("456", 400)]);
+        assert_eq!(run(minimum, below_it), passes);
     }
 
     #[test]

@@ -111,6 +111,31 @@ async fn baskets_earn_the_peers_figures() {
             960,
         ),
         (
+            "a minimum of 3 shirts, met by the basket's 3",
+            "  points_per_unit: 1\n  line_rules:\n    - { name: shirts, points_per_unit: 4, only: { categories: [shirts] }, minimum: { quantity: 3 } }\n",
+            448,
+        ),
+        (
+            "a minimum of 4 shirts is missed: the rule pays nothing",
+            "  points_per_unit: 1\n  line_rules:\n    - { name: shirts, points_per_unit: 4, only: { categories: [shirts] }, minimum: { quantity: 4 } }\n",
+            0,
+        ),
+        (
+            "a minimum of 112.00 on shirts, met to the cent",
+            "  points_per_unit: 1\n  line_rules:\n    - { name: shirts, points_per_unit: 4, only: { categories: [shirts] }, minimum: { amount: \"112.00\" } }\n",
+            448,
+        ),
+        (
+            "a minimum of 112.01 on shirts is missed",
+            "  points_per_unit: 1\n  line_rules:\n    - { name: shirts, points_per_unit: 4, only: { categories: [shirts] }, minimum: { amount: \"112.01\" } }\n",
+            0,
+        ),
+        (
+            "a missed minimum does not stop the rules after a final rule",
+            "  points_per_unit: 1\n  line_rules:\n    - { name: big, points_per_unit: 10, minimum: { amount: \"200.00\" }, final: true }\n    - { name: all, points_per_unit: 4 }\n",
+            608,
+        ),
+        (
             "two earning rules add up",
             "  points_per_unit: 1\n  line_rules:\n    - { name: ten, points_per_unit: 10 }\n    - { name: four, points_per_unit: 4 }\n",
             2_128,
@@ -615,4 +640,22 @@ async fn a_bonus_given_per_line_is_taken_back_with_its_line() {
         (0, vec![]),
         "a list that does not fit the basket gives no bonus, as a failing script"
     );
+}
+
+/// A rule with a minimum pays while its lines meet it; a return that takes
+/// them below it takes back what the rule paid, from every line it paid,
+/// returned or not.
+#[tokio::test]
+async fn a_return_below_a_rule_s_minimum_takes_back_what_the_rule_paid() {
+    let spend = "  points_per_unit: 1\n  line_rules:\n    - { name: shirts, points_per_unit: 4, only: { categories: [shirts] }, minimum: { amount: \"100.00\" } }\n";
+    // 100.00 of shirts left after the red one: it takes its own 48; then
+    // 50.00 left, below the minimum: the rest of the 448 goes back.
+    assert_eq!(
+        taken_back(spend, &["123", "456", "456"]).await,
+        (448, vec![48, 400, 0])
+    );
+    let three = "  points_per_unit: 1\n  line_rules:\n    - { name: three shirts, buy: { category: shirts }, points: 50, minimum: { quantity: 3 } }\n";
+    // The 50 went to the first shirt line (red); returning a blue shirt
+    // leaves 2 of the 3, and takes the 50 back.
+    assert_eq!(taken_back(three, &["456", "123"]).await, (50, vec![50, 0]));
 }

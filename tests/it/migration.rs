@@ -7,7 +7,9 @@
 //! members read as the seed tool makes them today, and the first sweep
 //! decides every one of them, the next none. One written by format 6
 //! (`tests/fixtures/data-format-6`) keeps its members' due moments when
-//! they move into the members' values.
+//! they move into the members' values; a format-7 directory with receipts
+//! (`tests/fixtures/data-format-7`) answers returns of its purchases as a
+//! store seeded today does, its receipts read as they were written.
 
 use std::path::{Path, PathBuf};
 
@@ -239,9 +241,10 @@ fn seeded_at() -> DateTime<Utc> {
 }
 
 /// Opens a copy of the seeded fixture of `format` and the same 12 members
-/// seeded today (the same rules, seed and day), checks that every member
-/// and its history read alike in both, and returns both servers.
-async fn migrated_and_seeded_today(format: u32) -> (TestServer, TestServer) {
+/// seeded today (the same rules, seed and day; with the purchases'
+/// receipts when `receipts`), checks that every member and its history
+/// read alike in both, and returns both servers.
+async fn migrated_and_seeded_today(format: u32, receipts: bool) -> (TestServer, TestServer) {
     // Both seeded fixtures were made under these rules (the README says).
     let rules =
         Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/data-format-5.rules.yaml");
@@ -251,7 +254,7 @@ async fn migrated_and_seeded_today(format: u32) -> (TestServer, TestServer) {
     let fresh_data = fresh_dir.path().join("data");
     let store = tierd::store::Store::open(&fresh_data).expect("store");
     let programme = tierd::rules::load(rules.as_path()).expect("rules");
-    tierd::tools::seed::seed(&store, &programme, 12, 42, seeded_at())
+    tierd::tools::seed::seed_members(&store, &programme, 12, 42, seeded_at(), receipts)
         .await
         .expect("seeded");
     store.sync().await.expect("synced");
@@ -271,7 +274,7 @@ async fn migrated_and_seeded_today(format: u32) -> (TestServer, TestServer) {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn a_format_5_directory_gets_its_due_index_and_reads_as_before() {
-    let (mut migrated, mut fresh) = migrated_and_seeded_today(5).await;
+    let (mut migrated, mut fresh) = migrated_and_seeded_today(5, false).await;
     let first = migrated.evaluate_in_days(0).await;
     assert_eq!(
         (first.evaluated, first.changes.len()),
@@ -291,7 +294,7 @@ async fn a_format_5_directory_gets_its_due_index_and_reads_as_before() {
 /// and a month on the same members are due as in a store seeded today.
 #[tokio::test(flavor = "multi_thread")]
 async fn a_format_6_directory_keeps_its_members_due_moments() {
-    let (mut migrated, mut fresh) = migrated_and_seeded_today(6).await;
+    let (mut migrated, mut fresh) = migrated_and_seeded_today(6, false).await;
     assert_eq!(
         migrated.evaluate_in_days(0).await.evaluated,
         0,
@@ -306,7 +309,56 @@ async fn a_format_6_directory_keeps_its_members_due_moments() {
         "the fixture has members due by then"
     );
     assert_eq!(later, expected);
-    // The migration happened once: the directory opens as format 7 now.
+    // The migration happened once: the directory opens as the current
+    // format now.
     let mut migrated = migrated.restart().await;
     assert_eq!(migrated.evaluate_in_days(45).await.evaluated, 0);
+}
+
+/// What returning 1.00 of each seeded purchase `seed-{member}-{n}` (the
+/// first 40 events of each member) answers: the points taken back, or the
+/// refusal's code for an event that was no purchase.
+async fn returns_of_seeded_purchases(server: &mut TestServer) -> Vec<Result<i64, Code>> {
+    let mut answers = Vec::new();
+    for index in 0..12 {
+        let member = tierd::tools::seed::member_id(index);
+        for n in 0..40 {
+            let request = server.refund(
+                &member,
+                &format!("back-{index}-{n}"),
+                &format!("seed-{index}-{n}"),
+                100,
+            );
+            let answer = server.client.record_return(request).await;
+            answers.push(
+                answer
+                    .map(|a| a.into_inner().points_reversed)
+                    .map_err(|s| s.code()),
+            );
+        }
+    }
+    answers
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_format_7_directory_s_receipts_read_as_they_are() {
+    let (mut migrated, mut fresh) = migrated_and_seeded_today(7, true).await;
+    let (old, new) = (
+        returns_of_seeded_purchases(&mut migrated).await,
+        returns_of_seeded_purchases(&mut fresh).await,
+    );
+    let accepted = new.iter().filter(|a| a.is_ok()).count();
+    assert!(
+        accepted > 30,
+        "the fixture's purchases have receipts: {accepted}"
+    );
+    assert_eq!(old, new, "returns of format-7 receipts answer as today's");
+    for index in 0..12 {
+        let id = tierd::tools::seed::member_id(index);
+        assert_eq!(migrated.member(&id).await, fresh.member(&id).await, "{id}");
+    }
+    // Retried after a restart, each return is answered from its receipt,
+    // written in this format, with what it took back the first time.
+    let mut migrated = migrated.restart().await;
+    assert_eq!(returns_of_seeded_purchases(&mut migrated).await, old);
 }

@@ -343,6 +343,7 @@ impl Txn {
                 redeemable_reversed: t.points_reversed,
                 points_lapsed: 0,
                 lines: Vec::new(),
+                minimums: Vec::new(),
             }),
             refunded_minor: 0,
             points_recredited: 0,

@@ -11,7 +11,7 @@ use crate::store::records::{PurchaseRecord, ReceiptRecord};
 pub const RECORD_ENCODING: u8 = 3;
 
 /// A receipt of format 4 (and 3).
-pub type Receipt = ReceiptRecord<Purchase, ()>;
+pub type Receipt = ReceiptRecord<Purchase, (), ()>;
 
 /// A purchase's track in format 4.
 #[derive(Deserialize)]

@@ -64,8 +64,8 @@ pub use transfer::restore;
 pub use writer::PgWriter;
 
 use super::{
-    RawMember, StoreError, Writer, from_bytes, keys,
-    records::{HistoryRecord, MemberRecord, ReceiptRecord, RulesVersionRecord},
+    RawMember, StoreError, Writer, from_bytes, keys, receipt_from_bytes,
+    records::{HistoryRecord, MemberRecord, RulesVersionRecord},
 };
 use crate::{
     domain::{decide::HistoryEntry, member::MemberState, receipt::Receipt},
@@ -261,11 +261,19 @@ impl PgStore {
         R: serde::de::DeserializeOwned,
         T: TryFrom<R, Error = super::records::BadTime>,
     {
-        let rows = self.blocking(async |client| {
+        decode_all::<R, T>(key, &self.rows(sql, params)?)
+    }
+
+    /// The rows of `sql`.
+    fn rows(
+        &self,
+        sql: &str,
+        params: &[&(dyn ToSql + Sync)],
+    ) -> Result<Vec<tokio_postgres::Row>, StoreError> {
+        self.blocking(async |client| {
             let statement = client.prepare_cached(sql).await?;
             Ok(client.query(&statement, params).await?)
-        })?;
-        decode_all::<R, T>(key, &rows)
+        })
     }
 
     /// See [`super::Store::member`].
@@ -279,11 +287,14 @@ impl PgStore {
 
     /// See [`super::Store::receipt`].
     pub fn receipt(&self, transaction_id: &str) -> Result<Option<Receipt>, StoreError> {
-        self.record::<ReceiptRecord, _>(
-            &keys::receipt(transaction_id),
+        let key = keys::receipt(transaction_id);
+        let rows = self.rows(
             "SELECT record FROM tierd_receipts WHERE transaction_id = $1",
             &[&transaction_id],
-        )
+        )?;
+        rows.first()
+            .map(|row| receipt_from_bytes(&key, row.try_get(0)?))
+            .transpose()
     }
 
     /// See [`super::Store::history`]: pages by `member_seq`, after the entry

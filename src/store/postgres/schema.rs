@@ -16,6 +16,11 @@ use super::super::{FORMAT_VERSION, StoreError};
 const MIGRATIONS: &[(i64, &str, &str)] = &[
     (1, "tables", include_str!("migrations/0001_tables.sql")),
     (2, "due", include_str!("migrations/0002_due.sql")),
+    (
+        3,
+        "receipt minimums",
+        include_str!("migrations/0003_receipt_minimums.sql"),
+    ),
 ];
 
 /// How often a start retries after losing a race to another node.

@@ -26,8 +26,8 @@ use super::{
 use crate::store::{
     FORMAT_VERSION, StoreError,
     backup::{BackupError, BackupFile, Records},
-    codec, from_bytes, keys,
-    records::{HistoryRecord, ReceiptRecord},
+    codec, from_bytes, keys, receipt_from_bytes,
+    records::HistoryRecord,
 };
 
 /// Records restored per transaction.
@@ -172,7 +172,7 @@ fn statement_for(
         );
     }
     if let Some(id) = key.strip_prefix(keys::RECEIPTS) {
-        let receipt: crate::domain::receipt::Receipt = from_bytes::<ReceiptRecord, _>(key, &value)?;
+        let receipt = receipt_from_bytes(key, &value)?;
         return statement(
             "INSERT INTO tierd_receipts (transaction_id, member_id, record) VALUES ($1, $2, $3)",
             vec![

@@ -26,8 +26,8 @@ use crate::{
     },
     rules::RulesVersion,
     store::{
-        Commit, StoreError, codec, from_bytes, keys,
-        records::{HistoryRecord, MemberRecord, OrderRecord, ReceiptRecord, RulesVersionRecord},
+        Commit, StoreError, codec, from_bytes, keys, receipt_from_bytes, receipt_to_bytes,
+        records::{HistoryRecord, MemberRecord, OrderRecord, RulesVersionRecord},
     },
     telemetry,
 };
@@ -325,7 +325,7 @@ impl<'c> PgWriter<'c> {
         let Some(record) = record else {
             return Ok(None);
         };
-        let receipt = from_bytes::<ReceiptRecord, Receipt>(&keys::receipt(transaction_id), record)?;
+        let receipt = receipt_from_bytes(&keys::receipt(transaction_id), record)?;
         self.existing_receipts
             .borrow_mut()
             .insert(transaction_id.to_owned());
@@ -436,7 +436,7 @@ impl<'c> PgWriter<'c> {
             }
         }
         for (id, receipt) in &commit.receipts {
-            let record = codec::encode(&ReceiptRecord::from(receipt));
+            let record = receipt_to_bytes(receipt);
             let sql = if self.existing_receipts.borrow().contains(id) {
                 "UPDATE tierd_receipts SET record = $3 WHERE transaction_id = $1 AND member_id = $2"
             } else {
