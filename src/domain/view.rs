@@ -46,6 +46,10 @@ pub struct MemberView {
     pub points_value_minor: i64,
     /// Where the member is heading at its pace.
     pub projection: Option<Projection>,
+    /// What does not count toward the tier (the rules' `qualifying`), in
+    /// words, so that a till can explain the figures; `None`: everything
+    /// counts.
+    pub qualifying_basis: Option<String>,
 }
 
 /// The member as answered to clients at `at`, under `rules`.
@@ -84,5 +88,6 @@ pub fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberV
         attributes: member.attributes.clone(),
         enrolled_at: member.enrolled_at,
         tier_override: member.tier.tier_override.clone(),
+        qualifying_basis: rules.qualifying.describe(),
     }
 }

@@ -515,6 +515,7 @@ impl From<MemberView> for pb::Member {
             attributes: m.attributes.into_iter().collect(),
             enrolled_at: Some(timestamp(m.enrolled_at)),
             tier_override: m.tier_override.map(Into::into),
+            qualifying_basis: m.qualifying_basis.unwrap_or_default(),
         }
     }
 }

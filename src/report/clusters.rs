@@ -395,6 +395,7 @@ mod tests {
             to: None,
             rules_version: "t".into(),
             currency: "EUR".into(),
+            spend_basis: None,
         }
     }
 

@@ -64,11 +64,15 @@ pub fn render(page: &Page) -> String {
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
          <title>Loyalty programme report</title><style>{STYLE}</style></head><body>\n\
          <h1>Loyalty programme report</h1>\n<p class=\"what\">{} to {}, rules {}, amounts in {}. \
-         Every figure is an exact integer total; percentages are derived from them.</p>\n",
+         Every figure is an exact integer total; percentages are derived from them.{}</p>\n",
         day(header.from),
         day(header.to),
         escape(&header.rules_version),
-        escape(&header.currency)
+        escape(&header.currency),
+        header
+            .spend_basis
+            .as_ref()
+            .map_or_else(String::new, |basis| format!(" Spend: {}.", escape(basis)))
     );
     section(
         &mut html,

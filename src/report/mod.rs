@@ -210,6 +210,10 @@ pub struct Header {
     pub rules_version: String,
     /// The currency of every `*_minor` figure.
     pub currency: String,
+    /// What the spend and qualifying points leave out (the rules'
+    /// `qualifying`), in words; absent when every line counts.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub spend_basis: Option<String>,
 }
 
 /// Makes reports from one store under one rules version, with `today` as
@@ -273,6 +277,7 @@ impl<'a> Reporter<'a> {
             to: period.map(|p| p.to),
             rules_version: self.rules.version.clone(),
             currency: self.rules.currency.code().to_owned(),
+            spend_basis: self.rules.qualifying.describe(),
         }
     }
 

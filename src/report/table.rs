@@ -135,8 +135,12 @@ pub fn describe(header: &Header) -> String {
         (None, Some(from), Some(to)) => format!("from {from} to {to}"),
         _ => String::new(),
     };
+    let basis = header
+        .spend_basis
+        .as_ref()
+        .map_or_else(String::new, |basis| format!("; {basis}"));
     format!(
-        "{} {when} (rules {}, {})",
+        "{} {when} (rules {}, {}{basis})",
         header.report, header.rules_version, header.currency
     )
 }
@@ -474,5 +478,37 @@ impl Tabular for Liability {
             },
         );
         vec![tiers, expiring, past]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_report_says_what_its_spend_leaves_out() {
+        let mut header = Header {
+            report: "distribution".into(),
+            as_of: chrono::NaiveDate::from_ymd_opt(2026, 12, 1),
+            from: None,
+            to: None,
+            rules_version: "v1".into(),
+            currency: "EUR".into(),
+            spend_basis: None,
+        };
+        assert_eq!(
+            describe(&header),
+            "distribution as of 2026-12-01 (rules v1, EUR)"
+        );
+        header.spend_basis = Some("lines of category delivery do not count".into());
+        assert_eq!(
+            describe(&header),
+            "distribution as of 2026-12-01 (rules v1, EUR; lines of category delivery do not count)"
+        );
+        let json = serde_json::to_string(&header).expect("json");
+        assert!(
+            json.contains("\"spend_basis\":\"lines of category delivery"),
+            "{json}"
+        );
     }
 }

@@ -249,6 +249,30 @@ impl Qualifying {
     pub fn counts(&self, line: LineView<'_>) -> bool {
         !self.exclude.matches(line)
     }
+
+    /// What does not count, in words for a till or a report ("lines of
+    /// category gift-card or delivery do not count toward the tier");
+    /// `None` when every line counts.
+    pub fn describe(&self) -> Option<String> {
+        let named: Vec<String> = [
+            ("label", &self.exclude.labels),
+            ("category", &self.exclude.categories),
+            ("sku", &self.exclude.skus),
+        ]
+        .into_iter()
+        .filter(|(_, keys)| !keys.is_empty())
+        .map(|(kind, keys)| {
+            let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+            format!("{kind} {}", keys.join(" or "))
+        })
+        .collect();
+        (!named.is_empty()).then(|| {
+            format!(
+                "lines of {} do not count toward the tier (spend, lifetime value, qualifying points)",
+                named.join(", or of ")
+            )
+        })
+    }
 }
 
 /// A line rule as written.

@@ -611,3 +611,21 @@ fn an_early_warning_comes_inside_the_grace_period() {
     let rules = parse_text(&with("  grace_days: 30\n  warn_days_before: 7\n")).expect("valid");
     assert_eq!(rules.demotion.warn_days_before, Some(7));
 }
+
+#[test]
+fn the_qualifying_basis_names_the_lines_that_do_not_count() {
+    let text = format!(
+        "{MINIMAL}qualifying:\n  exclude: {{ categories: [gift-card, delivery], skus: [FEE] }}\n"
+    );
+    let rules = parse_text(&text).expect("valid");
+    assert_eq!(
+        rules.qualifying.describe().as_deref(),
+        Some(
+            "lines of category delivery or gift-card, or of sku FEE do not count toward the tier (spend, lifetime value, qualifying points)"
+        )
+    );
+    let everything = parse_text(MINIMAL).expect("valid");
+    assert_eq!(everything.qualifying.describe(), None);
+    let typo = format!("{MINIMAL}qualifying:\n  exlude: {{ categories: [gift-card] }}\n");
+    assert_error(&typo, 13, 3, "did you mean `exclude`?");
+}

@@ -847,11 +847,12 @@ mod tests {
     }
 
     /// Rules for the peers' basket: `earning` (its lines, indented two
-    /// spaces) under one tier.
+    /// spaces; top-level keys may follow), and silver at 150.00 of spend.
     fn basket_rules(earning: &str) -> String {
         format!(
             "program: p\nversion: v1\ncurrency: EUR\nwindow: rolling 12 months\n\
-             earning:\n{earning}tiers:\n  - id: member\n"
+             earning:\n{earning}tiers:\n  - id: member\n  - id: silver\n    \
+             qualify: {{ purchase_volume: \"150.00\" }}\n"
         )
     }
 
@@ -928,12 +929,28 @@ mod tests {
         assert_eq!(run(multiply, basket_story(1_760, &[])), passes);
         let largest = multiply.replace("multiply", "largest");
         assert_eq!(run(&largest, basket_story(960, &[])), passes);
-        let per_line = "  points_per_unit: 0\n  bonus: |\n    lines.map(|l| if \"xxl\" in l.labels { l.quantity * 7 } else { 0 })\n";
+        let per_line = "  points_per_unit: 0\n  bonus: |\n    lines.map(|l| if \"xxl\" in l.labels { l.quantity * 7 } else { 0 })\nscript_time_limit: 100ms\n";
         let per_line_story = basket_story(14, &[("ship", 0), ("456", 7)]);
         assert_eq!(run(per_line, per_line_story), passes);
         let minimum = "  points_per_unit: 1\n  line_rules:\n    - { name: shirts, points_per_unit: 4, only: { categories: [shirts] }, minimum: { amount: \"100.00\" } }\n";
         let below_it = basket_story(448, &[("123", 48), ("456", 400)]);
         assert_eq!(run(minimum, below_it), passes);
+        // Silver at 150.00 of spend: the basket's 152.00 makes it, unless
+        // delivery does not count toward the tier.
+        let everything = "  points_per_unit: 4\n";
+        let basis = "  points_per_unit: 4\nqualifying:\n  exclude: { categories: [delivery] }\n";
+        let story = basket_story(608, &[]).replace(
+            "        expect_points: 608\n",
+            "        expect_points: 608\n        expect_tier: member\n",
+        );
+        assert_eq!(run(basis, story.clone()), passes);
+        let (failures, _) = run(everything, story);
+        assert!(
+            failures[0]
+                .as_deref()
+                .is_some_and(|f| f.contains("expected tier member, got silver")),
+            "{failures:?}"
+        );
     }
 
     #[test]

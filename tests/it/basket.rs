@@ -44,7 +44,13 @@ fn basket() -> Vec<pb::PurchaseLine> {
 /// A server under `earning` where ann bought the basket as `b1`, and the
 /// points the basket earned.
 async fn bought_basket(earning: &str) -> (TestServer, i64) {
-    let mut server = TestServer::with_rules(&rules(earning)).await;
+    bought_basket_under(&rules(earning)).await
+}
+
+/// A server under the rules `text` where ann bought the basket as `b1`,
+/// and the points the basket earned.
+async fn bought_basket_under(text: &str) -> (TestServer, i64) {
+    let mut server = TestServer::with_rules(text).await;
     let mut request = server.purchase("ann", "b1", 15_200);
     request.lines = basket();
     let points = server
@@ -600,7 +606,7 @@ async fn taken_back(earning: &str, skus: &[&str]) -> (i64, Vec<i64>) {
 #[tokio::test]
 async fn a_return_takes_back_only_what_an_only_rule_paid_the_line() {
     let only_red = "  points_per_unit: 1\n  line_rules:\n    - { name: red, points_per_unit: 4, only: { labels: [red] } }\n";
-    let by_script = "  points_per_unit: 0\n  bonus: |\n    let n = 0; for l in lines { if \"red\" in l.labels { n += l.amount * 4 / 100 } } n\n";
+    let by_script = "  points_per_unit: 0\n  bonus: |\n    let n = 0; for l in lines { if \"red\" in l.labels { n += l.amount * 4 / 100 } } n\nscript_time_limit: 100ms\n";
     // The script's 48 shared by amount (12.00, 100.00, 40.00): 4, 31, 13.
     assert_eq!(
         taken_back(only_red, &["ship", "123"]).await,
@@ -618,7 +624,11 @@ async fn a_return_takes_back_only_what_an_only_rule_paid_the_line() {
 /// and half the shirts took back 4 of their 9.
 #[tokio::test]
 async fn a_bonus_given_per_line_is_taken_back_with_its_line() {
-    let bonus = |script: &str| format!("  points_per_unit: 0\n  bonus: |\n    {script}\n");
+    // A budget a loaded debug build cannot overrun: these scripts are about
+    // what they answer, not how fast.
+    let bonus = |script: &str| {
+        format!("  points_per_unit: 0\n  bonus: |\n    {script}\nscript_time_limit: 100ms\n")
+    };
     let per_line = bonus(r#"lines.map(|l| if "xxl" in l.labels { l.quantity * 7 } else { 0 })"#);
     let by_index = bonus(r##"#{ "1": 14 }"##);
     let one_number =
@@ -658,4 +668,96 @@ async fn a_return_below_a_rule_s_minimum_takes_back_what_the_rule_paid() {
     // The 50 went to the first shirt line (red); returning a blue shirt
     // leaves 2 of the 3, and takes the 50 back.
     assert_eq!(taken_back(three, &["456", "123"]).await, (50, vec![50, 0]));
+}
+
+/// The peers' basket's rules with silver at 150.00 of spend, 4 points per
+/// 1.00 on every line, and `qualifying` (indented as a top-level key).
+fn basis_rules(qualifying: &str) -> String {
+    format!(
+        "program: baskets\nversion: b1\ncurrency: EUR\nwindow: rolling 12 months\n\
+         earning:\n  points_per_unit: 4\n{qualifying}tiers:\n  - id: member\n\
+         \x20 - id: silver\n    qualify: {{ purchase_volume: \"150.00\" }}\n"
+    )
+}
+
+/// (tier, spend in the window, qualifying points, lifetime value, balance,
+/// purchases) of ann.
+async fn figures(server: &mut TestServer) -> (String, i64, i64, i64, i64, i64) {
+    let ann = server.member("ann").await;
+    (
+        ann.tier_id,
+        ann.purchase_volume_minor,
+        ann.qualifying_points,
+        ann.lifetime_value_minor,
+        ann.points_balance,
+        ann.purchase_count,
+    )
+}
+
+/// Delivery excluded from the qualifying basis: the 40.00 and its 160
+/// points earn redeemable points but no tier, as returns take them back.
+#[tokio::test]
+async fn lines_outside_the_qualifying_basis_earn_points_but_no_tier() {
+    let (mut everything, points) = bought_basket_under(&basis_rules("")).await;
+    assert_eq!(points, 608);
+    assert_eq!(
+        figures(&mut everything).await,
+        ("silver".into(), 15_200, 608, 15_200, 608, 1),
+        "without a basis, delivery makes silver"
+    );
+    assert_eq!(everything.member("ann").await.qualifying_basis, "");
+
+    let basis = "qualifying:\n  exclude: { categories: [delivery] }\n";
+    let (mut server, points) = bought_basket_under(&basis_rules(basis)).await;
+    assert_eq!(points, 608);
+    assert_eq!(
+        figures(&mut server).await,
+        ("member".into(), 11_200, 448, 11_200, 608, 1)
+    );
+    assert_eq!(
+        server.member("ann").await.qualifying_basis,
+        "lines of category delivery do not count toward the tier (spend, lifetime value, qualifying points)"
+    );
+    let back = give_back(&server, "r0", vec![returned("ship", 1, 0)]);
+    assert_eq!(
+        return_accepted(&mut server, back).await.points_reversed,
+        160
+    );
+    assert_eq!(
+        figures(&mut server).await,
+        ("member".into(), 11_200, 448, 11_200, 448, 1),
+        "returning delivery takes back its points, not tier figures it never gave"
+    );
+    let back = give_back(&server, "r1", vec![returned("123", 1, 0)]);
+    assert_eq!(return_accepted(&mut server, back).await.points_reversed, 48);
+    assert_eq!(
+        figures(&mut server).await,
+        ("member".into(), 10_000, 400, 10_000, 400, 1)
+    );
+
+    // A purchase of delivery alone is no purchase for the tier, and its
+    // return takes none away.
+    let mut alone = server.purchase("ann", "g1", 4_000);
+    alone.lines = vec![line("ship", "delivery", 1, 4_000, &[])];
+    server
+        .client
+        .record_purchase(alone)
+        .await
+        .expect("purchase");
+    assert_eq!(
+        figures(&mut server).await,
+        ("member".into(), 10_000, 400, 10_000, 560, 1)
+    );
+    let back = pb::RecordReturnRequest {
+        lines: vec![returned("ship", 1, 0)],
+        ..server.refund("ann", "r2", "g1", 0)
+    };
+    assert_eq!(
+        return_accepted(&mut server, back).await.points_reversed,
+        160
+    );
+    assert_eq!(
+        figures(&mut server).await,
+        ("member".into(), 10_000, 400, 10_000, 400, 1)
+    );
 }

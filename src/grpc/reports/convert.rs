@@ -78,6 +78,7 @@ impl From<Header> for pb::ReportHeader {
             to: day_text(h.to),
             rules_version: h.rules_version,
             currency: h.currency,
+            spend_basis: h.spend_basis.unwrap_or_default(),
         }
     }
 }
@@ -91,6 +92,7 @@ impl From<pb::ReportHeader> for Header {
             to: day_of(&h.to),
             rules_version: h.rules_version,
             currency: h.currency,
+            spend_basis: Some(h.spend_basis).filter(|basis| !basis.is_empty()),
         }
     }
 }
