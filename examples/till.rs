@@ -105,6 +105,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             transaction_id: format!("{member}/redeem-1"),
             points: 100,
             order_id: String::new(),
+            reward_id: String::new(),
         })
         .await;
     match redeemed {

@@ -94,11 +94,14 @@ pub struct Redemption {
     pub member_id: MemberId,
     /// The idempotency key.
     pub transaction_id: TransactionId,
-    /// Points to spend.
-    pub points: Amount,
+    /// Points to spend; `None` with a reward: its cost, which the server
+    /// charges (a client's own figure for a reward must be that cost).
+    pub points: Option<Amount>,
     /// The order (a purchase's transaction id) the points pay for, if
     /// named: its returns give them back.
     pub order_id: Option<TransactionId>,
+    /// The reward of the rules' catalogue the points buy, if named.
+    pub reward_id: Option<Text>,
 }
 
 /// One event of a batch (`RecordEvents`): any write a till sends.
@@ -239,8 +242,9 @@ impl Keyed for Redemption {
         RequestFacts::Redemption {
             member_id: self.member_id.as_str(),
             transaction_id: self.transaction_id.as_str(),
-            points: self.points.get(),
+            points: self.points.map_or(0, Amount::get),
             order_id: self.order_id.as_ref().map(TransactionId::as_str),
+            reward_id: self.reward_id.as_ref().map(Text::as_str),
         }
     }
 }

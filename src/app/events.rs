@@ -15,7 +15,7 @@ use super::{
 };
 use crate::{
     domain::{
-        apply::{self, Effect, Placement},
+        apply::{self, Effect, Placement, RewardRefused},
         books::{self, Books as _, ReturnError},
         decide::TierOverride,
         due, earn,
@@ -257,8 +257,8 @@ impl Program {
         cmd: Redemption,
         actor: &str,
     ) -> Result<WriteJob, ProgramError> {
-        self.member_job(cmd, actor, |_, writer, mut member, cmd, now| {
-            let points = cmd.points.get();
+        self.member_job(cmd, actor, |rules, writer, mut member, cmd, now| {
+            let points = charge(rules, &member, cmd, now)?;
             let orders = match &cmd.order_id {
                 Some(order_id) => {
                     let mut order = redeemable_order(writer, &member.member_id, order_id.as_str())?;
@@ -406,4 +406,26 @@ impl Program {
             .await?;
         Ok(view::view(&shown, &member, now))
     }
+}
+
+/// The points `cmd` spends: the client's figure, or the cost of the
+/// reward it names, which the server charges ([`apply::reward_cost`]).
+fn charge(
+    rules: &RuleSet,
+    member: &MemberState,
+    cmd: &Redemption,
+    now: DateTime<Utc>,
+) -> Result<i64, ProgramError> {
+    let sent = cmd.points.map(Amount::get);
+    let Some(id) = cmd.reward_id.as_ref().map(|id| id.as_str()) else {
+        return sent
+            .ok_or_else(|| ProgramError::invalid("points", "must be greater than 0, got 0"));
+    };
+    apply::reward_cost(rules, member, id, sent, now).map_err(|refused| match refused {
+        RewardRefused::Unknown { .. } => ProgramError::invalid("reward_id", refused.to_string()),
+        RewardRefused::Cost { .. } => ProgramError::invalid("points", refused.to_string()),
+        RewardRefused::Unavailable(_) => {
+            ProgramError::precondition("reward_id", format!("reward_id: {refused}"))
+        }
+    })
 }

@@ -158,8 +158,9 @@ fn writes_to_an_unknown_member_are_refused_naming_the_member_id() {
     let redemption = Redemption {
         member_id: MemberId::parse("member_id", "ghost".into()).expect("id"),
         transaction_id: TransactionId::parse("transaction_id", "x1".into()).expect("id"),
-        points: Amount::parse("points", 1).expect("points"),
+        points: Some(Amount::parse("points", 1).expect("points")),
         order_id: None,
+        reward_id: None,
     };
     let refused = runtime.block_on(f.program.redeem_points(redemption, "till"));
     assert!(

@@ -25,7 +25,7 @@ use super::{
     member::{InsufficientPoints, Lapse, MemberState, Qualified},
     receipt::{LineTrack, OrderRedemptions, PurchaseTrack, ReturnRefused, Returned},
 };
-use crate::rules::{Activity, RuleSet, TierRateApplies};
+use crate::rules::{Activity, RuleSet, TierRateApplies, Unavailable};
 
 /// What an event did to a member.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -403,6 +403,69 @@ pub fn redeem(
         undecided: true,
         ..Effect::default()
     })
+}
+
+/// Why a redemption of a reward is refused; nothing changes.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RewardRefused {
+    /// The catalogue has no such reward.
+    #[error("no reward {id:?} in the catalogue of rules {version}{suggestion}")]
+    Unknown {
+        /// The id asked for.
+        id: String,
+        /// The rules' version label.
+        version: String,
+        /// "; did you mean `x`?", or nothing.
+        suggestion: String,
+    },
+    /// The client's own figure is not the reward's cost.
+    #[error(
+        "reward `{id}` costs {cost} points, not {sent}: send 0 (or {cost}) and the server charges its cost"
+    )]
+    Cost {
+        /// The reward.
+        id: String,
+        /// What it costs.
+        cost: i64,
+        /// What the client sent.
+        sent: i64,
+    },
+    /// The member may not have it now (tier, dates).
+    #[error(transparent)]
+    Unavailable(#[from] Unavailable),
+}
+
+/// The points redeeming reward `id` of the catalogue costs `member` at
+/// `now`: its cost, which the server charges. A client's own figure
+/// (`sent`) must be that cost, and the member must be allowed the reward
+/// now (its tier, its dates).
+///
+/// # Errors
+/// [`RewardRefused`], saying why.
+pub fn reward_cost(
+    rules: &RuleSet,
+    member: &MemberState,
+    id: &str,
+    sent: Option<i64>,
+    now: DateTime<Utc>,
+) -> Result<i64, RewardRefused> {
+    let reward = rules.reward(id).ok_or_else(|| {
+        let known: Vec<&str> = rules.rewards.iter().map(|r| r.id.as_str()).collect();
+        RewardRefused::Unknown {
+            id: id.to_owned(),
+            version: rules.version.clone(),
+            suggestion: crate::rules::did_you_mean(id, &known),
+        }
+    })?;
+    if let Some(sent) = sent.filter(|sent| *sent != reward.cost) {
+        return Err(RewardRefused::Cost {
+            id: id.to_owned(),
+            cost: reward.cost,
+            sent,
+        });
+    }
+    reward.available(rules, &member.tier.tier_id, now)?;
+    Ok(reward.cost)
 }
 
 /// A manual placement by customer service: a floor or lock on `tier_id`

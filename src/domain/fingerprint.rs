@@ -99,6 +99,8 @@ pub enum RequestFacts<'a> {
         points: i64,
         /// The order the points pay for, if named.
         order_id: Option<&'a str>,
+        /// The reward it buys, if named.
+        reward_id: Option<&'a str>,
     },
     /// SetTierOverride.
     Override {
@@ -232,12 +234,18 @@ impl RequestFacts<'_> {
                 }
             }
             RequestFacts::Redemption {
-                points, order_id, ..
+                points,
+                order_id,
+                reward_id,
+                ..
             } => {
                 out.int("points", points);
                 // Only when given.
                 if let Some(order_id) = order_id {
                     out.text("order_id", order_id);
+                }
+                if let Some(reward_id) = reward_id {
+                    out.text("reward_id", reward_id);
                 }
             }
             RequestFacts::Override {
@@ -371,6 +379,7 @@ mod tests {
                 transaction_id: "x1",
                 points: 100,
                 order_id: None,
+                reward_id: None,
             },
         ];
         let found: Vec<String> = requests.iter().map(|r| hex(r.fingerprint())).collect();

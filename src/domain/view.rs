@@ -13,7 +13,7 @@ use super::{
     member::MemberState,
     projection::{self, Projection},
 };
-use crate::rules::{Benefit, RuleSet};
+use crate::rules::{Benefit, Reward, RuleSet};
 
 /// A member as answered to a client at one moment.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,6 +50,46 @@ pub struct MemberView {
     /// words, so that a till can explain the figures; `None`: everything
     /// counts.
     pub qualifying_basis: Option<String>,
+    /// Rewards the member may have now (tier, dates).
+    pub rewards: Vec<RewardOffer>,
+    /// Rewards the next tier opens (empty at the top).
+    pub next_rewards: Vec<RewardOffer>,
+}
+
+/// A reward of the catalogue as offered to one member.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RewardOffer {
+    /// Its id, for `RedeemPoints`.
+    pub id: String,
+    /// In words.
+    pub name: String,
+    /// Points it costs.
+    pub cost: i64,
+    /// Whether the member's balance covers it now.
+    pub affordable: bool,
+}
+
+/// The rewards open to tier `tier_id` at `at` and not to `besides` (when
+/// given), as offered to a member with `balance` points.
+fn offers(
+    rules: &RuleSet,
+    tier_id: &str,
+    besides: Option<&str>,
+    balance: i64,
+    at: DateTime<Utc>,
+) -> Vec<RewardOffer> {
+    let open = |tier: &str, reward: &Reward| reward.available(rules, tier, at).is_ok();
+    rules
+        .rewards
+        .iter()
+        .filter(|reward| open(tier_id, reward) && !besides.is_some_and(|b| open(b, reward)))
+        .map(|reward| RewardOffer {
+            id: reward.id.clone(),
+            name: reward.name.clone(),
+            cost: reward.cost,
+            affordable: balance >= reward.cost,
+        })
+        .collect()
 }
 
 /// The member as answered to clients at `at`, under `rules`.
@@ -63,6 +103,12 @@ pub fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberV
     let next_tier = decide::next_tier(rules, &member.tier.tier_id, subject);
     let projection =
         projection::project(rules, &member.tier.tier_id, subject, member.enrolled_at, at);
+    let balance = metrics.points_balance;
+    let tier_id = member.tier.tier_id.as_str();
+    let rewards = offers(rules, tier_id, None, balance, at);
+    let next_rewards = next_tier.as_ref().map_or_else(Vec::new, |next| {
+        offers(rules, &next.tier_id, Some(tier_id), balance, at)
+    });
     let benefits_of = |id: Option<&str>| {
         rules
             .tiers
@@ -89,5 +135,7 @@ pub fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberV
         enrolled_at: member.enrolled_at,
         tier_override: member.tier.tier_override.clone(),
         qualifying_basis: rules.qualifying.describe(),
+        rewards,
+        next_rewards,
     }
 }

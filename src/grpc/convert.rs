@@ -25,7 +25,7 @@ use crate::{
         earn::Line,
         projection::Projection,
         receipt::RequestKind,
-        view::MemberView,
+        view::{MemberView, RewardOffer},
     },
     money::Currency,
     rules::{Benefit, Campaign, Diagnostic, RuleSet, RulesVersion},
@@ -219,6 +219,17 @@ fn benefits(list: Vec<Benefit>) -> Vec<pb::Benefit> {
         .collect()
 }
 
+fn offers(list: Vec<RewardOffer>) -> Vec<pb::Reward> {
+    list.into_iter()
+        .map(|r| pb::Reward {
+            id: r.id,
+            name: r.name,
+            cost_points: r.cost,
+            affordable: r.affordable,
+        })
+        .collect()
+}
+
 /// One event of a batch as a command.
 ///
 /// # Errors
@@ -367,13 +378,21 @@ impl TryFrom<pb::RedeemPointsRequest> for Redemption {
     type Error = ProgramError;
 
     fn try_from(r: pb::RedeemPointsRequest) -> Result<Self, ProgramError> {
+        let reward_id = (!r.reward_id.is_empty())
+            .then(|| Text::parse("reward_id", r.reward_id))
+            .transpose()?;
+        // With a reward, 0 points means "its cost": the server charges it.
+        let points = (reward_id.is_none() || r.points != 0)
+            .then(|| Amount::parse("points", r.points))
+            .transpose()?;
         Ok(Redemption {
             member_id: MemberId::parse("member_id", r.member_id)?,
             transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
-            points: Amount::parse("points", r.points)?,
+            points,
             order_id: (!r.order_id.is_empty())
                 .then(|| TransactionId::parse("order_id", r.order_id))
                 .transpose()?,
+            reward_id,
         })
     }
 }
@@ -506,6 +525,7 @@ impl From<MemberView> for pb::Member {
                 summary: n.summary,
                 shortfalls: shortfalls(n.shortfalls),
                 benefits: benefits(m.next_benefits),
+                rewards: offers(m.next_rewards),
             }),
             benefits: benefits(m.benefits),
             points_value_minor: m.points_value_minor,
@@ -516,6 +536,7 @@ impl From<MemberView> for pb::Member {
             enrolled_at: Some(timestamp(m.enrolled_at)),
             tier_override: m.tier_override.map(Into::into),
             qualifying_basis: m.qualifying_basis.unwrap_or_default(),
+            rewards: offers(m.rewards),
         }
     }
 }

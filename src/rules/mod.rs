@@ -16,6 +16,7 @@ mod lint;
 mod plain;
 mod recovery;
 mod reporting;
+mod rewards;
 mod source;
 mod values;
 mod version;
@@ -34,6 +35,7 @@ pub use condition::{Condition, Lifecycle, Metric, SegmentCondition};
 pub use expiry::{CalendarPeriod, Expiry, Lifetime};
 pub use lint::{at_line_rule, lint};
 pub use reporting::{Reporting, RfmSegment, ScoreRange, Segment, ValueBand};
+pub use rewards::{Reward, Unavailable};
 pub use source::{Candidate, MAX_FILE_BYTES, RulesSource};
 pub use values::{Count, Moment, Money, PointsCeiling, Rate, Window};
 pub use version::RulesVersion;
@@ -309,6 +311,8 @@ pub struct RuleSet {
     pub earning: Earning,
     /// Which basket lines count toward the tier.
     pub qualifying: Qualifying,
+    /// What members may spend points on, at the cost the server charges.
+    pub rewards: Vec<Reward>,
     /// When earned points lapse; `None`: never.
     pub points_expiry: Option<Expiry>,
     /// The ladder, entry tier first.
@@ -338,6 +342,11 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
+    /// The reward of the catalogue called `id`.
+    pub fn reward(&self, id: &str) -> Option<&Reward> {
+        self.rewards.iter().find(|r| r.id == id)
+    }
+
     /// Position of a tier on the ladder (0 = entry tier).
     pub fn tier_index(&self, id: &str) -> Option<usize> {
         self.tiers.iter().position(|t| t.id == id)
@@ -402,6 +411,8 @@ struct RulesFile {
     activities: BTreeMap<String, ActivityFile>,
     #[serde(default)]
     qualifying: basket::Qualifying,
+    #[serde(default)]
+    rewards: Vec<rewards::RewardFile>,
     #[serde(default)]
     reporting: reporting::ReportingFile,
     #[serde(default)]
@@ -834,6 +845,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
     let mut problems = Vec::new();
     let tiers = compile_tiers(raw.tiers, &mut problems);
     let campaigns = compile_campaigns(raw.campaigns, &tiers, &mut problems);
+    let rewards = rewards::compile(raw.rewards, &tiers, &mut problems);
     let demotion = compile_demotion(&raw.demotion, tiers.len(), &mut problems);
     let reporting = reporting::compile(raw.reporting, &mut problems);
     let line_rules = basket::compile(raw.earning.line_rules, &mut problems);
@@ -867,6 +879,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
                 .0,
         },
         qualifying: raw.qualifying,
+        rewards,
         points_expiry,
         tiers,
         demotion,

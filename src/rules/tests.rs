@@ -629,3 +629,40 @@ fn the_qualifying_basis_names_the_lines_that_do_not_count() {
     let typo = format!("{MINIMAL}qualifying:\n  exlude: {{ categories: [gift-card] }}\n");
     assert_error(&typo, 13, 3, "did you mean `exclude`?");
 }
+
+#[test]
+fn rewards_name_tiers_of_the_ladder_and_cost_something() {
+    let with = |rewards: &str| format!("{MINIMAL}rewards:\n{rewards}");
+    let rules = parse_text(&with(
+        "  - { id: tote, name: A tote, cost: 5 }\n  - { id: lounge, name: Lounge, cost: 50, min_tier: silver }\n",
+    ))
+    .expect("valid");
+    assert_eq!(rules.rewards.len(), 2);
+    assert_eq!(rules.reward("lounge").map(|r| r.cost), Some(50));
+    assert_error(
+        &with("  - { id: lounge, name: Lounge, cost: 50, min_tier: silvr }\n"),
+        13,
+        53,
+        "reward `lounge` names tier `silvr`, which the ladder does not have; did you mean `silver`?",
+    );
+    assert_error(
+        &with("  - { id: tote, name: A tote, cost: 0 }\n"),
+        13,
+        7,
+        "costs nothing",
+    );
+    assert_error(
+        &with(
+            "  - { id: tote, name: A tote, cost: 5, from: 2026-03-10T00:00:00Z, until: 2026-03-01T00:00:00Z }\n",
+        ),
+        13,
+        7,
+        "ends before it starts",
+    );
+    assert_error(
+        &with("  - { id: tote, name: A tote, cost: 5, limit: 2 }\n"),
+        13,
+        40,
+        "unknown field `limit`",
+    );
+}

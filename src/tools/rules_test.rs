@@ -97,6 +97,10 @@ struct Step {
     adjust: Option<i64>,
     #[serde(default)]
     redeem: Option<Count>,
+    /// A reward of the catalogue redeemed at its cost, as `RedeemPoints`
+    /// with a `reward_id` is.
+    #[serde(default)]
+    reward: Option<String>,
     /// The tier after the step.
     #[serde(default)]
     expect_tier: Option<String>,
@@ -652,9 +656,12 @@ impl Purchases {
             step.activity.is_some(),
             step.adjust.is_some(),
             step.redeem.is_some(),
+            step.reward.is_some(),
         ];
         if given.iter().filter(|g| **g).count() > 1 {
-            return Err("one event per step: purchase, return, activity, adjust or redeem".into());
+            return Err(
+                "one event per step: purchase, return, activity, adjust, redeem or reward".into(),
+            );
         }
         let effect = if let Some(purchase) = &step.purchase {
             self.purchase(rules, member, purchase, transaction_id, now)?
@@ -667,14 +674,11 @@ impl Purchases {
         } else if let Some(points) = step.adjust {
             apply::adjust(rules, member, &transaction_id, points, now, now)
         } else if let Some(Count(points)) = step.redeem {
-            let mut effect = apply::redeem(member, points, now).map_err(|e| {
-                format!(
-                    "cannot redeem {points} points, the balance is {}",
-                    e.balance
-                )
-            })?;
-            effect.points = -points;
-            effect
+            redeem(member, points, now)?
+        } else if let Some(reward) = &step.reward {
+            let points =
+                apply::reward_cost(rules, member, reward, None, now).map_err(|e| e.to_string())?;
+            redeem(member, points, now)?
         } else {
             apply::sweep(rules, member, now)
         };
@@ -792,6 +796,18 @@ fn qualified_tier(rules: &RuleSet, subject: Subject<'_>) -> String {
         warned: false,
     };
     decide::evaluate(rules, &entry, subject, at).state.tier_id
+}
+
+/// Redeems `points` as a step of a story (its effect counts them spent).
+fn redeem(member: &mut MemberState, points: i64, now: DateTime<Utc>) -> Result<Effect, String> {
+    let mut effect = apply::redeem(member, points, now).map_err(|e| {
+        format!(
+            "cannot redeem {points} points, the balance is {}",
+            e.balance
+        )
+    })?;
+    effect.points = -points;
+    Ok(effect)
 }
 
 #[cfg(test)]
@@ -949,6 +965,44 @@ mod tests {
             failures[0]
                 .as_deref()
                 .is_some_and(|f| f.contains("expected tier member, got silver")),
+            "{failures:?}"
+        );
+    }
+
+    #[test]
+    fn a_story_redeems_rewards_at_their_cost_and_says_why_one_is_refused() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let file = dir.path().join("rewards.yaml");
+        let rules_text = basket_rules("  points_per_unit: 1\n")
+            + "rewards:\n  - { id: tote, name: A tote bag, cost: 5 }\n  \
+               - { id: lounge, name: Lounge access, cost: 50, min_tier: silver }\n";
+        std::fs::write(&file, rules_text).expect("write rules");
+        let rules = rules::load(&file).expect("valid rules");
+        let cases = dir.path().join("rewards.test.yaml");
+        std::fs::write(
+            &cases,
+            "tests:
+  - name: a tote at its cost
+    events:
+      - { at: 2026-03-01, purchase: { amount: \"60.00\" } }
+      - { at: 2026-03-02, reward: tote, expect_points: -5, expect_balance: 55 }
+  - name: the lounge is for silver
+    events:
+      - { at: 2026-03-01, purchase: { amount: \"60.00\" } }
+      - { at: 2026-03-02, reward: lounge }
+",
+        )
+        .expect("write cases");
+        let failures: Vec<Option<String>> = run_cases(&rules, &cases)
+            .expect("cases parse")
+            .into_iter()
+            .map(|r| r.failure)
+            .collect();
+        assert_eq!(failures[0], None);
+        assert!(
+            failures[1].as_deref().is_some_and(|f| f.contains(
+                "reward `lounge` is for silver and the tiers above it; the member is member"
+            )),
             "{failures:?}"
         );
     }

@@ -200,6 +200,7 @@ async fn bad_redemptions_and_adjustments_are_refused() {
         transaction_id: "x1".into(),
         points,
         order_id: String::new(),
+        reward_id: String::new(),
     };
     assert_refused(
         server.client.redeem_points(redeem(11, "m")).await,

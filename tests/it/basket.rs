@@ -508,6 +508,7 @@ fn redeem(member: &str, txn: &str, points: i64, order_id: &str) -> pb::RedeemPoi
         transaction_id: txn.into(),
         points,
         order_id: order_id.into(),
+        reward_id: String::new(),
     }
 }
 

@@ -45,6 +45,7 @@ fn day(server: &TestServer) -> Vec<pb::Event> {
             transaction_id: "x1".into(),
             points: 100,
             order_id: String::new(),
+            reward_id: String::new(),
         })),
     ]
 }

@@ -148,6 +148,7 @@ async fn drive_member(
                 transaction_id: txn,
                 points: 1 + i64::try_from(rng.below(150)).unwrap_or(0),
                 order_id: String::new(),
+                reward_id: String::new(),
             }),
         };
         match send(&mut client, &request).await {

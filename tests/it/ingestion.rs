@@ -177,6 +177,7 @@ async fn redemption_spends_the_balance_but_not_the_status() {
             transaction_id: "x1".into(),
             points: 600,
             order_id: String::new(),
+            reward_id: String::new(),
         })
         .await
         .expect("redemption accepted")

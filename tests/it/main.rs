@@ -31,6 +31,7 @@ mod overrides;
 mod postgres;
 mod reports;
 mod restart;
+mod rewards;
 mod rules_reload;
 mod service;
 mod simulate;

@@ -143,6 +143,7 @@ async fn requests_recorded_in_format_2_are_still_recognised_when_retried() {
             transaction_id: "x1".into(),
             points: 100,
             order_id: String::new(),
+            reward_id: String::new(),
         })
         .await
         .expect("a retry")

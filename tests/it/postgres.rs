@@ -23,6 +23,8 @@ mod overrides;
 mod reports;
 #[path = "restart.rs"]
 mod restart;
+#[path = "rewards.rs"]
+mod rewards;
 #[path = "simulate.rs"]
 mod simulate;
 #[path = "tiers.rs"]

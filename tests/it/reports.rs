@@ -101,6 +101,7 @@ async fn programme(server: &mut TestServer) -> (BTreeMap<String, Sent>, NaiveDat
                         transaction_id: txn,
                         points,
                         order_id: String::new(),
+                        reward_id: String::new(),
                     };
                     match server.client.redeem_points(request).await {
                         Ok(_) => sent.entry(member).or_default().redeemed += points,

@@ -19,6 +19,7 @@ async fn members_history_and_idempotency_survive_a_restart() {
             transaction_id: "x1".into(),
             points: 100,
             order_id: String::new(),
+            reward_id: String::new(),
         })
         .await
         .expect("redeem");

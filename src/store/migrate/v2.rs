@@ -410,6 +410,7 @@ fn fingerprint_of(kind: &[u8], request: &[u8]) -> Result<(RequestKind, Fingerpri
                 transaction_id: &r.transaction_id,
                 points: r.points,
                 order_id: None,
+                reward_id: None,
             })
         }
         _ => return Err(TxnError::UnknownKind),
