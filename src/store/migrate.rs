@@ -37,6 +37,14 @@
 //! start of the member's value ([`super::codec::encode_member`]); records
 //! are unchanged. [`due_in_members`] does it, and gives a member stored
 //! before format 6 the unknown moment.
+//!
+//! Format 7 -> 8: a receipt gains what its basket's lines need beyond
+//! themselves (what line rules with a minimum paid, which lines did not
+//! count toward the tier), under an encoding byte of its own
+//! ([`super::codec::RECEIPT_ENCODING`]). Nothing is rewritten: a receipt
+//! of formats 5 to 7 is read as it is (`super::receipt_from_bytes`), with
+//! no minimums and every line counting, as its rules had them; only the
+//! format number moves.
 
 mod v2;
 mod v3;
