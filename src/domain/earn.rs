@@ -315,8 +315,8 @@ fn scaled(rate: Rate) -> i128 {
 }
 
 /// What a line rule with a minimum paid the lines it matched, before the
-/// purchase's multipliers and rounding: (line index, per-unit pay as in
-/// [`LineEarnings::spend`], product bonus points).
+/// purchase's multipliers and rounding: (line index, per-unit pay scaled
+/// as [`line_earnings`] scales it, product bonus points).
 struct Conditional {
     minimum: Minimum,
     lines: Vec<(usize, i128, i64)>,

@@ -30,7 +30,9 @@ use std::{
 use serde::Deserialize;
 
 pub use crate::script::did_you_mean;
-pub use basket::{LineMatch, LineMultipliers, LinePay, LineRule, LineView, Minimum, Qualifying};
+pub use basket::{
+    Combine, LineMatch, LineMultipliers, LinePay, LineRule, LineView, Minimum, Qualifying,
+};
 pub use condition::{Condition, Lifecycle, Metric, SegmentCondition};
 pub use expiry::{CalendarPeriod, Expiry, Lifetime};
 pub use lint::{at_line_rule, lint};
