@@ -845,4 +845,100 @@ mod tests {
         assert_eq!(give_back(&mut p, 3_334), 101);
         assert_eq!(order.recredited, 300);
     }
+
+    /// A basket of up to four lines (SKUs `l0`...), what each earned, and
+    /// up to two rules with a minimum over some of them, each having paid
+    /// a part of its lines' points.
+    fn basket_with_minimums() -> impl proptest::strategy::Strategy<Value = PurchaseTrack> {
+        use proptest::prelude::*;
+        let line = (1_i64..5, 0_i64..10_000, 0_i64..1_000);
+        let rule = (
+            proptest::collection::vec(any::<bool>(), 4),
+            0_i64..6,
+            0_i64..20_000,
+            proptest::collection::vec(0_i64..=100, 4),
+        );
+        (
+            proptest::collection::vec(line, 1..=4),
+            proptest::collection::vec(rule, 0..=2),
+        )
+            .prop_map(|(lines, rules)| {
+                let lines: Vec<LineTrack> = lines
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, (quantity, amount, points))| {
+                        LineTrack::new(&format!("l{i}"), quantity, amount, points)
+                    })
+                    .collect();
+                // Each rule pays a percentage of each line it matches, and
+                // no line more than it earned, all rules together.
+                let mut left: Vec<i64> = lines.iter().map(|l| l.points).collect();
+                let minimums = rules
+                    .into_iter()
+                    .map(|(matched, quantity, amount, percent)| {
+                        let paid: Vec<(usize, i64)> = (0..lines.len())
+                            .filter(|&i| matched[i])
+                            .map(|i| {
+                                let points = left[i] * percent[i] / 100;
+                                left[i] -= points;
+                                (i, points)
+                            })
+                            .collect();
+                        minimum(quantity, amount, &paid)
+                    })
+                    .collect();
+                let amount = lines.iter().map(|l| l.amount_minor).sum();
+                let points = lines.iter().map(|l| l.points).sum();
+                PurchaseTrack {
+                    lines,
+                    minimums,
+                    ..track(amount, points)
+                }
+            })
+    }
+
+    proptest::proptest! {
+        /// Whatever the minimums and the order of the returns, no return
+        /// takes back a negative amount, and returning everything takes
+        /// back exactly what the basket earned.
+        #[test]
+        fn returns_over_minimums_add_up_to_exactly_what_was_earned(
+            mut p in basket_with_minimums(),
+            picks in proptest::collection::vec((0_usize..4, 1_i64..4), 0..12),
+        ) {
+            let earned = p.points;
+            for (line, wanted) in picks {
+                let Some(left) = p.lines.get(line % p.lines.len()).map(LineTrack::units_left) else {
+                    continue;
+                };
+                if left == 0 {
+                    continue;
+                }
+                let sku = format!("l{}", line % p.lines.len());
+                let back = p
+                    .take_back(Returned::Lines { lines: &[units(&sku, wanted.min(left))], amount_minor: None })
+                    .expect("returnable");
+                proptest::prop_assert!(back.lines.iter().all(|l| l.points >= 0), "{back:?}");
+                p.record_return(&back);
+            }
+            let rest = p.returnable_minor();
+            let last = if rest > 0 || p.lines.iter().any(|l| l.units_left() > 0) {
+                let all: Vec<ReturnLine> = p
+                    .lines
+                    .iter()
+                    .filter(|l| l.units_left() > 0)
+                    .map(|l| units(&l.sku, l.units_left()))
+                    .collect();
+                let back = p
+                    .take_back(Returned::Lines { lines: &all, amount_minor: None })
+                    .expect("the rest");
+                p.record_return(&back);
+                back.points
+            } else {
+                0
+            };
+            proptest::prop_assert!(last >= 0);
+            proptest::prop_assert_eq!(p.points_reversed, earned);
+        }
+    }
 }
