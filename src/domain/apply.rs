@@ -22,7 +22,7 @@ use chrono::{DateTime, Utc};
 use super::{
     decide::{self, Change, ChangeKind, Metrics, OverrideMode, Subject, TierOverride},
     earn::{self, Overearned, Purchase, PurchaseFacts},
-    member::{InsufficientPoints, Lapse, MemberState, Qualified},
+    member::{InsufficientPoints, Lapse, MemberState},
     receipt::{LineTrack, OrderRedemptions, PurchaseTrack, ReturnRefused, Returned},
 };
 use crate::rules::{Activity, RuleSet, TierRateApplies, Unavailable};
@@ -139,16 +139,15 @@ pub fn purchase(
     now: DateTime<Utc>,
 ) -> Result<(PurchaseTrack, Effect), Overearned> {
     let lapsed = member.expire(now);
-    let earned = purchase_points(rules, member, purchase, now)?;
-    let points = earned.points;
-    let track = PurchaseTrack {
-        lines: line_tracks(rules, purchase, &earned.per_line),
-        minimums: earned.minimums,
-        ..PurchaseTrack::new(purchase.amount_minor, points, purchase.occurred_at)
-    };
+    let track = track_of(
+        rules,
+        purchase,
+        purchase_points(rules, member, purchase, now)?,
+    );
+    let points = track.points;
     member.record_qualified_purchase(
         purchase.transaction_id,
-        qualified(purchase, &track.lines, points),
+        track.qualified(),
         points,
         purchase.occurred_at,
         expiry(rules, purchase.occurred_at),
@@ -162,36 +161,22 @@ pub fn purchase(
     Ok((track, effect))
 }
 
-/// The basket's lines as returns will need them: what each earned
-/// (`per_line`), and whether it counts toward the tier.
-fn line_tracks(rules: &RuleSet, purchase: &Purchase<'_>, per_line: &[i64]) -> Vec<LineTrack> {
-    purchase
-        .lines
-        .iter()
-        .zip(per_line)
-        .map(|(line, points)| LineTrack {
-            qualifies: rules.qualifying.counts(line.view()),
-            ..LineTrack::new(&line.sku, line.quantity, line.amount_minor, *points)
-        })
-        .collect()
-}
-
-/// What of `purchase`, which earned `points` over `lines`, counts toward
-/// the tier: all of a purchase sent as a sum; else the lines that count,
-/// and no purchase at all when none does (a gift card alone).
-fn qualified(purchase: &Purchase<'_>, lines: &[LineTrack], points: i64) -> Qualified {
-    if lines.is_empty() {
-        return Qualified {
-            amount_minor: purchase.amount_minor,
-            points,
-            counts: true,
-        };
-    }
-    let counting = || lines.iter().filter(|line| line.qualifies);
-    Qualified {
-        amount_minor: counting().fold(0_i64, |sum, l| sum.saturating_add(l.amount_minor)),
-        points: counting().fold(0_i64, |sum, l| sum.saturating_add(l.points)),
-        counts: counting().next().is_some(),
+/// What returns will need of `purchase`, which `earned` what it did: its
+/// lines with what each earned and whether it counts toward the tier, and
+/// what rules with a minimum paid.
+fn track_of(rules: &RuleSet, purchase: &Purchase<'_>, earned: earn::Earned) -> PurchaseTrack {
+    PurchaseTrack {
+        lines: purchase
+            .lines
+            .iter()
+            .zip(earned.per_line)
+            .map(|(line, points)| LineTrack {
+                qualifies: rules.qualifying.counts(line.view()),
+                ..LineTrack::new(&line.sku, line.quantity, line.amount_minor, points)
+            })
+            .collect(),
+        minimums: earned.minimums,
+        ..PurchaseTrack::new(purchase.amount_minor, earned.points, purchase.occurred_at)
     }
 }
 
@@ -226,12 +211,15 @@ fn purchase_points(
         rate_tier: None,
         ..facts
     };
-    let untiered = earn::purchase_earnings(rules, untiered, subject)?;
-    let lines = line_tracks(rules, purchase, &untiered.per_line);
+    let untiered = track_of(
+        rules,
+        purchase,
+        earn::purchase_earnings(rules, untiered, subject)?,
+    );
     let mut reached = member.clone();
     reached.record_qualified_purchase(
         purchase.transaction_id,
-        qualified(purchase, &lines, untiered.points),
+        untiered.qualified(),
         untiered.points,
         purchase.occurred_at,
         expiry(rules, purchase.occurred_at),

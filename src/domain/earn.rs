@@ -332,14 +332,20 @@ fn line_earnings(rules: &[LineRule], lines: &[Line]) -> (Vec<i128>, Vec<i64>, Ve
     let mut products = vec![0_i64; lines.len()];
     let mut conditional = Vec::new();
     for rule in rules {
-        let matched: Vec<bool> = lines.iter().map(|l| rule.matches(l.view())).collect();
+        // Only a rule with a minimum needs to know which lines it matches.
         let mut held = match rule.minimum {
-            Some(minimum) if !meets(minimum, lines, &matched) => continue,
-            Some(minimum) => Some(Conditional {
-                minimum,
-                lines: Vec::new(),
-            }),
             None => None,
+            Some(minimum) => {
+                let matched: Vec<bool> = lines.iter().map(|l| rule.matches(l.view())).collect();
+                if !meets(minimum, lines, &matched) {
+                    continue;
+                }
+                let held = Conditional {
+                    minimum,
+                    lines: Vec::new(),
+                };
+                Some((held, matched))
+            }
         };
         let mut paid = false;
         let mut bought = false;
@@ -348,11 +354,13 @@ fn line_earnings(rules: &[LineRule], lines: &[Line]) -> (Vec<i128>, Vec<i64>, Ve
             spend[i] = spend[i].saturating_add(line_spend);
             products[i] = products[i].saturating_add(line_points);
             paid |= line_spend > 0 || line_points > 0;
-            if let Some(held) = held.as_mut().filter(|_| matched[i]) {
+            if let Some((held, matched)) = held.as_mut()
+                && matched[i]
+            {
                 held.lines.push((i, line_spend, line_points));
             }
         }
-        conditional.extend(held);
+        conditional.extend(held.map(|(held, _)| held));
         if rule.stops && paid {
             break;
         }

@@ -248,7 +248,9 @@ impl MemberState {
 
     /// Records a purchase of `amount_minor` that earned `points` (status
     /// and redeemable), expiring at `expires_at`, all of it counting
-    /// toward the tier.
+    /// toward the tier: the tests' shorthand for
+    /// [`MemberState::record_qualified_purchase`].
+    #[cfg(test)]
     pub fn record_purchase(
         &mut self,
         source: &str,

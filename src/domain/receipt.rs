@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 
 use super::{
     fingerprint::Fingerprint,
-    member::{LineBack, TakeBack},
+    member::{LineBack, Qualified, TakeBack},
     share,
 };
 use crate::rules::Minimum;
@@ -402,6 +402,24 @@ impl PurchaseTrack {
     /// or with a line that counts.
     fn counts(&self) -> bool {
         self.lines.is_empty() || self.lines.iter().any(|l| l.qualifies)
+    }
+
+    /// What of the purchase counts toward the tier: all of a purchase sent
+    /// as a sum; else the money and points of its lines that count.
+    pub fn qualified(&self) -> Qualified {
+        if self.lines.is_empty() {
+            return Qualified {
+                amount_minor: self.amount_minor,
+                points: self.points,
+                counts: true,
+            };
+        }
+        let counting = || self.lines.iter().filter(|line| line.qualifies);
+        Qualified {
+            amount_minor: total(counting().map(|l| l.amount_minor)),
+            points: total(counting().map(|l| l.points)),
+            counts: self.counts(),
+        }
     }
 
     /// The lines as they would be after returning `what`.

@@ -134,7 +134,7 @@ pub fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberV
         attributes: member.attributes.clone(),
         enrolled_at: member.enrolled_at,
         tier_override: member.tier.tier_override.clone(),
-        qualifying_basis: rules.qualifying.describe(),
+        qualifying_basis: rules.qualifying.describe().map(str::to_owned),
         rewards,
         next_rewards,
     }

@@ -277,7 +277,7 @@ impl<'a> Reporter<'a> {
             to: period.map(|p| p.to),
             rules_version: self.rules.version.clone(),
             currency: self.rules.currency.code().to_owned(),
-            spend_basis: self.rules.qualifying.describe(),
+            spend_basis: self.rules.qualifying.describe().map(str::to_owned),
         }
     }
 

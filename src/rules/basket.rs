@@ -237,11 +237,30 @@ impl LineMultipliers {
 /// rules say. A purchase sent without lines counts whole; one whose lines
 /// are all excluded is no purchase for the tier.
 #[derive(Debug, Clone, Default, Deserialize)]
-#[serde(deny_unknown_fields)]
+#[serde(from = "QualifyingFile")]
 pub struct Qualifying {
     /// Lines that do not count.
-    #[serde(default)]
     pub exclude: LineMatch,
+    /// [`Qualifying::describe`], worded once when the rules are read:
+    /// every member answer carries it.
+    words: Option<String>,
+}
+
+/// `qualifying` as written.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QualifyingFile {
+    #[serde(default)]
+    exclude: LineMatch,
+}
+
+impl From<QualifyingFile> for Qualifying {
+    fn from(file: QualifyingFile) -> Self {
+        Self {
+            words: excluded_in_words(&file.exclude),
+            exclude: file.exclude,
+        }
+    }
 }
 
 impl Qualifying {
@@ -253,26 +272,28 @@ impl Qualifying {
     /// What does not count, in words for a till or a report ("lines of
     /// category gift-card or delivery do not count toward the tier");
     /// `None` when every line counts.
-    pub fn describe(&self) -> Option<String> {
-        let named: Vec<String> = [
-            ("label", &self.exclude.labels),
-            ("category", &self.exclude.categories),
-            ("sku", &self.exclude.skus),
-        ]
+    pub fn describe(&self) -> Option<&str> {
+        self.words.as_deref()
+    }
+}
+
+/// The words of [`Qualifying::describe`] for lines `excluded`.
+fn excluded_in_words(excluded: &LineMatch) -> Option<String> {
+    let named: Vec<String> = ["label", "category", "sku"]
         .into_iter()
+        .zip(excluded.by_kind())
         .filter(|(_, keys)| !keys.is_empty())
         .map(|(kind, keys)| {
             let keys: Vec<&str> = keys.iter().map(String::as_str).collect();
             format!("{kind} {}", keys.join(" or "))
         })
         .collect();
-        (!named.is_empty()).then(|| {
-            format!(
-                "lines of {} do not count toward the tier (spend, lifetime value, qualifying points)",
-                named.join(", or of ")
-            )
-        })
-    }
+    (!named.is_empty()).then(|| {
+        format!(
+            "lines of {} do not count toward the tier (spend, lifetime value, qualifying points)",
+            named.join(", or of ")
+        )
+    })
 }
 
 /// A line rule as written.

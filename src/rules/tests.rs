@@ -619,7 +619,7 @@ fn the_qualifying_basis_names_the_lines_that_do_not_count() {
     );
     let rules = parse_text(&text).expect("valid");
     assert_eq!(
-        rules.qualifying.describe().as_deref(),
+        rules.qualifying.describe(),
         Some(
             "lines of category delivery or gift-card, or of sku FEE do not count toward the tier (spend, lifetime value, qualifying points)"
         )
