@@ -271,7 +271,8 @@ impl Program {
                 }
                 None => Vec::new(),
             };
-            let effect = apply::redeem(&mut member, points, now).map_err(|short| {
+            let reward = cmd.reward_id.as_ref().map(|id| id.as_str());
+            let effect = apply::redeem(&mut member, points, reward, now).map_err(|short| {
                 ProgramError::precondition(
                     "points",
                     format!(

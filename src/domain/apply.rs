@@ -369,7 +369,8 @@ pub fn adjust(
     }
 }
 
-/// Spends `points` of the balance at `now`. Redeeming never costs a member
+/// Spends `points` of the balance at `now`, for the catalogue's `reward`
+/// if one is named (its limits count it). Redeeming never costs a member
 /// their tier: it changes nothing a tier condition may read (the rules
 /// refuse `points_balance` in tier conditions), so the tier is not even
 /// evaluated here; a demotion that time has made due waits for the next
@@ -381,10 +382,11 @@ pub fn adjust(
 pub fn redeem(
     member: &mut MemberState,
     points: i64,
+    reward: Option<&str>,
     now: DateTime<Utc>,
 ) -> Result<Effect, InsufficientPoints> {
     let lapsed = member.expire(now);
-    member.redeem(points, now)?;
+    member.redeem(points, reward, now)?;
     Ok(Effect {
         points,
         lapsed,
@@ -426,7 +428,7 @@ pub enum RewardRefused {
 /// The points redeeming reward `id` of the catalogue costs `member` at
 /// `now`: its cost, which the server charges. A client's own figure
 /// (`sent`) must be that cost, and the member must be allowed the reward
-/// now (its tier, its dates).
+/// now (its tier, its dates) and within the reward's limits.
 ///
 /// # Errors
 /// [`RewardRefused`], saying why.
@@ -453,6 +455,7 @@ pub fn reward_cost(
         });
     }
     reward.available(rules, &member.tier.tier_id, now)?;
+    reward.within_limits(|period| member.rewards_had(id, period, now))?;
     Ok(reward.cost)
 }
 

@@ -26,7 +26,7 @@ use std::collections::{BTreeMap, VecDeque};
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
 
 use super::decide::{Metrics, TierState};
-use crate::rules::Window;
+use crate::rules::{Period, Window};
 
 /// How long day totals are kept: the longest window plus a month of slack
 /// for evaluations a little in the past.
@@ -62,6 +62,30 @@ pub struct DayTotals {
     pub points_redeemed: i64,
     /// Points that lapsed that day (their lot's expiry), breakage.
     pub points_lapsed: i64,
+    /// Redeemed points given back that day by returns of the orders they
+    /// paid for: already netted out of `points_redeemed`, kept apart so
+    /// that reports can show redemptions before them.
+    pub points_given_back: i64,
+    /// Redemptions of catalogue rewards that day, by reward id: what their
+    /// limits count, and what reports show by reward.
+    pub rewards: BTreeMap<String, Redeemed>,
+}
+
+/// Redemptions of one reward (in a day, or in a report's period).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Redeemed {
+    /// How many times.
+    pub count: i64,
+    /// Points they cost.
+    pub points: i64,
+}
+
+impl Redeemed {
+    /// Both sums, with `other`'s added.
+    pub fn add(&mut self, other: Redeemed) {
+        self.count = self.count.saturating_add(other.count);
+        self.points = self.points.saturating_add(other.points);
+    }
 }
 
 impl DayTotals {
@@ -120,6 +144,9 @@ pub struct MemberState {
     pub points_expired: i64,
     /// Points redeemed, all time.
     pub points_redeemed: i64,
+    /// Redemptions of each catalogue reward, all time (what a limit over
+    /// the membership counts; day totals are pruned, these are not).
+    pub rewards_redeemed: BTreeMap<String, i64>,
 }
 
 /// A redemption asked for more than the balance.
@@ -205,6 +232,7 @@ impl MemberState {
             points_debt: 0,
             points_expired: 0,
             points_redeemed: 0,
+            rewards_redeemed: BTreeMap::new(),
         }
     }
 
@@ -335,6 +363,7 @@ impl MemberState {
     ) {
         let day = self.day(at);
         day.points_redeemed = day.points_redeemed.saturating_sub(points);
+        day.points_given_back = day.points_given_back.saturating_add(points);
         self.points_redeemed = self.points_redeemed.saturating_sub(points);
         self.earn(source, points, at, expires_at);
     }
@@ -362,11 +391,18 @@ impl MemberState {
         }
     }
 
-    /// Spends `points` of the balance as of `at`, oldest lots first.
+    /// Spends `points` of the balance as of `at`, oldest lots first, for
+    /// the catalogue's `reward` if one is named (counted that day and all
+    /// time).
     ///
     /// # Errors
     /// [`InsufficientPoints`] when the balance is smaller; nothing changes.
-    pub fn redeem(&mut self, points: i64, at: DateTime<Utc>) -> Result<(), InsufficientPoints> {
+    pub fn redeem(
+        &mut self,
+        points: i64,
+        reward: Option<&str>,
+        at: DateTime<Utc>,
+    ) -> Result<(), InsufficientPoints> {
         let balance = self.points_balance(at);
         if points > balance {
             return Err(InsufficientPoints { balance });
@@ -376,8 +412,27 @@ impl MemberState {
         self.points_redeemed = self.points_redeemed.saturating_add(points);
         let day = self.day(at);
         day.points_redeemed = day.points_redeemed.saturating_add(points);
+        if let Some(reward) = reward {
+            let one = Redeemed { count: 1, points };
+            day.rewards.entry(reward.to_owned()).or_default().add(one);
+            let all_time = self.rewards_redeemed.entry(reward.to_owned()).or_default();
+            *all_time = all_time.saturating_add(1);
+        }
         self.drop_empty_lots();
         Ok(())
+    }
+
+    /// Redemptions of `reward` in the `period` holding `at`'s day (all
+    /// time for the membership): what the reward's limit in that period
+    /// counts.
+    pub fn rewards_had(&self, reward: &str, period: Period, at: DateTime<Utc>) -> i64 {
+        let Some(start) = period.start(at.date_naive()) else {
+            return self.rewards_redeemed.get(reward).copied().unwrap_or(0);
+        };
+        self.days
+            .range(start.num_days_from_ce()..=day_number(at))
+            .filter_map(|(_, t)| t.rewards.get(reward))
+            .fold(0_i64, |sum, r| sum.saturating_add(r.count))
     }
 
     /// Expires every lot whose time has come by `as_of`; returns what lapsed,
@@ -580,12 +635,12 @@ mod tests {
         let mut m = member();
         m.record_purchase("t1", 10_000, 100, at(1, 10), in_months(at(1, 10), 12));
         m.record_purchase("t2", 5_000, 50, at(2, 10), in_months(at(2, 10), 12));
-        assert_eq!(m.redeem(120, at(3, 1)), Ok(()));
+        assert_eq!(m.redeem(120, None, at(3, 1)), Ok(()));
         assert_eq!(m.lots.len(), 1);
         assert_eq!(m.lots[0].source, "t2");
         assert_eq!(m.lots[0].remaining, 30);
         assert_eq!(
-            m.redeem(31, at(3, 1)),
+            m.redeem(31, None, at(3, 1)),
             Err(InsufficientPoints { balance: 30 })
         );
         assert_eq!(m.points_balance(at(3, 1)), 30);
@@ -598,7 +653,7 @@ mod tests {
         let mut m = member();
         m.record_purchase("t1", 10_000, 100, at(1, 10), None);
         m.record_purchase("t2", 10_000, 100, at(1, 11), None);
-        m.redeem(150, at(1, 12)).expect("enough points");
+        m.redeem(150, None, at(1, 12)).expect("enough points");
         // One never-expiring lot holds 50: the return of t1 takes those 50
         // and owes 50.
         m.record_return("t1", at(1, 10), at(1, 12), &full_return(10_000, 100));
@@ -636,10 +691,10 @@ mod tests {
         m.record_purchase("new", 1_000, 10, at(3, 1), None);
         // "old" is due but not yet expired: it is not part of the balance.
         assert_eq!(
-            m.redeem(20, at(3, 2)),
+            m.redeem(20, None, at(3, 2)),
             Err(InsufficientPoints { balance: 10 })
         );
-        assert_eq!(m.redeem(10, at(3, 2)), Ok(()));
+        assert_eq!(m.redeem(10, None, at(3, 2)), Ok(()));
         assert_eq!(m.lots[0].remaining, 100, "the due lot is left to lapse");
     }
 
@@ -757,7 +812,7 @@ mod properties {
                     }
                     Op::Redeem { points } => {
                         m.expire(now);
-                        if m.redeem(points, now).is_ok() {
+                        if m.redeem(points, None, now).is_ok() {
                             taken_out += points;
                         }
                     }

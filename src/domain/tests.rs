@@ -543,7 +543,7 @@ demotion:
         // grace is 0 days.
         let later = start + TimeDelta::days(400);
         member.adjust("gift", 50, later, None);
-        let redeemed = apply::redeem(&mut member, 50, later).expect("enough points");
+        let redeemed = apply::redeem(&mut member, 50, None, later).expect("enough points");
         assert_eq!(redeemed.changes, []);
         assert_eq!(member.tier.tier_id, "silver");
         let swept = apply::sweep(&rules, &mut member, later);
@@ -627,7 +627,7 @@ demotion:
         fn a_return_re_credits_the_points_its_order_was_paid_with() {
             let rules = rules();
             let (mut member, mut books) = bought(&rules);
-            apply::redeem(&mut member, 40, day(1)).expect("enough points");
+            apply::redeem(&mut member, 40, None, day(1)).expect("enough points");
             let paid = OrderRedemptions {
                 redeemed: 40,
                 recredited: 0,

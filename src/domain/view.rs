@@ -50,7 +50,7 @@ pub struct MemberView {
     /// words, so that a till can explain the figures; `None`: everything
     /// counts.
     pub qualifying_basis: Option<String>,
-    /// Rewards the member may have now (tier, dates).
+    /// Rewards the member may have now (tier, dates, limits).
     pub rewards: Vec<RewardOffer>,
     /// Rewards the next tier opens (empty at the top).
     pub next_rewards: Vec<RewardOffer>,
@@ -69,20 +69,13 @@ pub struct RewardOffer {
     pub affordable: bool,
 }
 
-/// The rewards open to tier `tier_id` at `at` and not to `besides` (when
-/// given), as offered to a member with `balance` points.
-fn offers(
-    rules: &RuleSet,
-    tier_id: &str,
-    besides: Option<&str>,
-    balance: i64,
-    at: DateTime<Utc>,
-) -> Vec<RewardOffer> {
-    let open = |tier: &str, reward: &Reward| reward.available(rules, tier, at).is_ok();
+/// The rewards of the catalogue `may_have` lets through, as offered to a
+/// member with `balance` points.
+fn offers(rules: &RuleSet, balance: i64, may_have: impl Fn(&Reward) -> bool) -> Vec<RewardOffer> {
     rules
         .rewards
         .iter()
-        .filter(|reward| open(tier_id, reward) && !besides.is_some_and(|b| open(b, reward)))
+        .filter(|reward| may_have(reward))
         .map(|reward| RewardOffer {
             id: reward.id.clone(),
             name: reward.name.clone(),
@@ -105,9 +98,17 @@ pub fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberV
         projection::project(rules, &member.tier.tier_id, subject, member.enrolled_at, at);
     let balance = metrics.points_balance;
     let tier_id = member.tier.tier_id.as_str();
-    let rewards = offers(rules, tier_id, None, balance, at);
+    let open = |tier: &str, reward: &Reward| reward.available(rules, tier, at).is_ok();
+    let within_limits = |reward: &Reward| {
+        reward
+            .within_limits(|period| member.rewards_had(&reward.id, period, at))
+            .is_ok()
+    };
+    let rewards = offers(rules, balance, |r| open(tier_id, r) && within_limits(r));
     let next_rewards = next_tier.as_ref().map_or_else(Vec::new, |next| {
-        offers(rules, &next.tier_id, Some(tier_id), balance, at)
+        offers(rules, balance, |r| {
+            open(&next.tier_id, r) && !open(tier_id, r)
+        })
     });
     let benefits_of = |id: Option<&str>| {
         rules

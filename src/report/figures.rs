@@ -178,7 +178,7 @@ mod tests {
         let expiry = Some(at(3, 1));
         m.record_purchase("p1", 10_000, 100, at(1, 10), expiry);
         m.record_purchase("p2", 5_000, 50, at(2, 10), None);
-        m.redeem(30, at(2, 11)).expect("enough");
+        m.redeem(30, None, at(2, 11)).expect("enough");
         m.record_return(
             "p2",
             at(2, 10),

@@ -2,7 +2,8 @@
 //! money worth (`reporting.point_value`), per tier; when the points still
 //! held will lapse over the next 12 months (from the lots); and, for the
 //! 12 months up to today, what was redeemed and what lapsed unredeemed
-//! (breakage), from the day totals.
+//! (breakage), from the day totals, and what was redeemed by reward of the
+//! catalogue (rows that add up to the months' redemptions exactly).
 //!
 //! A lot whose expiry has passed but that no event has expired yet is
 //! breakage in its expiry month, not a liability: the balance already
@@ -14,7 +15,10 @@ use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
 use super::{Header, ReportError, Reporter, figures};
-use crate::domain::member::MemberState;
+use crate::{
+    domain::member::{DayTotals, MemberState, Redeemed},
+    rules::RuleSet,
+};
 
 /// Months shown ahead and back.
 const MONTHS: i32 = 12;
@@ -37,6 +41,28 @@ pub struct Liability {
     /// Redemptions and breakage in each of the 12 months up to this one
     /// (this month to date last).
     pub past: Vec<MonthHistory>,
+    /// Redemptions over the same 12 months by reward: the catalogue's
+    /// rewards in its order, rewards no longer in it, then the points
+    /// redeemed without a reward and, negative, those returns gave back.
+    /// The points add up to the sum of `past`'s `points_redeemed`.
+    pub rewards: Vec<RewardRedemptions>,
+}
+
+/// Redemptions of one reward (or one of the rows that complete them).
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct RewardRedemptions {
+    /// The reward's id; empty on the two rows that complete the table.
+    pub reward_id: String,
+    /// Its name in the catalogue (its id when it is no longer there), or
+    /// "without a reward", or "given back by returns".
+    pub name: String,
+    /// Redemptions of it (0 on the two rows that complete the table: only
+    /// rewards are counted).
+    pub redemptions: i64,
+    /// Points they cost (negative for what returns gave back).
+    pub points: i64,
+    /// Their worth, minor units.
+    pub value_minor: i64,
 }
 
 /// Outstanding points of one tier.
@@ -98,6 +124,11 @@ struct Sums {
     /// month -> points expiring (ahead) or (redeemed, lapsed) (back).
     expiring: BTreeMap<i32, i64>,
     past: BTreeMap<i32, (i64, i64)>,
+    /// Over the months the report shows back: redemptions by reward, all
+    /// points redeemed before returns gave some back, and what they gave.
+    by_reward: BTreeMap<String, Redeemed>,
+    redeemed_before_returns: i64,
+    given_back: i64,
 }
 
 impl Sums {
@@ -123,13 +154,35 @@ impl Sums {
             let Some(date) = NaiveDate::from_num_days_from_ce_opt(*day) else {
                 continue;
             };
-            if totals.points_redeemed == 0 && totals.points_lapsed == 0 {
+            if totals.points_redeemed == 0
+                && totals.points_lapsed == 0
+                && totals.points_given_back == 0
+            {
                 continue;
             }
-            let past = self.past.entry(month_of(date)).or_default();
+            let month = month_of(date);
+            let past = self.past.entry(month).or_default();
             past.0 = past.0.saturating_add(totals.points_redeemed);
             past.1 = past.1.saturating_add(totals.points_lapsed);
+            if shown_back(today).contains(&month) {
+                self.add_redemptions(totals);
+            }
         }
+    }
+
+    /// A day's redemptions, by reward and before returns.
+    fn add_redemptions(&mut self, totals: &DayTotals) {
+        for (reward, redeemed) in &totals.rewards {
+            self.by_reward
+                .entry(reward.clone())
+                .or_default()
+                .add(*redeemed);
+        }
+        self.redeemed_before_returns = self
+            .redeemed_before_returns
+            .saturating_add(totals.points_redeemed)
+            .saturating_add(totals.points_given_back);
+        self.given_back = self.given_back.saturating_add(totals.points_given_back);
     }
 
     fn merge(&mut self, part: Sums) {
@@ -147,7 +200,59 @@ impl Sums {
             p.0 = p.0.saturating_add(redeemed);
             p.1 = p.1.saturating_add(lapsed);
         }
+        for (reward, redeemed) in part.by_reward {
+            self.by_reward.entry(reward).or_default().add(redeemed);
+        }
+        self.redeemed_before_returns = self
+            .redeemed_before_returns
+            .saturating_add(part.redeemed_before_returns);
+        self.given_back = self.given_back.saturating_add(part.given_back);
     }
+
+    /// The rows by reward (see [`Liability::rewards`]), each point worth
+    /// `worth` minor units.
+    fn reward_rows(&self, rules: &RuleSet, worth: i64) -> Vec<RewardRedemptions> {
+        let row = |reward_id: &str, name: &str, r: Redeemed| RewardRedemptions {
+            reward_id: reward_id.to_owned(),
+            name: name.to_owned(),
+            redemptions: r.count,
+            points: r.points,
+            value_minor: r.points.saturating_mul(worth),
+        };
+        let of = |id: &str| self.by_reward.get(id).copied().unwrap_or_default();
+        let mut rows: Vec<RewardRedemptions> = rules
+            .rewards
+            .iter()
+            .map(|reward| row(&reward.id, &reward.name, of(&reward.id)))
+            .collect();
+        rows.extend(
+            self.by_reward
+                .iter()
+                .filter(|(id, _)| rules.reward(id).is_none())
+                .map(|(id, r)| row(id, id, *r)),
+        );
+        let for_rewards = self
+            .by_reward
+            .values()
+            .fold(0_i64, |sum, r| sum.saturating_add(r.points));
+        let without = Redeemed {
+            count: 0,
+            points: self.redeemed_before_returns.saturating_sub(for_rewards),
+        };
+        let given_back = Redeemed {
+            count: 0,
+            points: self.given_back.saturating_neg(),
+        };
+        rows.push(row("", "without a reward", without));
+        rows.push(row("", "given back by returns", given_back));
+        rows
+    }
+}
+
+/// The months the report shows back: the 12 up to `today`'s.
+fn shown_back(today: NaiveDate) -> std::ops::RangeInclusive<i32> {
+    let this_month = month_of(today);
+    this_month - MONTHS + 1..=this_month
 }
 
 impl Reporter<'_> {
@@ -198,7 +303,7 @@ impl Reporter<'_> {
                 }
             })
             .collect();
-        let past = (this_month - MONTHS + 1..=this_month)
+        let past = shown_back(today)
             .map(|month| {
                 let (redeemed, lapsed) = sums.past.get(&month).copied().unwrap_or_default();
                 MonthHistory {
@@ -217,6 +322,7 @@ impl Reporter<'_> {
             total,
             expiring,
             past,
+            rewards: sums.reward_rows(self.rules(), worth),
         })
     }
 }

@@ -477,7 +477,20 @@ impl Tabular for Liability {
                 ])
             },
         );
-        vec![tiers, expiring, past]
+        let columns = ["reward_id", "name", "redemptions", "points", "value_minor"];
+        let rewards = self.rewards.iter().fold(
+            Table::new("Redemptions by reward, past 12 months", &columns),
+            |table, r| {
+                table.row(vec![
+                    text(&r.reward_id),
+                    text(&r.name),
+                    count(r.redemptions),
+                    count(r.points),
+                    Cell::Money(r.value_minor),
+                ])
+            },
+        );
+        vec![tiers, expiring, past, rewards]
     }
 }
 

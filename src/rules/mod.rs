@@ -37,7 +37,7 @@ pub use condition::{Condition, Lifecycle, Metric, SegmentCondition};
 pub use expiry::{CalendarPeriod, Expiry, Lifetime};
 pub use lint::{at_line_rule, lint};
 pub use reporting::{Reporting, RfmSegment, ScoreRange, Segment, ValueBand};
-pub use rewards::{Reward, Unavailable};
+pub use rewards::{Limit, Period, Reward, Unavailable};
 pub use source::{Candidate, MAX_FILE_BYTES, RulesSource};
 pub use values::{Count, Moment, Money, PointsCeiling, Rate, Window};
 pub use version::RulesVersion;

@@ -660,9 +660,42 @@ fn rewards_name_tiers_of_the_ladder_and_cost_something() {
         "ends before it starts",
     );
     assert_error(
-        &with("  - { id: tote, name: A tote, cost: 5, limit: 2 }\n"),
+        &with("  - { id: tote, name: A tote, cost: 5, max_per_month: 0 }\n"),
         13,
         40,
-        "unknown field `limit`",
+        "reward `tote` has `max_per_month: 0`: a limit is at least 1",
     );
+    assert_error(
+        &with("  - { id: tote, name: A tote, cost: 5, max_per_mnth: 2 }\n"),
+        13,
+        40,
+        "did you mean `max_per_month`?",
+    );
+}
+
+#[test]
+fn a_reward_s_limits_count_over_their_periods_shortest_first() {
+    let rules = parse_text(&format!(
+        "{MINIMAL}rewards:\n  - {{ id: tote, name: A tote, cost: 5, max_per_member: 3, max_per_week: 1 }}\n"
+    ))
+    .expect("valid");
+    let tote = rules.reward("tote").expect("in the catalogue");
+    let periods: Vec<(Period, i64)> = tote.limits.iter().map(|l| (l.period, l.max)).collect();
+    assert_eq!(periods, [(Period::Week, 1), (Period::Membership, 3)]);
+    assert_eq!(tote.within_limits(|_| 0), Ok(()));
+    let refused = tote
+        .within_limits(|period| if period == Period::Membership { 3 } else { 0 })
+        .expect_err("the membership's limit is reached");
+    assert_eq!(
+        refused.to_string(),
+        "reward `tote` is limited to 3 per member over the membership, and this member has had 3"
+    );
+    let day = |y, m, d| chrono::NaiveDate::from_ymd_opt(y, m, d).expect("a date");
+    // Thursday 2026-12-31: its week began on Monday the 28th.
+    let thursday = day(2026, 12, 31);
+    assert_eq!(Period::Week.start(thursday), Some(day(2026, 12, 28)));
+    assert_eq!(Period::Month.start(thursday), Some(day(2026, 12, 1)));
+    assert_eq!(Period::Year.start(thursday), Some(day(2026, 1, 1)));
+    assert_eq!(Period::Day.start(thursday), Some(thursday));
+    assert_eq!(Period::Membership.start(thursday), None);
 }

@@ -45,6 +45,14 @@
 //! of formats 5 to 7 is read as it is (`super::receipt_from_bytes`), with
 //! no minimums and every line counting, as its rules had them; only the
 //! format number moves.
+//!
+//! Format 8 -> 9: a member's record gains its redemptions by reward (day
+//! by day and all time) and the redeemed points returns gave back each
+//! day, under encoding bytes of its own ([`super::codec::MEMBER_ENCODING`],
+//! and [`super::codec::MEMBER_RECORD_ENCODING`] without the due moment).
+//! Nothing is rewritten: a member of formats 5 to 8 is read as it is,
+//! with no redemptions by reward, and written in today's record by its
+//! next change; only the format number moves.
 
 mod v2;
 mod v3;
@@ -180,7 +188,7 @@ pub fn due_in_members(tree: &sled::Tree) -> Result<usize, StoreError> {
     let mut in_batch = 0;
     for item in tree.scan_prefix(keys::MEMBERS) {
         let (key, value) = item?;
-        if value.first() != Some(&codec::RECORD_ENCODING) {
+        if codec::split_member(&key, &value)?.due.is_some() {
             continue;
         }
         let pointer = format_6_due_of(&key[keys::MEMBERS.len()..]);
@@ -211,7 +219,7 @@ pub fn due_in_members(tree: &sled::Tree) -> Result<usize, StoreError> {
 fn convert_v2(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     let bytes = if key.starts_with(keys::MEMBERS) {
         let member: v2::Member = codec::decode_as(v2::RECORD_ENCODING, key, value)?;
-        codec::encode(&MemberRecord::from(&MemberState::from(member)))
+        codec::encode_member_record(&MemberRecord::from(&MemberState::from(member)))
     } else if key.starts_with(keys::RECEIPTS) {
         let txn: v2::Txn = codec::decode_as(v2::RECORD_ENCODING, key, value)?;
         let receipt = txn
@@ -236,9 +244,10 @@ fn convert_v2(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
 /// values are not records (meta, index).
 fn convert_v3(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     if key.starts_with(keys::MEMBERS) {
-        let member: MemberRecord<v3::Day, ()> = codec::decode_as(v3::RECORD_ENCODING, key, value)?;
+        let member: MemberRecord<v3::Day, (), ()> =
+            codec::decode_as(v3::RECORD_ENCODING, key, value)?;
         let member = member.upgrade(|day| DayRecord::from(&DayTotals::from(day)));
-        return Ok(Some(codec::encode(&member)));
+        return Ok(Some(codec::encode_member_record(&member)));
     }
     convert_unchanged_since_3(v3::RECORD_ENCODING, key, value)
 }
@@ -247,9 +256,11 @@ fn convert_v3(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
 /// values are not records (meta, index).
 fn convert_v4(key: &[u8], value: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
     if key.starts_with(keys::MEMBERS) {
-        let member: MemberRecord<DayRecord, ()> =
+        let member: MemberRecord<DayRecord, (), ()> =
             codec::decode_as(v4::RECORD_ENCODING, key, value)?;
-        return Ok(Some(codec::encode(&member.upgrade(|day| day))));
+        return Ok(Some(codec::encode_member_record(
+            &member.upgrade(|day| day),
+        )));
     }
     convert_unchanged_since_3(v4::RECORD_ENCODING, key, value)
 }
@@ -366,16 +377,16 @@ mod tests {
         };
         assert_eq!(
             value("a"),
-            [&[codec::MEMBER_ENCODING], done.as_slice(), b"A"].concat()
+            [&[codec::MEMBER_ENCODING_V8], done.as_slice(), b"A"].concat()
         );
         assert_eq!(
             value("b"),
-            [&[codec::MEMBER_ENCODING], earlier.as_slice(), b"B"].concat()
+            [&[codec::MEMBER_ENCODING_V8], earlier.as_slice(), b"B"].concat()
         );
         assert_eq!(
             value("c"),
             [
-                &[codec::MEMBER_ENCODING],
+                &[codec::MEMBER_ENCODING_V8],
                 keys::DUE_UNKNOWN.as_slice(),
                 b"C"
             ]
@@ -412,8 +423,7 @@ mod tests {
         let new = convert_v3(b"m/ana", &bytes(MEMBER_FORMAT_3))
             .expect("converts")
             .expect("a record");
-        let record: MemberRecord = codec::decode(b"m/ana", &new).expect("today's record");
-        let migrated = MemberState::try_from(record).expect("valid times");
+        let migrated = crate::store::member_from_bytes(b"m/ana", &new).expect("today's record");
         let mut expected = crate::store::records::tests::member();
         for day in expected.days.values_mut() {
             *day = DayTotals {
@@ -488,8 +498,7 @@ mod tests {
         let new = convert_v4(b"m/ana", &bytes(MEMBER_FORMAT_4))
             .expect("converts")
             .expect("a record");
-        let record: MemberRecord = codec::decode(b"m/ana", &new).expect("today's record");
-        let member = MemberState::try_from(record).expect("valid times");
+        let member = crate::store::member_from_bytes(b"m/ana", &new).expect("today's record");
         assert_eq!(member, crate::store::records::tests::member());
     }
 

@@ -63,10 +63,10 @@ use crate::{
     },
     rules::RulesVersion,
 };
-use records::{BadTime, MemberRecord, ReceiptRecord, ReceiptRecordV7};
+use records::{BadTime, MemberRecord, MemberRecordV8, ReceiptRecord, ReceiptRecordV7};
 
 /// The data format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 8;
+pub const FORMAT_VERSION: u32 = 9;
 
 /// Why the store failed. Callers treat every variant as an internal error
 /// (or, for [`StoreError::Unavailable`], a reason to try again): the
@@ -253,7 +253,7 @@ fn receipt_to_bytes(receipt: &Receipt) -> Vec<u8> {
 /// Decodes a member's value, in sled's layout (its due moment first) or a
 /// database's ([`codec::split_member`]).
 fn member_from_bytes(key: &[u8], bytes: &[u8]) -> Result<MemberState, StoreError> {
-    let record: MemberRecord = codec::decode_member(key, bytes)?;
+    let record: MemberRecord = codec::decode_member::<_, MemberRecordV8>(key, bytes)?;
     MemberState::try_from(record).map_err(|err| StoreError::corrupt(key, err.to_string()))
 }
 

@@ -20,7 +20,7 @@ use crate::{
     domain::{
         decide::{AtRisk, Change, ChangeKind, HistoryEntry, OverrideMode, TierOverride, TierState},
         fingerprint::Fingerprint,
-        member::{DayTotals, MemberState, PointsLot},
+        member::{DayTotals, MemberState, PointsLot, Redeemed},
         receipt::{
             LineTrack, MinimumLine, MinimumTrack, OrderRedemptions, PurchaseTrack, Receipt,
             RequestKind,
@@ -46,13 +46,15 @@ fn optional_time(micros: Option<i64>) -> Result<Option<DateTime<Utc>>, BadTime> 
     micros.map(time).transpose()
 }
 
-/// A member (`m/{member_id}`). Generic over the record of a day and the
-/// end of the tier record, so that a migration can read the members of
-/// format 3, whose days had fewer fields (`super::migrate::v3`), and of
-/// formats 3 and 4, whose tier record ended before `warned` (`()` is no
-/// bytes); everything else is stored as then.
+/// A member (`m/{member_id}`). Generic over the record of a day, the end
+/// of the tier record and the end of the member, so that a migration can
+/// read the members of format 3, whose days had fewer fields
+/// (`super::migrate::v3`), and of formats 3 and 4, whose tier record ended
+/// before `warned` (`()` is no bytes), and the store the members of
+/// formats 5 to 8, which ended before `rewards` ([`MemberRecordV8`]);
+/// everything else is stored as then.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberRecord<Day = DayRecord, TierTail = WarnedRecord> {
+pub struct MemberRecord<Day = DayRecord, TierTail = WarnedRecord, Rewards = RewardsRecord> {
     member_id: String,
     enrolled_at: i64,
     attributes: BTreeMap<String, String>,
@@ -66,6 +68,90 @@ pub struct MemberRecord<Day = DayRecord, TierTail = WarnedRecord> {
     points_debt: i64,
     points_expired: i64,
     points_redeemed: i64,
+    rewards: Rewards,
+}
+
+/// A member as formats 5 to 8 stored it: read as it is, with no
+/// redemptions by reward and no points given back on any day.
+pub type MemberRecordV8 = MemberRecord<DayRecord, WarnedRecord, ()>;
+
+/// Today's record of the same member.
+impl From<MemberRecordV8> for MemberRecord {
+    fn from(old: MemberRecordV8) -> Self {
+        MemberRecord {
+            member_id: old.member_id,
+            enrolled_at: old.enrolled_at,
+            attributes: old.attributes,
+            tier: old.tier,
+            days: old.days,
+            lifetime_value_minor: old.lifetime_value_minor,
+            lots: old.lots,
+            points_debt: old.points_debt,
+            points_expired: old.points_expired,
+            points_redeemed: old.points_redeemed,
+            rewards: RewardsRecord::default(),
+        }
+    }
+}
+
+/// What format 9 keeps after a member's record: the days that had
+/// redemptions of catalogue rewards or redeemed points given back (in day
+/// order; the days they belong to are in `days`), and each reward's
+/// redemptions all time.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct RewardsRecord {
+    days: Vec<(i32, DayRewardsRecord)>,
+    all_time: Vec<(String, i64)>,
+}
+
+/// One day's redemptions by reward (id, count, points) and the redeemed
+/// points returns gave back that day.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct DayRewardsRecord {
+    rewards: Vec<(String, i64, i64)>,
+    points_given_back: i64,
+}
+
+impl RewardsRecord {
+    fn of(m: &MemberState) -> Self {
+        let days = m
+            .days
+            .iter()
+            .filter(|(_, t)| t.points_given_back != 0 || !t.rewards.is_empty())
+            .map(|(day, t)| {
+                let rewards = t
+                    .rewards
+                    .iter()
+                    .map(|(id, r)| (id.clone(), r.count, r.points))
+                    .collect();
+                let record = DayRewardsRecord {
+                    rewards,
+                    points_given_back: t.points_given_back,
+                };
+                (*day, record)
+            })
+            .collect();
+        let all_time = m
+            .rewards_redeemed
+            .iter()
+            .map(|(id, n)| (id.clone(), *n))
+            .collect();
+        Self { days, all_time }
+    }
+
+    /// Puts the days' redemptions into `days`; returns the counts all time.
+    fn into_days(self, days: &mut BTreeMap<i32, DayTotals>) -> BTreeMap<String, i64> {
+        for (day, record) in self.days {
+            let totals = days.entry(day).or_default();
+            totals.points_given_back = record.points_given_back;
+            totals.rewards = record
+                .rewards
+                .into_iter()
+                .map(|(id, count, points)| (id, Redeemed { count, points }))
+                .collect();
+        }
+        self.all_time.into_iter().collect()
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -114,9 +200,9 @@ pub struct DayRecord {
     points_lapsed: i64,
 }
 
-impl<Day> MemberRecord<Day, ()> {
+impl<Day> MemberRecord<Day, (), ()> {
     /// The same member of an older format, with each day's record converted
-    /// by `convert`, not warned of anything.
+    /// by `convert`, not warned of anything, with no redemptions by reward.
     pub fn upgrade<New>(self, convert: impl Fn(Day) -> New) -> MemberRecord<New> {
         let tier = self.tier;
         MemberRecord {
@@ -140,6 +226,7 @@ impl<Day> MemberRecord<Day, ()> {
             points_debt: self.points_debt,
             points_expired: self.points_expired,
             points_redeemed: self.points_redeemed,
+            rewards: RewardsRecord::default(),
         }
     }
 }
@@ -176,6 +263,7 @@ impl From<DayRecord> for DayTotals {
             points_taken_back: t.points_taken_back,
             points_redeemed: t.points_redeemed,
             points_lapsed: t.points_lapsed,
+            ..DayTotals::default()
         }
     }
 }
@@ -230,6 +318,7 @@ impl From<&MemberState> for MemberRecord {
             points_debt: m.points_debt,
             points_expired: m.points_expired,
             points_redeemed: m.points_redeemed,
+            rewards: RewardsRecord::of(m),
         }
     }
 }
@@ -265,6 +354,12 @@ impl TryFrom<MemberRecord> for MemberState {
                 })
             })
             .collect::<Result<VecDeque<_>, BadTime>>()?;
+        let mut days = r
+            .days
+            .into_iter()
+            .map(|(day, t)| (day, DayTotals::from(t)))
+            .collect();
+        let rewards_redeemed = r.rewards.into_days(&mut days);
         Ok(MemberState {
             member_id: r.member_id,
             enrolled_at: time(r.enrolled_at)?,
@@ -276,16 +371,13 @@ impl TryFrom<MemberRecord> for MemberState {
                 tier_override,
                 warned: r.tier.tail.warned,
             },
-            days: r
-                .days
-                .into_iter()
-                .map(|(day, t)| (day, DayTotals::from(t)))
-                .collect(),
+            days,
             lifetime_value_minor: r.lifetime_value_minor,
             lots,
             points_debt: r.points_debt,
             points_expired: r.points_expired,
             points_redeemed: r.points_redeemed,
+            rewards_redeemed,
         })
     }
 }
@@ -815,9 +907,20 @@ pub(crate) mod tests {
 
     #[test]
     fn a_member_record_is_pinned() {
-        pinned(&MemberRecord::from(&member()), MEMBER);
-        let back = MemberState::try_from(MemberRecord::from(&member())).expect("converts");
-        assert_eq!(back, member());
+        let mut m = member();
+        m.redeem(7, Some("tote"), at(3)).expect("enough points");
+        m.redeem(1, None, at(3)).expect("enough points");
+        m.recredit("o1", 2, at(4), None);
+        let bytes = crate::store::codec::encode_member_record(&MemberRecord::from(&m));
+        assert_eq!(hex(&bytes), MEMBER);
+        let back = crate::store::member_from_bytes(b"m/ana", &bytes).expect("decodes");
+        assert_eq!(back, m);
+        let old = crate::store::member_from_bytes(b"m/ana", &from_hex(MEMBER_FORMAT_8));
+        assert_eq!(
+            old.expect("a member of format 8 reads as it is"),
+            member(),
+            "no redemptions by reward, nothing given back"
+        );
     }
 
     #[test]
@@ -925,7 +1028,10 @@ pub(crate) mod tests {
         assert_eq!(back, version);
     }
 
-    const MEMBER: &str = "0403616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca606037669700002b8a55ac0a90702b0090000c0a90700b009000000baa55a00006402010672657669657702000064000000c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406b00902763180a0f9e5f481a606006406080a";
+    const MEMBER: &str = "0803616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca606037669700004b8a55ac0a90702b0090000c0a90700b009000000baa55a00006402010672657669657702000064000000bca55a0000000000000000001000bea55a0000000000000000000300c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406a00902763180a0f9e5f481a606006402081602bca55a0104746f7465020e00bea55a00040104746f746502";
+    /// A member as formats 5 to 8 stored it (without the redemptions by
+    /// reward).
+    const MEMBER_FORMAT_8: &str = "0403616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca606037669700002b8a55ac0a90702b0090000c0a90700b009000000baa55a00006402010672657669657702000064000000c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406b00902763180a0f9e5f481a606006406080a";
     const RECEIPT: &str = "060003616e6107070707070707070707070707070707070707070707070707070707070707070674696c6c2d31b0090002010201c0a907b00980a0be88f1fca506020406080105736b752d3104c0a907b0090202040a0c0106f02e0100640100";
     /// The same receipt, without minimums, as formats 5 to 7 wrote it.
     const RECEIPT_FORMAT_7: &str = "040003616e6107070707070707070707070707070707070707070707070707070707070707070674696c6c2d31b0090002010201c0a907b00980a0be88f1fca506020406080105736b752d3104c0a907b0090202040a0c";

@@ -169,7 +169,7 @@ impl SledWriter {
     /// stored yet), as this round sees it.
     fn stored_due(&self, key: &[u8]) -> Result<Option<keys::DueBytes>, StoreError> {
         self.read_value(key, |bytes| {
-            codec::split_member(key, bytes).map(|(due, _)| due.unwrap_or(keys::DUE_UNKNOWN))
+            codec::split_member(key, bytes).map(|value| value.due.unwrap_or(keys::DUE_UNKNOWN))
         })
     }
 
@@ -245,8 +245,9 @@ impl SledWriter {
             // it, its record's bytes as they are.
             let key = keys::member(member_id);
             let moved = self.read_value(&key, |bytes| {
-                let (old, _) = codec::split_member(&key, bytes)?;
-                let old = old.unwrap_or(keys::DUE_UNKNOWN);
+                let old = codec::split_member(&key, bytes)?
+                    .due
+                    .unwrap_or(keys::DUE_UNKNOWN);
                 if old == new {
                     return Ok(None);
                 }

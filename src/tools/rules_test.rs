@@ -674,11 +674,11 @@ impl Purchases {
         } else if let Some(points) = step.adjust {
             apply::adjust(rules, member, &transaction_id, points, now, now)
         } else if let Some(Count(points)) = step.redeem {
-            redeem(member, points, now)?
+            redeem(member, points, None, now)?
         } else if let Some(reward) = &step.reward {
             let points =
                 apply::reward_cost(rules, member, reward, None, now).map_err(|e| e.to_string())?;
-            redeem(member, points, now)?
+            redeem(member, points, Some(reward), now)?
         } else {
             apply::sweep(rules, member, now)
         };
@@ -798,9 +798,15 @@ fn qualified_tier(rules: &RuleSet, subject: Subject<'_>) -> String {
     decide::evaluate(rules, &entry, subject, at).state.tier_id
 }
 
-/// Redeems `points` as a step of a story (its effect counts them spent).
-fn redeem(member: &mut MemberState, points: i64, now: DateTime<Utc>) -> Result<Effect, String> {
-    let mut effect = apply::redeem(member, points, now).map_err(|e| {
+/// Redeems `points` (for `reward`, if named) as a step of a story (its
+/// effect counts them spent).
+fn redeem(
+    member: &mut MemberState,
+    points: i64,
+    reward: Option<&str>,
+    now: DateTime<Utc>,
+) -> Result<Effect, String> {
+    let mut effect = apply::redeem(member, points, reward, now).map_err(|e| {
         format!(
             "cannot redeem {points} points, the balance is {}",
             e.balance
@@ -974,7 +980,7 @@ mod tests {
         let dir = tempfile::TempDir::new().expect("temp dir");
         let file = dir.path().join("rewards.yaml");
         let rules_text = basket_rules("  points_per_unit: 1\n")
-            + "rewards:\n  - { id: tote, name: A tote bag, cost: 5 }\n  \
+            + "rewards:\n  - { id: tote, name: A tote bag, cost: 5, max_per_month: 2 }\n  \
                - { id: lounge, name: Lounge access, cost: 50, min_tier: silver }\n";
         std::fs::write(&file, rules_text).expect("write rules");
         let rules = rules::load(&file).expect("valid rules");
@@ -990,6 +996,14 @@ mod tests {
     events:
       - { at: 2026-03-01, purchase: { amount: \"60.00\" } }
       - { at: 2026-03-02, reward: lounge }
+  - name: two totes a month
+    events:
+      - { at: 2026-03-01, purchase: { amount: \"60.00\" } }
+      - { at: 2026-03-02, reward: tote }
+      - { at: 2026-03-31, reward: tote }
+      - { at: 2026-04-01, reward: tote, expect_balance: 45 }
+      - { at: 2026-04-02, reward: tote }
+      - { at: 2026-04-03, reward: tote }
 ",
         )
         .expect("write cases");
@@ -1004,6 +1018,13 @@ mod tests {
                 "reward `lounge` is for silver and the tiers above it; the member is member"
             )),
             "{failures:?}"
+        );
+        assert!(
+            failures[2].as_deref().is_some_and(|f| f.contains(
+                "event 6 (2026-04-03 00:00): reward `tote` is limited to 2 per member a calendar month, \
+                 and this member has had 2"
+            )),
+            "the fifth tote, the third in April: {failures:?}"
         );
     }
 

@@ -220,7 +220,7 @@ fn member(
                 if points < 500 {
                     continue;
                 }
-                apply::redeem(&mut member, points, at).unwrap_or_default()
+                apply::redeem(&mut member, points, None, at).unwrap_or_default()
             }
             Event::Activity(kind) => {
                 let Some(activity) = rules.activities.get(kind) else {

@@ -13,7 +13,7 @@ use crate::{
     report::{
         DEFAULT_RANKS, Header, Period, Query, Report,
         clusters::{Cluster, Clusters, DEFAULT_SEED, KScore},
-        liability::{Liability, LiabilityRow, MonthHistory, MonthPoints},
+        liability::{Liability, LiabilityRow, MonthHistory, MonthPoints, RewardRedemptions},
         segments::{GroupRow, Groups, SegmentAtEnd, SegmentMonth, SegmentSize, Segments},
         tier::{Distribution, Migration, MigrationRow, TierFigures},
         value::{
@@ -50,6 +50,7 @@ rows_both_ways! {
     LiabilityRow { tier, members, points_outstanding, value_minor }
     MonthPoints { month, points, value_minor }
     MonthHistory { month, points_redeemed, redeemed_value_minor, points_lapsed, lapsed_value_minor }
+    RewardRedemptions { reward_id, name, redemptions, points, value_minor }
     SegmentAtEnd { segment, members, share_percent, value_minor, lifetime_value_minor }
     SegmentSize { segment, members, value_minor }
     GroupRow { group, members, share_percent, purchases, net_spend_minor, value_minor, lifetime_value_minor }
@@ -190,7 +191,7 @@ reports_both_ways! {
     ValueBands => ValueBandsReport { fields: [members, value_minor], lists: [bands], rows: [] }
     Liability => LiabilityReport {
         fields: [point_value_minor],
-        lists: [tiers, expiring, past],
+        lists: [tiers, expiring, past, rewards],
         rows: [total],
     }
     Segments => SegmentsReport { fields: [members, unsegmented], lists: [segments, months], rows: [] }

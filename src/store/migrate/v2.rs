@@ -245,6 +245,7 @@ impl From<Member> for member::MemberState {
             points_debt: m.points_debt,
             points_expired: m.points_expired,
             points_redeemed: m.points_redeemed,
+            rewards_redeemed: BTreeMap::new(),
         }
     }
 }

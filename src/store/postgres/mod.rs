@@ -64,8 +64,8 @@ pub use transfer::restore;
 pub use writer::PgWriter;
 
 use super::{
-    RawMember, StoreError, Writer, from_bytes, keys, receipt_from_bytes,
-    records::{HistoryRecord, MemberRecord, RulesVersionRecord},
+    RawMember, StoreError, Writer, from_bytes, keys, member_from_bytes, receipt_from_bytes,
+    records::{HistoryRecord, RulesVersionRecord},
 };
 use crate::{
     domain::{decide::HistoryEntry, member::MemberState, receipt::Receipt},
@@ -278,11 +278,14 @@ impl PgStore {
 
     /// See [`super::Store::member`].
     pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
-        self.record::<MemberRecord, _>(
-            &keys::member(member_id),
+        let key = keys::member(member_id);
+        let rows = self.rows(
             "SELECT record FROM tierd_members WHERE member_id = $1",
             &[&member_id],
-        )
+        )?;
+        rows.first()
+            .map(|row| member_from_bytes(&key, row.try_get(0)?))
+            .transpose()
     }
 
     /// See [`super::Store::receipt`].

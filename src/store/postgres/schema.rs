@@ -21,6 +21,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "receipt minimums",
         include_str!("migrations/0003_receipt_minimums.sql"),
     ),
+    (
+        4,
+        "member rewards",
+        include_str!("migrations/0004_member_rewards.sql"),
+    ),
 ];
 
 /// How often a start retries after losing a race to another node.

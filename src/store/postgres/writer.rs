@@ -26,7 +26,7 @@ use crate::{
     },
     rules::RulesVersion,
     store::{
-        Commit, StoreError, codec, from_bytes, keys, receipt_from_bytes, receipt_to_bytes,
+        Commit, StoreError, codec, keys, member_from_bytes, receipt_from_bytes, receipt_to_bytes,
         records::{HistoryRecord, MemberRecord, OrderRecord, RulesVersionRecord},
     },
     telemetry,
@@ -309,7 +309,7 @@ impl<'c> PgWriter<'c> {
         };
         self.xid.set(Some(from_sql_seq(row.try_get(1)?)));
         let key = keys::member(member_id);
-        let member = from_bytes::<MemberRecord, MemberState>(&key, row.try_get(0)?)?;
+        let member = member_from_bytes(&key, row.try_get(0)?)?;
         self.existing_members
             .borrow_mut()
             .insert(member_id.to_owned());
@@ -393,7 +393,7 @@ impl<'c> PgWriter<'c> {
             .map(|(id, due)| (id.as_str(), due))
             .collect();
         for member in &commit.members {
-            let record = codec::encode(&MemberRecord::from(member));
+            let record = codec::encode_member_record(&MemberRecord::from(member));
             let existing = self.existing_members.borrow().contains(&member.member_id);
             let id = Value::Text(member.member_id.clone());
             match (existing, dues.get(member.member_id.as_str())) {
