@@ -497,18 +497,58 @@ impl Tabular for Liability {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::report::liability::{LiabilityRow, RewardRedemptions};
 
-    #[test]
-    fn a_report_says_what_its_spend_leaves_out() {
-        let mut header = Header {
-            report: "distribution".into(),
+    /// The header of `report` as of 2026-12-01 under rules v1.
+    fn header(report: &str) -> Header {
+        Header {
+            report: report.into(),
             as_of: chrono::NaiveDate::from_ymd_opt(2026, 12, 1),
             from: None,
             to: None,
             rules_version: "v1".into(),
             currency: "EUR".into(),
             spend_basis: None,
+        }
+    }
+
+    #[test]
+    fn the_liability_s_csv_ends_with_its_redemptions_by_reward() {
+        let row = |reward_id: &str, name: &str, redemptions, points| RewardRedemptions {
+            reward_id: reward_id.into(),
+            name: name.into(),
+            redemptions,
+            points,
+            value_minor: points,
         };
+        let liability = Liability {
+            header: header("liability"),
+            point_value_minor: 1,
+            tiers: Vec::new(),
+            total: LiabilityRow::default(),
+            expiring: Vec::new(),
+            past: Vec::new(),
+            rewards: vec![
+                row("tote", "A tote bag", 1, 5),
+                row("", "given back by returns", 0, -30),
+            ],
+        };
+        let mut out = Vec::new();
+        write_csv(&liability, &mut out).expect("written");
+        let csv = String::from_utf8(out).expect("text");
+        assert!(
+            csv.ends_with(
+                "\n\nreport,as_of,from,to,rules_version,currency,reward_id,name,redemptions,points,value_minor\n\
+                 liability,2026-12-01,,,v1,EUR,tote,A tote bag,1,5,5\n\
+                 liability,2026-12-01,,,v1,EUR,,given back by returns,0,-30,-30\n"
+            ),
+            "{csv}"
+        );
+    }
+
+    #[test]
+    fn a_report_says_what_its_spend_leaves_out() {
+        let mut header = header("distribution");
         assert_eq!(
             describe(&header),
             "distribution as of 2026-12-01 (rules v1, EUR)"
