@@ -56,7 +56,7 @@ pub struct EndpointConfig {
     /// Where to POST (`http://` or `https://`).
     pub url: String,
     /// Kinds to send (`promotion`, `demotion`, `at_risk`, `retained`,
-    /// `manual`, `initial`); none: all.
+    /// `manual`, `initial`, `closed`, `reopened`); none: all.
     #[serde(default)]
     pub kinds: Vec<String>,
     /// Only entries from or to these tiers; none: all.

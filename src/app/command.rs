@@ -147,6 +147,31 @@ pub struct OverrideCommand {
     pub reason: Reason,
 }
 
+/// An account closed by customer service (`CloseMember`).
+#[derive(Debug, Clone)]
+pub struct CloseCommand {
+    /// The member whose account closes.
+    pub member_id: MemberId,
+    /// The idempotency key.
+    pub transaction_id: TransactionId,
+    /// Why.
+    pub reason: Reason,
+    /// Whether the outstanding points are forfeited (breakage) or kept for
+    /// a re-open.
+    pub forfeit_points: bool,
+}
+
+/// A closed account reopened (`ReopenMember`).
+#[derive(Debug, Clone)]
+pub struct ReopenCommand {
+    /// The member whose account reopens.
+    pub member_id: MemberId,
+    /// The idempotency key.
+    pub transaction_id: TransactionId,
+    /// Why.
+    pub reason: Reason,
+}
+
 /// Creation or update of a member's descriptive attributes.
 #[derive(Debug, Clone)]
 pub struct Upsert {
@@ -232,6 +257,27 @@ impl Keyed for OverrideCommand {
             tier_id,
             mode,
             until: self.until,
+            reason: self.reason.as_str(),
+        }
+    }
+}
+
+impl Keyed for CloseCommand {
+    fn facts(&self) -> RequestFacts<'_> {
+        RequestFacts::Close {
+            member_id: self.member_id.as_str(),
+            transaction_id: self.transaction_id.as_str(),
+            reason: self.reason.as_str(),
+            forfeit_points: self.forfeit_points,
+        }
+    }
+}
+
+impl Keyed for ReopenCommand {
+    fn facts(&self) -> RequestFacts<'_> {
+        RequestFacts::Reopen {
+            member_id: self.member_id.as_str(),
+            transaction_id: self.transaction_id.as_str(),
             reason: self.reason.as_str(),
         }
     }

@@ -291,7 +291,7 @@ impl Program {
 
     /// Writes `cmd`, sent by `actor`, to a member that must exist already:
     /// `change` applies it under the rules in force.
-    async fn member_job<C, F>(
+    pub(super) async fn member_job<C, F>(
         &self,
         cmd: C,
         actor: &str,

@@ -17,6 +17,7 @@
 //! (in-memory work and a sled batch: microseconds); concurrent requests
 //! share one fsync per round, and async workers never block.
 
+mod accounts;
 mod batch;
 pub mod command;
 pub mod error;

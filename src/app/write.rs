@@ -232,6 +232,9 @@ where
             key.transaction_id
         )));
     }
+    if let Some(member) = &existing {
+        refuse_when_closed(member, key.kind)?;
+    }
     let Applied {
         mut member,
         effect,
@@ -294,6 +297,25 @@ where
         points_recredited: effect.points_recredited,
         duplicate: false,
     })
+}
+
+/// Refuses a request of `kind` to `member` while its account is closed
+/// (see [`RequestKind::needs_open_account`]), naming the member, when and
+/// why it was closed.
+fn refuse_when_closed(member: &MemberState, kind: RequestKind) -> Result<(), ProgramError> {
+    match &member.closed {
+        Some(closure) if kind.needs_open_account() => Err(ProgramError::precondition(
+            "member_id",
+            format!(
+                "member_id: member {:?} is closed (since {}: {}); a {} needs ReopenMember first",
+                member.member_id,
+                closure.at,
+                closure.reason,
+                kind.name()
+            ),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// The answer to a retry: the member as it is now, and what the original

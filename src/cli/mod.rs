@@ -153,7 +153,7 @@ enum KeysCommand {
         /// Who will hold it ("till-042").
         #[arg(long)]
         name: String,
-        /// pos, marketing, reporting or admin.
+        /// pos, marketing, reporting, service or admin.
         #[arg(long)]
         role: String,
     },
@@ -365,10 +365,10 @@ fn migrate_store(from: &Location, to: &Location) -> anyhow::Result<ExitCode> {
 }
 
 fn new_key(name: &str, role: &str) -> anyhow::Result<ExitCode> {
-    let role_ok = ["pos", "marketing", "reporting", "admin"].contains(&role);
+    let role_ok = ["pos", "marketing", "reporting", "service", "admin"].contains(&role);
     anyhow::ensure!(
         role_ok,
-        "--role must be pos, marketing, reporting or admin, not {role:?}"
+        "--role must be pos, marketing, reporting, service or admin, not {role:?}"
     );
     let key = grpc::auth::new_key().map_err(|e| anyhow::anyhow!("no randomness: {e}"))?;
     out!("key (give it to {name}; it is not stored anywhere): {key}")?;

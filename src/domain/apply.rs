@@ -74,7 +74,12 @@ pub fn member_or_new(
 /// Runs the engine on a member at `at` and keeps the new tier state. An
 /// AT_RISK event is told what it takes to stay: the `retain` thresholds
 /// the member would still miss on the due date if nothing more happened.
+/// A closed account is not decided: its tier stands still until it is
+/// reopened (`super::account`).
 pub fn evaluate(rules: &RuleSet, member: &mut MemberState, at: DateTime<Utc>) -> Option<Change> {
+    if member.closed.is_some() {
+        return None;
+    }
     let metrics = metrics(rules, member, at);
     let subject = Subject {
         metrics: &metrics,

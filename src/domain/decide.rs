@@ -143,17 +143,24 @@ pub enum ChangeKind {
     /// Not a move: a member at risk meets `retain` again before its
     /// demotion was due.
     Retained,
+    /// Not a move: the account was closed (`CloseMember`); its tier stands
+    /// still until it is reopened.
+    Closed,
+    /// Not a move: a closed account was reopened (`ReopenMember`).
+    Reopened,
 }
 
 impl ChangeKind {
     /// Every kind, in the contract's order.
-    pub const ALL: [ChangeKind; 6] = [
+    pub const ALL: [ChangeKind; 8] = [
         ChangeKind::Initial,
         ChangeKind::Promotion,
         ChangeKind::Demotion,
         ChangeKind::Manual,
         ChangeKind::AtRisk,
         ChangeKind::Retained,
+        ChangeKind::Closed,
+        ChangeKind::Reopened,
     ];
 
     /// The kind's name in webhooks and configuration ("at_risk").
@@ -165,13 +172,18 @@ impl ChangeKind {
             ChangeKind::Manual => "manual",
             ChangeKind::AtRisk => "at_risk",
             ChangeKind::Retained => "retained",
+            ChangeKind::Closed => "closed",
+            ChangeKind::Reopened => "reopened",
         }
     }
 
     /// Whether the member's tier moved (or was placed): false for the
-    /// AT_RISK and RETAINED events, which keep the tier.
+    /// AT_RISK, RETAINED, CLOSED and REOPENED events, which keep the tier.
     pub fn moves_tier(self) -> bool {
-        !matches!(self, ChangeKind::AtRisk | ChangeKind::Retained)
+        !matches!(
+            self,
+            ChangeKind::AtRisk | ChangeKind::Retained | ChangeKind::Closed | ChangeKind::Reopened
+        )
     }
 }
 

@@ -73,10 +73,6 @@ impl Due {
 /// it has settled: the common event, which changes no tier, pays nothing
 /// for it.
 pub fn next_due(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>, moved: bool) -> Due {
-    if moved && !settled(rules, member, at) {
-        return Due::now(rules, at);
-    }
-    let tier = &member.tier;
     // A lot past its time that no event has lapsed yet (a manual placement
     // lapses none) is due at once.
     let lapse = member
@@ -84,6 +80,17 @@ pub fn next_due(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>, moved:
         .front()
         .and_then(|lot| lot.expires_at)
         .map(|lapse| lapse.max(at));
+    if member.closed.is_some() {
+        // Nothing is decided for a closed account: only its points lapse.
+        return Due {
+            rules: rules_id(rules),
+            at: lapse,
+        };
+    }
+    if moved && !settled(rules, member, at) {
+        return Due::now(rules, at);
+    }
+    let tier = &member.tier;
     let override_ends = tier.tier_override.as_ref().and_then(|o| o.until);
     let grace = TimeDelta::days(i64::from(rules.demotion.grace_days));
     let demotion = tier.retain_failing_since.map(|since| since + grace);

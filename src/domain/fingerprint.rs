@@ -117,6 +117,26 @@ pub enum RequestFacts<'a> {
         /// Why.
         reason: &'a str,
     },
+    /// CloseMember.
+    Close {
+        /// The member.
+        member_id: &'a str,
+        /// The idempotency key.
+        transaction_id: &'a str,
+        /// Why.
+        reason: &'a str,
+        /// Whether the points are forfeited.
+        forfeit_points: bool,
+    },
+    /// ReopenMember.
+    Reopen {
+        /// The member.
+        member_id: &'a str,
+        /// The idempotency key.
+        transaction_id: &'a str,
+        /// Why.
+        reason: &'a str,
+    },
 }
 
 impl RequestFacts<'_> {
@@ -129,6 +149,8 @@ impl RequestFacts<'_> {
             RequestFacts::Adjustment { .. } => RequestKind::Adjustment,
             RequestFacts::Redemption { .. } => RequestKind::Redemption,
             RequestFacts::Override { .. } => RequestKind::Override,
+            RequestFacts::Close { .. } => RequestKind::Close,
+            RequestFacts::Reopen { .. } => RequestKind::Reopen,
         }
     }
 
@@ -140,7 +162,9 @@ impl RequestFacts<'_> {
             | RequestFacts::Activity { member_id, .. }
             | RequestFacts::Adjustment { member_id, .. }
             | RequestFacts::Redemption { member_id, .. }
-            | RequestFacts::Override { member_id, .. } => member_id,
+            | RequestFacts::Override { member_id, .. }
+            | RequestFacts::Close { member_id, .. }
+            | RequestFacts::Reopen { member_id, .. } => member_id,
         }
     }
 
@@ -152,7 +176,9 @@ impl RequestFacts<'_> {
             | RequestFacts::Activity { transaction_id, .. }
             | RequestFacts::Adjustment { transaction_id, .. }
             | RequestFacts::Redemption { transaction_id, .. }
-            | RequestFacts::Override { transaction_id, .. } => transaction_id,
+            | RequestFacts::Override { transaction_id, .. }
+            | RequestFacts::Close { transaction_id, .. }
+            | RequestFacts::Reopen { transaction_id, .. } => transaction_id,
         }
     }
 
@@ -262,6 +288,15 @@ impl RequestFacts<'_> {
                 }
                 out.text("reason", reason);
             }
+            RequestFacts::Close {
+                reason,
+                forfeit_points,
+                ..
+            } => {
+                out.text("reason", reason);
+                out.int("forfeit_points", i64::from(forfeit_points));
+            }
+            RequestFacts::Reopen { reason, .. } => out.text("reason", reason),
         }
         out.finish()
     }

@@ -147,6 +147,21 @@ pub struct MemberState {
     /// Redemptions of each catalogue reward, all time (what a limit over
     /// the membership counts; day totals are pruned, these are not).
     pub rewards_redeemed: BTreeMap<String, i64>,
+    /// Set while the account is closed (`CloseMember`): it earns and
+    /// redeems nothing and its tier stands still until it is reopened.
+    pub closed: Option<Closure>,
+}
+
+/// Why and when an account was closed, and what it gave up.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Closure {
+    /// When it was closed.
+    pub at: DateTime<Utc>,
+    /// Why, as customer service wrote it.
+    pub reason: String,
+    /// Points forfeited on closing (breakage that day); 0 when they were
+    /// kept for a re-open.
+    pub points_forfeited: i64,
 }
 
 /// A redemption asked for more than the balance.
@@ -233,6 +248,7 @@ impl MemberState {
             points_expired: 0,
             points_redeemed: 0,
             rewards_redeemed: BTreeMap::new(),
+            closed: None,
         }
     }
 
@@ -491,6 +507,30 @@ impl MemberState {
         if points > 0 {
             self.earn(source, points, at, expires_at);
         }
+    }
+
+    /// Forfeits the whole balance at `at`: what returns made the member owe
+    /// is settled from the lots first, then every point left lapses that
+    /// day (breakage, reported lot by lot). Returns what lapsed.
+    pub fn forfeit(&mut self, at: DateTime<Utc>) -> Vec<Lapse> {
+        let repaid = self.take_oldest_first(self.points_debt, None);
+        self.points_debt = self.points_debt.saturating_sub(repaid);
+        self.drop_empty_lots();
+        let lapsed: Vec<Lapse> = self
+            .lots
+            .drain(..)
+            .map(|lot| Lapse {
+                source: lot.source,
+                points: lot.remaining,
+            })
+            .collect();
+        let points = lapsed
+            .iter()
+            .fold(0_i64, |sum, lapse| sum.saturating_add(lapse.points));
+        self.points_expired = self.points_expired.saturating_add(points);
+        let day = self.day(at);
+        day.points_lapsed = day.points_lapsed.saturating_add(points);
+        lapsed
     }
 
     /// Drops day totals too old for any window ending at or after `now`.

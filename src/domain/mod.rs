@@ -12,6 +12,7 @@
 //! - [`due`]: when time alone next changes a member (what the sweep reads).
 //! - [`earn`]: points for a purchase or an activity.
 //! - [`apply`]: one function per event kind, used by everyone.
+//! - [`account`]: closing an account and reopening it.
 //! - [`receipt`]: what a recorded request did (for retries and returns).
 //! - [`share`]: exact shares and splits of integer totals.
 //! - [`fingerprint`]: what makes two requests the same request.
@@ -21,6 +22,7 @@
 //! This layer uses only the rules model ([`crate::rules`]), the script
 //! sandbox and money; nothing above it (`store`, `app`, `grpc`).
 
+pub mod account;
 pub mod apply;
 pub mod books;
 pub mod decide;

@@ -30,6 +30,10 @@ pub enum RequestKind {
     Redemption,
     /// A manual tier placement (or its clearing) by customer service.
     Override,
+    /// An account closed by customer service.
+    Close,
+    /// A closed account reopened.
+    Reopen,
 }
 
 impl RequestKind {
@@ -42,7 +46,19 @@ impl RequestKind {
             RequestKind::Adjustment => "adjustment",
             RequestKind::Redemption => "redemption",
             RequestKind::Override => "override",
+            RequestKind::Close => "close",
+            RequestKind::Reopen => "reopen",
         }
+    }
+
+    /// Whether a closed account refuses requests of this kind: everything
+    /// that earns, redeems or places, not a return (the money goes back
+    /// whatever the account's state) nor the account's own changes.
+    pub fn needs_open_account(self) -> bool {
+        !matches!(
+            self,
+            RequestKind::Return | RequestKind::Close | RequestKind::Reopen
+        )
     }
 }
 

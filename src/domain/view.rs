@@ -8,9 +8,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, Utc};
 
 use super::{
-    apply,
+    account, apply,
     decide::{self, Metrics, NextTier, Subject, TierOverride},
-    member::MemberState,
+    member::{Closure, MemberState},
     projection::{self, Projection},
 };
 use crate::rules::{Benefit, Reward, RuleSet};
@@ -38,6 +38,8 @@ pub struct MemberView {
     pub enrolled_at: DateTime<Utc>,
     /// The manual override in force, if any.
     pub tier_override: Option<TierOverride>,
+    /// Set while the account is closed.
+    pub closed: Option<ClosedView>,
     /// What the current tier gives.
     pub benefits: Vec<Benefit>,
     /// What the next tier gives (empty at the top).
@@ -54,6 +56,16 @@ pub struct MemberView {
     pub rewards: Vec<RewardOffer>,
     /// Rewards the next tier opens (empty at the top).
     pub next_rewards: Vec<RewardOffer>,
+}
+
+/// A closed account as answered: why and when, and until when it may be
+/// reopened.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClosedView {
+    /// The closure as stored.
+    pub closure: Closure,
+    /// The last moment `ReopenMember` restores it.
+    pub reopen_until: DateTime<Utc>,
 }
 
 /// A reward of the catalogue as offered to one member.
@@ -135,6 +147,10 @@ pub fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberV
         attributes: member.attributes.clone(),
         enrolled_at: member.enrolled_at,
         tier_override: member.tier.tier_override.clone(),
+        closed: member.closed.as_ref().map(|closure| ClosedView {
+            closure: closure.clone(),
+            reopen_until: account::reopen_until(rules, closure),
+        }),
         qualifying_basis: rules.qualifying.describe().map(str::to_owned),
         rewards,
         next_rewards,

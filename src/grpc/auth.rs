@@ -26,6 +26,8 @@ pub enum Role {
     Marketing,
     /// Reporting tools: read-only queries.
     Reporting,
+    /// Customer service: closes and reopens accounts, reads members.
+    Service,
     /// Everything, including adjustments, overrides and sweeps.
     Admin,
 }
@@ -49,11 +51,19 @@ pub enum Action {
     Simulate,
     /// Programme reports over all members.
     Report,
+    /// Closing and reopening accounts.
+    Accounts,
 }
 
 impl Role {
     /// Every role, from the least allowed.
-    pub const ALL: [Role; 4] = [Role::Pos, Role::Marketing, Role::Reporting, Role::Admin];
+    pub const ALL: [Role; 5] = [
+        Role::Pos,
+        Role::Marketing,
+        Role::Reporting,
+        Role::Service,
+        Role::Admin,
+    ];
 
     /// The role as the config file writes it (`pos`).
     pub fn name(self) -> &'static str {
@@ -61,6 +71,7 @@ impl Role {
             Role::Pos => "pos",
             Role::Marketing => "marketing",
             Role::Reporting => "reporting",
+            Role::Service => "service",
             Role::Admin => "admin",
         }
     }
@@ -75,6 +86,7 @@ impl Role {
                 Action::Read | Action::ChangeRules | Action::Simulate
             ),
             Role::Reporting => matches!(action, Action::Read | Action::Report),
+            Role::Service => matches!(action, Action::Read | Action::Accounts),
         }
     }
 }
@@ -253,6 +265,9 @@ mod tests {
         assert!(Role::Marketing.allows(Read) && !Role::Marketing.allows(Sweep));
         assert!(Role::Marketing.allows(ChangeRules) && !Role::Pos.allows(ChangeRules));
         assert!(!Role::Reporting.allows(ChangeRules));
+        assert!(Role::Service.allows(Accounts) && Role::Service.allows(Read));
+        assert!(!Role::Service.allows(RecordEvents) && !Role::Service.allows(Adjust));
+        assert!(!Role::Pos.allows(Accounts) && Role::Admin.allows(Accounts));
         assert!(Role::Reporting.allows(Report) && Role::Admin.allows(Report));
         assert!(!Role::Pos.allows(Report) && !Role::Marketing.allows(Report));
         assert!(

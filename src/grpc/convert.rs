@@ -11,7 +11,8 @@ use crate::{
     app::{
         EvaluationReport, Program, ProgramError, Recorded,
         command::{
-            ActivityEvent, Adjustment, Event, OverrideCommand, Purchase, Redemption, Return, Upsert,
+            ActivityEvent, Adjustment, CloseCommand, Event, OverrideCommand, Purchase, Redemption,
+            ReopenCommand, Return, Upsert,
         },
         input::{
             Amount, Attributes, Basket, MemberId, Reason, ReturnLines, SignedPoints, Tags, Text,
@@ -271,11 +272,12 @@ pub fn event_outcome(
             RequestKind::Activity => Outcome::Activity(recorded.into()),
             RequestKind::Adjustment => Outcome::Adjustment(recorded.into()),
             RequestKind::Redemption => Outcome::Redemption(recorded.into()),
-            // A batch holds no overrides (`Event` has none): refused whole.
-            RequestKind::Override => {
+            // A batch holds no overrides or account changes (`Event` has
+            // none): refused whole.
+            RequestKind::Override | RequestKind::Close | RequestKind::Reopen => {
                 return error_outcome(pb::EventError {
                     code: tonic::Code::InvalidArgument as i32,
-                    message: "event: SetTierOverride is not a batch event".into(),
+                    message: format!("event: a {} is not a batch event", kind.name()),
                     field: "event".into(),
                 });
             }
@@ -446,6 +448,8 @@ impl From<ChangeKind> for pb::TierChangeKind {
             ChangeKind::Manual => pb::TierChangeKind::Manual,
             ChangeKind::AtRisk => pb::TierChangeKind::AtRisk,
             ChangeKind::Retained => pb::TierChangeKind::Retained,
+            ChangeKind::Closed => pb::TierChangeKind::Closed,
+            ChangeKind::Reopened => pb::TierChangeKind::Reopened,
         }
     }
 }
@@ -537,6 +541,12 @@ impl From<MemberView> for pb::Member {
             tier_override: m.tier_override.map(Into::into),
             qualifying_basis: m.qualifying_basis.unwrap_or_default(),
             rewards: offers(m.rewards),
+            closed: m.closed.map(|c| pb::AccountClosure {
+                closed_at: Some(timestamp(c.closure.at)),
+                reason: c.closure.reason,
+                points_forfeited: c.closure.points_forfeited,
+                reopen_until: Some(timestamp(c.reopen_until)),
+            }),
         }
     }
 }
@@ -621,6 +631,52 @@ impl From<Recorded> for pb::SetTierOverrideResponse {
             tier_change: r.outcome.tier_changes.first().cloned().map(Into::into),
             duplicate: r.duplicate,
         }
+    }
+}
+
+impl From<Recorded> for pb::CloseMemberResponse {
+    fn from(r: Recorded) -> Self {
+        Self {
+            member: member_of(&r),
+            points_forfeited: r.outcome.points,
+            tier_change: r.outcome.tier_changes.first().cloned().map(Into::into),
+            duplicate: r.duplicate,
+        }
+    }
+}
+
+impl From<Recorded> for pb::ReopenMemberResponse {
+    fn from(r: Recorded) -> Self {
+        Self {
+            member: member_of(&r),
+            tier_changes: r.outcome.tier_changes.into_iter().map(Into::into).collect(),
+            duplicate: r.duplicate,
+        }
+    }
+}
+
+impl TryFrom<pb::CloseMemberRequest> for CloseCommand {
+    type Error = ProgramError;
+
+    fn try_from(r: pb::CloseMemberRequest) -> Result<Self, ProgramError> {
+        Ok(CloseCommand {
+            member_id: MemberId::parse("member_id", r.member_id)?,
+            transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
+            reason: Reason::parse(r.reason, "say why the account is closed")?,
+            forfeit_points: r.forfeit_points,
+        })
+    }
+}
+
+impl TryFrom<pb::ReopenMemberRequest> for ReopenCommand {
+    type Error = ProgramError;
+
+    fn try_from(r: pb::ReopenMemberRequest) -> Result<Self, ProgramError> {
+        Ok(ReopenCommand {
+            member_id: MemberId::parse("member_id", r.member_id)?,
+            transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
+            reason: Reason::parse(r.reason, "say why the account is reopened")?,
+        })
     }
 }
 

@@ -240,6 +240,32 @@ impl Loyalty for LoyaltyApi {
         )
     }
 
+    async fn close_member(
+        &self,
+        request: Request<pb::CloseMemberRequest>,
+    ) -> Answer<pb::CloseMemberResponse> {
+        let admitted = self.admit(&request, Action::Accounts)?;
+        let close = command(request)?;
+        reply(
+            self.program
+                .close_member(close, &admitted.caller.name)
+                .await,
+        )
+    }
+
+    async fn reopen_member(
+        &self,
+        request: Request<pb::ReopenMemberRequest>,
+    ) -> Answer<pb::ReopenMemberResponse> {
+        let admitted = self.admit(&request, Action::Accounts)?;
+        let reopen = command(request)?;
+        reply(
+            self.program
+                .reopen_member(reopen, &admitted.caller.name)
+                .await,
+        )
+    }
+
     async fn upsert_member(&self, request: Request<pb::UpsertMemberRequest>) -> Answer<pb::Member> {
         let _admitted = self.admit(&request, Action::RecordEvents)?;
         let upsert = command(request)?;

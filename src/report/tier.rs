@@ -275,7 +275,9 @@ impl Reporter<'_> {
                         ChangeKind::Manual
                         | ChangeKind::Initial
                         | ChangeKind::AtRisk
-                        | ChangeKind::Retained => {}
+                        | ChangeKind::Retained
+                        | ChangeKind::Closed
+                        | ChangeKind::Reopened => {}
                     }
                 }
                 let current = || m.tier.tier_id.clone();

@@ -298,6 +298,19 @@ pub struct Demotion {
     pub warn_days_before: Option<u32>,
 }
 
+/// The programme's terms for closed accounts (`accounts:`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Accounts {
+    /// Days after closing within which `ReopenMember` restores an account
+    /// (default [`Accounts::DEFAULT_REOPEN_DAYS`]); 0: never.
+    pub reopen_within_days: u32,
+}
+
+impl Accounts {
+    /// How long a closed account may be reopened unless the rules say.
+    pub const DEFAULT_REOPEN_DAYS: u32 = 90;
+}
+
 /// A validated, compiled rules file: everything the engine needs to decide.
 #[derive(Debug, Clone)]
 pub struct RuleSet {
@@ -321,6 +334,8 @@ pub struct RuleSet {
     pub tiers: Vec<Tier>,
     /// The demotion policy.
     pub demotion: Demotion,
+    /// The terms for closed accounts.
+    pub accounts: Accounts,
     /// The file's text, kept with every version that goes live.
     pub source: String,
     /// SHA-256 of `source`, hex: identifies a version whatever its label.
@@ -407,6 +422,8 @@ struct RulesFile {
     tiers: Vec<TierFile>,
     #[serde(default)]
     demotion: DemotionFile,
+    #[serde(default)]
+    accounts: AccountsFile,
     #[serde(default)]
     campaigns: Vec<CampaignFile>,
     #[serde(default)]
@@ -560,6 +577,13 @@ struct DemotionFile {
     max_drop: Option<Count>,
     #[serde(default)]
     warn_days_before: Option<Count>,
+}
+
+#[derive(Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AccountsFile {
+    #[serde(default)]
+    reopen_within_days: Option<Count>,
 }
 
 /// Only the currency, read first so amounts know their decimals.
@@ -849,6 +873,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
     let campaigns = compile_campaigns(raw.campaigns, &tiers, &mut problems);
     let rewards = rewards::compile(raw.rewards, &tiers, &mut problems);
     let demotion = compile_demotion(&raw.demotion, tiers.len(), &mut problems);
+    let accounts = compile_accounts(&raw.accounts, &mut problems);
     let reporting = reporting::compile(raw.reporting, &mut problems);
     let line_rules = basket::compile(raw.earning.line_rules, &mut problems);
     check_tier_multipliers(&raw.earning.tier_multipliers, &tiers, &mut problems);
@@ -885,6 +910,7 @@ fn compile(raw: RulesFile) -> Result<RuleSet, Vec<Problem>> {
         points_expiry,
         tiers,
         demotion,
+        accounts,
         source: String::new(),
         content_hash: String::new(),
         campaigns,
@@ -996,6 +1022,25 @@ fn compile_tiers(raw: Vec<TierFile>, problems: &mut Vec<Problem>) -> Vec<Tier> {
         });
     }
     tiers
+}
+
+/// The terms for closed accounts: a re-open period of 0 to 3660 days.
+fn compile_accounts(raw: &AccountsFile, problems: &mut Vec<Problem>) -> Accounts {
+    let days = raw
+        .reopen_within_days
+        .map_or(Some(Accounts::DEFAULT_REOPEN_DAYS), |Count(d)| {
+            u32::try_from(d).ok().filter(|d| *d <= 3_660)
+        });
+    if days.is_none() {
+        problems.push(Problem::at(
+            "reopen_within_days:",
+            0,
+            "reopen_within_days is 0 to 3660",
+        ));
+    }
+    Accounts {
+        reopen_within_days: days.unwrap_or(Accounts::DEFAULT_REOPEN_DAYS),
+    }
 }
 
 fn compile_demotion(

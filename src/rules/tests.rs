@@ -699,3 +699,24 @@ fn a_reward_s_limits_count_over_their_periods_shortest_first() {
     assert_eq!(Period::Day.start(thursday), Some(thursday));
     assert_eq!(Period::Membership.start(thursday), None);
 }
+
+#[test]
+fn closed_accounts_may_be_reopened_for_90_days_unless_the_rules_say() {
+    let default = parse_text(MINIMAL).expect("valid");
+    assert_eq!(default.accounts.reopen_within_days, 90);
+    let thirty =
+        parse_text(&format!("{MINIMAL}accounts:\n  reopen_within_days: 30\n")).expect("valid");
+    assert_eq!(thirty.accounts.reopen_within_days, 30);
+    assert_error(
+        &format!("{MINIMAL}accounts:\n  reopen_within_days: 4000\n"),
+        13,
+        3,
+        "reopen_within_days is 0 to 3660",
+    );
+    assert_error(
+        &format!("{MINIMAL}accounts:\n  reopen_within: 30\n"),
+        13,
+        3,
+        "unknown field `reopen_within`, expected `reopen_within_days`",
+    );
+}

@@ -20,7 +20,7 @@ use crate::{
     domain::{
         decide::{AtRisk, Change, ChangeKind, HistoryEntry, OverrideMode, TierOverride, TierState},
         fingerprint::Fingerprint,
-        member::{DayTotals, MemberState, PointsLot, Redeemed},
+        member::{Closure, DayTotals, MemberState, PointsLot, Redeemed},
         receipt::{
             LineTrack, MinimumLine, MinimumTrack, OrderRedemptions, PurchaseTrack, Receipt,
             RequestKind,
@@ -51,10 +51,10 @@ fn optional_time(micros: Option<i64>) -> Result<Option<DateTime<Utc>>, BadTime> 
 /// read the members of format 3, whose days had fewer fields
 /// (`super::migrate::v3`), and of formats 3 and 4, whose tier record ended
 /// before `warned` (`()` is no bytes), and the store the members of
-/// formats 5 to 8, which ended before `rewards` ([`MemberRecordV8`]);
+/// formats 5 to 8, which ended before `tail` ([`MemberRecordV8`]);
 /// everything else is stored as then.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct MemberRecord<Day = DayRecord, TierTail = WarnedRecord, Rewards = RewardsRecord> {
+pub struct MemberRecord<Day = DayRecord, TierTail = WarnedRecord, Tail = MemberTail> {
     member_id: String,
     enrolled_at: i64,
     attributes: BTreeMap<String, String>,
@@ -68,10 +68,10 @@ pub struct MemberRecord<Day = DayRecord, TierTail = WarnedRecord, Rewards = Rewa
     points_debt: i64,
     points_expired: i64,
     points_redeemed: i64,
-    rewards: Rewards,
+    tail: Tail,
 }
 
-/// A member as formats 5 to 8 stored it: read as it is, with no
+/// A member as formats 5 to 8 stored it: read as it is, open, with no
 /// redemptions by reward and no points given back on any day.
 pub type MemberRecordV8 = MemberRecord<DayRecord, WarnedRecord, ()>;
 
@@ -89,12 +89,28 @@ impl From<MemberRecordV8> for MemberRecord {
             points_debt: old.points_debt,
             points_expired: old.points_expired,
             points_redeemed: old.points_redeemed,
-            rewards: RewardsRecord::default(),
+            tail: MemberTail::default(),
         }
     }
 }
 
-/// What format 9 keeps after a member's record: the days that had
+/// What format 9 keeps after a member's record: its redemptions by
+/// reward, and whether the account is closed.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberTail {
+    rewards: RewardsRecord,
+    closed: Option<ClosureRecord>,
+}
+
+/// A closed account (format 9).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+struct ClosureRecord {
+    at: i64,
+    reason: String,
+    points_forfeited: i64,
+}
+
+/// The days that had
 /// redemptions of catalogue rewards or redeemed points given back (in day
 /// order; the days they belong to are in `days`), and each reward's
 /// redemptions all time.
@@ -226,7 +242,7 @@ impl<Day> MemberRecord<Day, (), ()> {
             points_debt: self.points_debt,
             points_expired: self.points_expired,
             points_redeemed: self.points_redeemed,
-            rewards: RewardsRecord::default(),
+            tail: MemberTail::default(),
         }
     }
 }
@@ -318,7 +334,14 @@ impl From<&MemberState> for MemberRecord {
             points_debt: m.points_debt,
             points_expired: m.points_expired,
             points_redeemed: m.points_redeemed,
-            rewards: RewardsRecord::of(m),
+            tail: MemberTail {
+                rewards: RewardsRecord::of(m),
+                closed: m.closed.as_ref().map(|c| ClosureRecord {
+                    at: micros(c.at),
+                    reason: c.reason.clone(),
+                    points_forfeited: c.points_forfeited,
+                }),
+            },
         }
     }
 }
@@ -359,7 +382,18 @@ impl TryFrom<MemberRecord> for MemberState {
             .into_iter()
             .map(|(day, t)| (day, DayTotals::from(t)))
             .collect();
-        let rewards_redeemed = r.rewards.into_days(&mut days);
+        let rewards_redeemed = r.tail.rewards.into_days(&mut days);
+        let closed = r
+            .tail
+            .closed
+            .map(|c| {
+                Ok::<_, BadTime>(Closure {
+                    at: time(c.at)?,
+                    reason: c.reason,
+                    points_forfeited: c.points_forfeited,
+                })
+            })
+            .transpose()?;
         Ok(MemberState {
             member_id: r.member_id,
             enrolled_at: time(r.enrolled_at)?,
@@ -378,6 +412,7 @@ impl TryFrom<MemberRecord> for MemberState {
             points_expired: r.points_expired,
             points_redeemed: r.points_redeemed,
             rewards_redeemed,
+            closed,
         })
     }
 }
@@ -508,6 +543,10 @@ enum KindRecord {
     Redemption,
     /// Appended: receipts written before it decode as they did.
     Override,
+    /// Appended in format 9.
+    Close,
+    /// Appended in format 9.
+    Reopen,
 }
 
 /// A purchase's track (format 5: with its lines).
@@ -601,6 +640,8 @@ impl From<&Receipt> for ReceiptRecord {
                 RequestKind::Adjustment => KindRecord::Adjustment,
                 RequestKind::Redemption => KindRecord::Redemption,
                 RequestKind::Override => KindRecord::Override,
+                RequestKind::Close => KindRecord::Close,
+                RequestKind::Reopen => KindRecord::Reopen,
             },
             member_id: r.member_id.clone(),
             fingerprint: r.fingerprint.0,
@@ -676,6 +717,8 @@ impl TryFrom<ReceiptRecord> for Receipt {
                 KindRecord::Adjustment => RequestKind::Adjustment,
                 KindRecord::Redemption => RequestKind::Redemption,
                 KindRecord::Override => RequestKind::Override,
+                KindRecord::Close => RequestKind::Close,
+                KindRecord::Reopen => RequestKind::Reopen,
             },
             member_id: r.member_id,
             fingerprint: Fingerprint(r.fingerprint),
@@ -739,6 +782,8 @@ enum ChangeRecord {
     Manual,
     AtRisk,
     Retained,
+    Closed,
+    Reopened,
 }
 
 impl From<&HistoryEntry> for HistoryRecord {
@@ -755,6 +800,8 @@ impl From<&HistoryEntry> for HistoryRecord {
                 ChangeKind::Manual => ChangeRecord::Manual,
                 ChangeKind::AtRisk => ChangeRecord::AtRisk,
                 ChangeKind::Retained => ChangeRecord::Retained,
+                ChangeKind::Closed => ChangeRecord::Closed,
+                ChangeKind::Reopened => ChangeRecord::Reopened,
             },
             at: micros(e.change.at),
             reason: e.change.reason.clone(),
@@ -784,6 +831,8 @@ impl TryFrom<HistoryRecord> for HistoryEntry {
                     ChangeRecord::Manual => ChangeKind::Manual,
                     ChangeRecord::AtRisk => ChangeKind::AtRisk,
                     ChangeRecord::Retained => ChangeKind::Retained,
+                    ChangeRecord::Closed => ChangeKind::Closed,
+                    ChangeRecord::Reopened => ChangeKind::Reopened,
                 },
                 at: time(r.at)?,
                 reason: r.reason,
@@ -911,6 +960,11 @@ pub(crate) mod tests {
         m.redeem(7, Some("tote"), at(3)).expect("enough points");
         m.redeem(1, None, at(3)).expect("enough points");
         m.recredit("o1", 2, at(4), None);
+        m.closed = Some(Closure {
+            at: at(5),
+            reason: "moved away".into(),
+            points_forfeited: 9,
+        });
         let bytes = crate::store::codec::encode_member_record(&MemberRecord::from(&m));
         assert_eq!(hex(&bytes), MEMBER);
         let back = crate::store::member_from_bytes(b"m/ana", &bytes).expect("decodes");
@@ -1028,7 +1082,7 @@ pub(crate) mod tests {
         assert_eq!(back, version);
     }
 
-    const MEMBER: &str = "0803616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca606037669700004b8a55ac0a90702b0090000c0a90700b009000000baa55a00006402010672657669657702000064000000bca55a0000000000000000001000bea55a0000000000000000000300c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406a00902763180a0f9e5f481a606006402081602bca55a0104746f7465020e00bea55a00040104746f746502";
+    const MEMBER: &str = "0803616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca606037669700004b8a55ac0a90702b0090000c0a90700b009000000baa55a00006402010672657669657702000064000000bca55a0000000000000000001000bea55a0000000000000000000300c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406a00902763180a0f9e5f481a606006402081602bca55a0104746f7465020e00bea55a00040104746f7465020180a0aafeff90a6060a6d6f766564206177617912";
     /// A member as formats 5 to 8 stored it (without the redemptions by
     /// reward).
     const MEMBER_FORMAT_8: &str = "0403616e6180a0be88f1fca5060106726567696f6e056e6f7274680673696c76657280a0be88f1fca5060180a0f9e5f481a6060104676f6c64000180a09ff8b7dca606037669700002b8a55ac0a90702b0090000c0a90700b009000000baa55a00006402010672657669657702000064000000c0a9070202703180a0be88f1fca5060180a0ddc9c2a8b406b00902763180a0f9e5f481a606006406080a";

@@ -15,6 +15,7 @@ use tierd::{
 const TILL: &str = "till-secret-0123456789abcdef";
 const REPORTS: &str = "reports-secret-0123456789abcdef";
 const ADMIN: &str = "admin-secret-0123456789abcdef";
+const SERVICE: &str = "service-secret-0123456789abcdef";
 
 async fn guarded() -> TestServer {
     let key = |name: &str, role, secret| ApiKey {
@@ -26,6 +27,7 @@ async fn guarded() -> TestServer {
         key("till-42", Role::Pos, TILL),
         key("crm-export", Role::Reporting, REPORTS),
         key("ops-anna", Role::Admin, ADMIN),
+        key("cs-maria", Role::Service, SERVICE),
     ])
     .expect("valid keys");
     TestServer::with_options(ServeOptions {
@@ -159,15 +161,74 @@ async fn every_write_records_which_key_made_it() {
         .adjust_points(with_key(adjust, ADMIN))
         .await
         .expect("adjusted");
+    assert_eq!(actors(server, &["t1", "a1"]).await, ["till-42", "ops-anna"]);
+}
+
+/// Who made each of `txns`, as their receipts keep it (the server stops).
+async fn actors(server: TestServer, txns: &[&str]) -> Vec<String> {
     let dir = server.stop().await;
     let store = Store::open(&dir.path().join("data")).expect("the data directory");
-    let actor = |txn: &str| {
-        store
-            .receipt(txn)
-            .expect("readable")
-            .expect("recorded")
-            .actor
+    txns.iter()
+        .map(|txn| {
+            store
+                .receipt(txn)
+                .expect("readable")
+                .expect("recorded")
+                .actor
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn customer_service_closes_and_reopens_accounts_and_records_no_sales() {
+    let mut server = guarded().await;
+    server
+        .client
+        .record_purchase(with_key(server.purchase("m", "t1", 1_000), TILL))
+        .await
+        .expect("recorded");
+    let close = pb::CloseMemberRequest {
+        member_id: "m".into(),
+        transaction_id: "c1".into(),
+        reason: "asked to leave".into(),
+        forfeit_points: false,
     };
-    assert_eq!(actor("t1"), "till-42");
-    assert_eq!(actor("a1"), "ops-anna");
+    let denied = server
+        .client
+        .close_member(with_key(close.clone(), TILL))
+        .await
+        .expect_err("a till may not close accounts");
+    assert_eq!(denied.code(), Code::PermissionDenied);
+    assert!(
+        denied
+            .message()
+            .ends_with("may not call CloseMember; the roles that may: service, admin"),
+        "{denied:?}"
+    );
+    server
+        .client
+        .close_member(with_key(close, SERVICE))
+        .await
+        .expect("customer service closes");
+    let reopen = pb::ReopenMemberRequest {
+        member_id: "m".into(),
+        transaction_id: "o1".into(),
+        reason: "changed their mind".into(),
+    };
+    server
+        .client
+        .reopen_member(with_key(reopen, SERVICE))
+        .await
+        .expect("customer service reopens");
+    let sale = server
+        .client
+        .record_purchase(with_key(server.purchase("m", "t2", 1_000), SERVICE))
+        .await
+        .expect_err("customer service records no sales");
+    assert_eq!(sale.code(), Code::PermissionDenied);
+    assert_eq!(
+        actors(server, &["c1", "o1"]).await,
+        ["cs-maria", "cs-maria"],
+        "who closed and reopened it is kept"
+    );
 }

@@ -11,6 +11,7 @@ mod pg;
 mod process;
 
 mod access;
+mod accounts;
 mod backup;
 mod bad_input;
 mod basket;

@@ -3,6 +3,8 @@
 //! throwaway PostgreSQL cluster (`harness::on_postgres`, `pg`): the same
 //! files, not copies of them.
 
+#[path = "accounts.rs"]
+mod accounts;
 #[path = "bad_input.rs"]
 mod bad_input;
 #[path = "basket.rs"]

@@ -246,6 +246,7 @@ impl From<Member> for member::MemberState {
             points_expired: m.points_expired,
             points_redeemed: m.points_redeemed,
             rewards_redeemed: BTreeMap::new(),
+            closed: None,
         }
     }
 }
