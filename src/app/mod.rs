@@ -47,7 +47,10 @@ use crate::{
     report::{Query, Report, Reporter},
     rules::{RuleSet, RulesVersion},
     store::Store,
-    tools::simulate::{self, Simulation},
+    tools::{
+        export,
+        simulate::{self, Simulation},
+    },
 };
 use input::MemberId;
 use live_rules::{LiveRules, ReloadFailure};
@@ -209,6 +212,25 @@ impl Program {
             .member(member_id.as_str())?
             .ok_or_else(|| ProgramError::unknown_member(member_id.as_str()))?;
         Ok(view::view(&self.rules(), &member, self.now()))
+    }
+
+    /// Everything stored about a member, as one JSON document
+    /// ([`export`]). Blocking: on sled it reads every receipt; call it off
+    /// the async workers.
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown member, or a storage failure.
+    pub fn export_member(&self, member_id: &MemberId) -> Result<Vec<u8>, ProgramError> {
+        let id = member_id.as_str();
+        let document = export::export(&self.store, id, self.now())?
+            .ok_or_else(|| ProgramError::unknown_member(id))?;
+        serde_json::to_vec_pretty(&document).map_err(|err| {
+            let key = format!("m/{id}");
+            ProgramError::Store(crate::store::StoreError::corrupt(
+                key.as_bytes(),
+                err.to_string(),
+            ))
+        })
     }
 
     /// A page of a member's tier history after seq `after`.

@@ -15,6 +15,7 @@ macro_rules! out {
     }};
 }
 
+mod member;
 mod report;
 mod serve;
 mod watch;
@@ -61,6 +62,9 @@ enum Command {
     /// HTML page) from a data directory, or from a running service with
     /// --server and a reporting or admin key.
     Report(report::ReportArgs),
+    /// A member's data: `tierd member export ID`.
+    #[command(subcommand)]
+    Member(member::MemberCommand),
     /// Restore a backup into a new data directory or an empty database.
     Restore {
         /// The backup file.
@@ -252,6 +256,7 @@ impl Cli {
             Command::Restore { input, store } => restore(&input, store.location()),
             Command::MigrateStore { from, to } => migrate_store(&from, &to),
             Command::Report(args) => report::run(args),
+            Command::Member(command) => member::run(command),
         }
     }
 }

@@ -82,7 +82,8 @@ impl<'a> Subject<'a> {
 }
 
 /// How a manual override holds a member's tier.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum OverrideMode {
     /// The member may rise above the tier but not fall below it.
     Floor,
@@ -91,7 +92,7 @@ pub enum OverrideMode {
 }
 
 /// A tier placed by hand by customer service.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TierOverride {
     /// The tier placed.
     pub tier_id: String,
@@ -110,7 +111,7 @@ impl TierOverride {
 }
 
 /// A member's standing on the ladder, as stored between evaluations.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct TierState {
     /// The current tier's id.
     pub tier_id: String,
@@ -126,7 +127,8 @@ pub struct TierState {
 }
 
 /// What kind of move a tier change is.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ChangeKind {
     /// The first tier, on enrolment.
     Initial,
@@ -189,7 +191,7 @@ impl ChangeKind {
 
 /// What an AT_RISK event tells: when the member drops, and what it takes
 /// to stay.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct AtRisk {
     /// When the demotion is due, if `retain` still fails then.
     pub demotion_at: DateTime<Utc>,
@@ -200,7 +202,7 @@ pub struct AtRisk {
 }
 
 /// A tier change decided by the engine (the store numbers and keeps it).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Change {
     /// The tier before (empty for the initial placement).
     pub from_tier: String,
@@ -232,7 +234,7 @@ impl Change {
 
 /// A tier change as kept in the history: numbered and attributed. Part of
 /// the audit trail, so its reason is kept as it was written at the time.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct HistoryEntry {
     /// Global, gap-free, increasing (0 for a change that was not written).
     pub seq: u64,

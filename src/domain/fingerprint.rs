@@ -20,6 +20,13 @@ use super::receipt::{LineSize, RequestKind};
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Fingerprint(pub [u8; 32]);
 
+/// In hex, as a member's export shows it.
+impl serde::Serialize for Fingerprint {
+    fn serialize<S: serde::Serializer>(&self, out: S) -> Result<S::Ok, S::Error> {
+        out.serialize_str(&crate::digest::hex(&self.0))
+    }
+}
+
 /// A request's identifying fields, whatever layer it comes from: the
 /// service's validated commands and the migration of old receipts both
 /// describe requests this way, so both fingerprint them identically.

@@ -24,6 +24,7 @@
 use std::collections::{BTreeMap, VecDeque};
 
 use chrono::{DateTime, Datelike, TimeDelta, Utc};
+use serde::Serialize;
 
 use super::decide::{Metrics, TierState};
 use crate::rules::{Period, Window};
@@ -33,7 +34,7 @@ use crate::rules::{Period, Window};
 pub const DAY_RETENTION: TimeDelta = TimeDelta::days(31 * (Window::MAX_MONTHS as i64 + 1));
 
 /// Totals of one UTC day.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct DayTotals {
     /// Spend that day, minor units (returns netted).
     pub spend_minor: i64,
@@ -72,7 +73,7 @@ pub struct DayTotals {
 }
 
 /// Redemptions of one reward (in a day, or in a report's period).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Redeemed {
     /// How many times.
     pub count: i64,
@@ -100,7 +101,7 @@ impl DayTotals {
 }
 
 /// Points earned together, expiring together.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct PointsLot {
     /// The transaction that earned them.
     pub source: String,
@@ -121,8 +122,9 @@ pub struct Lapse {
     pub points: i64,
 }
 
-/// Everything tierd keeps about one member.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// Everything tierd keeps about one member. Serialized (for a member's
+/// export) as it is, its days keyed by their date.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct MemberState {
     /// The id the till sends.
     pub member_id: String,
@@ -133,6 +135,7 @@ pub struct MemberState {
     /// Standing on the ladder.
     pub tier: TierState,
     /// Day number (days since 0001-01-01) -> totals of that day.
+    #[serde(serialize_with = "by_date")]
     pub days: BTreeMap<i32, DayTotals>,
     /// Net spend since the first event, minor units.
     pub lifetime_value_minor: i64,
@@ -153,7 +156,7 @@ pub struct MemberState {
 }
 
 /// Why and when an account was closed, and what it gave up.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Closure {
     /// When it was closed.
     pub at: DateTime<Utc>,
@@ -220,6 +223,18 @@ pub struct TakeBack {
     pub fully_returned: bool,
     /// Line by line, for a purchase with a basket (the lines that moved).
     pub lines: Vec<LineBack>,
+}
+
+/// Day totals keyed by their date (`YYYY-MM-DD`) rather than their number.
+fn by_date<S: serde::Serializer>(
+    days: &BTreeMap<i32, DayTotals>,
+    out: S,
+) -> Result<S::Ok, S::Error> {
+    out.collect_map(days.iter().map(|(day, totals)| {
+        let date = chrono::NaiveDate::from_num_days_from_ce_opt(*day)
+            .map_or_else(|| day.to_string(), |d| d.to_string());
+        (date, totals)
+    }))
 }
 
 /// The key of `at`'s day in [`MemberState::days`]: days since 0001-01-01 (UTC).

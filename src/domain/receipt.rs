@@ -16,7 +16,8 @@ use super::{
 use crate::rules::Minimum;
 
 /// The kinds of request that carry a transaction id.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
 pub enum RequestKind {
     /// A purchase.
     Purchase,
@@ -63,7 +64,7 @@ impl RequestKind {
 }
 
 /// The record of one transaction id.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct Receipt {
     /// What kind of request it was.
     pub kind: RequestKind,
@@ -188,7 +189,7 @@ pub enum Returned<'a> {
 
 /// One line of a purchase, as returns need it: what it cost and earned,
 /// and what of it came back.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct LineTrack {
     /// The SKU.
     pub sku: String,
@@ -285,7 +286,7 @@ impl LineTrack {
 /// member's other points. Proportions are computed on running totals, so
 /// partial returns round consistently and a full return takes back exactly
 /// what was earned (less what lapsed).
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct PurchaseTrack {
     /// Amount paid, minor units.
     pub amount_minor: i64,
@@ -312,7 +313,7 @@ pub struct PurchaseTrack {
 /// is left of those lines meets the minimum, a return takes its points
 /// back in proportion, as any line's; once a return takes them below it,
 /// the rest of what the rule paid goes back with that return.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
 pub struct MinimumTrack {
     /// The rule's minimum, as it was when the purchase earned.
     pub minimum: Minimum,
@@ -321,7 +322,7 @@ pub struct MinimumTrack {
 }
 
 /// One line a rule with a minimum matched.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
 pub struct MinimumLine {
     /// The line's index in the basket.
     pub index: usize,
@@ -545,7 +546,7 @@ fn take_line(
 
 /// Points redeemed against one order (`RedeemPoints` naming an
 /// `order_id`), and what of them the order's returns gave back.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct OrderRedemptions {
     /// Points redeemed against the order, all redemptions together.
     pub redeemed: i64,

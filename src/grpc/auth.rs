@@ -53,6 +53,8 @@ pub enum Action {
     Report,
     /// Closing and reopening accounts.
     Accounts,
+    /// Exporting a member's personal data.
+    Privacy,
 }
 
 impl Role {

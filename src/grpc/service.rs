@@ -266,6 +266,29 @@ impl Loyalty for LoyaltyApi {
         )
     }
 
+    async fn export_member(
+        &self,
+        request: Request<pb::ExportMemberRequest>,
+    ) -> Answer<tonic::codegen::BoxStream<pb::ExportChunk>> {
+        let admitted = self.admit(&request, Action::Privacy)?;
+        let member_id = convert::member_id(request.into_inner().member_id).map_err(status_of)?;
+        tracing::info!(member_id = member_id.as_str(), caller = %admitted.caller.name, "export asked for");
+        let program = Arc::clone(&self.program);
+        let document = tokio::task::spawn_blocking(move || program.export_member(&member_id))
+            .await
+            .map_err(|err| Status::internal(format!("the export stopped: {err}")))?
+            .map_err(status_of)?;
+        let chunks: Vec<Result<pb::ExportChunk, Status>> = document
+            .chunks(BACKUP_CHUNK_BYTES)
+            .map(|data| {
+                Ok(pb::ExportChunk {
+                    data: data.to_vec(),
+                })
+            })
+            .collect();
+        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+    }
+
     async fn upsert_member(&self, request: Request<pb::UpsertMemberRequest>) -> Answer<pb::Member> {
         let _admitted = self.admit(&request, Action::RecordEvents)?;
         let upsert = command(request)?;

@@ -50,7 +50,7 @@ pub struct LineRule {
 /// A rule's minimum over the lines it matches (Odoo's `minimum_qty` and
 /// `minimum_amount`): both, when both are given. A return that takes the
 /// matched lines below it takes back what the rule paid.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, serde::Serialize)]
 pub struct Minimum {
     /// Units, all matched lines together (0: no minimum).
     pub quantity: i64,

@@ -15,11 +15,15 @@ use std::path::{Path, PathBuf};
 
 use super::{
     RawMember, StoreError, from_bytes, keys, migrate,
-    records::{BadTime, HistoryRecord, RulesVersionRecord},
+    records::{BadTime, HistoryRecord, OrderRecord, RulesVersionRecord},
     writer::{self, SledWriter},
 };
 use crate::{
-    domain::{decide::HistoryEntry, member::MemberState, receipt::Receipt},
+    domain::{
+        decide::HistoryEntry,
+        member::MemberState,
+        receipt::{OrderRedemptions, Receipt},
+    },
     rules::RulesVersion,
 };
 use serde::de::DeserializeOwned;
@@ -171,6 +175,45 @@ impl SledStore {
             .get(&key)?
             .map(|value| super::receipt_from_bytes(&key, &value))
             .transpose()
+    }
+
+    /// Every receipt of `member_id`'s requests, by transaction id. Reads
+    /// every receipt in the store (there is no index by member: a key more
+    /// per event for a rare question), so its time grows with the store.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn receipts_of(&self, member_id: &str) -> Result<Vec<(String, Receipt)>, StoreError> {
+        let mut found = Vec::new();
+        for item in self.tree.scan_prefix(keys::RECEIPTS) {
+            let (key, value) = item?;
+            let receipt = super::receipt_from_bytes(&key, &value)?;
+            if receipt.member_id == member_id {
+                let id = String::from_utf8_lossy(&key[keys::RECEIPTS.len()..]).into_owned();
+                found.push((id, receipt));
+            }
+        }
+        Ok(found)
+    }
+
+    /// `member_id`'s redemptions against orders, by order id.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn orders_of(
+        &self,
+        member_id: &str,
+    ) -> Result<Vec<(String, OrderRedemptions)>, StoreError> {
+        let prefix = keys::order_prefix(member_id);
+        self.tree
+            .scan_prefix(&prefix)
+            .map(|item| {
+                let (key, value) = item?;
+                let order = from_bytes::<OrderRecord, OrderRedemptions>(&key, &value)?;
+                let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                Ok((id, order))
+            })
+            .collect()
     }
 
     /// Up to `limit` history entries of a member with seq > `after`, oldest

@@ -102,7 +102,12 @@ pub fn index(member_id: &str, seq: u64) -> Vec<u8> {
 
 /// The redemptions of `member_id` against the order `order_id`.
 pub fn order(member_id: &str, order_id: &str) -> Vec<u8> {
-    [ORDERS, member_id.as_bytes(), &[0xFF], order_id.as_bytes()].concat()
+    [order_prefix(member_id).as_slice(), order_id.as_bytes()].concat()
+}
+
+/// The start of `member_id`'s redemptions against orders.
+pub fn order_prefix(member_id: &str) -> Vec<u8> {
+    [ORDERS, member_id.as_bytes(), &[0xFF]].concat()
 }
 
 /// The `n`th rules version that went live.

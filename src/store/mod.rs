@@ -456,6 +456,26 @@ impl Store {
         on_store!(self, s => s.receipt(transaction_id))
     }
 
+    /// Every receipt of `member_id`'s requests, by transaction id (in id
+    /// order). On sled this reads every receipt stored.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn receipts_of(&self, member_id: &str) -> Result<Vec<(String, Receipt)>, StoreError> {
+        on_store!(self, s => s.receipts_of(member_id))
+    }
+
+    /// `member_id`'s redemptions against orders, by order id.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn orders_of(
+        &self,
+        member_id: &str,
+    ) -> Result<Vec<(String, OrderRedemptions)>, StoreError> {
+        on_store!(self, s => s.orders_of(member_id))
+    }
+
     /// Up to `limit` history entries of a member after the entry numbered
     /// `after` (0: from the first), in the order they happened, and whether
     /// more follow.

@@ -226,6 +226,20 @@ async fn customer_service_closes_and_reopens_accounts_and_records_no_sales() {
         .await
         .expect_err("customer service records no sales");
     assert_eq!(sale.code(), Code::PermissionDenied);
+    let export = pb::ExportMemberRequest {
+        member_id: "m".into(),
+    };
+    let denied = server
+        .client
+        .export_member(with_key(export, SERVICE))
+        .await
+        .expect_err("only an admin exports a member's data");
+    assert!(
+        denied
+            .message()
+            .ends_with("may not call ExportMember; the roles that may: admin"),
+        "{denied:?}"
+    );
     assert_eq!(
         actors(server, &["c1", "o1"]).await,
         ["cs-maria", "cs-maria"],

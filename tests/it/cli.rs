@@ -539,6 +539,50 @@ async fn simulate_asks_a_running_service_as_it_reads_a_directory() {
     assert!(asked.contains("\ntier,members_before"), "{asked}");
 }
 
+/// `tierd member export` asks the running service (`ExportMember`) and
+/// reads a stopped data directory alike: the same document but for the
+/// moment it was made; an unknown member is an error that says so.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn member_export_asks_a_running_service_as_it_reads_a_directory() {
+    let dir = TempDir::new().expect("temp dir");
+    let data = dir.path().join("data");
+    let served = serve(&data);
+    let mut client = served.client().await;
+    for txn in ["t1", "t2"] {
+        client
+            .record_purchase(crate::process::purchase_now("ann", txn, 10_000))
+            .await
+            .expect("recorded");
+    }
+    drop(client);
+    let export = |source: &[&str]| {
+        let output = tierd()
+            .args(["member", "export", "ann"])
+            .args(source)
+            .output()
+            .expect("tierd runs");
+        let stderr = String::from_utf8_lossy(&output.stderr);
+        assert!(output.status.success(), "{stderr}");
+        let mut document: serde_json::Value = serde_json::from_slice(&output.stdout).expect("JSON");
+        document["exported_at"] = serde_json::Value::Null;
+        document
+    };
+    let server = format!("http://{}", served.address);
+    let asked = export(&["--server", &server]);
+    assert!(terminate(served).success());
+    let data = data.display().to_string();
+    let read = export(&["--data", &data]);
+    assert_eq!(asked, read);
+    assert_eq!(asked["receipts"][1]["transaction_id"], "t2");
+    let unknown = tierd()
+        .args(["member", "export", "nobody", "--data", &data])
+        .output()
+        .expect("tierd runs");
+    assert!(!unknown.status.success());
+    let stderr = String::from_utf8_lossy(&unknown.stderr);
+    assert!(stderr.contains("no member \"nobody\""), "{stderr}");
+}
+
 /// A file edited without a new version label is refused wherever it is
 /// checked against the history: `rules check --server` while the service
 /// runs, `rules check --data` once it stopped, and a restart on it.

@@ -20,6 +20,7 @@ mod browser;
 mod cli;
 mod crash;
 mod docs;
+mod export;
 mod hostile;
 mod ingestion;
 mod layers;

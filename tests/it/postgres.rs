@@ -13,6 +13,8 @@ mod basket;
 mod batch;
 #[path = "crash.rs"]
 mod crash;
+#[path = "export.rs"]
+mod export;
 #[path = "ingestion.rs"]
 mod ingestion;
 #[path = "limits.rs"]

@@ -65,10 +65,14 @@ pub use writer::PgWriter;
 
 use super::{
     RawMember, StoreError, Writer, from_bytes, keys, member_from_bytes, receipt_from_bytes,
-    records::{HistoryRecord, RulesVersionRecord},
+    records::{HistoryRecord, OrderRecord, RulesVersionRecord},
 };
 use crate::{
-    domain::{decide::HistoryEntry, member::MemberState, receipt::Receipt},
+    domain::{
+        decide::HistoryEntry,
+        member::MemberState,
+        receipt::{OrderRedemptions, Receipt},
+    },
     rules::RulesVersion,
 };
 
@@ -286,6 +290,41 @@ impl PgStore {
         rows.first()
             .map(|row| member_from_bytes(&key, row.try_get(0)?))
             .transpose()
+    }
+
+    /// See [`super::Store::receipts_of`].
+    pub fn receipts_of(&self, member_id: &str) -> Result<Vec<(String, Receipt)>, StoreError> {
+        let rows = self.rows(
+            "SELECT transaction_id, record FROM tierd_receipts WHERE member_id = $1 \
+             ORDER BY transaction_id",
+            &[&member_id],
+        )?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get(0)?;
+                let receipt = receipt_from_bytes(&keys::receipt(&id), row.try_get(1)?)?;
+                Ok((id, receipt))
+            })
+            .collect()
+    }
+
+    /// See [`super::Store::orders_of`].
+    pub fn orders_of(
+        &self,
+        member_id: &str,
+    ) -> Result<Vec<(String, OrderRedemptions)>, StoreError> {
+        let rows = self.rows(
+            "SELECT order_id, record FROM tierd_orders WHERE member_id = $1 ORDER BY order_id",
+            &[&member_id],
+        )?;
+        rows.iter()
+            .map(|row| {
+                let id: String = row.try_get(0)?;
+                let key = keys::order(member_id, &id);
+                let order = from_bytes::<OrderRecord, OrderRedemptions>(&key, row.try_get(1)?)?;
+                Ok((id, order))
+            })
+            .collect()
     }
 
     /// See [`super::Store::receipt`].
