@@ -1,6 +1,8 @@
-//! Crash safety: kill -9 at a random moment under concurrent load, retry
-//! every request whose answer was not seen, and check that nothing answered
-//! was lost and nothing counted twice. On sled the retries go to the node
+//! Crash safety: kill -9 at a random moment under concurrent load
+//! (purchases, returns, redemptions, accounts closed, with or without
+//! their points, and reopened), retry every request whose answer was not
+//! seen, and check that nothing answered was lost and nothing counted
+//! twice. On sled the retries go to the node
 //! restarted on the same data directory; on PostgreSQL (the copy under
 //! `postgres::`) to a second node that served on the same database all
 //! along: the crash test across nodes.
@@ -38,6 +40,8 @@ enum Sent {
     Purchase(pb::RecordPurchaseRequest),
     Return(pb::RecordReturnRequest),
     Redeem(pb::RedeemPointsRequest),
+    Close(pb::CloseMemberRequest),
+    Reopen(pb::ReopenMemberRequest),
 }
 
 /// What the server answered, reduced to what the ledger must add up to.
@@ -49,7 +53,9 @@ enum Answer {
         points: i64,
         duplicate: bool,
     },
-    /// Refused with FAILED_PRECONDITION (a redemption above the balance).
+    /// Refused with FAILED_PRECONDITION (a redemption above the balance,
+    /// anything that earns or redeems on a closed account, closing a
+    /// closed one, reopening an open one).
     Refused,
 }
 
@@ -80,6 +86,19 @@ async fn send(client: &mut LoyaltyClient<Channel>, request: &Sent) -> Option<Ans
                 points: -r.points,
                 duplicate: a.into_inner().duplicate,
             }),
+        Sent::Close(r) => client.close_member(r).await.map(|a| {
+            let a = a.into_inner();
+            Answer::Recorded {
+                spend: 0,
+                points: -a.points_forfeited,
+                duplicate: a.duplicate,
+            }
+        }),
+        Sent::Reopen(r) => client.reopen_member(r).await.map(|a| Answer::Recorded {
+            spend: 0,
+            points: 0,
+            duplicate: a.into_inner().duplicate,
+        }),
     };
     match answer {
         Ok(answer) => Some(answer),
@@ -117,7 +136,7 @@ async fn drive_member(
     for step in 0.. {
         let txn = format!("{member}-c{cycle}-s{step}");
         // A member exists from its first purchase: start with one.
-        let dice = if step == 0 { 0 } else { rng.below(10) };
+        let dice = if step == 0 { 0 } else { rng.below(12) };
         let request = match dice {
             0..=5 => Sent::Purchase(pb::RecordPurchaseRequest {
                 member_id: member.clone(),
@@ -143,6 +162,17 @@ async fn drive_member(
                     lines: Vec::new(),
                 })
             }
+            10 => Sent::Close(pb::CloseMemberRequest {
+                member_id: member.clone(),
+                transaction_id: txn,
+                reason: "crash test".into(),
+                forfeit_points: rng.below(2) == 0,
+            }),
+            11 => Sent::Reopen(pb::ReopenMemberRequest {
+                member_id: member.clone(),
+                transaction_id: txn,
+                reason: "crash test".into(),
+            }),
             _ => Sent::Redeem(pb::RedeemPointsRequest {
                 member_id: member.clone(),
                 transaction_id: txn,
@@ -181,6 +211,8 @@ fn transaction_id(sent: &Sent) -> &str {
         Sent::Purchase(r) => &r.transaction_id,
         Sent::Return(r) => &r.transaction_id,
         Sent::Redeem(r) => &r.transaction_id,
+        Sent::Close(r) => &r.transaction_id,
+        Sent::Reopen(r) => &r.transaction_id,
     }
 }
 
@@ -213,6 +245,9 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
     let survivor = across_nodes.then(serve);
     let members: Vec<String> = (0..MEMBERS).map(|m| format!("crash-member-{m}")).collect();
     let mut expected: BTreeMap<String, Totals> = BTreeMap::new();
+    // Accounts closed and reopened that the answers counted: the load must
+    // have taken those paths too.
+    let mut account_changes = (0, 0);
 
     for cycle in 0..loops {
         let served = serve();
@@ -289,6 +324,11 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
                 );
                 totals.lifetime_value += spend;
                 totals.points += points;
+                match request {
+                    Sent::Close(_) => account_changes.0 += 1,
+                    Sent::Reopen(_) => account_changes.1 += 1,
+                    _ => {}
+                }
             }
         }
 
@@ -344,6 +384,10 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
     if let Some(survivor) = survivor {
         stop(survivor).await;
     }
+    assert!(
+        account_changes.0 > 0 && account_changes.1 > 0,
+        "accounts were closed and reopened under load: {account_changes:?}"
+    );
 }
 
 /// Stops a node with SIGTERM; it must exit cleanly.
