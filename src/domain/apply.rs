@@ -46,6 +46,8 @@ pub struct Effect {
     /// True when the event changed the member without deciding its tier
     /// (a redemption): its due moment is then now, for the next sweep.
     pub undecided: bool,
+    /// Why the bonus script gave a purchase nothing, when it failed.
+    pub script_failure: Option<String>,
 }
 
 /// The member as stored, or a new one in the entry tier with its INITIAL
@@ -144,11 +146,9 @@ pub fn purchase(
     now: DateTime<Utc>,
 ) -> Result<(PurchaseTrack, Effect), Overearned> {
     let lapsed = member.expire(now);
-    let track = track_of(
-        rules,
-        purchase,
-        purchase_points(rules, member, purchase, now)?,
-    );
+    let earned = purchase_points(rules, member, purchase, now)?;
+    let script_failure = earned.script_failure.clone();
+    let track = track_of(rules, purchase, earned);
     let points = track.points;
     member.record_qualified_purchase(
         purchase.transaction_id,
@@ -161,6 +161,7 @@ pub fn purchase(
         points,
         changes: evaluate(rules, member, now).into_iter().collect(),
         lapsed,
+        script_failure,
         ..Effect::default()
     };
     Ok((track, effect))

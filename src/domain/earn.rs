@@ -95,6 +95,9 @@ pub struct Earned {
     /// `per_line`): a return that takes its lines below the minimum takes
     /// it back.
     pub minimums: Vec<MinimumTrack>,
+    /// Why the bonus script gave nothing, when it failed: the service
+    /// logs it, `rules test` shows it beside the event it spoiled.
+    pub script_failure: Option<String>,
 }
 
 /// An event the rules would pay more than `earning.max_points_per_event`:
@@ -173,6 +176,7 @@ pub fn purchase_earnings(
             points: 0,
             per_line: vec![0; purchase.lines.len()],
             minimums: Vec::new(),
+            script_failure: None,
         });
     }
     let multiplier = purchase_multipliers(rules, &facts)
@@ -201,7 +205,7 @@ pub fn purchase_earnings(
         };
     let numerators: Vec<i128> = spend.iter().map(|s| s.saturating_mul(multiplier)).collect();
     let denominator = i128::from(rules.currency.minor_per_major()) * SCALE.pow(6);
-    let bonus = bonus_points(rules, purchase, subject);
+    let (bonus, script_failure) = bonus_points(rules, purchase, subject);
     let bonus_total = bonus.total();
     let rate_total = numerators
         .iter()
@@ -226,6 +230,7 @@ pub fn purchase_earnings(
             points,
             per_line: Vec::new(),
             minimums: Vec::new(),
+            script_failure,
         });
     }
     // Each minimum's rate part of a line, rounded down on its own: never
@@ -264,6 +269,7 @@ pub fn purchase_earnings(
         points,
         per_line,
         minimums,
+        script_failure,
     })
 }
 
@@ -427,10 +433,14 @@ fn rule_earnings(rule: &LineRule, line: LineView<'_>, bought: &mut bool) -> (i12
 }
 
 /// The bonus script's points, for the purchase or line by line; none when
-/// the rules have no script, or it fails.
-fn bonus_points(rules: &RuleSet, purchase: &Purchase<'_>, subject: Subject<'_>) -> Bonus {
+/// the rules have no script, or it fails (then also why).
+fn bonus_points(
+    rules: &RuleSet,
+    purchase: &Purchase<'_>,
+    subject: Subject<'_>,
+) -> (Bonus, Option<String>) {
     let Some(script) = &rules.earning.bonus else {
-        return Bonus::Total(0);
+        return (Bonus::Total(0), None);
     };
     let inputs = Inputs {
         purchase: Some(PurchaseInputs {
@@ -442,10 +452,13 @@ fn bonus_points(rules: &RuleSet, purchase: &Purchase<'_>, subject: Subject<'_>) 
         }),
         ..subject.inputs()
     };
-    script.eval_bonus(&inputs).unwrap_or_else(|err| {
-        tracing::warn!(error = %err, "bonus script failed; no bonus awarded");
-        Bonus::Total(0)
-    })
+    match script.eval_bonus(&inputs) {
+        Ok(bonus) => (bonus, None),
+        Err(err) => {
+            tracing::warn!(error = %err, "bonus script failed; no bonus awarded");
+            (Bonus::Total(0), Some(err.to_string()))
+        }
+    }
 }
 
 /// Points an activity earns before caps: its fixed points plus its script

@@ -500,6 +500,14 @@ fn run_metrics(rules: &RuleSet, case: &Case) -> Vec<String> {
 /// the service would (received at its `at`), then its expectations are
 /// checked; the case's own `expect_tier` / `expect_balance` apply after the
 /// last step.
+/// What one event of a story did, as its expectations read it.
+struct Played {
+    /// The points it moved (earned, or spent and taken back: negative).
+    points: i64,
+    /// Why the bonus script gave a purchase nothing, when it failed.
+    script_failure: Option<String>,
+}
+
 fn run_events(rules: &RuleSet, case: &Case) -> Vec<String> {
     let mut problems = Vec::new();
     if case.metrics != MetricsSpec::default() || case.purchase.is_some() {
@@ -525,17 +533,21 @@ fn run_events(rules: &RuleSet, case: &Case) -> Vec<String> {
             .member
             .get_or_insert_with(|| enrol(rules, case, step.at.0));
         match story.purchases.apply(rules, member, step, index) {
-            Ok(points) => {
+            Ok(played) => {
                 let expected = Expected {
                     tier: step.expect_tier.as_deref(),
                     points: step.expect_points,
                     balance: step.expect_balance,
                 };
+                let why = played
+                    .script_failure
+                    .map(|why| format!(" (earning.bonus gave nothing: {why})"))
+                    .unwrap_or_default();
                 problems.extend(
                     expected
-                        .differences(member, points, step.at.0)
+                        .differences(member, played.points, step.at.0)
                         .into_iter()
-                        .map(|d| format!("{label}: {d}")),
+                        .map(|d| format!("{label}: {d}{why}")),
                 );
             }
             Err(why) => {
@@ -647,7 +659,7 @@ impl Purchases {
         member: &mut MemberState,
         step: &Step,
         index: usize,
-    ) -> Result<i64, String> {
+    ) -> Result<Played, String> {
         let now = step.at.0;
         let transaction_id = format!("event-{}", index + 1);
         let given = [
@@ -685,7 +697,10 @@ impl Purchases {
         let mut changed = Vec::new();
         let Ok(()) = books::settle(self, member, &effect.lapsed, now, &mut changed);
         self.receipts.extend(changed);
-        Ok(effect.points)
+        Ok(Played {
+            points: effect.points,
+            script_failure: effect.script_failure,
+        })
     }
 
     /// Records the purchase (under its `id`, else its transaction id).
@@ -954,6 +969,17 @@ mod tests {
         let per_line = "  points_per_unit: 0\n  bonus: |\n    lines.map(|l| if \"xxl\" in l.labels { l.quantity * 7 } else { 0 })\nscript_time_limit: 100ms\n";
         let per_line_story = basket_story(14, &[("ship", 0), ("456", 7)]);
         assert_eq!(run(per_line, per_line_story), passes);
+        // A list that does not fit the basket gives nothing, and the case's
+        // failure says why beside the points it missed.
+        let short_list = "  points_per_unit: 0\n  bonus: '[7, 7]'\n";
+        let (failures, _) = run(short_list, basket_story(14, &[]));
+        assert!(
+            failures[0].as_deref().is_some_and(|f| f.contains(
+                "expected 14 points, got 0 (earning.bonus gave nothing: script failed: \
+                 the bonus gave a list of 2 numbers for a basket of 3 lines: give one per line)"
+            )),
+            "{failures:?}"
+        );
         let minimum = "  points_per_unit: 1\n  line_rules:\n    - { name: shirts, points_per_unit: 4, only: { categories: [shirts] }, minimum: { amount: \"100.00\" } }\n";
         let below_it = basket_story(448, &[("123", 48), ("456", 400)]);
         assert_eq!(run(minimum, below_it), passes);
