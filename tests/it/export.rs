@@ -8,19 +8,28 @@ use tokio_stream::StreamExt as _;
 use tonic::Code;
 
 use crate::harness::TestServer;
-use tierd::grpc::pb;
+use tierd::grpc::pb::{self, event::Event as Kind, ingest_client::IngestClient};
 
-/// The export of `member`, its pieces put together and parsed; the raw
-/// bytes beside it.
-async fn export(server: &mut TestServer, member: &str) -> Result<(Value, Vec<u8>), tonic::Status> {
+/// The pieces of `member`'s export, as sent.
+async fn export_pieces(
+    server: &mut TestServer,
+    member: &str,
+) -> Result<Vec<Vec<u8>>, tonic::Status> {
     let request = pb::ExportMemberRequest {
         member_id: member.into(),
     };
     let mut chunks = server.client.export_member(request).await?.into_inner();
-    let mut bytes = Vec::new();
+    let mut pieces = Vec::new();
     while let Some(chunk) = chunks.next().await {
-        bytes.extend(chunk?.data);
+        pieces.push(chunk?.data);
     }
+    Ok(pieces)
+}
+
+/// The export of `member`, its pieces put together and parsed; the raw
+/// bytes beside it.
+async fn export(server: &mut TestServer, member: &str) -> Result<(Value, Vec<u8>), tonic::Status> {
+    let bytes = export_pieces(server, member).await?.concat();
     let document = serde_json::from_slice(&bytes).expect("the export is JSON");
     Ok((document, bytes))
 }
@@ -132,4 +141,44 @@ async fn an_export_holds_everything_stored_about_the_member_and_nothing_else() {
         .expect_err("no such member");
     assert_eq!(unknown.code(), Code::NotFound);
     assert!(unknown.message().contains("member_id"), "{unknown:?}");
+}
+
+/// Points that never expire, so that 2,500 purchases make one lot.
+const NO_EXPIRY: &str = "program: export
+version: e1
+currency: EUR
+window: rolling 12 months
+earning:
+  points_per_unit: 1
+tiers:
+  - id: member
+";
+
+#[tokio::test]
+async fn a_large_export_comes_in_pieces_of_at_most_1_mib() {
+    let mut server = TestServer::with_rules(NO_EXPIRY).await;
+    for batch in 0..5 {
+        let events = (0..500)
+            .map(|n| pb::Event {
+                event: Some(Kind::Purchase(server.purchase(
+                    "big",
+                    &format!("p{batch}-{n:03}"),
+                    1_000 + n,
+                ))),
+            })
+            .collect();
+        IngestClient::new(server.channel.clone())
+            .record_events(pb::RecordEventsRequest { events })
+            .await
+            .expect("recorded");
+    }
+    let pieces = export_pieces(&mut server, "big").await.expect("exported");
+    let sizes: Vec<usize> = pieces.iter().map(Vec::len).collect();
+    assert!(
+        sizes.len() >= 2 && sizes.iter().all(|size| *size <= 1 << 20),
+        "pieces of at most 1 MiB: {sizes:?}"
+    );
+    let document: Value = serde_json::from_slice(&pieces.concat()).expect("JSON");
+    let receipts = document["receipts"].as_array().map(Vec::len);
+    assert_eq!(receipts, Some(2_500));
 }
