@@ -222,15 +222,8 @@ impl Program {
     /// `NotFound` for an unknown member, or a storage failure.
     pub fn export_member(&self, member_id: &MemberId) -> Result<Vec<u8>, ProgramError> {
         let id = member_id.as_str();
-        let document = export::export(&self.store, id, self.now())?
-            .ok_or_else(|| ProgramError::unknown_member(id))?;
-        serde_json::to_vec_pretty(&document).map_err(|err| {
-            let key = format!("m/{id}");
-            ProgramError::Store(crate::store::StoreError::corrupt(
-                key.as_bytes(),
-                err.to_string(),
-            ))
-        })
+        export::export_json(&self.store, id, self.now())?
+            .ok_or_else(|| ProgramError::unknown_member(id))
     }
 
     /// A page of a member's tier history after seq `after`.

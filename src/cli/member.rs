@@ -61,9 +61,8 @@ pub fn run(command: MemberCommand) -> anyhow::Result<ExitCode> {
 /// The export read from a stopped store.
 fn from_store(store: StoreArgs, member_id: &str) -> anyhow::Result<Vec<u8>> {
     let store = open_stopped(store.location())?;
-    let document = export::export(&store, member_id, chrono::Utc::now())?
-        .with_context(|| format!("no member {member_id:?}"))?;
-    Ok(serde_json::to_vec_pretty(&document)?)
+    export::export_json(&store, member_id, chrono::Utc::now())?
+        .with_context(|| format!("no member {member_id:?}"))
 }
 
 /// The export a running service sends, its pieces put together.

@@ -278,15 +278,16 @@ impl Loyalty for LoyaltyApi {
             .await
             .map_err(|err| Status::internal(format!("the export stopped: {err}")))?
             .map_err(status_of)?;
-        let chunks: Vec<Result<pb::ExportChunk, Status>> = document
-            .chunks(BACKUP_CHUNK_BYTES)
-            .map(|data| {
+        // Each piece is copied out as it is sent, not all of them at once.
+        let pieces = (0..document.len())
+            .step_by(BACKUP_CHUNK_BYTES)
+            .map(move |start| {
+                let end = document.len().min(start + BACKUP_CHUNK_BYTES);
                 Ok(pb::ExportChunk {
-                    data: data.to_vec(),
+                    data: document[start..end].to_vec(),
                 })
-            })
-            .collect();
-        Ok(Response::new(Box::pin(tokio_stream::iter(chunks))))
+            });
+        Ok(Response::new(Box::pin(tokio_stream::iter(pieces))))
     }
 
     async fn upsert_member(&self, request: Request<pb::UpsertMemberRequest>) -> Answer<pb::Member> {

@@ -134,6 +134,7 @@ struct Sums {
 impl Sums {
     fn add(&mut self, m: &MemberState, today: NaiveDate) {
         let end = figures::end_of(today);
+        let shown = shown_back(today);
         let tier = self.tiers.entry(m.tier.tier_id.clone()).or_default();
         tier.0 += 1;
         tier.1 = tier.1.saturating_add(m.points_balance(end));
@@ -164,7 +165,7 @@ impl Sums {
             let past = self.past.entry(month).or_default();
             past.0 = past.0.saturating_add(totals.points_redeemed);
             past.1 = past.1.saturating_add(totals.points_lapsed);
-            if shown_back(today).contains(&month) {
+            if shown.contains(&month) {
                 self.add_redemptions(totals);
             }
         }

@@ -21,7 +21,7 @@ use crate::{
         member::MemberState,
         receipt::{OrderRedemptions, Receipt},
     },
-    store::{FORMAT_VERSION, Store, StoreError},
+    store::{FORMAT_VERSION, Store, StoreError, keys},
 };
 
 /// History entries read per page.
@@ -104,6 +104,24 @@ pub fn export(
         orders,
         history: whole_history(store, member_id)?,
     }))
+}
+
+/// [`export`] as the JSON document it is sent as (pretty-printed, for
+/// people as well as programs); `None` when there is no such member.
+///
+/// # Errors
+/// On a storage failure or an undecodable record.
+pub fn export_json(
+    store: &Store,
+    member_id: &str,
+    now: DateTime<Utc>,
+) -> Result<Option<Vec<u8>>, StoreError> {
+    export(store, member_id, now)?
+        .map(|document| {
+            serde_json::to_vec_pretty(&document)
+                .map_err(|err| StoreError::corrupt(&keys::member(member_id), err.to_string()))
+        })
+        .transpose()
 }
 
 /// Every history entry of `member_id`, page by page.
