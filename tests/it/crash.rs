@@ -135,8 +135,15 @@ async fn drive_member(
     let mut book = Book::default();
     for step in 0.. {
         let txn = format!("{member}-c{cycle}-s{step}");
-        // A member exists from its first purchase: start with one.
-        let dice = if step == 0 { 0 } else { rng.below(12) };
+        // A member exists from its first purchase: start with one; then
+        // close and reopen at once, so that every cycle takes those paths
+        // however few steps a loaded machine fits before the kill.
+        let dice = match step {
+            0 => 0,
+            1 => 10,
+            2 => 11,
+            _ => rng.below(12),
+        };
         let request = match dice {
             0..=5 => Sent::Purchase(pb::RecordPurchaseRequest {
                 member_id: member.clone(),
