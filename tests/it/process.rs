@@ -82,11 +82,21 @@ pub fn serve_by(
         .expect("tierd starts");
     let stderr = child.stderr.take().expect("stderr piped");
     let mut lines = std::io::BufReader::new(stderr).lines();
+    let mut seen = Vec::new();
     let address = lines
         .by_ref()
         .map_while(Result::ok)
-        .find_map(|line| tierd::grpc::address_in_log(&line).map(str::to_owned))
-        .expect("the start-up log names the address");
+        .find_map(|line| {
+            let address = tierd::grpc::address_in_log(&line).map(str::to_owned);
+            seen.push(line);
+            address
+        })
+        .unwrap_or_else(|| {
+            panic!(
+                "the start-up log names the address; it said:\n{}",
+                seen.join("\n")
+            )
+        });
     // Keep draining the log so the server never blocks on a full pipe.
     let log = std::thread::spawn(move || lines.map_while(Result::ok).collect());
     Served {
