@@ -172,6 +172,19 @@ pub struct ReopenCommand {
     pub reason: Reason,
 }
 
+/// Two enrolments of one customer merged (`MergeMembers`).
+#[derive(Debug, Clone)]
+pub struct MergeCommand {
+    /// The member merged away, which becomes an alias.
+    pub source_member_id: MemberId,
+    /// The member that remains.
+    pub target_member_id: MemberId,
+    /// The idempotency key.
+    pub transaction_id: TransactionId,
+    /// Why.
+    pub reason: Reason,
+}
+
 /// Creation or update of a member's descriptive attributes.
 #[derive(Debug, Clone)]
 pub struct Upsert {
@@ -278,6 +291,17 @@ impl Keyed for ReopenCommand {
         RequestFacts::Reopen {
             member_id: self.member_id.as_str(),
             transaction_id: self.transaction_id.as_str(),
+            reason: self.reason.as_str(),
+        }
+    }
+}
+
+impl Keyed for MergeCommand {
+    fn facts(&self) -> RequestFacts<'_> {
+        RequestFacts::Merge {
+            member_id: self.target_member_id.as_str(),
+            transaction_id: self.transaction_id.as_str(),
+            source_member_id: self.source_member_id.as_str(),
             reason: self.reason.as_str(),
         }
     }

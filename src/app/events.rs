@@ -11,7 +11,7 @@ use super::{
         ActivityEvent, Adjustment, Keyed, OverrideCommand, Purchase, Redemption, Return, Upsert,
     },
     input::{Amount, LIMITS, event_time},
-    write::{Applied, WriteJob, WriteKey, job, number},
+    write::{Applied, WriteJob, WriteKey, job, landing, number},
 };
 use crate::{
     domain::{
@@ -61,7 +61,7 @@ fn redeemable_order(
     order_id: &str,
 ) -> Result<OrderRedemptions, ProgramError> {
     if let Some(receipt) = writer.receipt(order_id)?
-        && (receipt.member_id != member_id || receipt.purchase.is_none())
+        && (writer.owner(&receipt.member_id)? != member_id || receipt.purchase.is_none())
     {
         return Err(ProgramError::invalid(
             "order_id",
@@ -373,8 +373,9 @@ impl Program {
         let shown = std::sync::Arc::clone(&rules);
         let member = self
             .change_member(rules, move |rules, writer| {
-                let member_id = cmd.member_id.as_str();
-                let existing = writer.member(member_id)?;
+                let stored = writer.member(cmd.member_id.as_str())?;
+                let (member_id, existing) = landing(writer, cmd.member_id.as_str(), stored)?;
+                let member_id = member_id.as_str();
                 let enrolled_at = cmd.enrolled_at.unwrap_or(now);
                 let (mut member, mut changes) =
                     apply::member_or_new(rules, existing, member_id, enrolled_at);

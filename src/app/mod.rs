@@ -202,16 +202,20 @@ impl Program {
             })
     }
 
-    /// A member as of now.
+    /// A member as of now; for an id merged into another member, that
+    /// member, saying where the id went.
     ///
     /// # Errors
     /// `NotFound` for an unknown member, or a storage failure.
     pub fn member(&self, member_id: &MemberId) -> Result<MemberView, ProgramError> {
-        let member = self
+        let (member, alias) = self
             .store
-            .member(member_id.as_str())?
+            .landing(member_id.as_str())?
             .ok_or_else(|| ProgramError::unknown_member(member_id.as_str()))?;
-        Ok(view::view(&self.rules(), &member, self.now()))
+        let mut view = view::view(&self.rules(), &member, self.now());
+        view.asked_as = alias;
+        view.merged_ids = self.store.aliases_into(&member.member_id)?;
+        Ok(view)
     }
 
     /// Everything stored about a member, as one JSON document
@@ -226,7 +230,9 @@ impl Program {
             .ok_or_else(|| ProgramError::unknown_member(id))
     }
 
-    /// A page of a member's tier history after seq `after`.
+    /// A page of a member's tier history after seq `after`. An id merged
+    /// into another member keeps its own history, ending with its MERGED
+    /// entry.
     ///
     /// # Errors
     /// `NotFound` for an unknown member, or a storage failure.
@@ -236,7 +242,7 @@ impl Program {
         after: u64,
         page_size: usize,
     ) -> Result<(Vec<HistoryEntry>, bool), ProgramError> {
-        if self.store.member(member_id.as_str())?.is_none() {
+        if self.store.landing(member_id.as_str())?.is_none() {
             return Err(ProgramError::unknown_member(member_id.as_str()));
         }
         Ok(self.store.history(member_id.as_str(), after, page_size)?)

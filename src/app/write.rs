@@ -25,6 +25,7 @@ use crate::{
         due::{self, Due},
         fingerprint::Fingerprint,
         member::MemberState,
+        merge::Alias,
         receipt::{OrderRedemptions, PurchaseTrack, Receipt, RequestKind},
         view::{self, MemberView},
     },
@@ -104,6 +105,23 @@ pub(super) struct Applied {
     pub other_receipts: Vec<(String, Receipt)>,
     /// Redemptions against orders the event changed, by member and order.
     pub orders: Vec<(String, String, OrderRedemptions)>,
+    /// For a merge: what goes with the member merged away.
+    pub merged_away: Option<MergedAway>,
+}
+
+/// What a merge writes besides the member that remains: the source's last
+/// history entry, its record removed, its alias (and the aliases that led
+/// to it, re-pointed), its redemptions against orders moved.
+pub(super) struct MergedAway {
+    /// The member merged away.
+    pub member_id: String,
+    /// Its MERGED entry, the last under its id.
+    pub change: Change,
+    /// Its alias, and those re-pointed from it to the member that remains.
+    pub aliases: Vec<Alias>,
+    /// Its redemptions against orders, removed (the member that remains
+    /// has them now, in [`Applied::orders`]).
+    pub removed_orders: Vec<(String, String)>,
 }
 
 impl Applied {
@@ -117,6 +135,7 @@ impl Applied {
             purchase: None,
             other_receipts: Vec::new(),
             orders: Vec::new(),
+            merged_away: None,
         }
     }
 }
@@ -223,8 +242,10 @@ where
     F: Fn(&RuleSet, &Writer, Option<MemberState>) -> Result<Applied, ProgramError>,
 {
     let (receipt, existing) = writer.receipt_and_member(&key.transaction_id, &key.member_id)?;
+    let (member_id, existing) = landing(writer, &key.member_id, existing)?;
     if let Some(receipt) = receipt {
-        if receipt.fingerprint == key.fingerprint && receipt.member_id == key.member_id {
+        let same_member = receipt.member_id == key.member_id || receipt.member_id == member_id;
+        if receipt.fingerprint == key.fingerprint && same_member {
             return answer_again(rules, writer, &receipt, key.now);
         }
         return Err(ProgramError::AlreadyExists(format!(
@@ -241,15 +262,23 @@ where
         purchase,
         other_receipts: mut receipts,
         orders,
+        merged_away,
     } = apply(rules, writer, existing)?;
     books::settle(writer, &mut member, &effect.lapsed, key.now, &mut receipts)?;
     let moved = !effect.changes.is_empty();
-    let history = number(rules, writer, &key.member_id, effect.changes)?;
+    let source_changes = merged_away
+        .as_ref()
+        .map(|away| (away.member_id.clone(), away.change.clone()));
+    let changes = source_changes
+        .into_iter()
+        .chain(effect.changes.into_iter().map(|c| (member_id.clone(), c)))
+        .collect();
+    let history = number_each(rules, writer, changes)?;
     receipts.push((
         key.transaction_id.clone(),
         Receipt {
             kind: key.kind,
-            member_id: key.member_id.clone(),
+            member_id: member_id.clone(),
             fingerprint: key.fingerprint,
             actor: key.actor.clone(),
             points: effect.points,
@@ -265,19 +294,27 @@ where
     } else {
         due::next_due(rules, &member, key.now, moved)
     };
+    let (removed_members, aliases, removed_orders) = match merged_away {
+        Some(away) => (vec![away.member_id], away.aliases, away.removed_orders),
+        None => Default::default(),
+    };
     let mut commit = Commit {
-        dues: vec![(key.member_id.clone(), due)],
+        dues: vec![(member_id.clone(), due)],
         members: vec![member],
         receipts,
         history,
         orders,
+        removed_orders,
+        removed_members,
+        aliases,
     };
     writer.commit(&commit)?;
     // Taken back whole (the commit was stored from a borrow): one member,
     // put there above.
     let member = commit.members.swap_remove(0);
     tracing::info!(
-        member_id = key.member_id,
+        member_id,
+        named = key.member_id,
         transaction_id = key.transaction_id,
         kind = key.kind.name(),
         actor = key.actor,
@@ -318,6 +355,40 @@ fn refuse_when_closed(member: &MemberState, kind: RequestKind) -> Result<(), Pro
     }
 }
 
+/// How many aliases a write follows to find its member: one, unless the
+/// member an alias leads to is merged in turn while the write looks (on a
+/// database, by another node).
+const MAX_ALIAS_HOPS: usize = 8;
+
+/// The member a write naming `member_id` lands on, as this job sees it:
+/// `existing` (the member stored under that id), or, for an id merged into
+/// another member, that member; `(member_id, None)` for a new member.
+///
+/// # Errors
+/// On a storage failure, or aliases that lead nowhere.
+pub(super) fn landing(
+    writer: &Writer,
+    member_id: &str,
+    existing: Option<MemberState>,
+) -> Result<(String, Option<MemberState>), ProgramError> {
+    if existing.is_some() {
+        return Ok((member_id.to_owned(), existing));
+    }
+    let mut id = member_id.to_owned();
+    for _ in 0..MAX_ALIAS_HOPS {
+        let Some(alias) = writer.alias(&id)? else {
+            return Ok((id, None));
+        };
+        if let Some(member) = writer.member(&alias.into)? {
+            return Ok((alias.into, Some(member)));
+        }
+        id = alias.into;
+    }
+    Err(ProgramError::Unavailable(format!(
+        "member_id: {member_id:?} led through {MAX_ALIAS_HOPS} merges; try again"
+    )))
+}
+
 /// The answer to a retry: the member as it is now, and what the original
 /// request did.
 fn answer_again(
@@ -326,9 +397,9 @@ fn answer_again(
     receipt: &Receipt,
     now: DateTime<Utc>,
 ) -> Result<Written, ProgramError> {
-    let member = writer
-        .member(&receipt.member_id)?
-        .ok_or_else(|| ProgramError::unknown_member(&receipt.member_id))?;
+    let stored = writer.member(&receipt.member_id)?;
+    let (_, member) = landing(writer, &receipt.member_id, stored)?;
+    let member = member.ok_or_else(|| ProgramError::unknown_member(&receipt.member_id))?;
     let tier_changes = receipt
         .tier_changes
         .iter()
@@ -357,13 +428,29 @@ pub(super) fn number(
     member_id: &str,
     changes: Vec<Change>,
 ) -> Result<Vec<HistoryEntry>, crate::store::StoreError> {
+    let owned = changes
+        .into_iter()
+        .map(|change| (member_id.to_owned(), change))
+        .collect();
+    number_each(rules, writer, owned)
+}
+
+/// Gives changes of several members their seqs, in order, from the store.
+///
+/// # Errors
+/// On a storage failure.
+fn number_each(
+    rules: &RuleSet,
+    writer: &Writer,
+    changes: Vec<(String, Change)>,
+) -> Result<Vec<HistoryEntry>, crate::store::StoreError> {
     let seqs = writer.seqs(changes.len())?;
     Ok(changes
         .into_iter()
         .zip(seqs)
-        .map(|(change, seq)| HistoryEntry {
+        .map(|((member_id, change), seq)| HistoryEntry {
             seq,
-            member_id: member_id.to_owned(),
+            member_id,
             change,
             rules_version: rules.version.clone(),
         })

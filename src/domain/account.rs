@@ -161,16 +161,8 @@ pub fn reopen(
 
 #[cfg(test)]
 mod tests {
-    use chrono::TimeZone;
-
     use super::*;
-    use crate::domain::member::MemberState;
-
-    fn at(day: u32) -> DateTime<Utc> {
-        Utc.with_ymd_and_hms(2026, 3, day, 10, 0, 0)
-            .single()
-            .expect("valid")
-    }
+    use crate::domain::{member::MemberState, tests::march as at};
 
     /// Forfeiting settles what the member owes from its lots first: only
     /// the balance is breakage, and nothing is owed afterwards.

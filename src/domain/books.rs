@@ -38,6 +38,17 @@ pub trait Books {
         member_id: &str,
         order_id: &str,
     ) -> Result<Option<OrderRedemptions>, Self::Error>;
+
+    /// The member whose books hold what `member_id` did: itself, or the
+    /// member it was merged into (so that a purchase made under an id
+    /// merged away is still its member's to return). Books without merges
+    /// answer the id itself.
+    ///
+    /// # Errors
+    /// When the books cannot be read.
+    fn owner(&self, member_id: &str) -> Result<String, Self::Error> {
+        Ok(member_id.to_owned())
+    }
 }
 
 /// Receipts and order redemptions an event changed, to be kept with it.
@@ -128,8 +139,14 @@ pub fn return_purchase<B: Books>(
     let mut receipt = books
         .receipt(original)
         .map_err(ReturnError::Books)?
-        .filter(|receipt| receipt.member_id == member.member_id)
         .ok_or(ReturnError::NotFound)?;
+    if books
+        .owner(&receipt.member_id)
+        .map_err(ReturnError::Books)?
+        != member.member_id
+    {
+        return Err(ReturnError::NotFound);
+    }
     let mut track = receipt.purchase.take().ok_or(ReturnError::NotFound)?;
     if occurred_at.is_some_and(|at| at < track.occurred_at) {
         return Err(ReturnError::BeforePurchase {

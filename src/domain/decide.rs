@@ -150,11 +150,16 @@ pub enum ChangeKind {
     Closed,
     /// Not a move: a closed account was reopened (`ReopenMember`).
     Reopened,
+    /// Two members became one (`MergeMembers`): under the member merged
+    /// away, its last entry; under the member it went into, the tier it
+    /// takes (the better of the two) before the combined figures are
+    /// decided.
+    Merged,
 }
 
 impl ChangeKind {
     /// Every kind, in the contract's order.
-    pub const ALL: [ChangeKind; 8] = [
+    pub const ALL: [ChangeKind; 9] = [
         ChangeKind::Initial,
         ChangeKind::Promotion,
         ChangeKind::Demotion,
@@ -163,6 +168,7 @@ impl ChangeKind {
         ChangeKind::Retained,
         ChangeKind::Closed,
         ChangeKind::Reopened,
+        ChangeKind::Merged,
     ];
 
     /// The kind's name in webhooks and configuration ("at_risk").
@@ -176,6 +182,7 @@ impl ChangeKind {
             ChangeKind::Retained => "retained",
             ChangeKind::Closed => "closed",
             ChangeKind::Reopened => "reopened",
+            ChangeKind::Merged => "merged",
         }
     }
 

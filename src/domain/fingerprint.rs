@@ -144,6 +144,17 @@ pub enum RequestFacts<'a> {
         /// Why.
         reason: &'a str,
     },
+    /// MergeMembers: its member is the target, the one that remains.
+    Merge {
+        /// The member that remains.
+        member_id: &'a str,
+        /// The idempotency key.
+        transaction_id: &'a str,
+        /// The member merged away.
+        source_member_id: &'a str,
+        /// Why.
+        reason: &'a str,
+    },
 }
 
 impl RequestFacts<'_> {
@@ -158,6 +169,7 @@ impl RequestFacts<'_> {
             RequestFacts::Override { .. } => RequestKind::Override,
             RequestFacts::Close { .. } => RequestKind::Close,
             RequestFacts::Reopen { .. } => RequestKind::Reopen,
+            RequestFacts::Merge { .. } => RequestKind::Merge,
         }
     }
 
@@ -171,7 +183,8 @@ impl RequestFacts<'_> {
             | RequestFacts::Redemption { member_id, .. }
             | RequestFacts::Override { member_id, .. }
             | RequestFacts::Close { member_id, .. }
-            | RequestFacts::Reopen { member_id, .. } => member_id,
+            | RequestFacts::Reopen { member_id, .. }
+            | RequestFacts::Merge { member_id, .. } => member_id,
         }
     }
 
@@ -185,7 +198,8 @@ impl RequestFacts<'_> {
             | RequestFacts::Redemption { transaction_id, .. }
             | RequestFacts::Override { transaction_id, .. }
             | RequestFacts::Close { transaction_id, .. }
-            | RequestFacts::Reopen { transaction_id, .. } => transaction_id,
+            | RequestFacts::Reopen { transaction_id, .. }
+            | RequestFacts::Merge { transaction_id, .. } => transaction_id,
         }
     }
 
@@ -304,6 +318,14 @@ impl RequestFacts<'_> {
                 out.int("forfeit_points", i64::from(forfeit_points));
             }
             RequestFacts::Reopen { reason, .. } => out.text("reason", reason),
+            RequestFacts::Merge {
+                source_member_id,
+                reason,
+                ..
+            } => {
+                out.text("source_member_id", source_member_id);
+                out.text("reason", reason);
+            }
         }
         out.finish()
     }

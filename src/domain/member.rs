@@ -90,6 +90,32 @@ impl Redeemed {
 }
 
 impl DayTotals {
+    /// Adds `other`'s totals of the same day to these (two members'
+    /// days, when they merge).
+    pub fn add(&mut self, other: &DayTotals) {
+        let sum = |a: &mut i64, b: i64| *a = a.saturating_add(b);
+        sum(&mut self.spend_minor, other.spend_minor);
+        sum(&mut self.purchases, other.purchases);
+        sum(&mut self.qualifying_points, other.qualifying_points);
+        sum(&mut self.activities, other.activities);
+        for (kind, count) in &other.activity_kinds {
+            sum(self.activity_kinds.entry(kind.clone()).or_default(), *count);
+        }
+        sum(&mut self.purchased_minor, other.purchased_minor);
+        sum(&mut self.refunded_minor, other.refunded_minor);
+        sum(&mut self.points_earned, other.points_earned);
+        sum(&mut self.points_taken_back, other.points_taken_back);
+        sum(&mut self.points_redeemed, other.points_redeemed);
+        sum(&mut self.points_lapsed, other.points_lapsed);
+        sum(&mut self.points_given_back, other.points_given_back);
+        for (reward, redeemed) in &other.rewards {
+            self.rewards
+                .entry(reward.clone())
+                .or_default()
+                .add(*redeemed);
+        }
+    }
+
     /// How the redeemable balance moved that day. Summed over the days
     /// after a date, it takes today's balance back to that date's.
     pub fn points_moved(&self) -> i64 {
@@ -548,6 +574,39 @@ impl MemberState {
         lapsed
     }
 
+    /// Takes in everything `other` holds, as if one member had done what
+    /// both did: day totals added day by day, points lots kept with their
+    /// earning and expiry dates (never-expiring ones in the one lot), what
+    /// `other` owed settled from the lots together, the all-time figures
+    /// summed, the earlier enrolment, and `other`'s attributes where these
+    /// have none of the same name. The tier and the account's state are
+    /// the merge's to decide ([`super::merge`]).
+    pub fn absorb(&mut self, other: MemberState) {
+        for (day, totals) in &other.days {
+            self.days.entry(*day).or_default().add(totals);
+        }
+        for lot in other.lots {
+            self.insert_lot(lot);
+        }
+        self.points_debt = self.points_debt.saturating_add(other.points_debt);
+        let repaid = self.take_oldest_first(self.points_debt, None);
+        self.points_debt = self.points_debt.saturating_sub(repaid);
+        self.drop_empty_lots();
+        self.lifetime_value_minor = self
+            .lifetime_value_minor
+            .saturating_add(other.lifetime_value_minor);
+        self.points_expired = self.points_expired.saturating_add(other.points_expired);
+        self.points_redeemed = self.points_redeemed.saturating_add(other.points_redeemed);
+        for (reward, count) in other.rewards_redeemed {
+            let had = self.rewards_redeemed.entry(reward).or_default();
+            *had = had.saturating_add(count);
+        }
+        self.enrolled_at = self.enrolled_at.min(other.enrolled_at);
+        for (name, value) in other.attributes {
+            self.attributes.entry(name).or_insert(value);
+        }
+    }
+
     /// Drops day totals too old for any window ending at or after `now`.
     pub fn prune_days(&mut self, now: DateTime<Utc>) {
         let keep_from = day_number(now - DAY_RETENTION);
@@ -567,25 +626,29 @@ impl MemberState {
         if remaining <= 0 {
             return;
         }
-        if expires_at.is_none() {
-            // Points that never expire are interchangeable: one lot holds
-            // them all, so the lots never grow with a member's history.
-            if let Some(forever) = self.lots.back_mut().filter(|l| l.expires_at.is_none()) {
-                forever.remaining = forever.remaining.saturating_add(remaining);
-                return;
-            }
-        }
-        let lot = PointsLot {
+        self.insert_lot(PointsLot {
             source: source.to_owned(),
             earned_at,
             expires_at,
             remaining,
-        };
-        // Keep expiry order; a late-synced purchase may expire before others.
+        });
+    }
+
+    /// Keeps `lot` among the lots in expiry order (a late-synced purchase
+    /// may expire before others).
+    fn insert_lot(&mut self, lot: PointsLot) {
+        if lot.expires_at.is_none() {
+            // Points that never expire are interchangeable: one lot holds
+            // them all, so the lots never grow with a member's history.
+            if let Some(forever) = self.lots.back_mut().filter(|l| l.expires_at.is_none()) {
+                forever.remaining = forever.remaining.saturating_add(lot.remaining);
+                return;
+            }
+        }
         let position = self
             .lots
             .iter()
-            .position(|l| expires_before(expires_at, l.expires_at))
+            .position(|l| expires_before(lot.expires_at, l.expires_at))
             .unwrap_or(self.lots.len());
         self.lots.insert(position, lot);
     }

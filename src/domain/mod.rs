@@ -13,6 +13,7 @@
 //! - [`earn`]: points for a purchase or an activity.
 //! - [`apply`]: one function per event kind, used by everyone.
 //! - [`account`]: closing an account and reopening it.
+//! - [`merge`]: two members becoming one, the other an alias.
 //! - [`receipt`]: what a recorded request did (for retries and returns).
 //! - [`share`]: exact shares and splits of integer totals.
 //! - [`fingerprint`]: what makes two requests the same request.
@@ -30,6 +31,7 @@ pub mod due;
 pub mod earn;
 pub mod fingerprint;
 pub mod member;
+pub mod merge;
 pub mod projection;
 pub mod receipt;
 pub mod share;

@@ -35,6 +35,8 @@ pub enum RequestKind {
     Close,
     /// A closed account reopened.
     Reopen,
+    /// A member merged into another (the receipt is the target's).
+    Merge,
 }
 
 impl RequestKind {
@@ -49,6 +51,7 @@ impl RequestKind {
             RequestKind::Override => "override",
             RequestKind::Close => "close",
             RequestKind::Reopen => "reopen",
+            RequestKind::Merge => "merge",
         }
     }
 
@@ -58,7 +61,7 @@ impl RequestKind {
     pub fn needs_open_account(self) -> bool {
         !matches!(
             self,
-            RequestKind::Return | RequestKind::Close | RequestKind::Reopen
+            RequestKind::Return | RequestKind::Close | RequestKind::Reopen | RequestKind::Merge
         )
     }
 }
@@ -555,6 +558,13 @@ pub struct OrderRedemptions {
 }
 
 impl OrderRedemptions {
+    /// Both sums, with `other`'s added (the same order's redemptions under
+    /// two members that merge).
+    pub fn add(&mut self, other: OrderRedemptions) {
+        self.redeemed = self.redeemed.saturating_add(other.redeemed);
+        self.recredited = self.recredited.saturating_add(other.recredited);
+    }
+
     /// What a return gives back, `track` being the order's purchase after
     /// it: the redeemed points in proportion to the money returned so far,
     /// less what earlier returns gave back. On running totals, so a full

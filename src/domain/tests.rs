@@ -34,6 +34,14 @@ demotion:
   max_drop: 1
 ";
 
+/// 10:00 UTC on `day` March 2026, the day the account and merge tests
+/// count from.
+pub(super) fn march(day: u32) -> DateTime<Utc> {
+    Utc.with_ymd_and_hms(2026, 3, day, 10, 0, 0)
+        .single()
+        .expect("valid date")
+}
+
 fn ruleset() -> RuleSet {
     rules::load(&rules::Candidate::new("test.yaml", RULES)).expect("valid rules")
 }

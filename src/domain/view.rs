@@ -11,6 +11,7 @@ use super::{
     account, apply,
     decide::{self, Metrics, NextTier, Subject, TierOverride},
     member::{Closure, MemberState},
+    merge::Alias,
     projection::{self, Projection},
 };
 use crate::rules::{Benefit, Reward, RuleSet};
@@ -56,6 +57,13 @@ pub struct MemberView {
     pub rewards: Vec<RewardOffer>,
     /// Rewards the next tier opens (empty at the top).
     pub next_rewards: Vec<RewardOffer>,
+    /// When the member was asked for by an id merged into it: that id's
+    /// alias (where it went, when and why). Filled by the reader, who
+    /// knows what was asked.
+    pub asked_as: Option<Alias>,
+    /// The ids merged into this member, filled by the reader (empty when
+    /// it did not look).
+    pub merged_ids: Vec<String>,
 }
 
 /// A closed account as answered: why and when, and until when it may be
@@ -154,5 +162,7 @@ pub fn view(rules: &RuleSet, member: &MemberState, at: DateTime<Utc>) -> MemberV
         qualifying_basis: rules.qualifying.describe().map(str::to_owned),
         rewards,
         next_rewards,
+        asked_as: None,
+        merged_ids: Vec::new(),
     }
 }

@@ -11,8 +11,8 @@ use crate::{
     app::{
         EvaluationReport, Program, ProgramError, Recorded,
         command::{
-            ActivityEvent, Adjustment, CloseCommand, Event, OverrideCommand, Purchase, Redemption,
-            ReopenCommand, Return, Upsert,
+            ActivityEvent, Adjustment, CloseCommand, Event, MergeCommand, OverrideCommand,
+            Purchase, Redemption, ReopenCommand, Return, Upsert,
         },
         input::{
             Amount, Attributes, Basket, MemberId, Reason, ReturnLines, SignedPoints, Tags, Text,
@@ -274,7 +274,10 @@ pub fn event_outcome(
             RequestKind::Redemption => Outcome::Redemption(recorded.into()),
             // A batch holds no overrides or account changes (`Event` has
             // none): refused whole.
-            RequestKind::Override | RequestKind::Close | RequestKind::Reopen => {
+            RequestKind::Override
+            | RequestKind::Close
+            | RequestKind::Reopen
+            | RequestKind::Merge => {
                 return error_outcome(pb::EventError {
                     code: tonic::Code::InvalidArgument as i32,
                     message: format!("event: a {} is not a batch event", kind.name()),
@@ -450,6 +453,7 @@ impl From<ChangeKind> for pb::TierChangeKind {
             ChangeKind::Retained => pb::TierChangeKind::Retained,
             ChangeKind::Closed => pb::TierChangeKind::Closed,
             ChangeKind::Reopened => pb::TierChangeKind::Reopened,
+            ChangeKind::Merged => pb::TierChangeKind::Merged,
         }
     }
 }
@@ -547,6 +551,13 @@ impl From<MemberView> for pb::Member {
                 points_forfeited: c.closure.points_forfeited,
                 reopen_until: Some(timestamp(c.reopen_until)),
             }),
+            merged_from: m.asked_as.map(|alias| pb::MemberMerge {
+                member_id: alias.member_id,
+                merged_into: alias.into,
+                merged_at: Some(timestamp(alias.at)),
+                reason: alias.reason,
+            }),
+            merged_member_ids: m.merged_ids,
         }
     }
 }
@@ -652,6 +663,40 @@ impl From<Recorded> for pb::ReopenMemberResponse {
             tier_changes: r.outcome.tier_changes.into_iter().map(Into::into).collect(),
             duplicate: r.duplicate,
         }
+    }
+}
+
+impl From<Recorded> for pb::MergeMembersResponse {
+    fn from(r: Recorded) -> Self {
+        Self {
+            member: member_of(&r),
+            tier_changes: r.outcome.tier_changes.into_iter().map(Into::into).collect(),
+            duplicate: r.duplicate,
+        }
+    }
+}
+
+impl TryFrom<pb::MergeMembersRequest> for MergeCommand {
+    type Error = ProgramError;
+
+    fn try_from(r: pb::MergeMembersRequest) -> Result<Self, ProgramError> {
+        let source = MemberId::parse("source_member_id", r.source_member_id)?;
+        let target = MemberId::parse("target_member_id", r.target_member_id)?;
+        if source.as_str() == target.as_str() {
+            return Err(ProgramError::invalid(
+                "target_member_id",
+                format!(
+                    "{:?} is the source too: a member cannot be merged into itself",
+                    target.as_str()
+                ),
+            ));
+        }
+        Ok(MergeCommand {
+            source_member_id: source,
+            target_member_id: target,
+            transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
+            reason: Reason::parse(r.reason, "say why the members are merged")?,
+        })
     }
 }
 

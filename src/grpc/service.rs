@@ -266,6 +266,19 @@ impl Loyalty for LoyaltyApi {
         )
     }
 
+    async fn merge_members(
+        &self,
+        request: Request<pb::MergeMembersRequest>,
+    ) -> Answer<pb::MergeMembersResponse> {
+        let admitted = self.admit(&request, Action::Accounts)?;
+        let merge = command(request)?;
+        reply(
+            self.program
+                .merge_members(merge, &admitted.caller.name)
+                .await,
+        )
+    }
+
     async fn export_member(
         &self,
         request: Request<pb::ExportMemberRequest>,

@@ -86,7 +86,8 @@ pub struct Migration {
     pub promotions: i64,
     /// Demotions during the period.
     pub demotions: i64,
-    /// Manual placements during the period that moved a member.
+    /// Moves staff made during the period: manual placements, and merges
+    /// that lifted the remaining member to the merged one's better tier.
     pub manual_moves: i64,
 }
 
@@ -269,7 +270,9 @@ impl Reporter<'_> {
                     match e.change.kind {
                         ChangeKind::Promotion => moves.promotions += 1,
                         ChangeKind::Demotion => moves.demotions += 1,
-                        ChangeKind::Manual if e.change.from_tier != e.change.to_tier => {
+                        ChangeKind::Manual | ChangeKind::Merged
+                            if e.change.from_tier != e.change.to_tier =>
+                        {
                             moves.manual_moves += 1;
                         }
                         ChangeKind::Manual
@@ -277,7 +280,8 @@ impl Reporter<'_> {
                         | ChangeKind::AtRisk
                         | ChangeKind::Retained
                         | ChangeKind::Closed
-                        | ChangeKind::Reopened => {}
+                        | ChangeKind::Reopened
+                        | ChangeKind::Merged => {}
                     }
                 }
                 let current = || m.tier.tier_id.clone();

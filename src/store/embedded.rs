@@ -15,13 +15,14 @@ use std::path::{Path, PathBuf};
 
 use super::{
     RawMember, StoreError, from_bytes, keys, migrate,
-    records::{BadTime, HistoryRecord, OrderRecord, RulesVersionRecord},
+    records::{AliasRecord, BadTime, HistoryRecord, OrderRecord, RulesVersionRecord},
     writer::{self, SledWriter},
 };
 use crate::{
     domain::{
         decide::HistoryEntry,
         member::MemberState,
+        merge::Alias,
         receipt::{OrderRedemptions, Receipt},
     },
     rules::RulesVersion,
@@ -183,12 +184,12 @@ impl SledStore {
     ///
     /// # Errors
     /// On a storage failure or an undecodable record.
-    pub fn receipts_of(&self, member_id: &str) -> Result<Vec<(String, Receipt)>, StoreError> {
+    pub fn receipts_of(&self, member_ids: &[String]) -> Result<Vec<(String, Receipt)>, StoreError> {
         let mut found = Vec::new();
         for item in self.tree.scan_prefix(keys::RECEIPTS) {
             let (key, value) = item?;
             let receipt = super::receipt_from_bytes(&key, &value)?;
-            if receipt.member_id == member_id {
+            if member_ids.contains(&receipt.member_id) {
                 let id = String::from_utf8_lossy(&key[keys::RECEIPTS.len()..]).into_owned();
                 found.push((id, receipt));
             }
@@ -209,10 +210,33 @@ impl SledStore {
             .scan_prefix(&prefix)
             .map(|item| {
                 let (key, value) = item?;
-                let order = from_bytes::<OrderRecord, OrderRedemptions>(&key, &value)?;
-                let id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
-                Ok((id, order))
+                order_entry(prefix.len(), &key, &value)
             })
+            .collect()
+    }
+
+    /// The alias of `member_id`, if it was merged into another member.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn alias(&self, member_id: &str) -> Result<Option<Alias>, StoreError> {
+        let key = keys::alias(member_id);
+        self.tree
+            .get(&key)?
+            .map(|value| from_bytes::<AliasRecord, Alias>(&key, &value))
+            .transpose()
+    }
+
+    /// The ids merged into `into`, in id order.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn aliases_into(&self, into: &str) -> Result<Vec<String>, StoreError> {
+        let prefix = keys::aliases_into_prefix(into);
+        self.tree
+            .scan_prefix(&prefix)
+            .keys()
+            .map(|key| Ok(String::from_utf8_lossy(&key?[prefix.len()..]).into_owned()))
             .collect()
     }
 
@@ -409,6 +433,18 @@ impl SledStore {
     pub async fn sync(&self) -> Result<(), StoreError> {
         self.write(SledWriter::mark_dirty).await
     }
+}
+
+/// One of a member's redemptions against orders, its key `prefix_len`
+/// bytes of `o/{member_id} 0xFF` and then the order id.
+pub(super) fn order_entry(
+    prefix_len: usize,
+    key: &[u8],
+    value: &[u8],
+) -> Result<(String, OrderRedemptions), StoreError> {
+    let order = from_bytes::<OrderRecord, OrderRedemptions>(key, value)?;
+    let id = String::from_utf8_lossy(key.get(prefix_len..).unwrap_or_default()).into_owned();
+    Ok((id, order))
 }
 
 #[cfg(test)]

@@ -11,6 +11,8 @@
 //! | `r/{n}` | the `n`th rules version that went live |
 //! | `w/{endpoint}` | a webhook endpoint's delivery position |
 //! | `d/{due}{member_id}` | empty: the due index the sweep reads (format 6) |
+//! | `a/{member_id}` | a member id merged into another: its alias (format 10) |
+//! | `b/{into} 0xFF {member_id}` | empty: the aliases of a member, by id (format 10) |
 //!
 //! Format 6 kept each member's due moment under a key of its own,
 //! `n/{member_id}`; format 7 keeps it at the start of the member's value
@@ -34,6 +36,10 @@ pub const HISTORY: &[u8] = b"h/";
 pub const RULES: &[u8] = b"r/";
 /// Prefix of the redemptions against orders.
 pub const ORDERS: &[u8] = b"o/";
+/// Prefix of aliases (member ids merged into another).
+pub const ALIASES: &[u8] = b"a/";
+/// Prefix of the aliases by the member they lead to.
+pub const ALIASES_INTO: &[u8] = b"b/";
 /// Prefix of webhook delivery positions.
 pub const DELIVERIES: &[u8] = b"w/";
 /// Prefix of the due index: `d/{due}{member_id}`, empty values, in the
@@ -78,6 +84,21 @@ pub fn delivery(name: &str) -> Vec<u8> {
 /// A member's record.
 pub fn member(member_id: &str) -> Vec<u8> {
     [MEMBERS, member_id.as_bytes()].concat()
+}
+
+/// The alias of a member id merged into another.
+pub fn alias(member_id: &str) -> Vec<u8> {
+    [ALIASES, member_id.as_bytes()].concat()
+}
+
+/// The start of the aliases that lead to `into`.
+pub fn aliases_into_prefix(into: &str) -> Vec<u8> {
+    [ALIASES_INTO, into.as_bytes(), &[0xFF]].concat()
+}
+
+/// The entry of `member_id` among the aliases that lead to `into`.
+pub fn alias_into(into: &str, member_id: &str) -> Vec<u8> {
+    [aliases_into_prefix(into).as_slice(), member_id.as_bytes()].concat()
 }
 
 /// A transaction id's receipt.

@@ -53,6 +53,10 @@
 //! Nothing is rewritten: a member of formats 5 to 8 is read as it is,
 //! with no redemptions by reward, and written in today's record by its
 //! next change; only the format number moves.
+//!
+//! Format 9 -> 10: members can be merged: aliases (`a/`, with their index
+//! `b/`) are new keys, and history entries and receipts gain the MERGED
+//! and merge kinds. Nothing is rewritten; only the format number moves.
 
 mod v2;
 mod v3;

@@ -59,6 +59,7 @@ use crate::{
         decide::HistoryEntry,
         due::{Due, RulesId},
         member::MemberState,
+        merge::Alias,
         receipt::{OrderRedemptions, Receipt},
     },
     rules::RulesVersion,
@@ -66,7 +67,7 @@ use crate::{
 use records::{BadTime, MemberRecord, MemberRecordV8, ReceiptRecord, ReceiptRecordV7};
 
 /// The data format this build reads and writes.
-pub const FORMAT_VERSION: u32 = 9;
+pub const FORMAT_VERSION: u32 = 10;
 
 /// Why the store failed. Callers treat every variant as an internal error
 /// (or, for [`StoreError::Unavailable`], a reason to try again): the
@@ -200,6 +201,15 @@ pub struct Commit {
     pub history: Vec<HistoryEntry>,
     /// Redemptions against orders, by member id and order id.
     pub orders: Vec<(String, String, OrderRedemptions)>,
+    /// Redemptions against orders removed (moved to the member their
+    /// member merged into), by member id and order id.
+    pub removed_orders: Vec<(String, String)>,
+    /// Members merged away: their records (and due entries) go, in the
+    /// same commit as the member they went into.
+    pub removed_members: Vec<String>,
+    /// Aliases to store: new ones, and those re-pointed to the member
+    /// their member was merged into.
+    pub aliases: Vec<Alias>,
     /// When the sweep must next decide these members (see
     /// [`crate::domain::due`]); a member stored here without one keeps the
     /// moment it had (a new one is due at once).
@@ -293,6 +303,12 @@ impl Books for Writer<'_> {
     ) -> Result<Option<OrderRedemptions>, StoreError> {
         on_engine!(self, w => w.order(member_id, order_id))
     }
+
+    fn owner(&self, member_id: &str) -> Result<String, StoreError> {
+        Ok(self
+            .alias(member_id)?
+            .map_or_else(|| member_id.to_owned(), |alias| alias.into))
+    }
 }
 
 impl Writer<'_> {
@@ -326,6 +342,33 @@ impl Writer<'_> {
     /// On a storage failure or an undecodable record.
     pub fn history_entry(&self, seq: u64) -> Result<Option<HistoryEntry>, StoreError> {
         on_engine!(self, w => w.history_entry(seq))
+    }
+
+    /// The alias of `member_id`, if it was merged into another member.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn alias(&self, member_id: &str) -> Result<Option<Alias>, StoreError> {
+        on_engine!(self, w => w.alias(member_id))
+    }
+
+    /// The aliases that lead to `into`, by id.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn aliases_into(&self, into: &str) -> Result<Vec<Alias>, StoreError> {
+        on_engine!(self, w => w.aliases_into(into))
+    }
+
+    /// Every order `member_id` redeemed against, by order id.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn orders_of(
+        &self,
+        member_id: &str,
+    ) -> Result<Vec<(String, OrderRedemptions)>, StoreError> {
+        on_engine!(self, w => w.orders_of(member_id))
     }
 
     /// The seqs for the next `count` history entries, in order. Commit the
@@ -448,6 +491,44 @@ impl Store {
         on_store!(self, s => s.member(member_id))
     }
 
+    /// The alias of `member_id`, if it was merged into another member.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn alias(&self, member_id: &str) -> Result<Option<Alias>, StoreError> {
+        on_store!(self, s => s.alias(member_id))
+    }
+
+    /// The member `member_id` names: the one stored under it, or, for an
+    /// id merged into another, that member with the alias that led there;
+    /// `None` for an id that names neither.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn landing(
+        &self,
+        member_id: &str,
+    ) -> Result<Option<(MemberState, Option<Alias>)>, StoreError> {
+        if let Some(member) = self.member(member_id)? {
+            return Ok(Some((member, None)));
+        }
+        let Some(alias) = self.alias(member_id)? else {
+            return Ok(None);
+        };
+        Ok(self
+            .member(&alias.into)?
+            .map(|member| (member, Some(alias))))
+    }
+
+    /// The ids merged into `into` (directly or through a member merged
+    /// into it later), in id order.
+    ///
+    /// # Errors
+    /// On a storage failure.
+    pub fn aliases_into(&self, into: &str) -> Result<Vec<String>, StoreError> {
+        on_store!(self, s => s.aliases_into(into))
+    }
+
     /// The receipt of a transaction id, if it was recorded.
     ///
     /// # Errors
@@ -456,13 +537,14 @@ impl Store {
         on_store!(self, s => s.receipt(transaction_id))
     }
 
-    /// Every receipt of `member_id`'s requests, by transaction id (in id
-    /// order). On sled this reads every receipt stored.
+    /// Every receipt of the requests naming one of `member_ids`, by
+    /// transaction id (in id order). On sled this reads every receipt
+    /// stored.
     ///
     /// # Errors
     /// On a storage failure or an undecodable record.
-    pub fn receipts_of(&self, member_id: &str) -> Result<Vec<(String, Receipt)>, StoreError> {
-        on_store!(self, s => s.receipts_of(member_id))
+    pub fn receipts_of(&self, member_ids: &[String]) -> Result<Vec<(String, Receipt)>, StoreError> {
+        on_store!(self, s => s.receipts_of(member_ids))
     }
 
     /// `member_id`'s redemptions against orders, by order id.

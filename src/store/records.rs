@@ -21,6 +21,7 @@ use crate::{
         decide::{AtRisk, Change, ChangeKind, HistoryEntry, OverrideMode, TierOverride, TierState},
         fingerprint::Fingerprint,
         member::{Closure, DayTotals, MemberState, PointsLot, Redeemed},
+        merge::Alias,
         receipt::{
             LineTrack, MinimumLine, MinimumTrack, OrderRedemptions, PurchaseTrack, Receipt,
             RequestKind,
@@ -547,6 +548,8 @@ enum KindRecord {
     Close,
     /// Appended in format 9.
     Reopen,
+    /// Appended in format 10.
+    Merge,
 }
 
 /// A purchase's track (format 5: with its lines).
@@ -603,6 +606,39 @@ impl From<LineRecord> for LineTrack {
     }
 }
 
+/// A member id merged into another (`a/{member_id}`, format 10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct AliasRecord {
+    member_id: String,
+    into: String,
+    at: i64,
+    reason: String,
+}
+
+impl From<&Alias> for AliasRecord {
+    fn from(a: &Alias) -> Self {
+        Self {
+            member_id: a.member_id.clone(),
+            into: a.into.clone(),
+            at: micros(a.at),
+            reason: a.reason.clone(),
+        }
+    }
+}
+
+impl TryFrom<AliasRecord> for Alias {
+    type Error = BadTime;
+
+    fn try_from(a: AliasRecord) -> Result<Self, BadTime> {
+        Ok(Self {
+            member_id: a.member_id,
+            into: a.into,
+            at: time(a.at)?,
+            reason: a.reason,
+        })
+    }
+}
+
 /// The redemptions against one order (`o/{member_id} 0xFF {order_id}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRecord {
@@ -642,6 +678,7 @@ impl From<&Receipt> for ReceiptRecord {
                 RequestKind::Override => KindRecord::Override,
                 RequestKind::Close => KindRecord::Close,
                 RequestKind::Reopen => KindRecord::Reopen,
+                RequestKind::Merge => KindRecord::Merge,
             },
             member_id: r.member_id.clone(),
             fingerprint: r.fingerprint.0,
@@ -719,6 +756,7 @@ impl TryFrom<ReceiptRecord> for Receipt {
                 KindRecord::Override => RequestKind::Override,
                 KindRecord::Close => RequestKind::Close,
                 KindRecord::Reopen => RequestKind::Reopen,
+                KindRecord::Merge => RequestKind::Merge,
             },
             member_id: r.member_id,
             fingerprint: Fingerprint(r.fingerprint),
@@ -784,6 +822,8 @@ enum ChangeRecord {
     Retained,
     Closed,
     Reopened,
+    /// Appended in format 10.
+    Merged,
 }
 
 impl From<&HistoryEntry> for HistoryRecord {
@@ -802,6 +842,7 @@ impl From<&HistoryEntry> for HistoryRecord {
                 ChangeKind::Retained => ChangeRecord::Retained,
                 ChangeKind::Closed => ChangeRecord::Closed,
                 ChangeKind::Reopened => ChangeRecord::Reopened,
+                ChangeKind::Merged => ChangeRecord::Merged,
             },
             at: micros(e.change.at),
             reason: e.change.reason.clone(),
@@ -833,6 +874,7 @@ impl TryFrom<HistoryRecord> for HistoryEntry {
                     ChangeRecord::Retained => ChangeKind::Retained,
                     ChangeRecord::Closed => ChangeKind::Closed,
                     ChangeRecord::Reopened => ChangeKind::Reopened,
+                    ChangeRecord::Merged => ChangeKind::Merged,
                 },
                 at: time(r.at)?,
                 reason: r.reason,

@@ -22,7 +22,7 @@
 //! more.
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::{BTreeMap, HashMap, HashSet},
     ffi::OsString,
     fs::File,
     path::PathBuf,
@@ -33,12 +33,13 @@ use tokio::sync::oneshot;
 
 use super::{
     Commit, StoreError, codec, keys,
-    records::{HistoryRecord, MemberRecord, OrderRecord, RulesVersionRecord},
+    records::{AliasRecord, HistoryRecord, MemberRecord, OrderRecord, RulesVersionRecord},
 };
 use crate::{
     domain::{
         decide::HistoryEntry,
         member::MemberState,
+        merge::Alias,
         receipt::{OrderRedemptions, Receipt},
     },
     rules::RulesVersion,
@@ -258,8 +259,29 @@ impl SledWriter {
                 batch.push((key, Some(value)));
             }
         }
+        for member_id in &commit.removed_members {
+            let key = keys::member(member_id);
+            if let Some(old) = self.stored_due(&key)? {
+                batch.push((keys::due(&old, member_id), None));
+            }
+            batch.push((key, None));
+        }
+        for alias in &commit.aliases {
+            let key = keys::alias(&alias.member_id);
+            if let Some(old) = self.alias(&alias.member_id)? {
+                batch.push((keys::alias_into(&old.into, &alias.member_id), None));
+            }
+            batch.push((key, Some(codec::encode(&AliasRecord::from(alias)))));
+            batch.push((
+                keys::alias_into(&alias.into, &alias.member_id),
+                Some(Vec::new()),
+            ));
+        }
         for (id, receipt) in &commit.receipts {
             batch.push((keys::receipt(id), Some(super::receipt_to_bytes(receipt))));
+        }
+        for (member_id, order_id) in &commit.removed_orders {
+            batch.push((keys::order(member_id, order_id), None));
         }
         for (member_id, order_id, order) in &commit.orders {
             let record = OrderRecord::from(order);
@@ -361,6 +383,64 @@ impl SledWriter {
         order_id: &str,
     ) -> Result<Option<OrderRedemptions>, StoreError> {
         self.get::<OrderRecord, _>(&keys::order(member_id, order_id))
+    }
+
+    /// Every order `member_id` redeemed against, by order id, as this round
+    /// sees them.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn orders_of(
+        &self,
+        member_id: &str,
+    ) -> Result<Vec<(String, OrderRedemptions)>, StoreError> {
+        let prefix = keys::order_prefix(member_id);
+        self.prefixed(&prefix)?
+            .iter()
+            .map(|(key, value)| super::embedded::order_entry(prefix.len(), key, value))
+            .collect()
+    }
+
+    /// The alias of `member_id`, if it was merged into another member.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn alias(&self, member_id: &str) -> Result<Option<Alias>, StoreError> {
+        self.get::<AliasRecord, _>(&keys::alias(member_id))
+    }
+
+    /// The aliases that lead to `into`, by id, as this round sees them.
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn aliases_into(&self, into: &str) -> Result<Vec<Alias>, StoreError> {
+        let prefix = keys::aliases_into_prefix(into);
+        let mut aliases = Vec::new();
+        for key in self.prefixed(&prefix)?.keys() {
+            let id = String::from_utf8_lossy(&key[prefix.len()..]);
+            let alias = self.alias(&id)?.ok_or_else(|| {
+                StoreError::corrupt(key, "an alias index entry without its alias")
+            })?;
+            aliases.push(alias);
+        }
+        Ok(aliases)
+    }
+
+    /// The keys under `prefix` and their values, as this round sees them
+    /// (sled, then the overlay's changes).
+    fn prefixed(&self, prefix: &[u8]) -> Result<BTreeMap<Vec<u8>, Vec<u8>>, StoreError> {
+        let mut found = BTreeMap::new();
+        for item in self.tree.scan_prefix(prefix) {
+            let (key, value) = item?;
+            found.insert(key.to_vec(), value.to_vec());
+        }
+        for (key, value) in self.pending.iter().filter(|(k, _)| k.starts_with(prefix)) {
+            match value {
+                Some(value) => found.insert(key.clone(), value.clone()),
+                None => found.remove(key),
+            };
+        }
+        Ok(found)
     }
 
     /// The history entry numbered `seq`.

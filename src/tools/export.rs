@@ -6,7 +6,9 @@
 //! figures, points lots, day totals by date, redemptions by reward), the
 //! receipt of every request about the member (with each purchase's lines
 //! and what returns and lapses took of them), its redemptions against
-//! orders, and its whole tier history. The domain's types serialize
+//! orders, and its whole tier history; for a member others were merged
+//! into, their aliases, the receipts of the requests made under their ids
+//! and their tier histories too. The domain's types serialize
 //! themselves, so a field the store gains is exported without a change
 //! here. Receipts keep facts, not requests: what a request sent beyond
 //! them (an adjustment's reason, an activity's details) is not stored, so
@@ -19,6 +21,7 @@ use crate::{
     domain::{
         decide::HistoryEntry,
         member::MemberState,
+        merge::Alias,
         receipt::{OrderRedemptions, Receipt},
     },
     store::{FORMAT_VERSION, Store, StoreError, keys},
@@ -42,8 +45,11 @@ pub struct MemberExport {
     pub receipts: Vec<ExportedReceipt>,
     /// Its redemptions against orders.
     pub orders: Vec<ExportedOrder>,
-    /// Its tier history, oldest first.
+    /// Its tier history, and those of the ids merged into it, oldest
+    /// first.
     pub history: Vec<HistoryEntry>,
+    /// The ids merged into it.
+    pub merged: Vec<Alias>,
 }
 
 /// A receipt with the transaction id it is kept under.
@@ -66,8 +72,9 @@ pub struct ExportedOrder {
     pub redemptions: OrderRedemptions,
 }
 
-/// Everything `store` holds about `member_id` at `now`; `None` when there
-/// is no such member. Blocking: on sled it reads every receipt.
+/// Everything `store` holds about `member_id` at `now` (for an id merged
+/// into another member, about that member); `None` when there is no such
+/// member. Blocking: on sled it reads every receipt.
 ///
 /// # Errors
 /// On a storage failure or an undecodable record.
@@ -76,11 +83,20 @@ pub fn export(
     member_id: &str,
     now: DateTime<Utc>,
 ) -> Result<Option<MemberExport>, StoreError> {
-    let Some(member) = store.member(member_id)? else {
+    let Some((member, _)) = store.landing(member_id)? else {
         return Ok(None);
     };
+    let member_id = member.member_id.clone();
+    let merged = store
+        .aliases_into(&member_id)?
+        .iter()
+        .filter_map(|id| store.alias(id).transpose())
+        .collect::<Result<Vec<_>, _>>()?;
+    let ids: Vec<String> = std::iter::once(member_id.clone())
+        .chain(merged.iter().map(|alias| alias.member_id.clone()))
+        .collect();
     let receipts = store
-        .receipts_of(member_id)?
+        .receipts_of(&ids)?
         .into_iter()
         .map(|(transaction_id, receipt)| ExportedReceipt {
             transaction_id,
@@ -88,7 +104,7 @@ pub fn export(
         })
         .collect();
     let orders = store
-        .orders_of(member_id)?
+        .orders_of(&member_id)?
         .into_iter()
         .map(|(order_id, redemptions)| ExportedOrder {
             order_id,
@@ -102,7 +118,8 @@ pub fn export(
         member,
         receipts,
         orders,
-        history: whole_history(store, member_id)?,
+        history: whole_history(store, &ids)?,
+        merged,
     }))
 }
 
@@ -124,15 +141,21 @@ pub fn export_json(
         .transpose()
 }
 
-/// Every history entry of `member_id`, page by page.
-fn whole_history(store: &Store, member_id: &str) -> Result<Vec<HistoryEntry>, StoreError> {
+/// Every history entry of the members `member_ids`, page by page, in the
+/// order they happened.
+fn whole_history(store: &Store, member_ids: &[String]) -> Result<Vec<HistoryEntry>, StoreError> {
     let mut entries: Vec<HistoryEntry> = Vec::new();
-    loop {
-        let after = entries.last().map_or(0, |e| e.seq);
-        let (page, more) = store.history(member_id, after, HISTORY_PAGE)?;
-        entries.extend(page);
-        if !more {
-            return Ok(entries);
+    for member_id in member_ids {
+        let mut after = 0;
+        loop {
+            let (page, more) = store.history(member_id, after, HISTORY_PAGE)?;
+            after = page.last().map_or(after, |e| e.seq);
+            entries.extend(page);
+            if !more {
+                break;
+            }
         }
     }
+    entries.sort_by_key(|e| e.seq);
+    Ok(entries)
 }

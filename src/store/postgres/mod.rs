@@ -65,12 +65,13 @@ pub use writer::PgWriter;
 
 use super::{
     RawMember, StoreError, Writer, from_bytes, keys, member_from_bytes, receipt_from_bytes,
-    records::{HistoryRecord, OrderRecord, RulesVersionRecord},
+    records::{AliasRecord, HistoryRecord, OrderRecord, RulesVersionRecord},
 };
 use crate::{
     domain::{
         decide::HistoryEntry,
         member::MemberState,
+        merge::Alias,
         receipt::{OrderRedemptions, Receipt},
     },
     rules::RulesVersion,
@@ -293,11 +294,11 @@ impl PgStore {
     }
 
     /// See [`super::Store::receipts_of`].
-    pub fn receipts_of(&self, member_id: &str) -> Result<Vec<(String, Receipt)>, StoreError> {
+    pub fn receipts_of(&self, member_ids: &[String]) -> Result<Vec<(String, Receipt)>, StoreError> {
         let rows = self.rows(
-            "SELECT transaction_id, record FROM tierd_receipts WHERE member_id = $1 \
+            "SELECT transaction_id, record FROM tierd_receipts WHERE member_id = ANY($1) \
              ORDER BY transaction_id",
-            &[&member_id],
+            &[&member_ids],
         )?;
         rows.iter()
             .map(|row| {
@@ -313,17 +314,28 @@ impl PgStore {
         &self,
         member_id: &str,
     ) -> Result<Vec<(String, OrderRedemptions)>, StoreError> {
+        let rows = self.rows(ORDERS_OF, &[&member_id])?;
+        orders_from(member_id, &rows)
+    }
+
+    /// See [`super::Store::alias`].
+    pub fn alias(&self, member_id: &str) -> Result<Option<Alias>, StoreError> {
+        let rows = self.rows(ALIAS, &[&member_id])?;
+        Ok(
+            decode_all::<AliasRecord, _>(&keys::alias(member_id), &rows)?
+                .into_iter()
+                .next(),
+        )
+    }
+
+    /// See [`super::Store::aliases_into`].
+    pub fn aliases_into(&self, into: &str) -> Result<Vec<String>, StoreError> {
         let rows = self.rows(
-            "SELECT order_id, record FROM tierd_orders WHERE member_id = $1 ORDER BY order_id",
-            &[&member_id],
+            "SELECT member_id FROM tierd_aliases WHERE into_id = $1 ORDER BY member_id",
+            &[&into],
         )?;
         rows.iter()
-            .map(|row| {
-                let id: String = row.try_get(0)?;
-                let key = keys::order(member_id, &id);
-                let order = from_bytes::<OrderRecord, OrderRedemptions>(&key, row.try_get(1)?)?;
-                Ok((id, order))
-            })
+            .map(|row| Ok(row.try_get::<_, String>(0)?))
             .collect()
     }
 
@@ -596,6 +608,28 @@ where
 {
     rows.iter()
         .map(|row| from_bytes::<R, T>(key, row.try_get(0)?))
+        .collect()
+}
+
+/// A member's redemptions against orders, by order id.
+const ORDERS_OF: &str =
+    "SELECT order_id, record FROM tierd_orders WHERE member_id = $1 ORDER BY order_id";
+
+/// A member id's alias.
+const ALIAS: &str = "SELECT record FROM tierd_aliases WHERE member_id = $1";
+
+/// The rows of [`ORDERS_OF`] for `member_id`, decoded.
+fn orders_from(
+    member_id: &str,
+    rows: &[tokio_postgres::Row],
+) -> Result<Vec<(String, OrderRedemptions)>, StoreError> {
+    rows.iter()
+        .map(|row| {
+            let id: String = row.try_get(0)?;
+            let key = keys::order(member_id, &id);
+            let order = from_bytes::<OrderRecord, OrderRedemptions>(&key, row.try_get(1)?)?;
+            Ok((id, order))
+        })
         .collect()
 }
 

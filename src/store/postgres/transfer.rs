@@ -23,11 +23,12 @@ use super::{
     lanes::Lane,
     writer::{Value, Write as Statement},
 };
+use crate::domain::merge::Alias;
 use crate::store::{
     FORMAT_VERSION, StoreError,
     backup::{BackupError, BackupFile, Records},
     codec, from_bytes, keys, receipt_from_bytes,
-    records::HistoryRecord,
+    records::{AliasRecord, HistoryRecord},
 };
 
 /// Records restored per transaction.
@@ -63,7 +64,7 @@ fn write_all(lane: &Lane, out: impl Write) -> Result<u64, StoreError> {
         },
     )?;
     file.record(keys::NEXT_SEQ, &next_seq.to_be_bytes())?;
-    let tables: [(&str, KeyOf); 5] = [
+    let tables: [(&str, KeyOf); 7] = [
         ("SELECT member_id, record FROM tierd_members", |row| {
             Ok(keys::member(row.try_get(0)?))
         }),
@@ -80,6 +81,14 @@ fn write_all(lane: &Lane, out: impl Write) -> Result<u64, StoreError> {
         (
             "SELECT endpoint, int8send(seq) FROM tierd_deliveries",
             |row| Ok(keys::delivery(row.try_get(0)?)),
+        ),
+        ("SELECT member_id, record FROM tierd_aliases", |row| {
+            Ok(keys::alias(row.try_get(0)?))
+        }),
+        // The aliases' index, which sled keeps and a database derives.
+        (
+            "SELECT into_id, ''::bytea, member_id FROM tierd_aliases",
+            |row| Ok(keys::alias_into(row.try_get(0)?, row.try_get(2)?)),
         ),
     ];
     for (sql, key) in tables {
@@ -149,7 +158,7 @@ pub fn restore(mut records: Records, url: &str) -> Result<(), BackupError> {
 }
 
 /// The row a backup record becomes; `None` for what a database derives
-/// (the history index, the counter, the format).
+/// (the history and alias indexes, the counter, the format).
 fn statement_for(
     key: &[u8],
     value: Vec<u8>,
@@ -213,6 +222,17 @@ fn statement_for(
             vec![
                 Value::Text(text(&rest[..split])?),
                 Value::Text(text(&rest[split + 1..])?),
+                Value::Bytes(value),
+            ],
+        );
+    }
+    if let Some(id) = key.strip_prefix(keys::ALIASES) {
+        let alias: Alias = from_bytes::<AliasRecord, _>(key, &value)?;
+        return statement(
+            "INSERT INTO tierd_aliases (member_id, into_id, record) VALUES ($1, $2, $3)",
+            vec![
+                Value::Text(text(id)?),
+                Value::Text(alias.into),
                 Value::Bytes(value),
             ],
         );

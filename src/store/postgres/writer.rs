@@ -22,12 +22,13 @@ use crate::{
         decide::HistoryEntry,
         due::Due,
         member::MemberState,
+        merge::Alias,
         receipt::{OrderRedemptions, Receipt},
     },
     rules::RulesVersion,
     store::{
         Commit, StoreError, codec, keys, member_from_bytes, receipt_from_bytes, receipt_to_bytes,
-        records::{HistoryRecord, MemberRecord, OrderRecord, RulesVersionRecord},
+        records::{AliasRecord, HistoryRecord, MemberRecord, OrderRecord, RulesVersionRecord},
     },
     telemetry,
 };
@@ -345,6 +346,29 @@ impl<'c> PgWriter<'c> {
         )
     }
 
+    /// Every order `member_id` redeemed against, by order id.
+    pub fn orders_of(
+        &self,
+        member_id: &str,
+    ) -> Result<Vec<(String, OrderRedemptions)>, StoreError> {
+        let rows = self.query(super::ORDERS_OF, &[&member_id])?;
+        super::orders_from(member_id, &rows)
+    }
+
+    /// The alias of `member_id`, if it was merged into another member.
+    pub fn alias(&self, member_id: &str) -> Result<Option<Alias>, StoreError> {
+        self.record::<AliasRecord, _>(&keys::alias(member_id), super::ALIAS, &[&member_id])
+    }
+
+    /// The aliases that lead to `into`, by id.
+    pub fn aliases_into(&self, into: &str) -> Result<Vec<Alias>, StoreError> {
+        let rows = self.query(
+            "SELECT record FROM tierd_aliases WHERE into_id = $1 ORDER BY member_id",
+            &[&into],
+        )?;
+        decode_all::<AliasRecord, _>(&keys::aliases_into_prefix(into), &rows)
+    }
+
     /// The history entry numbered `seq`.
     pub fn history_entry(&self, seq: u64) -> Result<Option<HistoryEntry>, StoreError> {
         self.record::<HistoryRecord, _>(
@@ -434,6 +458,32 @@ impl<'c> PgWriter<'c> {
                     [vec![Value::Text(member_id.clone())], due_values(due)].concat(),
                 );
             }
+        }
+        for member_id in &commit.removed_members {
+            self.hold(
+                "DELETE FROM tierd_members WHERE member_id = $1",
+                vec![Value::Text(member_id.clone())],
+            );
+        }
+        for alias in &commit.aliases {
+            self.hold(
+                "INSERT INTO tierd_aliases (member_id, into_id, record) VALUES ($1, $2, $3) \
+                 ON CONFLICT (member_id) DO UPDATE SET into_id = excluded.into_id, record = excluded.record",
+                vec![
+                    Value::Text(alias.member_id.clone()),
+                    Value::Text(alias.into.clone()),
+                    Value::Bytes(codec::encode(&AliasRecord::from(alias))),
+                ],
+            );
+        }
+        for (member_id, order_id) in &commit.removed_orders {
+            self.hold(
+                "DELETE FROM tierd_orders WHERE member_id = $1 AND order_id = $2",
+                vec![
+                    Value::Text(member_id.clone()),
+                    Value::Text(order_id.clone()),
+                ],
+            );
         }
         for (id, receipt) in &commit.receipts {
             let record = receipt_to_bytes(receipt);
