@@ -99,7 +99,10 @@ impl Program {
             let source = merge_source(writer, &cmd)?;
             merged(rules, writer, target, source, &cmd, now)
         });
-        self.run(job).await
+        let mut recorded = self.run(job).await?;
+        let member = &mut recorded.outcome.member;
+        member.merged_ids = self.store.aliases_into(&member.member_id)?;
+        Ok(recorded)
     }
 }
 

@@ -25,6 +25,7 @@ mod hostile;
 mod ingestion;
 mod layers;
 mod limits;
+mod merge;
 mod metrics;
 mod migrate_store;
 mod migration;

@@ -19,6 +19,8 @@ mod export;
 mod ingestion;
 #[path = "limits.rs"]
 mod limits;
+#[path = "merge.rs"]
+mod merge;
 #[path = "metrics.rs"]
 mod metrics;
 #[path = "overrides.rs"]
