@@ -143,6 +143,44 @@ async fn an_export_holds_everything_stored_about_the_member_and_nothing_else() {
     assert!(unknown.message().contains("member_id"), "{unknown:?}");
 }
 
+/// The export of a member others were merged into holds theirs too: the
+/// aliases, the receipts of requests made under their ids, their history;
+/// asked for by a merged id, it is the same document.
+#[tokio::test]
+async fn the_export_of_a_merged_member_holds_what_was_done_under_each_id() {
+    let mut server = TestServer::start().await;
+    server.buy("card", "p1", 2_000).await;
+    server.buy("web", "w1", 3_000).await;
+    server.buy("bob", "b1", 1_000).await;
+    let merge = pb::MergeMembersRequest {
+        source_member_id: "card".into(),
+        target_member_id: "web".into(),
+        transaction_id: "m1".into(),
+        reason: "one customer".into(),
+    };
+    server.client.merge_members(merge).await.expect("merged");
+    let (document, bytes) = export(&mut server, "web").await.expect("exported");
+    assert_eq!(document["member"]["member_id"], "web");
+    assert_eq!(document["member"]["lifetime_value_minor"], 5_000);
+    assert_eq!(texts(&document, "/merged", "member_id"), ["card"]);
+    assert_eq!(texts(&document, "/merged", "reason"), ["one customer"]);
+    assert_eq!(
+        texts(&document, "/receipts", "transaction_id"),
+        ["m1", "p1", "w1"]
+    );
+    let history = texts(&document, "/history", "member_id");
+    assert_eq!(
+        history,
+        ["card", "web", "card", "web"],
+        "both ids, in order"
+    );
+    let (by_alias, _) = export(&mut server, "card").await.expect("exported");
+    assert_eq!(by_alias["receipts"], document["receipts"]);
+    assert_eq!(by_alias["history"], document["history"]);
+    let text = String::from_utf8(bytes).expect("UTF-8");
+    assert!(!text.contains("bob"), "nothing about another member");
+}
+
 /// Points that never expire, so that 2,500 purchases make one lot.
 const NO_EXPIRY: &str = "program: export
 version: e1

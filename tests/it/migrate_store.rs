@@ -1,7 +1,8 @@
 //! `tierd migrate-store`: a programme moves from sled to PostgreSQL and
 //! back with every member, receipt and history entry; a retry after the
-//! move is still a duplicate; nothing is written over a store that holds
-//! data; every member reaches the sled store's due index.
+//! move is still a duplicate; an id merged into another still leads there;
+//! nothing is written over a store that holds data; every member reaches
+//! the sled store's due index.
 
 use tempfile::TempDir;
 use tonic::transport::Channel;
@@ -20,12 +21,16 @@ use tierd::{
 
 const MEMBERS: [&str; 3] = ["ann", "ben", "cy"];
 
-/// What a move must keep of each member: its figures and its history.
+/// A member merged into ben before the move.
+const MERGED: &str = "dee";
+
+/// What a move must keep of each member (and of the id merged away): its
+/// figures, the ids merged into it, and its history.
 async fn programme(
     client: &mut LoyaltyClient<Channel>,
-) -> Vec<(String, i64, i64, Vec<pb::TierChange>)> {
+) -> Vec<(String, i64, i64, Vec<String>, Vec<pb::TierChange>)> {
     let mut kept = Vec::new();
-    for member in MEMBERS {
+    for member in MEMBERS.into_iter().chain([MERGED]) {
         let state = client
             .get_member(pb::GetMemberRequest {
                 member_id: member.into(),
@@ -47,6 +52,7 @@ async fn programme(
             state.tier_id,
             state.points_balance,
             state.lifetime_value_minor,
+            state.merged_member_ids,
             history,
         ));
     }
@@ -104,7 +110,21 @@ async fn a_programme_moves_from_sled_to_postgres_and_back_with_everything() {
         })
         .await
         .expect("returned");
+    on_sled
+        .record_purchase(purchase_now(MERGED, "p-dee", 5_000))
+        .await
+        .expect("recorded");
+    on_sled
+        .merge_members(pb::MergeMembersRequest {
+            source_member_id: MERGED.into(),
+            target_member_id: "ben".into(),
+            transaction_id: "m-dee".into(),
+            reason: "the same customer".into(),
+        })
+        .await
+        .expect("merged");
     let before = programme(&mut on_sled).await;
+    assert_eq!(before[1].3, [MERGED]);
     stop(node).await;
 
     let database = Location::Postgres(url);
@@ -144,7 +164,7 @@ async fn a_programme_moves_from_sled_to_postgres_and_back_with_everything() {
         .await
         .expect("recorded after the move");
     let after = programme(&mut on_postgres).await;
-    let (old, new) = (&before[0].3, &after[0].3);
+    let (old, new) = (&before[0].4, &after[0].4);
     assert!(
         new.len() > old.len() && new.last().map(|e| e.seq) > old.last().map(|e| e.seq),
         "history goes on after the moved entries: {new:?}"
