@@ -1,6 +1,7 @@
 //! Crash safety: kill -9 at a random moment under concurrent load
 //! (purchases, returns, redemptions, accounts closed, with or without
-//! their points, and reopened), retry every request whose answer was not
+//! their points, and reopened, a second enrolment merged into each member
+//! every cycle), retry every request whose answer was not
 //! seen, and check that nothing answered was lost and nothing counted
 //! twice. On sled the retries go to the node
 //! restarted on the same data directory; on PostgreSQL (the copy under
@@ -42,6 +43,7 @@ enum Sent {
     Redeem(pb::RedeemPointsRequest),
     Close(pb::CloseMemberRequest),
     Reopen(pb::ReopenMemberRequest),
+    Merge(pb::MergeMembersRequest),
 }
 
 /// What the server answered, reduced to what the ledger must add up to.
@@ -99,6 +101,13 @@ async fn send(client: &mut LoyaltyClient<Channel>, request: &Sent) -> Option<Ans
             points: 0,
             duplicate: a.into_inner().duplicate,
         }),
+        // Moves figures between members, adds none: the ledger moves the
+        // source's totals to the target once the merge is recorded.
+        Sent::Merge(r) => client.merge_members(r).await.map(|a| Answer::Recorded {
+            spend: 0,
+            points: 0,
+            duplicate: a.into_inner().duplicate,
+        }),
     };
     match answer {
         Ok(answer) => Some(answer),
@@ -136,17 +145,21 @@ async fn drive_member(
     for step in 0.. {
         let txn = format!("{member}-c{cycle}-s{step}");
         // A member exists from its first purchase: start with one; then
-        // close and reopen at once, so that every cycle takes those paths
-        // however few steps a loaded machine fits before the kill.
+        // close and reopen at once, then enrol again under a second id and
+        // merge that into the member, so that every cycle takes those
+        // paths however few steps a loaded machine fits before the kill.
         let dice = match step {
             0 => 0,
             1 => 10,
             2 => 11,
+            3 => 12,
+            4 => 13,
             _ => rng.below(12),
         };
+        let second = format!("{member}-second-c{cycle}");
         let request = match dice {
-            0..=5 => Sent::Purchase(pb::RecordPurchaseRequest {
-                member_id: member.clone(),
+            0..=5 | 12 => Sent::Purchase(pb::RecordPurchaseRequest {
+                member_id: if dice == 12 { &second } else { &member }.clone(),
                 transaction_id: txn,
                 amount_minor: 500 + i64::try_from(rng.below(30_000)).unwrap_or(0),
                 currency: "EUR".into(),
@@ -177,6 +190,12 @@ async fn drive_member(
             }),
             11 => Sent::Reopen(pb::ReopenMemberRequest {
                 member_id: member.clone(),
+                transaction_id: txn,
+                reason: "crash test".into(),
+            }),
+            13 => Sent::Merge(pb::MergeMembersRequest {
+                source_member_id: second,
+                target_member_id: member.clone(),
                 transaction_id: txn,
                 reason: "crash test".into(),
             }),
@@ -220,6 +239,19 @@ fn transaction_id(sent: &Sent) -> &str {
         Sent::Redeem(r) => &r.transaction_id,
         Sent::Close(r) => &r.transaction_id,
         Sent::Reopen(r) => &r.transaction_id,
+        Sent::Merge(r) => &r.transaction_id,
+    }
+}
+
+/// The member a request names (for a merge, the member that remains).
+fn member_named(sent: &Sent) -> &str {
+    match sent {
+        Sent::Purchase(r) => &r.member_id,
+        Sent::Return(r) => &r.member_id,
+        Sent::Redeem(r) => &r.member_id,
+        Sent::Close(r) => &r.member_id,
+        Sent::Reopen(r) => &r.member_id,
+        Sent::Merge(r) => &r.target_member_id,
     }
 }
 
@@ -252,9 +284,12 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
     let survivor = across_nodes.then(serve);
     let members: Vec<String> = (0..MEMBERS).map(|m| format!("crash-member-{m}")).collect();
     let mut expected: BTreeMap<String, Totals> = BTreeMap::new();
-    // Accounts closed and reopened that the answers counted: the load must
-    // have taken those paths too.
-    let mut account_changes = (0, 0);
+    // Accounts closed, reopened and merged that the answers counted: the
+    // load must have taken those paths too.
+    let mut account_changes = (0, 0, 0);
+    // Every id a request named, merged away or not: their histories
+    // together are every entry written.
+    let mut named: BTreeSet<String> = BTreeSet::new();
 
     for cycle in 0..loops {
         let served = serve();
@@ -293,7 +328,7 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
             .into_inner();
         assert_eq!(health.status(), ServingStatus::Serving);
 
-        for (member, book) in &mut books {
+        for (_, book) in &mut books {
             // Retry what was never answered: now it must be.
             for request in std::mem::take(&mut book.unanswered) {
                 let answer = send(&mut client, &request)
@@ -302,7 +337,6 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
                 book.answered.push((request, answer));
             }
             // Every answered request, sent again, is a duplicate with the same effect.
-            let totals = expected.entry(member.clone()).or_default();
             // A refused redemption recorded nothing and stays refused as far
             // as the books go; resending it could now succeed, so it is not.
             for (request, answer) in &book.answered {
@@ -323,6 +357,10 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
                     "{request:?} was recorded, so a resend is a duplicate"
                 );
                 assert_eq!((spend, points), (spend_again, points_again), "{request:?}");
+                named.insert(member_named(request).to_owned());
+                let totals = expected
+                    .entry(member_named(request).to_owned())
+                    .or_default();
                 assert!(
                     totals
                         .transactions
@@ -334,12 +372,21 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
                 match request {
                     Sent::Close(_) => account_changes.0 += 1,
                     Sent::Reopen(_) => account_changes.1 += 1,
+                    Sent::Merge(merge) => {
+                        account_changes.2 += 1;
+                        let source = &merge.source_member_id;
+                        named.insert(source.clone());
+                        let moved = expected.remove(source).unwrap_or_default();
+                        let totals = expected.entry(merge.target_member_id.clone()).or_default();
+                        totals.lifetime_value += moved.lifetime_value;
+                        totals.points += moved.points;
+                        totals.transactions.extend(moved.transactions);
+                    }
                     _ => {}
                 }
             }
         }
 
-        let mut seqs = Vec::new();
         for (member, totals) in &expected {
             let state = client
                 .get_member(pb::GetMemberRequest {
@@ -356,6 +403,9 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
                 state.points_balance, totals.points,
                 "{member}: balance = sum of its ledger"
             );
+        }
+        let mut seqs = Vec::new();
+        for member in &named {
             let mut token = String::new();
             loop {
                 let page = client
@@ -392,8 +442,8 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
         stop(survivor).await;
     }
     assert!(
-        account_changes.0 > 0 && account_changes.1 > 0,
-        "accounts were closed and reopened under load: {account_changes:?}"
+        account_changes.0 > 0 && account_changes.1 > 0 && account_changes.2 > 0,
+        "accounts were closed, reopened and merged under load: {account_changes:?}"
     );
 }
 
