@@ -1110,6 +1110,23 @@ pub(crate) mod tests {
         assert_eq!(back, entry);
     }
 
+    /// Format 10: an alias, and the kinds a merge writes (appended, so
+    /// every earlier kind keeps its byte).
+    #[test]
+    fn an_alias_and_a_merge_s_kinds_are_pinned() {
+        let alias = Alias {
+            member_id: "card".into(),
+            into: "web".into(),
+            at: at(4),
+            reason: "same customer".into(),
+        };
+        pinned(&AliasRecord::from(&alias), ALIAS);
+        let back = Alias::try_from(AliasRecord::from(&alias)).expect("converts");
+        assert_eq!(back, alias);
+        assert_eq!(hex(&encode(&KindRecord::Merge)), "0408");
+        assert_eq!(hex(&encode(&ChangeRecord::Merged)), "0408");
+    }
+
     #[test]
     fn a_rules_version_record_is_pinned() {
         let version = RulesVersion {
@@ -1132,6 +1149,7 @@ pub(crate) mod tests {
     /// The same receipt, without minimums, as formats 5 to 7 wrote it.
     const RECEIPT_FORMAT_7: &str = "040003616e6107070707070707070707070707070707070707070707070707070707070707070674696c6c2d31b0090002010201c0a907b00980a0be88f1fca506020406080105736b752d3104c0a907b0090202040a0c";
     const ORDER: &str = "04e807f403";
+    const ALIAS: &str = "0404636172640377656280a0efa0fc8ba6060d73616d6520637573746f6d6572";
     const HISTORY: &str = "040903616e610673696c7665720673696c7665720480a0be88f1fca506076174207269736b06323032362e310180a0a8fce093a70601117175616c696679696e675f706f696e7473f001";
     const RULES_VERSION: &str =
         "0406323032362e310261620461636d6580a0be88f1fca5060e70726f6772616d3a2061636d650a";
