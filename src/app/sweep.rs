@@ -80,14 +80,19 @@ impl Program {
         let now = self.now();
         let rules = self.rules_at(now).await?;
         let as_of = as_of_time("as_of", as_of.unwrap_or(now), now)?;
+        // A listed id merged into another member stands for that member.
+        let mut listed = Vec::with_capacity(member_ids.len());
         for id in member_ids {
-            if self.store.member(id.as_str())?.is_none() {
+            let Some((member, _)) = self.store.landing(id.as_str())? else {
                 return Err(ProgramError::NotFound {
                     field: "member_ids",
                     message: format!("no member {:?}", id.as_str()),
                 });
-            }
+            };
+            listed.push(member.member_id);
         }
+        listed.sort_unstable();
+        listed.dedup();
         let ids: Vec<String> = if member_ids.is_empty() {
             // In key order, not due order: neighbouring members share sled's
             // leaves, so a chunk reads and rewrites a few pages, not one
@@ -96,7 +101,7 @@ impl Program {
             due.sort_unstable();
             due
         } else {
-            member_ids.iter().map(|id| id.as_str().to_owned()).collect()
+            listed
         };
         let mut report = EvaluationReport::default();
         for chunk in ids.chunks(EVALUATION_CHUNK) {

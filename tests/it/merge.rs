@@ -244,6 +244,18 @@ async fn a_merged_member_s_figures_and_events_land_on_the_member_that_remains() 
         (kiosk.tier_id.as_str(), kiosk.lifetime_value_minor),
         ("silver", 21_000)
     );
+    // An evaluation listing an alias decides the member it leads to, once.
+    let evaluated = server
+        .client
+        .evaluate_tiers(pb::EvaluateTiersRequest {
+            as_of: None,
+            member_ids: vec!["card".into(), "kiosk".into()],
+            dry_run: false,
+        })
+        .await
+        .expect("evaluated")
+        .into_inner();
+    assert_eq!(evaluated.evaluated, 1);
     let mut server = server.restart().await;
     assert_eq!(
         server.member("web").await.member_id,
