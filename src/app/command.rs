@@ -185,6 +185,17 @@ pub struct MergeCommand {
     pub reason: Reason,
 }
 
+/// A member's identifying data erased (`EraseMember`).
+#[derive(Debug, Clone)]
+pub struct EraseCommand {
+    /// The member (or an id merged into it).
+    pub member_id: MemberId,
+    /// The idempotency key.
+    pub transaction_id: TransactionId,
+    /// Why (a request number, not personal data).
+    pub reason: Reason,
+}
+
 /// Creation or update of a member's descriptive attributes.
 #[derive(Debug, Clone)]
 pub struct Upsert {
@@ -302,6 +313,16 @@ impl Keyed for MergeCommand {
             member_id: self.target_member_id.as_str(),
             transaction_id: self.transaction_id.as_str(),
             source_member_id: self.source_member_id.as_str(),
+            reason: self.reason.as_str(),
+        }
+    }
+}
+
+impl Keyed for EraseCommand {
+    fn facts(&self) -> RequestFacts<'_> {
+        RequestFacts::Erase {
+            member_id: self.member_id.as_str(),
+            transaction_id: self.transaction_id.as_str(),
             reason: self.reason.as_str(),
         }
     }

@@ -24,6 +24,7 @@ pub mod error;
 mod events;
 pub mod input;
 pub mod live_rules;
+mod privacy;
 mod sweep;
 #[cfg(test)]
 mod tests;
@@ -36,6 +37,7 @@ use chrono::{DateTime, Utc};
 
 pub use batch::{EVENTS_PER_ROUND, MAX_EVENTS};
 pub use error::ProgramError;
+pub use privacy::{Erased, ErasurePlan};
 pub use sweep::{EvaluationReport, MAX_REPORTED_CHANGES};
 pub use write::{Outcome, Recorded};
 

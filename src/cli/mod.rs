@@ -1,5 +1,6 @@
 //! The `tierd` command line: `serve`, `rules check`, `rules test`,
-//! `simulate`, `report`, `keys new`, `backup`, `restore`.
+//! `simulate`, `report`, `keys new`, `backup`, `restore`, `migrate-store`,
+//! `member export`, `compact`.
 //!
 //! Flags may also come from `TIERD_*` environment variables and, for
 //! `serve`, from a YAML config file (`--config`); see [`crate::config`].
@@ -15,6 +16,7 @@ macro_rules! out {
     }};
 }
 
+mod compact;
 mod member;
 mod report;
 mod serve;
@@ -65,6 +67,10 @@ enum Command {
     /// A member's data: `tierd member export ID`.
     #[command(subcommand)]
     Member(member::MemberCommand),
+    /// Rewrite a stopped store so that it holds only its live records
+    /// (after an erasure: no old bytes of the member); on PostgreSQL,
+    /// VACUUM FULL of tierd's tables.
+    Compact(StoreArgs),
     /// Restore a backup into a new data directory or an empty database.
     Restore {
         /// The backup file.
@@ -257,6 +263,7 @@ impl Cli {
             Command::MigrateStore { from, to } => migrate_store(&from, &to),
             Command::Report(args) => report::run(args),
             Command::Member(command) => member::run(command),
+            Command::Compact(store) => compact::run(store),
         }
     }
 }

@@ -144,6 +144,15 @@ pub enum RequestFacts<'a> {
         /// Why.
         reason: &'a str,
     },
+    /// EraseMember.
+    Erase {
+        /// The member.
+        member_id: &'a str,
+        /// The idempotency key.
+        transaction_id: &'a str,
+        /// Why.
+        reason: &'a str,
+    },
     /// MergeMembers: its member is the target, the one that remains.
     Merge {
         /// The member that remains.
@@ -170,6 +179,7 @@ impl RequestFacts<'_> {
             RequestFacts::Close { .. } => RequestKind::Close,
             RequestFacts::Reopen { .. } => RequestKind::Reopen,
             RequestFacts::Merge { .. } => RequestKind::Merge,
+            RequestFacts::Erase { .. } => RequestKind::Erase,
         }
     }
 
@@ -184,7 +194,8 @@ impl RequestFacts<'_> {
             | RequestFacts::Override { member_id, .. }
             | RequestFacts::Close { member_id, .. }
             | RequestFacts::Reopen { member_id, .. }
-            | RequestFacts::Merge { member_id, .. } => member_id,
+            | RequestFacts::Merge { member_id, .. }
+            | RequestFacts::Erase { member_id, .. } => member_id,
         }
     }
 
@@ -199,7 +210,8 @@ impl RequestFacts<'_> {
             | RequestFacts::Override { transaction_id, .. }
             | RequestFacts::Close { transaction_id, .. }
             | RequestFacts::Reopen { transaction_id, .. }
-            | RequestFacts::Merge { transaction_id, .. } => transaction_id,
+            | RequestFacts::Merge { transaction_id, .. }
+            | RequestFacts::Erase { transaction_id, .. } => transaction_id,
         }
     }
 
@@ -317,7 +329,9 @@ impl RequestFacts<'_> {
                 out.text("reason", reason);
                 out.int("forfeit_points", i64::from(forfeit_points));
             }
-            RequestFacts::Reopen { reason, .. } => out.text("reason", reason),
+            RequestFacts::Reopen { reason, .. } | RequestFacts::Erase { reason, .. } => {
+                out.text("reason", reason);
+            }
             RequestFacts::Merge {
                 source_member_id,
                 reason,

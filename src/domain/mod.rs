@@ -14,6 +14,7 @@
 //! - [`apply`]: one function per event kind, used by everyone.
 //! - [`account`]: closing an account and reopening it.
 //! - [`merge`]: two members becoming one, the other an alias.
+//! - [`privacy`]: what erasing a member replaces, removes and keeps.
 //! - [`receipt`]: what a recorded request did (for retries and returns).
 //! - [`share`]: exact shares and splits of integer totals.
 //! - [`fingerprint`]: what makes two requests the same request.
@@ -32,6 +33,7 @@ pub mod earn;
 pub mod fingerprint;
 pub mod member;
 pub mod merge;
+pub mod privacy;
 pub mod projection;
 pub mod receipt;
 pub mod share;

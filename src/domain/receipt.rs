@@ -37,6 +37,9 @@ pub enum RequestKind {
     Reopen,
     /// A member merged into another (the receipt is the target's).
     Merge,
+    /// A member's identifying data erased (the receipt is the
+    /// pseudonym's).
+    Erase,
 }
 
 impl RequestKind {
@@ -52,6 +55,7 @@ impl RequestKind {
             RequestKind::Close => "close",
             RequestKind::Reopen => "reopen",
             RequestKind::Merge => "merge",
+            RequestKind::Erase => "erase",
         }
     }
 
@@ -61,7 +65,11 @@ impl RequestKind {
     pub fn needs_open_account(self) -> bool {
         !matches!(
             self,
-            RequestKind::Return | RequestKind::Close | RequestKind::Reopen | RequestKind::Merge
+            RequestKind::Return
+                | RequestKind::Close
+                | RequestKind::Reopen
+                | RequestKind::Merge
+                | RequestKind::Erase
         )
     }
 }

@@ -9,10 +9,10 @@ use prost_types::Timestamp;
 use super::pb;
 use crate::{
     app::{
-        EvaluationReport, Program, ProgramError, Recorded,
+        Erased, EvaluationReport, Program, ProgramError, Recorded,
         command::{
-            ActivityEvent, Adjustment, CloseCommand, Event, MergeCommand, OverrideCommand,
-            Purchase, Redemption, ReopenCommand, Return, Upsert,
+            ActivityEvent, Adjustment, CloseCommand, EraseCommand, Event, MergeCommand,
+            OverrideCommand, Purchase, Redemption, ReopenCommand, Return, Upsert,
         },
         input::{
             Amount, Attributes, Basket, MemberId, Reason, ReturnLines, SignedPoints, Tags, Text,
@@ -277,7 +277,8 @@ pub fn event_outcome(
             RequestKind::Override
             | RequestKind::Close
             | RequestKind::Reopen
-            | RequestKind::Merge => {
+            | RequestKind::Merge
+            | RequestKind::Erase => {
                 return error_outcome(pb::EventError {
                     code: tonic::Code::InvalidArgument as i32,
                     message: format!("event: a {} is not a batch event", kind.name()),
@@ -663,6 +664,29 @@ impl From<Recorded> for pb::ReopenMemberResponse {
             tier_changes: r.outcome.tier_changes.into_iter().map(Into::into).collect(),
             duplicate: r.duplicate,
         }
+    }
+}
+
+impl From<Erased> for pb::EraseMemberResponse {
+    fn from(e: Erased) -> Self {
+        Self {
+            pseudonym: e.pseudonym,
+            receipts_rewritten: e.receipts,
+            history_entries_rewritten: e.history_entries,
+            duplicate: e.duplicate,
+        }
+    }
+}
+
+impl TryFrom<pb::EraseMemberRequest> for EraseCommand {
+    type Error = ProgramError;
+
+    fn try_from(r: pb::EraseMemberRequest) -> Result<Self, ProgramError> {
+        Ok(EraseCommand {
+            member_id: MemberId::parse("member_id", r.member_id)?,
+            transaction_id: TransactionId::parse("transaction_id", r.transaction_id)?,
+            reason: Reason::parse(r.reason, "say why the member is erased")?,
+        })
     }
 }
 

@@ -279,6 +279,20 @@ impl Loyalty for LoyaltyApi {
         )
     }
 
+    async fn erase_member(
+        &self,
+        request: Request<pb::EraseMemberRequest>,
+    ) -> Answer<pb::EraseMemberResponse> {
+        let admitted = self.admit(&request, Action::Privacy)?;
+        let erase = command(request)?;
+        let program = Arc::clone(&self.program);
+        let plan = tokio::task::spawn_blocking(move || program.prepare_erasure(erase))
+            .await
+            .map_err(|err| Status::internal(format!("the erasure stopped: {err}")))?
+            .map_err(status_of)?;
+        reply(self.program.erase_member(plan, &admitted.caller.name).await)
+    }
+
     async fn export_member(
         &self,
         request: Request<pb::ExportMemberRequest>,

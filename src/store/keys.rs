@@ -13,6 +13,7 @@
 //! | `d/{due}{member_id}` | empty: the due index the sweep reads (format 6) |
 //! | `a/{member_id}` | a member id merged into another: its alias (format 10) |
 //! | `b/{into} 0xFF {member_id}` | empty: the aliases of a member, by id (format 10) |
+//! | `e/{pseudonym}` | the record of an erasure (format 10) |
 //!
 //! Format 6 kept each member's due moment under a key of its own,
 //! `n/{member_id}`; format 7 keeps it at the start of the member's value
@@ -40,6 +41,8 @@ pub const ORDERS: &[u8] = b"o/";
 pub const ALIASES: &[u8] = b"a/";
 /// Prefix of the aliases by the member they lead to.
 pub const ALIASES_INTO: &[u8] = b"b/";
+/// Prefix of erasure records.
+pub const ERASURES: &[u8] = b"e/";
 /// Prefix of webhook delivery positions.
 pub const DELIVERIES: &[u8] = b"w/";
 /// Prefix of the due index: `d/{due}{member_id}`, empty values, in the
@@ -99,6 +102,11 @@ pub fn aliases_into_prefix(into: &str) -> Vec<u8> {
 /// The entry of `member_id` among the aliases that lead to `into`.
 pub fn alias_into(into: &str, member_id: &str) -> Vec<u8> {
     [aliases_into_prefix(into).as_slice(), member_id.as_bytes()].concat()
+}
+
+/// The record of the erasure whose pseudonym is `pseudonym`.
+pub fn erasure(pseudonym: &str) -> Vec<u8> {
+    [ERASURES, pseudonym.as_bytes()].concat()
 }
 
 /// A transaction id's receipt.

@@ -60,6 +60,7 @@ use crate::{
         due::{Due, RulesId},
         member::MemberState,
         merge::Alias,
+        privacy::Erasure,
         receipt::{OrderRedemptions, Receipt},
     },
     rules::RulesVersion,
@@ -214,6 +215,26 @@ pub struct Commit {
     /// [`crate::domain::due`]); a member stored here without one keeps the
     /// moment it had (a new one is due at once).
     pub dues: Vec<(String, Due)>,
+}
+
+/// Everything an erasure writes, atomically (see [`Writer::erase`]): the
+/// member's ids go from every key and record, its data stays under the
+/// pseudonym.
+#[derive(Debug)]
+pub struct EraseCommit {
+    /// The ids erased: the member's, and those merged into it.
+    pub ids: Vec<String>,
+    /// The member under its pseudonym (`member_id`).
+    pub member: MemberState,
+    /// When the sweep must next decide it.
+    pub due: Due,
+    /// Its receipts under the pseudonym, and the erasure's own.
+    pub receipts: Vec<(String, Receipt)>,
+    /// Its history entries (and those of the ids merged into it) under the
+    /// pseudonym, in seq order.
+    pub history: Vec<HistoryEntry>,
+    /// The erasure's record.
+    pub erasure: Erasure,
 }
 
 /// A member record as stored, decoded only when needed.
@@ -391,6 +412,17 @@ impl Writer<'_> {
         on_engine!(self, w => w.commit(commit))
     }
 
+    /// Stores an erasure atomically with the rest of the job: the erased
+    /// ids' member records, due entries, history index entries, aliases and
+    /// redemptions against orders go; the member, its receipts, history
+    /// entries and orders are written under the pseudonym.
+    ///
+    /// # Errors
+    /// On a storage failure; then nothing of the job is stored.
+    pub fn erase(&mut self, erasure: &EraseCommit) -> Result<(), StoreError> {
+        on_engine!(self, w => w.erase(erasure))
+    }
+
     /// Records that a rules version went live, unless it is the version
     /// recorded last already: nodes starting together on the same rules
     /// record it once (on a database, reading the last version locks the
@@ -497,6 +529,20 @@ impl Store {
     /// On a storage failure or an undecodable record.
     pub fn alias(&self, member_id: &str) -> Result<Option<Alias>, StoreError> {
         on_store!(self, s => s.alias(member_id))
+    }
+
+    /// On a database: rewrites tierd's tables without the row versions
+    /// that updates and deletes left behind (`VACUUM FULL`), such as those
+    /// an erasure replaced. `None` on sled, whose data directory is
+    /// rewritten whole instead (`tierd compact`).
+    ///
+    /// # Errors
+    /// On a database failure.
+    pub fn vacuum(&self) -> Option<Result<(), StoreError>> {
+        match &self.engine {
+            Engine::Sled(_) => None,
+            Engine::Postgres(store) => Some(store.vacuum()),
+        }
     }
 
     /// The member `member_id` names: the one stored under it, or, for an

@@ -22,6 +22,7 @@ use crate::{
         fingerprint::Fingerprint,
         member::{Closure, DayTotals, MemberState, PointsLot, Redeemed},
         merge::Alias,
+        privacy::Erasure,
         receipt::{
             LineTrack, MinimumLine, MinimumTrack, OrderRedemptions, PurchaseTrack, Receipt,
             RequestKind,
@@ -550,6 +551,8 @@ enum KindRecord {
     Reopen,
     /// Appended in format 10.
     Merge,
+    /// Appended in format 10.
+    Erase,
 }
 
 /// A purchase's track (format 5: with its lines).
@@ -639,6 +642,39 @@ impl TryFrom<AliasRecord> for Alias {
     }
 }
 
+/// The record of an erasure (`e/{pseudonym}`, format 10).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErasureRecord {
+    pseudonym: String,
+    at: i64,
+    actor: String,
+    reason: String,
+}
+
+impl From<&Erasure> for ErasureRecord {
+    fn from(e: &Erasure) -> Self {
+        Self {
+            pseudonym: e.pseudonym.clone(),
+            at: micros(e.at),
+            actor: e.actor.clone(),
+            reason: e.reason.clone(),
+        }
+    }
+}
+
+impl TryFrom<ErasureRecord> for Erasure {
+    type Error = BadTime;
+
+    fn try_from(e: ErasureRecord) -> Result<Self, BadTime> {
+        Ok(Self {
+            pseudonym: e.pseudonym,
+            at: time(e.at)?,
+            actor: e.actor,
+            reason: e.reason,
+        })
+    }
+}
+
 /// The redemptions against one order (`o/{member_id} 0xFF {order_id}`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub struct OrderRecord {
@@ -679,6 +715,7 @@ impl From<&Receipt> for ReceiptRecord {
                 RequestKind::Close => KindRecord::Close,
                 RequestKind::Reopen => KindRecord::Reopen,
                 RequestKind::Merge => KindRecord::Merge,
+                RequestKind::Erase => KindRecord::Erase,
             },
             member_id: r.member_id.clone(),
             fingerprint: r.fingerprint.0,
@@ -757,6 +794,7 @@ impl TryFrom<ReceiptRecord> for Receipt {
                 KindRecord::Close => RequestKind::Close,
                 KindRecord::Reopen => RequestKind::Reopen,
                 KindRecord::Merge => RequestKind::Merge,
+                KindRecord::Erase => RequestKind::Erase,
             },
             member_id: r.member_id,
             fingerprint: Fingerprint(r.fingerprint),

@@ -32,8 +32,10 @@ use std::{
 use tokio::sync::oneshot;
 
 use super::{
-    Commit, StoreError, codec, keys,
-    records::{AliasRecord, HistoryRecord, MemberRecord, OrderRecord, RulesVersionRecord},
+    Commit, EraseCommit, StoreError, codec, keys,
+    records::{
+        AliasRecord, ErasureRecord, HistoryRecord, MemberRecord, OrderRecord, RulesVersionRecord,
+    },
 };
 use crate::{
     domain::{
@@ -309,6 +311,58 @@ impl SledWriter {
         }
         self.pending.extend(batch);
         self.next_seq = next_seq;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// Applies an erasure atomically (see [`super::Writer::erase`]).
+    ///
+    /// # Errors
+    /// On a storage failure or an undecodable record.
+    pub fn erase(&mut self, erasure: &EraseCommit) -> Result<(), StoreError> {
+        let pseudonym = erasure.member.member_id.as_str();
+        let mut batch: Vec<(Vec<u8>, Option<Vec<u8>>)> = Vec::new();
+        for id in &erasure.ids {
+            let key = keys::member(id);
+            if let Some(old) = self.stored_due(&key)? {
+                batch.push((keys::due(&old, id), None));
+            }
+            batch.push((key, None));
+            for key in self.prefixed(&keys::index_prefix(id))?.into_keys() {
+                batch.push((key, None));
+            }
+            if let Some(alias) = self.alias(id)? {
+                batch.push((keys::alias(id), None));
+                batch.push((keys::alias_into(&alias.into, id), None));
+            }
+            let prefix = keys::order_prefix(id);
+            for (key, value) in self.prefixed(&prefix)? {
+                let order_id = String::from_utf8_lossy(&key[prefix.len()..]).into_owned();
+                batch.push((key, None));
+                batch.push((keys::order(pseudonym, &order_id), Some(value)));
+            }
+        }
+        let moment = erasure.due.at.map(|t| t.timestamp_micros());
+        let due = keys::due_bytes(erasure.due.rules, moment);
+        batch.push((keys::due(&due, pseudonym), Some(Vec::new())));
+        let record = MemberRecord::from(&erasure.member);
+        batch.push((
+            keys::member(pseudonym),
+            Some(codec::encode_member(&due, &record)),
+        ));
+        for (id, receipt) in &erasure.receipts {
+            batch.push((keys::receipt(id), Some(super::receipt_to_bytes(receipt))));
+        }
+        for entry in &erasure.history {
+            let record = HistoryRecord::from(entry);
+            batch.push((keys::history(entry.seq), Some(codec::encode(&record))));
+            batch.push((keys::index(pseudonym, entry.seq), Some(Vec::new())));
+        }
+        batch.push((
+            keys::erasure(pseudonym),
+            Some(codec::encode(&ErasureRecord::from(&erasure.erasure))),
+        ));
+        self.pending.extend(batch);
         self.dirty = true;
         Ok(())
     }

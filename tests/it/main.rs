@@ -20,6 +20,7 @@ mod browser;
 mod cli;
 mod crash;
 mod docs;
+mod erase;
 mod export;
 mod hostile;
 mod ingestion;

@@ -13,6 +13,8 @@ mod basket;
 mod batch;
 #[path = "crash.rs"]
 mod crash;
+#[path = "erase.rs"]
+mod erase;
 #[path = "export.rs"]
 mod export;
 #[path = "ingestion.rs"]

@@ -281,6 +281,19 @@ impl PgStore {
         })
     }
 
+    /// See [`super::Store::vacuum`].
+    pub fn vacuum(&self) -> Result<(), StoreError> {
+        self.blocking(async |client| {
+            client
+                .batch_execute(
+                    "VACUUM FULL tierd_members, tierd_receipts, tierd_history, tierd_orders, \
+                     tierd_aliases, tierd_erasures",
+                )
+                .await?;
+            Ok(())
+        })
+    }
+
     /// See [`super::Store::member`].
     pub fn member(&self, member_id: &str) -> Result<Option<MemberState>, StoreError> {
         let key = keys::member(member_id);

@@ -26,7 +26,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "member rewards",
         include_str!("migrations/0004_member_rewards.sql"),
     ),
-    (5, "aliases", include_str!("migrations/0005_aliases.sql")),
+    (
+        5,
+        "aliases and erasures",
+        include_str!("migrations/0005_aliases.sql"),
+    ),
 ];
 
 /// How often a start retries creating `tierd_schema` itself, which two

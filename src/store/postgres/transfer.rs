@@ -64,7 +64,7 @@ fn write_all(lane: &Lane, out: impl Write) -> Result<u64, StoreError> {
         },
     )?;
     file.record(keys::NEXT_SEQ, &next_seq.to_be_bytes())?;
-    let tables: [(&str, KeyOf); 7] = [
+    let tables: [(&str, KeyOf); 8] = [
         ("SELECT member_id, record FROM tierd_members", |row| {
             Ok(keys::member(row.try_get(0)?))
         }),
@@ -84,6 +84,9 @@ fn write_all(lane: &Lane, out: impl Write) -> Result<u64, StoreError> {
         ),
         ("SELECT member_id, record FROM tierd_aliases", |row| {
             Ok(keys::alias(row.try_get(0)?))
+        }),
+        ("SELECT pseudonym, record FROM tierd_erasures", |row| {
+            Ok(keys::erasure(row.try_get(0)?))
         }),
         // The aliases' index, which sled keeps and a database derives.
         (
@@ -235,6 +238,12 @@ fn statement_for(
                 Value::Text(alias.into),
                 Value::Bytes(value),
             ],
+        );
+    }
+    if let Some(pseudonym) = key.strip_prefix(keys::ERASURES) {
+        return statement(
+            "INSERT INTO tierd_erasures (pseudonym, record) VALUES ($1, $2)",
+            vec![Value::Text(text(pseudonym)?), Value::Bytes(value)],
         );
     }
     if let Some(name) = key.strip_prefix(keys::DELIVERIES) {

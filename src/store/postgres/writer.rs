@@ -27,8 +27,12 @@ use crate::{
     },
     rules::RulesVersion,
     store::{
-        Commit, StoreError, codec, keys, member_from_bytes, receipt_from_bytes, receipt_to_bytes,
-        records::{AliasRecord, HistoryRecord, MemberRecord, OrderRecord, RulesVersionRecord},
+        Commit, EraseCommit, StoreError, codec, keys, member_from_bytes, receipt_from_bytes,
+        receipt_to_bytes,
+        records::{
+            AliasRecord, ErasureRecord, HistoryRecord, MemberRecord, OrderRecord,
+            RulesVersionRecord,
+        },
     },
     telemetry,
 };
@@ -51,6 +55,7 @@ const BEGIN: &str = "BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL synchronous
 #[derive(Clone)]
 pub(super) enum Value {
     Text(String),
+    Texts(Vec<String>),
     Bytes(Vec<u8>),
     Int(i64),
 }
@@ -68,6 +73,7 @@ impl Value {
     fn as_sql(&self) -> &(dyn ToSql + Sync) {
         match self {
             Value::Text(text) => text,
+            Value::Texts(texts) => texts,
             Value::Bytes(bytes) => bytes,
             Value::Int(int) => int,
         }
@@ -524,6 +530,69 @@ impl<'c> PgWriter<'c> {
                 ],
             );
         }
+        Ok(())
+    }
+
+    /// Writes an erasure's rows in this transaction (see
+    /// [`crate::store::Writer::erase`]). History entries are renumbered
+    /// 1, 2, 3... under the pseudonym in seq order.
+    pub fn erase(&self, erasure: &EraseCommit) -> Result<(), StoreError> {
+        if let Some(failure) = self.failure() {
+            return Err(failure);
+        }
+        let pseudonym = Value::Text(erasure.member.member_id.clone());
+        let ids = Value::Texts(erasure.ids.clone());
+        self.hold(
+            "DELETE FROM tierd_members WHERE member_id = ANY($1)",
+            vec![ids.clone()],
+        );
+        let record = codec::encode_member_record(&MemberRecord::from(&erasure.member));
+        self.hold(
+            "INSERT INTO tierd_members (member_id, record, due_rules, due_at) VALUES ($1, $2, $3, $4)",
+            [
+                vec![pseudonym.clone(), Value::Bytes(record)],
+                due_values(&erasure.due),
+            ]
+            .concat(),
+        );
+        self.hold(
+            "UPDATE tierd_orders SET member_id = $2 WHERE member_id = ANY($1)",
+            vec![ids.clone(), pseudonym.clone()],
+        );
+        self.hold(
+            "DELETE FROM tierd_aliases WHERE member_id = ANY($1)",
+            vec![ids],
+        );
+        for (id, receipt) in &erasure.receipts {
+            self.hold(
+                "INSERT INTO tierd_receipts (transaction_id, member_id, record) VALUES ($1, $2, $3) \
+                 ON CONFLICT (transaction_id) DO UPDATE SET member_id = excluded.member_id, \
+                 record = excluded.record",
+                vec![
+                    Value::Text(id.clone()),
+                    pseudonym.clone(),
+                    Value::Bytes(receipt_to_bytes(receipt)),
+                ],
+            );
+        }
+        for (member_seq, entry) in (1_i64..).zip(&erasure.history) {
+            self.hold(
+                "UPDATE tierd_history SET member_id = $2, member_seq = $3, record = $4 WHERE seq = $1",
+                vec![
+                    Value::Int(to_sql_seq(entry.seq)),
+                    pseudonym.clone(),
+                    Value::Int(member_seq),
+                    Value::Bytes(codec::encode(&HistoryRecord::from(entry))),
+                ],
+            );
+        }
+        self.hold(
+            "INSERT INTO tierd_erasures (pseudonym, record) VALUES ($1, $2)",
+            vec![
+                pseudonym,
+                Value::Bytes(codec::encode(&ErasureRecord::from(&erasure.erasure))),
+            ],
+        );
         Ok(())
     }
 
