@@ -1,7 +1,8 @@
 //! Crash safety: kill -9 at a random moment under concurrent load
 //! (purchases, returns, redemptions, accounts closed, with or without
 //! their points, and reopened, a second enrolment merged into each member
-//! every cycle), retry every request whose answer was not
+//! and a third enrolment erased every cycle), retry every request whose
+//! answer was not
 //! seen, and check that nothing answered was lost and nothing counted
 //! twice. On sled the retries go to the node
 //! restarted on the same data directory; on PostgreSQL (the copy under
@@ -14,6 +15,10 @@
 
 use std::{
     collections::{BTreeMap, BTreeSet},
+    sync::{
+        Arc,
+        atomic::{AtomicUsize, Ordering},
+    },
     time::{Duration, SystemTime, UNIX_EPOCH},
 };
 
@@ -44,10 +49,11 @@ enum Sent {
     Close(pb::CloseMemberRequest),
     Reopen(pb::ReopenMemberRequest),
     Merge(pb::MergeMembersRequest),
+    Erase(pb::EraseMemberRequest),
 }
 
 /// What the server answered, reduced to what the ledger must add up to.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 enum Answer {
     /// Recorded: spend change and points change it caused.
     Recorded {
@@ -55,6 +61,8 @@ enum Answer {
         points: i64,
         duplicate: bool,
     },
+    /// Erased: the member is known by `pseudonym` from then on.
+    Erased { pseudonym: String, duplicate: bool },
     /// Refused with FAILED_PRECONDITION (a redemption above the balance,
     /// anything that earns or redeems on a closed account, closing a
     /// closed one, reopening an open one).
@@ -108,6 +116,13 @@ async fn send(client: &mut LoyaltyClient<Channel>, request: &Sent) -> Option<Ans
             points: 0,
             duplicate: a.into_inner().duplicate,
         }),
+        Sent::Erase(r) => client.erase_member(r).await.map(|a| {
+            let a = a.into_inner();
+            Answer::Erased {
+                pseudonym: a.pseudonym,
+                duplicate: a.duplicate,
+            }
+        }),
     };
     match answer {
         Ok(answer) => Some(answer),
@@ -134,32 +149,47 @@ struct Book {
     returnable: Vec<(String, i64)>,
 }
 
-/// One member's stream of requests, in order, until the server dies.
+/// The first steps of a member's stream (dice, see [`drive_member`]): a
+/// purchase, then the account paths (close and reopen; a second id
+/// enrolled and merged in; a third enrolled and erased), each pair first
+/// for a third of the members, so that every cycle takes them all however
+/// few steps a loaded machine fits before the kill.
+fn prelude(member_index: usize, cycle: u32) -> [u64; 7] {
+    match (member_index + cycle as usize) % 3 {
+        0 => [0, 10, 11, 12, 13, 14, 15],
+        1 => [0, 12, 13, 14, 15, 10, 11],
+        _ => [0, 14, 15, 10, 11, 12, 13],
+    }
+}
+
+/// One member's stream of requests, in order, until the server dies;
+/// every answer counted in `answers`.
 async fn drive_member(
     mut client: LoyaltyClient<Channel>,
-    member: String,
+    (member, member_index): (String, usize),
     mut rng: Rng,
     cycle: u32,
+    answers: Arc<AtomicUsize>,
 ) -> Book {
     let mut book = Book::default();
     for step in 0.. {
         let txn = format!("{member}-c{cycle}-s{step}");
-        // A member exists from its first purchase: start with one; then
-        // close and reopen at once, then enrol again under a second id and
-        // merge that into the member, so that every cycle takes those
-        // paths however few steps a loaded machine fits before the kill.
-        let dice = match step {
-            0 => 0,
-            1 => 10,
-            2 => 11,
-            3 => 12,
-            4 => 13,
-            _ => rng.below(12),
-        };
+        // A member exists from its first purchase: the prelude starts
+        // with one.
+        let dice = prelude(member_index, cycle)
+            .get(step)
+            .copied()
+            .unwrap_or_else(|| rng.below(12));
         let second = format!("{member}-second-c{cycle}");
+        let third = format!("{member}-third-c{cycle}");
         let request = match dice {
-            0..=5 | 12 => Sent::Purchase(pb::RecordPurchaseRequest {
-                member_id: if dice == 12 { &second } else { &member }.clone(),
+            0..=5 | 12 | 14 => Sent::Purchase(pb::RecordPurchaseRequest {
+                member_id: match dice {
+                    12 => &second,
+                    14 => &third,
+                    _ => &member,
+                }
+                .clone(),
                 transaction_id: txn,
                 amount_minor: 500 + i64::try_from(rng.below(30_000)).unwrap_or(0),
                 currency: "EUR".into(),
@@ -199,6 +229,11 @@ async fn drive_member(
                 transaction_id: txn,
                 reason: "crash test".into(),
             }),
+            15 => Sent::Erase(pb::EraseMemberRequest {
+                member_id: third,
+                transaction_id: txn,
+                reason: "crash test".into(),
+            }),
             _ => Sent::Redeem(pb::RedeemPointsRequest {
                 member_id: member.clone(),
                 transaction_id: txn,
@@ -209,7 +244,12 @@ async fn drive_member(
         };
         match send(&mut client, &request).await {
             Some(answer) => {
-                if let (Sent::Purchase(p), Answer::Recorded { .. }) = (&request, answer) {
+                answers.fetch_add(1, Ordering::Relaxed);
+                // Only the member's own purchases are returned later (the
+                // second id's may not have merged, the third's are erased).
+                if let (Sent::Purchase(p), Answer::Recorded { .. }) = (&request, &answer)
+                    && p.member_id == member
+                {
                     book.returnable
                         .push((p.transaction_id.clone(), p.amount_minor));
                 }
@@ -240,6 +280,7 @@ fn transaction_id(sent: &Sent) -> &str {
         Sent::Close(r) => &r.transaction_id,
         Sent::Reopen(r) => &r.transaction_id,
         Sent::Merge(r) => &r.transaction_id,
+        Sent::Erase(r) => &r.transaction_id,
     }
 }
 
@@ -252,6 +293,7 @@ fn member_named(sent: &Sent) -> &str {
         Sent::Close(r) => &r.member_id,
         Sent::Reopen(r) => &r.member_id,
         Sent::Merge(r) => &r.target_member_id,
+        Sent::Erase(r) => &r.member_id,
     }
 }
 
@@ -286,7 +328,7 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
     let mut expected: BTreeMap<String, Totals> = BTreeMap::new();
     // Accounts closed, reopened and merged that the answers counted: the
     // load must have taken those paths too.
-    let mut account_changes = (0, 0, 0);
+    let mut account_changes = (0, 0, 0, 0);
     // Every id a request named, merged away or not: their histories
     // together are every entry written.
     let mut named: BTreeSet<String> = BTreeSet::new();
@@ -294,20 +336,31 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
     for cycle in 0..loops {
         let served = serve();
         let channel = served.channel().await;
+        let answers = Arc::new(AtomicUsize::new(0));
         let workers: Vec<_> = members
             .iter()
-            .map(|member| {
+            .enumerate()
+            .map(|(index, member)| {
                 let worker_rng = Rng::new(rng.next_u64());
                 tokio::spawn(drive_member(
                     LoyaltyClient::new(channel.clone()),
-                    member.clone(),
+                    (member.clone(), index),
                     worker_rng,
                     cycle,
+                    Arc::clone(&answers),
                 ))
             })
             .collect();
-        // Kill at a random moment between 50 and 450 ms into the load.
-        tokio::time::sleep(Duration::from_millis(50 + rng.below(400))).await;
+        // Kill at a random moment: once 20 to 200 requests were answered
+        // (a number, not a time, so that a slow machine gets as far into
+        // the load as a fast one), then 0 to 20 ms later; at most 10 s in.
+        let kill_after = 20 + usize::try_from(rng.below(180)).unwrap_or(0);
+        let deadline = tokio::time::Instant::now() + Duration::from_secs(10);
+        while answers.load(Ordering::Relaxed) < kill_after && tokio::time::Instant::now() < deadline
+        {
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        tokio::time::sleep(Duration::from_millis(rng.below(20))).await;
         let killer = tokio::task::spawn_blocking(move || crash(served));
         let mut books = Vec::new();
         for (member, worker) in members.iter().zip(workers) {
@@ -339,10 +392,47 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
             // Every answered request, sent again, is a duplicate with the same effect.
             // A refused redemption recorded nothing and stays refused as far
             // as the books go; resending it could now succeed, so it is not.
+            // The ids erased: their earlier requests now name nobody, so
+            // they are counted as answered, not sent again.
+            let erased: BTreeSet<&str> = book
+                .answered
+                .iter()
+                .filter_map(|(request, answer)| match (request, answer) {
+                    (Sent::Erase(erase), Answer::Erased { .. }) => Some(erase.member_id.as_str()),
+                    _ => None,
+                })
+                .collect();
             for (request, answer) in &book.answered {
+                if let (Sent::Erase(erase), Answer::Erased { pseudonym, .. }) = (request, answer) {
+                    let again = send(&mut client, request).await.expect("answered");
+                    assert_eq!(
+                        again,
+                        Answer::Erased {
+                            pseudonym: pseudonym.clone(),
+                            duplicate: true
+                        },
+                        "{request:?} was recorded, so a resend is a duplicate"
+                    );
+                    account_changes.3 += 1;
+                    // The ledger and the history go on under the pseudonym.
+                    named.remove(&erase.member_id);
+                    named.insert(pseudonym.clone());
+                    let moved = expected.remove(&erase.member_id).unwrap_or_default();
+                    expected.insert(pseudonym.clone(), moved);
+                    continue;
+                }
                 let Answer::Recorded { spend, points, .. } = *answer else {
                     continue;
                 };
+                if erased.contains(member_named(request)) {
+                    named.insert(member_named(request).to_owned());
+                    let totals = expected
+                        .entry(member_named(request).to_owned())
+                        .or_default();
+                    totals.lifetime_value += spend;
+                    totals.points += points;
+                    continue;
+                }
                 let again = send(&mut client, request).await.expect("answered");
                 let Answer::Recorded {
                     spend: spend_again,
@@ -442,8 +532,11 @@ async fn kill_9_loses_nothing_answered_and_counts_nothing_twice() {
         stop(survivor).await;
     }
     assert!(
-        account_changes.0 > 0 && account_changes.1 > 0 && account_changes.2 > 0,
-        "accounts were closed, reopened and merged under load: {account_changes:?}"
+        account_changes.0 > 0
+            && account_changes.1 > 0
+            && account_changes.2 > 0
+            && account_changes.3 > 0,
+        "accounts were closed, reopened, merged and erased under load: {account_changes:?}"
     );
 }
 
