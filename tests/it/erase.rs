@@ -36,6 +36,16 @@ fn merge(source: &str, target: &str) -> pb::MergeMembersRequest {
     }
 }
 
+/// The liability report's totals and months: what erasure keeps.
+async fn liability(channel: Channel) -> (Option<pb::LiabilityRow>, Vec<pb::MonthHistory>) {
+    let report = ReportsClient::new(channel)
+        .points_liability(pb::LiabilityRequest {})
+        .await
+        .expect("liability")
+        .into_inner();
+    (report.total, report.past)
+}
+
 /// Members, points and points outstanding per tier: what erasure keeps.
 async fn distribution(channel: Channel) -> Vec<(String, i64, i64, i64)> {
     ReportsClient::new(channel)
@@ -68,6 +78,7 @@ async fn an_erased_member_keeps_its_figures_under_a_pseudonym_and_its_ids_name_n
         .await
         .expect("merged");
     let before = distribution(server.channel.clone()).await;
+    let owed = liability(server.channel.clone()).await;
     let web = server.member("web").await;
 
     let erased = server
@@ -103,6 +114,11 @@ async fn an_erased_member_keeps_its_figures_under_a_pseudonym_and_its_ids_name_n
         distribution(server.channel.clone()).await,
         before,
         "figures stay"
+    );
+    assert_eq!(
+        liability(server.channel.clone()).await,
+        owed,
+        "the liability too"
     );
     let history = server.history(&pseudonym).await;
     assert!(history.iter().all(|e| e.member_id == pseudonym));
