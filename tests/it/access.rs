@@ -180,7 +180,7 @@ async fn actors(server: TestServer, txns: &[&str]) -> Vec<String> {
 }
 
 #[tokio::test]
-async fn customer_service_closes_and_reopens_accounts_and_records_no_sales() {
+async fn customer_service_closes_reopens_and_merges_accounts_and_only_an_admin_erases() {
     let mut server = guarded().await;
     server
         .client
@@ -240,9 +240,57 @@ async fn customer_service_closes_and_reopens_accounts_and_records_no_sales() {
             .ends_with("may not call ExportMember; the roles that may: admin"),
         "{denied:?}"
     );
+    server
+        .client
+        .record_purchase(with_key(server.purchase("m2", "t3", 1_000), TILL))
+        .await
+        .expect("recorded");
+    let merge = pb::MergeMembersRequest {
+        source_member_id: "m2".into(),
+        target_member_id: "m".into(),
+        transaction_id: "g1".into(),
+        reason: "one customer".into(),
+    };
+    let denied = server
+        .client
+        .merge_members(with_key(merge.clone(), TILL))
+        .await
+        .expect_err("a till may not merge members");
+    assert!(
+        denied
+            .message()
+            .ends_with("may not call MergeMembers; the roles that may: service, admin"),
+        "{denied:?}"
+    );
+    server
+        .client
+        .merge_members(with_key(merge, SERVICE))
+        .await
+        .expect("customer service merges");
+    let erase = pb::EraseMemberRequest {
+        member_id: "m".into(),
+        transaction_id: "e1".into(),
+        reason: "request 7".into(),
+    };
+    let denied = server
+        .client
+        .erase_member(with_key(erase.clone(), SERVICE))
+        .await
+        .expect_err("only an admin erases a member");
+    assert!(
+        denied
+            .message()
+            .ends_with("may not call EraseMember; the roles that may: admin"),
+        "{denied:?}"
+    );
+    server
+        .client
+        .erase_member(with_key(erase, ADMIN))
+        .await
+        .expect("an admin erases");
     assert_eq!(
-        actors(server, &["c1", "o1"]).await,
-        ["cs-maria", "cs-maria"],
-        "who closed and reopened it is kept"
+        actors(server, &["c1", "o1", "g1", "e1"]).await,
+        ["cs-maria", "cs-maria", "cs-maria", "ops-anna"],
+        "who closed, reopened, merged and erased it is kept"
     );
 }
