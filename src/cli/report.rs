@@ -44,6 +44,10 @@ pub enum ReportKind {
     Clusters,
     /// Outstanding points, their worth, expiry and breakage, today.
     Liability,
+    /// Who is slipping away and what each member will be worth, by the
+    /// BG/NBD and Gamma-Gamma models (--calibration-end for the holdout
+    /// check, --by ATTRIBUTE, --members lists every member).
+    Predict,
     /// Every report on one self-contained HTML page with charts (--out).
     Html,
 }
@@ -97,12 +101,32 @@ pub struct ReportArgs {
     /// Clusters: what everything random is drawn from.
     #[arg(long, default_value_t = crate::report::clusters::DEFAULT_SEED)]
     seed: u64,
-    /// Segments: group members by this attribute (e.g. region) instead.
+    /// Segments: group members by this attribute (e.g. region) instead;
+    /// predict: group by it as well.
     #[arg(long)]
     by: Option<String>,
-    /// RFM: list every member's scores too.
+    /// RFM, predict: list every member's figures too.
     #[arg(long)]
     members: bool,
+    /// Predict: the last day the models are fitted on [default: today;
+    /// before it, the days after are the holdout check].
+    #[arg(long)]
+    calibration_end: Option<NaiveDate>,
+    /// Predict: days ahead for the expected purchases (1 to 3650).
+    #[arg(long, default_value_t = 365)]
+    days: u32,
+    /// Predict: months of predicted value (1 to 120).
+    #[arg(long, default_value_t = 12)]
+    months: u32,
+    /// Predict: the monthly discount rate in basis points (100 = 1%).
+    #[arg(long, default_value_t = 100)]
+    discount_bp: u32,
+    /// Predict: P(alive) below which a member is at risk, percent.
+    #[arg(long, default_value_t = 50)]
+    alive_below: u32,
+    /// Predict: how many at-risk members to list.
+    #[arg(long, default_value_t = 20)]
+    at_risk: u32,
     /// Html: the file to write the page to.
     #[arg(long, required_if_eq("kind", "html"))]
     out: Option<PathBuf>,
@@ -154,6 +178,18 @@ impl ReportArgs {
         }
     }
 
+    fn predict_request(&self) -> pb::PredictRequest {
+        pb::PredictRequest {
+            calibration_end: day(self.calibration_end),
+            days: self.days,
+            months: self.months,
+            discount_bp: Some(self.discount_bp),
+            alive_below_percent: self.alive_below,
+            at_risk: Some(self.at_risk),
+            by: self.by.clone().unwrap_or_default(),
+        }
+    }
+
     fn ranks_request(&self) -> pb::ValueRanksRequest {
         pb::ValueRanksRequest {
             from: day(self.from),
@@ -176,6 +212,10 @@ impl ReportArgs {
             },
             ReportKind::Clusters => wire::clusters_query(self.clusters_request(), today),
             ReportKind::Liability => Ok(Query::Liability),
+            ReportKind::Predict if self.members => {
+                wire::predict_members_query(self.predict_request(), today)
+            }
+            ReportKind::Predict => wire::predict_query(self.predict_request(), today),
             ReportKind::Html => anyhow::bail!("the page is made of the other reports"),
         }?;
         Ok(match query {
@@ -316,12 +356,8 @@ async fn from_server(
         }
         ReportKind::Rfm if args.members => {
             let request = authorized(args.period_request(), key)?;
-            let mut stream = client.rfm_members(request).await?.into_inner();
-            let mut messages = Vec::new();
-            while let Some(message) = stream.message().await? {
-                messages.push(message);
-            }
-            Report::Rfm(wire::rfm_of_messages(messages))
+            let stream = client.rfm_members(request).await?.into_inner();
+            Report::Rfm(wire::rfm_of_messages(every_message(stream).await?))
         }
         ReportKind::Rfm => {
             let request = authorized(args.period_request(), key)?;
@@ -349,6 +385,24 @@ async fn from_server(
             let request = authorized(pb::LiabilityRequest {}, key)?;
             Report::Liability(client.points_liability(request).await?.into_inner().into())
         }
+        ReportKind::Predict if args.members => {
+            let request = authorized(args.predict_request(), key)?;
+            let stream = client.predict_members(request).await?.into_inner();
+            Report::Prediction(wire::prediction_of_messages(every_message(stream).await?))
+        }
+        ReportKind::Predict => {
+            let request = authorized(args.predict_request(), key)?;
+            Report::Prediction(client.predict(request).await?.into_inner().into())
+        }
         ReportKind::Html => anyhow::bail!("the page is made of the other reports"),
     })
+}
+
+/// Every message of a report's stream, in order.
+async fn every_message<M>(mut stream: tonic::Streaming<M>) -> Result<Vec<M>, tonic::Status> {
+    let mut messages = Vec::new();
+    while let Some(message) = stream.message().await? {
+        messages.push(message);
+    }
+    Ok(messages)
 }

@@ -37,6 +37,22 @@ impl LoyaltyApi {
             .map(Response::new)
             .ok_or_else(|| Status::internal("the report made is not the one asked for"))
     }
+
+    /// [`LoyaltyApi::report`] as a stream of the messages `M` it is sent
+    /// in (a report with its member list).
+    async fn streamed<R, M>(
+        &self,
+        request: Request<R>,
+        query: impl FnOnce(R, chrono::NaiveDate) -> Result<Query, ProgramError>,
+    ) -> Answer<tonic::codegen::BoxStream<M>>
+    where
+        M: Send + 'static,
+        Vec<M>: convert::OfReport,
+    {
+        let messages: Vec<M> = self.report(request, query).await?.into_inner();
+        let stream = tokio_stream::iter(messages.into_iter().map(Ok));
+        Ok(Response::new(Box::pin(stream)))
+    }
 }
 
 #[tonic::async_trait]
@@ -93,11 +109,17 @@ impl Reports for LoyaltyApi {
         &self,
         request: Request<pb::PeriodRequest>,
     ) -> Answer<tonic::codegen::BoxStream<pb::RfmMembersResponse>> {
-        let messages: Vec<pb::RfmMembersResponse> = self
-            .report(request, convert::rfm_members_query)
-            .await?
-            .into_inner();
-        let stream = tokio_stream::iter(messages.into_iter().map(Ok));
-        Ok(Response::new(Box::pin(stream)))
+        self.streamed(request, convert::rfm_members_query).await
+    }
+
+    async fn predict(&self, request: Request<pb::PredictRequest>) -> Answer<pb::PredictionReport> {
+        self.report(request, convert::predict_query).await
+    }
+
+    async fn predict_members(
+        &self,
+        request: Request<pb::PredictRequest>,
+    ) -> Answer<tonic::codegen::BoxStream<pb::PredictMembersResponse>> {
+        self.streamed(request, convert::predict_members_query).await
     }
 }

@@ -16,6 +16,8 @@
 //! - [`segments`]: the rules' segments over time; groups by attribute.
 //! - [`clusters`]: k-means over recency, frequency, money, points, engagement.
 //! - [`liability`]: outstanding points and their worth, expiry, breakage.
+//! - [`predict`]: who is slipping away and what each member will be worth
+//!   (BG/NBD, Gamma-Gamma), with the holdout check.
 //! - [`table`]: every report as a table, for the terminal and for CSV.
 //! - [`html`]: every report on one page with charts, for people.
 
@@ -23,6 +25,7 @@ pub mod clusters;
 pub mod figures;
 pub mod html;
 pub mod liability;
+pub mod predict;
 pub mod segments;
 pub mod table;
 pub mod tier;
@@ -91,6 +94,8 @@ pub enum Query {
     },
     /// The points liability today.
     Liability,
+    /// Predictions by the models of repeat buying.
+    Predict(predict::PredictOptions),
 }
 
 /// A report made: one of each kind. Its JSON is the report's own.
@@ -115,6 +120,8 @@ pub enum Report {
     Clusters(clusters::Clusters),
     /// See [`liability::Liability`].
     Liability(liability::Liability),
+    /// See [`predict::Prediction`].
+    Prediction(predict::Prediction),
 }
 
 impl Report {
@@ -130,6 +137,7 @@ impl Report {
             Report::Groups(r) => r,
             Report::Clusters(r) => r,
             Report::Liability(r) => r,
+            Report::Prediction(r) => r,
         }
     }
 }
@@ -256,6 +264,7 @@ impl<'a> Reporter<'a> {
                 Report::Clusters(self.clusters(period, k, seed)?)
             }
             Query::Liability => Report::Liability(self.liability()?),
+            Query::Predict(options) => Report::Prediction(self.predict(&options)?),
         })
     }
 

@@ -12,6 +12,7 @@ use std::io::Write;
 use super::{
     Header,
     liability::Liability,
+    predict::{MemberPrediction, Prediction, PredictionGroup},
     tier::{Distribution, Migration},
     value::{Rfm, ValueBands, ValueRanks},
 };
@@ -28,6 +29,9 @@ pub enum Cell {
     Money(i64),
     /// A percentage derived from integers beside it.
     Percent(f64),
+    /// A model's figure (a probability, expected purchases, a parameter),
+    /// with the decimals it is shown with.
+    Decimal(f64, usize),
     /// No value (an open bound, no purchase).
     Empty,
 }
@@ -160,6 +164,7 @@ pub(super) fn shown(cell: &Cell, currency: Currency) -> String {
         Cell::Number(n) => n.to_string(),
         Cell::Money(m) => currency.format_minor(*m),
         Cell::Percent(p) => format!("{p:.2}%"),
+        Cell::Decimal(d, places) => format!("{d:.places$}"),
         Cell::Empty => "-".to_owned(),
     }
 }
@@ -194,6 +199,7 @@ pub fn write_csv(report: &dyn Tabular, out: &mut dyn Write) -> std::io::Result<(
                 Cell::Text(s) => s.clone(),
                 Cell::Number(n) | Cell::Money(n) => n.to_string(),
                 Cell::Percent(p) => format!("{p:.2}"),
+                Cell::Decimal(d, places) => format!("{d:.places$}"),
                 Cell::Empty => String::new(),
             });
             csv.write_record(context.iter().cloned().chain(cells))
@@ -492,6 +498,116 @@ impl Tabular for Liability {
         );
         vec![tiers, expiring, past, rewards]
     }
+}
+
+impl Tabular for Prediction {
+    fn header(&self) -> &Header {
+        &self.header
+    }
+
+    fn summary(&self) -> Vec<String> {
+        let (bg, gg) = (&self.bg_nbd, &self.gamma_gamma);
+        vec![
+            format!(
+                "BG/NBD over {} members (weeks): r {:.4}, alpha {:.4}, a {:.4}, b {:.4}",
+                bg.members, bg.r, bg.alpha, bg.a, bg.b
+            ),
+            format!(
+                "Gamma-Gamma over {} members with repeat purchases (minor units): p {:.4}, q {:.4}, gamma {:.4}",
+                gg.members, gg.p, gg.q, gg.gamma
+            ),
+            format!(
+                "expected purchases over the next {} days; value over {} months at {} basis points a month; at risk below P(alive) {}%; {} members without purchases not scored",
+                self.days,
+                self.months,
+                self.discount_bp,
+                self.alive_below_percent,
+                self.members_without_purchases
+            ),
+        ]
+    }
+
+    fn tables(&self) -> Vec<Table> {
+        let mut tables = vec![groups_table(
+            "By tier",
+            "tier",
+            self.tiers.iter().chain([&self.total]),
+        )];
+        if !self.groups.is_empty() {
+            tables.push(groups_table("By attribute", "group", self.groups.iter()));
+        }
+        tables.push(members_table("At risk, worth most first", &self.at_risk));
+        if !self.holdout.is_empty() {
+            let columns = ["group", "members", "expected_purchases", "actual_purchases"];
+            tables.push(self.holdout.iter().fold(
+                Table::new("Holdout: purchase days after the calibration end", &columns),
+                |table, h| {
+                    table.row(vec![
+                        text(&h.group),
+                        count(h.members),
+                        Cell::Decimal(h.expected_purchases, 1),
+                        count(h.actual_purchases),
+                    ])
+                },
+            ));
+        }
+        if !self.members.is_empty() {
+            tables.push(members_table("Members", &self.members));
+        }
+        tables
+    }
+}
+
+fn groups_table<'g>(
+    title: &str,
+    first: &str,
+    rows: impl Iterator<Item = &'g PredictionGroup>,
+) -> Table {
+    let columns = [
+        first,
+        "members",
+        "p_alive_mean",
+        "expected_purchases",
+        "predicted_value_minor",
+        "past_value_minor",
+    ];
+    rows.fold(Table::new(title, &columns), |table, g| {
+        table.row(vec![
+            text(&g.group),
+            count(g.members),
+            Cell::Decimal(g.p_alive_mean, 4),
+            Cell::Decimal(g.expected_purchases, 2),
+            Cell::Money(g.predicted_value_minor),
+            Cell::Money(g.past_value_minor),
+        ])
+    })
+}
+
+fn members_table(title: &str, members: &[MemberPrediction]) -> Table {
+    let columns = [
+        "member_id",
+        "tier",
+        "purchase_days",
+        "p_alive",
+        "expected_purchases",
+        "expected_spend_minor",
+        "predicted_value_minor",
+        "past_value_minor",
+    ];
+    members
+        .iter()
+        .fold(Table::new(title, &columns), |table, m| {
+            table.row(vec![
+                text(&m.member_id),
+                text(&m.tier),
+                count(m.purchase_days),
+                Cell::Decimal(m.p_alive, 4),
+                Cell::Decimal(m.expected_purchases, 3),
+                Cell::Money(m.expected_spend_minor),
+                Cell::Money(m.predicted_value_minor),
+                Cell::Money(m.past_value_minor),
+            ])
+        })
 }
 
 #[cfg(test)]

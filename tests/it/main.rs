@@ -33,6 +33,7 @@ mod migration;
 mod nodes;
 mod overrides;
 mod postgres;
+mod predict;
 mod reports;
 mod restart;
 mod rewards;

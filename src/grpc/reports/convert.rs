@@ -14,6 +14,10 @@ use crate::{
         DEFAULT_RANKS, Header, Period, Query, Report,
         clusters::{Cluster, Clusters, DEFAULT_SEED, KScore},
         liability::{Liability, LiabilityRow, MonthHistory, MonthPoints, RewardRedemptions},
+        predict::{
+            BgNbdFit, GammaGammaFit, HoldoutRow, MemberPrediction, PredictOptions, Prediction,
+            PredictionGroup,
+        },
         segments::{GroupRow, Groups, SegmentAtEnd, SegmentMonth, SegmentSize, Segments},
         tier::{Distribution, Migration, MigrationRow, TierFigures},
         value::{
@@ -55,6 +59,11 @@ rows_both_ways! {
     SegmentSize { segment, members, value_minor }
     GroupRow { group, members, share_percent, purchases, net_spend_minor, value_minor, lifetime_value_minor }
     KScore { k, score }
+    BgNbdFit { r, alpha, a, b, members }
+    GammaGammaFit { p, q, gamma, members }
+    PredictionGroup { group, members, p_alive_mean, expected_purchases, predicted_value_minor, past_value_minor }
+    MemberPrediction { member_id, tier, purchase_days, p_alive, expected_purchases, expected_spend_minor, predicted_value_minor, past_value_minor }
+    HoldoutRow { group, members, expected_purchases, actual_purchases }
     Cluster { cluster, members, share_percent, value_minor, monetary_minor, recency_days, frequency, average_monetary_minor, points, engagement }
 }
 
@@ -134,6 +143,7 @@ of_report! {
     Groups => pb::GroupsReport,
     Clusters => pb::ClustersReport,
     Liability => pb::LiabilityReport,
+    Prediction => pb::PredictionReport,
 }
 
 /// The RFM stream's messages (see [`rfm_messages`]).
@@ -245,8 +255,9 @@ impl From<pb::RfmReport> for Rfm {
     }
 }
 
-/// Members per message of an RFM stream.
-pub const RFM_MEMBERS_PER_MESSAGE: usize = 1_000;
+/// Members per message of a report streamed with its members (RFM,
+/// predictions).
+pub const MEMBERS_PER_MESSAGE: usize = 1_000;
 
 impl From<RfmScore> for pb::RfmMemberScore {
     fn from(s: RfmScore) -> Self {
@@ -280,28 +291,33 @@ impl From<pb::RfmMemberScore> for RfmScore {
 }
 
 /// An RFM report with its members as the messages of a stream: the
-/// summary in the first, the members in order, [`RFM_MEMBERS_PER_MESSAGE`]
+/// summary in the first, the members in order, [`MEMBERS_PER_MESSAGE`]
 /// at most in each.
 pub fn rfm_messages(mut r: Rfm) -> Vec<pb::RfmMembersResponse> {
     let scores = std::mem::take(&mut r.scores);
-    let mut messages: Vec<pb::RfmMembersResponse> = scores
-        .chunks(RFM_MEMBERS_PER_MESSAGE)
-        .map(|chunk| pb::RfmMembersResponse {
-            summary: None,
-            members: chunk
-                .iter()
-                .cloned()
-                .map(pb::RfmMemberScore::from)
-                .collect(),
-        })
-        .collect();
-    let summary = Some(pb::RfmReport::from(r));
-    match messages.first_mut() {
-        Some(first) => first.summary = summary,
-        None => messages.push(pb::RfmMembersResponse {
-            summary,
-            members: Vec::new(),
-        }),
+    let summary = pb::RfmReport::from(r);
+    in_messages(scores, summary, |summary, members| pb::RfmMembersResponse {
+        summary,
+        members,
+    })
+}
+
+/// `members` in messages of at most [`MEMBERS_PER_MESSAGE`], in
+/// order, `head` in the first (which is sent even without members).
+fn in_messages<Row, Member, Head, Message>(
+    members: Vec<Row>,
+    head: Head,
+    message: impl Fn(Option<Head>, Vec<Member>) -> Message,
+) -> Vec<Message>
+where
+    Member: From<Row>,
+{
+    let mut head = Some(head);
+    let mut members = members.into_iter().map(Member::from).peekable();
+    let mut messages = Vec::new();
+    while head.is_some() || members.peek().is_some() {
+        let chunk: Vec<Member> = members.by_ref().take(MEMBERS_PER_MESSAGE).collect();
+        messages.push(message(head.take(), chunk));
     }
     messages
 }
@@ -471,5 +487,120 @@ pub fn value_ranks_query(
     Ok(Query::ValueRanks {
         period: period_option(&r.from, &r.to, today)?,
         ranks: if r.ranks == 0 { DEFAULT_RANKS } else { r.ranks },
+    })
+}
+
+impl From<Prediction> for pb::PredictionReport {
+    fn from(r: Prediction) -> Self {
+        Self {
+            header: Some(r.header.into()),
+            days: r.days,
+            months: r.months,
+            discount_bp: r.discount_bp,
+            alive_below_percent: r.alive_below_percent,
+            bg_nbd: Some(r.bg_nbd.into()),
+            gamma_gamma: Some(r.gamma_gamma.into()),
+            members_without_purchases: r.members_without_purchases,
+            tiers: rows(r.tiers),
+            groups: rows(r.groups),
+            total: Some(r.total.into()),
+            at_risk: rows(r.at_risk),
+            holdout: rows(r.holdout),
+        }
+    }
+}
+
+impl From<pb::PredictionReport> for Prediction {
+    fn from(r: pb::PredictionReport) -> Self {
+        Self {
+            header: header(r.header),
+            days: r.days,
+            months: r.months,
+            discount_bp: r.discount_bp,
+            alive_below_percent: r.alive_below_percent,
+            bg_nbd: r.bg_nbd.unwrap_or_default().into(),
+            gamma_gamma: r.gamma_gamma.unwrap_or_default().into(),
+            members_without_purchases: r.members_without_purchases,
+            tiers: rows(r.tiers),
+            groups: rows(r.groups),
+            total: r.total.unwrap_or_default().into(),
+            at_risk: rows(r.at_risk),
+            holdout: rows(r.holdout),
+            members: Vec::new(),
+        }
+    }
+}
+
+/// The `PredictMembers` stream's messages (see [`prediction_messages`]).
+impl OfReport for Vec<pb::PredictMembersResponse> {
+    fn of_report(report: Report) -> Option<Self> {
+        match report {
+            Report::Prediction(r) => Some(prediction_messages(r)),
+            _ => None,
+        }
+    }
+}
+
+/// A prediction with its members as the messages of a stream: the report
+/// in the first, the members in order, [`MEMBERS_PER_MESSAGE`] at most
+/// in each.
+pub fn prediction_messages(mut r: Prediction) -> Vec<pb::PredictMembersResponse> {
+    let members = std::mem::take(&mut r.members);
+    let report = pb::PredictionReport::from(r);
+    in_messages(members, report, |report, members| {
+        pb::PredictMembersResponse { report, members }
+    })
+}
+
+/// The prediction a stream's messages carry, members included.
+pub fn prediction_of_messages(messages: Vec<pb::PredictMembersResponse>) -> Prediction {
+    let mut report = None;
+    let mut members = Vec::new();
+    for message in messages {
+        report = report.or(message.report);
+        members.extend(message.members.into_iter().map(MemberPrediction::from));
+    }
+    Prediction {
+        members,
+        ..Prediction::from(report.unwrap_or_default())
+    }
+}
+
+/// A prediction request's query, without the member list.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn predict_query(r: pb::PredictRequest, today: NaiveDate) -> Result<Query, ProgramError> {
+    predict_options(r, today, false).map(Query::Predict)
+}
+
+/// A prediction request's query, with the member list.
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn predict_members_query(
+    r: pb::PredictRequest,
+    today: NaiveDate,
+) -> Result<Query, ProgramError> {
+    predict_options(r, today, true).map(Query::Predict)
+}
+
+/// The options of a prediction request (0 or unset: the defaults).
+fn predict_options(
+    r: pb::PredictRequest,
+    today: NaiveDate,
+    with_members: bool,
+) -> Result<PredictOptions, ProgramError> {
+    let defaults = PredictOptions::default();
+    let or_default = |given: u32, default: u32| if given == 0 { default } else { given };
+    Ok(PredictOptions {
+        calibration_end: Some(date_option("calibration_end", &r.calibration_end, today)?),
+        days: or_default(r.days, defaults.days),
+        months: or_default(r.months, defaults.months),
+        discount_bp: r.discount_bp.unwrap_or(defaults.discount_bp),
+        alive_below_percent: or_default(r.alive_below_percent, defaults.alive_below_percent),
+        at_risk: r.at_risk.unwrap_or(defaults.at_risk),
+        by: Some(r.by).filter(|by| !by.is_empty()),
+        with_members,
     })
 }

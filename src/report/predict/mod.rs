@@ -1,0 +1,536 @@
+//! Reports that look ahead: who is slipping away and what each member will
+//! be worth, by the published models of repeat buying ([`model`]: BG/NBD
+//! and Gamma-Gamma), fitted to the stored day totals.
+//!
+//! A member's purchasing is read from its day totals: a day with a
+//! purchase (not fully returned) is one purchase, its spend (returns
+//! netted) what it spent, as the papers count "repeat purchase days". Up
+//! to the calibration end the days give each member its history (repeat
+//! purchase days `x`, recency `t_x`, age `T`, in weeks, as in the papers)
+//! and the mean spend of its repeat days; the models are fitted on those
+//! and then score every member: P(alive), expected purchases over the next
+//! days, expected spend per purchase, and predicted value. With a
+//! calibration end before today, the days after it are the holdout: the
+//! purchases each member was expected to make in it beside those it made.
+//!
+//! Money stays integer: a member's expected spend and predicted value are
+//! rounded to minor units, and every group's value is the exact sum of its
+//! members'. Probabilities and expected purchases are the models' floats,
+//! shown with their decimals.
+
+pub mod model;
+
+use std::collections::BTreeMap;
+
+use chrono::{Datelike as _, NaiveDate};
+use serde::Serialize;
+
+use super::{Header, ReportError, Reporter, figures};
+use crate::domain::member::MemberState;
+use model::{BgNbd, GammaGamma, History, ModelError, Spend};
+
+/// The models' time unit, as in the papers.
+const DAYS_PER_WEEK: f64 = 7.0;
+
+/// A month of the value horizon: 365.25 / 12 days.
+const DAYS_PER_MONTH: f64 = 30.4375;
+
+/// Most members a fit reads: above it, every n-th member in id order, so
+/// that a fit costs the same at any size (see `docs/reports.md`).
+pub const MAX_FIT_MEMBERS: usize = 100_000;
+
+/// What a prediction is asked for; every rate an integer, so that a query
+/// compares exactly.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PredictOptions {
+    /// The last day of calibration; `None`: today (no holdout).
+    pub calibration_end: Option<NaiveDate>,
+    /// Days ahead for the expected purchases (1 to 3,650).
+    pub days: u32,
+    /// Months of predicted value (1 to 120).
+    pub months: u32,
+    /// The monthly discount rate, in basis points (0 to 10,000: 100 is 1%
+    /// a month).
+    pub discount_bp: u32,
+    /// P(alive) below which a member is at risk, in percent (1 to 99).
+    pub alive_below_percent: u32,
+    /// How many at-risk members to list (0 to 1,000).
+    pub at_risk: u32,
+    /// An attribute to group by as well.
+    pub by: Option<String>,
+    /// Whether to list every member's figures.
+    pub with_members: bool,
+}
+
+impl Default for PredictOptions {
+    fn default() -> Self {
+        Self {
+            calibration_end: None,
+            days: 365,
+            months: 12,
+            discount_bp: 100,
+            alive_below_percent: 50,
+            at_risk: 20,
+            by: None,
+            with_members: false,
+        }
+    }
+}
+
+/// The report: the fits, the figures by group, the members most worth
+/// keeping who are slipping away, and the holdout check.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Prediction {
+    /// What the figures are for (`to`: the calibration end).
+    pub header: Header,
+    /// The options the figures follow.
+    pub days: u32,
+    /// See [`PredictOptions::months`].
+    pub months: u32,
+    /// See [`PredictOptions::discount_bp`].
+    pub discount_bp: u32,
+    /// See [`PredictOptions::alive_below_percent`].
+    pub alive_below_percent: u32,
+    /// The BG/NBD fit (time in weeks).
+    pub bg_nbd: BgNbdFit,
+    /// The Gamma-Gamma fit (spend in minor units).
+    pub gamma_gamma: GammaGammaFit,
+    /// Members without a purchase by the calibration end: not scored.
+    pub members_without_purchases: i64,
+    /// By tier, in ladder order.
+    pub tiers: Vec<PredictionGroup>,
+    /// By the attribute asked for (`(none)` for members without it).
+    pub groups: Vec<PredictionGroup>,
+    /// Every member scored.
+    pub total: PredictionGroup,
+    /// Members whose P(alive) is below the threshold, worth most first.
+    pub at_risk: Vec<MemberPrediction>,
+    /// Expected and actual purchases after the calibration end, by tier
+    /// then in total; empty without a holdout.
+    pub holdout: Vec<HoldoutRow>,
+    /// Every member scored, by id, when asked for.
+    pub members: Vec<MemberPrediction>,
+}
+
+/// BG/NBD's parameters and what they were fitted on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct BgNbdFit {
+    /// Shape of the purchase rates.
+    pub r: f64,
+    /// Scale of the purchase rates, weeks.
+    pub alpha: f64,
+    /// Beta shape of the dropout probability.
+    pub a: f64,
+    /// Beta shape of the dropout probability.
+    pub b: f64,
+    /// Members it was fitted on.
+    pub members: i64,
+}
+
+/// Gamma-Gamma's parameters and what they were fitted on.
+#[derive(Debug, Clone, Copy, PartialEq, Serialize)]
+pub struct GammaGammaFit {
+    /// Shape of a purchase's spend around the member's mean.
+    pub p: f64,
+    /// Shape of the members' mean spends.
+    pub q: f64,
+    /// Scale of the members' mean spends, minor units.
+    pub gamma: f64,
+    /// Members with repeat purchases it was fitted on.
+    pub members: i64,
+}
+
+/// One group's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct PredictionGroup {
+    /// The tier or attribute value.
+    pub group: String,
+    /// Members scored.
+    pub members: i64,
+    /// Their mean P(alive).
+    pub p_alive_mean: f64,
+    /// The purchases they are expected to make in the next `days`.
+    pub expected_purchases: f64,
+    /// Their predicted value over `months`, minor units (the sum of the
+    /// members' rounded values).
+    pub predicted_value_minor: i64,
+    /// Their lifetime value so far, minor units.
+    pub past_value_minor: i64,
+}
+
+/// One member's figures.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct MemberPrediction {
+    /// The member.
+    pub member_id: String,
+    /// Its tier today.
+    pub tier: String,
+    /// Its purchase days by the calibration end.
+    pub purchase_days: i64,
+    /// The probability that it is still buying.
+    pub p_alive: f64,
+    /// The purchases it is expected to make in the next `days`.
+    pub expected_purchases: f64,
+    /// Its expected spend per purchase, minor units.
+    pub expected_spend_minor: i64,
+    /// Its predicted value over `months`, discounted, minor units.
+    pub predicted_value_minor: i64,
+    /// Its lifetime value so far, minor units.
+    pub past_value_minor: i64,
+}
+
+/// Expected against actual purchases in the holdout.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct HoldoutRow {
+    /// The tier, or `total`.
+    pub group: String,
+    /// Members with a purchase by the calibration end.
+    pub members: i64,
+    /// The purchase days the model expected after the calibration end.
+    pub expected_purchases: f64,
+    /// The purchase days there were.
+    pub actual_purchases: i64,
+}
+
+/// What a member's day totals say for the models.
+#[derive(Debug, Clone)]
+struct Summary {
+    member_id: String,
+    tier: String,
+    group: Option<String>,
+    history: Option<History>,
+    spend: Option<Spend>,
+    holdout_purchases: i64,
+    past_value_minor: i64,
+}
+
+/// Reads one member's purchase days: history and repeat spend up to day
+/// `calibration_end`, purchase days after it up to `today`.
+fn summarise(member: &MemberState, calibration_end: i32, today: i32, by: Option<&str>) -> Summary {
+    let purchase_days: Vec<(i32, i64)> = member
+        .days
+        .iter()
+        .filter(|(_, t)| t.purchases > 0)
+        .map(|(day, t)| (*day, t.spend_minor))
+        .collect();
+    let calibration: Vec<&(i32, i64)> = purchase_days
+        .iter()
+        .filter(|(day, _)| *day <= calibration_end)
+        .collect();
+    let weeks = |days: i32| f64::from(days) / DAYS_PER_WEEK;
+    let (history, spend) = match (calibration.first(), calibration.last()) {
+        (Some(first), Some(last)) => {
+            let repeat: Vec<i64> = calibration[1..]
+                .iter()
+                .map(|(_, spend)| *spend)
+                .filter(|spend| *spend > 0)
+                .collect();
+            let spend = (!repeat.is_empty()).then(|| Spend {
+                x: repeat.len() as f64,
+                mean: repeat.iter().sum::<i64>() as f64 / repeat.len() as f64,
+            });
+            let history = History {
+                x: (calibration.len() - 1) as f64,
+                t_x: weeks(last.0 - first.0),
+                t: weeks(calibration_end - first.0),
+            };
+            (Some(history), spend)
+        }
+        _ => (None, None),
+    };
+    let holdout_purchases = purchase_days
+        .iter()
+        .filter(|(day, _)| *day > calibration_end && *day <= today)
+        .count() as i64;
+    Summary {
+        member_id: member.member_id.clone(),
+        tier: member.tier.tier_id.clone(),
+        group: by.and_then(|name| member.attributes.get(name).cloned()),
+        history,
+        spend,
+        holdout_purchases,
+        past_value_minor: member.lifetime_value_minor,
+    }
+}
+
+/// The fitted models.
+struct Fitted {
+    bg: BgNbd,
+    gg: GammaGamma,
+    bg_members: usize,
+    gg_members: usize,
+}
+
+/// Fits both models on the members with a history (every n-th above
+/// [`MAX_FIT_MEMBERS`]).
+fn fit(summaries: &[Summary]) -> Result<Fitted, ModelError> {
+    let histories: Vec<&Summary> = summaries.iter().filter(|s| s.history.is_some()).collect();
+    let every = histories.len().div_ceil(MAX_FIT_MEMBERS).max(1);
+    let sample: Vec<&Summary> = histories.into_iter().step_by(every).collect();
+    let fitted_histories: Vec<History> = sample.iter().filter_map(|s| s.history).collect();
+    let spends: Vec<Spend> = sample.iter().filter_map(|s| s.spend).collect();
+    Ok(Fitted {
+        bg: BgNbd::fit(&fitted_histories)?,
+        gg: GammaGamma::fit(&spends)?,
+        bg_members: fitted_histories.len(),
+        gg_members: spends.len(),
+    })
+}
+
+/// A scored member: its figures, and the holdout's expected purchases.
+struct Scored {
+    figures: MemberPrediction,
+    holdout_expected: f64,
+    holdout_actual: i64,
+    group: Option<String>,
+}
+
+impl Fitted {
+    /// `s`'s figures under the options, with `holdout_weeks` after the
+    /// calibration end.
+    fn score(
+        &self,
+        s: &Summary,
+        history: History,
+        options: &PredictOptions,
+        holdout_weeks: f64,
+    ) -> Result<Scored, ModelError> {
+        let spend = self.gg.expected_spend(s.spend.as_ref());
+        let expected_in = |days: f64| self.bg.expected_purchases(&history, days / DAYS_PER_WEEK);
+        let discount = 1.0 + f64::from(options.discount_bp) / 10_000.0;
+        let mut value = 0.0;
+        let mut before = 0.0;
+        for month in 1..=options.months {
+            let by_then = expected_in(f64::from(month) * DAYS_PER_MONTH)?;
+            value += spend * (by_then - before) / discount.powf(f64::from(month));
+            before = by_then;
+        }
+        let holdout_expected = if holdout_weeks > 0.0 {
+            self.bg.expected_purchases(&history, holdout_weeks)?
+        } else {
+            0.0
+        };
+        Ok(Scored {
+            figures: MemberPrediction {
+                member_id: s.member_id.clone(),
+                tier: s.tier.clone(),
+                purchase_days: history.x as i64 + 1,
+                p_alive: self.bg.p_alive(&history),
+                expected_purchases: expected_in(f64::from(options.days))?,
+                expected_spend_minor: spend.round() as i64,
+                predicted_value_minor: value.round() as i64,
+                past_value_minor: s.past_value_minor,
+            },
+            holdout_expected,
+            holdout_actual: s.holdout_purchases,
+            group: s.group.clone(),
+        })
+    }
+}
+
+/// Sums of a group's members' figures.
+#[derive(Default)]
+struct Sums {
+    members: i64,
+    p_alive: f64,
+    expected: f64,
+    value: i64,
+    past: i64,
+    holdout_expected: f64,
+    holdout_actual: i64,
+}
+
+impl Sums {
+    fn add(&mut self, s: &Scored) {
+        self.members += 1;
+        self.p_alive += s.figures.p_alive;
+        self.expected += s.figures.expected_purchases;
+        self.value += s.figures.predicted_value_minor;
+        self.past += s.figures.past_value_minor;
+        self.holdout_expected += s.holdout_expected;
+        self.holdout_actual += s.holdout_actual;
+    }
+
+    fn figures(&self, group: &str) -> PredictionGroup {
+        PredictionGroup {
+            group: group.to_owned(),
+            members: self.members,
+            p_alive_mean: if self.members > 0 {
+                self.p_alive / self.members as f64
+            } else {
+                0.0
+            },
+            expected_purchases: self.expected,
+            predicted_value_minor: self.value,
+            past_value_minor: self.past,
+        }
+    }
+
+    fn holdout(&self, group: &str) -> HoldoutRow {
+        HoldoutRow {
+            group: group.to_owned(),
+            members: self.members,
+            expected_purchases: self.holdout_expected,
+            actual_purchases: self.holdout_actual,
+        }
+    }
+}
+
+/// The option checks: each out of its range names itself.
+fn check(options: &PredictOptions) -> Result<(), ReportError> {
+    let bad = |field: &'static str, message: &str| ReportError::BadOption {
+        field,
+        message: format!("{field}: {message}"),
+    };
+    if !(1..=3_650).contains(&options.days) {
+        return Err(bad("days", "1 to 3650 days ahead"));
+    }
+    if !(1..=120).contains(&options.months) {
+        return Err(bad("months", "1 to 120 months of value"));
+    }
+    if options.discount_bp > 10_000 {
+        return Err(bad("discount_bp", "0 to 10000 basis points a month"));
+    }
+    if !(1..=99).contains(&options.alive_below_percent) {
+        return Err(bad("alive_below_percent", "1 to 99"));
+    }
+    if options.at_risk > 1_000 {
+        return Err(bad("at_risk", "at most 1000 members listed"));
+    }
+    Ok(())
+}
+
+impl Reporter<'_> {
+    /// The prediction `options` ask for.
+    ///
+    /// # Errors
+    /// Options out of range; a fit that did not converge or has too few
+    /// members (naming `calibration_end`); a storage failure.
+    pub fn predict(&self, options: &PredictOptions) -> Result<Prediction, ReportError> {
+        check(options)?;
+        let calibration_end = options.calibration_end.unwrap_or(self.today());
+        self.check_day("calibration_end", calibration_end)?;
+        let end_day = calibration_end.num_days_from_ce();
+        let today = self.today().num_days_from_ce();
+        let by = options.by.as_deref();
+        let mut summaries = self.fold(
+            Vec::new,
+            |all: &mut Vec<Summary>, member| {
+                all.push(summarise(&member, end_day, today, by));
+                Ok(())
+            },
+            |all, part| all.extend(part),
+        )?;
+        summaries.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        let unfit = |err: ModelError| ReportError::BadOption {
+            field: "calibration_end",
+            message: format!("no prediction: {err}"),
+        };
+        let fitted = fit(&summaries).map_err(unfit)?;
+        let holdout_weeks = f64::from(today - end_day) / DAYS_PER_WEEK;
+        let mut scored = Vec::new();
+        for s in &summaries {
+            if let Some(history) = s.history {
+                scored.push(
+                    fitted
+                        .score(s, history, options, holdout_weeks)
+                        .map_err(unfit)?,
+                );
+            }
+        }
+        Ok(self.assemble(options, calibration_end, &fitted, &summaries, scored))
+    }
+
+    fn assemble(
+        &self,
+        options: &PredictOptions,
+        calibration_end: NaiveDate,
+        fitted: &Fitted,
+        summaries: &[Summary],
+        scored: Vec<Scored>,
+    ) -> Prediction {
+        let mut by_tier: BTreeMap<&str, Sums> = BTreeMap::new();
+        let mut by_group: BTreeMap<&str, Sums> = BTreeMap::new();
+        let mut total = Sums::default();
+        for s in &scored {
+            by_tier.entry(&s.figures.tier).or_default().add(s);
+            if options.by.is_some() {
+                let group = s.group.as_deref().unwrap_or("(none)");
+                by_group.entry(group).or_default().add(s);
+            }
+            total.add(s);
+        }
+        let ladder = self.ladder_with(scored.iter().map(|s| &s.figures.tier));
+        let tiers: Vec<PredictionGroup> = ladder
+            .iter()
+            .map(|tier| {
+                by_tier
+                    .get(tier.as_str())
+                    .map_or_else(|| Sums::default().figures(tier), |sums| sums.figures(tier))
+            })
+            .collect();
+        let holdout = if calibration_end < self.today() {
+            ladder
+                .iter()
+                .map(|tier| {
+                    by_tier
+                        .get(tier.as_str())
+                        .map_or_else(|| Sums::default().holdout(tier), |sums| sums.holdout(tier))
+                })
+                .chain([total.holdout("total")])
+                .collect()
+        } else {
+            Vec::new()
+        };
+        let threshold = f64::from(options.alive_below_percent) / 100.0;
+        let mut at_risk: Vec<&MemberPrediction> = scored
+            .iter()
+            .map(|s| &s.figures)
+            .filter(|f| f.p_alive < threshold)
+            .collect();
+        at_risk.sort_by(|a, b| {
+            (b.predicted_value_minor, b.past_value_minor)
+                .cmp(&(a.predicted_value_minor, a.past_value_minor))
+                .then_with(|| a.member_id.cmp(&b.member_id))
+        });
+        at_risk.truncate(options.at_risk as usize);
+        Prediction {
+            header: self.header(
+                "predict",
+                Some(self.today()),
+                Some(super::Period {
+                    from: figures::earliest_day(self.today()),
+                    to: calibration_end,
+                }),
+            ),
+            days: options.days,
+            months: options.months,
+            discount_bp: options.discount_bp,
+            alive_below_percent: options.alive_below_percent,
+            bg_nbd: BgNbdFit {
+                r: fitted.bg.r,
+                alpha: fitted.bg.alpha,
+                a: fitted.bg.a,
+                b: fitted.bg.b,
+                members: fitted.bg_members as i64,
+            },
+            gamma_gamma: GammaGammaFit {
+                p: fitted.gg.p,
+                q: fitted.gg.q,
+                gamma: fitted.gg.gamma,
+                members: fitted.gg_members as i64,
+            },
+            members_without_purchases: (summaries.len() - scored.len()) as i64,
+            tiers,
+            groups: by_group.iter().map(|(g, sums)| sums.figures(g)).collect(),
+            total: total.figures("total"),
+            at_risk: at_risk.into_iter().cloned().collect(),
+            holdout,
+            members: if options.with_members {
+                scored.into_iter().map(|s| s.figures).collect()
+            } else {
+                Vec::new()
+            },
+        }
+    }
+}
