@@ -46,7 +46,10 @@ use crate::{
         decide::HistoryEntry,
         view::{self, MemberView},
     },
-    report::{Query, Report, Reporter},
+    report::{
+        Query, Report, Reporter,
+        predict::{MemberPrediction, Scorer},
+    },
     rules::{RuleSet, RulesVersion},
     store::Store,
     tools::{
@@ -77,6 +80,9 @@ pub struct Program {
     clock: Clock,
     /// Set when the service stops: tier-change streams end.
     stopping: tokio::sync::watch::Sender<bool>,
+    /// The models of the last prediction made for today, which `GetMember`
+    /// scores members with.
+    scorer: arc_swap::ArcSwapOption<Scorer>,
 }
 
 impl Program {
@@ -88,6 +94,7 @@ impl Program {
             rules: LiveRules::new(rules, None, now),
             clock,
             stopping: tokio::sync::watch::Sender::new(false),
+            scorer: arc_swap::ArcSwapOption::empty(),
         }
     }
 
@@ -279,7 +286,35 @@ impl Program {
     /// INVALID_ARGUMENT naming an option out of range; a storage failure.
     pub fn report(&self, query: Query) -> Result<Report, ProgramError> {
         let rules = self.rules();
-        Ok(Reporter::new(&self.store, &rules, self.today()).run(query)?)
+        let report = Reporter::new(&self.store, &rules, self.today()).run(query)?;
+        if let Report::Prediction(prediction) = &report
+            && prediction.header.to == Some(self.today())
+        {
+            self.scorer.store(Some(Arc::new(Scorer::of(prediction))));
+        }
+        Ok(report)
+    }
+
+    /// A member as of now (see [`Program::member`]), with its predicted
+    /// figures when a prediction was made for today on this node (`tierd
+    /// report predict`, the `Predict` RPC).
+    ///
+    /// # Errors
+    /// `NotFound` for an unknown member, or a storage failure.
+    pub fn member_with_prediction(
+        &self,
+        member_id: &MemberId,
+    ) -> Result<(MemberView, Option<MemberPrediction>), ProgramError> {
+        let view = self.member(member_id)?;
+        let scorer = self.scorer.load_full();
+        let prediction = match scorer {
+            Some(scorer) => self
+                .store
+                .member(&view.member_id)?
+                .and_then(|member| scorer.score(&member, self.today())),
+            None => None,
+        };
+        Ok((view, prediction))
     }
 
     /// Writes a consistent backup of all data into an anonymous temporary

@@ -517,6 +517,17 @@ fn projection(p: Projection) -> pb::Projection {
     }
 }
 
+impl From<(MemberView, Option<crate::report::predict::MemberPrediction>)> for pb::Member {
+    fn from(
+        (view, prediction): (MemberView, Option<crate::report::predict::MemberPrediction>),
+    ) -> Self {
+        pb::Member {
+            prediction: prediction.map(Into::into),
+            ..view.into()
+        }
+    }
+}
+
 impl From<MemberView> for pb::Member {
     fn from(m: MemberView) -> Self {
         pb::Member {
@@ -559,6 +570,7 @@ impl From<MemberView> for pb::Member {
                 reason: alias.reason,
             }),
             merged_member_ids: m.merged_ids,
+            prediction: None,
         }
     }
 }

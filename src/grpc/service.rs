@@ -187,7 +187,7 @@ impl Loyalty for LoyaltyApi {
     async fn get_member(&self, request: Request<pb::GetMemberRequest>) -> Answer<pb::Member> {
         let _admitted = self.admit(&request, Action::Read)?;
         let member_id = convert::member_id(request.into_inner().member_id).map_err(status_of)?;
-        reply(self.program.member(&member_id))
+        reply(self.program.member_with_prediction(&member_id))
     }
 
     async fn get_tier_history(

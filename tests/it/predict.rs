@@ -106,6 +106,31 @@ async fn the_cdnow_purchases_fit_the_papers_figures_from_the_service_and_from_it
     let from_service = predict(&["--server", &address], "json", calibration_end);
     let members_from_service =
         predict(&["--server", &address, "--members"], "csv", calibration_end);
+    // GetMember scores a member once a prediction was made for today.
+    let mut client = served.client().await;
+    let ask = || pb::GetMemberRequest {
+        member_id: "cdnow-00004".into(),
+    };
+    let before = client
+        .get_member(ask())
+        .await
+        .expect("a member")
+        .into_inner();
+    assert!(before.prediction.is_none(), "no prediction for today yet");
+    predict(&["--server", &address], "json", Utc::now().date_naive());
+    let scored = client
+        .get_member(ask())
+        .await
+        .expect("a member")
+        .into_inner();
+    let prediction = scored.prediction.expect("scored with today's models");
+    assert_eq!(prediction.purchase_days, 4);
+    assert!(
+        prediction.p_alive > 0.0 && prediction.p_alive <= 1.0,
+        "{prediction:?}"
+    );
+    assert!(prediction.expected_spend_minor > 0, "{prediction:?}");
+    drop(client);
     drop(ingest);
     let (status, _) = stop_with_log(served, "TERM");
     assert!(status.success());

@@ -254,6 +254,7 @@ fn summarise(member: &MemberState, calibration_end: i32, today: i32, by: Option<
 }
 
 /// The fitted models.
+#[derive(Debug, Clone)]
 struct Fitted {
     bg: BgNbd,
     gg: GammaGamma,
@@ -373,6 +374,61 @@ impl Sums {
             expected_purchases: self.holdout_expected,
             actual_purchases: self.holdout_actual,
         }
+    }
+}
+
+/// A prediction's fitted models, kept to score one member at a time (what
+/// `GetMember` answers with, once a prediction was made for today).
+#[derive(Debug, Clone)]
+pub struct Scorer {
+    fitted: Fitted,
+    options: PredictOptions,
+    /// The day the models were fitted up to.
+    pub fitted_to: NaiveDate,
+}
+
+impl Scorer {
+    /// The models `prediction` fitted, with its options.
+    pub fn of(prediction: &Prediction) -> Self {
+        let (bg, gg) = (&prediction.bg_nbd, &prediction.gamma_gamma);
+        Self {
+            fitted: Fitted {
+                bg: BgNbd {
+                    r: bg.r,
+                    alpha: bg.alpha,
+                    a: bg.a,
+                    b: bg.b,
+                },
+                gg: GammaGamma {
+                    p: gg.p,
+                    q: gg.q,
+                    gamma: gg.gamma,
+                },
+                bg_members: usize::try_from(bg.members).unwrap_or(0),
+                gg_members: usize::try_from(gg.members).unwrap_or(0),
+            },
+            options: PredictOptions {
+                days: prediction.days,
+                months: prediction.months,
+                discount_bp: prediction.discount_bp,
+                alive_below_percent: prediction.alive_below_percent,
+                ..PredictOptions::default()
+            },
+            fitted_to: prediction.header.to.unwrap_or_default(),
+        }
+    }
+
+    /// `member`'s figures on `today`; `None` for a member without a
+    /// purchase, or when a series does not converge.
+    pub fn score(&self, member: &MemberState, today: NaiveDate) -> Option<MemberPrediction> {
+        let day = today.num_days_from_ce();
+        let summary = summarise(member, day, day, None);
+        let history = summary.history?;
+        let scored = self
+            .fitted
+            .score(&summary, history, &self.options, 0.0)
+            .ok()?;
+        Some(scored.figures)
     }
 }
 
