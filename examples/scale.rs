@@ -36,7 +36,7 @@ mod servers;
 
 /// Every `tierd report` kind: each writes JSON to nowhere, `html` its page
 /// to a temporary file.
-const REPORTS: [&str; 9] = [
+const REPORTS: [&str; 10] = [
     "distribution",
     "migration",
     "value-ranks",
@@ -45,6 +45,7 @@ const REPORTS: [&str; 9] = [
     "segments",
     "clusters",
     "liability",
+    "predict",
     "html",
 ];
 

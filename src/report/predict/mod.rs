@@ -36,8 +36,11 @@ const DAYS_PER_WEEK: f64 = 7.0;
 const DAYS_PER_MONTH: f64 = 30.4375;
 
 /// Most members a fit reads: above it, every n-th member in id order, so
-/// that a fit costs the same at any size (see `docs/reports.md`).
-pub const MAX_FIT_MEMBERS: usize = 100_000;
+/// that a fit costs the same at any size (see `docs/reports.md`): the
+/// estimates are then a sample's, off the whole programme's by their
+/// standard errors, which shrink as one over the square root of the
+/// members fitted.
+pub const MAX_FIT_MEMBERS: usize = 20_000;
 
 /// What a prediction is asked for; every rate an integer, so that a query
 /// compares exactly.

@@ -84,10 +84,15 @@ pub enum ModelError {
 pub const MIN_MEMBERS: usize = 20;
 
 /// Most Nelder-Mead iterations per run.
-const MAX_ITERATIONS: u64 = 20_000;
+const MAX_ITERATIONS: u64 = 5_000;
 
 /// Most runs from the last best point before giving up on agreement.
-const MAX_RESTARTS: usize = 6;
+const MAX_RESTARTS: usize = 4;
+
+/// How far a parameter's logarithm may go: parameters from about 2e-9 to
+/// 5e8. A likelihood that keeps rising toward a bound (no dropout at all:
+/// a toward 0) is settled at the bound instead of searched for ever.
+const LOG_BOUND: f64 = 20.0;
 
 /// The runs' best log-likelihoods per member agree within this.
 const AGREEMENT: f64 = 1e-9;
@@ -327,6 +332,9 @@ impl CostFunction for BgNbdCost<'_> {
     type Output = f64;
 
     fn cost(&self, p: &Vec<f64>) -> Result<f64, argmin::core::Error> {
+        if out_of_bounds(p) {
+            return Ok(f64::MAX);
+        }
         let [r, alpha, a, b] = exp4(p);
         let model = BgNbd { r, alpha, a, b };
         let total: f64 = self.0.iter().map(|h| model.log_likelihood(h)).sum();
@@ -343,6 +351,9 @@ impl CostFunction for GammaGammaCost<'_> {
     type Output = f64;
 
     fn cost(&self, p: &Vec<f64>) -> Result<f64, argmin::core::Error> {
+        if out_of_bounds(p) {
+            return Ok(f64::MAX);
+        }
         let model = GammaGamma {
             p: p[0].exp(),
             q: p[1].exp(),
@@ -351,6 +362,11 @@ impl CostFunction for GammaGammaCost<'_> {
         let total: f64 = self.0.iter().map(|s| model.log_likelihood(s)).sum();
         Ok(finite_or_worst(-total / self.0.len() as f64))
     }
+}
+
+/// Whether a logarithm of a parameter is beyond [`LOG_BOUND`].
+fn out_of_bounds(logs: &[f64]) -> bool {
+    logs.iter().any(|l| l.abs() > LOG_BOUND)
 }
 
 /// A cost the optimiser can compare: a point where the likelihood is not
@@ -415,6 +431,12 @@ where
         .map_err(|err| failed(err.to_string(), 0))?;
     let state = result.state();
     let iterations = state.get_iter();
+    tracing::debug!(
+        model,
+        iterations,
+        cost = state.get_best_cost(),
+        "Nelder-Mead run"
+    );
     match state.get_termination_status() {
         TerminationStatus::Terminated(TerminationReason::SolverConverged) => {}
         TerminationStatus::Terminated(reason) => {
