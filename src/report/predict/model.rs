@@ -423,7 +423,7 @@ where
         }))
         .collect();
     let solver = NelderMead::new(simplex)
-        .with_sd_tolerance(1e-12)
+        .with_sd_tolerance(1e-10)
         .map_err(|err| failed(err.to_string(), 0))?;
     let result = Executor::new(Wrapped(cost), solver)
         .configure(|state| state.max_iters(MAX_ITERATIONS))
