@@ -278,7 +278,12 @@ async fn write_page(source: &mut Source, args: &ReportArgs) -> anyhow::Result<Ex
     for kind in ON_THE_PAGE {
         reports.push(source.report(args, kind).await?);
     }
-    let page = page_of(reports).context("a report of the wrong kind came back")?;
+    let prediction = match source.report(args, ReportKind::Predict).await {
+        Ok(Report::Prediction(prediction)) => Ok(prediction),
+        Ok(_) => anyhow::bail!("a report of the wrong kind came back"),
+        Err(err) => Err(format!("No predictions: {err:#}")),
+    };
+    let page = page_of(reports, prediction).context("a report of the wrong kind came back")?;
     let out = args
         .out
         .as_ref()
@@ -289,8 +294,12 @@ async fn write_page(source: &mut Source, args: &ReportArgs) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// The page, from the reports made in the order of [`ON_THE_PAGE`].
-fn page_of(reports: Vec<Report>) -> Option<html::Page> {
+/// The page, from the reports made in the order of [`ON_THE_PAGE`] and the
+/// prediction (or why there is none).
+fn page_of(
+    reports: Vec<Report>,
+    prediction: Result<crate::report::predict::Prediction, String>,
+) -> Option<html::Page> {
     let [
         Report::Distribution(distribution),
         Report::Migration(migration),
@@ -313,6 +322,7 @@ fn page_of(reports: Vec<Report>) -> Option<html::Page> {
         segments,
         clusters,
         liability,
+        prediction,
     })
 }
 

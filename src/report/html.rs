@@ -13,6 +13,7 @@ use super::{
     Header,
     clusters::Clusters,
     liability::Liability,
+    predict::Prediction,
     segments::Segments,
     table::{self, Tabular},
     tier::{Distribution, Migration},
@@ -40,6 +41,9 @@ pub struct Page {
     pub clusters: Clusters,
     /// Outstanding points.
     pub liability: Liability,
+    /// Predictions by the models of repeat buying, or why there are none
+    /// (too few members, a fit that did not converge).
+    pub prediction: Result<Prediction, String>,
 }
 
 const WIDTH: i64 = 720;
@@ -142,6 +146,21 @@ pub fn render(page: &Page) -> String {
         &page.liability,
         &liability_chart(&page.liability, currency),
     );
+    match &page.prediction {
+        Ok(prediction) => section(
+            &mut html,
+            "Predictions: who is slipping away, what each member will be worth",
+            prediction,
+            &prediction_chart(prediction, currency),
+        ),
+        Err(why) => {
+            let _ = write!(
+                html,
+                "<section><h2>Predictions</h2>\n<p class=\"what\">{}</p></section>\n",
+                escape(why)
+            );
+        }
+    }
     html.push_str("</body></html>\n");
     html
 }
@@ -628,6 +647,29 @@ fn liability_chart(r: &Liability, currency: Currency) -> String {
         chart: "Points expiring month by month",
         x: "Points (their value)",
         y: "Month",
+    };
+    bars(&titles, &items)
+}
+
+/// The value each tier's members are predicted to bring, with their mean
+/// P(alive).
+fn prediction_chart(r: &Prediction, currency: Currency) -> String {
+    let items: Vec<(String, i64, String)> = r
+        .tiers
+        .iter()
+        .map(|t| {
+            let text = format!(
+                "{} (mean P(alive) {:.2})",
+                currency.format_minor(t.predicted_value_minor),
+                t.p_alive_mean
+            );
+            (t.group.clone(), t.predicted_value_minor, text)
+        })
+        .collect();
+    let titles = Titles {
+        chart: "Value predicted over the coming months, by tier",
+        x: "Predicted value (members' mean probability of still buying)",
+        y: "Tier",
     };
     bars(&titles, &items)
 }

@@ -181,6 +181,23 @@ async fn the_cdnow_purchases_fit_the_papers_figures_from_the_service_and_from_it
     let table = String::from_utf8(table).expect("UTF-8");
     assert!(table.contains("Holdout"), "{table}");
     println!("{table}");
+    let page = dir.path().join("page.html");
+    let drawn = tierd()
+        .args(["report", "html", "--data", &data_arg, "--out"])
+        .arg(&page)
+        .output()
+        .expect("tierd runs");
+    assert!(
+        drawn.status.success(),
+        "{}",
+        String::from_utf8_lossy(&drawn.stderr)
+    );
+    let html = std::fs::read_to_string(&page).expect("the page");
+    assert!(
+        html.contains("<h2>Predictions: who is slipping away, what each member will be worth</h2>")
+    );
+    assert!(html.contains("Value predicted over the coming months, by tier"));
+    assert_eq!(html.matches("<svg ").count(), 9, "a chart per report");
     let csv = predict(&["--data", &data_arg], "csv", calibration_end);
     let csv = String::from_utf8(csv).expect("UTF-8");
     assert!(

@@ -629,6 +629,9 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
     ] {
         assert!(html.contains(&format!("<h2>{title}</h2>")), "{title}");
     }
+    // Too few members for the models: the page says so where the
+    // predictions would be (tests/it/predict.rs draws them).
+    assert!(html.contains("<h2>Predictions</h2>\n<p class=\"what\">No predictions: "));
     assert_eq!(html.matches("<svg ").count(), 8, "a chart per report");
     let fetched = ["src=", "href=", "url(", "@import", "<script"];
     assert!(
