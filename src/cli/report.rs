@@ -19,7 +19,7 @@ use crate::{
         pb::{self, reports_client::ReportsClient},
         reports::convert as wire,
     },
-    report::{Query, Report, html, table},
+    report::{Query, Report, html, table, xlsx},
     rules::{self, RuleSet},
     store::Store,
 };
@@ -74,6 +74,9 @@ pub enum ReportFormat {
     Csv,
     /// The report's documented JSON (docs/reports.md).
     Json,
+    /// An Excel workbook (to redirect to a file): a sheet per table,
+    /// numbers as numbers, money with the currency's decimals.
+    Xlsx,
 }
 
 /// `tierd report` options.
@@ -267,6 +270,7 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
             ReportFormat::Table => table::write_text(report.tabular(), &mut out)?,
             ReportFormat::Csv => table::write_csv(report.tabular(), &mut out)?,
             ReportFormat::Json => writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?,
+            ReportFormat::Xlsx => xlsx::write_xlsx(report.tabular(), &mut out)?,
         }
         Ok(ExitCode::SUCCESS)
     })

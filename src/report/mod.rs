@@ -20,6 +20,7 @@
 //!   (BG/NBD, Gamma-Gamma), with the holdout check.
 //! - [`table`]: every report as a table, for the terminal and for CSV.
 //! - [`html`]: every report on one page with charts, for people.
+//! - [`xlsx`]: every report as an Excel workbook, a sheet per table.
 
 pub mod clusters;
 pub mod figures;
@@ -30,6 +31,7 @@ pub mod segments;
 pub mod table;
 pub mod tier;
 pub mod value;
+pub mod xlsx;
 
 use chrono::NaiveDate;
 use serde::Serialize;

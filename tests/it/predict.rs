@@ -106,6 +106,7 @@ async fn the_cdnow_purchases_fit_the_papers_figures_from_the_service_and_from_it
     let from_service = predict(&["--server", &address], "json", calibration_end);
     let members_from_service =
         predict(&["--server", &address, "--members"], "csv", calibration_end);
+    let workbook_from_service = predict(&["--server", &address], "xlsx", calibration_end);
     // GetMember scores a member once a prediction was made for today.
     let mut client = served.client().await;
     let ask = || pb::GetMemberRequest {
@@ -143,6 +144,25 @@ async fn the_cdnow_purchases_fit_the_papers_figures_from_the_service_and_from_it
     );
 
     let members_from_data = predict(&["--data", &data_arg, "--members"], "csv", calibration_end);
+    let workbook = predict(&["--data", &data_arg], "xlsx", calibration_end);
+    assert!(
+        workbook == workbook_from_service,
+        "the same workbook from the service and from its data"
+    );
+    let sheets = sheets_of(&workbook);
+    let by_tier = sheets
+        .iter()
+        .find(|(name, _)| name.contains("sheet2.xml"))
+        .map(|(_, xml)| xml.as_str())
+        .expect("the By tier sheet");
+    assert!(
+        by_tier.contains("<v>2357</v>"),
+        "members as a number: {by_tier}"
+    );
+    assert!(
+        sheets.iter().any(|(_, xml)| xml.contains("<pane ")),
+        "header rows frozen"
+    );
     assert_eq!(
         String::from_utf8_lossy(&members_from_service),
         String::from_utf8_lossy(&members_from_data),
@@ -204,4 +224,21 @@ async fn the_cdnow_purchases_fit_the_papers_figures_from_the_service_and_from_it
         csv.starts_with("report,as_of,from,to,rules_version,currency,tier,"),
         "{csv}"
     );
+}
+
+/// Every worksheet of an .xlsx workbook: its path in the archive and its
+/// XML.
+fn sheets_of(workbook: &[u8]) -> Vec<(String, String)> {
+    use std::io::Read as _;
+    let mut archive = zip::ZipArchive::new(std::io::Cursor::new(workbook)).expect("a zip archive");
+    let mut sheets = Vec::new();
+    for i in 0..archive.len() {
+        let mut file = archive.by_index(i).expect("an entry");
+        if file.name().starts_with("xl/worksheets/") {
+            let mut xml = String::new();
+            file.read_to_string(&mut xml).expect("XML");
+            sheets.push((file.name().to_owned(), xml));
+        }
+    }
+    sheets
 }

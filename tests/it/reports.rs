@@ -568,7 +568,7 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
         &["clusters", "--seed", "9"],
         &["rfm", "--members"],
     ];
-    let run = |kind: &[&str], place: [&str; 2], format: &str| {
+    let bytes = |kind: &[&str], place: [&str; 2], format: &str| {
         let output = tierd()
             .arg("report")
             .args(kind)
@@ -581,12 +581,16 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
             "{}",
             String::from_utf8_lossy(&output.stderr)
         );
-        String::from_utf8(output.stdout).expect("utf-8")
+        output.stdout
+    };
+    let run = |kind: &[&str], place: [&str; 2], format: &str| {
+        String::from_utf8(bytes(kind, place, format)).expect("utf-8")
     };
     let mut from_service = Vec::new();
     for kind in kinds {
         let [json, csv] = ["json", "csv"].map(|format| run(kind, ["--server", &url], format));
-        from_service.push((json, csv));
+        let workbook = bytes(kind, ["--server", &url], "xlsx");
+        from_service.push((json, csv, workbook));
     }
     let pages = tempfile::TempDir::new().expect("temp dir");
     let page_of = |name: &str| pages.path().join(name).to_str().expect("utf-8").to_owned();
@@ -599,9 +603,13 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
     let store = crate::process::store_arg(server.store());
     let _dir = server.stop().await;
     let data = ["--store", store.as_str()];
-    for (kind, (json, csv)) in kinds.into_iter().zip(from_service) {
+    for (kind, (json, csv, workbook)) in kinds.into_iter().zip(from_service) {
         assert_eq!(run(kind, data, "json"), json, "{kind:?}");
         assert_eq!(run(kind, data, "csv"), csv, "{kind:?}");
+        assert!(
+            bytes(kind, data, "xlsx") == workbook && workbook.starts_with(b"PK"),
+            "{kind:?}: the same workbook from the service and from its data"
+        );
     }
     let page = page_of("report.html");
     run(&["html", "--out", &page], data, "table");
