@@ -188,7 +188,7 @@ impl Tally {
 
 impl Reporter<'_> {
     /// Which segments of the rules `m` is in at the end of `day`.
-    fn segments_of(&self, m: &MemberState, day: NaiveDate) -> Vec<bool> {
+    pub(super) fn segments_of(&self, m: &MemberState, day: NaiveDate) -> Vec<bool> {
         let metrics = figures::metrics_at(self.rules(), m, day);
         let subject = Subject {
             metrics: &metrics,

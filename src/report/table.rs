@@ -536,6 +536,16 @@ impl Tabular for Prediction {
         if !self.groups.is_empty() {
             tables.push(groups_table("By attribute", "group", self.groups.iter()));
         }
+        tables.push(groups_table(
+            "By RFM segment",
+            "segment",
+            self.rfm_segments.iter(),
+        ));
+        tables.push(groups_table(
+            "By named segment",
+            "segment",
+            self.segments.iter(),
+        ));
         tables.push(members_table("At risk, worth most first", &self.at_risk));
         if !self.holdout.is_empty() {
             let columns = ["group", "members", "expected_purchases", "actual_purchases"];

@@ -367,22 +367,14 @@ impl Reporter<'_> {
             },
             Vec::extend,
         )?;
-        let cuts = rfm_cuts(&members);
+        let cuts = self.score_rfm(&mut members);
         let segments = &self.rules().reporting.rfm_segments;
         let mut by_segment = vec![(0_i64, 0_i64); segments.len() + 1];
-        let recency_cuts: Vec<i64> = cuts.recency_days.iter().map(|d| recency_key(*d)).collect();
-        for row in &mut members {
-            row.r = score(&recency_key(row.recency_days), &recency_cuts);
-            row.f = score(&row.frequency, &cuts.frequency);
-            row.m = score(&row.monetary_minor, &cuts.monetary_minor);
-            let index = self
-                .rules()
-                .reporting
-                .rfm_segment_of((row.r, row.f, row.m))
+        for row in &members {
+            let index = segments
+                .iter()
+                .position(|s| s.name == row.segment)
                 .unwrap_or(segments.len());
-            row.segment = segments
-                .get(index)
-                .map_or_else(|| "other".to_owned(), |s| s.name.clone());
             by_segment[index].0 += 1;
             by_segment[index].1 = by_segment[index].1.saturating_add(row.monetary_minor);
         }
@@ -414,8 +406,31 @@ impl Reporter<'_> {
     }
 }
 
+impl Reporter<'_> {
+    /// Gives `rows` their R, F and M scores by the cuts of all of them, and
+    /// the rules' RFM segment each falls in (`other` for none); returns
+    /// the cuts.
+    pub(super) fn score_rfm(&self, rows: &mut [RfmScore]) -> RfmCuts {
+        let cuts = rfm_cuts(rows);
+        let segments = &self.rules().reporting.rfm_segments;
+        let recency_cuts: Vec<i64> = cuts.recency_days.iter().map(|d| recency_key(*d)).collect();
+        for row in rows.iter_mut() {
+            row.r = score(&recency_key(row.recency_days), &recency_cuts);
+            row.f = score(&row.frequency, &cuts.frequency);
+            row.m = score(&row.monetary_minor, &cuts.monetary_minor);
+            row.segment = self
+                .rules()
+                .reporting
+                .rfm_segment_of((row.r, row.f, row.m))
+                .and_then(|index| segments.get(index))
+                .map_or_else(|| "other".to_owned(), |s| s.name.clone());
+        }
+        cuts
+    }
+}
+
 /// A member's RFM figures (scores still to be given).
-fn rfm_figures(m: &MemberState, period: Period) -> RfmScore {
+pub(super) fn rfm_figures(m: &MemberState, period: Period) -> RfmScore {
     RfmScore {
         member_id: m.member_id.clone(),
         recency_days: figures::days_since_last_purchase(m, period.to),

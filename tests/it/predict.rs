@@ -188,6 +188,22 @@ async fn the_cdnow_purchases_fit_the_papers_figures_from_the_service_and_from_it
     within(&gg["q"], 3.7442, 0.01);
     within(&gg["gamma"], 1_544.35, 0.01);
     assert_eq!(gg["members"], 946);
+    // Every member scored is in one RFM segment; the named segments are
+    // listed in the rules' order, then (none).
+    let members_in = |list: &str| -> i64 {
+        report[list]
+            .as_array()
+            .expect("groups")
+            .iter()
+            .map(|g| g["members"].as_i64().expect("members"))
+            .sum()
+    };
+    assert_eq!(members_in("rfm_segments"), 2_357);
+    let named = report["segments"].as_array().expect("named segments");
+    assert_eq!(
+        named.last().map(|g| g["group"].clone()),
+        Some("(none)".into())
+    );
     // The holdout (weeks 40 to 78): the reference expects 1,653 repeat
     // purchase days against 1,882 observed.
     let total = report["holdout"]

@@ -506,6 +506,8 @@ impl From<Prediction> for pb::PredictionReport {
             total: Some(r.total.into()),
             at_risk: rows(r.at_risk),
             holdout: rows(r.holdout),
+            rfm_segments: rows(r.rfm_segments),
+            segments: rows(r.segments),
         }
     }
 }
@@ -526,6 +528,8 @@ impl From<pb::PredictionReport> for Prediction {
             total: r.total.unwrap_or_default().into(),
             at_risk: rows(r.at_risk),
             holdout: rows(r.holdout),
+            rfm_segments: rows(r.rfm_segments),
+            segments: rows(r.segments),
             members: Vec::new(),
         }
     }

@@ -25,7 +25,10 @@ use std::collections::BTreeMap;
 use chrono::{Datelike as _, NaiveDate};
 use serde::Serialize;
 
-use super::{Header, ReportError, Reporter, figures};
+use super::{
+    Header, Period, ReportError, Reporter, figures,
+    value::{RfmScore, rfm_figures},
+};
 use crate::domain::member::MemberState;
 use model::{BgNbd, GammaGamma, History, ModelError, Spend};
 
@@ -104,6 +107,12 @@ pub struct Prediction {
     pub tiers: Vec<PredictionGroup>,
     /// By the attribute asked for (`(none)` for members without it).
     pub groups: Vec<PredictionGroup>,
+    /// By RFM segment (over the 12 months to the calibration end), in the
+    /// rules' order, then `other`.
+    pub rfm_segments: Vec<PredictionGroup>,
+    /// By the rules' named segments at the calibration end, in their
+    /// order (a member may be in several, or in none: `(none)`).
+    pub segments: Vec<PredictionGroup>,
     /// Every member scored.
     pub total: PredictionGroup,
     /// Members whose P(alive) is below the threshold, worth most first.
@@ -201,10 +210,25 @@ struct Summary {
     member_id: String,
     tier: String,
     group: Option<String>,
+    /// The rules' named segments it is in at the calibration end.
+    segments: Vec<String>,
+    /// Its RFM figures over the 12 months to the calibration end (the
+    /// segment filled once every member's are known).
+    rfm: RfmScore,
     history: Option<History>,
     spend: Option<Spend>,
     holdout_purchases: i64,
     past_value_minor: i64,
+}
+
+/// The 12 months up to `day`, for the RFM segments.
+fn year_to(day: i32) -> Period {
+    let to = NaiveDate::from_num_days_from_ce_opt(day).unwrap_or_default();
+    let from = to
+        .checked_sub_months(chrono::Months::new(12))
+        .and_then(|d| d.succ_opt())
+        .unwrap_or(to);
+    Period { from, to }
 }
 
 /// Reads one member's purchase days: history and repeat spend up to day
@@ -249,6 +273,8 @@ fn summarise(member: &MemberState, calibration_end: i32, today: i32, by: Option<
         member_id: member.member_id.clone(),
         tier: member.tier.tier_id.clone(),
         group: by.and_then(|name| member.attributes.get(name).cloned()),
+        segments: Vec::new(),
+        rfm: rfm_figures(member, year_to(calibration_end)),
         history,
         spend,
         holdout_purchases,
@@ -287,6 +313,8 @@ struct Scored {
     holdout_expected: f64,
     holdout_actual: i64,
     group: Option<String>,
+    rfm_segment: String,
+    segments: Vec<String>,
 }
 
 impl Fitted {
@@ -328,6 +356,8 @@ impl Fitted {
             holdout_expected,
             holdout_actual: s.holdout_purchases,
             group: s.group.clone(),
+            rfm_segment: s.rfm.segment.clone(),
+            segments: s.segments.clone(),
         })
     }
 }
@@ -475,12 +505,19 @@ impl Reporter<'_> {
         let mut summaries = self.fold(
             Vec::new,
             |all: &mut Vec<Summary>, member| {
-                all.push(summarise(&member, end_day, today, by));
+                let mut summary = summarise(&member, end_day, today, by);
+                summary.segments = self.segment_names(&member, calibration_end);
+                all.push(summary);
                 Ok(())
             },
             |all, part| all.extend(part),
         )?;
         summaries.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        let mut rfm: Vec<RfmScore> = summaries.iter().map(|s| s.rfm.clone()).collect();
+        self.score_rfm(&mut rfm);
+        for (summary, scored) in summaries.iter_mut().zip(rfm) {
+            summary.rfm = scored;
+        }
         let unfit = |err: ModelError| ReportError::BadOption {
             field: "calibration_end",
             message: format!("no prediction: {err}"),
@@ -500,6 +537,18 @@ impl Reporter<'_> {
         Ok(self.assemble(options, calibration_end, &fitted, &summaries, scored))
     }
 
+    /// The names of the rules' segments `member` is in at the end of `day`.
+    fn segment_names(&self, member: &MemberState, day: NaiveDate) -> Vec<String> {
+        self.rules()
+            .reporting
+            .segments
+            .iter()
+            .zip(self.segments_of(member, day))
+            .filter(|(_, holds)| *holds)
+            .map(|(segment, _)| segment.name.clone())
+            .collect()
+    }
+
     fn assemble(
         &self,
         options: &PredictOptions,
@@ -510,6 +559,8 @@ impl Reporter<'_> {
     ) -> Prediction {
         let mut by_tier: BTreeMap<&str, Sums> = BTreeMap::new();
         let mut by_group: BTreeMap<&str, Sums> = BTreeMap::new();
+        let mut by_rfm: BTreeMap<&str, Sums> = BTreeMap::new();
+        let mut by_segment: BTreeMap<&str, Sums> = BTreeMap::new();
         let mut total = Sums::default();
         for s in &scored {
             by_tier.entry(&s.figures.tier).or_default().add(s);
@@ -517,8 +568,43 @@ impl Reporter<'_> {
                 let group = s.group.as_deref().unwrap_or("(none)");
                 by_group.entry(group).or_default().add(s);
             }
+            by_rfm.entry(&s.rfm_segment).or_default().add(s);
+            if s.segments.is_empty() {
+                by_segment.entry("(none)").or_default().add(s);
+            }
+            for segment in &s.segments {
+                by_segment.entry(segment).or_default().add(s);
+            }
             total.add(s);
         }
+        let reporting = &self.rules().reporting;
+        let in_order = |names: Vec<&str>, sums: &BTreeMap<&str, Sums>| -> Vec<PredictionGroup> {
+            names
+                .into_iter()
+                .map(|name| {
+                    sums.get(name)
+                        .map_or_else(|| Sums::default().figures(name), |s| s.figures(name))
+                })
+                .collect()
+        };
+        let rfm_segments = in_order(
+            reporting
+                .rfm_segments
+                .iter()
+                .map(|s| s.name.as_str())
+                .chain(["other"])
+                .collect(),
+            &by_rfm,
+        );
+        let segments = in_order(
+            reporting
+                .segments
+                .iter()
+                .map(|s| s.name.as_str())
+                .chain(["(none)"])
+                .collect(),
+            &by_segment,
+        );
         let ladder = self.ladder_with(scored.iter().map(|s| &s.figures.tier));
         let tiers: Vec<PredictionGroup> = ladder
             .iter()
@@ -582,6 +668,8 @@ impl Reporter<'_> {
             members_without_purchases: (summaries.len() - scored.len()) as i64,
             tiers,
             groups: by_group.iter().map(|(g, sums)| sums.figures(g)).collect(),
+            rfm_segments,
+            segments,
             total: total.figures("total"),
             at_risk: at_risk.into_iter().cloned().collect(),
             holdout,
