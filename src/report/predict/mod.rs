@@ -210,11 +210,14 @@ struct Summary {
     member_id: String,
     tier: String,
     group: Option<String>,
-    /// The rules' named segments it is in at the calibration end.
-    segments: Vec<String>,
-    /// Its RFM figures over the 12 months to the calibration end (the
-    /// segment filled once every member's are known).
-    rfm: RfmScore,
+    /// The rules' named segments it is in at the calibration end, by
+    /// their place in the rules.
+    segments: Vec<u16>,
+    /// Its RFM figures over the 12 months to the calibration end, without
+    /// its id (scored once every member's are known, then dropped).
+    rfm: Option<RfmScore>,
+    /// Its RFM segment's place in the rules (one past them: `other`).
+    rfm_segment: usize,
     history: Option<History>,
     spend: Option<Spend>,
     holdout_purchases: i64,
@@ -274,7 +277,11 @@ fn summarise(member: &MemberState, calibration_end: i32, today: i32, by: Option<
         tier: member.tier.tier_id.clone(),
         group: by.and_then(|name| member.attributes.get(name).cloned()),
         segments: Vec::new(),
-        rfm: rfm_figures(member, year_to(calibration_end)),
+        rfm: Some(RfmScore {
+            member_id: String::new(),
+            ..rfm_figures(member, year_to(calibration_end))
+        }),
+        rfm_segment: 0,
         history,
         spend,
         holdout_purchases,
@@ -309,12 +316,30 @@ fn fit(summaries: &[Summary]) -> Result<Fitted, ModelError> {
 
 /// A scored member: its figures, and the holdout's expected purchases.
 struct Scored {
-    figures: MemberPrediction,
+    purchase_days: i64,
+    p_alive: f64,
+    expected_purchases: f64,
+    expected_spend_minor: i64,
+    predicted_value_minor: i64,
+    past_value_minor: i64,
     holdout_expected: f64,
     holdout_actual: i64,
-    group: Option<String>,
-    rfm_segment: String,
-    segments: Vec<String>,
+}
+
+impl Scored {
+    /// The figures as reported, for the member `s` summarises.
+    fn figures(&self, s: &Summary) -> MemberPrediction {
+        MemberPrediction {
+            member_id: s.member_id.clone(),
+            tier: s.tier.clone(),
+            purchase_days: self.purchase_days,
+            p_alive: self.p_alive,
+            expected_purchases: self.expected_purchases,
+            expected_spend_minor: self.expected_spend_minor,
+            predicted_value_minor: self.predicted_value_minor,
+            past_value_minor: self.past_value_minor,
+        }
+    }
 }
 
 impl Fitted {
@@ -343,21 +368,14 @@ impl Fitted {
             0.0
         };
         Ok(Scored {
-            figures: MemberPrediction {
-                member_id: s.member_id.clone(),
-                tier: s.tier.clone(),
-                purchase_days: history.x as i64 + 1,
-                p_alive: self.bg.p_alive(&history),
-                expected_purchases: expected_in(f64::from(options.days))?,
-                expected_spend_minor: spend.round() as i64,
-                predicted_value_minor: value.round() as i64,
-                past_value_minor: s.past_value_minor,
-            },
+            purchase_days: history.x as i64 + 1,
+            p_alive: self.bg.p_alive(&history),
+            expected_purchases: expected_in(f64::from(options.days))?,
+            expected_spend_minor: spend.round() as i64,
+            predicted_value_minor: value.round() as i64,
+            past_value_minor: s.past_value_minor,
             holdout_expected,
             holdout_actual: s.holdout_purchases,
-            group: s.group.clone(),
-            rfm_segment: s.rfm.segment.clone(),
-            segments: s.segments.clone(),
         })
     }
 }
@@ -377,10 +395,10 @@ struct Sums {
 impl Sums {
     fn add(&mut self, s: &Scored) {
         self.members += 1;
-        self.p_alive += s.figures.p_alive;
-        self.expected += s.figures.expected_purchases;
-        self.value += s.figures.predicted_value_minor;
-        self.past += s.figures.past_value_minor;
+        self.p_alive += s.p_alive;
+        self.expected += s.expected_purchases;
+        self.value += s.predicted_value_minor;
+        self.past += s.past_value_minor;
         self.holdout_expected += s.holdout_expected;
         self.holdout_actual += s.holdout_actual;
     }
@@ -461,7 +479,7 @@ impl Scorer {
             .fitted
             .score(&summary, history, &self.options, 0.0)
             .ok()?;
-        Some(scored.figures)
+        Some(scored.figures(&summary))
     }
 }
 
@@ -506,18 +524,14 @@ impl Reporter<'_> {
             Vec::new,
             |all: &mut Vec<Summary>, member| {
                 let mut summary = summarise(&member, end_day, today, by);
-                summary.segments = self.segment_names(&member, calibration_end);
+                summary.segments = self.segment_places(&member, calibration_end);
                 all.push(summary);
                 Ok(())
             },
             |all, part| all.extend(part),
         )?;
         summaries.sort_by(|a, b| a.member_id.cmp(&b.member_id));
-        let mut rfm: Vec<RfmScore> = summaries.iter().map(|s| s.rfm.clone()).collect();
-        self.score_rfm(&mut rfm);
-        for (summary, scored) in summaries.iter_mut().zip(rfm) {
-            summary.rfm = scored;
-        }
+        self.place_in_rfm_segments(&mut summaries);
         let unfit = |err: ModelError| ReportError::BadOption {
             field: "calibration_end",
             message: format!("no prediction: {err}"),
@@ -525,28 +539,39 @@ impl Reporter<'_> {
         let fitted = fit(&summaries).map_err(unfit)?;
         let holdout_weeks = f64::from(today - end_day) / DAYS_PER_WEEK;
         let mut scored = Vec::new();
-        for s in &summaries {
+        for (index, s) in summaries.iter().enumerate() {
             if let Some(history) = s.history {
-                scored.push(
-                    fitted
-                        .score(s, history, options, holdout_weeks)
-                        .map_err(unfit)?,
-                );
+                let member = fitted
+                    .score(s, history, options, holdout_weeks)
+                    .map_err(unfit)?;
+                scored.push((index, member));
             }
         }
         Ok(self.assemble(options, calibration_end, &fitted, &summaries, scored))
     }
 
-    /// The names of the rules' segments `member` is in at the end of `day`.
-    fn segment_names(&self, member: &MemberState, day: NaiveDate) -> Vec<String> {
-        self.rules()
-            .reporting
-            .segments
-            .iter()
+    /// The places in the rules of the segments `member` is in at the end
+    /// of `day`.
+    fn segment_places(&self, member: &MemberState, day: NaiveDate) -> Vec<u16> {
+        (0_u16..)
             .zip(self.segments_of(member, day))
             .filter(|(_, holds)| *holds)
-            .map(|(segment, _)| segment.name.clone())
+            .map(|(place, _)| place)
             .collect()
+    }
+
+    /// Scores every member's RFM figures against all of them and keeps only
+    /// the place of the segment each falls in.
+    fn place_in_rfm_segments(&self, summaries: &mut [Summary]) {
+        let mut rows: Vec<RfmScore> = summaries.iter_mut().filter_map(|s| s.rfm.take()).collect();
+        self.score_rfm(&mut rows);
+        let names = &self.rules().reporting.rfm_segments;
+        for (summary, row) in summaries.iter_mut().zip(rows) {
+            summary.rfm_segment = names
+                .iter()
+                .position(|s| s.name == row.segment)
+                .unwrap_or(names.len());
+        }
     }
 
     fn assemble(
@@ -555,57 +580,59 @@ impl Reporter<'_> {
         calibration_end: NaiveDate,
         fitted: &Fitted,
         summaries: &[Summary],
-        scored: Vec<Scored>,
+        scored: Vec<(usize, Scored)>,
     ) -> Prediction {
+        let reporting = &self.rules().reporting;
+        let rfm_names: Vec<&str> = reporting
+            .rfm_segments
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(["other"])
+            .collect();
+        let segment_names: Vec<&str> = reporting
+            .segments
+            .iter()
+            .map(|s| s.name.as_str())
+            .chain(["(none)"])
+            .collect();
         let mut by_tier: BTreeMap<&str, Sums> = BTreeMap::new();
         let mut by_group: BTreeMap<&str, Sums> = BTreeMap::new();
-        let mut by_rfm: BTreeMap<&str, Sums> = BTreeMap::new();
-        let mut by_segment: BTreeMap<&str, Sums> = BTreeMap::new();
+        let mut by_rfm: Vec<Sums> = rfm_names.iter().map(|_| Sums::default()).collect();
+        let mut by_segment: Vec<Sums> = segment_names.iter().map(|_| Sums::default()).collect();
         let mut total = Sums::default();
-        for s in &scored {
-            by_tier.entry(&s.figures.tier).or_default().add(s);
+        for (index, s) in &scored {
+            let member = &summaries[*index];
+            by_tier.entry(&member.tier).or_default().add(s);
             if options.by.is_some() {
-                let group = s.group.as_deref().unwrap_or("(none)");
+                let group = member.group.as_deref().unwrap_or("(none)");
                 by_group.entry(group).or_default().add(s);
             }
-            by_rfm.entry(&s.rfm_segment).or_default().add(s);
-            if s.segments.is_empty() {
-                by_segment.entry("(none)").or_default().add(s);
+            if let Some(sums) = by_rfm.get_mut(member.rfm_segment) {
+                sums.add(s);
             }
-            for segment in &s.segments {
-                by_segment.entry(segment).or_default().add(s);
+            let none = [u16::try_from(segment_names.len() - 1).unwrap_or(u16::MAX)];
+            let places = if member.segments.is_empty() {
+                &none[..]
+            } else {
+                &member.segments[..]
+            };
+            for place in places {
+                if let Some(sums) = by_segment.get_mut(usize::from(*place)) {
+                    sums.add(s);
+                }
             }
             total.add(s);
         }
-        let reporting = &self.rules().reporting;
-        let in_order = |names: Vec<&str>, sums: &BTreeMap<&str, Sums>| -> Vec<PredictionGroup> {
+        let named = |names: &[&str], sums: &[Sums]| -> Vec<PredictionGroup> {
             names
-                .into_iter()
-                .map(|name| {
-                    sums.get(name)
-                        .map_or_else(|| Sums::default().figures(name), |s| s.figures(name))
-                })
+                .iter()
+                .zip(sums)
+                .map(|(name, s)| s.figures(name))
                 .collect()
         };
-        let rfm_segments = in_order(
-            reporting
-                .rfm_segments
-                .iter()
-                .map(|s| s.name.as_str())
-                .chain(["other"])
-                .collect(),
-            &by_rfm,
-        );
-        let segments = in_order(
-            reporting
-                .segments
-                .iter()
-                .map(|s| s.name.as_str())
-                .chain(["(none)"])
-                .collect(),
-            &by_segment,
-        );
-        let ladder = self.ladder_with(scored.iter().map(|s| &s.figures.tier));
+        let rfm_segments = named(&rfm_names, &by_rfm);
+        let segments = named(&segment_names, &by_segment);
+        let ladder = self.ladder_with(scored.iter().map(|(i, _)| &summaries[*i].tier));
         let tiers: Vec<PredictionGroup> = ladder
             .iter()
             .map(|tier| {
@@ -628,17 +655,20 @@ impl Reporter<'_> {
             Vec::new()
         };
         let threshold = f64::from(options.alive_below_percent) / 100.0;
-        let mut at_risk: Vec<&MemberPrediction> = scored
+        // Scored members are in id order: a stable sort keeps ties by id.
+        let mut at_risk: Vec<&(usize, Scored)> = scored
             .iter()
-            .map(|s| &s.figures)
-            .filter(|f| f.p_alive < threshold)
+            .filter(|(_, s)| s.p_alive < threshold)
             .collect();
-        at_risk.sort_by(|a, b| {
+        at_risk.sort_by(|(_, a), (_, b)| {
             (b.predicted_value_minor, b.past_value_minor)
                 .cmp(&(a.predicted_value_minor, a.past_value_minor))
-                .then_with(|| a.member_id.cmp(&b.member_id))
         });
         at_risk.truncate(options.at_risk as usize);
+        let at_risk = at_risk
+            .into_iter()
+            .map(|(i, s)| s.figures(&summaries[*i]))
+            .collect();
         Prediction {
             header: self.header(
                 "predict",
@@ -671,10 +701,13 @@ impl Reporter<'_> {
             rfm_segments,
             segments,
             total: total.figures("total"),
-            at_risk: at_risk.into_iter().cloned().collect(),
+            at_risk,
             holdout,
             members: if options.with_members {
-                scored.into_iter().map(|s| s.figures).collect()
+                scored
+                    .iter()
+                    .map(|(i, s)| s.figures(&summaries[*i]))
+                    .collect()
             } else {
                 Vec::new()
             },
