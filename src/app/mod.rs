@@ -44,6 +44,7 @@ pub use write::{Outcome, Recorded};
 use crate::{
     domain::{
         decide::HistoryEntry,
+        member::MemberState,
         view::{self, MemberView},
     },
     report::{
@@ -217,6 +218,14 @@ impl Program {
     /// # Errors
     /// `NotFound` for an unknown member, or a storage failure.
     pub fn member(&self, member_id: &MemberId) -> Result<MemberView, ProgramError> {
+        self.member_and_view(member_id).map(|(_, view)| view)
+    }
+
+    /// The member `member_id` names, as stored and as answered.
+    fn member_and_view(
+        &self,
+        member_id: &MemberId,
+    ) -> Result<(MemberState, MemberView), ProgramError> {
         let (member, alias) = self
             .store
             .landing(member_id.as_str())?
@@ -224,7 +233,7 @@ impl Program {
         let mut view = view::view(&self.rules(), &member, self.now());
         view.asked_as = alias;
         view.merged_ids = self.store.aliases_into(&member.member_id)?;
-        Ok(view)
+        Ok((member, view))
     }
 
     /// Everything stored about a member, as one JSON document
@@ -305,15 +314,11 @@ impl Program {
         &self,
         member_id: &MemberId,
     ) -> Result<(MemberView, Option<MemberPrediction>), ProgramError> {
-        let view = self.member(member_id)?;
-        let scorer = self.scorer.load_full();
-        let prediction = match scorer {
-            Some(scorer) => self
-                .store
-                .member(&view.member_id)?
-                .and_then(|member| scorer.score(&member, self.today())),
-            None => None,
-        };
+        let (member, view) = self.member_and_view(member_id)?;
+        let prediction = self
+            .scorer
+            .load_full()
+            .and_then(|scorer| scorer.score(&member, self.today()));
         Ok((view, prediction))
     }
 

@@ -11,7 +11,7 @@ use crate::{
     harness::{TestServer, assert_refused, new_store},
     process::{
         Served, backup_bytes, purchase_now, serve_on, shipped_rules, stop_with_log, store_arg,
-        tierd,
+        succeeded, tierd,
     },
 };
 use tierd::{
@@ -404,32 +404,26 @@ async fn after_an_erasure_no_answer_report_export_backup_stream_or_log_line_hold
 
     // The backup restores into a store whose every byte is clean.
     let restored = dir.path().join("restored");
-    let done = tierd()
-        .args(["restore", "--in"])
-        .arg(dir.path().join("after.backup"))
-        .arg("--data")
-        .arg(&restored)
-        .output()
-        .expect("tierd runs");
-    assert!(
-        done.status.success(),
-        "{}",
-        String::from_utf8_lossy(&done.stderr)
+    succeeded(
+        tierd()
+            .args(["restore", "--in"])
+            .arg(dir.path().join("after.backup"))
+            .arg("--data")
+            .arg(&restored)
+            .output()
+            .expect("tierd runs"),
     );
     files_of(&restored).assert_clean("the restored store's files");
 
     // sled's log keeps replaced bytes until it reuses their space:
     // `tierd compact` rewrites the store with its live records only (on a
     // database, VACUUM FULL), and the service goes on from it.
-    let compacted = tierd()
-        .arg("compact")
-        .args(["--store", &store_arg(&store)])
-        .output()
-        .expect("tierd runs");
-    assert!(
-        compacted.status.success(),
-        "{}",
-        String::from_utf8_lossy(&compacted.stderr)
+    succeeded(
+        tierd()
+            .arg("compact")
+            .args(["--store", &store_arg(&store)])
+            .output()
+            .expect("tierd runs"),
     );
     if let Location::Sled(live) = &store {
         files_of(live).assert_clean("the compacted store's files");

@@ -7,7 +7,7 @@ use chrono::{NaiveDate, TimeDelta, Utc};
 use serde_json::Value;
 use tempfile::TempDir;
 
-use crate::process::{serve, stop_with_log, tierd};
+use crate::process::{serve, stop_with_log, succeeded, tierd};
 use tierd::grpc::{
     convert::timestamp,
     pb::{self, event::Event as Kind, ingest_client::IngestClient},
@@ -59,16 +59,13 @@ fn within(got: &Value, want: f64, share: f64) {
 
 /// `tierd report predict` with the calibration end, in `format`.
 fn predict(source: &[&str], format: &str, calibration_end: NaiveDate) -> Vec<u8> {
-    let output = tierd()
-        .args(["report", "predict", "--format", format, "--calibration-end"])
-        .arg(calibration_end.to_string())
-        .args(source)
-        .output()
-        .expect("tierd runs");
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
+    let output = succeeded(
+        tierd()
+            .args(["report", "predict", "--format", format, "--calibration-end"])
+            .arg(calibration_end.to_string())
+            .args(source)
+            .output()
+            .expect("tierd runs"),
     );
     output.stdout
 }
@@ -218,15 +215,12 @@ async fn the_cdnow_purchases_fit_the_papers_figures_from_the_service_and_from_it
     assert!(table.contains("Holdout"), "{table}");
     println!("{table}");
     let page = dir.path().join("page.html");
-    let drawn = tierd()
-        .args(["report", "html", "--data", &data_arg, "--out"])
-        .arg(&page)
-        .output()
-        .expect("tierd runs");
-    assert!(
-        drawn.status.success(),
-        "{}",
-        String::from_utf8_lossy(&drawn.stderr)
+    succeeded(
+        tierd()
+            .args(["report", "html", "--data", &data_arg, "--out"])
+            .arg(&page)
+            .output()
+            .expect("tierd runs"),
     );
     let html = std::fs::read_to_string(&page).expect("the page");
     assert!(
