@@ -294,14 +294,36 @@ impl Program {
     /// # Errors
     /// INVALID_ARGUMENT naming an option out of range; a storage failure.
     pub fn report(&self, query: Query) -> Result<Report, ProgramError> {
+        self.reports(vec![query])?
+            .pop()
+            .unwrap_or_else(|| unreachable!("one report asked for, one made"))
+    }
+
+    /// Every report `queries` ask for, from one scan of the members (what
+    /// the HTML page shows), each answer in the order asked. Blocking, as
+    /// [`Program::report`].
+    ///
+    /// # Errors
+    /// The outer error: a storage failure. The inner ones: INVALID_ARGUMENT
+    /// for that report's options, or a prediction's fit that failed.
+    pub fn reports(
+        &self,
+        queries: Vec<Query>,
+    ) -> Result<Vec<Result<Report, ProgramError>>, ProgramError> {
         let rules = self.rules();
-        let report = Reporter::new(&self.store, &rules, self.today()).run(query)?;
-        if let Report::Prediction(prediction) = &report
-            && prediction.header.to == Some(self.today())
-        {
-            self.scorer.store(Some(Arc::new(Scorer::of(prediction))));
-        }
-        Ok(report)
+        let made = Reporter::new(&self.store, &rules, self.today()).run_all(queries)?;
+        Ok(made
+            .into_iter()
+            .map(|report| {
+                let report = report?;
+                if let Report::Prediction(prediction) = &report
+                    && prediction.header.to == Some(self.today())
+                {
+                    self.scorer.store(Some(Arc::new(Scorer::of(prediction))));
+                }
+                Ok(report)
+            })
+            .collect())
     }
 
     /// A member as of now (see [`Program::member`]), with its predicted

@@ -278,15 +278,13 @@ pub fn run(args: ReportArgs) -> anyhow::Result<ExitCode> {
 
 /// Makes every report on the page and writes it to `--out`.
 async fn write_page(source: &mut Source, args: &ReportArgs) -> anyhow::Result<ExitCode> {
-    let mut reports = Vec::new();
-    for kind in ON_THE_PAGE {
-        reports.push(source.report(args, kind).await?);
-    }
-    let prediction = match source.report(args, ReportKind::Predict).await {
-        Ok(Report::Prediction(prediction)) => Ok(prediction),
-        Ok(_) => anyhow::bail!("a report of the wrong kind came back"),
-        Err(err) => Err(format!("No predictions: {err:#}")),
+    let mut made = source.page_reports(args).await?;
+    let prediction = match made.pop() {
+        Some(Ok(Report::Prediction(prediction))) => Ok(prediction),
+        Some(Err(err)) => Err(format!("No predictions: {err:#}")),
+        _ => anyhow::bail!("a report of the wrong kind came back"),
     };
+    let reports = made.into_iter().collect::<anyhow::Result<Vec<_>>>()?;
     let page = page_of(reports, prediction).context("a report of the wrong kind came back")?;
     let out = args
         .out
@@ -335,6 +333,32 @@ impl Source {
         match self {
             Source::Data(program) => Ok(program.report(args.query(kind, program.today())?)?),
             Source::Server { client, key } => from_server(client, key.as_deref(), args, kind).await,
+        }
+    }
+
+    /// The reports of the page, in the order of [`ON_THE_PAGE`], then the
+    /// prediction: from a data directory in one scan of the members.
+    async fn page_reports(
+        &mut self,
+        args: &ReportArgs,
+    ) -> anyhow::Result<Vec<anyhow::Result<Report>>> {
+        let kinds = ON_THE_PAGE.into_iter().chain([ReportKind::Predict]);
+        match self {
+            Source::Data(program) => {
+                let today = program.today();
+                let queries = kinds
+                    .map(|kind| args.query(kind, today))
+                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let made = program.reports(queries)?;
+                Ok(made.into_iter().map(|r| r.map_err(Into::into)).collect())
+            }
+            Source::Server { .. } => {
+                let mut made = Vec::new();
+                for kind in kinds {
+                    made.push(self.report(args, kind).await);
+                }
+                Ok(made)
+            }
         }
     }
 }

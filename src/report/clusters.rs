@@ -34,7 +34,7 @@ use rand_xoshiro::{
 use serde::Serialize;
 
 use super::{
-    Header, Period, ReportError, Reporter, figures, percent,
+    Header, Making, Period, Report, ReportError, Reporter, figures, percent,
     table::{Cell, Table, Tabular},
 };
 
@@ -126,12 +126,12 @@ impl Reporter<'_> {
     /// # Errors
     /// A period the day totals do not cover; k out of range; a storage
     /// failure.
-    pub fn clusters(
+    pub(super) fn clusters(
         &self,
         period: Period,
         k: Option<u32>,
         seed: u64,
-    ) -> Result<Clusters, ReportError> {
+    ) -> Result<Making<'_>, ReportError> {
         self.check_period(period)?;
         if let Some(k) = k.filter(|k| !(2..=MAX_CLUSTERS).contains(k)) {
             return Err(ReportError::BadOption {
@@ -140,27 +140,30 @@ impl Reporter<'_> {
             });
         }
         let worth = self.rules().reporting.point_value_minor;
-        let mut members = self.fold(
+        Ok(Making::new(
             Vec::new,
-            |rows: &mut Vec<Features>, m| {
-                if figures::enrolled_by(&m, period.to) {
+            move |rows: &mut Vec<Features>, m| {
+                if figures::enrolled_by(m, period.to) {
                     rows.push([
-                        figures::lifecycle_at(&m, period.to).since_last_purchase,
-                        period.purchases(&m),
-                        period.net_spend(&m),
-                        figures::points_outstanding_at(&m, period.to),
-                        period.activities(&m),
-                        period.value(&m, worth),
+                        figures::lifecycle_at(m, period.to).since_last_purchase,
+                        period.purchases(m),
+                        period.net_spend(m),
+                        figures::points_outstanding_at(m, period.to),
+                        period.activities(m),
+                        period.value(m, worth),
                     ]);
                 }
                 Ok(())
             },
-            |all, part| all.extend(part),
-        )?;
-        // The scan's order depends on the threads; the sorted rows do not.
-        members.sort_unstable();
-        let header = self.header("clusters", None, Some(period));
-        Ok(cluster(header, &members, k, seed))
+            Vec::extend,
+            move |mut members| {
+                // The scan's order depends on the threads; the sorted rows
+                // do not.
+                members.sort_unstable();
+                let header = self.header("clusters", None, Some(period));
+                Ok(Report::Clusters(cluster(header, &members, k, seed)))
+            },
+        ))
     }
 }
 

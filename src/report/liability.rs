@@ -14,7 +14,7 @@ use std::collections::BTreeMap;
 use chrono::{Datelike, NaiveDate};
 use serde::Serialize;
 
-use super::{Header, ReportError, Reporter, figures};
+use super::{Header, Making, Report, Reporter, figures};
 use crate::{
     domain::member::{DayTotals, MemberState, Redeemed},
     rules::RuleSet,
@@ -258,19 +258,22 @@ fn shown_back(today: NaiveDate) -> std::ops::RangeInclusive<i32> {
 
 impl Reporter<'_> {
     /// The points liability today.
-    ///
-    /// # Errors
-    /// A storage failure.
-    pub fn liability(&self) -> Result<Liability, ReportError> {
+    pub(super) fn liability(&self) -> Making<'_> {
         let today = self.today();
-        let sums = self.fold(
+        Making::new(
             Sums::default,
-            |sums, m| {
-                sums.add(&m, today);
+            move |sums: &mut Sums, m| {
+                sums.add(m, today);
                 Ok(())
             },
             Sums::merge,
-        )?;
+            move |sums| Ok(Report::Liability(self.liability_of(&sums))),
+        )
+    }
+
+    /// The liability from its sums.
+    fn liability_of(&self, sums: &Sums) -> Liability {
+        let today = self.today();
         let worth = self.rules().reporting.point_value_minor;
         let value = |points: i64| points.saturating_mul(worth);
         let row = |tier: String, (members, points): (i64, i64)| LiabilityRow {
@@ -316,7 +319,7 @@ impl Reporter<'_> {
                 }
             })
             .collect();
-        Ok(Liability {
+        Liability {
             header: self.header("liability", Some(today), None),
             point_value_minor: worth,
             tiers,
@@ -324,7 +327,7 @@ impl Reporter<'_> {
             expiring,
             past,
             rewards: sums.reward_rows(self.rules(), worth),
-        })
+        }
     }
 }
 

@@ -27,6 +27,7 @@ pub mod figures;
 pub mod html;
 pub mod liability;
 pub mod predict;
+mod scan;
 pub mod segments;
 pub mod table;
 pub mod tier;
@@ -42,6 +43,7 @@ use crate::{
     store::{Store, StoreError},
 };
 pub use figures::Period;
+use scan::Making;
 use table::Tabular;
 
 /// Ranks of a value-rank report unless asked otherwise.
@@ -249,25 +251,82 @@ impl<'a> Reporter<'a> {
     /// # Errors
     /// Options out of range (naming the option); a storage failure.
     pub fn run(&self, query: Query) -> Result<Report, ReportError> {
-        Ok(match query {
-            Query::Distribution { as_of } => Report::Distribution(self.distribution(as_of)?),
-            Query::Migration(period) => Report::Migration(self.migration(period)?),
-            Query::ValueRanks { period, ranks } => {
-                Report::ValueRanks(self.value_ranks(period, ranks)?)
-            }
-            Query::ValueBands { as_of } => Report::ValueBands(self.value_bands(as_of)?),
+        self.run_all(vec![query])?
+            .pop()
+            .unwrap_or_else(|| unreachable!("one report asked for, one made"))
+    }
+
+    /// Makes every report `queries` ask for from one scan of the members
+    /// (the HTML page: nine reports for the price of one read), each
+    /// report's answer in the order asked.
+    ///
+    /// # Errors
+    /// The outer error: a storage failure, which fails every report. The
+    /// inner ones: a report's options out of range, or (predictions) a fit
+    /// that did not converge, which fail that report alone.
+    pub fn run_all(
+        &self,
+        queries: Vec<Query>,
+    ) -> Result<Vec<Result<Report, ReportError>>, ReportError> {
+        let started: Vec<Result<Making<'_>, ReportError>> =
+            queries.into_iter().map(|query| self.start(query)).collect();
+        let foldings: Vec<&scan::Folding<'_>> = started
+            .iter()
+            .filter_map(|making| making.as_ref().ok().map(|m| &m.folding))
+            .collect();
+        let totals = self.fold(
+            || foldings.iter().map(|f| f.start()).collect::<Vec<_>>(),
+            |parts, member| {
+                for (folding, part) in foldings.iter().zip(parts.iter_mut()) {
+                    folding.add(part, member)?;
+                }
+                Ok(())
+            },
+            |totals, parts| {
+                for ((folding, total), part) in foldings.iter().zip(totals.iter_mut()).zip(parts) {
+                    folding.merge(total, part);
+                }
+            },
+        )?;
+        let mut totals = totals.into_iter();
+        Ok(std::thread::scope(|scope| {
+            let finishing: Vec<_> = started
+                .into_iter()
+                .map(|making| {
+                    let (making, total) = (making?, totals.next());
+                    let total = total.unwrap_or_else(|| unreachable!("a total per report"));
+                    Ok(scope.spawn(move || (making.finish)(total)))
+                })
+                .collect();
+            finishing
+                .into_iter()
+                .map(|handle: Result<_, ReportError>| {
+                    // A panic while finishing is a bug, not bad input.
+                    handle?
+                        .join()
+                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
+                })
+                .collect()
+        }))
+    }
+
+    /// Checks `query`'s options and sets its report up for the scan.
+    fn start(&self, query: Query) -> Result<Making<'_>, ReportError> {
+        match query {
+            Query::Distribution { as_of } => self.distribution(as_of),
+            Query::Migration(period) => self.migration(period),
+            Query::ValueRanks { period, ranks } => self.value_ranks(period, ranks),
+            Query::ValueBands { as_of } => self.value_bands(as_of),
             Query::Rfm {
                 period,
                 with_members,
-            } => Report::Rfm(self.rfm(period, with_members)?),
-            Query::Segments(period) => Report::Segments(self.segments(period)?),
-            Query::Groups { period, by } => Report::Groups(self.groups(period, &by)?),
-            Query::Clusters { period, k, seed } => {
-                Report::Clusters(self.clusters(period, k, seed)?)
-            }
-            Query::Liability => Report::Liability(self.liability()?),
-            Query::Predict(options) => Report::Prediction(self.predict(&options)?),
-        })
+            } => self.rfm(period, with_members),
+            Query::Segments(period) => self.segments(period),
+            Query::Groups { period, by } => self.groups(period, by),
+            Query::Clusters { period, k, seed } => self.clusters(period, k, seed),
+            Query::Liability => Ok(self.liability()),
+            Query::Predict(options) => self.predict(options),
+        }
     }
 
     /// The rules reports follow.
@@ -293,9 +352,12 @@ impl<'a> Reporter<'a> {
     }
 
     /// Tier ids in ladder order, then any others seen, by name.
-    fn ladder_with<'t>(&self, seen: impl Iterator<Item = &'t String>) -> Vec<String> {
+    fn ladder_with<S: AsRef<str>>(&self, seen: impl Iterator<Item = S>) -> Vec<String> {
         let mut ids: Vec<String> = self.rules().tiers.iter().map(|t| t.id.clone()).collect();
-        let mut others: Vec<String> = seen.filter(|id| !ids.contains(id)).cloned().collect();
+        let mut others: Vec<String> = seen
+            .filter(|id| !ids.iter().any(|known| known == id.as_ref()))
+            .map(|id| id.as_ref().to_owned())
+            .collect();
         others.sort();
         others.dedup();
         ids.extend(others);
@@ -339,7 +401,7 @@ impl<'a> Reporter<'a> {
     where
         T: Send,
         S: Fn() -> T + Sync,
-        A: Fn(&mut T, MemberState) -> Result<(), StoreError> + Sync,
+        A: Fn(&mut T, &MemberState) -> Result<(), StoreError> + Sync,
         M: Fn(&mut T, T),
     {
         let folded = crate::tools::scan::fold_members(
@@ -347,7 +409,7 @@ impl<'a> Reporter<'a> {
             || (start(), Ok(())),
             |(part, status): &mut (T, Result<(), StoreError>), member| {
                 if status.is_ok() {
-                    *status = add(part, member);
+                    *status = add(part, &member);
                 }
             },
             |(total, status), (part, part_status)| {

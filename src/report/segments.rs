@@ -18,7 +18,7 @@ use chrono::{Datelike, Months, NaiveDate};
 use serde::Serialize;
 
 use super::{
-    Header, Period, ReportError, Reporter, figures, percent,
+    Header, Making, Period, Report, ReportError, Reporter, figures, percent,
     table::{Cell, Table, Tabular},
 };
 use crate::domain::{
@@ -208,21 +208,21 @@ impl Reporter<'_> {
     ///
     /// # Errors
     /// A period the day totals do not cover; a storage failure.
-    pub fn segments(&self, period: Period) -> Result<Segments, ReportError> {
+    pub(super) fn segments(&self, period: Period) -> Result<Making<'_>, ReportError> {
         self.check_period(period)?;
         let points = month_ends(period);
-        let segments = &self.rules().reporting.segments;
+        let (count, segments) = (points.len(), self.rules().reporting.segments.len());
         let worth = self.rules().reporting.point_value_minor;
-        let tally = self.fold(
-            || Tally::new(points.len(), segments.len()),
-            |tally, m| {
+        Ok(Making::new(
+            move || Tally::new(count, segments),
+            move |tally: &mut Tally, m| {
                 for (i, (day, month)) in points.iter().enumerate() {
-                    if !figures::enrolled_by(&m, *day) {
+                    if !figures::enrolled_by(m, *day) {
                         continue;
                     }
                     tally.enrolled[i] += 1;
-                    let value = month.value(&m, worth);
-                    let member_of = self.segments_of(&m, *day);
+                    let value = month.value(m, worth);
+                    let member_of = self.segments_of(m, *day);
                     for (sum, _) in tally.in_segment[i]
                         .iter_mut()
                         .zip(&member_of)
@@ -233,10 +233,7 @@ impl Reporter<'_> {
                     }
                     if *day == period.to {
                         tally.unsegmented += i64::from(!member_of.contains(&true));
-                        let both = (
-                            period.value(&m, worth),
-                            figures::lifetime_value_at(&m, *day),
-                        );
+                        let both = (period.value(m, worth), figures::lifetime_value_at(m, *day));
                         for (sum, _) in tally
                             .period_end
                             .iter_mut()
@@ -251,10 +248,17 @@ impl Reporter<'_> {
                 Ok(())
             },
             Tally::merge,
-        )?;
+            move |tally| Ok(Report::Segments(self.segments_of_tally(period, &tally))),
+        ))
+    }
+
+    /// The segments report from its tally.
+    fn segments_of_tally(&self, period: Period, tally: &Tally) -> Segments {
+        let points = month_ends(period);
+        let segments = &self.rules().reporting.segments;
         let members = tally.enrolled.last().copied().unwrap_or(0);
         let at_end = tally.in_segment.last().cloned().unwrap_or_default();
-        Ok(Segments {
+        Segments {
             header: self.header("segments", None, Some(period)),
             members,
             unsegmented: tally.unsegmented,
@@ -287,7 +291,7 @@ impl Reporter<'_> {
                         .collect(),
                 })
                 .collect(),
-        })
+        }
     }
 
     /// Members enrolled by the end of `period` grouped by the value of
@@ -298,7 +302,7 @@ impl Reporter<'_> {
     /// one that no member has (a misspelt `--by regoin` would put everyone
     /// under `(none)`), with a did-you-mean from the names members have; a
     /// storage failure.
-    pub fn groups(&self, period: Period, by: &str) -> Result<Groups, ReportError> {
+    pub(super) fn groups(&self, period: Period, by: String) -> Result<Making<'_>, ReportError> {
         self.check_period(period)?;
         if by.trim().is_empty() {
             return Err(ReportError::BadOption {
@@ -307,20 +311,23 @@ impl Reporter<'_> {
             });
         }
         let worth = self.rules().reporting.point_value_minor;
-        let (sums, names) = self.fold(
+        let attribute = by.clone();
+        Ok(Making::new(
             || (BTreeMap::<Option<String>, GroupRow>::new(), BTreeSet::new()),
-            |(sums, names), m| {
-                if figures::enrolled_by(&m, period.to) {
+            move |(sums, names): &mut GroupSums, m| {
+                if figures::enrolled_by(m, period.to) {
                     if names.len() < MAX_NAMES_SEEN {
                         names.extend(m.attributes.keys().cloned());
                     }
-                    let row = sums.entry(m.attributes.get(by).cloned()).or_default();
+                    let row = sums
+                        .entry(m.attributes.get(&attribute).cloned())
+                        .or_default();
                     row.add(&GroupRow {
                         members: 1,
-                        purchases: period.purchases(&m),
-                        net_spend_minor: period.net_spend(&m),
-                        value_minor: period.value(&m, worth),
-                        lifetime_value_minor: figures::lifetime_value_at(&m, period.to),
+                        purchases: period.purchases(m),
+                        net_spend_minor: period.net_spend(m),
+                        value_minor: period.value(m, worth),
+                        lifetime_value_minor: figures::lifetime_value_at(m, period.to),
                         ..GroupRow::default()
                     });
                 }
@@ -332,9 +339,23 @@ impl Reporter<'_> {
                 }
                 names.extend(more);
             },
-        )?;
+            move |(sums, names)| {
+                self.groups_of(period, &by, sums, &names)
+                    .map(Report::Groups)
+            },
+        ))
+    }
+
+    /// The groups from their sums, or why `by` names no attribute.
+    fn groups_of(
+        &self,
+        period: Period,
+        by: &str,
+        sums: BTreeMap<Option<String>, GroupRow>,
+        names: &BTreeSet<String>,
+    ) -> Result<Groups, ReportError> {
         if !sums.is_empty() && sums.keys().all(Option::is_none) {
-            return Err(unknown_attribute(by, &names));
+            return Err(unknown_attribute(by, names));
         }
         let mut total = GroupRow {
             group: "total".into(),
@@ -362,6 +383,9 @@ impl Reporter<'_> {
         })
     }
 }
+
+/// Per attribute value, the members' sums; and the attribute names seen.
+type GroupSums = (BTreeMap<Option<String>, GroupRow>, BTreeSet<String>);
 
 /// Attribute names kept while looking for the one asked for: enough for a
 /// did-you-mean, bounded whatever the members hold.

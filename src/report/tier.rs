@@ -11,7 +11,7 @@ use std::collections::BTreeMap;
 use chrono::NaiveDate;
 use serde::Serialize;
 
-use super::{Header, Period, ReportError, Reporter, figures, percent};
+use super::{Header, Making, Period, Report, ReportError, Reporter, figures, percent};
 use crate::{
     domain::{
         decide::{ChangeKind, HistoryEntry},
@@ -145,17 +145,17 @@ impl Reporter<'_> {
     ///
     /// # Errors
     /// A day the day totals do not cover; a storage failure.
-    pub fn distribution(&self, as_of: NaiveDate) -> Result<Distribution, ReportError> {
+    pub(super) fn distribution(&self, as_of: NaiveDate) -> Result<Making<'_>, ReportError> {
         self.check_day("as_of", as_of)?;
         let rules = self.rules();
-        let by_tier = self.fold(
+        Ok(Making::new(
             ByTier::new,
-            |sums, m| {
-                if !figures::enrolled_by(&m, as_of) {
+            move |sums, m| {
+                if !figures::enrolled_by(m, as_of) {
                     return Ok(());
                 }
-                let tier = self.tier_on(&m, as_of)?;
-                let metrics = figures::metrics_at(rules, &m, as_of);
+                let tier = self.tier_on(m, as_of)?;
+                let metrics = figures::metrics_at(rules, m, as_of);
                 sums.entry(tier).or_default().add(&TierFigures {
                     members: 1,
                     spend_in_window_minor: metrics.purchase_volume_minor,
@@ -166,7 +166,12 @@ impl Reporter<'_> {
                 Ok(())
             },
             merge_by_tier,
-        )?;
+            move |by_tier| Ok(Report::Distribution(self.distribution_of(as_of, &by_tier))),
+        ))
+    }
+
+    /// The distribution from the sums by tier.
+    fn distribution_of(&self, as_of: NaiveDate, by_tier: &ByTier) -> Distribution {
         let mut total = TierFigures {
             tier: "total".into(),
             ..TierFigures::default()
@@ -183,11 +188,11 @@ impl Reporter<'_> {
             })
             .collect();
         total.share_percent = percent(total.members, total.members);
-        Ok(Distribution {
+        Distribution {
             header: self.header("distribution", Some(as_of), None),
             tiers,
             total,
-        })
+        }
     }
 
     /// Who moved from which tier to which between the end of
@@ -195,11 +200,11 @@ impl Reporter<'_> {
     ///
     /// # Errors
     /// A period the day totals do not cover; a storage failure.
-    pub fn migration(&self, period: Period) -> Result<Migration, ReportError> {
+    pub(super) fn migration(&self, period: Period) -> Result<Making<'_>, ReportError> {
         self.check_period(period)?;
-        let moves = self.fold(
+        Ok(Making::new(
             Moves::default,
-            |moves, m| self.count_moves(moves, &m, period),
+            move |moves, m| self.count_moves(moves, m, period),
             |total, part| {
                 for (cell, n) in part.cells {
                     *total.cells.entry(cell).or_default() += n;
@@ -208,7 +213,12 @@ impl Reporter<'_> {
                 total.demotions += part.demotions;
                 total.manual_moves += part.manual_moves;
             },
-        )?;
+            move |moves| Ok(Report::Migration(self.migration_of(period, &moves))),
+        ))
+    }
+
+    /// The migration from the counted moves.
+    fn migration_of(&self, period: Period, moves: &Moves) -> Migration {
         let tiers = self.ladder_with(
             moves
                 .cells
@@ -235,7 +245,7 @@ impl Reporter<'_> {
         let rows: Vec<MigrationRow> = tiers.iter().map(|t| row(Some(t))).collect();
         let joined = row(None);
         let members_at_start = rows.iter().map(|r| r.members).sum();
-        Ok(Migration {
+        Migration {
             header: self.header("migration", None, Some(period)),
             members_at_end: members_at_start + joined.members,
             members_at_start,
@@ -245,7 +255,7 @@ impl Reporter<'_> {
             promotions: moves.promotions,
             demotions: moves.demotions,
             manual_moves: moves.manual_moves,
-        })
+        }
     }
 
     fn count_moves(

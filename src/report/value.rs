@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::{Header, Period, ReportError, Reporter, figures, percent};
+use super::{Header, Making, Period, Report, ReportError, Reporter, figures, percent};
 use crate::domain::member::MemberState;
 
 /// The most ranks a value-rank report makes.
@@ -256,8 +256,12 @@ impl Reporter<'_> {
     ///
     /// # Errors
     /// A period the day totals do not cover; fewer than 3 or more than
-    /// [`MAX_RANKS`] ranks; a storage failure.
-    pub fn value_ranks(&self, period: Period, ranks: u32) -> Result<ValueRanks, ReportError> {
+    /// [`MAX_RANKS`] ranks.
+    pub(super) fn value_ranks(
+        &self,
+        period: Period,
+        ranks: u32,
+    ) -> Result<Making<'_>, ReportError> {
         self.check_period(period)?;
         if !(3..=MAX_RANKS).contains(&ranks) {
             return Err(ReportError::BadOption {
@@ -268,20 +272,26 @@ impl Reporter<'_> {
             });
         }
         let point_value_minor = self.rules().reporting.point_value_minor;
-        let mut values = self.fold(
+        Ok(Making::new(
             Vec::new,
-            |values, m| {
-                if figures::enrolled_by(&m, period.to) {
-                    values.push(period.value(&m, point_value_minor));
+            move |values: &mut Vec<i64>, m| {
+                if figures::enrolled_by(m, period.to) {
+                    values.push(period.value(m, point_value_minor));
                 }
                 Ok(())
             },
             Vec::extend,
-        )?;
+            move |values| Ok(Report::ValueRanks(self.ranks_of(period, ranks, values))),
+        ))
+    }
+
+    /// The value ranks of the members' `values`.
+    fn ranks_of(&self, period: Period, ranks: u32, mut values: Vec<i64>) -> ValueRanks {
+        let point_value_minor = self.rules().reporting.point_value_minor;
         values.sort_unstable_by(|a, b| b.cmp(a));
         let positive: &[i64] = &values[..values.iter().take_while(|v| **v > 0).count()];
         let pareto = vec![pareto_point(positive, 10), pareto_point(positive, 20)];
-        Ok(ValueRanks {
+        ValueRanks {
             header: self.header("value-ranks", None, Some(period)),
             point_value_minor,
             members: i64::try_from(values.len()).unwrap_or(i64::MAX),
@@ -290,23 +300,23 @@ impl Reporter<'_> {
             positive_value_minor: sum(positive),
             pareto,
             ranks: rank_values(values, ranks),
-        })
+        }
     }
 
     /// Members and lifetime value per band of the rules, at the end of
     /// `as_of`.
     ///
     /// # Errors
-    /// A day the day totals do not cover; a storage failure.
-    pub fn value_bands(&self, as_of: chrono::NaiveDate) -> Result<ValueBands, ReportError> {
+    /// A day the day totals do not cover.
+    pub(super) fn value_bands(&self, as_of: chrono::NaiveDate) -> Result<Making<'_>, ReportError> {
         self.check_day("as_of", as_of)?;
         let reporting = &self.rules().reporting;
         let count = reporting.value_bands.len().max(1);
-        let sums = self.fold(
-            || vec![(0_i64, 0_i64); count],
-            |sums, m| {
-                if figures::enrolled_by(&m, as_of) {
-                    let ltv = figures::lifetime_value_at(&m, as_of);
+        Ok(Making::new(
+            move || vec![(0_i64, 0_i64); count],
+            move |sums: &mut Vec<(i64, i64)>, m| {
+                if figures::enrolled_by(m, as_of) {
+                    let ltv = figures::lifetime_value_at(m, as_of);
                     let band = &mut sums[reporting.band_of(ltv)];
                     band.0 += 1;
                     band.1 = band.1.saturating_add(ltv);
@@ -319,7 +329,13 @@ impl Reporter<'_> {
                     t.1 = t.1.saturating_add(p.1);
                 }
             },
-        )?;
+            move |sums| Ok(Report::ValueBands(self.bands_of(as_of, &sums))),
+        ))
+    }
+
+    /// The bands from their (members, lifetime value) sums.
+    fn bands_of(&self, as_of: chrono::NaiveDate, sums: &[(i64, i64)]) -> ValueBands {
+        let reporting = &self.rules().reporting;
         let members: i64 = sums.iter().map(|s| s.0).sum();
         let names = reporting
             .value_bands
@@ -332,7 +348,7 @@ impl Reporter<'_> {
                     .is_empty()
                     .then(|| ("all".to_owned(), None)),
             )
-            .zip(&sums)
+            .zip(sums)
             .map(|((band, up_to_minor), &(n, value_minor))| BandRow {
                 band,
                 up_to_minor,
@@ -341,12 +357,12 @@ impl Reporter<'_> {
                 value_minor,
             })
             .collect();
-        Ok(ValueBands {
+        ValueBands {
             header: self.header("value-bands", Some(as_of), None),
             bands,
             members,
             value_minor: sums.iter().fold(0_i64, |s, b| s.saturating_add(b.1)),
-        })
+        }
     }
 
     /// RFM scores over `period` (recency at its end), summarised by the
@@ -354,96 +370,148 @@ impl Reporter<'_> {
     /// `with_members`.
     ///
     /// # Errors
-    /// A period the day totals do not cover; a storage failure.
-    pub fn rfm(&self, period: Period, with_members: bool) -> Result<Rfm, ReportError> {
+    /// A period the day totals do not cover.
+    pub(super) fn rfm(
+        &self,
+        period: Period,
+        with_members: bool,
+    ) -> Result<Making<'_>, ReportError> {
         self.check_period(period)?;
-        let mut members = self.fold(
-            Vec::new,
-            |rows, m| {
-                if figures::enrolled_by(&m, period.to) {
-                    rows.push(rfm_figures(&m, period));
+        Ok(Making::new(
+            RfmRows::default,
+            move |rows: &mut RfmRows, m| {
+                if figures::enrolled_by(m, period.to) {
+                    rows.figures.push(RfmFigures::of(m, period));
+                    if with_members {
+                        rows.ids.push(m.member_id.clone());
+                    }
                 }
                 Ok(())
             },
-            Vec::extend,
-        )?;
-        let cuts = self.score_rfm(&mut members);
+            |total, part| {
+                total.figures.extend(part.figures);
+                total.ids.extend(part.ids);
+            },
+            move |rows| Ok(Report::Rfm(self.rfm_of(period, rows))),
+        ))
+    }
+
+    /// The RFM report from every member's figures (and ids, when listed).
+    fn rfm_of(&self, period: Period, rows: RfmRows) -> Rfm {
+        let (cuts, places) = self.score_rfm(&rows.figures);
         let segments = &self.rules().reporting.rfm_segments;
         let mut by_segment = vec![(0_i64, 0_i64); segments.len() + 1];
-        for row in &members {
-            let index = segments
-                .iter()
-                .position(|s| s.name == row.segment)
-                .unwrap_or(segments.len());
-            by_segment[index].0 += 1;
-            by_segment[index].1 = by_segment[index].1.saturating_add(row.monetary_minor);
+        for (figures, place) in rows.figures.iter().zip(&places) {
+            let sums = &mut by_segment[usize::from(place.segment)];
+            sums.0 += 1;
+            sums.1 = sums.1.saturating_add(figures.monetary_minor);
         }
-        let total = i64::try_from(members.len()).unwrap_or(i64::MAX);
-        let segment_rows = segments
+        let total = i64::try_from(rows.figures.len()).unwrap_or(i64::MAX);
+        let names: Vec<String> = segments
             .iter()
             .map(|s| s.name.clone())
             .chain(["other".to_owned()])
+            .collect();
+        let segment_rows = names
+            .iter()
             .zip(by_segment)
             .map(|(segment, (n, monetary_minor))| SegmentRow {
-                segment,
+                segment: segment.clone(),
                 members: n,
                 share_percent: percent(n, total),
                 monetary_minor,
             })
             .collect();
-        if with_members {
-            members.sort_by(|a, b| a.member_id.cmp(&b.member_id));
-        } else {
-            members.clear();
-        }
-        Ok(Rfm {
+        let mut scores: Vec<RfmScore> = rows
+            .ids
+            .into_iter()
+            .zip(rows.figures.iter().zip(&places))
+            .map(|(member_id, (figures, place))| RfmScore {
+                member_id,
+                recency_days: figures.recency_days,
+                frequency: figures.frequency,
+                monetary_minor: figures.monetary_minor,
+                r: place.r,
+                f: place.f,
+                m: place.m,
+                segment: names[usize::from(place.segment)].clone(),
+            })
+            .collect();
+        scores.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+        Rfm {
             header: self.header("rfm", None, Some(period)),
             members: total,
             cuts,
             segments: segment_rows,
-            scores: members,
-        })
-    }
-}
-
-impl Reporter<'_> {
-    /// Gives `rows` their R, F and M scores by the cuts of all of them, and
-    /// the rules' RFM segment each falls in (`other` for none); returns
-    /// the cuts.
-    pub(super) fn score_rfm(&self, rows: &mut [RfmScore]) -> RfmCuts {
-        let cuts = rfm_cuts(rows);
-        let segments = &self.rules().reporting.rfm_segments;
-        let recency_cuts: Vec<i64> = cuts.recency_days.iter().map(|d| recency_key(*d)).collect();
-        for row in rows.iter_mut() {
-            row.r = score(&recency_key(row.recency_days), &recency_cuts);
-            row.f = score(&row.frequency, &cuts.frequency);
-            row.m = score(&row.monetary_minor, &cuts.monetary_minor);
-            row.segment = self
-                .rules()
-                .reporting
-                .rfm_segment_of((row.r, row.f, row.m))
-                .and_then(|index| segments.get(index))
-                .map_or_else(|| "other".to_owned(), |s| s.name.clone());
+            scores,
         }
-        cuts
+    }
+
+    /// Scores each member's RFM `figures` by the cuts of all of them and
+    /// finds the rules' RFM segment each falls in; returns the cuts and,
+    /// in the order of `figures`, the scores.
+    pub(super) fn score_rfm(&self, figures: &[RfmFigures]) -> (RfmCuts, Vec<RfmPlace>) {
+        let cuts = rfm_cuts(figures);
+        let reporting = &self.rules().reporting;
+        let other = u16::try_from(reporting.rfm_segments.len()).unwrap_or(u16::MAX);
+        let recency_cuts: Vec<i64> = cuts.recency_days.iter().map(|d| recency_key(*d)).collect();
+        let places = figures
+            .iter()
+            .map(|row| {
+                let (r, f, m) = (
+                    score(&recency_key(row.recency_days), &recency_cuts),
+                    score(&row.frequency, &cuts.frequency),
+                    score(&row.monetary_minor, &cuts.monetary_minor),
+                );
+                let segment = reporting
+                    .rfm_segment_of((r, f, m))
+                    .and_then(|index| u16::try_from(index).ok())
+                    .unwrap_or(other);
+                RfmPlace { r, f, m, segment }
+            })
+            .collect();
+        (cuts, places)
     }
 }
 
-/// A member's RFM figures (scores still to be given).
-pub(super) fn rfm_figures(m: &MemberState, period: Period) -> RfmScore {
-    RfmScore {
-        member_id: m.member_id.clone(),
-        recency_days: figures::days_since_last_purchase(m, period.to),
-        frequency: period.purchases(m),
-        monetary_minor: period.net_spend(m),
-        r: 0,
-        f: 0,
-        m: 0,
-        segment: String::new(),
+/// The RFM report's members: their figures, and their ids when listed.
+#[derive(Default)]
+struct RfmRows {
+    figures: Vec<RfmFigures>,
+    ids: Vec<String>,
+}
+
+/// A member's RFM figures, before they are scored against everyone's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RfmFigures {
+    recency_days: Option<i64>,
+    frequency: i64,
+    monetary_minor: i64,
+}
+
+impl RfmFigures {
+    /// `m`'s figures over `period` (recency at its end).
+    pub(super) fn of(m: &MemberState, period: Period) -> Self {
+        Self {
+            recency_days: figures::days_since_last_purchase(m, period.to),
+            frequency: period.purchases(m),
+            monetary_minor: period.net_spend(m),
+        }
     }
 }
 
-fn rfm_cuts(rows: &[RfmScore]) -> RfmCuts {
+/// A member's RFM scores and its segment's place in the rules (one past
+/// them: `other`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) struct RfmPlace {
+    r: u8,
+    f: u8,
+    m: u8,
+    /// The place of its segment.
+    pub(super) segment: u16,
+}
+
+fn rfm_cuts(rows: &[RfmFigures]) -> RfmCuts {
     let mut recency: Vec<Option<i64>> = rows.iter().map(|r| r.recency_days).collect();
     recency.sort_by_key(|d| recency_key(*d));
     let mut frequency: Vec<i64> = rows.iter().map(|r| r.frequency).collect();

@@ -20,15 +20,15 @@
 
 pub mod model;
 
-use std::collections::BTreeMap;
+use std::{
+    collections::{BTreeMap, HashSet},
+    sync::Arc,
+};
 
 use chrono::{Datelike as _, NaiveDate};
 use serde::Serialize;
 
-use super::{
-    Header, Period, ReportError, Reporter, figures,
-    value::{RfmScore, rfm_figures},
-};
+use super::{Header, Making, Period, Report, ReportError, Reporter, figures, value::RfmFigures};
 use crate::domain::member::MemberState;
 use model::{BgNbd, GammaGamma, History, ModelError, Spend};
 
@@ -204,24 +204,77 @@ pub struct HoldoutRow {
     pub actual_purchases: i64,
 }
 
-/// What a member's day totals say for the models.
+/// What a member's day totals say for the models. A prediction holds one
+/// for every member until the fit is made, so it is kept small: ids and
+/// tiers shared, figures as whole numbers.
 #[derive(Debug, Clone)]
 struct Summary {
-    member_id: String,
-    tier: String,
-    group: Option<String>,
+    member_id: Box<str>,
+    tier: Arc<str>,
+    group: Option<Arc<str>>,
     /// The rules' named segments it is in at the calibration end, by
     /// their place in the rules.
-    segments: Vec<u16>,
-    /// Its RFM figures over the 12 months to the calibration end, without
-    /// its id (scored once every member's are known, then dropped).
-    rfm: Option<RfmScore>,
-    /// Its RFM segment's place in the rules (one past them: `other`).
-    rfm_segment: usize,
-    history: Option<History>,
-    spend: Option<Spend>,
-    holdout_purchases: i64,
+    segments: Box<[u16]>,
+    /// Its RFM figures over the 12 months to the calibration end.
+    rfm: RfmFigures,
+    /// Its RFM segment's place in the rules (one past them: `other`),
+    /// once every member's figures are scored.
+    rfm_segment: u16,
+    purchases: Option<Purchases>,
+    holdout_purchases: u32,
     past_value_minor: i64,
+}
+
+/// A member's purchase days up to the calibration end, in whole days.
+#[derive(Debug, Clone, Copy)]
+struct Purchases {
+    /// Purchase days (at least 1).
+    days: u32,
+    /// From the first to the last.
+    span: i32,
+    /// From the first to the calibration end.
+    age: i32,
+    /// Spend on the repeat days with a spend above 0, and how many.
+    repeat_spend_minor: i64,
+    repeat_spend_days: u32,
+}
+
+impl Purchases {
+    /// As the BG/NBD model counts them: in weeks, the first day not a
+    /// repeat purchase.
+    fn history(&self) -> History {
+        let weeks = |days: i32| f64::from(days) / DAYS_PER_WEEK;
+        History {
+            x: f64::from(self.days - 1),
+            t_x: weeks(self.span),
+            t: weeks(self.age),
+        }
+    }
+
+    /// As the Gamma-Gamma model counts them: the repeat days' mean spend.
+    #[allow(clippy::cast_precision_loss)] // minor units far below 2^53
+    fn spend(&self) -> Option<Spend> {
+        (self.repeat_spend_days > 0).then(|| Spend {
+            x: f64::from(self.repeat_spend_days),
+            mean: self.repeat_spend_minor as f64 / f64::from(self.repeat_spend_days),
+        })
+    }
+}
+
+/// Tier ids and attribute values, each held once however many members
+/// share it.
+#[derive(Default)]
+struct Names(HashSet<Arc<str>>);
+
+impl Names {
+    fn get(&mut self, name: &str) -> Arc<str> {
+        if let Some(shared) = self.0.get(name) {
+            return Arc::clone(shared);
+        }
+        let shared: Arc<str> = Arc::from(name);
+        self.0.insert(Arc::clone(&shared));
+        shared
+    }
 }
 
 /// The 12 months up to `day`, for the RFM segments.
@@ -236,54 +289,51 @@ fn year_to(day: i32) -> Period {
 
 /// Reads one member's purchase days: history and repeat spend up to day
 /// `calibration_end`, purchase days after it up to `today`.
-fn summarise(member: &MemberState, calibration_end: i32, today: i32, by: Option<&str>) -> Summary {
-    let purchase_days: Vec<(i32, i64)> = member
-        .days
-        .iter()
-        .filter(|(_, t)| t.purchases > 0)
-        .map(|(day, t)| (*day, t.spend_minor))
-        .collect();
-    let calibration: Vec<&(i32, i64)> = purchase_days
-        .iter()
-        .filter(|(day, _)| *day <= calibration_end)
-        .collect();
-    let weeks = |days: i32| f64::from(days) / DAYS_PER_WEEK;
-    let (history, spend) = match (calibration.first(), calibration.last()) {
-        (Some(first), Some(last)) => {
-            let repeat: Vec<i64> = calibration[1..]
-                .iter()
-                .map(|(_, spend)| *spend)
-                .filter(|spend| *spend > 0)
-                .collect();
-            let spend = (!repeat.is_empty()).then(|| Spend {
-                x: repeat.len() as f64,
-                mean: repeat.iter().sum::<i64>() as f64 / repeat.len() as f64,
-            });
-            let history = History {
-                x: (calibration.len() - 1) as f64,
-                t_x: weeks(last.0 - first.0),
-                t: weeks(calibration_end - first.0),
-            };
-            (Some(history), spend)
+fn summarise(
+    member: &MemberState,
+    calibration_end: i32,
+    today: i32,
+    by: Option<&str>,
+    names: &mut Names,
+) -> Summary {
+    let mut purchases: Option<Purchases> = None;
+    let mut first = 0;
+    let mut holdout_purchases = 0_u32;
+    let purchase_days = member.days.iter().filter(|(_, t)| t.purchases > 0);
+    for (&day, totals) in purchase_days {
+        if day > calibration_end {
+            holdout_purchases += u32::from(day <= today);
+            continue;
         }
-        _ => (None, None),
-    };
-    let holdout_purchases = purchase_days
-        .iter()
-        .filter(|(day, _)| *day > calibration_end && *day <= today)
-        .count() as i64;
+        match purchases.as_mut() {
+            None => {
+                first = day;
+                purchases = Some(Purchases {
+                    days: 1,
+                    span: 0,
+                    age: calibration_end - day,
+                    repeat_spend_minor: 0,
+                    repeat_spend_days: 0,
+                });
+            }
+            Some(p) => {
+                p.days += 1;
+                p.span = day - first;
+                if totals.spend_minor > 0 {
+                    p.repeat_spend_minor = p.repeat_spend_minor.saturating_add(totals.spend_minor);
+                    p.repeat_spend_days += 1;
+                }
+            }
+        }
+    }
     Summary {
-        member_id: member.member_id.clone(),
-        tier: member.tier.tier_id.clone(),
-        group: by.and_then(|name| member.attributes.get(name).cloned()),
-        segments: Vec::new(),
-        rfm: Some(RfmScore {
-            member_id: String::new(),
-            ..rfm_figures(member, year_to(calibration_end))
-        }),
+        member_id: member.member_id.as_str().into(),
+        tier: names.get(&member.tier.tier_id),
+        group: by.and_then(|name| member.attributes.get(name).map(|value| names.get(value))),
+        segments: Box::default(),
+        rfm: RfmFigures::of(member, year_to(calibration_end)),
         rfm_segment: 0,
-        history,
-        spend,
+        purchases,
         holdout_purchases,
         past_value_minor: member.lifetime_value_minor,
     }
@@ -301,11 +351,14 @@ struct Fitted {
 /// Fits both models on the members with a history (every n-th above
 /// [`MAX_FIT_MEMBERS`]).
 fn fit(summaries: &[Summary]) -> Result<Fitted, ModelError> {
-    let histories: Vec<&Summary> = summaries.iter().filter(|s| s.history.is_some()).collect();
-    let every = histories.len().div_ceil(MAX_FIT_MEMBERS).max(1);
-    let sample: Vec<&Summary> = histories.into_iter().step_by(every).collect();
-    let fitted_histories: Vec<History> = sample.iter().filter_map(|s| s.history).collect();
-    let spends: Vec<Spend> = sample.iter().filter_map(|s| s.spend).collect();
+    let bought: Vec<&Purchases> = summaries
+        .iter()
+        .filter_map(|s| s.purchases.as_ref())
+        .collect();
+    let every = bought.len().div_ceil(MAX_FIT_MEMBERS).max(1);
+    let sample: Vec<&Purchases> = bought.into_iter().step_by(every).collect();
+    let fitted_histories: Vec<History> = sample.iter().map(|p| p.history()).collect();
+    let spends: Vec<Spend> = sample.iter().filter_map(|p| p.spend()).collect();
     Ok(Fitted {
         bg: BgNbd::fit(&fitted_histories)?,
         gg: GammaGamma::fit(&spends)?,
@@ -330,8 +383,8 @@ impl Scored {
     /// The figures as reported, for the member `s` summarises.
     fn figures(&self, s: &Summary) -> MemberPrediction {
         MemberPrediction {
-            member_id: s.member_id.clone(),
-            tier: s.tier.clone(),
+            member_id: s.member_id.to_string(),
+            tier: s.tier.to_string(),
             purchase_days: self.purchase_days,
             p_alive: self.p_alive,
             expected_purchases: self.expected_purchases,
@@ -348,11 +401,12 @@ impl Fitted {
     fn score(
         &self,
         s: &Summary,
-        history: History,
+        purchases: &Purchases,
         options: &PredictOptions,
         holdout_weeks: f64,
     ) -> Result<Scored, ModelError> {
-        let spend = self.gg.expected_spend(s.spend.as_ref());
+        let history = purchases.history();
+        let spend = self.gg.expected_spend(purchases.spend().as_ref());
         let expected_in = |days: f64| self.bg.expected_purchases(&history, days / DAYS_PER_WEEK);
         let discount = 1.0 + f64::from(options.discount_bp) / 10_000.0;
         let mut value = 0.0;
@@ -375,9 +429,50 @@ impl Fitted {
             predicted_value_minor: value.round() as i64,
             past_value_minor: s.past_value_minor,
             holdout_expected,
-            holdout_actual: s.holdout_purchases,
+            holdout_actual: i64::from(s.holdout_purchases),
         })
     }
+}
+
+/// Scores every member with purchases, on all cores, in the order of
+/// `summaries`: each member's figures are its own, so the order of the
+/// threads changes nothing.
+fn score_all(
+    fitted: &Fitted,
+    summaries: &[Summary],
+    options: &PredictOptions,
+    holdout_weeks: f64,
+) -> Result<Vec<(usize, Scored)>, ModelError> {
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let chunk = summaries.len().div_ceil(threads).max(1);
+    std::thread::scope(|scope| {
+        let parts: Vec<_> = summaries
+            .chunks(chunk)
+            .enumerate()
+            .map(|(n, part)| {
+                scope.spawn(move || {
+                    let first = n * chunk;
+                    let mut scored = Vec::with_capacity(part.len());
+                    for (index, s) in (first..).zip(part) {
+                        if let Some(purchases) = &s.purchases {
+                            let member = fitted.score(s, purchases, options, holdout_weeks)?;
+                            scored.push((index, member));
+                        }
+                    }
+                    Ok(scored)
+                })
+            })
+            .collect();
+        let mut all = Vec::new();
+        for part in parts {
+            // A panic while scoring is a bug, not bad input.
+            let scored: Result<Vec<_>, ModelError> = part
+                .join()
+                .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
+            all.extend(scored?);
+        }
+        Ok(all)
+    })
 }
 
 /// Sums of a group's members' figures.
@@ -473,11 +568,11 @@ impl Scorer {
     /// purchase, or when a series does not converge.
     pub fn score(&self, member: &MemberState, today: NaiveDate) -> Option<MemberPrediction> {
         let day = today.num_days_from_ce();
-        let summary = summarise(member, day, day, None);
-        let history = summary.history?;
+        let summary = summarise(member, day, day, None, &mut Names::default());
+        let purchases = summary.purchases.as_ref()?;
         let scored = self
             .fitted
-            .score(&summary, history, &self.options, 0.0)
+            .score(&summary, purchases, &self.options, 0.0)
             .ok()?;
         Some(scored.figures(&summary))
     }
@@ -511,48 +606,55 @@ impl Reporter<'_> {
     /// The prediction `options` ask for.
     ///
     /// # Errors
-    /// Options out of range; a fit that did not converge or has too few
-    /// members (naming `calibration_end`); a storage failure.
-    pub fn predict(&self, options: &PredictOptions) -> Result<Prediction, ReportError> {
-        check(options)?;
+    /// Options out of range; at the end, a fit that did not converge or
+    /// has too few members (naming `calibration_end`).
+    pub(super) fn predict(&self, options: PredictOptions) -> Result<Making<'_>, ReportError> {
+        check(&options)?;
         let calibration_end = options.calibration_end.unwrap_or(self.today());
         self.check_day("calibration_end", calibration_end)?;
         let end_day = calibration_end.num_days_from_ce();
         let today = self.today().num_days_from_ce();
-        let by = options.by.as_deref();
-        let mut summaries = self.fold(
-            Vec::new,
-            |all: &mut Vec<Summary>, member| {
-                let mut summary = summarise(&member, end_day, today, by);
-                summary.segments = self.segment_places(&member, calibration_end);
+        let by = options.by.clone();
+        Ok(Making::new(
+            <(Vec<Summary>, Names)>::default,
+            move |(all, names): &mut (Vec<Summary>, Names), member| {
+                let mut summary = summarise(member, end_day, today, by.as_deref(), names);
+                summary.segments = self.segment_places(member, calibration_end);
                 all.push(summary);
                 Ok(())
             },
-            |all, part| all.extend(part),
-        )?;
-        summaries.sort_by(|a, b| a.member_id.cmp(&b.member_id));
+            |(all, _), (part, _)| all.extend(part),
+            move |(summaries, _)| {
+                self.prediction_of(&options, calibration_end, summaries)
+                    .map(Report::Prediction)
+            },
+        ))
+    }
+
+    /// Fits the models to the members' `summaries` and scores them.
+    fn prediction_of(
+        &self,
+        options: &PredictOptions,
+        calibration_end: NaiveDate,
+        mut summaries: Vec<Summary>,
+    ) -> Result<Prediction, ReportError> {
+        summaries.sort_unstable_by(|a, b| a.member_id.cmp(&b.member_id));
         self.place_in_rfm_segments(&mut summaries);
         let unfit = |err: ModelError| ReportError::BadOption {
             field: "calibration_end",
             message: format!("no prediction: {err}"),
         };
         let fitted = fit(&summaries).map_err(unfit)?;
-        let holdout_weeks = f64::from(today - end_day) / DAYS_PER_WEEK;
-        let mut scored = Vec::new();
-        for (index, s) in summaries.iter().enumerate() {
-            if let Some(history) = s.history {
-                let member = fitted
-                    .score(s, history, options, holdout_weeks)
-                    .map_err(unfit)?;
-                scored.push((index, member));
-            }
-        }
+        let after_calibration =
+            self.today().num_days_from_ce() - calibration_end.num_days_from_ce();
+        let holdout_weeks = f64::from(after_calibration) / DAYS_PER_WEEK;
+        let scored = score_all(&fitted, &summaries, options, holdout_weeks).map_err(unfit)?;
         Ok(self.assemble(options, calibration_end, &fitted, &summaries, scored))
     }
 
     /// The places in the rules of the segments `member` is in at the end
     /// of `day`.
-    fn segment_places(&self, member: &MemberState, day: NaiveDate) -> Vec<u16> {
+    fn segment_places(&self, member: &MemberState, day: NaiveDate) -> Box<[u16]> {
         (0_u16..)
             .zip(self.segments_of(member, day))
             .filter(|(_, holds)| *holds)
@@ -563,14 +665,10 @@ impl Reporter<'_> {
     /// Scores every member's RFM figures against all of them and keeps only
     /// the place of the segment each falls in.
     fn place_in_rfm_segments(&self, summaries: &mut [Summary]) {
-        let mut rows: Vec<RfmScore> = summaries.iter_mut().filter_map(|s| s.rfm.take()).collect();
-        self.score_rfm(&mut rows);
-        let names = &self.rules().reporting.rfm_segments;
-        for (summary, row) in summaries.iter_mut().zip(rows) {
-            summary.rfm_segment = names
-                .iter()
-                .position(|s| s.name == row.segment)
-                .unwrap_or(names.len());
+        let figures: Vec<RfmFigures> = summaries.iter().map(|s| s.rfm).collect();
+        let (_, places) = self.score_rfm(&figures);
+        for (summary, place) in summaries.iter_mut().zip(places) {
+            summary.rfm_segment = place.segment;
         }
     }
 
@@ -602,12 +700,12 @@ impl Reporter<'_> {
         let mut total = Sums::default();
         for (index, s) in &scored {
             let member = &summaries[*index];
-            by_tier.entry(&member.tier).or_default().add(s);
+            by_tier.entry(&*member.tier).or_default().add(s);
             if options.by.is_some() {
                 let group = member.group.as_deref().unwrap_or("(none)");
                 by_group.entry(group).or_default().add(s);
             }
-            if let Some(sums) = by_rfm.get_mut(member.rfm_segment) {
+            if let Some(sums) = by_rfm.get_mut(usize::from(member.rfm_segment)) {
                 sums.add(s);
             }
             let none = [u16::try_from(segment_names.len() - 1).unwrap_or(u16::MAX)];
@@ -632,7 +730,7 @@ impl Reporter<'_> {
         };
         let rfm_segments = named(&rfm_names, &by_rfm);
         let segments = named(&segment_names, &by_segment);
-        let ladder = self.ladder_with(scored.iter().map(|(i, _)| &summaries[*i].tier));
+        let ladder = self.ladder_with(scored.iter().map(|(i, _)| &*summaries[*i].tier));
         let tiers: Vec<PredictionGroup> = ladder
             .iter()
             .map(|tier| {
