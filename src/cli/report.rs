@@ -193,6 +193,20 @@ impl ReportArgs {
         }
     }
 
+    /// The page's request: each report's as its own call would send it.
+    fn page_request(&self) -> pb::PageRequest {
+        pb::PageRequest {
+            distribution: Some(self.as_of_request()),
+            migration: Some(self.period_request()),
+            value_ranks: Some(self.ranks_request()),
+            value_bands: Some(self.as_of_request()),
+            rfm: Some(self.period_request()),
+            segments: Some(self.period_request()),
+            clusters: Some(self.clusters_request()),
+            predict: Some(self.predict_request()),
+        }
+    }
+
     fn ranks_request(&self) -> pb::ValueRanksRequest {
         pb::ValueRanksRequest {
             from: day(self.from),
@@ -352,15 +366,40 @@ impl Source {
                 let made = program.reports(queries)?;
                 Ok(made.into_iter().map(|r| r.map_err(Into::into)).collect())
             }
-            Source::Server { .. } => {
-                let mut made = Vec::new();
-                for kind in kinds {
-                    made.push(self.report(args, kind).await);
-                }
-                Ok(made)
+            Source::Server { client, key } => {
+                let request = authorized(args.page_request(), key.as_deref())?;
+                Ok(reports_of_page(client.page(request).await?.into_inner()))
             }
         }
     }
+}
+
+/// The reports of a page received, in the order of [`ON_THE_PAGE`], then
+/// the prediction or why there is none.
+fn reports_of_page(page: pb::PageReport) -> Vec<anyhow::Result<Report>> {
+    fn made<P, R>(message: Option<P>, report: fn(R) -> Report) -> anyhow::Result<Report>
+    where
+        R: From<P>,
+    {
+        let message = message.context("a report of the page is missing")?;
+        Ok(report(R::from(message)))
+    }
+    let prediction = if page.no_prediction.is_empty() {
+        made(page.prediction, Report::Prediction)
+    } else {
+        Err(anyhow::anyhow!(page.no_prediction))
+    };
+    vec![
+        made(page.distribution, Report::Distribution),
+        made(page.migration, Report::Migration),
+        made(page.value_ranks, Report::ValueRanks),
+        made(page.value_bands, Report::ValueBands),
+        made(page.rfm, Report::Rfm),
+        made(page.segments, Report::Segments),
+        made(page.clusters, Report::Clusters),
+        made(page.liability, Report::Liability),
+        prediction,
+    ]
 }
 
 /// The rules given, or those last live in `store`, or the default file.

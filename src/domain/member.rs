@@ -265,7 +265,10 @@ fn by_date<S: serde::Serializer>(
 
 /// The key of `at`'s day in [`MemberState::days`]: days since 0001-01-01 (UTC).
 pub fn day_number(at: DateTime<Utc>) -> i32 {
-    at.date_naive().num_days_from_ce()
+    // The UTC date itself: `date_naive` would add the (zero) offset first,
+    // which the reports, calling this for every member on every day they
+    // look at, paid for.
+    at.naive_utc().date().num_days_from_ce()
 }
 
 impl MemberState {
@@ -295,11 +298,18 @@ impl MemberState {
 
     /// Metrics over `[window_start, as_of]`, with the balance as of `as_of`.
     pub fn metrics(&self, window_start: DateTime<Utc>, as_of: DateTime<Utc>) -> Metrics {
-        let mut metrics = Metrics {
+        Metrics {
             lifetime_value_minor: self.lifetime_value_minor,
             points_balance: self.points_balance(as_of),
-            ..Metrics::default()
-        };
+            ..self.window_metrics(window_start, as_of)
+        }
+    }
+
+    /// The window's figures alone (spend, purchases, qualifying points,
+    /// activities), for callers that take the lifetime value and balance
+    /// from elsewhere (the reports, as of a past day).
+    pub fn window_metrics(&self, window_start: DateTime<Utc>, as_of: DateTime<Utc>) -> Metrics {
+        let mut metrics = Metrics::default();
         if window_start > as_of {
             return metrics;
         }

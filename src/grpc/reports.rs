@@ -14,7 +14,10 @@ use super::{
     service::LoyaltyApi,
     status::status_of,
 };
-use crate::{app::ProgramError, report::Query};
+use crate::{
+    app::ProgramError,
+    report::{Query, Report},
+};
 
 type Answer<T> = Result<Response<T>, Status>;
 
@@ -122,4 +125,46 @@ impl Reports for LoyaltyApi {
     ) -> Answer<tonic::codegen::BoxStream<pb::PredictMembersResponse>> {
         self.streamed(request, convert::predict_members_query).await
     }
+
+    async fn page(&self, request: Request<pb::PageRequest>) -> Answer<pb::PageReport> {
+        let _admitted = self.admit(&request, Action::Report)?;
+        let program = std::sync::Arc::clone(self.program());
+        let queries =
+            convert::page_queries(request.into_inner(), program.today()).map_err(status_of)?;
+        let made = tokio::task::spawn_blocking(move || program.reports(queries))
+            .await
+            .map_err(|_| Status::internal("the reports stopped unexpectedly"))?
+            .map_err(status_of)?;
+        page_report(made).map(Response::new)
+    }
+}
+
+/// The page's message from its reports, made in the order of
+/// [`convert::page_queries`].
+fn page_report(made: Vec<Result<Report, ProgramError>>) -> Result<pb::PageReport, Status> {
+    let mut made = made.into_iter();
+    let mut next = || -> Result<Result<Report, ProgramError>, Status> {
+        made.next()
+            .ok_or_else(|| Status::internal("a report of the page is missing"))
+    };
+    fn message<P: convert::OfReport>(made: Result<Report, ProgramError>) -> Result<P, Status> {
+        P::of_report(made.map_err(status_of)?)
+            .ok_or_else(|| Status::internal("the report made is not the one asked for"))
+    }
+    let mut page = pb::PageReport {
+        distribution: Some(message(next()?)?),
+        migration: Some(message(next()?)?),
+        value_ranks: Some(message(next()?)?),
+        value_bands: Some(message(next()?)?),
+        rfm: Some(message(next()?)?),
+        segments: Some(message(next()?)?),
+        clusters: Some(message(next()?)?),
+        liability: Some(message(next()?)?),
+        ..pb::PageReport::default()
+    };
+    match next()? {
+        Ok(prediction) => page.prediction = Some(message(Ok(prediction))?),
+        Err(why) => page.no_prediction = status_of(why).message().to_owned(),
+    }
+    Ok(page)
 }

@@ -7,7 +7,7 @@
 //! (`DayTotals::points_moved`, purchases and refunds), so they are exact
 //! as far back as day totals are kept ([`DAY_RETENTION`]).
 
-use chrono::{DateTime, NaiveDate, TimeDelta, Utc};
+use chrono::{DateTime, Datelike as _, NaiveDate, NaiveTime, TimeDelta, Utc};
 
 use crate::{
     domain::{
@@ -29,11 +29,14 @@ pub struct Period {
 
 /// The last instant of `day`: what "as of `day`" means.
 pub fn end_of(day: NaiveDate) -> DateTime<Utc> {
-    let next = day.succ_opt().unwrap_or(day);
-    next.and_hms_opt(0, 0, 0)
-        .map_or(DateTime::<Utc>::MAX_UTC, |t| t.and_utc())
-        - TimeDelta::microseconds(1)
+    day.and_time(LAST_MICROSECOND).and_utc()
 }
+
+/// 23:59:59.999999, the last instant of a day at the micros tierd keeps.
+const LAST_MICROSECOND: NaiveTime = match NaiveTime::from_hms_micro_opt(23, 59, 59, 999_999) {
+    Some(time) => time,
+    None => NaiveTime::MIN,
+};
 
 /// The earliest day a report may look at when today is `today`: older day
 /// totals may already be pruned.
@@ -42,7 +45,7 @@ pub fn earliest_day(today: NaiveDate) -> NaiveDate {
 }
 
 fn key(day: NaiveDate) -> i32 {
-    day_number(end_of(day))
+    day.num_days_from_ce()
 }
 
 impl Period {
@@ -142,7 +145,7 @@ pub fn metrics_at(rules: &RuleSet, m: &MemberState, day: NaiveDate) -> Metrics {
     Metrics {
         lifetime_value_minor: lifetime_value_at(m, day),
         points_balance: points_outstanding_at(m, day),
-        ..m.metrics(window_start(rules.window, end, m.enrolled_at), end)
+        ..m.window_metrics(window_start(rules.window, end, m.enrolled_at), end)
     }
 }
 
@@ -236,6 +239,16 @@ mod tests {
         assert!(enrolled_by(&m, date(1, 1)));
         let new_years_eve = NaiveDate::from_ymd_opt(2025, 12, 31).expect("valid");
         assert!(!enrolled_by(&m, new_years_eve));
+    }
+
+    #[test]
+    fn a_day_ends_a_microsecond_before_the_next_begins() {
+        for day in [date(1, 1), date(2, 28), date(12, 31)] {
+            let next = day.succ_opt().and_then(|d| d.and_hms_opt(0, 0, 0));
+            let next = next.expect("a next day").and_utc();
+            assert_eq!(end_of(day), next - TimeDelta::microseconds(1));
+            assert_eq!(key(day), day_number(end_of(day)));
+        }
     }
 
     #[test]

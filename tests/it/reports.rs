@@ -657,3 +657,95 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
         "{csv}"
     );
 }
+
+/// `Page` answers, from one scan, what the nine calls answer one by one;
+/// says why there is no prediction instead of failing the page; and
+/// refuses an option as the report's own call does, naming it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_page_is_the_nine_reports_made_in_one_scan() {
+    let mut server = TestServer::start().await;
+    let (_, first) = programme(&mut server).await;
+    let mut client = reports(&server);
+    let today = server.clock.now().date_naive();
+    let period = pb::PeriodRequest {
+        from: first.to_string(),
+        to: today.to_string(),
+    };
+    let as_of = pb::AsOfRequest {
+        as_of: today.to_string(),
+    };
+    let ranks = pb::ValueRanksRequest {
+        from: period.from.clone(),
+        to: period.to.clone(),
+        ranks: 5,
+    };
+    let clusters = pb::ClustersRequest {
+        from: period.from.clone(),
+        to: period.to.clone(),
+        k: 3,
+        seed: Some(7),
+    };
+    let request = pb::PageRequest {
+        distribution: Some(as_of.clone()),
+        migration: Some(period.clone()),
+        value_ranks: Some(ranks.clone()),
+        value_bands: Some(as_of.clone()),
+        rfm: Some(period.clone()),
+        segments: Some(period.clone()),
+        clusters: Some(clusters.clone()),
+        predict: Some(pb::PredictRequest::default()),
+    };
+    let page = client
+        .page(request.clone())
+        .await
+        .expect("page")
+        .into_inner();
+    macro_rules! same {
+        ($field:ident, $call:ident, $request:expr) => {
+            assert_eq!(
+                page.$field,
+                Some(client.$call($request).await.expect("report").into_inner()),
+                stringify!($field)
+            );
+        };
+    }
+    same!(distribution, tier_distribution, as_of.clone());
+    same!(migration, tier_migration, period.clone());
+    same!(value_ranks, value_ranks, ranks);
+    same!(value_bands, value_bands, as_of);
+    same!(rfm, rfm, period.clone());
+    same!(segments, segments, period);
+    same!(clusters, clusters, clusters);
+    same!(liability, points_liability, pb::LiabilityRequest {});
+    let total = page.distribution.as_ref().and_then(|d| d.total.as_ref());
+    assert_eq!(
+        total.expect("total").members,
+        i64::try_from(MEMBERS).expect("small")
+    );
+    // 40 members over 90 days are too few for the models: the page says
+    // why, as Predict refuses.
+    let refused = client
+        .predict(pb::PredictRequest::default())
+        .await
+        .expect_err("too few members to fit");
+    assert!(page.prediction.is_none());
+    assert_eq!(page.no_prediction, refused.message());
+    assert!(
+        page.no_prediction.starts_with("calibration_end:"),
+        "{}",
+        page.no_prediction
+    );
+
+    let status = client
+        .page(pb::PageRequest {
+            value_ranks: Some(pb::ValueRanksRequest {
+                ranks: 2,
+                ..pb::ValueRanksRequest::default()
+            }),
+            ..request
+        })
+        .await
+        .expect_err("two ranks");
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(status.message().starts_with("ranks:"), "{status:?}");
+}

@@ -578,6 +578,26 @@ pub fn predict_query(r: pb::PredictRequest, today: NaiveDate) -> Result<Query, P
     predict_options(r, today, false).map(Query::Predict)
 }
 
+/// The queries of the page's reports, in the order of
+/// [`pb::PageReport`]'s fields: each from its request as its own call
+/// reads it (unset: that call's defaults).
+///
+/// # Errors
+/// INVALID_ARGUMENT naming the malformed option.
+pub fn page_queries(r: pb::PageRequest, today: NaiveDate) -> Result<Vec<Query>, ProgramError> {
+    Ok(vec![
+        distribution_query(r.distribution.unwrap_or_default(), today)?,
+        migration_query(r.migration.unwrap_or_default(), today)?,
+        value_ranks_query(r.value_ranks.unwrap_or_default(), today)?,
+        value_bands_query(r.value_bands.unwrap_or_default(), today)?,
+        rfm_query(r.rfm.unwrap_or_default(), today)?,
+        segments_query(r.segments.unwrap_or_default(), today)?,
+        clusters_query(r.clusters.unwrap_or_default(), today)?,
+        Query::Liability,
+        predict_query(r.predict.unwrap_or_default(), today)?,
+    ])
+}
+
 /// A prediction request's query, with the member list.
 ///
 /// # Errors
