@@ -17,7 +17,9 @@
 //! the window moves on, so some members fall to at risk or lower and some
 //! points expire), which writes what it finds, then sweeps again as of the
 //! same moment (nothing is due). `--sweep-only` skips simulate and the
-//! reports. Prints one Markdown table row per step.
+//! reports. Prints one Markdown table row per step, the first the raw scan
+//! (every member's record walked in its own process, none decoded): what
+//! reading alone costs, beside which the reports are measured.
 
 use std::{
     process::{Child, ExitStatus, Stdio},
@@ -76,9 +78,15 @@ fn row(step: &str, wall: Duration, peak_kib: u64, note: &str) {
 
 /// Runs one `tierd` command to the end, its output thrown away.
 fn measure(step: &str, args: &[&str]) -> anyhow::Result<()> {
+    let mut tierd = servers::tierd()?;
+    tierd.args(args);
+    measure_command(step, tierd)
+}
+
+/// Runs `command` to the end, its output thrown away, and prints its row.
+fn measure_command(step: &str, mut command: std::process::Command) -> anyhow::Result<()> {
     let started = Instant::now();
-    let child = servers::tierd()?
-        .args(args)
+    let child = command
         .stdout(Stdio::null())
         .stderr(Stdio::inherit())
         .spawn()?;
@@ -161,6 +169,11 @@ struct Args {
     /// swept before: 60).
     #[arg(long, default_value_t = 30)]
     days: u64,
+    /// Walk every member's record without decoding it, then exit: the
+    /// baseline beside the reports (`scale` runs itself with it, as a
+    /// child, for its time and memory).
+    #[arg(long, hide = true)]
+    raw_scan: bool,
 }
 
 #[tokio::main]
@@ -169,7 +182,14 @@ async fn main() -> anyhow::Result<()> {
         data,
         sweep_only,
         days,
+        raw_scan,
     } = clap::Parser::parse();
+    if raw_scan {
+        let store = tierd::store::Store::open(data.as_ref())?;
+        let members = store.raw_members().try_fold(0_u64, |n, raw| raw.map(|_| n + 1))?;
+        eprintln!("{members} members walked");
+        return Ok(());
+    }
     println!("| step | wall | peak RSS | |\n|---|---|---|---|");
     if !sweep_only {
         simulate_and_report(&data)?;
@@ -177,8 +197,15 @@ async fn main() -> anyhow::Result<()> {
     serve_and_sweep(&data, days).await
 }
 
-/// Every whole-programme command that reads the data directory as it is.
+/// Every whole-programme command that reads the data directory as it is,
+/// after the raw scan they are read beside.
 fn simulate_and_report(data: &str) -> anyhow::Result<()> {
+    let mut raw_scan = std::process::Command::new(std::env::current_exe()?);
+    raw_scan.args([data, "--raw-scan"]);
+    measure_command(
+        "raw scan (every member's record walked, none decoded)",
+        raw_scan,
+    )?;
     measure(
         "simulate (`rules/example.yaml` as the candidate)",
         &[
