@@ -186,7 +186,9 @@ async fn main() -> anyhow::Result<()> {
     } = clap::Parser::parse();
     if raw_scan {
         let store = tierd::store::Store::open(data.as_ref())?;
-        let members = store.raw_members().try_fold(0_u64, |n, raw| raw.map(|_| n + 1))?;
+        let members = store
+            .raw_members()
+            .try_fold(0_u64, |n, raw| raw.map(|_| n + 1))?;
         eprintln!("{members} members walked");
         return Ok(());
     }

@@ -34,7 +34,7 @@ use rand_xoshiro::{
 use serde::Serialize;
 
 use super::{
-    Header, Making, Period, Report, ReportError, Reporter, figures, percent,
+    Header, Making, Period, Report, ReportError, Reporter, figures, percent, scan,
     table::{Cell, Table, Tabular},
 };
 
@@ -155,7 +155,7 @@ impl Reporter<'_> {
                 }
                 Ok(())
             },
-            Vec::extend,
+            scan::append,
             move |mut members| {
                 // The scan's order depends on the threads; the sorted rows
                 // do not.

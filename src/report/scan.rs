@@ -94,3 +94,13 @@ impl<'r> Making<'r> {
         }
     }
 }
+
+/// Adds the members of another thread's `part` to `all`, keeping the
+/// larger allocation: a million members' rows are then copied once, not
+/// into a third vector as large as both.
+pub(super) fn append<T>(all: &mut Vec<T>, mut part: Vec<T>) {
+    if part.capacity() > all.capacity() {
+        std::mem::swap(all, &mut part);
+    }
+    all.append(&mut part);
+}

@@ -10,7 +10,7 @@
 
 use serde::Serialize;
 
-use super::{Header, Making, Period, Report, ReportError, Reporter, figures, percent};
+use super::{Header, Making, Period, Report, ReportError, Reporter, figures, percent, scan};
 use crate::domain::member::MemberState;
 
 /// The most ranks a value-rank report makes.
@@ -280,7 +280,7 @@ impl Reporter<'_> {
                 }
                 Ok(())
             },
-            Vec::extend,
+            scan::append,
             move |values| Ok(Report::ValueRanks(self.ranks_of(period, ranks, values))),
         ))
     }
@@ -388,10 +388,7 @@ impl Reporter<'_> {
                 }
                 Ok(())
             },
-            |total, part| {
-                total.figures.extend(part.figures);
-                total.ids.extend(part.ids);
-            },
+            RfmRows::append,
             move |rows| Ok(Report::Rfm(self.rfm_of(period, rows))),
         ))
     }
@@ -479,6 +476,17 @@ impl Reporter<'_> {
 struct RfmRows {
     figures: Vec<RfmFigures>,
     ids: Vec<String>,
+}
+
+impl RfmRows {
+    /// Adds another thread's rows, each id beside its figures.
+    fn append(&mut self, mut part: RfmRows) {
+        if part.figures.capacity() > self.figures.capacity() {
+            std::mem::swap(self, &mut part);
+        }
+        self.figures.append(&mut part.figures);
+        self.ids.append(&mut part.ids);
+    }
 }
 
 /// A member's RFM figures, before they are scored against everyone's.

@@ -28,7 +28,9 @@ use std::{
 use chrono::{Datelike as _, NaiveDate};
 use serde::Serialize;
 
-use super::{Header, Making, Period, Report, ReportError, Reporter, figures, value::RfmFigures};
+use super::{
+    Header, Making, Period, Report, ReportError, Reporter, figures, scan, value::RfmFigures,
+};
 use crate::domain::member::MemberState;
 use model::{BgNbd, GammaGamma, History, ModelError, Spend};
 
@@ -623,7 +625,7 @@ impl Reporter<'_> {
                 all.push(summary);
                 Ok(())
             },
-            |(all, _), (part, _)| all.extend(part),
+            |(all, _), (part, _)| scan::append(all, part),
             move |(summaries, _)| {
                 self.prediction_of(&options, calibration_end, summaries)
                     .map(Report::Prediction)
