@@ -370,6 +370,7 @@ fn fit(summaries: &[Summary]) -> Result<Fitted, ModelError> {
 }
 
 /// A scored member: its figures, and the holdout's expected purchases.
+#[derive(Clone, Copy)]
 struct Scored {
     purchase_days: i64,
     p_alive: f64,
@@ -436,45 +437,158 @@ impl Fitted {
     }
 }
 
-/// Scores every member with purchases, on all cores, in the order of
-/// `summaries`: each member's figures are its own, so the order of the
-/// threads changes nothing.
-fn score_all(
+/// Members scored together and summed in order. Fixed, not one part per
+/// core, so that the floating-point sums are the same on any machine.
+const SCORING_CHUNK: usize = 16_384;
+
+/// Scores every member with purchases on all cores and adds them up
+/// chunk by chunk, in the order of `summaries`. Nothing is kept per member
+/// but the at-risk members most worth keeping, and every member's figures
+/// only when they are listed.
+fn score_all<'s>(
     fitted: &Fitted,
-    summaries: &[Summary],
+    summaries: &'s [Summary],
     options: &PredictOptions,
     holdout_weeks: f64,
-) -> Result<Vec<(usize, Scored)>, ModelError> {
+    groups: (usize, usize),
+) -> Result<Totals<'s>, ModelError> {
+    let chunks: Vec<&'s [Summary]> = summaries.chunks(SCORING_CHUNK).collect();
+    let next = std::sync::atomic::AtomicUsize::new(0);
+    let score_chunk = |n: usize| -> Result<Totals<'s>, ModelError> {
+        let mut totals = Totals::new(groups);
+        let first = n * SCORING_CHUNK;
+        for (index, s) in (first..).zip(chunks[n]) {
+            if let Some(purchases) = &s.purchases {
+                let scored = fitted.score(s, purchases, options, holdout_weeks)?;
+                totals.add(index, s, scored, options);
+            }
+        }
+        totals.keep_most_worth(options.at_risk as usize);
+        Ok(totals)
+    };
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    let chunk = summaries.len().div_ceil(threads).max(1);
-    std::thread::scope(|scope| {
-        let parts: Vec<_> = summaries
-            .chunks(chunk)
-            .enumerate()
-            .map(|(n, part)| {
-                scope.spawn(move || {
-                    let first = n * chunk;
-                    let mut scored = Vec::with_capacity(part.len());
-                    for (index, s) in (first..).zip(part) {
-                        if let Some(purchases) = &s.purchases {
-                            let member = fitted.score(s, purchases, options, holdout_weeks)?;
-                            scored.push((index, member));
+    let mut parts: Vec<(usize, Totals<'s>)> = std::thread::scope(|scope| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                scope.spawn(|| {
+                    let mut done = Vec::new();
+                    loop {
+                        let n = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        if n >= chunks.len() {
+                            return Ok(done);
                         }
+                        done.push((n, score_chunk(n)?));
                     }
-                    Ok(scored)
                 })
             })
             .collect();
-        let mut all = Vec::new();
-        for part in parts {
+        let mut parts = Vec::new();
+        for worker in workers {
             // A panic while scoring is a bug, not bad input.
-            let scored: Result<Vec<_>, ModelError> = part
+            let done: Result<Vec<_>, ModelError> = worker
                 .join()
                 .unwrap_or_else(|panic| std::panic::resume_unwind(panic));
-            all.extend(scored?);
+            parts.extend(done?);
         }
-        Ok(all)
-    })
+        Ok::<_, ModelError>(parts)
+    })?;
+    parts.sort_by_key(|(n, _)| *n);
+    let mut totals = Totals::new(groups);
+    for (_, part) in parts {
+        totals.merge(part, options.at_risk as usize);
+    }
+    Ok(totals)
+}
+
+/// What the scored members add up to: sums by group, the at-risk members
+/// most worth keeping, and every member's figures when they are listed.
+struct Totals<'s> {
+    by_tier: BTreeMap<&'s str, Sums>,
+    by_group: BTreeMap<&'s str, Sums>,
+    by_rfm: Vec<Sums>,
+    by_segment: Vec<Sums>,
+    total: Sums,
+    /// Members below the P(alive) threshold, by their place in the
+    /// summaries.
+    at_risk: Vec<(usize, Scored)>,
+    members: Vec<(usize, Scored)>,
+}
+
+impl<'s> Totals<'s> {
+    /// Nothing yet, for `rfm` RFM segments and `segments` named ones (each
+    /// with its `other` or `(none)` place).
+    fn new((rfm, segments): (usize, usize)) -> Self {
+        Self {
+            by_tier: BTreeMap::new(),
+            by_group: BTreeMap::new(),
+            by_rfm: (0..rfm).map(|_| Sums::default()).collect(),
+            by_segment: (0..segments).map(|_| Sums::default()).collect(),
+            total: Sums::default(),
+            at_risk: Vec::new(),
+            members: Vec::new(),
+        }
+    }
+
+    /// Adds `member` (at `index` in the summaries), scored `s`.
+    fn add(&mut self, index: usize, member: &'s Summary, s: Scored, options: &PredictOptions) {
+        self.by_tier.entry(&*member.tier).or_default().add(&s);
+        if options.by.is_some() {
+            let group = member.group.as_deref().unwrap_or("(none)");
+            self.by_group.entry(group).or_default().add(&s);
+        }
+        if let Some(sums) = self.by_rfm.get_mut(usize::from(member.rfm_segment)) {
+            sums.add(&s);
+        }
+        let none = [u16::try_from(self.by_segment.len() - 1).unwrap_or(u16::MAX)];
+        let places = if member.segments.is_empty() {
+            &none[..]
+        } else {
+            &member.segments[..]
+        };
+        for place in places {
+            if let Some(sums) = self.by_segment.get_mut(usize::from(*place)) {
+                sums.add(&s);
+            }
+        }
+        self.total.add(&s);
+        if s.p_alive < f64::from(options.alive_below_percent) / 100.0 {
+            self.at_risk.push((index, s));
+        }
+        if options.with_members {
+            self.members.push((index, s));
+        }
+    }
+
+    /// Keeps the `n` at-risk members worth most (predicted, then past
+    /// value; ties in id order).
+    fn keep_most_worth(&mut self, n: usize) {
+        self.at_risk.sort_by(|(i, a), (j, b)| {
+            (b.predicted_value_minor, b.past_value_minor)
+                .cmp(&(a.predicted_value_minor, a.past_value_minor))
+                .then(i.cmp(j))
+        });
+        self.at_risk.truncate(n);
+    }
+
+    /// Adds the totals of the members after these.
+    fn merge(&mut self, later: Totals<'s>, at_risk: usize) {
+        for (tier, sums) in later.by_tier {
+            self.by_tier.entry(tier).or_default().merge(&sums);
+        }
+        for (group, sums) in later.by_group {
+            self.by_group.entry(group).or_default().merge(&sums);
+        }
+        for (mine, theirs) in self.by_rfm.iter_mut().zip(&later.by_rfm) {
+            mine.merge(theirs);
+        }
+        for (mine, theirs) in self.by_segment.iter_mut().zip(&later.by_segment) {
+            mine.merge(theirs);
+        }
+        self.total.merge(&later.total);
+        self.at_risk.extend(later.at_risk);
+        self.keep_most_worth(at_risk);
+        self.members.extend(later.members);
+    }
 }
 
 /// Sums of a group's members' figures.
@@ -490,6 +604,16 @@ struct Sums {
 }
 
 impl Sums {
+    fn merge(&mut self, other: &Sums) {
+        self.members += other.members;
+        self.p_alive += other.p_alive;
+        self.expected += other.expected;
+        self.value += other.value;
+        self.past += other.past;
+        self.holdout_expected += other.holdout_expected;
+        self.holdout_actual += other.holdout_actual;
+    }
+
     fn add(&mut self, s: &Scored) {
         self.members += 1;
         self.p_alive += s.p_alive;
@@ -650,8 +774,14 @@ impl Reporter<'_> {
         let after_calibration =
             self.today().num_days_from_ce() - calibration_end.num_days_from_ce();
         let holdout_weeks = f64::from(after_calibration) / DAYS_PER_WEEK;
-        let scored = score_all(&fitted, &summaries, options, holdout_weeks).map_err(unfit)?;
-        Ok(self.assemble(options, calibration_end, &fitted, &summaries, scored))
+        let reporting = &self.rules().reporting;
+        let groups = (
+            reporting.rfm_segments.len() + 1,
+            reporting.segments.len() + 1,
+        );
+        let totals =
+            score_all(&fitted, &summaries, options, holdout_weeks, groups).map_err(unfit)?;
+        Ok(self.assemble(options, calibration_end, &fitted, &summaries, totals))
     }
 
     /// The places in the rules of the segments `member` is in at the end
@@ -680,7 +810,7 @@ impl Reporter<'_> {
         calibration_end: NaiveDate,
         fitted: &Fitted,
         summaries: &[Summary],
-        scored: Vec<(usize, Scored)>,
+        totals: Totals<'_>,
     ) -> Prediction {
         let reporting = &self.rules().reporting;
         let rfm_names: Vec<&str> = reporting
@@ -695,34 +825,15 @@ impl Reporter<'_> {
             .map(|s| s.name.as_str())
             .chain(["(none)"])
             .collect();
-        let mut by_tier: BTreeMap<&str, Sums> = BTreeMap::new();
-        let mut by_group: BTreeMap<&str, Sums> = BTreeMap::new();
-        let mut by_rfm: Vec<Sums> = rfm_names.iter().map(|_| Sums::default()).collect();
-        let mut by_segment: Vec<Sums> = segment_names.iter().map(|_| Sums::default()).collect();
-        let mut total = Sums::default();
-        for (index, s) in &scored {
-            let member = &summaries[*index];
-            by_tier.entry(&*member.tier).or_default().add(s);
-            if options.by.is_some() {
-                let group = member.group.as_deref().unwrap_or("(none)");
-                by_group.entry(group).or_default().add(s);
-            }
-            if let Some(sums) = by_rfm.get_mut(usize::from(member.rfm_segment)) {
-                sums.add(s);
-            }
-            let none = [u16::try_from(segment_names.len() - 1).unwrap_or(u16::MAX)];
-            let places = if member.segments.is_empty() {
-                &none[..]
-            } else {
-                &member.segments[..]
-            };
-            for place in places {
-                if let Some(sums) = by_segment.get_mut(usize::from(*place)) {
-                    sums.add(s);
-                }
-            }
-            total.add(s);
-        }
+        let Totals {
+            by_tier,
+            by_group,
+            by_rfm,
+            by_segment,
+            total,
+            at_risk,
+            members,
+        } = totals;
         let named = |names: &[&str], sums: &[Sums]| -> Vec<PredictionGroup> {
             names
                 .iter()
@@ -732,7 +843,7 @@ impl Reporter<'_> {
         };
         let rfm_segments = named(&rfm_names, &by_rfm);
         let segments = named(&segment_names, &by_segment);
-        let ladder = self.ladder_with(scored.iter().map(|(i, _)| &*summaries[*i].tier));
+        let ladder = self.ladder_with(by_tier.keys());
         let tiers: Vec<PredictionGroup> = ladder
             .iter()
             .map(|tier| {
@@ -754,21 +865,12 @@ impl Reporter<'_> {
         } else {
             Vec::new()
         };
-        let threshold = f64::from(options.alive_below_percent) / 100.0;
-        // Scored members are in id order: a stable sort keeps ties by id.
-        let mut at_risk: Vec<&(usize, Scored)> = scored
-            .iter()
-            .filter(|(_, s)| s.p_alive < threshold)
-            .collect();
-        at_risk.sort_by(|(_, a), (_, b)| {
-            (b.predicted_value_minor, b.past_value_minor)
-                .cmp(&(a.predicted_value_minor, a.past_value_minor))
-        });
-        at_risk.truncate(options.at_risk as usize);
-        let at_risk = at_risk
-            .into_iter()
-            .map(|(i, s)| s.figures(&summaries[*i]))
-            .collect();
+        let figures_of = |scored: Vec<(usize, Scored)>| -> Vec<MemberPrediction> {
+            scored
+                .into_iter()
+                .map(|(i, s)| s.figures(&summaries[i]))
+                .collect()
+        };
         Prediction {
             header: self.header(
                 "predict",
@@ -795,22 +897,15 @@ impl Reporter<'_> {
                 gamma: fitted.gg.gamma,
                 members: fitted.gg_members as i64,
             },
-            members_without_purchases: (summaries.len() - scored.len()) as i64,
+            members_without_purchases: summaries.len() as i64 - total.members,
             tiers,
             groups: by_group.iter().map(|(g, sums)| sums.figures(g)).collect(),
             rfm_segments,
             segments,
             total: total.figures("total"),
-            at_risk,
+            at_risk: figures_of(at_risk),
             holdout,
-            members: if options.with_members {
-                scored
-                    .iter()
-                    .map(|(i, s)| s.figures(&summaries[*i]))
-                    .collect()
-            } else {
-                Vec::new()
-            },
+            members: figures_of(members),
         }
     }
 }
