@@ -257,8 +257,9 @@ impl<'a> Reporter<'a> {
     }
 
     /// Makes every report `queries` ask for from one scan of the members
-    /// (the HTML page: nine reports for the price of one read), each
-    /// report's answer in the order asked.
+    /// (the HTML page: nine reports for the price of one read), then makes
+    /// each from its totals in turn; each report's answer in the order
+    /// asked.
     ///
     /// # Errors
     /// The outer error: a storage failure, which fails every report. The
@@ -288,26 +289,18 @@ impl<'a> Reporter<'a> {
                 }
             },
         )?;
+        // One after another: each last step's own memory (sorted copies,
+        // the clusters' matrix) then comes on top of the totals alone,
+        // not on top of every other report's as well.
         let mut totals = totals.into_iter();
-        Ok(std::thread::scope(|scope| {
-            let finishing: Vec<_> = started
-                .into_iter()
-                .map(|making| {
-                    let (making, total) = (making?, totals.next());
-                    let total = total.unwrap_or_else(|| unreachable!("a total per report"));
-                    Ok(scope.spawn(move || (making.finish)(total)))
-                })
-                .collect();
-            finishing
-                .into_iter()
-                .map(|handle: Result<_, ReportError>| {
-                    // A panic while finishing is a bug, not bad input.
-                    handle?
-                        .join()
-                        .unwrap_or_else(|panic| std::panic::resume_unwind(panic))
-                })
-                .collect()
-        }))
+        Ok(started
+            .into_iter()
+            .map(|making| {
+                let (making, total) = (making?, totals.next());
+                let total = total.unwrap_or_else(|| unreachable!("a total per report"));
+                (making.finish)(total)
+            })
+            .collect())
     }
 
     /// Checks `query`'s options and sets its report up for the scan.

@@ -5,8 +5,9 @@
 //! [`Making`], the three steps of a fold (an empty part for each thread,
 //! adding one member to a part, merging two parts) and a last step that
 //! makes the report from the whole. [`super::Reporter::run_all`] feeds every
-//! member, read once, to every report asked for, then finishes them side
-//! by side (the models' fit and the clustering are the slow finishes).
+//! member, read once, to every report asked for, then finishes them one
+//! after another, so that the memory of one last step (the models'
+//! scoring, the clustering's matrix) is not added to another's.
 //! Each report's part is its own type; here they travel as `dyn Any`, so
 //! that reports of every kind share one scan.
 
@@ -50,7 +51,7 @@ impl Folding<'_> {
 }
 
 /// The last step: the report from the totals of every member.
-type Finish<'r> = Box<dyn FnOnce(Part) -> Result<Report, ReportError> + Send + 'r>;
+type Finish<'r> = Box<dyn FnOnce(Part) -> Result<Report, ReportError> + 'r>;
 
 /// A report whose options were checked, waiting for the members.
 pub(super) struct Making<'r> {
@@ -70,7 +71,7 @@ impl<'r> Making<'r> {
         S: Fn() -> T + Sync + 'r,
         A: Fn(&mut T, &MemberState) -> Result<(), StoreError> + Sync + 'r,
         M: Fn(&mut T, T) + Sync + 'r,
-        F: FnOnce(T) -> Result<Report, ReportError> + Send + 'r,
+        F: FnOnce(T) -> Result<Report, ReportError> + 'r,
     {
         // Every part of this report was made by `start`, so each is a `T`:
         // the casts below cannot fail.

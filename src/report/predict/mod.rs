@@ -28,9 +28,7 @@ use std::{
 use chrono::{Datelike as _, NaiveDate};
 use serde::Serialize;
 
-use super::{
-    Header, Making, Period, Report, ReportError, Reporter, figures, scan, value::RfmFigures,
-};
+use super::{Header, Making, Period, Report, ReportError, Reporter, figures, value::RfmFigures};
 use crate::domain::member::MemberState;
 use model::{BgNbd, GammaGamma, History, ModelError, Spend};
 
@@ -352,7 +350,7 @@ struct Fitted {
 
 /// Fits both models on the members with a history (every n-th above
 /// [`MAX_FIT_MEMBERS`]).
-fn fit(summaries: &[Summary]) -> Result<Fitted, ModelError> {
+fn fit(summaries: &[&Summary]) -> Result<Fitted, ModelError> {
     let bought: Vec<&Purchases> = summaries
         .iter()
         .filter_map(|s| s.purchases.as_ref())
@@ -447,12 +445,12 @@ const SCORING_CHUNK: usize = 16_384;
 /// only when they are listed.
 fn score_all<'s>(
     fitted: &Fitted,
-    summaries: &'s [Summary],
+    summaries: &[&'s Summary],
     options: &PredictOptions,
     holdout_weeks: f64,
     groups: (usize, usize),
 ) -> Result<Totals<'s>, ModelError> {
-    let chunks: Vec<&'s [Summary]> = summaries.chunks(SCORING_CHUNK).collect();
+    let chunks: Vec<&[&'s Summary]> = summaries.chunks(SCORING_CHUNK).collect();
     let next = std::sync::atomic::AtomicUsize::new(0);
     let score_chunk = |n: usize| -> Result<Totals<'s>, ModelError> {
         let mut totals = Totals::new(groups);
@@ -742,14 +740,19 @@ impl Reporter<'_> {
         let today = self.today().num_days_from_ce();
         let by = options.by.clone();
         Ok(Making::new(
-            <(Vec<Summary>, Names)>::default,
-            move |(all, names): &mut (Vec<Summary>, Names), member| {
+            <(Vec<Vec<Summary>>, Names)>::default,
+            move |(parts, names): &mut (Vec<Vec<Summary>>, Names), member| {
                 let mut summary = summarise(member, end_day, today, by.as_deref(), names);
                 summary.segments = self.segment_places(member, calibration_end);
-                all.push(summary);
+                match parts.last_mut() {
+                    Some(part) => part.push(summary),
+                    None => parts.push(vec![summary]),
+                }
                 Ok(())
             },
-            |(all, _), (part, _)| scan::append(all, part),
+            // Each thread's summaries stay where they are: a million of
+            // them are not copied into one vector.
+            |(parts, _), (more, _)| parts.extend(more),
             move |(summaries, _)| {
                 self.prediction_of(&options, calibration_end, summaries)
                     .map(Report::Prediction)
@@ -762,10 +765,12 @@ impl Reporter<'_> {
         &self,
         options: &PredictOptions,
         calibration_end: NaiveDate,
-        mut summaries: Vec<Summary>,
+        mut parts: Vec<Vec<Summary>>,
     ) -> Result<Prediction, ReportError> {
-        summaries.sort_unstable_by(|a, b| a.member_id.cmp(&b.member_id));
-        self.place_in_rfm_segments(&mut summaries);
+        let mut in_order: Vec<&mut Summary> = parts.iter_mut().flatten().collect();
+        in_order.sort_unstable_by(|a, b| a.member_id.cmp(&b.member_id));
+        self.place_in_rfm_segments(&mut in_order);
+        let summaries: Vec<&Summary> = in_order.into_iter().map(|s| &*s).collect();
         let unfit = |err: ModelError| ReportError::BadOption {
             field: "calibration_end",
             message: format!("no prediction: {err}"),
@@ -796,7 +801,7 @@ impl Reporter<'_> {
 
     /// Scores every member's RFM figures against all of them and keeps only
     /// the place of the segment each falls in.
-    fn place_in_rfm_segments(&self, summaries: &mut [Summary]) {
+    fn place_in_rfm_segments(&self, summaries: &mut [&mut Summary]) {
         let figures: Vec<RfmFigures> = summaries.iter().map(|s| s.rfm).collect();
         let (_, places) = self.score_rfm(&figures);
         for (summary, place) in summaries.iter_mut().zip(places) {
@@ -809,7 +814,7 @@ impl Reporter<'_> {
         options: &PredictOptions,
         calibration_end: NaiveDate,
         fitted: &Fitted,
-        summaries: &[Summary],
+        summaries: &[&Summary],
         totals: Totals<'_>,
     ) -> Prediction {
         let reporting = &self.rules().reporting;
@@ -868,7 +873,7 @@ impl Reporter<'_> {
         let figures_of = |scored: Vec<(usize, Scored)>| -> Vec<MemberPrediction> {
             scored
                 .into_iter()
-                .map(|(i, s)| s.figures(&summaries[i]))
+                .map(|(i, s)| s.figures(summaries[i]))
                 .collect()
         };
         Prediction {
