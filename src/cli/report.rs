@@ -52,18 +52,6 @@ pub enum ReportKind {
     Html,
 }
 
-/// The reports the HTML page shows, in its order.
-const ON_THE_PAGE: [ReportKind; 8] = [
-    ReportKind::Distribution,
-    ReportKind::Migration,
-    ReportKind::ValueRanks,
-    ReportKind::ValueBands,
-    ReportKind::Rfm,
-    ReportKind::Segments,
-    ReportKind::Clusters,
-    ReportKind::Liability,
-];
-
 /// How a report is printed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum ReportFormat {
@@ -310,7 +298,7 @@ async fn write_page(source: &mut Source, args: &ReportArgs) -> anyhow::Result<Ex
     Ok(ExitCode::SUCCESS)
 }
 
-/// The page, from the reports made in the order of [`ON_THE_PAGE`] and the
+/// The page, from the reports made in the order of [`wire::page_queries`] and the
 /// prediction (or why there is none).
 fn page_of(
     reports: Vec<Report>,
@@ -350,19 +338,17 @@ impl Source {
         }
     }
 
-    /// The reports of the page, in the order of [`ON_THE_PAGE`], then the
+    /// The reports of the page, in the order of [`wire::page_queries`], then the
     /// prediction: from a data directory in one scan of the members.
     async fn page_reports(
         &mut self,
         args: &ReportArgs,
     ) -> anyhow::Result<Vec<anyhow::Result<Report>>> {
-        let kinds = ON_THE_PAGE.into_iter().chain([ReportKind::Predict]);
         match self {
+            // The same request as the service is sent, read the same way:
+            // the page is the same from either.
             Source::Data(program) => {
-                let today = program.today();
-                let queries = kinds
-                    .map(|kind| args.query(kind, today))
-                    .collect::<anyhow::Result<Vec<_>>>()?;
+                let queries = wire::page_queries(args.page_request(), program.today())?;
                 let made = program.reports(queries)?;
                 Ok(made.into_iter().map(|r| r.map_err(Into::into)).collect())
             }
@@ -374,7 +360,7 @@ impl Source {
     }
 }
 
-/// The reports of a page received, in the order of [`ON_THE_PAGE`], then
+/// The reports of a page received, in the order of [`wire::page_queries`], then
 /// the prediction or why there is none.
 fn reports_of_page(page: pb::PageReport) -> Vec<anyhow::Result<Report>> {
     fn made<P, R>(message: Option<P>, report: fn(R) -> Report) -> anyhow::Result<Report>

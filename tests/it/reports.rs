@@ -613,6 +613,15 @@ async fn the_cli_shows_the_same_numbers_from_the_service_and_from_its_data() {
     }
     let page = page_of("report.html");
     run(&["html", "--out", &page], data, "table");
+    // `--by` groups the predictions; the page keeps its segments report.
+    let by_region = page_of("by-region.html");
+    run(
+        &["html", "--by", "region", "--out", &by_region],
+        data,
+        "table",
+    );
+    let by_region = std::fs::read_to_string(&by_region).expect("the page by region");
+    assert!(by_region.contains("<h2>Segments over time</h2>"));
     let html = std::fs::read_to_string(&page).expect("the page is written");
     let served = std::fs::read_to_string(&served_page).expect("the served page");
     // The liability is always today's: the service's clock is the test's,
