@@ -10,6 +10,8 @@
 //! moved since that day is in its current tier, so the history of the
 //! others alone is read, through their index.
 //!
+//! - `scan`: one scan of the members for any number of reports (the HTML
+//!   page's nine).
 //! - [`figures`]: what one member contributes (pure).
 //! - [`tier`]: distribution and migration by tier.
 //! - [`value`]: value ranks (Pareto), value bands, RFM.
@@ -275,20 +277,12 @@ impl<'a> Reporter<'a> {
             .iter()
             .filter_map(|making| making.as_ref().ok().map(|m| &m.folding))
             .collect();
-        let totals = self.fold(
-            || foldings.iter().map(|f| f.start()).collect::<Vec<_>>(),
-            |parts, member| {
-                for (folding, part) in foldings.iter().zip(parts.iter_mut()) {
-                    folding.add(part, member)?;
-                }
-                Ok(())
-            },
-            |totals, parts| {
-                for ((folding, total), part) in foldings.iter().zip(totals.iter_mut()).zip(parts) {
-                    folding.merge(total, part);
-                }
-            },
-        )?;
+        // Options refused everywhere: nothing to read the members for.
+        let totals = if foldings.is_empty() {
+            Vec::new()
+        } else {
+            self.scan_for(&foldings)?
+        };
         // One after another: each last step's own memory (sorted copies,
         // the clusters' matrix) then comes on top of the totals alone,
         // not on top of every other report's as well.
@@ -301,6 +295,24 @@ impl<'a> Reporter<'a> {
                 (making.finish)(total)
             })
             .collect())
+    }
+
+    /// One scan of the members, each added to every report's part.
+    fn scan_for(&self, foldings: &[&scan::Folding<'_>]) -> Result<Vec<scan::Part>, ReportError> {
+        self.fold(
+            || foldings.iter().map(|f| f.start()).collect::<Vec<_>>(),
+            |parts, member| {
+                for (folding, part) in foldings.iter().zip(parts.iter_mut()) {
+                    folding.add(part, member)?;
+                }
+                Ok(())
+            },
+            |totals, parts| {
+                for ((folding, total), part) in foldings.iter().zip(totals.iter_mut()).zip(parts) {
+                    folding.merge(total, part);
+                }
+            },
+        )
     }
 
     /// Checks `query`'s options and sets its report up for the scan.
