@@ -22,23 +22,38 @@ use crate::{
 type Answer<T> = Result<Response<T>, Status>;
 
 impl LoyaltyApi {
-    /// Admits the caller, makes the report its request asks for off the
-    /// async workers, and encodes it as the message `P` answers with.
+    /// Admits the caller, reads the queries its request asks for, and
+    /// makes their reports in one scan off the async workers (it reads
+    /// every member on all cores).
+    async fn made<R>(
+        &self,
+        request: Request<R>,
+        queries: impl FnOnce(R, chrono::NaiveDate) -> Result<Vec<Query>, ProgramError>,
+    ) -> Result<Vec<Result<Report, ProgramError>>, Status> {
+        let _admitted = self.admit(&request, Action::Report)?;
+        let program = std::sync::Arc::clone(self.program());
+        let queries = queries(request.into_inner(), program.today()).map_err(status_of)?;
+        tokio::task::spawn_blocking(move || program.reports(queries))
+            .await
+            .map_err(|_| Status::internal("the report stopped unexpectedly"))?
+            .map_err(status_of)
+    }
+
+    /// The one report a request asks for, encoded as the message `P`
+    /// answers with.
     async fn report<R, P: convert::OfReport>(
         &self,
         request: Request<R>,
         query: impl FnOnce(R, chrono::NaiveDate) -> Result<Query, ProgramError>,
     ) -> Answer<P> {
-        let _admitted = self.admit(&request, Action::Report)?;
-        let program = std::sync::Arc::clone(self.program());
-        let query = query(request.into_inner(), program.today()).map_err(status_of)?;
-        let report = tokio::task::spawn_blocking(move || program.report(query))
-            .await
-            .map_err(|_| Status::internal("the report stopped unexpectedly"))?
-            .map_err(status_of)?;
-        P::of_report(report)
-            .map(Response::new)
-            .ok_or_else(|| Status::internal("the report made is not the one asked for"))
+        let made = self
+            .made(request, |r, today| Ok(vec![query(r, today)?]))
+            .await?;
+        let report = made
+            .into_iter()
+            .next()
+            .ok_or_else(|| Status::internal("the report asked for is missing"))?;
+        message(report).map(Response::new)
     }
 
     /// [`LoyaltyApi::report`] as a stream of the messages `M` it is sent
@@ -127,16 +142,16 @@ impl Reports for LoyaltyApi {
     }
 
     async fn page(&self, request: Request<pb::PageRequest>) -> Answer<pb::PageReport> {
-        let _admitted = self.admit(&request, Action::Report)?;
-        let program = std::sync::Arc::clone(self.program());
-        let queries =
-            convert::page_queries(request.into_inner(), program.today()).map_err(status_of)?;
-        let made = tokio::task::spawn_blocking(move || program.reports(queries))
-            .await
-            .map_err(|_| Status::internal("the reports stopped unexpectedly"))?
-            .map_err(status_of)?;
+        let made = self.made(request, convert::page_queries).await?;
         page_report(made).map(Response::new)
     }
+}
+
+/// A report made, as the message `P` answers with; a report refused, as
+/// its status.
+fn message<P: convert::OfReport>(made: Result<Report, ProgramError>) -> Result<P, Status> {
+    P::of_report(made.map_err(status_of)?)
+        .ok_or_else(|| Status::internal("the report made is not the one asked for"))
 }
 
 /// The page's message from its reports, made in the order of
@@ -147,10 +162,6 @@ fn page_report(made: Vec<Result<Report, ProgramError>>) -> Result<pb::PageReport
         made.next()
             .ok_or_else(|| Status::internal("a report of the page is missing"))
     };
-    fn message<P: convert::OfReport>(made: Result<Report, ProgramError>) -> Result<P, Status> {
-        P::of_report(made.map_err(status_of)?)
-            .ok_or_else(|| Status::internal("the report made is not the one asked for"))
-    }
     let mut page = pb::PageReport {
         distribution: Some(message(next()?)?),
         migration: Some(message(next()?)?),
