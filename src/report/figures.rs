@@ -49,6 +49,16 @@ fn key(day: NaiveDate) -> i32 {
 }
 
 impl Period {
+    /// The 12 whole months up to `to`: from the day after the same date a
+    /// year before (the reports' default period).
+    pub fn year_to(to: NaiveDate) -> Self {
+        let from = to
+            .checked_sub_months(chrono::Months::new(12))
+            .and_then(|d| d.succ_opt())
+            .unwrap_or(to);
+        Self { from, to }
+    }
+
     fn days<'a>(&self, m: &'a MemberState) -> impl Iterator<Item = &'a DayTotals> + use<'a> {
         m.days.range(key(self.from)..=key(self.to)).map(|(_, t)| t)
     }

@@ -490,7 +490,7 @@ impl RfmRows {
 }
 
 /// A member's RFM figures, before they are scored against everyone's.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub(super) struct RfmFigures {
     recency_days: Option<i64>,
     frequency: i64,

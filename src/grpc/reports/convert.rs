@@ -374,12 +374,8 @@ pub fn date_option(
 /// INVALID_ARGUMENT naming the malformed option.
 pub fn period_option(from: &str, to: &str, today: NaiveDate) -> Result<Period, ProgramError> {
     let to = date_option("to", to, today)?;
-    let year_before = to
-        .checked_sub_months(chrono::Months::new(12))
-        .and_then(|d| d.succ_opt())
-        .unwrap_or(to);
     Ok(Period {
-        from: date_option("from", from, year_before)?,
+        from: date_option("from", from, Period::year_to(to).from)?,
         to,
     })
 }

@@ -215,7 +215,8 @@ struct Summary {
     /// The rules' named segments it is in at the calibration end, by
     /// their place in the rules.
     segments: Box<[u16]>,
-    /// Its RFM figures over the 12 months to the calibration end.
+    /// Its RFM figures over the 12 months to the calibration end (left
+    /// at zero when one member is scored alone).
     rfm: RfmFigures,
     /// Its RFM segment's place in the rules (one past them: `other`),
     /// once every member's figures are scored.
@@ -277,16 +278,6 @@ impl Names {
     }
 }
 
-/// The 12 months up to `day`, for the RFM segments.
-fn year_to(day: i32) -> Period {
-    let to = NaiveDate::from_num_days_from_ce_opt(day).unwrap_or_default();
-    let from = to
-        .checked_sub_months(chrono::Months::new(12))
-        .and_then(|d| d.succ_opt())
-        .unwrap_or(to);
-    Period { from, to }
-}
-
 /// Reads one member's purchase days: history and repeat spend up to day
 /// `calibration_end`, purchase days after it up to `today`.
 fn summarise(
@@ -331,7 +322,7 @@ fn summarise(
         tier: names.get(&member.tier.tier_id),
         group: by.and_then(|name| member.attributes.get(name).map(|value| names.get(value))),
         segments: Box::default(),
-        rfm: RfmFigures::of(member, year_to(calibration_end)),
+        rfm: RfmFigures::default(),
         rfm_segment: 0,
         purchases,
         holdout_purchases,
@@ -739,11 +730,13 @@ impl Reporter<'_> {
         let end_day = calibration_end.num_days_from_ce();
         let today = self.today().num_days_from_ce();
         let by = options.by.clone();
+        let rfm_year = Period::year_to(calibration_end);
         Ok(Making::new(
             <(Vec<Vec<Summary>>, Names)>::default,
             move |(parts, names): &mut (Vec<Vec<Summary>>, Names), member| {
                 let mut summary = summarise(member, end_day, today, by.as_deref(), names);
                 summary.segments = self.segment_places(member, calibration_end);
+                summary.rfm = RfmFigures::of(member, rfm_year);
                 match parts.last_mut() {
                     Some(part) => part.push(summary),
                     None => parts.push(vec![summary]),
